@@ -1,0 +1,154 @@
+// Configuration: embedded defaults, then genesis.yaml, then GENESIS_* environment variables.
+// Anything invalid stops the start with one line naming the key, where it came from, and why.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { envName, FIELDS, type Field } from './schema.ts';
+import { detectAdvertiseAddr } from './network.ts';
+
+export type Config = {
+  data_dir: string;
+  assets_dir: string;
+  advertise_addr: string;
+  log_level: string;
+  log_format: 'auto' | 'json' | 'pretty';
+  shutdown_grace: number;
+  http: { host: string; port: number };
+  tftp: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    max_blksize: number;
+    max_windowsize: number;
+    max_transfers: number;
+    timeout: number;
+    max_retries: number;
+  };
+};
+
+export class ConfigError extends Error {}
+
+export const DEFAULT_CONFIG_FILE = 'genesis.yaml';
+
+type Source = { value: unknown; from: string };
+
+function describe(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+function coerce(field: Field, src: Source): string | number | boolean {
+  const fail = (why: string): never => {
+    throw new ConfigError(`invalid configuration: ${field.key} (${src.from}): ${why}, got ${describe(src.value)}`);
+  };
+  const k = field.kind;
+  const raw = src.value;
+  switch (k.type) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isInteger(n) || n < k.min || n > k.max) fail(`must be an integer from ${k.min} to ${k.max}`);
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string' && /^(true|false|1|0|yes|no)$/i.test(raw)) return /^(true|1|yes)$/i.test(raw);
+      return fail('must be true or false');
+    }
+    case 'enum':
+      if (typeof raw !== 'string' || !k.values.includes(raw)) fail(`must be one of ${k.values.join(', ')}`);
+      return raw as string;
+    case 'host':
+      if (typeof raw !== 'string' || (isIP(raw) === 0 && raw !== 'localhost')) fail('must be an IP address');
+      return raw as string;
+    case 'advertise':
+      if (typeof raw !== 'string' || (raw !== 'auto' && isIP(raw) !== 4)) fail('must be an IPv4 address or "auto"');
+      return raw as string;
+    case 'path':
+    case 'string':
+      if (typeof raw !== 'string' || raw === '') fail('must be a non-empty string');
+      return raw as string;
+  }
+}
+
+function flatten(obj: unknown, prefix: string, out: Map<string, unknown>, file: string): void {
+  if (obj === null || obj === undefined) return;
+  if (typeof obj !== 'object' || Array.isArray(obj)) {
+    throw new ConfigError(`invalid configuration: ${prefix || '(top level)'} (${file}): must be a mapping`);
+  }
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    const isSection = FIELDS.some((f) => f.key.startsWith(key + '.'));
+    if (isSection) flatten(v, key, out, file);
+    else out.set(key, v);
+  }
+}
+
+export type LoadOptions = {
+  /** Explicit --config path: must exist. Without it, ./genesis.yaml is read when present. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Resolves advertise_addr "auto"; injectable for tests. */
+  detect?: () => string | undefined;
+};
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const sources = new Map<string, Source>();
+
+  const file = opts.file ?? (existsSync(path.join(cwd, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : undefined);
+  if (file) {
+    const full = path.resolve(cwd, file);
+    let text: string;
+    try {
+      text = readFileSync(full, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read configuration file ${full}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError(`configuration file ${full} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const flat = new Map<string, unknown>();
+    flatten(doc, '', flat, file);
+    for (const [key, value] of flat) {
+      if (!FIELDS.some((f) => f.key === key)) throw new ConfigError(`invalid configuration: ${key} (${file}): unknown key`);
+      sources.set(key, { value, from: file });
+    }
+  }
+  for (const field of FIELDS) {
+    const name = envName(field.key);
+    const v = env[name];
+    if (v !== undefined && v !== '') sources.set(field.key, { value: v, from: name });
+  }
+
+  const flat: Record<string, string | number | boolean> = {};
+  for (const field of FIELDS) {
+    const src = sources.get(field.key) ?? { value: field.default, from: 'default' };
+    flat[field.key] = coerce(field, src);
+  }
+  for (const key of ['data_dir', 'assets_dir']) flat[key] = path.resolve(cwd, flat[key] as string);
+
+  if (flat['advertise_addr'] === 'auto') {
+    const detected = (opts.detect ?? detectAdvertiseAddr)();
+    if (!detected) {
+      throw new ConfigError(
+        `invalid configuration: advertise_addr: "auto" found no IPv4 address on the default-route interface; set ${envName('advertise_addr')}`,
+      );
+    }
+    flat['advertise_addr'] = detected;
+  }
+
+  const config: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(flat)) {
+    const parts = key.split('.');
+    let node = config;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts.at(-1)!] = value;
+  }
+  return config as Config;
+}

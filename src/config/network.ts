@@ -1,0 +1,51 @@
+// Finding the address machines should use to reach Genesis: the IPv4 address of the interface
+// that holds the default route, which on a homelab box is the LAN the machines boot on.
+
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** The interface of the lowest-metric default route in /proc/net/route text, if any. */
+export function defaultRouteInterface(procNetRoute: string): string | undefined {
+  let best: { iface: string; metric: number } | undefined;
+  for (const line of procNetRoute.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 8) continue;
+    const [iface, dest, , flags, , , metric, mask] = cols as [string, string, string, string, string, string, string, string];
+    const up = (parseInt(flags, 16) & 0x1) !== 0;
+    if (dest !== '00000000' || mask !== '00000000' || !up) continue;
+    const m = parseInt(metric, 10);
+    if (!best || m < best.metric) best = { iface, metric: m };
+  }
+  return best?.iface;
+}
+
+export type Interfaces = NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+
+/** IPv4 addresses of non-loopback interfaces, by interface name. */
+export function ipv4ByInterface(ifaces: Interfaces): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [name, infos] of Object.entries(ifaces)) {
+    const v4 = (infos ?? []).filter((i) => i.family === 'IPv4' && !i.internal).map((i) => i.address);
+    if (v4.length > 0) out.set(name, v4);
+  }
+  return out;
+}
+
+export function pickAdvertiseAddr(routeTable: string | undefined, ifaces: Interfaces): string | undefined {
+  const byIface = ipv4ByInterface(ifaces);
+  const iface = routeTable ? defaultRouteInterface(routeTable) : undefined;
+  if (iface && byIface.get(iface)?.[0]) return byIface.get(iface)![0];
+  // No default route (an isolated lab network): only an unambiguous single address will do.
+  const all = [...byIface.values()].flat();
+  return all.length === 1 ? all[0] : undefined;
+}
+
+export function detectAdvertiseAddr(): string | undefined {
+  let routes: string | undefined;
+  try {
+    routes = readFileSync('/proc/net/route', 'utf8');
+  } catch {
+    routes = undefined; // not Linux
+  }
+  return pickAdvertiseAddr(routes, os.networkInterfaces());
+}

@@ -1,0 +1,370 @@
+// The TFTP server's I/O: the listening socket, one socket per transfer (its TID), timers and file
+// reads. Every protocol decision is made by the pure Transfer state machine; this file only
+// carries out its effects.
+
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { decode, encodeError, ErrorCode, type Packet, type Request } from './packet.ts';
+import { negotiate, type TftpLimits } from './options.ts';
+import { normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient, type TftpSource } from './provider.ts';
+import { Transfer, type Effect, type Outcome } from './transfer.ts';
+
+export type TftpServerOptions = {
+  host: string;
+  port: number;
+  provider: FileProvider;
+  limits: TftpLimits;
+  maxTransfers: number;
+  /** Upper bound for the retransmission timer when the client sends no `timeout` option, in ms. */
+  defaultTimeoutMs: number;
+  minRtoMs: number;
+  initialRtoMs: number;
+  maxRetries: number;
+  logger: Logger;
+};
+
+export type TransferSummary = {
+  client: string;
+  file: string;
+  size: number;
+  bytes: number;
+  blksize: number;
+  windowsize: number;
+  durationMs: number;
+  retransmits: number;
+  outcome: Outcome['result'];
+  detail?: string;
+};
+
+export type TftpCounters = {
+  requests: number;
+  refused: Record<string, number>;
+  transfers: Record<Outcome['result'], number>;
+  bytes: number;
+  retransmits: number;
+  malformed: number;
+};
+
+/** Emits 'transfer-end' (TransferSummary) for each finished transfer and 'refused' for each refused request. */
+export class TftpServer extends EventEmitter {
+  private socket: dgram.Socket | undefined;
+  private readonly active = new Map<string, ActiveTransfer>();
+  private readonly opts: TftpServerOptions;
+  private readonly log: Logger;
+  private accepting = false;
+  readonly counters: TftpCounters = {
+    requests: 0,
+    refused: {},
+    transfers: { ok: 0, aborted: 0, 'client-error': 0, timeout: 0, 'read-error': 0 },
+    bytes: 0,
+    retransmits: 0,
+    malformed: 0,
+  };
+
+  constructor(opts: TftpServerOptions) {
+    super();
+    this.opts = opts;
+    this.log = opts.logger;
+  }
+
+  get activeTransfers(): number {
+    return this.active.size;
+  }
+
+  private get family(): 'udp4' | 'udp6' {
+    return this.opts.host.includes(':') ? 'udp6' : 'udp4';
+  }
+
+  async start(): Promise<{ address: string; port: number }> {
+    const socket = dgram.createSocket({ type: this.family, reuseAddr: false });
+    socket.on('message', (msg, rinfo) => this.onRequest(msg, { address: rinfo.address, port: rinfo.port }));
+    socket.on('error', (err) => this.log.error({ err }, 'tftp socket error'));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(this.opts.port, this.opts.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.socket = socket;
+    this.accepting = true;
+    const addr = socket.address();
+    this.log.info({ address: addr.address, port: addr.port }, 'tftp listening');
+    return { address: addr.address, port: addr.port };
+  }
+
+  /** Stop accepting requests, give running transfers up to graceMs to finish, then abort the rest. */
+  async close(graceMs = 5000): Promise<void> {
+    this.accepting = false;
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (this.active.size > 0) {
+      const drained = new Promise<void>((resolve) => {
+        const check = () => {
+          if (this.active.size === 0) {
+            this.off('transfer-end', check);
+            resolve();
+          }
+        };
+        this.on('transfer-end', check);
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([drained, expired]);
+      clearTimeout(timer);
+      for (const t of [...this.active.values()]) t.abort('server shutting down');
+    }
+  }
+
+  private refuse(client: TftpClient, code: ErrorCode, message: string, reason: string, file?: string): void {
+    this.counters.refused[reason] = (this.counters.refused[reason] ?? 0) + 1;
+    this.socket?.send(encodeError(code, message), client.port, client.address);
+    this.log.info({ client: `${client.address}:${client.port}`, file, reason }, 'tftp request refused');
+    this.emit('refused', { client, file, reason });
+  }
+
+  private onRequest(msg: Buffer, client: TftpClient): void {
+    if (!this.accepting) return;
+    const packet = decode(msg);
+    switch (packet.kind) {
+      case 'rrq':
+        this.counters.requests++;
+        this.startTransfer(packet, client);
+        return;
+      case 'wrq':
+        this.counters.requests++;
+        this.refuse(client, ErrorCode.AccessViolation, 'Genesis TFTP is read-only', 'write-request', packet.filename);
+        return;
+      case 'error':
+        // Never answer an error with an error: two servers could ping-pong forever.
+        return;
+      case 'malformed':
+        this.counters.malformed++;
+        this.refuse(client, ErrorCode.IllegalOperation, `malformed request: ${packet.reason}`, 'malformed');
+        return;
+      default:
+        this.counters.malformed++;
+        this.refuse(client, ErrorCode.IllegalOperation, 'expected a read request on this port', 'unexpected-opcode');
+    }
+  }
+
+  private startTransfer(req: Request, client: TftpClient): void {
+    const key = `${client.address}:${client.port}`;
+    const existing = this.active.get(key);
+    if (existing) {
+      // A client that repeats its request before hearing from us: our own retransmission will answer it.
+      if (existing.isRepeatOf(req)) return;
+      existing.abort('client started a new request');
+    }
+    if (req.mode !== 'octet') {
+      // netascii would need CR/LF translation and changes sizes; nothing that boots asks for it.
+      this.refuse(client, ErrorCode.IllegalOperation, `mode ${req.mode} not supported, use octet`, 'mode', req.filename);
+      return;
+    }
+    const normalized = normalizeTftpPath(req.filename);
+    if (!normalized.ok) {
+      this.refuse(client, ErrorCode.AccessViolation, 'access violation', `bad-path: ${normalized.reason}`, req.filename);
+      return;
+    }
+    if (this.active.size >= this.opts.maxTransfers) {
+      this.refuse(client, ErrorCode.NotDefined, 'server busy, try again', 'busy', req.filename);
+      return;
+    }
+    const transfer = new ActiveTransfer(this, req, normalized.path, client);
+    this.active.set(key, transfer);
+    transfer.begin();
+  }
+
+  /** @internal */
+  async openFile(name: string, client: TftpClient): Promise<OpenResult> {
+    return (await this.opts.provider.open(name, client)) ?? { ok: false, error: 'not-found', message: 'file not found' };
+  }
+
+  /** @internal */
+  get options(): TftpServerOptions {
+    return this.opts;
+  }
+
+  /** @internal called by ActiveTransfer when it has ended and released its resources */
+  ended(t: ActiveTransfer, summary: TransferSummary | undefined): void {
+    if (this.active.get(t.key) === t) this.active.delete(t.key);
+    if (!summary) return;
+    this.counters.transfers[summary.outcome]++;
+    this.counters.bytes += summary.bytes;
+    this.counters.retransmits += summary.retransmits;
+    const level = summary.outcome === 'ok' || summary.outcome === 'aborted' ? 'info' : 'warn';
+    this.log[level](summary, 'tftp transfer');
+    this.emit('transfer-end', summary);
+  }
+
+  /** @internal */
+  refusedTransfer(t: ActiveTransfer, code: ErrorCode, message: string, reason: string): void {
+    if (this.active.get(t.key) === t) this.active.delete(t.key);
+    this.refuse(t.client, code, message, reason, t.request.filename);
+  }
+}
+
+class ActiveTransfer {
+  readonly key: string;
+  readonly client: TftpClient;
+  readonly request: Request;
+  private readonly server: TftpServer;
+  private readonly path: string;
+  private socket: dgram.Socket | undefined;
+  private source: TftpSource | undefined;
+  private machine: Transfer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly startedAt = performance.now();
+  private heardFromClient = false;
+  private ended = false;
+
+  constructor(server: TftpServer, request: Request, path: string, client: TftpClient) {
+    this.server = server;
+    this.request = request;
+    this.path = path;
+    this.client = client;
+    this.key = `${client.address}:${client.port}`;
+  }
+
+  isRepeatOf(req: Request): boolean {
+    if (this.heardFromClient || req.filename !== this.request.filename || req.mode !== this.request.mode) return false;
+    if (req.options.size !== this.request.options.size) return false;
+    for (const [k, v] of req.options) if (this.request.options.get(k) !== v) return false;
+    return true;
+  }
+
+  begin(): void {
+    this.open().catch((err: unknown) => {
+      this.server.options.logger.error({ err, file: this.path }, 'tftp transfer failed to start');
+      this.release();
+      this.server.refusedTransfer(this, ErrorCode.NotDefined, 'server error', 'internal');
+    });
+  }
+
+  private async open(): Promise<void> {
+    const opened = await this.server.openFile(this.path, this.client);
+    if (this.ended) {
+      if (opened.ok) await opened.source.close();
+      return;
+    }
+    if (!opened.ok) {
+      this.ended = true;
+      const code = opened.error === 'not-found' ? ErrorCode.FileNotFound : ErrorCode.AccessViolation;
+      this.server.refusedTransfer(this, code, opened.message, opened.error);
+      return;
+    }
+    this.source = opened.source;
+    const o = this.server.options;
+    const negotiated = negotiate(this.request.options, o.limits, this.source.size);
+    this.machine = new Transfer({
+      size: this.source.size,
+      negotiated,
+      minRtoMs: o.minRtoMs,
+      initialRtoMs: o.initialRtoMs,
+      defaultMaxRtoMs: o.defaultTimeoutMs,
+      maxRetries: o.maxRetries,
+    });
+    const socket = dgram.createSocket(o.host.includes(':') ? 'udp6' : 'udp4');
+    this.socket = socket;
+    socket.on('message', (msg, rinfo) => this.onPacket(msg, rinfo));
+    // A send to a vanished client may surface as ICMP errors here; the retry limit deals with it.
+    socket.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      const unspecified = o.host === '0.0.0.0' || o.host === '::';
+      socket.bind(0, unspecified ? undefined : o.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.ended) return this.release();
+    this.apply(this.machine.start(performance.now()));
+  }
+
+  private onPacket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (rinfo.address !== this.client.address || rinfo.port !== this.client.port) {
+      // RFC 1350: a packet from a foreign TID gets error 5 and must not disturb this transfer.
+      this.socket?.send(encodeError(ErrorCode.UnknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      return;
+    }
+    const packet: Packet = decode(msg);
+    if (packet.kind === 'malformed') return;
+    this.heardFromClient = true;
+    if (this.machine) this.apply(this.machine.packet(packet, performance.now()));
+  }
+
+  private apply(effects: Effect[]): void {
+    for (const e of effects) {
+      switch (e.type) {
+        case 'send':
+          this.socket?.send(e.packet, this.client.port, this.client.address);
+          break;
+        case 'timer':
+          clearTimeout(this.timer);
+          this.timer = setTimeout(() => this.onTimer(), e.ms);
+          break;
+        case 'read':
+          this.read(e.first, e.count);
+          break;
+        case 'done':
+          this.finish(e.outcome);
+          break;
+      }
+    }
+  }
+
+  private onTimer(): void {
+    if (this.machine) this.apply(this.machine.timeout(performance.now()));
+  }
+
+  private read(first: number, count: number): void {
+    const machine = this.machine!;
+    const { offset, length } = machine.range(first, count);
+    this.source!.read(offset, length).then(
+      (data) => this.apply(machine.supply(first, data, performance.now())),
+      (err: unknown) => this.apply(machine.readFailed(err instanceof Error ? err.message : String(err))),
+    );
+  }
+
+  /** Ends the transfer from outside (shutdown, or the client restarted). */
+  abort(reason: string): void {
+    if (this.ended) return;
+    this.socket?.send(encodeError(ErrorCode.NotDefined, reason), this.client.port, this.client.address);
+    this.finish({ result: 'client-error', detail: `aborted by server: ${reason}` });
+  }
+
+  private finish(outcome: Outcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    const stats = this.machine?.stats;
+    const summary: TransferSummary = {
+      client: this.key,
+      file: this.path,
+      size: this.source?.size ?? 0,
+      bytes: stats?.bytes ?? 0,
+      blksize: stats?.blksize ?? 0,
+      windowsize: stats?.windowsize ?? 0,
+      durationMs: Math.round((performance.now() - this.startedAt) * 10) / 10,
+      retransmits: stats?.retransmits ?? 0,
+      outcome: outcome.result,
+      ...('detail' in outcome ? { detail: outcome.detail } : {}),
+    };
+    this.release();
+    this.server.ended(this, summary);
+  }
+
+  private release(): void {
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const socket = this.socket;
+    this.socket = undefined;
+    // The last packet (ERROR, or the final DATA) must leave before the socket goes.
+    if (socket) setImmediate(() => socket.close());
+    const source = this.source;
+    this.source = undefined;
+    source?.close().catch(() => {});
+  }
+}

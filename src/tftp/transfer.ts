@@ -1,0 +1,235 @@
+// The read-transfer state machine, with no sockets, files or clocks of its own.
+// The I/O layer feeds it events (start, packet, timer, data read) with the current time and
+// carries out the effects it returns (send, arm timer, read blocks, finish). That keeps every
+// protocol decision testable by driving it with plain function calls.
+//
+// Block numbers inside are unbounded integers; only the wire carries them modulo 65536, which is
+// how files beyond 65535 blocks roll over (block 65536 goes out as 0, as iPXE, curl and tftp-hpa expect).
+
+import { encodeData, encodeError, encodeOack, ErrorCode, type Packet } from './packet.ts';
+import type { Negotiated } from './options.ts';
+import { RtoEstimator } from './rto.ts';
+
+export type Outcome =
+  | { result: 'ok' }
+  | { result: 'aborted'; detail: string } // the client said no after our OACK (UEFI's tsize probe does this)
+  | { result: 'client-error'; detail: string }
+  | { result: 'timeout'; detail: string }
+  | { result: 'read-error'; detail: string };
+
+export type Effect =
+  | { type: 'send'; packet: Buffer }
+  | { type: 'timer'; ms: number } // (re)arm the one retransmission timer
+  | { type: 'read'; first: number; count: number } // load blocks first..first+count-1, then call supply()
+  | { type: 'done'; outcome: Outcome };
+
+export type TransferParams = {
+  size: number;
+  negotiated: Negotiated;
+  /** Retransmission timer bounds in ms; maxMs is replaced by the client's `timeout` option when given. */
+  minRtoMs: number;
+  initialRtoMs: number;
+  defaultMaxRtoMs: number;
+  /** Consecutive timeouts without progress before the transfer is abandoned. */
+  maxRetries: number;
+};
+
+export type TransferStats = {
+  blksize: number;
+  windowsize: number;
+  retransmits: number;
+  /** Bytes of file data acknowledged by the client. */
+  bytes: number;
+};
+
+export class Transfer {
+  private phase: 'oack' | 'data' | 'done' = 'data';
+  private acked = 0; // highest block the client acknowledged
+  private sent = 0; // highest block sent in the current pass
+  private everSent = 0; // highest block ever sent; blocks at or below it are retransmissions
+  private readonly lastBlock: number;
+  private readonly blocks = new Map<number, Buffer>();
+  private readPending = false;
+  private retries = 0;
+  private retransmits = 0;
+  /** Block whose ACK yields a round-trip sample (sent once only), and when it was sent. */
+  private sampleBlock: number | undefined;
+  private sampleAt = 0;
+  private readonly rto: RtoEstimator;
+  private readonly blksize: number;
+  private readonly windowsize: number;
+  private readonly params: TransferParams;
+
+  constructor(params: TransferParams) {
+    this.params = params;
+    this.blksize = params.negotiated.blksize;
+    this.windowsize = params.negotiated.windowsize;
+    // The last block is the first one shorter than blksize, possibly empty.
+    this.lastBlock = Math.floor(params.size / this.blksize) + 1;
+    const maxMs = params.negotiated.timeoutMs ?? params.defaultMaxRtoMs;
+    this.rto = new RtoEstimator({
+      minMs: Math.min(params.minRtoMs, maxMs),
+      initialMs: Math.min(params.initialRtoMs, maxMs),
+      maxMs,
+    });
+  }
+
+  get stats(): TransferStats {
+    const bytes = Math.min(this.params.size, this.acked * this.blksize);
+    return { blksize: this.blksize, windowsize: this.windowsize, retransmits: this.retransmits, bytes };
+  }
+
+  get finished(): boolean {
+    return this.phase === 'done';
+  }
+
+  /** Byte range for a read effect, so the I/O layer needs no knowledge of block arithmetic. */
+  range(first: number, count: number): { offset: number; length: number } {
+    const offset = (first - 1) * this.blksize;
+    const length = Math.max(0, Math.min(count * this.blksize, this.params.size - offset));
+    return { offset, length };
+  }
+
+  start(now: number): Effect[] {
+    if (this.params.negotiated.oack.size > 0) {
+      this.phase = 'oack';
+      this.sampleBlock = 0;
+      this.sampleAt = now;
+      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.timer()];
+    }
+    return this.pump(now);
+  }
+
+  /** Blocks first..first+n-1 read from the source, cut from one contiguous buffer. */
+  supply(first: number, data: Buffer, now: number): Effect[] {
+    this.readPending = false;
+    if (this.phase === 'done') return [];
+    for (let i = 0, n = first; i < data.length || n === this.lastBlock; i += this.blksize, n++) {
+      this.blocks.set(n, data.subarray(i, Math.min(i + this.blksize, data.length)));
+      if (n === this.lastBlock) break;
+    }
+    return this.pump(now);
+  }
+
+  readFailed(detail: string): Effect[] {
+    this.readPending = false;
+    if (this.phase === 'done') return [];
+    return this.finish({ result: 'read-error', detail }, encodeError(ErrorCode.NotDefined, 'read error on server'));
+  }
+
+  packet(p: Packet, now: number): Effect[] {
+    if (this.phase === 'done') return [];
+    if (p.kind === 'ack') return this.ack(p.block, now);
+    if (p.kind === 'error') {
+      const detail = `client error ${p.code}: ${p.message}`;
+      return this.finish(this.phase === 'oack' ? { result: 'aborted', detail } : { result: 'client-error', detail });
+    }
+    // Anything else from the client's TID (DATA, a repeated request, garbage) is not part of a read: drop it.
+    return [];
+  }
+
+  timeout(now: number): Effect[] {
+    if (this.phase === 'done') return [];
+    if (this.phase === 'data' && this.sent === this.acked) {
+      // Nothing in flight: we are waiting on our own disk read, not on the client.
+      return this.readPending ? [this.timer()] : this.pump(now);
+    }
+    this.retries++;
+    if (this.retries > this.params.maxRetries) {
+      const detail = `no answer after ${this.params.maxRetries} retransmissions`;
+      return this.finish({ result: 'timeout', detail }, encodeError(ErrorCode.NotDefined, 'transfer timed out'));
+    }
+    this.rto.expired();
+    this.sampleBlock = undefined; // Karn: an ACK after a retransmission says nothing about the round trip
+    if (this.phase === 'oack') {
+      this.retransmits++;
+      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.timer()];
+    }
+    // Resend the whole outstanding window: a windowed receiver expects blocks in order from acked+1.
+    const out: Effect[] = [];
+    for (let n = this.acked + 1; n <= this.sent; n++) {
+      out.push({ type: 'send', packet: encodeData(n, this.blocks.get(n)!) });
+      this.retransmits++;
+    }
+    out.push(this.timer());
+    return out;
+  }
+
+  private ack(wire: number, now: number): Effect[] {
+    if (this.phase === 'oack') {
+      if (wire !== 0) return [];
+      this.takeSample(0, now);
+      this.phase = 'data';
+      this.retries = 0;
+      return this.pump(now);
+    }
+    // Map the 16-bit wire number onto the one block in (acked, sent] that has it.
+    const n = this.acked + ((wire - (this.acked & 0xffff)) & 0xffff);
+    // An ACK for a block already acknowledged is a duplicate: answering it would double every
+    // later block (Sorcerer's Apprentice). Only the retransmission timer resends.
+    if (n <= this.acked || n > this.sent) return [];
+    this.takeSample(n, now);
+    for (let b = this.acked + 1; b <= n; b++) this.blocks.delete(b);
+    this.acked = n;
+    this.retries = 0;
+    if (n === this.lastBlock) return this.finish({ result: 'ok' });
+    if (n < this.sent) {
+      // RFC 7440: a partial window ACK means the receiver lost block n+1; go on from there.
+      this.retransmits += this.sent - n;
+      this.sent = n;
+      this.sampleBlock = undefined;
+    }
+    return this.pump(now);
+  }
+
+  private takeSample(block: number, now: number): void {
+    if (this.sampleBlock === block) this.rto.sample(now - this.sampleAt);
+    this.sampleBlock = undefined;
+  }
+
+  /** Send what the window allows; ask for reads of blocks not yet loaded. */
+  private pump(now: number): Effect[] {
+    const out: Effect[] = [];
+    const windowEnd = Math.min(this.acked + this.windowsize, this.lastBlock);
+    while (this.sent < windowEnd) {
+      const block = this.blocks.get(this.sent + 1);
+      if (!block) break;
+      this.sent++;
+      out.push({ type: 'send', packet: encodeData(this.sent, block) });
+    }
+    if (out.length > 0) {
+      if (this.sent > this.everSent) {
+        this.sampleBlock = this.sent;
+        this.sampleAt = now;
+        this.everSent = this.sent;
+      }
+      out.push(this.timer());
+    }
+    if (!this.readPending) {
+      // Keep the next window loaded too, so an ACK finds its blocks ready; read in chunks of at
+      // least 64 KiB so lock-step transfers do not pay one disk round trip per block.
+      let first = this.sent + 1;
+      while (this.blocks.has(first)) first++;
+      const horizon = Math.min(windowEnd + this.windowsize, this.lastBlock);
+      if (first <= horizon) {
+        const chunk = Math.max(2 * this.windowsize, Math.ceil(65536 / this.blksize));
+        this.readPending = true;
+        out.push({ type: 'read', first, count: Math.min(chunk, this.lastBlock - first + 1) });
+      }
+    }
+    return out;
+  }
+
+  private timer(): Effect {
+    return { type: 'timer', ms: this.rto.timeoutMs };
+  }
+
+  private finish(outcome: Outcome, packet?: Buffer): Effect[] {
+    this.phase = 'done';
+    this.blocks.clear();
+    const out: Effect[] = [];
+    if (packet) out.push({ type: 'send', packet });
+    out.push({ type: 'done', outcome });
+    return out;
+  }
+}
