@@ -23,7 +23,17 @@ export class Genesis {
     this.log = log;
   }
 
+  /** Start everything; if any part fails, stop what already started so the process can exit. */
   async start(): Promise<Listening> {
+    try {
+      return await this.startServers();
+    } catch (err) {
+      await this.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  private async startServers(): Promise<Listening> {
     const c = this.config;
     mkdirSync(c.data_dir, { recursive: true });
     this.log.info({ advertise: c.advertise_addr, dataDir: c.data_dir, assetsDir: c.assets_dir }, 'genesis starting');

@@ -37,7 +37,7 @@ export function normalizeTftpPath(name: string): { ok: true; path: string } | { 
   if (trimmed.includes('\\')) return { ok: false, reason: 'backslash in path' };
   const segments = trimmed.split('/');
   for (const s of segments) {
-    if (s === '' ) return { ok: false, reason: 'empty path segment' };
+    if (s === '') return { ok: false, reason: 'empty path segment' };
     if (s === '.' || s === '..') return { ok: false, reason: 'relative segment in path' };
   }
   return { ok: true, path: segments.join('/') };

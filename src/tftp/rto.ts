@@ -1,9 +1,14 @@
 // Retransmission timeout estimator (Jacobson/Karels, as TCP does in RFC 6298), per transfer.
 // A LAN round trip is well under a millisecond, so a lost block should cost tens of milliseconds,
 // not the fixed 1-5 s that classic TFTP servers wait. Samples only come from blocks sent once
-// (Karn's rule), and every timeout doubles the timer until a fresh sample arrives.
+// (Karn's rule).
+//
+// The estimate is bounded by maxMs (the client's `timeout` option). Consecutive timeouts then
+// double it, up to backoffCapMs, which may exceed maxMs on purpose: some clients (atftp) re-ACK
+// only when their own timer fires, and they restart that timer on every packet they receive, so a
+// server that keeps retransmitting faster than the client's timeout would starve it forever.
 
-export type RtoBounds = { initialMs: number; minMs: number; maxMs: number };
+export type RtoBounds = { initialMs: number; minMs: number; maxMs: number; backoffCapMs: number };
 
 export class RtoEstimator {
   private srtt: number | undefined;
@@ -29,13 +34,14 @@ export class RtoEstimator {
 
   /** The timer has fired: wait longer next time. */
   expired(): void {
-    this.backoff = Math.min(this.backoff * 2, 64);
+    this.backoff = Math.min(this.backoff * 2, 1 << 16);
   }
 
   /** Current timeout in ms, within [minMs, maxMs]. */
   get timeoutMs(): number {
-    const base = this.srtt === undefined ? this.bounds.initialMs : this.srtt + 4 * this.rttvar;
-    return Math.round(Math.min(this.bounds.maxMs, Math.max(this.bounds.minMs, base) * this.backoff));
+    const estimate = this.srtt === undefined ? this.bounds.initialMs : this.srtt + 4 * this.rttvar;
+    const base = Math.min(this.bounds.maxMs, Math.max(this.bounds.minMs, estimate));
+    return Math.round(Math.min(this.bounds.backoffCapMs, base * this.backoff));
   }
 
   get smoothedRttMs(): number | undefined {

@@ -154,8 +154,8 @@ export class TftpServer extends EventEmitter {
     const key = `${client.address}:${client.port}`;
     const existing = this.active.get(key);
     if (existing) {
-      // A client that repeats its request before hearing from us: our own retransmission will answer it.
-      if (existing.isRepeatOf(req)) return;
+      // A client that repeats its request has not heard our answer: answer it again, same transfer.
+      if (existing.isRepeatOf(req)) return existing.repeated();
       existing.abort('client started a new request');
     }
     if (req.mode !== 'octet') {
@@ -206,6 +206,14 @@ export class TftpServer extends EventEmitter {
   }
 }
 
+/**
+ * Transfers only ever send to the IP literal a request came from. dgram's default lookup defers
+ * every send by a tick through dns.lookup; answering at once keeps the per-block path short.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
+}
+
 class ActiveTransfer {
   readonly key: string;
   readonly client: TftpClient;
@@ -216,6 +224,7 @@ class ActiveTransfer {
   private source: TftpSource | undefined;
   private machine: Transfer | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private timerMs = 0;
   private readonly startedAt = performance.now();
   private heardFromClient = false;
   private ended = false;
@@ -233,6 +242,10 @@ class ActiveTransfer {
     if (req.options.size !== this.request.options.size) return false;
     for (const [k, v] of req.options) if (this.request.options.get(k) !== v) return false;
     return true;
+  }
+
+  repeated(): void {
+    if (this.machine) this.apply(this.machine.repeatedRequest(performance.now()));
   }
 
   begin(): void {
@@ -266,7 +279,7 @@ class ActiveTransfer {
       defaultMaxRtoMs: o.defaultTimeoutMs,
       maxRetries: o.maxRetries,
     });
-    const socket = dgram.createSocket(o.host.includes(':') ? 'udp6' : 'udp4');
+    const socket = dgram.createSocket({ type: o.host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
     this.socket = socket;
     socket.on('message', (msg, rinfo) => this.onPacket(msg, rinfo));
     // A send to a vanished client may surface as ICMP errors here; the retry limit deals with it.
@@ -302,8 +315,13 @@ class ActiveTransfer {
           this.socket?.send(e.packet, this.client.port, this.client.address);
           break;
         case 'timer':
-          clearTimeout(this.timer);
-          this.timer = setTimeout(() => this.onTimer(), e.ms);
+          // Re-arming happens on every ACK: reuse the timer object rather than allocate one per block.
+          if (this.timer && this.timerMs === e.ms) this.timer.refresh();
+          else {
+            clearTimeout(this.timer);
+            this.timer = setTimeout(() => this.onTimer(), e.ms);
+            this.timerMs = e.ms;
+          }
           break;
         case 'read':
           this.read(e.first, e.count);

@@ -71,6 +71,7 @@ export class Transfer {
       minMs: Math.min(params.minRtoMs, maxMs),
       initialMs: Math.min(params.initialRtoMs, maxMs),
       maxMs,
+      backoffCapMs: 4 * maxMs,
     });
   }
 
@@ -95,7 +96,7 @@ export class Transfer {
       this.phase = 'oack';
       this.sampleBlock = 0;
       this.sampleAt = now;
-      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.timer()];
+      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
     }
     return this.pump(now);
   }
@@ -128,6 +129,24 @@ export class Transfer {
     return [];
   }
 
+  /**
+   * The client sent its request again: it has not heard our first answer (OACK, or block 1 of a
+   * plain transfer). Answer again now rather than wait for our timer.
+   */
+  repeatedRequest(_now: number): Effect[] {
+    if (this.phase === 'oack') {
+      this.retransmits++;
+      this.sampleBlock = undefined;
+      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
+    }
+    if (this.phase === 'data' && this.acked === 0 && this.sent >= 1) {
+      this.retransmits++;
+      this.sampleBlock = undefined;
+      return [{ type: 'send', packet: encodeData(1, this.blocks.get(1)!) }, this.timer()];
+    }
+    return [];
+  }
+
   timeout(now: number): Effect[] {
     if (this.phase === 'done') return [];
     if (this.phase === 'data' && this.sent === this.acked) {
@@ -143,7 +162,7 @@ export class Transfer {
     this.sampleBlock = undefined; // Karn: an ACK after a retransmission says nothing about the round trip
     if (this.phase === 'oack') {
       this.retransmits++;
-      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.timer()];
+      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
     }
     // Resend the whole outstanding window: a windowed receiver expects blocks in order from acked+1.
     const out: Effect[] = [];
@@ -210,9 +229,10 @@ export class Transfer {
       // least 64 KiB so lock-step transfers do not pay one disk round trip per block.
       let first = this.sent + 1;
       while (this.blocks.has(first)) first++;
-      const horizon = Math.min(windowEnd + this.windowsize, this.lastBlock);
+      const chunk = Math.max(2 * this.windowsize, Math.ceil(65536 / this.blksize));
+      // Read the next chunk while half of the current one is still unsent.
+      const horizon = Math.min(windowEnd + Math.max(this.windowsize, chunk >> 1), this.lastBlock);
       if (first <= horizon) {
-        const chunk = Math.max(2 * this.windowsize, Math.ceil(65536 / this.blksize));
         this.readPending = true;
         out.push({ type: 'read', first, count: Math.min(chunk, this.lastBlock - first + 1) });
       }
@@ -222,6 +242,16 @@ export class Transfer {
 
   private timer(): Effect {
     return { type: 'timer', ms: this.rto.timeoutMs };
+  }
+
+  /**
+   * A client that named its own `timeout` will repeat a lost ACK 0 itself when it expires; repeat
+   * the OACK only after that, because some clients (atftp) abort on a second OACK.
+   */
+  private oackTimer(): Effect {
+    const clientTimeout = this.params.negotiated.timeoutMs;
+    if (clientTimeout === undefined) return this.timer();
+    return { type: 'timer', ms: Math.max(this.rto.timeoutMs, Math.round(clientTimeout * 1.5)) };
   }
 
   private finish(outcome: Outcome, packet?: Buffer): Effect[] {

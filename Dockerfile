@@ -1,0 +1,28 @@
+# Genesis container image. Runs the TypeScript sources directly on Node 24 (type stripping: no build step).
+# The steps mirror .ci/run: production dependencies with `npm ci`, iPXE binaries from Debian's ipxe package.
+
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:24-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ipxe \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY bin ./bin
+COPY src ./src
+COPY assets ./assets
+COPY scripts ./scripts
+RUN sh scripts/copy-ipxe.sh /usr/lib/ipxe assets/ipxe
+ENV GENESIS_DATA_DIR=/data \
+    GENESIS_ASSETS_DIR=/app/assets \
+    GENESIS_LOG_FORMAT=json
+VOLUME ["/data"]
+EXPOSE 69/udp 8080/tcp
+HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.GENESIS_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "bin/genesis.js"]
+CMD ["serve"]

@@ -1,0 +1,194 @@
+// TFTP benchmark: Genesis against tftpd-hpa and dnsmasq (TFTP only), same file, same client, same run.
+//
+//   node bench/tftp.ts [--rounds 15] [--concurrent 50] [--lossy-rounds 8]
+//
+// Every server serves the same 1 MiB file on loopback. The client is atftp (one process per
+// transfer, so process start-up is in every figure equally). Printed: median time per transfer,
+// and each peer's time divided by Genesis's (above 1: Genesis is faster).
+// Needs: atftp, tftpd-hpa (in.tftpd), dnsmasq; binds 127.0.0.69:69 for dnsmasq (root).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { LossyRelay } from '../test/helpers/lossy-relay.ts';
+import { run, sha256, sha256File } from '../test/helpers/run.ts';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '15' },
+    concurrent: { type: 'string', default: '50' },
+    'lossy-rounds': { type: 'string', default: '5' },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const CONCURRENT = Number(values.concurrent);
+const LOSSY_ROUNDS = Number(values['lossy-rounds']);
+
+type Server = { name: string; host: string; port: number; proc: ChildProcess };
+
+const work = mkdtempSync(path.join(tmpdir(), 'genesis-bench-'));
+const root = path.join(work, 'assets', 'ipxe');
+mkdirSync(root, { recursive: true });
+const file = randomBytes(1024 * 1024);
+writeFileSync(path.join(root, 'bench.bin'), file);
+// Under loss the peers wait about a second per lost packet, so the lossy runs use a smaller file.
+const small = randomBytes(256 * 1024);
+writeFileSync(path.join(root, 'small.bin'), small);
+const digests: Record<string, string> = { 'bench.bin': sha256(file), 'small.bin': sha256(small) };
+const digest = digests['bench.bin']!;
+const procs: ChildProcess[] = [];
+
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  procs.push(p);
+  return p;
+}
+
+/** Wait until the server answers a real transfer (bounded), so start-up is not measured. */
+async function ready(s: Server): Promise<void> {
+  for (let i = 0; i < 30; i++) {
+    const out = path.join(work, 'probe');
+    await run('atftp', ['--get', '-r', 'bench.bin', '-l', out, '--tftp-timeout', '1', s.host, String(s.port)], { timeoutMs: 2000 });
+    try {
+      if (sha256File(out) === digest) return;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${s.name} did not come up`);
+}
+
+async function transfer(host: string, port: number, options: string[], out: string, name = 'bench.bin'): Promise<number> {
+  const args = ['--get', '-r', name, '-l', out, '--tftp-timeout', '1'];
+  for (const o of options) args.push('--option', o);
+  args.push(host, String(port));
+  const t0 = performance.now();
+  rmSync(out, { force: true });
+  await run('atftp', args, { timeoutMs: 120_000 });
+  const ms = performance.now() - t0;
+  let ok: boolean;
+  try {
+    ok = sha256File(out) === digests[name];
+  } catch {
+    ok = false; // no output file: the client gave up
+  }
+  // A failed transfer counts with the time it took, and is reported; it does not stop the run.
+  if (!ok) failures.set(`${host}:${port}`, (failures.get(`${host}:${port}`) ?? 0) + 1);
+  return ms;
+}
+const failures = new Map<string, number>();
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+async function sequential(name: string, servers: Array<{ label: string; host: string; port: number; options: string[] }>, rounds: number, fileName = 'bench.bin') {
+  const times = new Map<string, number[]>(servers.map((s) => [s.label, []]));
+  // Interleave servers within each round so drift in machine load hits all of them alike.
+  for (let r = 0; r < rounds; r++) {
+    for (const s of servers) times.get(s.label)!.push(await transfer(s.host, s.port, s.options, path.join(work, 'out'), fileName));
+  }
+  const genesis = median(times.get(servers[0]!.label)!);
+  console.log(`\n${name} (median of ${rounds} transfers, ${fileName === 'bench.bin' ? '1 MiB' : '256 KiB'})`);
+  for (const s of servers) {
+    const m = median(times.get(s.label)!);
+    const failed = failures.get(`${s.host}:${s.port}`);
+    if (failed) console.log(`  (${s.label}: ${failed} failed transfers so far on ${s.host}:${s.port})`);
+    const ratio = s === servers[0] ? '' : `  ratio ${s.label}/${servers[0]!.label} = ${(m / genesis).toFixed(2)}`;
+    console.log(`  ${s.label.padEnd(28)} ${m.toFixed(1).padStart(8)} ms${ratio}`);
+  }
+  return times;
+}
+
+async function concurrent(label: string, host: string, port: number, options: string[]): Promise<number> {
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => transfer(host, port, options, path.join(work, `c-${i}`))));
+  return performance.now() - t0;
+}
+
+async function main() {
+  const servers: Server[] = [];
+  const genesisPort = 16969;
+  servers.push({
+    name: 'genesis',
+    host: '127.0.0.1',
+    port: genesisPort,
+    proc: start(process.execPath, [path.resolve(import.meta.dirname, '../bin/genesis.js'), 'serve'], {
+      GENESIS_TFTP_PORT: String(genesisPort),
+      GENESIS_TFTP_HOST: '127.0.0.1',
+      GENESIS_HTTP_PORT: '0',
+      GENESIS_HTTP_HOST: '127.0.0.1',
+      GENESIS_ASSETS_DIR: path.join(work, 'assets'),
+      GENESIS_DATA_DIR: path.join(work, 'data'),
+      GENESIS_ADVERTISE_ADDR: '127.0.0.1',
+      GENESIS_LOG_LEVEL: 'warn',
+      GENESIS_LOG_FORMAT: 'json',
+    }),
+  });
+  servers.push({ name: 'tftpd-hpa', host: '127.0.0.1', port: 16970, proc: start('in.tftpd', ['-L', '-s', root, '-a', '127.0.0.1:16970']) });
+  servers.push({
+    name: 'dnsmasq',
+    host: '127.0.0.69',
+    port: 69,
+    proc: start('dnsmasq', ['-k', '--port=0', '--enable-tftp', `--tftp-root=${root}`, '--listen-address=127.0.0.69', '--bind-interfaces', '--conf-file=/dev/null', '--quiet-tftp', '--tftp-max=1000', '--pid-file=', '--user=root']),
+  });
+  for (const s of servers) await ready(s);
+  const [g, hpa, dm] = servers as [Server, Server, Server];
+  console.log(`TFTP benchmark, ${new Date().toISOString()}, node ${process.version}, client atftp`);
+
+  await sequential(
+    'One transfer, lock-step, blksize 1468',
+    [
+      { label: 'genesis', host: g.host, port: g.port, options: ['blksize 1468'] },
+      { label: 'tftpd-hpa', host: hpa.host, port: hpa.port, options: ['blksize 1468'] },
+      { label: 'dnsmasq', host: dm.host, port: dm.port, options: ['blksize 1468'] },
+      { label: 'genesis windowsize 16', host: g.host, port: g.port, options: ['blksize 1468', 'windowsize 16'] },
+    ],
+    ROUNDS,
+  ).then((t) => {
+    const lock = median(t.get('genesis')!);
+    const win = median(t.get('genesis windowsize 16')!);
+    console.log(`  windowsize 16 speed-up over lock-step (genesis): ${(lock / win).toFixed(2)}x`);
+  });
+
+  console.log(`\n${CONCURRENT} concurrent clients, lock-step, blksize 1468 (wall time for all)`);
+  const cg = await concurrent('genesis', g.host, g.port, ['blksize 1468']);
+  const ch = await concurrent('tftpd-hpa', hpa.host, hpa.port, ['blksize 1468']);
+  const cd = await concurrent('dnsmasq', dm.host, dm.port, ['blksize 1468']);
+  console.log(`  genesis   ${cg.toFixed(0).padStart(8)} ms`);
+  console.log(`  tftpd-hpa ${ch.toFixed(0).padStart(8)} ms  ratio tftpd-hpa/genesis = ${(ch / cg).toFixed(2)}`);
+  console.log(`  dnsmasq   ${cd.toFixed(0).padStart(8)} ms  ratio dnsmasq/genesis = ${(cd / cg).toFixed(2)}`);
+
+  // Under loss: each server behind its own relay dropping 5% each way, same seed for all.
+  const relays = await Promise.all(
+    servers.map(async (s) => {
+      const relay = new LossyRelay({ host: s.host, port: s.port }, 5, 1234);
+      return { s, relay, port: await relay.start() };
+    }),
+  );
+  const lossyOpts = ['blksize 1468', 'timeout 1'];
+  await sequential(
+    '5% loss each way, client asks timeout 1',
+    [
+      { label: 'genesis', host: '127.0.0.1', port: relays[0]!.port, options: lossyOpts },
+      { label: 'tftpd-hpa', host: '127.0.0.1', port: relays[1]!.port, options: lossyOpts },
+      { label: 'dnsmasq', host: '127.0.0.1', port: relays[2]!.port, options: lossyOpts },
+      { label: 'genesis windowsize 16', host: '127.0.0.1', port: relays[0]!.port, options: [...lossyOpts, 'windowsize 16'] },
+    ],
+    LOSSY_ROUNDS,
+    'small.bin',
+  );
+  for (const r of relays) r.relay.close();
+}
+
+try {
+  await main();
+} finally {
+  for (const p of procs) p.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+}

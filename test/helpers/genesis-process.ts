@@ -1,0 +1,65 @@
+// Run `genesis serve` as a real child process and follow its JSON log.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const BIN = path.resolve(import.meta.dirname, '../../bin/genesis.js');
+
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+export class GenesisProcess {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  stderr = '';
+  private readonly waiters: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+
+  constructor(args: string[], env: NodeJS.ProcessEnv, cwd?: string) {
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH, GENESIS_LOG_FORMAT: 'json', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (text) => {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { msg: text, unparsed: true };
+      }
+      this.lines.push(line);
+      for (const w of [...this.waiters]) {
+        if (w.match(line)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    });
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+  }
+
+  /** The first log line (past or future) that matches; rejects if the process exits first. */
+  waitFor(match: (l: LogLine) => boolean): Promise<LogLine> {
+    const seen = this.lines.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ match, resolve });
+      this.child.once('exit', (code) => reject(new Error(`genesis exited (${code}) before the expected log line; stderr: ${this.stderr}`)));
+    });
+  }
+
+  async ready(): Promise<{ http: { port: number }; tftp?: { port: number } }> {
+    return (await this.waitFor((l) => l.msg === 'genesis ready')) as unknown as { http: { port: number }; tftp?: { port: number } };
+  }
+
+  async exit(): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    const [code] = (await once(this.child, 'exit')) as [number | null];
+    return code;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    this.child.kill(signal);
+  }
+}

@@ -1,0 +1,202 @@
+// The TFTP server against real clients from Debian: curl, atftp and tftp-hpa.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LossyRelay } from '../helpers/lossy-relay.ts';
+import { run, sha256, sha256File } from '../helpers/run.ts';
+import { startTftp, type TestTftp } from '../helpers/tftp-server.ts';
+
+const MiB = 1024 * 1024;
+
+let srv: TestTftp;
+let out: string;
+const files: Record<string, string> = {};
+
+function addFile(name: string, size: number): string {
+  const data = randomBytes(size);
+  const full = path.join(srv.root, name);
+  mkdirSync(path.dirname(full), { recursive: true });
+  writeFileSync(full, data);
+  files[name] = sha256(data);
+  return files[name];
+}
+
+const atftp = (args: string[]) => run('atftp', args);
+
+beforeAll(async () => {
+  srv = await startTftp();
+  out = mkdtempSync(path.join(tmpdir(), 'genesis-tftp-out-'));
+  addFile('undionly.kpxe', 70_000);
+  addFile('one-mib.bin', MiB);
+  addFile('arm64/snponly.efi', 300_000);
+  addFile('exact-1468.bin', 1468 * 8);
+});
+
+afterAll(async () => {
+  await srv.close();
+  rmSync(out, { recursive: true, force: true });
+});
+
+describe('curl', () => {
+  it('fetches a file with default and negotiated block sizes, intact', async () => {
+    for (const blksize of [512, 1468]) {
+      const dest = path.join(out, `curl-${blksize}`);
+      const r = await run('curl', ['-sS', '--tftp-blksize', String(blksize), '-o', dest, `tftp://127.0.0.1:${srv.port}/one-mib.bin`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(sha256File(dest)).toBe(files['one-mib.bin']);
+      const [s] = await srv.transfers(1);
+      expect(s).toMatchObject({ outcome: 'ok', bytes: MiB, blksize, file: 'one-mib.bin' });
+    }
+  });
+
+  it('tolerates a leading slash and serves subdirectories', async () => {
+    const dest = path.join(out, 'curl-arm64');
+    const r = await run('curl', ['-sS', '-o', dest, `tftp://127.0.0.1:${srv.port}//arm64/snponly.efi`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256File(dest)).toBe(files['arm64/snponly.efi']);
+    await srv.transfers(1);
+  });
+
+  it('gets "file not found" (68) for a missing file and "access violation" (69) for traversal', async () => {
+    const missing = await run('curl', ['-sS', '-o', path.join(out, 'x'), `tftp://127.0.0.1:${srv.port}/nope.efi`]);
+    expect(missing.code).toBe(68);
+    const traversal = await run('curl', ['-sS', '--path-as-is', '-o', path.join(out, 'x'), `tftp://127.0.0.1:${srv.port}/../../etc/passwd`]);
+    expect(traversal.code).toBe(69);
+  });
+
+  it('fetches a 40 MiB file at blksize 512 across the block-number rollover', async () => {
+    addFile('forty.bin', 40 * MiB);
+    const dest = path.join(out, 'forty.bin');
+    const r = await run('curl', ['-sS', '--tftp-blksize', '512', '-o', dest, `tftp://127.0.0.1:${srv.port}/forty.bin`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256File(dest)).toBe(files['forty.bin']);
+    const [s] = await srv.transfers(1);
+    expect(s).toMatchObject({ outcome: 'ok', bytes: 40 * MiB, blksize: 512 });
+    rmSync(dest);
+    rmSync(path.join(srv.root, 'forty.bin'));
+  });
+
+  it('serves 200 concurrent transfers, every one intact', async () => {
+    const n = 200;
+    const args = ['-sS', '--parallel', '--parallel-max', String(n)];
+    for (let i = 0; i < n; i++) args.push('-o', path.join(out, `par-${i}`), `tftp://127.0.0.1:${srv.port}/undionly.kpxe`);
+    const r = await run('curl', args);
+    expect(r.code, r.stderr).toBe(0);
+    for (let i = 0; i < n; i++) expect(sha256File(path.join(out, `par-${i}`))).toBe(files['undionly.kpxe']);
+    const summaries = await srv.transfers(n);
+    expect(summaries.every((s) => s.outcome === 'ok')).toBe(true);
+    expect(srv.server.activeTransfers).toBe(0);
+  });
+});
+
+describe('atftp', () => {
+  it('negotiates blksize, tsize, timeout and windowsize', async () => {
+    const dest = path.join(out, 'atftp-win');
+    const r = await atftp([
+      '--get', '-r', 'one-mib.bin', '-l', dest,
+      '--option', 'blksize 1468', '--option', 'tsize 0', '--option', 'timeout 1', '--option', 'windowsize 4',
+      '--trace', '127.0.0.1', String(srv.port),
+    ]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(sha256File(dest)).toBe(files['one-mib.bin']);
+    // atftp traces the OACK it received: every option granted, tsize filled in.
+    const oack = (r.stdout + r.stderr).match(/received OACK <(.*)>/)?.[1] ?? '';
+    for (const granted of ['tsize: 1048576', 'blksize: 1468', 'timeout: 1', 'windowsize: 4']) expect(oack).toContain(granted);
+    const [s] = await srv.transfers(1);
+    expect(s).toMatchObject({ outcome: 'ok', blksize: 1468, windowsize: 4, bytes: MiB });
+  });
+
+  it('is clamped to the server maximum blksize', async () => {
+    const dest = path.join(out, 'atftp-big');
+    const r = await atftp(['--get', '-r', 'undionly.kpxe', '-l', dest, '--option', 'blksize 9000', '127.0.0.1', String(srv.port)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256File(dest)).toBe(files['undionly.kpxe']);
+    const [s] = await srv.transfers(1);
+    expect(s).toMatchObject({ outcome: 'ok', blksize: 1468 });
+  });
+
+  it('handles a file that is an exact multiple of the block size', async () => {
+    const dest = path.join(out, 'atftp-exact');
+    const r = await atftp(['--get', '-r', 'exact-1468.bin', '-l', dest, '--option', 'blksize 1468', '--option', 'windowsize 8', '127.0.0.1', String(srv.port)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256File(dest)).toBe(files['exact-1468.bin']);
+    await srv.transfers(1);
+  });
+
+  it('is refused a write with an access violation', async () => {
+    const src = path.join(out, 'upload');
+    writeFileSync(src, 'hello');
+    const r = await atftp(['--put', '-l', src, '-r', 'upload', '127.0.0.1', String(srv.port)]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/read-only/);
+  });
+});
+
+describe('tftp-hpa', () => {
+  // tftp-hpa exits 0 even when the transfer failed, so only the content and its messages count.
+  it('fetches a file in octet mode', async () => {
+    const dest = path.join(out, 'hpa');
+    await run('tftp', ['-m', 'octet', '127.0.0.1', String(srv.port), '-c', 'get', 'undionly.kpxe', dest]);
+    expect(sha256File(dest)).toBe(files['undionly.kpxe']);
+    const [s] = await srv.transfers(1);
+    expect(s).toMatchObject({ outcome: 'ok', blksize: 512 });
+  });
+
+  it('is told clearly that netascii is not served', async () => {
+    const r = await run('tftp', ['-m', 'netascii', '127.0.0.1', String(srv.port), '-c', 'get', 'undionly.kpxe', path.join(out, 'hpa-ascii')]);
+    expect(r.stdout + r.stderr).toMatch(/netascii not supported, use octet/);
+  });
+
+  it('gets an access violation for a path leaving the root through a symlink', async () => {
+    symlinkSync('/etc', path.join(srv.root, 'escape'));
+    const dest = path.join(out, 'hpa-escape');
+    const r = await run('tftp', ['-m', 'octet', '127.0.0.1', String(srv.port), '-c', 'get', 'escape/hostname', dest]);
+    expect(r.stdout + r.stderr).toMatch(/path leaves the TFTP root/);
+  });
+});
+
+describe('virtual files', () => {
+  it('are generated per client and served like any file', async () => {
+    srv.virtual.register('boot.ipxe', (client) => Buffer.from(`#!ipxe\necho hello ${client.address}\n`));
+    const dest = path.join(out, 'virtual');
+    const r = await run('curl', ['-sS', '-o', dest, `tftp://127.0.0.1:${srv.port}/boot.ipxe`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(dest, 'utf8')).toBe('#!ipxe\necho hello 127.0.0.1\n');
+    await srv.transfers(1);
+  });
+});
+
+describe('through a lossy link (5% each way)', () => {
+  it('every client completes every transfer intact', async () => {
+    const relay = new LossyRelay({ host: '127.0.0.1', port: srv.port }, 5, 7);
+    const port = await relay.start();
+    try {
+      const jobs: Array<Promise<{ dest: string; name: string; stderr: string }>> = [];
+      for (let i = 0; i < 4; i++) {
+        const dest = path.join(out, `lossy-curl-${i}`);
+        jobs.push(run('curl', ['-sS', '--tftp-blksize', '1468', '-o', dest, `tftp://127.0.0.1:${port}/one-mib.bin`]).then((r) => ({ dest, name: 'one-mib.bin', stderr: r.stderr })));
+        const dest2 = path.join(out, `lossy-atftp-${i}`);
+        jobs.push(
+          // --tftp-timeout: atftp's own timer, matched to the `timeout` it asks of the server (RFC 2349).
+          atftp(['--get', '-r', 'one-mib.bin', '-l', dest2, '--tftp-timeout', '1', '--option', 'blksize 1468', '--option', 'windowsize 8', '--option', 'timeout 1', '127.0.0.1', String(port)]).then((r) => ({
+            dest: dest2,
+            name: 'one-mib.bin',
+            stderr: r.stderr,
+          })),
+        );
+        const dest3 = path.join(out, `lossy-hpa-${i}`);
+        jobs.push(run('tftp', ['-m', 'octet', '127.0.0.1', String(port), '-c', 'get', 'undionly.kpxe', dest3]).then((r) => ({ dest: dest3, name: 'undionly.kpxe', stderr: r.stderr })));
+      }
+      const done = await Promise.all(jobs);
+      for (const d of done) expect(sha256File(d.dest), `${d.dest}: ${d.stderr}`).toBe(files[d.name]);
+      expect(relay.dropped.toClient + relay.dropped.toServer).toBeGreaterThan(0);
+      // The server side saw retransmissions and still reported every transfer it finished as ok.
+      const summaries = await srv.transfers(12);
+      expect(summaries.reduce((n, s) => n + s.retransmits, 0)).toBeGreaterThan(0);
+    } finally {
+      relay.close();
+    }
+  });
+});

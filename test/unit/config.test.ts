@@ -1,0 +1,107 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { defaultRouteInterface, pickAdvertiseAddr } from '../../src/config/network.ts';
+import { envName, FIELDS } from '../../src/config/schema.ts';
+
+const detect = () => '192.0.2.10';
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'genesis-config-'));
+
+describe('configuration', () => {
+  it('has working defaults with no file and no environment', () => {
+    const cwd = tmp();
+    const c = loadConfig({ env: {}, cwd, detect });
+    expect(c).toMatchObject({
+      data_dir: path.join(cwd, 'data'),
+      assets_dir: path.join(cwd, 'assets'),
+      advertise_addr: '192.0.2.10',
+      log_level: 'info',
+      http: { host: '0.0.0.0', port: 8080 },
+      tftp: { enabled: true, port: 69, max_blksize: 1468, max_transfers: 1000 },
+    });
+  });
+
+  it('reads genesis.yaml from the working directory, and the environment overrides it', () => {
+    const cwd = tmp();
+    writeFileSync(path.join(cwd, 'genesis.yaml'), 'http:\n  port: 9000\ntftp:\n  port: 1069\n  max_windowsize: 16\nlog_level: debug\n');
+    const c = loadConfig({ env: { GENESIS_TFTP_PORT: '2069' }, cwd, detect });
+    expect(c.http.port).toBe(9000);
+    expect(c.tftp.port).toBe(2069);
+    expect(c.tftp.max_windowsize).toBe(16);
+    expect(c.log_level).toBe('debug');
+  });
+
+  it('accepts every documented environment variable', () => {
+    const env = {
+      GENESIS_DATA_DIR: '/var/lib/genesis',
+      GENESIS_ASSETS_DIR: '/srv/assets',
+      GENESIS_HTTP_PORT: '8081',
+      GENESIS_TFTP_PORT: '6969',
+      GENESIS_ADVERTISE_ADDR: '192.0.2.5',
+      GENESIS_LOG_LEVEL: 'warn',
+      GENESIS_TFTP_ENABLED: 'false',
+    };
+    const c = loadConfig({ env, cwd: tmp(), detect: () => undefined });
+    expect(c).toMatchObject({
+      data_dir: '/var/lib/genesis',
+      assets_dir: '/srv/assets',
+      advertise_addr: '192.0.2.5',
+      log_level: 'warn',
+      http: { port: 8081 },
+      tftp: { port: 6969, enabled: false },
+    });
+    for (const f of FIELDS) expect(envName(f.key)).toMatch(/^GENESIS_[A-Z_]+$/);
+  });
+
+  it('fails with one line naming the key, its source and the problem', () => {
+    const bad = (env: Record<string, string>) => () => loadConfig({ env, cwd: tmp(), detect });
+    expect(bad({ GENESIS_TFTP_PORT: 'abc' })).toThrow('invalid configuration: tftp.port (GENESIS_TFTP_PORT): must be an integer from 0 to 65535, got "abc"');
+    expect(bad({ GENESIS_HTTP_PORT: '70000' })).toThrow(/http\.port .*0 to 65535/);
+    expect(bad({ GENESIS_LOG_LEVEL: 'loud' })).toThrow(/log_level .*must be one of/);
+    expect(bad({ GENESIS_ADVERTISE_ADDR: 'genesis.lan' })).toThrow(/advertise_addr .*IPv4 address/);
+    expect(bad({ GENESIS_TFTP_MAX_BLKSIZE: '100' })).toThrow(/tftp\.max_blksize/);
+  });
+
+  it('rejects unknown keys and wrong shapes in the file', () => {
+    const cwd = tmp();
+    writeFileSync(path.join(cwd, 'a.yaml'), 'tftp:\n  prot: 69\n');
+    expect(() => loadConfig({ file: 'a.yaml', env: {}, cwd, detect })).toThrow('invalid configuration: tftp.prot (a.yaml): unknown key');
+    writeFileSync(path.join(cwd, 'b.yaml'), 'tftp: 69\n');
+    expect(() => loadConfig({ file: 'b.yaml', env: {}, cwd, detect })).toThrow(/tftp \(b\.yaml\): must be a mapping/);
+    writeFileSync(path.join(cwd, 'c.yaml'), 'tftp: [\n');
+    expect(() => loadConfig({ file: 'c.yaml', env: {}, cwd, detect })).toThrow(/not valid YAML/);
+  });
+
+  it('requires an explicit --config file to exist', () => {
+    expect(() => loadConfig({ file: 'missing.yaml', env: {}, cwd: tmp(), detect })).toThrow(ConfigError);
+    expect(() => loadConfig({ file: 'missing.yaml', env: {}, cwd: tmp(), detect })).toThrow(/cannot read configuration file .*ENOENT/);
+  });
+
+  it('says how to fix an advertise address it cannot detect', () => {
+    expect(() => loadConfig({ env: {}, cwd: tmp(), detect: () => undefined })).toThrow(/set GENESIS_ADVERTISE_ADDR/);
+  });
+});
+
+describe('advertise address detection', () => {
+  const routes = [
+    'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT',
+    'wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0',
+    'eth0\t00000000\t0102000A\t0003\t0\t0\t100\t00000000\t0\t0\t0',
+    'eth0\t0002000A\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0',
+  ].join('\n');
+  const iface = (address: string, internal = false) => ({ address, family: 'IPv4' as const, internal, netmask: '255.255.255.0', mac: '00:00:00:00:00:00', cidr: null });
+
+  it('picks the lowest-metric default route interface', () => {
+    expect(defaultRouteInterface(routes)).toBe('eth0');
+    expect(defaultRouteInterface('Iface\tDestination\n')).toBeUndefined();
+  });
+
+  it('uses that interface\'s IPv4 address, or a single address when there is no default route', () => {
+    const ifaces = { lo: [iface('127.0.0.1', true)], eth0: [iface('192.0.2.7')], wlan0: [iface('198.51.100.3')] };
+    expect(pickAdvertiseAddr(routes, ifaces)).toBe('192.0.2.7');
+    expect(pickAdvertiseAddr(undefined, { lo: [iface('127.0.0.1', true)], br0: [iface('192.0.2.1')] })).toBe('192.0.2.1');
+    expect(pickAdvertiseAddr(undefined, ifaces)).toBeUndefined(); // ambiguous
+  });
+});

@@ -1,0 +1,207 @@
+import { describe, expect, it } from 'vitest';
+import { negotiate } from '../../src/tftp/options.ts';
+import { decode } from '../../src/tftp/packet.ts';
+import { Transfer, type Effect } from '../../src/tftp/transfer.ts';
+
+const limits = { maxBlksize: 1468, maxWindowsize: 64 };
+
+function machine(size: number, options: Record<string, string> = {}, maxRetries = 3) {
+  return new Transfer({
+    size,
+    negotiated: negotiate(new Map(Object.entries(options)), limits, size),
+    minRtoMs: 20,
+    initialRtoMs: 250,
+    defaultMaxRtoMs: 2000,
+    maxRetries,
+  });
+}
+
+function pattern(size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+/** Carry out read effects at once from `file`; return everything else. */
+function resolveReads(t: Transfer, file: Buffer, effects: Effect[], now: number): Effect[] {
+  const out: Effect[] = [];
+  const queue = [...effects];
+  while (queue.length) {
+    const e = queue.shift()!;
+    if (e.type === 'read') {
+      const { offset, length } = t.range(e.first, e.count);
+      queue.push(...t.supply(e.first, file.subarray(offset, offset + length), now));
+    } else out.push(e);
+  }
+  return out;
+}
+
+const sends = (effects: Effect[]) => effects.filter((e) => e.type === 'send').map((e) => decode((e as { packet: Buffer }).packet));
+const dataBlocks = (effects: Effect[]) => sends(effects).flatMap((p) => (p.kind === 'data' ? [p] : []));
+const done = (effects: Effect[]) => effects.find((e) => e.type === 'done');
+const timer = (effects: Effect[]) => effects.filter((e) => e.type === 'timer').at(-1) as { ms: number } | undefined;
+
+/** A perfect client: acknowledges every window, reassembles the file. Returns the file and the packet count. */
+function runLossless(size: number, options: Record<string, string>) {
+  const file = pattern(size);
+  const t = machine(size, options);
+  let now = 0;
+  let effects = resolveReads(t, file, t.start(now), now);
+  const received: Buffer[] = [];
+  let expected = 1;
+  let sent = 0;
+  for (let guard = 0; guard < 10_000_000; guard++) {
+    const out = sends(effects);
+    sent += out.length;
+    const fin = done(effects);
+    if (fin) return { fin, data: Buffer.concat(received), sent, stats: t.stats };
+    let ack: number | undefined;
+    for (const p of out) {
+      if (p.kind === 'oack') ack = 0;
+      if (p.kind === 'data' && p.block === (expected & 0xffff)) {
+        received.push(Buffer.from(p.data));
+        ack = p.block;
+        expected++;
+      }
+    }
+    now += 1;
+    effects = resolveReads(t, file, t.packet({ kind: 'ack', block: ack! }, now), now);
+  }
+  throw new Error('did not finish');
+}
+
+describe('TFTP transfer state machine', () => {
+  it('lock-step transfer without options delivers the file in 512-byte blocks', () => {
+    const r = runLossless(5000, {});
+    expect(r.fin).toEqual({ type: 'done', outcome: { result: 'ok' } });
+    expect(r.data.equals(pattern(5000))).toBe(true);
+    expect(r.sent).toBe(10); // 9 full blocks + 1 short
+    expect(r.stats).toMatchObject({ bytes: 5000, blksize: 512, windowsize: 1, retransmits: 0 });
+  });
+
+  it('sends a final empty block when the size is a multiple of blksize, and one empty block for an empty file', () => {
+    const r = runLossless(1024, {});
+    expect(r.data.length).toBe(1024);
+    expect(r.sent).toBe(3);
+    const empty = runLossless(0, {});
+    expect(empty.fin).toEqual({ type: 'done', outcome: { result: 'ok' } });
+    expect(empty.sent).toBe(1);
+  });
+
+  it('negotiates with an OACK and waits for ACK 0 before data', () => {
+    const t = machine(3000, { blksize: '1468', tsize: '0' });
+    const first = sends(t.start(0));
+    expect(first).toEqual([{ kind: 'oack', options: new Map([['blksize', '1468'], ['tsize', '3000']]) }]);
+    const r = runLossless(3000, { blksize: '1468', tsize: '0' });
+    expect(r.data.equals(pattern(3000))).toBe(true);
+    expect(r.sent).toBe(1 + 3);
+  });
+
+  it('rolls block numbers over past 65535 blocks', () => {
+    // 70000 blocks of 8 bytes: the wire counter wraps to 0 once.
+    const size = 70_000 * 8 + 3;
+    const r = runLossless(size, { blksize: '8' });
+    expect(r.fin).toEqual({ type: 'done', outcome: { result: 'ok' } });
+    expect(r.data.equals(pattern(size))).toBe(true);
+  });
+
+  it('sends a whole window per ACK with windowsize', () => {
+    const size = 1468 * 10 + 5;
+    const t = machine(size, { blksize: '1468', windowsize: '4' });
+    const file = pattern(size);
+    resolveReads(t, file, t.start(0), 0);
+    const w1 = dataBlocks(resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, 1), 1));
+    expect(w1.map((p) => p.block)).toEqual([1, 2, 3, 4]);
+    const w2 = dataBlocks(resolveReads(t, file, t.packet({ kind: 'ack', block: 4 }, 2), 2));
+    expect(w2.map((p) => p.block)).toEqual([5, 6, 7, 8]);
+    const r = runLossless(size, { blksize: '1468', windowsize: '4' });
+    expect(r.data.equals(file)).toBe(true);
+  });
+
+  it('after a partial-window ACK resumes from the block after it (RFC 7440)', () => {
+    const size = 1468 * 10;
+    const t = machine(size, { blksize: '1468', windowsize: '4' });
+    const file = pattern(size);
+    resolveReads(t, file, t.start(0), 0);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, 1), 1); // blocks 1-4 out
+    const again = dataBlocks(resolveReads(t, file, t.packet({ kind: 'ack', block: 2 }, 2), 2));
+    expect(again.map((p) => p.block)).toEqual([3, 4, 5, 6]);
+    expect(t.stats.retransmits).toBe(2);
+  });
+
+  it('ignores duplicate ACKs (no Sorcerer\'s Apprentice)', () => {
+    const t = machine(5000);
+    const file = pattern(5000);
+    resolveReads(t, file, t.start(0), 0);
+    expect(dataBlocks(resolveReads(t, file, t.packet({ kind: 'ack', block: 1 }, 1), 1)).map((p) => p.block)).toEqual([2]);
+    expect(resolveReads(t, file, t.packet({ kind: 'ack', block: 1 }, 2), 2)).toEqual([]);
+    expect(resolveReads(t, file, t.packet({ kind: 'ack', block: 1 }, 3), 3)).toEqual([]);
+    // An ACK for a block never sent is ignored too.
+    expect(resolveReads(t, file, t.packet({ kind: 'ack', block: 9 }, 4), 4)).toEqual([]);
+  });
+
+  it('retransmits on timeout with a backed-off timer, then gives up with an error', () => {
+    const t = machine(5000, {}, 3);
+    const file = pattern(5000);
+    const start = resolveReads(t, file, t.start(0), 0);
+    expect(timer(start)?.ms).toBe(250);
+    const r1 = t.timeout(250);
+    expect(dataBlocks(r1).map((p) => p.block)).toEqual([1]);
+    expect(timer(r1)?.ms).toBe(500);
+    t.timeout(750);
+    t.timeout(1750);
+    const last = t.timeout(3750);
+    expect(sends(last)).toEqual([{ kind: 'error', code: 0, message: 'transfer timed out' }]);
+    expect(done(last)).toMatchObject({ outcome: { result: 'timeout' } });
+    expect(t.stats.retransmits).toBe(3);
+  });
+
+  it('adapts the timer to the measured round trip, within the client\'s timeout', () => {
+    const t = machine(1468 * 100, { blksize: '1468', timeout: '1' }, 10);
+    const file = pattern(1468 * 100);
+    resolveReads(t, file, t.start(0), 0);
+    let now = 0;
+    let effects: Effect[] = [];
+    for (let b = 0; b < 20; b++) {
+      now += 0.5; // half a millisecond per round trip, as on a LAN
+      effects = resolveReads(t, file, t.packet({ kind: 'ack', block: b }, now), now);
+    }
+    expect(timer(effects)?.ms).toBe(20); // floor: the measured RTT is far below it
+    // Backoff doubles from there, past the client's own timeout (so a client that only re-ACKs
+    // when its timer fires gets the silence it needs) up to four times it.
+    const ms: number[] = [];
+    for (let i = 0; i < 9; i++) ms.push(timer(t.timeout((now += 1000)))!.ms);
+    expect(ms).toEqual([40, 80, 160, 320, 640, 1280, 2560, 4000, 4000]);
+  });
+
+  it('repeats an OACK only after the client\'s own timeout would have repeated its ACK', () => {
+    const t = machine(5000, { tsize: '0', timeout: '1' });
+    expect(timer(t.start(0))?.ms).toBe(1500);
+    const again = t.timeout(1500);
+    expect(sends(again)[0]?.kind).toBe('oack');
+    expect(timer(again)?.ms).toBe(1500);
+    // A repeated request means the OACK was lost: answer at once.
+    expect(sends(t.repeatedRequest(1600))[0]?.kind).toBe('oack');
+    // Without a client timeout the adaptive initial value applies.
+    expect(timer(machine(5000, { tsize: '0' }).start(0))?.ms).toBe(250);
+  });
+
+  it('an ERROR after the OACK is an abort, not a failure (UEFI tsize probe)', () => {
+    const t = machine(5000, { tsize: '0', blksize: '1468' });
+    t.start(0);
+    const r = t.packet({ kind: 'error', code: 8, message: 'User aborted the transfer' }, 1);
+    expect(done(r)).toMatchObject({ outcome: { result: 'aborted' } });
+    expect(t.finished).toBe(true);
+    expect(t.packet({ kind: 'ack', block: 0 }, 2)).toEqual([]);
+    expect(t.timeout(3)).toEqual([]);
+  });
+
+  it('a failing disk read ends the transfer with an error to the client', () => {
+    const t = machine(5000);
+    const start = t.start(0);
+    expect(start.some((e) => e.type === 'read')).toBe(true);
+    const r = t.readFailed('EIO');
+    expect(sends(r)).toEqual([{ kind: 'error', code: 0, message: 'read error on server' }]);
+    expect(done(r)).toMatchObject({ outcome: { result: 'read-error', detail: 'EIO' } });
+  });
+});
