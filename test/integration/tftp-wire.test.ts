@@ -1,0 +1,149 @@
+// Wire-level cases no packaged client produces on purpose: UEFI's abort-and-re-ask, a stranger's
+// packets on a transfer port, garbage, a client that vanishes, and the transfer cap.
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decode, encodeAck, encodeError, encodeRequest, ErrorCode } from '../../src/tftp/packet.ts';
+import { RawPeer } from '../helpers/raw-tftp.ts';
+import { run, sha256, sha256File } from '../helpers/run.ts';
+import { startTftp, type TestTftp } from '../helpers/tftp-server.ts';
+
+const opened: Array<TestTftp | RawPeer> = [];
+afterEach(async () => {
+  for (const o of opened.splice(0)) await o.close();
+});
+
+async function server(overrides: Parameters<typeof startTftp>[0] = {}) {
+  const s = await startTftp(overrides);
+  opened.push(s);
+  return s;
+}
+async function peer() {
+  const p = await new RawPeer().open();
+  opened.push(p);
+  return p;
+}
+const opts = (o: Record<string, string>) => new Map(Object.entries(o));
+
+describe('TFTP on the wire', () => {
+  it('UEFI pattern: tsize probe, abort after the OACK, ask again with windowsize, get the file', async () => {
+    const srv = await server();
+    const data = randomBytes(300_000);
+    writeFileSync(path.join(srv.root, 'snponly.efi'), data);
+    // What EDK2 firmware does: ask with tsize, read the size from the OACK, abort.
+    const probe = await peer();
+    probe.send(encodeRequest('rrq', 'snponly.efi', 'octet', opts({ tsize: '0', blksize: '1468', windowsize: '4' })), srv.port);
+    const oack = await probe.next();
+    expect(oack.packet).toEqual({ kind: 'oack', options: opts({ blksize: '1468', tsize: '300000', windowsize: '4' }) });
+    probe.send(encodeError(ErrorCode.OptionNegotiation, 'User aborted the transfer'), oack.port);
+    const [aborted] = await srv.transfers(1);
+    expect(aborted).toMatchObject({ outcome: 'aborted', file: 'snponly.efi' });
+    // Then it asks again for the real download; here a real client does that part.
+    const dest = path.join(srv.root, '..', `uefi-${process.pid}.bin`);
+    const r = await run('atftp', ['--get', '-r', 'snponly.efi', '-l', dest, '--option', 'blksize 1468', '--option', 'windowsize 4', '127.0.0.1', String(srv.port)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256File(dest)).toBe(sha256(data));
+    const [done] = await srv.transfers(1);
+    expect(done).toMatchObject({ outcome: 'ok', windowsize: 4, bytes: 300_000 });
+  });
+
+  it('answers a stranger on a transfer port with error 5 and carries on with the real client', async () => {
+    const srv = await server();
+    writeFileSync(path.join(srv.root, 'f.bin'), randomBytes(512 * 3));
+    const client = await peer();
+    const stranger = await peer();
+    client.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
+    const first = await client.next();
+    expect(first.packet).toMatchObject({ kind: 'data', block: 1 });
+    stranger.send(encodeAck(1), first.port);
+    expect((await stranger.next()).packet).toEqual({ kind: 'error', code: ErrorCode.UnknownTid, message: 'unknown transfer ID' });
+    let block = 1;
+    for (;;) {
+      client.send(encodeAck(block), first.port);
+      if (block === 4) break;
+      const next = await client.next();
+      expect(next.packet).toMatchObject({ kind: 'data', block: block + 1 });
+      block++;
+    }
+    const [s] = await srv.transfers(1);
+    expect(s).toMatchObject({ outcome: 'ok', bytes: 512 * 3 });
+  });
+
+  it('answers malformed and unexpected packets with an error and keeps serving', async () => {
+    const srv = await server();
+    writeFileSync(path.join(srv.root, 'ok.bin'), 'fine');
+    const p = await peer();
+    const garbage = [Buffer.from([0xff]), Buffer.from([0, 9, 1, 2, 3]), Buffer.from('\x00\x01noterminator', 'latin1'), encodeAck(3), Buffer.from('\x00\x01f\x00octet\x00blksize\x00', 'latin1')];
+    for (const g of garbage) {
+      p.send(g, srv.port);
+      const reply = await p.next();
+      expect(reply.packet).toMatchObject({ kind: 'error', code: ErrorCode.IllegalOperation });
+    }
+    // An ERROR sent to the server is never answered (no error ping-pong); the next request still works.
+    p.send(encodeError(ErrorCode.NotDefined, 'x'), srv.port);
+    p.send(encodeRequest('rrq', 'ok.bin', 'octet'), srv.port);
+    const data = await p.next();
+    expect(data.packet).toMatchObject({ kind: 'data', block: 1 });
+    expect(data.packet.kind === 'data' && data.packet.data.toString()).toBe('fine');
+    p.send(encodeAck(1), data.port);
+    expect(srv.server.counters.malformed).toBe(garbage.length);
+  });
+
+  it('frees the transfer of a client that vanishes', async () => {
+    const srv = await server({ maxRetries: 2, defaultTimeoutMs: 1000 });
+    writeFileSync(path.join(srv.root, 'f.bin'), randomBytes(5000));
+    const p = await peer();
+    p.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
+    expect((await p.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    // Never acknowledge. The server retransmits, then gives up and says so.
+    const [s] = await srv.transfers(1);
+    expect(s).toMatchObject({ outcome: 'timeout', retransmits: 2, bytes: 0 });
+    expect(srv.server.activeTransfers).toBe(0);
+    const seen = [];
+    for (let i = 0; i < 3; i++) seen.push((await p.next()).packet.kind);
+    expect(seen).toEqual(['data', 'data', 'error']);
+  });
+
+  it('refuses requests over the transfer cap with a clear error', async () => {
+    const srv = await server({ maxTransfers: 1 });
+    writeFileSync(path.join(srv.root, 'f.bin'), randomBytes(5000));
+    const holder = await peer();
+    holder.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
+    const first = await holder.next();
+    expect(srv.server.activeTransfers).toBe(1);
+    const late = await peer();
+    late.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
+    expect((await late.next()).packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'server busy, try again' });
+    holder.send(encodeError(ErrorCode.NotDefined, 'done'), first.port);
+    await srv.transfers(1);
+  });
+
+  it('refuses traversal and absolute Windows paths with an access violation', async () => {
+    const srv = await server();
+    const p = await peer();
+    for (const name of ['../../etc/passwd', '..\\boot.ini', 'a/./b', 'x\x01y']) {
+      p.send(encodeRequest('rrq', name, 'octet'), srv.port);
+      expect((await p.next()).packet, name).toMatchObject({ kind: 'error', code: ErrorCode.AccessViolation });
+    }
+  });
+
+  it('repeats its OACK at once when the client repeats the request', async () => {
+    const srv = await server();
+    writeFileSync(path.join(srv.root, 'f.bin'), randomBytes(100));
+    const p = await peer();
+    const rrq = encodeRequest('rrq', 'f.bin', 'octet', opts({ tsize: '0', timeout: '5' }));
+    p.send(rrq, srv.port);
+    const a = await p.next();
+    p.send(rrq, srv.port);
+    const b = await p.next();
+    // Same transfer (same TID), same answer; no second transfer started.
+    expect(b.port).toBe(a.port);
+    expect(decode(b.raw)).toEqual(decode(a.raw));
+    expect(srv.server.activeTransfers).toBe(1);
+    p.send(encodeAck(0), a.port);
+    expect((await p.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    p.send(encodeAck(1), a.port);
+    await srv.transfers(1);
+  });
+});
