@@ -47,6 +47,7 @@ export class Transfer {
   private acked = 0; // highest block the client acknowledged
   private sent = 0; // highest block sent in the current pass
   private everSent = 0; // highest block ever sent; blocks at or below it are retransmissions
+  private loaded = 0; // blocks acked+1..loaded are in `blocks` (reads are contiguous, deletes only <= acked)
   private readonly lastBlock: number;
   private readonly blocks = new Map<number, Buffer>();
   private readPending = false;
@@ -96,7 +97,7 @@ export class Transfer {
       this.phase = 'oack';
       this.sampleBlock = 0;
       this.sampleAt = now;
-      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
+      return this.sendOack();
     }
     return this.pump(now);
   }
@@ -107,6 +108,7 @@ export class Transfer {
     if (this.phase === 'done') return [];
     for (let i = 0, n = first; i < data.length || n === this.lastBlock; i += this.blksize, n++) {
       this.blocks.set(n, data.subarray(i, Math.min(i + this.blksize, data.length)));
+      this.loaded = Math.max(this.loaded, n);
       if (n === this.lastBlock) break;
     }
     return this.pump(now);
@@ -137,7 +139,7 @@ export class Transfer {
     if (this.phase === 'oack') {
       this.retransmits++;
       this.sampleBlock = undefined;
-      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
+      return this.sendOack();
     }
     if (this.phase === 'data' && this.acked === 0 && this.sent >= 1) {
       this.retransmits++;
@@ -162,7 +164,7 @@ export class Transfer {
     this.sampleBlock = undefined; // Karn: an ACK after a retransmission says nothing about the round trip
     if (this.phase === 'oack') {
       this.retransmits++;
-      return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
+      return this.sendOack();
     }
     // Resend the whole outstanding window: a windowed receiver expects blocks in order from acked+1.
     const out: Effect[] = [];
@@ -227,8 +229,7 @@ export class Transfer {
     if (!this.readPending) {
       // Keep the next window loaded too, so an ACK finds its blocks ready; read in chunks of at
       // least 64 KiB so lock-step transfers do not pay one disk round trip per block.
-      let first = this.sent + 1;
-      while (this.blocks.has(first)) first++;
+      const first = Math.max(this.sent, this.loaded) + 1;
       const chunk = Math.max(2 * this.windowsize, Math.ceil(65536 / this.blksize));
       // Read the next chunk while half of the current one is still unsent.
       const horizon = Math.min(windowEnd + Math.max(this.windowsize, chunk >> 1), this.lastBlock);
@@ -248,6 +249,10 @@ export class Transfer {
    * A client that named its own `timeout` will repeat a lost ACK 0 itself when it expires; repeat
    * the OACK only after that, because some clients (atftp) abort on a second OACK.
    */
+  private sendOack(): Effect[] {
+    return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
+  }
+
   private oackTimer(): Effect {
     const clientTimeout = this.params.negotiated.timeoutMs;
     if (clientTimeout === undefined) return this.timer();
