@@ -4,12 +4,15 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Genesis } from '../app.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
+import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../log/logger.ts';
+import { nodesCommand } from './nodes.ts';
 
 const USAGE = `Usage: genesis <command> [options]
 
 Commands:
-  serve            Run Genesis (TFTP, HTTP)
+  serve            Run Genesis (TFTP, HTTP, inventory)
+  nodes            List and assign machines (genesis nodes --help)
 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
@@ -46,8 +49,17 @@ async function serve(configFile: string | undefined): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   try {
     await app.start();
+    if (app.apiToken?.plaintext) {
+      // Straight to the terminal, never through the logger: logs are shipped and kept.
+      process.stderr.write(
+        `\nGenesis API token (shown once; stored hashed, plaintext copy for the local CLI in ${config.data_dir}/admin.token, mode 0600):\n\n  ${app.apiToken.plaintext}\n\n`,
+      );
+    }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
+    // Start-up problems the operator must fix: one line, exit 2, no stack trace.
+    if (err instanceof InventoryError) throw new ConfigError(err.message);
+    if (typeof e.code === 'string' && e.code.startsWith('SQLITE_')) throw new ConfigError(`cannot open the inventory in ${config.data_dir}: ${e.message}`);
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
       throw new ConfigError(`cannot listen: ${e.message}${e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; set GENESIS_TFTP_PORT)' : ''}`);
     }
@@ -57,6 +69,18 @@ async function serve(configFile: string | undefined): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Subcommands with options of their own parse their own arguments.
+  if (argv[0] === 'nodes') {
+    try {
+      return await nodesCommand(argv.slice(1));
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`genesis: ${err.message}\n`);
+        return 2;
+      }
+      throw err;
+    }
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -15,7 +15,12 @@ export type Config = {
   log_level: string;
   log_format: 'auto' | 'json' | 'pretty';
   shutdown_grace: number;
+  api_token: string;
   http: { host: string; port: number };
+  talos: { version: string };
+  auto_assign: { enabled: boolean; controlplanes: number };
+  inventory: { event_retention: number };
+  ipxe: { retry_seconds: number };
   tftp: {
     enabled: boolean;
     host: string;
@@ -39,10 +44,12 @@ function describe(v: unknown): string {
 }
 
 function coerce(field: Field, src: Source): string | number | boolean {
-  const fail = (why: string): never => {
-    throw new ConfigError(`invalid configuration: ${field.key} (${src.from}): ${why}, got ${describe(src.value)}`);
-  };
   const k = field.kind;
+  const fail = (why: string): never => {
+    // A secret's value is never echoed, not even in an error.
+    const got = k.type === 'secret' ? '' : `, got ${describe(src.value)}`;
+    throw new ConfigError(`invalid configuration: ${field.key} (${src.from}): ${why}${got}`);
+  };
   const raw = src.value;
   switch (k.type) {
     case 'int': {
@@ -63,6 +70,13 @@ function coerce(field: Field, src: Source): string | number | boolean {
       return raw as string;
     case 'advertise':
       if (typeof raw !== 'string' || (raw !== 'auto' && isIP(raw) !== 4)) fail('must be an IPv4 address or "auto"');
+      return raw as string;
+    case 'secret':
+      if (typeof raw !== 'string') fail('must be a string');
+      if (raw !== '' && (raw as string).length < 16) fail('must be at least 16 characters');
+      return raw as string;
+    case 'talos-version':
+      if (typeof raw !== 'string' || !/^v\d{1,3}\.\d{1,3}\.\d{1,3}(-[0-9A-Za-z.]{1,40})?$/.test(raw)) fail('must be a Talos release tag such as v1.13.9');
       return raw as string;
     case 'path':
     case 'string':

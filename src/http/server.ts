@@ -1,22 +1,41 @@
 // The HTTP server: fastify with one plugin per concern. Handlers stay thin; the logic they call
-// lives in the folders that own it (ipxe, inventory, talos).
+// lives in the folders that own it (ipxe, inventory, boot, talos).
 
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { BootService } from '../boot/service.ts';
+import type { Inventory } from '../inventory/store.ts';
+import { apiRoutes } from './api.ts';
+import { assetRoutes } from './assets.ts';
+import { bootRoutes } from './boot.ts';
+import { installErrorHandling } from './errors.ts';
+import { healthRoutes } from './health.ts';
 
 export type HttpServerOptions = {
   logger: Logger;
+  inventory: Inventory;
+  boot: BootService;
+  assetsDir: string;
+  tokenHash: Buffer;
 };
 
-export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
+export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
     // Requests are logged by the handlers that matter (boot steps), not one line per hit.
     logController: new LogController({ disableRequestLogging: true }),
     // Firmware HTTP stacks are slow and small; keep idle sockets from piling up.
     keepAliveTimeout: 10_000,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: 64 * 1024,
+    // Reject what the schema does not name (fastify's default silently drops it), and take
+    // JSON types as sent: "3" is not a number, 1 is not a hostname.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  installErrorHandling(app);
+  healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir });
+  bootRoutes(app, opts.boot);
+  await assetRoutes(app, { assetsDir: opts.assetsDir, inventory: opts.inventory });
+  // Child contexts inherit the error handler; the token check is a hook of this context only.
+  await app.register((api) => apiRoutes(api, { inventory: opts.inventory, tokenHash: opts.tokenHash }), { prefix: '/api/v1' });
   return app;
 }

@@ -112,3 +112,62 @@ describe('genesis serve', () => {
     expect(await g.exit()).toBe(0);
   });
 });
+
+describe('genesis serve: API token and inventory', () => {
+  it('prints a generated API token once, to the terminal and never to the log', async () => {
+    const dir = workdir();
+    const g = genesis(dir);
+    const ready = await g.ready();
+    g.kill('SIGTERM');
+    expect(await g.exit()).toBe(0);
+    const token = /\n {2}(gns_[A-Za-z0-9_-]{43})\n/.exec(g.stderr)?.[1];
+    expect(token).toBeDefined();
+    expect(JSON.stringify(g.lines)).not.toContain(token);
+    expect(ready).toMatchObject({ apiToken: 'generated' });
+
+    const again = genesis(dir);
+    const port = (await again.ready()).http.port;
+    expect(again.stderr).not.toContain('gns_');
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/nodes`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    again.kill('SIGTERM');
+    expect(await again.exit()).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a database written by a newer Genesis with one line and exit 2', async () => {
+    const dir = workdir();
+    const first = genesis(dir);
+    await first.ready();
+    first.kill('SIGTERM');
+    await first.exit();
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(path.join(dir, 'data', 'genesis.db'));
+    db.pragma('user_version = 99');
+    db.close();
+    const g = genesis(dir);
+    expect(await g.exit()).toBe(2);
+    expect(g.stderr).toMatch(/^genesis: inventory .*genesis\.db has schema version 99, newer than this Genesis knows \(1\); run a newer Genesis or restore a backup\n$/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('two Genesis processes sharing one data dir: 20 simultaneous first boots, exactly 3 control planes', async () => {
+    const dir = workdir();
+    const env = { GENESIS_AUTO_ASSIGN_ENABLED: 'true', GENESIS_API_TOKEN: 'shared-token-0123456789' };
+    const a = genesis(dir, env);
+    const pa = (await a.ready()).http.port;
+    const b = genesis(dir, env);
+    const pb = (await b.ready()).http.port;
+    const macs = Array.from({ length: 20 }, (_, i) => `52:54:03:00:00:${String(i).padStart(2, '0')}`);
+    const scripts = await Promise.all(
+      macs.map((mac, i) => fetch(`http://127.0.0.1:${i % 2 ? pa : pb}/ipxe/node?mac=${mac}&buildarch=x86_64&platform=efi`).then((r) => r.text())),
+    );
+    expect(scripts.filter((s) => s.includes(' as controlplane\n'))).toHaveLength(3);
+    const list = await fetch(`http://127.0.0.1:${pa}/api/v1/nodes?role=controlplane`, { headers: { authorization: `Bearer ${env.GENESIS_API_TOKEN}` } });
+    expect(((await list.json()) as { nodes: unknown[] }).nodes).toHaveLength(3);
+    a.kill('SIGTERM');
+    b.kill('SIGTERM');
+    expect([await a.exit(), await b.exit()]).toEqual([0, 0]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,92 @@
+// The boot conversation with one machine: record what it reports, decide its next step, and
+// render the iPXE script for it. The HTTP handler and the TFTP virtual file both call this, so
+// the two transports cannot drift apart.
+
+import type { Logger } from 'pino';
+import type { BootFacts, Node } from '../inventory/model.ts';
+import { normalizeMac } from '../inventory/mac.ts';
+import type { Inventory } from '../inventory/store.ts';
+import { archFromIpxe, firmwareFromIpxe, planBoot } from '../ipxe/plan.ts';
+import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
+
+export type BootServiceOptions = {
+  inventory: Inventory;
+  /** http://<advertise_addr>:<port>, no trailing slash. */
+  baseUrl: () => string;
+  defaultTalosVersion: string;
+  retrySeconds: number;
+  log: Logger;
+};
+
+/** What iPXE reports about itself in the per-machine request (raw query values). */
+export type IpxeIdentity = {
+  mac?: string;
+  buildarch?: string;
+  platform?: string;
+  uuid?: string;
+  serial?: string;
+  manufacturer?: string;
+  product?: string;
+};
+
+export type BootAnswer = { status: 200 | 400 | 404; body: string; node?: Node };
+
+/** SMBIOS strings are free text from the vendor; keep what fits in a record and drop the rest. */
+function smbios(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  // eslint-disable-next-line no-control-regex -- stripping control characters is the point
+  const s = v.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 128);
+  // Placeholders firmware vendors ship instead of real values.
+  if (s === '' || /^(to be filled by o\.e\.m\.|default string|not specified|none|0+|00000000-0000-0000-0000-000000000000)$/i.test(s)) return undefined;
+  return s;
+}
+
+export class BootService {
+  private readonly o: BootServiceOptions;
+
+  constructor(o: BootServiceOptions) {
+    this.o = o;
+  }
+
+  entryScript(): string {
+    return renderEntryScript(this.o.baseUrl());
+  }
+
+  /** Talos fetches its machine config here (served by the Talos config issue; MAC written in by us). */
+  configUrl(mac: string): string {
+    return `${this.o.baseUrl()}/talos/config/${mac}`;
+  }
+
+  nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
+    const mac = id.mac === undefined ? undefined : normalizeMac(id.mac);
+    if (!mac) {
+      return { status: 400, body: `#!ipxe\necho Genesis: the request carried no valid MAC address\nexit 1\n` };
+    }
+    const facts: BootFacts = {
+      arch: archFromIpxe(id.buildarch),
+      firmware: firmwareFromIpxe(id.platform),
+      uuid: smbios(id.uuid)?.toLowerCase(),
+      serial: smbios(id.serial),
+      manufacturer: smbios(id.manufacturer),
+      product: smbios(id.product),
+      ip,
+    };
+    const { node, created } = this.o.inventory.recordBoot(mac, facts);
+    if (created) this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
+    const plan = planBoot(node, this.o.defaultTalosVersion);
+    // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
+    if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
+    if (plan.kind === 'local' && plan.mode === 'http404') {
+      return { status: 404, body: 'installed: boot from local disk\n', node };
+    }
+    const body = renderNodeScript({
+      plan,
+      baseUrl: this.o.baseUrl(),
+      mac,
+      hostname: node.hostname,
+      retrySeconds: this.o.retrySeconds,
+      configUrl: this.configUrl(mac),
+    });
+    return { status: 200, body, node };
+  }
+}

@@ -1,0 +1,186 @@
+// `genesis nodes …`: the inventory API from a shell. It talks HTTP to a running Genesis (the
+// one in the local config unless --url says otherwise), with the token from GENESIS_API_TOKEN or
+// the data dir, so it works the same on the Genesis machine and from a laptop.
+
+import { parseArgs } from 'node:util';
+import { readCliToken } from '../auth/api-token.ts';
+import { loadConfig } from '../config/config.ts';
+import type { Node, NodeEvent } from '../inventory/model.ts';
+
+export const NODES_USAGE = `Usage: genesis nodes <command> [options]
+
+Commands:
+  list [--role R] [--state S]        Machines Genesis has seen or been told about
+  show <mac>                         One machine, and its latest events
+  assign <mac> <controlplane|worker> [--hostname H] [--disk /dev/X] [--label k=v]... [--talos-version vX.Y.Z]
+  unassign <mac>                     Take the role away (the machine waits at its next boot)
+  reinstall <mac>                    Install Talos again at the next PXE boot
+  installed <mac>                    Mark installed: the next PXE boot goes to the local disk
+  delete <mac>                       Forget the machine (its events are kept)
+
+Options:
+  --url <url>      Genesis HTTP address (default: from the configuration, on 127.0.0.1)
+  --json           Print the API's JSON instead of a table
+  --config <file>  Configuration file to read the port and data dir from
+`;
+
+class CliError extends Error {}
+
+type Client = { url: string; token: string | undefined };
+
+async function call(c: Client, method: string, path: string, body?: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`${c.url}/api/v1${path}`, {
+      method,
+      headers: {
+        ...(c.token ? { authorization: `Bearer ${c.token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        'x-genesis-actor': 'cli',
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new CliError(`cannot reach Genesis at ${c.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+  }
+  if (res.status === 204) return undefined;
+  const text = await res.text();
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    data = { error: 'bad_response', message: text.slice(0, 200) };
+  }
+  if (!res.ok) {
+    const e = data as { error?: string; message?: string };
+    const hint = res.status === 401 ? ' (set GENESIS_API_TOKEN, or run where the data dir holds admin.token)' : '';
+    throw new CliError(`${e.message ?? e.error ?? res.statusText}${hint}`);
+  }
+  return data;
+}
+
+function table(nodes: Node[]): string {
+  const rows = [['MAC', 'ROLE', 'STATE', 'HOSTNAME', 'ARCH', 'FIRMWARE', 'LAST IP', 'LAST SEEN']];
+  for (const n of nodes) {
+    rows.push([n.mac, n.role, n.state, n.hostname ?? '-', n.arch ?? '-', n.firmware ?? '-', n.lastIp ?? '-', n.lastSeen ?? '-']);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function labelsFrom(values: string[] | undefined): Record<string, string> | undefined {
+  if (!values) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new CliError(`--label ${v}: expected key=value`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+export async function nodesCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        url: { type: 'string' },
+        json: { type: 'boolean' },
+        config: { type: 'string', short: 'c' },
+        role: { type: 'string' },
+        state: { type: 'string' },
+        hostname: { type: 'string' },
+        disk: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        'talos-version': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`genesis nodes: ${(err as Error).message}\n${NODES_USAGE}`);
+    return 2;
+  }
+  const { values: v, positionals } = parsed;
+  const [sub, mac, role] = positionals;
+  if (v.help || !sub) {
+    process.stdout.write(NODES_USAGE);
+    return v.help ? 0 : 2;
+  }
+  // Only what locating the API needs; advertise_addr is irrelevant here, so skip its detection.
+  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  const client: Client = {
+    url: (v.url ?? process.env.GENESIS_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`).replace(/\/+$/, ''),
+    token: readCliToken(config.data_dir),
+  };
+  const needMac = () => {
+    if (!mac) throw new CliError(`${sub} needs a MAC address`);
+    return encodeURIComponent(mac);
+  };
+  const print = (data: unknown, human: () => string) => out(v.json ? JSON.stringify(data, null, 2) + '\n' : human());
+  const nodeLine = (n: Node) => `${n.mac}  role=${n.role}  state=${n.state}${n.hostname ? `  hostname=${n.hostname}` : ''}\n`;
+
+  try {
+    switch (sub) {
+      case 'list': {
+        const q = new URLSearchParams();
+        if (v.role) q.set('role', v.role);
+        if (v.state) q.set('state', v.state);
+        const data = (await call(client, 'GET', `/nodes${q.size ? '?' + q : ''}`)) as { nodes: Node[] };
+        print(data, () => table(data.nodes));
+        return 0;
+      }
+      case 'show': {
+        const m = needMac();
+        const node = (await call(client, 'GET', `/nodes/${m}`)) as Node;
+        const ev = (await call(client, 'GET', `/nodes/${m}/events?limit=20`)) as { events: NodeEvent[] };
+        print({ node, events: ev.events }, () => {
+          const lines = Object.entries(node).map(([k, val]) => `${k.padEnd(14)} ${typeof val === 'object' && val !== null ? JSON.stringify(val) : String(val ?? '-')}`);
+          lines.push('', 'events (newest first):');
+          for (const e of ev.events) lines.push(`  ${e.at}  ${e.type.padEnd(14)} ${e.actor.padEnd(8)} ${JSON.stringify(e.detail)}`);
+          return lines.join('\n') + '\n';
+        });
+        return 0;
+      }
+      case 'assign': {
+        const m = needMac();
+        if (role !== 'controlplane' && role !== 'worker') throw new CliError('assign needs a role: controlplane or worker');
+        const body: Record<string, unknown> = { role };
+        if (v.hostname !== undefined) body.hostname = v.hostname;
+        if (v.disk !== undefined) body.installDisk = v.disk;
+        if (v['talos-version'] !== undefined) body.talosVersion = v['talos-version'];
+        const labels = labelsFrom(v.label);
+        if (labels) body.labels = labels;
+        const node = (await call(client, 'PUT', `/nodes/${m}`, body)) as Node;
+        print(node, () => nodeLine(node));
+        return 0;
+      }
+      case 'unassign': {
+        const node = (await call(client, 'PATCH', `/nodes/${needMac()}`, { role: 'unassigned' })) as Node;
+        print(node, () => nodeLine(node));
+        return 0;
+      }
+      case 'reinstall':
+      case 'installed': {
+        const node = (await call(client, 'POST', `/nodes/${needMac()}/${sub}`)) as Node;
+        print(node, () => nodeLine(node));
+        return 0;
+      }
+      case 'delete':
+        await call(client, 'DELETE', `/nodes/${needMac()}`);
+        if (!v.json) out(`deleted ${mac}\n`);
+        return 0;
+      default:
+        process.stderr.write(`genesis nodes: unknown command "${sub}"\n${NODES_USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`genesis nodes ${sub}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,114 @@
+// The inventory API under /api/v1. Bearer-token authenticated; every route has a JSON schema
+// (unknown fields are rejected, not dropped) and the semantic checks in inventory/changes.ts.
+
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { checkBearer } from '../auth/api-token.ts';
+import { checkNodeChanges } from '../inventory/changes.ts';
+import { normalizeMac } from '../inventory/mac.ts';
+import { BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type NodeChanges, type Role } from '../inventory/model.ts';
+import type { Inventory } from '../inventory/store.ts';
+import { HttpError } from './errors.ts';
+
+export type ApiDeps = { inventory: Inventory; tokenHash: Buffer };
+
+const nullableString = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
+
+const changesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    role: { enum: ROLES },
+    hostname: nullableString(253),
+    installDisk: nullableString(256),
+    diskSelector: {
+      type: ['object', 'null'],
+      maxProperties: 16,
+      additionalProperties: { type: 'string', maxLength: 128 },
+    },
+    labels: { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 63 } },
+    talosVersion: nullableString(64),
+    localBoot: { enum: LOCAL_BOOT_MODES },
+  },
+} as const;
+
+const macParams = { type: 'object', required: ['mac'], properties: { mac: { type: 'string', maxLength: 32 } } } as const;
+
+function macOf(req: FastifyRequest): string {
+  const raw = (req.params as { mac: string }).mac;
+  const mac = normalizeMac(raw);
+  if (!mac) throw new HttpError(400, 'invalid_mac', `${JSON.stringify(raw)} is not a MAC address (use aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff)`);
+  return mac;
+}
+
+/** Who made an API change, for the event log: the client's own label, else "api". */
+function actor(req: FastifyRequest): string {
+  const agent = req.headers['x-genesis-actor'];
+  return typeof agent === 'string' && /^[a-z0-9@._-]{1,40}$/i.test(agent) ? `api:${agent}` : 'api';
+}
+
+export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { inventory } = deps;
+  // The API speaks JSON only: a text body is 415, not a schema error about a string.
+  app.removeContentTypeParser('text/plain');
+
+  app.addHook('onRequest', async (req, reply) => {
+    const result = checkBearer(req.headers.authorization, deps.tokenHash);
+    if (result === 'ok') return;
+    reply.header('www-authenticate', 'Bearer realm="genesis"');
+    throw new HttpError(401, 'unauthorized', result === 'missing' ? 'this API needs Authorization: Bearer <token>' : 'the bearer token is not valid');
+  });
+
+  app.get<{ Querystring: { role?: Role; state?: BootState } }>(
+    '/nodes',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { role: { enum: ROLES }, state: { enum: BOOT_STATES } } } } },
+    async (req) => ({ nodes: inventory.list(req.query) }),
+  );
+
+  app.get('/nodes/:mac', { schema: { params: macParams } }, async (req) => {
+    const mac = macOf(req);
+    const node = inventory.get(mac);
+    if (!node) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
+    return node;
+  });
+
+  // PUT: create or update (register a machine before it first boots). PATCH: update only.
+  app.put<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req, reply) => {
+    const { node, created } = inventory.update(macOf(req), checkNodeChanges(req.body), actor(req), { create: true });
+    return reply.code(created ? 201 : 200).send(node);
+  });
+  app.patch<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req) => {
+    return inventory.update(macOf(req), checkNodeChanges(req.body), actor(req), { create: false }).node;
+  });
+
+  app.delete('/nodes/:mac', { schema: { params: macParams } }, async (req, reply) => {
+    const mac = macOf(req);
+    if (!inventory.delete(mac, actor(req))) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
+    return reply.code(204).send();
+  });
+
+  app.post('/nodes/:mac/reinstall', { schema: { params: macParams } }, async (req) => {
+    return inventory.setState(macOf(req), 'reinstall-requested', actor(req));
+  });
+  app.post('/nodes/:mac/installed', { schema: { params: macParams } }, async (req) => {
+    return inventory.setState(macOf(req), 'installed', actor(req));
+  });
+
+  app.get<{ Querystring: { limit?: string; before?: string } }>(
+    '/nodes/:mac/events',
+    {
+      schema: {
+        params: macParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' }, before: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' } },
+        },
+      },
+    },
+    async (req) => {
+      const mac = macOf(req);
+      const limit = req.query.limit ? Math.min(Number(req.query.limit), 1000) : 100;
+      return { events: inventory.events(mac, { limit, before: req.query.before ? Number(req.query.before) : undefined }) };
+    },
+  );
+}

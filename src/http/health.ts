@@ -1,0 +1,27 @@
+// Liveness and readiness. /healthz: the process answers. /readyz: it can do its job, i.e. the
+// inventory answers a query and the asset directory is readable.
+
+import { accessSync, constants } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Inventory } from '../inventory/store.ts';
+
+export function healthRoutes(app: FastifyInstance, deps: { inventory: Inventory; assetsDir: string }): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks: Record<string, string> = {};
+    try {
+      deps.inventory.check();
+      checks.inventory = 'ok';
+    } catch (err) {
+      checks.inventory = (err as Error).message;
+    }
+    try {
+      accessSync(deps.assetsDir, constants.R_OK | constants.X_OK);
+      checks.assets = 'ok';
+    } catch (err) {
+      checks.assets = `${deps.assetsDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
+    const ready = Object.values(checks).every((v) => v === 'ok');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+}

@@ -1,0 +1,45 @@
+// Semantic checks on a node change request, after the JSON schema has checked its shape. Each
+// failure names the field and the rule, so the API can answer 400 with a message a person can act on.
+
+import {
+  DISK_SELECTOR_KEYS,
+  isValidDiskPath,
+  isValidDiskSelectorValue,
+  isValidHostname,
+  isValidLabelKey,
+  isValidLabelValue,
+  isValidTalosVersion,
+  type NodeChanges,
+} from './model.ts';
+
+export class ChangeError extends Error {}
+
+export function checkNodeChanges(c: NodeChanges): NodeChanges {
+  if (c.hostname != null && !isValidHostname(c.hostname)) {
+    throw new ChangeError(`hostname ${JSON.stringify(c.hostname)} is not a valid lower-case RFC 1123 host name`);
+  }
+  if (c.installDisk != null && !isValidDiskPath(c.installDisk)) {
+    throw new ChangeError(`installDisk ${JSON.stringify(c.installDisk)} must be a device path such as /dev/sda or /dev/disk/by-id/…`);
+  }
+  if (c.installDisk != null && c.diskSelector != null) {
+    throw new ChangeError('give installDisk or diskSelector, not both');
+  }
+  if (c.diskSelector != null) {
+    const keys = Object.keys(c.diskSelector);
+    if (keys.length === 0) throw new ChangeError('diskSelector needs at least one field (or null to clear it)');
+    for (const [k, v] of Object.entries(c.diskSelector)) {
+      if (!(DISK_SELECTOR_KEYS as readonly string[]).includes(k)) throw new ChangeError(`diskSelector.${k} is not a Talos disk selector field (${DISK_SELECTOR_KEYS.join(', ')})`);
+      if (!isValidDiskSelectorValue(v)) throw new ChangeError(`diskSelector.${k} has characters Talos selectors do not use`);
+    }
+  }
+  if (c.labels) {
+    for (const [k, v] of Object.entries(c.labels)) {
+      if (!isValidLabelKey(k)) throw new ChangeError(`label key ${JSON.stringify(k)} is not a valid Kubernetes label key`);
+      if (!isValidLabelValue(v)) throw new ChangeError(`label ${k}: value ${JSON.stringify(v)} is not a valid Kubernetes label value`);
+    }
+  }
+  if (c.talosVersion != null && !isValidTalosVersion(c.talosVersion)) {
+    throw new ChangeError(`talosVersion ${JSON.stringify(c.talosVersion)} must be a Talos release tag such as v1.13.9`);
+  }
+  return c;
+}

@@ -1,0 +1,124 @@
+// What the inventory stores about a machine, and the rules its fields obey. Pure: no SQLite here,
+// so the HTTP layer and the store share one definition of "valid".
+
+export const ROLES = ['unassigned', 'controlplane', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * discovered → assigned → installing → installed, and reinstall-requested from any of them.
+ * `installing`: the node fetched its Talos machine config; `installed`: it reported (or an
+ * operator marked) a finished install, so its next PXE boot is sent to the local disk.
+ */
+export const BOOT_STATES = ['discovered', 'assigned', 'installing', 'installed', 'reinstall-requested'] as const;
+export type BootState = (typeof BOOT_STATES)[number];
+
+export const ARCHES = ['amd64', 'arm64'] as const;
+export type Arch = (typeof ARCHES)[number];
+
+export const FIRMWARES = ['bios', 'uefi'] as const;
+export type Firmware = (typeof FIRMWARES)[number];
+
+/** How an installed node leaves PXE for its disk; firmwares differ in which of these works. */
+export const LOCAL_BOOT_MODES = ['exit', 'sanboot', 'http404'] as const;
+export type LocalBootMode = (typeof LOCAL_BOOT_MODES)[number];
+
+export type Node = {
+  mac: string;
+  role: Role;
+  state: BootState;
+  hostname: string | null;
+  arch: Arch | null;
+  firmware: Firmware | null;
+  uuid: string | null;
+  serial: string | null;
+  manufacturer: string | null;
+  product: string | null;
+  lastIp: string | null;
+  installDisk: string | null;
+  /** Talos `machine.install.diskSelector` fields, e.g. { size: ">= 100GB", type: "nvme" }. */
+  diskSelector: Record<string, string> | null;
+  labels: Record<string, string>;
+  talosVersion: string | null;
+  localBoot: LocalBootMode;
+  firstSeen: string;
+  lastSeen: string | null;
+  updatedAt: string;
+};
+
+/** What the API (or CLI) may change on a node. Absent fields are left as they are; null clears. */
+export type NodeChanges = {
+  role?: Role;
+  hostname?: string | null;
+  installDisk?: string | null;
+  diskSelector?: Record<string, string> | null;
+  labels?: Record<string, string>;
+  talosVersion?: string | null;
+  localBoot?: LocalBootMode;
+};
+
+/** What a machine tells us about itself when it asks for its boot script. */
+export type BootFacts = {
+  arch?: Arch;
+  firmware?: Firmware;
+  uuid?: string;
+  serial?: string;
+  manufacturer?: string;
+  product?: string;
+  ip?: string;
+};
+
+export const EVENT_TYPES = [
+  'discovered',
+  'script-served',
+  'asset-fetched',
+  'config-served',
+  'state-changed',
+  'api-change',
+  'deleted',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export type NodeEvent = {
+  id: number;
+  mac: string;
+  at: string;
+  type: EventType;
+  /** Who caused it: `boot` (the machine itself), `api`, `cli`, `policy`, `system`. */
+  actor: string;
+  detail: Record<string, unknown>;
+};
+
+// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, 253 chars max.
+// Talos also takes it as the node's Kubernetes name, which must be lower case.
+const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export function isValidHostname(s: string): boolean {
+  return s.length <= 253 && s.split('.').every((l) => HOST_LABEL.test(l));
+}
+
+// Kubernetes label key: optional DNS-subdomain prefix and "/", then a name of up to 63 chars.
+const LABEL_NAME = /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)$/;
+export function isValidLabelKey(k: string): boolean {
+  const slash = k.lastIndexOf('/');
+  if (slash === -1) return LABEL_NAME.test(k);
+  const prefix = k.slice(0, slash);
+  return prefix.length <= 253 && prefix.split('.').every((l) => HOST_LABEL.test(l)) && LABEL_NAME.test(k.slice(slash + 1));
+}
+export function isValidLabelValue(v: string): boolean {
+  return v === '' || LABEL_NAME.test(v);
+}
+
+/** A block device path Talos can install to: /dev/ and a plain name, nothing a shell would read. */
+export function isValidDiskPath(s: string): boolean {
+  return /^\/dev\/[A-Za-z0-9][A-Za-z0-9/_.-]{0,200}$/.test(s) && !s.includes('..');
+}
+
+/** A Talos release tag: v1.12.0, v1.13.0-beta.1. */
+export function isValidTalosVersion(s: string): boolean {
+  return /^v\d{1,3}\.\d{1,3}\.\d{1,3}(-[0-9A-Za-z.]{1,40})?$/.test(s);
+}
+
+/** Talos disk selector keys (machine.install.diskSelector) and a conservative value charset. */
+export const DISK_SELECTOR_KEYS = ['size', 'name', 'model', 'serial', 'modalias', 'uuid', 'wwid', 'type', 'busPath'] as const;
+export function isValidDiskSelectorValue(v: string): boolean {
+  return /^[A-Za-z0-9 <>=._:/*+-]{1,128}$/.test(v);
+}

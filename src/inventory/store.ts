@@ -1,0 +1,323 @@
+// The inventory on disk: one SQLite file (better-sqlite3) in the data dir. Every write is one
+// transaction started with BEGIN IMMEDIATE, so concurrent writers (requests in this process, or a
+// second Genesis sharing the data dir) queue on the write lock instead of interleaving, and
+// readers never see half a change.
+
+import Database from 'better-sqlite3';
+import { LATEST_SCHEMA, MIGRATIONS } from './migrations.ts';
+import {
+  type BootFacts,
+  type BootState,
+  type EventType,
+  type Node,
+  type NodeChanges,
+  type NodeEvent,
+  type Role,
+} from './model.ts';
+import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
+
+export class InventoryError extends Error {
+  readonly code: 'not_found' | 'conflict' | 'schema_too_new';
+  constructor(code: InventoryError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export type InventoryOptions = {
+  autoAssign?: AutoAssignPolicy;
+  /** Events kept per MAC; older ones are pruned in the transaction that appends. */
+  eventRetention?: number;
+  busyTimeoutMs?: number;
+  now?: () => Date;
+};
+
+type Row = {
+  mac: string;
+  role: string;
+  state: string;
+  hostname: string | null;
+  arch: string | null;
+  firmware: string | null;
+  uuid: string | null;
+  serial: string | null;
+  manufacturer: string | null;
+  product: string | null;
+  last_ip: string | null;
+  install_disk: string | null;
+  disk_selector: string | null;
+  labels: string;
+  talos_version: string | null;
+  local_boot: string;
+  first_seen: string;
+  last_seen: string | null;
+  updated_at: string;
+};
+
+function toNode(r: Row): Node {
+  return {
+    mac: r.mac,
+    role: r.role as Node['role'],
+    state: r.state as BootState,
+    hostname: r.hostname,
+    arch: r.arch as Node['arch'],
+    firmware: r.firmware as Node['firmware'],
+    uuid: r.uuid,
+    serial: r.serial,
+    manufacturer: r.manufacturer,
+    product: r.product,
+    lastIp: r.last_ip,
+    installDisk: r.install_disk,
+    diskSelector: r.disk_selector === null ? null : (JSON.parse(r.disk_selector) as Record<string, string>),
+    labels: JSON.parse(r.labels) as Record<string, string>,
+    talosVersion: r.talos_version,
+    localBoot: r.local_boot as Node['localBoot'],
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** The state a node's role implies when nothing more specific is known. */
+function stateForRole(role: Role, current: BootState): BootState {
+  if (role === 'unassigned') return 'discovered';
+  return current === 'discovered' ? 'assigned' : current;
+}
+
+export class Inventory {
+  readonly db: Database.Database;
+  private readonly autoAssign: AutoAssignPolicy;
+  private readonly retention: number;
+  private readonly now: () => Date;
+
+  private constructor(db: Database.Database, opts: InventoryOptions) {
+    this.db = db;
+    this.autoAssign = opts.autoAssign ?? { enabled: false, controlplanes: 3 };
+    this.retention = opts.eventRetention ?? 1000;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /** Open (or create) the database file and bring its schema up to date. */
+  static open(file: string, opts: InventoryOptions = {}): Inventory {
+    const db = new Database(file);
+    try {
+      db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+      db.pragma('journal_mode = WAL');
+      // WAL with synchronous=NORMAL can lose the last commits on power loss but never corrupts;
+      // the inventory must not lose an assignment, so keep FULL.
+      db.pragma('synchronous = FULL');
+      migrate(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return new Inventory(db, opts);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** For readiness probes: the file is open and answers a query. */
+  check(): void {
+    this.db.prepare('SELECT count(*) FROM nodes').get();
+  }
+
+  private stamp(): string {
+    return this.now().toISOString();
+  }
+
+  private write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  private row(mac: string): Row | undefined {
+    return this.db.prepare('SELECT * FROM nodes WHERE mac = ?').get(mac) as Row | undefined;
+  }
+
+  get(mac: string): Node | undefined {
+    const r = this.row(mac);
+    return r && toNode(r);
+  }
+
+  list(filter: { role?: Role; state?: BootState } = {}): Node[] {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (filter.role) {
+      where.push('role = ?');
+      args.push(filter.role);
+    }
+    if (filter.state) {
+      where.push('state = ?');
+      args.push(filter.state);
+    }
+    const sql = `SELECT * FROM nodes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY first_seen, mac`;
+    return (this.db.prepare(sql).all(...args) as Row[]).map(toNode);
+  }
+
+  /** The node that last booted from this IP, if any (to attribute asset downloads). */
+  byIp(ip: string): Node | undefined {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1').get(ip) as Row | undefined;
+    return r && toNode(r);
+  }
+
+  /**
+   * A machine asked for its boot script: create it on first sight (applying the auto-assign
+   * policy in the same transaction), otherwise refresh what it reports about itself.
+   */
+  recordBoot(mac: string, facts: BootFacts): { node: Node; created: boolean } {
+    return this.write(() => {
+      const at = this.stamp();
+      const existing = this.row(mac);
+      if (!existing) {
+        const cps = (this.db.prepare("SELECT count(*) AS n FROM nodes WHERE role = 'controlplane'").get() as { n: number }).n;
+        const role = roleForNewMachine(this.autoAssign, cps);
+        const state = stateForRole(role, 'discovered');
+        this.db
+          .prepare(
+            `INSERT INTO nodes (mac, role, state, arch, firmware, uuid, serial, manufacturer, product, last_ip, first_seen, last_seen, updated_at)
+             VALUES (@mac, @role, @state, @arch, @firmware, @uuid, @serial, @manufacturer, @product, @ip, @at, @at, @at)`,
+          )
+          .run({ mac, role, state, at, ...factParams(facts) });
+        this.event(mac, 'discovered', 'boot', { ...facts });
+        if (role !== 'unassigned') this.event(mac, 'state-changed', 'policy', { from: 'discovered', to: state, role });
+        return { node: toNode(this.row(mac)!), created: true };
+      }
+      this.db
+        .prepare(
+          `UPDATE nodes SET arch = coalesce(@arch, arch), firmware = coalesce(@firmware, firmware), uuid = coalesce(@uuid, uuid),
+             serial = coalesce(@serial, serial), manufacturer = coalesce(@manufacturer, manufacturer),
+             product = coalesce(@product, product), last_ip = coalesce(@ip, last_ip), last_seen = @at
+           WHERE mac = @mac`,
+        )
+        .run({ mac, at, ...factParams(facts) });
+      return { node: toNode(this.row(mac)!), created: false };
+    });
+  }
+
+  /**
+   * Create or change a node from the API. `create: false` refuses unknown MACs (PATCH);
+   * `create: true` registers a machine before it ever boots (PUT).
+   */
+  update(mac: string, requested: NodeChanges, actor: string, opts: { create: boolean }): { node: Node; created: boolean } {
+    // A node installs to one disk: naming a path drops the selector and the other way round.
+    const changes: NodeChanges = { ...requested };
+    if (changes.installDisk != null) changes.diskSelector ??= null;
+    if (changes.diskSelector != null) changes.installDisk ??= null;
+    return this.write(() => {
+      const at = this.stamp();
+      let before = this.row(mac);
+      const created = !before;
+      if (!before) {
+        if (!opts.create) throw new InventoryError('not_found', `no node with MAC ${mac}`);
+        this.db.prepare('INSERT INTO nodes (mac, first_seen, updated_at) VALUES (?, ?, ?)').run(mac, at, at);
+        before = this.row(mac)!;
+      }
+      if (changes.hostname) {
+        const clash = this.db.prepare('SELECT mac FROM nodes WHERE hostname = ? AND mac != ?').get(changes.hostname, mac) as { mac: string } | undefined;
+        if (clash) throw new InventoryError('conflict', `hostname ${changes.hostname} is already used by ${clash.mac}`);
+      }
+      const role = changes.role ?? (before.role as Role);
+      const state = stateForRole(role, before.state as BootState);
+      const set = (col: string, v: unknown) => (v === undefined ? `${col} = ${col}` : `${col} = @${col}`);
+      this.db
+        .prepare(
+          `UPDATE nodes SET role = @role, state = @state, ${set('hostname', changes.hostname)}, ${set('install_disk', changes.installDisk)},
+             ${set('disk_selector', changes.diskSelector)}, ${set('labels', changes.labels)}, ${set('talos_version', changes.talosVersion)},
+             ${set('local_boot', changes.localBoot)}, updated_at = @at
+           WHERE mac = @mac`,
+        )
+        .run({
+          mac,
+          role,
+          state,
+          at,
+          hostname: changes.hostname ?? null,
+          install_disk: changes.installDisk ?? null,
+          disk_selector: changes.diskSelector ? JSON.stringify(changes.diskSelector) : null,
+          labels: JSON.stringify(changes.labels ?? {}),
+          talos_version: changes.talosVersion ?? null,
+          local_boot: changes.localBoot ?? 'exit',
+        });
+      this.event(mac, 'api-change', actor, { created, changes: { ...requested } });
+      if (state !== before.state) this.event(mac, 'state-changed', actor, { from: before.state, to: state });
+      return { node: toNode(this.row(mac)!), created };
+    });
+  }
+
+  /** Move a node to another boot state (reinstall, installed, installing), with an event. */
+  setState(mac: string, to: BootState, actor: string, detail: Record<string, unknown> = {}): Node {
+    return this.write(() => {
+      const before = this.row(mac);
+      if (!before) throw new InventoryError('not_found', `no node with MAC ${mac}`);
+      if (before.role === 'unassigned' && to !== 'discovered') {
+        throw new InventoryError('conflict', `node ${mac} has no role; assign one first`);
+      }
+      if (before.state !== to) {
+        this.db.prepare('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run(to, this.stamp(), mac);
+        this.event(mac, 'state-changed', actor, { from: before.state, to, ...detail });
+      }
+      return toNode(this.row(mac)!);
+    });
+  }
+
+  delete(mac: string, actor: string): boolean {
+    return this.write(() => {
+      const gone = this.db.prepare('DELETE FROM nodes WHERE mac = ?').run(mac).changes > 0;
+      if (gone) this.event(mac, 'deleted', actor, {});
+      return gone;
+    });
+  }
+
+  /** Append an event on its own (script served, asset fetched); same retention as all others. */
+  record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
+    this.write(() => this.event(mac, type, actor, detail));
+  }
+
+  events(mac: string, opts: { limit?: number; before?: number } = {}): NodeEvent[] {
+    const rows = this.db
+      .prepare('SELECT * FROM node_events WHERE mac = ? AND id < ? ORDER BY id DESC LIMIT ?')
+      .all(mac, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as Array<Omit<NodeEvent, 'detail'> & { detail: string }>;
+    return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+  }
+
+  private event(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
+    this.db.prepare('INSERT INTO node_events (mac, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)').run(mac, this.stamp(), type, actor, JSON.stringify(detail));
+    this.db
+      .prepare(
+        `DELETE FROM node_events WHERE mac = @mac AND id <= (SELECT id FROM node_events WHERE mac = @mac ORDER BY id DESC LIMIT 1 OFFSET @keep)`,
+      )
+      .run({ mac, keep: this.retention });
+  }
+}
+
+function factParams(f: BootFacts) {
+  return {
+    arch: f.arch ?? null,
+    firmware: f.firmware ?? null,
+    uuid: f.uuid ?? null,
+    serial: f.serial ?? null,
+    manufacturer: f.manufacturer ?? null,
+    product: f.product ?? null,
+    ip: f.ip ?? null,
+  };
+}
+
+function migrate(db: Database.Database): void {
+  // The version is read inside the write transaction: two processes opening a fresh file at once
+  // must not both run step 1.
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > LATEST_SCHEMA) {
+      throw new InventoryError(
+        'schema_too_new',
+        `inventory ${db.name} has schema version ${current}, newer than this Genesis knows (${LATEST_SCHEMA}); run a newer Genesis or restore a backup`,
+      );
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }
+  }).immediate();
+}

@@ -1,0 +1,38 @@
+// What a machine should do next, decided from its inventory record alone. Pure, so every state
+// and architecture is tested without HTTP or SQLite.
+
+import type { Arch, Firmware, LocalBootMode, Node } from '../inventory/model.ts';
+
+export type BootPlan =
+  | { kind: 'wait'; reason: 'unassigned' }
+  | { kind: 'unsupported'; reason: string }
+  | { kind: 'install'; talosVersion: string; arch: Arch; role: 'controlplane' | 'worker' }
+  | { kind: 'local'; mode: LocalBootMode };
+
+/** Reported by iPXE: `${buildarch}` and `${platform}`. */
+export function archFromIpxe(buildarch: string | undefined): Arch | undefined {
+  // undionly.kpxe is a 32-bit build even on 64-bit machines; Talos has no 32-bit image, so a
+  // BIOS machine that PXE-boots iPXE's i386 build is taken to be amd64.
+  switch (buildarch) {
+    case 'x86_64':
+    case 'i386':
+      return 'amd64';
+    case 'arm64':
+      return 'arm64';
+    default:
+      return undefined;
+  }
+}
+
+export function firmwareFromIpxe(platform: string | undefined): Firmware | undefined {
+  if (platform === 'pcbios') return 'bios';
+  if (platform === 'efi') return 'uefi';
+  return undefined;
+}
+
+export function planBoot(node: Node, defaultTalosVersion: string): BootPlan {
+  if (node.role === 'unassigned') return { kind: 'wait', reason: 'unassigned' };
+  if (node.state === 'installed') return { kind: 'local', mode: node.localBoot };
+  if (!node.arch) return { kind: 'unsupported', reason: 'its architecture is unknown (iPXE did not report ${buildarch})' };
+  return { kind: 'install', talosVersion: node.talosVersion ?? defaultTalosVersion, arch: node.arch, role: node.role };
+}

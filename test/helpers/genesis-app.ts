@@ -1,0 +1,69 @@
+// Genesis in-process on loopback ports, over temporary data and asset directories, with the
+// configuration loaded the same way `genesis serve` loads it.
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { Genesis } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/config.ts';
+
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+export type TestGenesis = {
+  app: Genesis;
+  url: string;
+  dataDir: string;
+  assetsDir: string;
+  tftpPort?: number;
+  /** fetch against the API with the bearer token. */
+  api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  close(): Promise<void>;
+};
+
+export async function startGenesis(env: Record<string, string> = {}, dirs: { dataDir?: string; assetsDir?: string } = {}): Promise<TestGenesis> {
+  const work = mkdtempSync(path.join(tmpdir(), 'genesis-app-'));
+  const dataDir = dirs.dataDir ?? path.join(work, 'data');
+  const assetsDir = dirs.assetsDir ?? path.join(work, 'assets');
+  mkdirSync(assetsDir, { recursive: true });
+  const config = loadConfig({
+    cwd: work,
+    env: {
+      GENESIS_DATA_DIR: dataDir,
+      GENESIS_ASSETS_DIR: assetsDir,
+      GENESIS_ADVERTISE_ADDR: '127.0.0.1',
+      GENESIS_HTTP_HOST: '127.0.0.1',
+      GENESIS_HTTP_PORT: '0',
+      GENESIS_TFTP_HOST: '127.0.0.1',
+      GENESIS_TFTP_PORT: '0',
+      GENESIS_API_TOKEN: TEST_TOKEN,
+      ...env,
+    },
+  });
+  const app = new Genesis(config, pino({ level: 'silent' }));
+  const listening = await app.start();
+  const url = `http://127.0.0.1:${listening.http.port}`;
+  return {
+    app,
+    url,
+    dataDir,
+    assetsDir,
+    tftpPort: listening.tftp?.port,
+    api: (method, p, body, headers = {}) =>
+      fetch(`${url}/api/v1${p}`, {
+        method,
+        headers: { authorization: `Bearer ${TEST_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    close: async () => {
+      await app.close();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The per-machine script request iPXE makes after expanding boot.ipxe. */
+export function nodeScriptUrl(base: string, mac: string, extra: Record<string, string> = {}): string {
+  const q = new URLSearchParams({ mac, buildarch: 'x86_64', platform: 'efi', ...extra });
+  return `${base}/ipxe/node?${q}`;
+}

