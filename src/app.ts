@@ -64,6 +64,7 @@ export class Genesis {
       baseUrl: () => this.baseUrl(),
       defaultTalosVersion: c.talos.version,
       retrySeconds: c.ipxe.retry_seconds,
+      extraKernelArgs: c.talos.extra_kernel_args ? c.talos.extra_kernel_args.split(' ') : [],
       log: this.log.child({ component: 'boot' }),
     });
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.

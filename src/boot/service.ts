@@ -15,6 +15,7 @@ export type BootServiceOptions = {
   baseUrl: () => string;
   defaultTalosVersion: string;
   retrySeconds: number;
+  extraKernelArgs: string[];
   log: Logger;
 };
 
@@ -86,6 +87,7 @@ export class BootService {
       hostname: node.hostname,
       retrySeconds: this.o.retrySeconds,
       configUrl: this.configUrl(mac),
+      extraKernelArgs: this.o.extraKernelArgs,
     });
     return { status: 200, body, node };
   }

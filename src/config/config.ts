@@ -17,7 +17,7 @@ export type Config = {
   shutdown_grace: number;
   api_token: string;
   http: { host: string; port: number };
-  talos: { version: string };
+  talos: { version: string; extra_kernel_args: string };
   auto_assign: { enabled: boolean; controlplanes: number };
   inventory: { event_retention: number };
   ipxe: { retry_seconds: number };
@@ -78,6 +78,12 @@ function coerce(field: Field, src: Source): string | number | boolean {
     case 'talos-version':
       if (typeof raw !== 'string' || !/^v\d{1,3}\.\d{1,3}\.\d{1,3}(-[0-9A-Za-z.]{1,40})?$/.test(raw)) fail('must be a Talos release tag such as v1.13.9');
       return raw as string;
+    case 'kernel-args':
+      // Each word goes onto the iPXE kernel line: the same safe charset the script renderer enforces.
+      if (typeof raw !== 'string' || !/^[A-Za-z0-9._:/=+,@%-]*( [A-Za-z0-9._:/=+,@%-]+)*$/.test(raw.trim()) || /(^| )-/.test(raw.trim())) {
+        fail('must be space-separated kernel arguments of letters, digits and ._:/=+,@%-');
+      }
+      return (raw as string).trim();
     case 'path':
     case 'string':
       if (typeof raw !== 'string' || raw === '') fail('must be a non-empty string');

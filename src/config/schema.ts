@@ -11,7 +11,8 @@ export type FieldKind =
   | { type: 'host' }
   | { type: 'advertise' }
   | { type: 'secret' }
-  | { type: 'talos-version' };
+  | { type: 'talos-version' }
+  | { type: 'kernel-args' };
 
 export type Field = {
   key: string;
@@ -43,13 +44,14 @@ export const FIELDS: readonly Field[] = [
   { key: 'tftp.max_windowsize', kind: { type: 'int', min: 1, max: 1024 }, default: 64, doc: 'Largest RFC 7440 `windowsize` granted.' },
   { key: 'tftp.max_transfers', kind: { type: 'int', min: 1, max: 100000 }, default: 1000, doc: 'Concurrent transfers; more get a "server busy" TFTP error.' },
   { key: 'tftp.timeout', kind: { type: 'int', min: 1, max: 255 }, default: 2, doc: "Upper bound in seconds of the adaptive retransmission timer when the client sends no `timeout` option." },
+  { key: 'tftp.max_retries', kind: { type: 'int', min: 1, max: 50 }, default: 8, doc: 'Consecutive retransmissions without an answer before a transfer is abandoned.' },
   { key: 'api_token', kind: { type: 'secret' }, default: '', doc: 'API bearer token. Empty: generated on first start, stored hashed in the data dir, printed once.' },
   { key: 'talos.version', kind: { type: 'talos-version' }, default: 'v1.13.9', doc: 'Talos version a node installs unless its own record names another.' },
+  { key: 'talos.extra_kernel_args', kind: { type: 'kernel-args' }, default: '', doc: 'Kernel arguments added after the ones Talos requires, space-separated (e.g. `console=ttyS0,115200` for a serial console).' },
   { key: 'auto_assign.enabled', kind: { type: 'bool' }, default: false, doc: 'Give machines a role the first time they boot (off: they wait for an operator).' },
   { key: 'auto_assign.controlplanes', kind: { type: 'int', min: 1, max: 99 }, default: 3, doc: 'With auto-assign on: the first this-many machines become control planes, the rest workers.' },
   { key: 'inventory.event_retention', kind: { type: 'int', min: 10, max: 1000000 }, default: 1000, doc: 'Events kept per machine; older ones are pruned.' },
   { key: 'ipxe.retry_seconds', kind: { type: 'int', min: 1, max: 3600 }, default: 15, doc: 'How often a machine waiting for a role asks again.' },
-  { key: 'tftp.max_retries', kind: { type: 'int', min: 1, max: 50 }, default: 8, doc: 'Consecutive retransmissions without an answer before a transfer is abandoned.' },
 ];
 
 export function envName(key: string): string {

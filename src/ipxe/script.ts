@@ -72,6 +72,8 @@ export type NodeScriptInput = {
   retrySeconds?: number;
   /** The talos.config= URL, MAC (and later a token) already written in by Genesis. */
   configUrl?: string;
+  /** Operator-chosen kernel arguments, after the ones Talos requires. */
+  extraKernelArgs?: string[];
 };
 
 function retry(baseUrl: string, seconds: number): string[] {
@@ -88,9 +90,10 @@ export function renderNodeScript(input: NodeScriptInput): string {
     case 'wait':
       return [
         '#!ipxe',
+        // Short lines: firmware consoles are 80 columns and cut the rest.
         `echo Genesis: machine ${who} is recorded but has no role yet.`,
-        `echo Genesis: assign one in the API, or run: genesis nodes assign ${mac} worker`,
-        `echo Genesis: asking again in ${wait} seconds.`,
+        `echo To assign one: genesis nodes assign ${mac} worker`,
+        `echo Asking again in ${wait} seconds.`,
         ...retry(baseUrl, wait),
         '',
       ].join('\n');
@@ -115,7 +118,7 @@ function renderInstall(input: NodeScriptInput, version: string, arch: Arch, role
   if (!input.configUrl) throw new ScriptValueError('an install script needs the talos.config URL');
   const urls = talosAssetUrls(input.baseUrl, version, arch);
   // initrd=<name>: the EFI stub finds the initramfs iPXE registered under that name.
-  const args = ['initrd=initramfs.xz', ...talosKernelArgs(version, arch), `talos.config=${token(input.configUrl)}`];
+  const args = ['initrd=initramfs.xz', ...talosKernelArgs(version, arch), ...(input.extraKernelArgs ?? []), `talos.config=${token(input.configUrl)}`];
   return [
     '#!ipxe',
     `echo Genesis: booting Talos ${token(version)} ${arch} for ${who} as ${role}`,

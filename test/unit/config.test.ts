@@ -105,3 +105,53 @@ describe('advertise address detection', () => {
     expect(pickAdvertiseAddr(undefined, ifaces)).toBeUndefined(); // ambiguous
   });
 });
+
+describe('inventory, boot and API keys', () => {
+  const load = (env: NodeJS.ProcessEnv) => loadConfig({ env, cwd: tmp(), detect });
+
+  it('defaults: no auto-assign, Talos v1.13.9, no extra kernel arguments, token generated', () => {
+    const c = load({});
+    expect(c.auto_assign).toEqual({ enabled: false, controlplanes: 3 });
+    expect(c.talos).toEqual({ version: 'v1.13.9', extra_kernel_args: '' });
+    expect(c.api_token).toBe('');
+    expect(c.ipxe.retry_seconds).toBe(15);
+  });
+
+  it('takes environment overrides', () => {
+    const c = load({ GENESIS_AUTO_ASSIGN_ENABLED: 'yes', GENESIS_AUTO_ASSIGN_CONTROLPLANES: '1', GENESIS_TALOS_VERSION: 'v1.12.4', GENESIS_TALOS_EXTRA_KERNEL_ARGS: ' console=ttyS0,115200 net.ifnames=0 ' });
+    expect(c.auto_assign).toEqual({ enabled: true, controlplanes: 1 });
+    expect(c.talos).toEqual({ version: 'v1.12.4', extra_kernel_args: 'console=ttyS0,115200 net.ifnames=0' });
+  });
+
+  it.each([
+    ['GENESIS_TALOS_VERSION', 'latest', 'talos.version (GENESIS_TALOS_VERSION): must be a Talos release tag such as v1.13.9, got "latest"'],
+    ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', 'a ||  shell', 'talos.extra_kernel_args (GENESIS_TALOS_EXTRA_KERNEL_ARGS): must be space-separated kernel arguments'],
+    ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', 'x=${mac}', 'talos.extra_kernel_args'],
+    ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', '--init', 'talos.extra_kernel_args'],
+    ['GENESIS_AUTO_ASSIGN_CONTROLPLANES', '0', 'auto_assign.controlplanes (GENESIS_AUTO_ASSIGN_CONTROLPLANES): must be an integer from 1 to 99, got "0"'],
+  ])('%s=%j is refused', (name, value, message) => {
+    expect(() => load({ [name]: value })).toThrow(ConfigError);
+    expect(() => load({ [name]: value })).toThrow(message);
+  });
+
+  it('a short API token is refused without echoing it', () => {
+    let message = '';
+    try {
+      load({ GENESIS_API_TOKEN: 'short-secret' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toBe('invalid configuration: api_token (GENESIS_API_TOKEN): must be at least 16 characters');
+  });
+});
+
+describe('README configuration reference', () => {
+  it('lists every key with its environment variable and default, as the schema defines them', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+    for (const f of FIELDS) {
+      const def = f.default === '' ? '(empty)' : String(f.default);
+      expect(readme, f.key).toContain(`| \`${f.key}\` | \`${envName(f.key)}\` | \`${def}\` |`);
+    }
+  });
+});

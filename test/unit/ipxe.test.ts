@@ -86,7 +86,8 @@ describe('per-machine scripts', () => {
   it('waiting: a message naming the machine, a pause, and the entry script again', () => {
     const s = render(node());
     expect(s).toContain(`machine ${MAC} is recorded but has no role yet`);
-    expect(s).toContain(`genesis nodes assign ${MAC} worker`);
+    expect(s).toContain(`echo To assign one: genesis nodes assign ${MAC} worker\n`);
+    for (const line of s.split('\n')) expect(line.length).toBeLessThan(80);
     expect(s).toMatch(/sleep 15\nchain --replace --autofree http:\/\/192\.0\.2\.10:8080\/boot\.ipxe\n$/);
   });
 
