@@ -1,0 +1,77 @@
+// Real firmware boots through Genesis: SeaBIOS + iPXE ROM and OVMF + iPXE ROM under QEMU (TCG),
+// on user networking inside `unshare -n`. The machine is recorded from its first request, waits
+// while it has no role, is assigned through the API, then boots the kernel Genesis names with the
+// Talos arguments and its own talos.config= URL. The "Talos" here is a stand-in kernel and
+// initramfs built from Debian packages at test time (build-standin.sh).
+
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
+import { run } from '../helpers/run.ts';
+
+const HERE = import.meta.dirname;
+const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e');
+
+function missing(): string | undefined {
+  for (const cmd of ['qemu-system-x86_64', 'unshare', 'busybox', 'apt-get', 'dpkg-deb']) {
+    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
+  }
+  if (!existsSync('/usr/share/ovmf/OVMF.fd')) return 'ovmf is not installed';
+  if (spawnSync('unshare', ['-n', 'true']).status !== 0) return 'cannot create a network namespace here (unshare -n)';
+  return undefined;
+}
+const skip = missing();
+if (skip) console.warn(`e2e boots skipped: ${skip}`);
+
+describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU user networking)', () => {
+  beforeAll(async () => {
+    mkdirSync(CACHE, { recursive: true });
+    const r = await run('sh', [path.join(HERE, 'build-standin.sh'), CACHE], { timeoutMs: 600_000 });
+    expect(r.code, r.stderr).toBe(0);
+  }, 600_000);
+
+  for (const [firmware, mac] of [['bios', '52:54:00:e2:00:01'], ['uefi', '52:54:00:e2:00:02']] as const) {
+    it(`${firmware}: recorded, waits, is assigned, boots the kernel with its config URL`, async () => {
+      const work = mkdtempSync(path.join(tmpdir(), `genesis-e2e-${firmware}-`));
+      const kdir = path.join(work, 'assets', 'talos', 'v1.13.9', 'amd64');
+      mkdirSync(kdir, { recursive: true });
+      cpSync(path.join(CACHE, 'vmlinuz'), path.join(kdir, 'vmlinuz'));
+      cpSync(path.join(CACHE, 'initramfs.xz'), path.join(kdir, 'initramfs.xz'));
+      const r = await run('bash', [path.join(HERE, 'boot-usernet.sh'), firmware, work, mac], { timeoutMs: 200_000 });
+      const serial = existsSync(path.join(work, 'serial.log')) ? readFileSync(path.join(work, 'serial.log'), 'latin1') : '';
+      const context = `script: ${r.stderr}\nserial tail:\n${serial.slice(-3000)}`;
+
+      // iPXE ran boot.ipxe, was told to wait, and the operator's assignment went through.
+      expect(serial, context).toContain(`Genesis: machine ${mac} is recorded but has no role yet.`);
+      expect(readFileSync(path.join(work, 'assign.status'), 'utf8').trim()).toBe('200');
+      expect(serial, context).toContain(`Genesis: booting Talos v1.13.9 amd64 for e2e-${firmware} (${mac}) as worker`);
+
+      // The stand-in kernel ran with exactly the arguments Genesis wrote, and found its initramfs.
+      const cmdline = /STANDIN: cmdline (.*)/.exec(serial)?.[1]?.trim().split(/\s+/) ?? [];
+      const args = cmdline.slice(cmdline.indexOf('initrd=initramfs.xz'));
+      expect(args, context).toEqual([
+        'initrd=initramfs.xz',
+        ...talosKernelArgs('v1.13.9', 'amd64'),
+        'console=ttyS0',
+        'panic=1',
+        `talos.config=http://10.0.2.2:8080/talos/config/${mac}`,
+      ]);
+      expect(serial, context).toContain(`STANDIN: mac ${mac}`);
+      expect(serial, context).toContain('STANDIN: done');
+
+      // The inventory recorded what the firmware reported.
+      const db = new Database(path.join(work, 'data', 'genesis.db'), { readonly: true });
+      const node = db.prepare('SELECT role, state, arch, firmware, hostname FROM nodes WHERE mac = ?').get(mac);
+      const events = (db.prepare('SELECT type FROM node_events WHERE mac = ? ORDER BY id').all(mac) as Array<{ type: string }>).map((e) => e.type);
+      db.close();
+      expect(node).toEqual({ role: 'worker', state: 'assigned', arch: 'amd64', firmware, hostname: `e2e-${firmware}` });
+      expect(events.slice(0, 4)).toEqual(['discovered', 'api-change', 'state-changed', 'script-served']);
+      expect(events.filter((e) => e === 'asset-fetched')).toHaveLength(2);
+      rmSync(work, { recursive: true, force: true });
+    }, 240_000);
+  }
+});
