@@ -89,6 +89,8 @@ export class Inventory {
   private readonly autoAssign: AutoAssignPolicy;
   private readonly retention: number;
   private readonly now: () => Date;
+  /** Prepared once per SQL text: boot requests hit the same few statements over and over. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database, opts: InventoryOptions) {
     this.db = db;
@@ -120,11 +122,20 @@ export class Inventory {
 
   /** For readiness probes: the file is open and answers a query. */
   check(): void {
-    this.db.prepare('SELECT count(*) FROM nodes').get();
+    this.sql('SELECT count(*) FROM nodes').get();
   }
 
   private stamp(): string {
     return this.now().toISOString();
+  }
+
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
   }
 
   private write<T>(fn: () => T): T {
@@ -132,7 +143,7 @@ export class Inventory {
   }
 
   private row(mac: string): Row | undefined {
-    return this.db.prepare('SELECT * FROM nodes WHERE mac = ?').get(mac) as Row | undefined;
+    return this.sql('SELECT * FROM nodes WHERE mac = ?').get(mac) as Row | undefined;
   }
 
   get(mac: string): Node | undefined {
@@ -152,12 +163,12 @@ export class Inventory {
       args.push(filter.state);
     }
     const sql = `SELECT * FROM nodes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY first_seen, mac`;
-    return (this.db.prepare(sql).all(...args) as Row[]).map(toNode);
+    return (this.sql(sql).all(...args) as Row[]).map(toNode);
   }
 
   /** The node that last booted from this IP, if any (to attribute asset downloads). */
   byIp(ip: string): Node | undefined {
-    const r = this.db.prepare('SELECT * FROM nodes WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1').get(ip) as Row | undefined;
+    const r = this.sql('SELECT * FROM nodes WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1').get(ip) as Row | undefined;
     return r && toNode(r);
   }
 
@@ -170,7 +181,7 @@ export class Inventory {
       const at = this.stamp();
       const existing = this.row(mac);
       if (!existing) {
-        const cps = (this.db.prepare("SELECT count(*) AS n FROM nodes WHERE role = 'controlplane'").get() as { n: number }).n;
+        const cps = (this.sql("SELECT count(*) AS n FROM nodes WHERE role = 'controlplane'").get() as { n: number }).n;
         const role = roleForNewMachine(this.autoAssign, cps);
         const state = stateForRole(role, 'discovered');
         this.db
@@ -210,11 +221,11 @@ export class Inventory {
       const created = !before;
       if (!before) {
         if (!opts.create) throw new InventoryError('not_found', `no node with MAC ${mac}`);
-        this.db.prepare('INSERT INTO nodes (mac, first_seen, updated_at) VALUES (?, ?, ?)').run(mac, at, at);
+        this.sql('INSERT INTO nodes (mac, first_seen, updated_at) VALUES (?, ?, ?)').run(mac, at, at);
         before = this.row(mac)!;
       }
       if (changes.hostname) {
-        const clash = this.db.prepare('SELECT mac FROM nodes WHERE hostname = ? AND mac != ?').get(changes.hostname, mac) as { mac: string } | undefined;
+        const clash = this.sql('SELECT mac FROM nodes WHERE hostname = ? AND mac != ?').get(changes.hostname, mac) as { mac: string } | undefined;
         if (clash) throw new InventoryError('conflict', `hostname ${changes.hostname} is already used by ${clash.mac}`);
       }
       const role = changes.role ?? (before.role as Role);
@@ -254,7 +265,7 @@ export class Inventory {
         throw new InventoryError('conflict', `node ${mac} has no role; assign one first`);
       }
       if (before.state !== to) {
-        this.db.prepare('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run(to, this.stamp(), mac);
+        this.sql('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run(to, this.stamp(), mac);
         this.event(mac, 'state-changed', actor, { from: before.state, to, ...detail });
       }
       return toNode(this.row(mac)!);
@@ -263,7 +274,7 @@ export class Inventory {
 
   delete(mac: string, actor: string): boolean {
     return this.write(() => {
-      const gone = this.db.prepare('DELETE FROM nodes WHERE mac = ?').run(mac).changes > 0;
+      const gone = this.sql('DELETE FROM nodes WHERE mac = ?').run(mac).changes > 0;
       if (gone) this.event(mac, 'deleted', actor, {});
       return gone;
     });
@@ -282,7 +293,7 @@ export class Inventory {
   }
 
   private event(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
-    this.db.prepare('INSERT INTO node_events (mac, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)').run(mac, this.stamp(), type, actor, JSON.stringify(detail));
+    this.sql('INSERT INTO node_events (mac, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)').run(mac, this.stamp(), type, actor, JSON.stringify(detail));
     this.db
       .prepare(
         `DELETE FROM node_events WHERE mac = @mac AND id <= (SELECT id FROM node_events WHERE mac = @mac ORDER BY id DESC LIMIT 1 OFFSET @keep)`,
