@@ -3,7 +3,7 @@
 // the two transports cannot drift apart.
 
 import type { Logger } from 'pino';
-import type { BootFacts, Node } from '../inventory/model.ts';
+import type { BootFacts } from '../inventory/model.ts';
 import { normalizeMac } from '../inventory/mac.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { archFromIpxe, firmwareFromIpxe, planBoot } from '../ipxe/plan.ts';
@@ -30,7 +30,7 @@ export type IpxeIdentity = {
   product?: string;
 };
 
-export type BootAnswer = { status: 200 | 400 | 404; body: string; node?: Node };
+export type BootAnswer = { status: 200 | 400 | 404; body: string };
 
 /** SMBIOS strings are free text from the vendor; keep what fits in a record and drop the rest. */
 function smbios(v: string | undefined): string | undefined {
@@ -78,7 +78,7 @@ export class BootService {
     // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
     if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
     if (plan.kind === 'local' && plan.mode === 'http404') {
-      return { status: 404, body: 'installed: boot from local disk\n', node };
+      return { status: 404, body: 'installed: boot from local disk\n' };
     }
     const body = renderNodeScript({
       plan,
@@ -89,6 +89,6 @@ export class BootService {
       configUrl: this.configUrl(mac),
       extraKernelArgs: this.o.extraKernelArgs,
     });
-    return { status: 200, body, node };
+    return { status: 200, body };
   }
 }

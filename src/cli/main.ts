@@ -70,17 +70,7 @@ async function serve(configFile: string | undefined): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own parse their own arguments.
-  if (argv[0] === 'nodes') {
-    try {
-      return await nodesCommand(argv.slice(1));
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`genesis: ${err.message}\n`);
-        return 2;
-      }
-      throw err;
-    }
-  }
+  if (argv[0] === 'nodes') return reportingConfigErrors(() => nodesCommand(argv.slice(1)));
   let parsed;
   try {
     parsed = parseArgs({
@@ -106,14 +96,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
   }
+  switch (command) {
+    case 'serve':
+      return reportingConfigErrors(() => serve(values.config));
+    default:
+      process.stderr.write(`genesis: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+/** A problem the operator must fix (configuration, ports, database version): one line, exit 2. */
+async function reportingConfigErrors(command: () => Promise<number>): Promise<number> {
   try {
-    switch (command) {
-      case 'serve':
-        return await serve(values.config);
-      default:
-        process.stderr.write(`genesis: unknown command "${command}"\n${USAGE}`);
-        return 2;
-    }
+    return await command();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`genesis: ${err.message}\n`);
