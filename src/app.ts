@@ -6,12 +6,18 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
+import { clusterSettings, MachineConfigService, readPatchFile } from './boot/machine-config.ts';
 import { BootService } from './boot/service.ts';
-import type { Config } from './config/config.ts';
+import { Talosconfigs } from './boot/talosconfig.ts';
+import { ConfigError, type Config } from './config/config.ts';
 import { buildHttpServer } from './http/server.ts';
 import { Inventory } from './inventory/store.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer } from './tftp/server.ts';
+import { PatchError } from './talos/patch.ts';
+import { RenderError } from './talos/render.ts';
+import { SecretsError } from './talos/secrets.ts';
+import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-store.ts';
 
 export type Listening = { http: { address: string; port: number }; tftp?: { address: string; port: number } };
 
@@ -59,8 +65,22 @@ export class Genesis {
       eventRetention: c.inventory.event_retention,
     });
     this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
+    const secrets = await this.loadSecrets();
+    const cluster = clusterSettings(c);
+    const configs = new MachineConfigService({
+      inventory: this.inventory,
+      secrets,
+      cluster,
+      patchFiles: c.talos.patches,
+      defaultTalosVersion: c.talos.version,
+      tokenTtlMs: c.talos.config_token_ttl * 1000,
+      tokenFetches: c.talos.config_token_fetches,
+      log: this.log.child({ component: 'talos' }),
+    });
+    this.checkConfigRendering(configs);
     const boot = new BootService({
       inventory: this.inventory,
+      configs,
       baseUrl: () => this.baseUrl(),
       defaultTalosVersion: c.talos.version,
       retrySeconds: c.ipxe.retry_seconds,
@@ -74,6 +94,8 @@ export class Genesis {
       logger: this.log.child({ component: 'http' }),
       inventory: this.inventory,
       boot,
+      configs,
+      talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
     });
@@ -102,6 +124,56 @@ export class Genesis {
     }
     this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
+  }
+
+  private async loadSecrets(): Promise<SecretsStore> {
+    const dir = this.config.data_dir;
+    try {
+      const { bundle, created, modeFixed } = await loadOrCreateSecrets(dir);
+      // Never the content: only that it exists and where.
+      if (created) this.log.info({ file: secretsPath(dir) }, 'generated the cluster secrets bundle (back it up: genesis secrets export)');
+      if (modeFixed) this.log.warn({ file: secretsPath(dir) }, 'the secrets bundle was readable by other users; set its mode to 0600');
+      return new SecretsStore(dir, bundle);
+    } catch (err) {
+      if (err instanceof SecretsError) throw new ConfigError(`cannot use the cluster secrets: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * Patch files are read and a config for each role rendered once at start, so a broken patch or
+   * setting stops Genesis with one line instead of failing every node's install later.
+   */
+  private checkConfigRendering(configs: MachineConfigService): void {
+    const c = this.config;
+    for (const role of ['cluster', 'controlplane', 'worker'] as const) {
+      try {
+        readPatchFile(c.talos.patches[role], `talos.patches.${role}`);
+      } catch (err) {
+        if (err instanceof PatchError) throw new ConfigError(`invalid configuration: ${err.message}`);
+        throw err;
+      }
+    }
+    if (!c.cluster.endpoint && !c.cluster.vip) {
+      this.log.warn('cluster.endpoint is not set: machines are recorded and assigned, but no machine config can be served until it is');
+      return;
+    }
+    const sample = {
+      mac: '02:00:00:00:00:00',
+      role: 'unassigned' as const,
+      state: 'discovered' as const,
+      hostname: null, arch: null, firmware: null, uuid: null, serial: null, manufacturer: null, product: null, lastIp: null,
+      installDisk: null, diskSelector: null, labels: {}, talosVersion: null, localBoot: 'exit' as const, network: null, configPatch: null,
+      firstSeen: '', lastSeen: null, updatedAt: '',
+    };
+    for (const role of ['controlplane', 'worker'] as const) {
+      try {
+        configs.render(sample, { role });
+      } catch (err) {
+        if (err instanceof RenderError) throw new ConfigError(`invalid configuration: ${role} machine config: ${err.message}`);
+        throw err;
+      }
+    }
   }
 
   /** Stop accepting, let transfers finish within the grace period, close everything. */

@@ -8,9 +8,11 @@ import { normalizeMac } from '../inventory/mac.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { archFromIpxe, firmwareFromIpxe, planBoot } from '../ipxe/plan.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
+import type { MachineConfigService } from './machine-config.ts';
 
 export type BootServiceOptions = {
   inventory: Inventory;
+  configs: MachineConfigService;
   /** http://<advertise_addr>:<port>, no trailing slash. */
   baseUrl: () => string;
   defaultTalosVersion: string;
@@ -53,9 +55,9 @@ export class BootService {
     return renderEntryScript(this.o.baseUrl());
   }
 
-  /** Talos fetches its machine config here (served by the Talos config issue; MAC written in by us). */
-  configUrl(mac: string): string {
-    return `${this.o.baseUrl()}/talos/config/${mac}`;
+  /** Talos fetches its machine config here: the MAC and a fresh single-node token written in by us. */
+  configUrl(mac: string, token: string): string {
+    return `${this.o.baseUrl()}/talos/config/${mac}/${token}`;
   }
 
   nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
@@ -86,7 +88,8 @@ export class BootService {
       mac,
       hostname: node.hostname,
       retrySeconds: this.o.retrySeconds,
-      configUrl: this.configUrl(mac),
+      // Only an install script carries a config URL, so only it costs a token.
+      configUrl: plan.kind === 'install' ? this.configUrl(mac, this.o.configs.issueToken(mac)) : undefined,
       extraKernelArgs: this.o.extraKernelArgs,
     });
     return { status: 200, body };

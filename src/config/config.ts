@@ -17,7 +17,29 @@ export type Config = {
   shutdown_grace: number;
   api_token: string;
   http: { host: string; port: number };
-  talos: { version: string; extra_kernel_args: string };
+  talos: {
+    version: string;
+    extra_kernel_args: string;
+    installer_image: string;
+    schematic_id: string;
+    install_disk: string;
+    config_token_ttl: number;
+    config_token_fetches: number;
+    patches: { cluster: string; controlplane: string; worker: string };
+  };
+  cluster: {
+    name: string;
+    endpoint: string;
+    vip: string;
+    kubernetes_version: string;
+    dns_domain: string;
+    /** Comma-joined; see splitList(). */
+    pod_subnets: string;
+    service_subnets: string;
+    cni: 'flannel' | 'none' | 'custom';
+    cni_urls: string;
+    allow_scheduling_on_controlplanes: boolean;
+  };
   auto_assign: { enabled: boolean; controlplanes: number };
   inventory: { event_retention: number };
   ipxe: { retry_seconds: number };
@@ -83,6 +105,24 @@ function coerce(field: Field, src: Source): string | number | boolean {
       if (typeof raw !== 'string' || !/^[A-Za-z0-9._:/=+,@%-]*( [A-Za-z0-9._:/=+,@%-]+)*$/.test(raw.trim()) || /(^| )-/.test(raw.trim())) {
         fail('must be space-separated kernel arguments of letters, digits and ._:/=+,@%-');
       }
+      return (raw as string).trim();
+    case 'pattern': {
+      if (typeof raw !== 'string') fail(`must be ${k.hint}`);
+      const v = (raw as string).trim();
+      if (v === '' && k.optional) return '';
+      if (!k.re.test(v)) fail(`must be ${k.hint}`);
+      return v;
+    }
+    case 'list': {
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+      if (!items || items.some((i) => typeof i !== 'string')) fail(`must be ${k.hint}, comma-separated or a YAML list`);
+      const clean = (items as string[]).map((i) => i.trim()).filter((i) => i !== '');
+      if (clean.length === 0 && !k.optional) fail(`must list at least one: ${k.hint}`);
+      for (const i of clean) if (!k.re.test(i)) fail(`must be ${k.hint}; ${JSON.stringify(i)} is not`);
+      return clean.join(',');
+    }
+    case 'optional-path':
+      if (typeof raw !== 'string') fail('must be a file path');
       return (raw as string).trim();
     case 'path':
     case 'string':
@@ -152,6 +192,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     flat[field.key] = coerce(field, src);
   }
   for (const key of ['data_dir', 'assets_dir']) flat[key] = path.resolve(cwd, flat[key] as string);
+  for (const f of FIELDS) if (f.kind.type === 'optional-path' && flat[f.key] !== '') flat[f.key] = path.resolve(cwd, flat[f.key] as string);
+  if (flat['cluster.cni'] === 'custom' && flat['cluster.cni_urls'] === '') {
+    throw new ConfigError('invalid configuration: cluster.cni_urls: cluster.cni is "custom" but no manifest URLs are given');
+  }
 
   if (flat['advertise_addr'] === 'auto') {
     const detected = (opts.detect ?? detectAdvertiseAddr)();
@@ -171,4 +215,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     node[parts.at(-1)!] = value;
   }
   return config as Config;
+}
+
+/** A comma-joined list value (cluster.pod_subnets, …) as an array. */
+export function splitList(v: string): string[] {
+  return v === '' ? [] : v.split(',');
 }

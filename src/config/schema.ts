@@ -12,7 +12,13 @@ export type FieldKind =
   | { type: 'advertise' }
   | { type: 'secret' }
   | { type: 'talos-version' }
-  | { type: 'kernel-args' };
+  | { type: 'kernel-args' }
+  /** A string matching `re` (or empty when `optional`); `hint` says what is expected. */
+  | { type: 'pattern'; re: RegExp; hint: string; optional?: boolean }
+  /** Comma-separated (or a YAML list) of items each matching `re`; stored comma-joined. */
+  | { type: 'list'; re: RegExp; hint: string; optional?: boolean }
+  /** A file path, resolved against the working directory; empty for none. */
+  | { type: 'optional-path' };
 
 export type Field = {
   key: string;
@@ -22,6 +28,9 @@ export type Field = {
 };
 
 const port = { type: 'int', min: 0, max: 65535 } as const;
+const IPV4 = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$/;
+const CIDR = /^([0-9.]+\/\d{1,2}|[0-9a-fA-F:]+\/\d{1,3})$/;
+const DNS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 export const FIELDS: readonly Field[] = [
   { key: 'data_dir', kind: { type: 'path' }, default: './data', doc: 'Where the inventory database and generated secrets live.' },
@@ -48,11 +57,30 @@ export const FIELDS: readonly Field[] = [
   { key: 'api_token', kind: { type: 'secret' }, default: '', doc: 'API bearer token. Empty: generated on first start, stored hashed in the data dir, printed once.' },
   { key: 'talos.version', kind: { type: 'talos-version' }, default: 'v1.13.9', doc: 'Talos version a node installs unless its own record names another.' },
   { key: 'talos.extra_kernel_args', kind: { type: 'kernel-args' }, default: '', doc: 'Kernel arguments added after the ones Talos requires, space-separated (e.g. `console=ttyS0,115200` for a serial console).' },
+  { key: 'talos.installer_image', kind: { type: 'pattern', re: /^[a-z0-9][a-z0-9._\/:-]{0,250}[a-z0-9]$/, hint: 'a container image name without tag, e.g. ghcr.io/siderolabs/installer' }, default: 'ghcr.io/siderolabs/installer', doc: 'Installer image; the node\'s Talos version is the tag.' },
+  { key: 'talos.schematic_id', kind: { type: 'pattern', re: /^[0-9a-f]{64}$/, hint: 'a 64-character Image Factory schematic id', optional: true }, default: '', doc: 'Image Factory schematic: when set, nodes install `factory.talos.dev/installer/<id>:<version>` (system extensions, kernel args baked in).' },
+  { key: 'talos.install_disk', kind: { type: 'pattern', re: /^\/dev\/[A-Za-z0-9][A-Za-z0-9\/_.:-]{0,200}$/, hint: 'a device path such as /dev/sda or /dev/nvme0n1' }, default: '/dev/sda', doc: 'Install disk for nodes with neither their own `installDisk` nor a `diskSelector` (as `talosctl gen config`).' },
+  { key: 'talos.config_token_ttl', kind: { type: 'int', min: 60, max: 86400 }, default: 1800, doc: 'Seconds a node\'s machine-config URL stays valid after its boot script was served.' },
+  { key: 'talos.config_token_fetches', kind: { type: 'int', min: 1, max: 100 }, default: 5, doc: 'Fetches one config URL allows (Talos retries a failed download).' },
+  { key: 'talos.patches.cluster', kind: { type: 'optional-path' }, default: '', doc: 'YAML config patch file applied to every node\'s machine config.' },
+  { key: 'talos.patches.controlplane', kind: { type: 'optional-path' }, default: '', doc: 'Patch file for control planes, applied after the cluster patch.' },
+  { key: 'talos.patches.worker', kind: { type: 'optional-path' }, default: '', doc: 'Patch file for workers, applied after the cluster patch.' },
+  { key: 'cluster.name', kind: { type: 'pattern', re: DNS_NAME, hint: 'a lower-case DNS name' }, default: 'homelab', doc: 'Cluster name (Talos `clusterName`, the talosconfig context).' },
+  { key: 'cluster.endpoint', kind: { type: 'pattern', re: /^https:\/\/[A-Za-z0-9.:[\]-]+(:\d{1,5})?$/, hint: 'an https URL such as https://192.0.2.10:6443', optional: true }, default: '', doc: 'Kubernetes API endpoint (a VIP or DNS name for the control planes). Empty: `https://<cluster.vip>:6443`.' },
+  { key: 'cluster.vip', kind: { type: 'pattern', re: IPV4, hint: 'an IPv4 address', optional: true }, default: '', doc: 'Shared control-plane address announced by Talos (Layer 2 VIP), written into control-plane configs.' },
+  { key: 'cluster.kubernetes_version', kind: { type: 'pattern', re: /^\d+\.\d+\.\d+$/, hint: 'a Kubernetes version such as 1.36.3' }, default: '1.36.3', doc: 'Kubernetes version (images of kubelet and the control plane).' },
+  { key: 'cluster.dns_domain', kind: { type: 'pattern', re: DNS_NAME, hint: 'a DNS domain' }, default: 'cluster.local', doc: 'Kubernetes cluster DNS domain.' },
+  { key: 'cluster.pod_subnets', kind: { type: 'list', re: CIDR, hint: 'CIDRs such as 10.244.0.0/16' }, default: '10.244.0.0/16', doc: 'Pod networks, comma-separated.' },
+  { key: 'cluster.service_subnets', kind: { type: 'list', re: CIDR, hint: 'CIDRs such as 10.96.0.0/12' }, default: '10.96.0.0/12', doc: 'Service networks, comma-separated.' },
+  { key: 'cluster.cni', kind: { type: 'enum', values: ['flannel', 'none', 'custom'] }, default: 'flannel', doc: '`flannel` (Talos default), `none` (install your own, e.g. Cilium), or `custom` with `cluster.cni_urls`.' },
+  { key: 'cluster.cni_urls', kind: { type: 'list', re: /^https:\/\/\S+$/, hint: 'https URLs of CNI manifests', optional: true }, default: '', doc: 'Manifests applied for `cluster.cni: custom`, comma-separated.' },
+  { key: 'cluster.allow_scheduling_on_controlplanes', kind: { type: 'bool' }, default: false, doc: 'Let workloads run on control planes (small clusters without workers).' },
   { key: 'auto_assign.enabled', kind: { type: 'bool' }, default: false, doc: 'Give machines a role the first time they boot (off: they wait for an operator).' },
   { key: 'auto_assign.controlplanes', kind: { type: 'int', min: 1, max: 99 }, default: 3, doc: 'With auto-assign on: the first this-many machines become control planes, the rest workers.' },
   { key: 'inventory.event_retention', kind: { type: 'int', min: 10, max: 1000000 }, default: 1000, doc: 'Events kept per machine; older ones are pruned.' },
   { key: 'ipxe.retry_seconds', kind: { type: 'int', min: 1, max: 3600 }, default: 15, doc: 'How often a machine waiting for a role asks again.' },
 ];
+
 
 export function envName(key: string): string {
   return 'GENESIS_' + key.toUpperCase().replace(/\./g, '_');

@@ -5,11 +5,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { normalizeMac } from '../inventory/mac.ts';
-import { BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type NodeChanges, type Role } from '../inventory/model.ts';
+import { BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
+import type { MachineConfigService } from '../boot/machine-config.ts';
+import type { Talosconfigs } from '../boot/talosconfig.ts';
+import { RenderError } from '../talos/render.ts';
 import { HttpError } from './errors.ts';
 
-export type ApiDeps = { inventory: Inventory; tokenHash: Buffer };
+export type ApiDeps = { inventory: Inventory; tokenHash: Buffer; configs: MachineConfigService; talosconfigs: Talosconfigs };
 
 const nullableString = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
 
@@ -28,8 +31,44 @@ const changesSchema = {
     labels: { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 63 } },
     talosVersion: nullableString(64),
     localBoot: { enum: LOCAL_BOOT_MODES },
+    network: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['address'],
+      properties: {
+        address: { type: 'string', maxLength: 64 },
+        gateway: { type: 'string', maxLength: 64 },
+        nameservers: { type: 'array', maxItems: 8, items: { type: 'string', maxLength: 64 } },
+      },
+    },
+    configPatch: nullableString(32 * 1024),
   },
 } as const;
+
+/** Stand-in for a node the PUT is about to create, so its patch can be checked first. */
+const PLACEHOLDER_NODE = {
+  mac: '',
+  role: 'unassigned',
+  state: 'discovered',
+  hostname: null,
+  arch: null,
+  firmware: null,
+  uuid: null,
+  serial: null,
+  manufacturer: null,
+  product: null,
+  lastIp: null,
+  installDisk: null,
+  diskSelector: null,
+  labels: {},
+  talosVersion: null,
+  localBoot: 'exit',
+  network: null,
+  configPatch: null,
+  firstSeen: '',
+  lastSeen: null,
+  updatedAt: '',
+} satisfies Node;
 
 const macParams = { type: 'object', required: ['mac'], properties: { mac: { type: 'string', maxLength: 32 } } } as const;
 
@@ -71,13 +110,48 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     return node;
   });
 
+  /**
+   * A node patch is checked before it is stored: it must parse, and the config it produces for
+   * this node must pass Talos's schema, so a bad patch is a 400 now, not a failed install later.
+   */
+  function checkPatch(mac: string, changes: NodeChanges): NodeChanges {
+    if (changes.configPatch == null) return changes;
+    const current = inventory.get(mac);
+    const role = changes.role && changes.role !== 'unassigned' ? changes.role : current && current.role !== 'unassigned' ? current.role : 'worker';
+    const base = current ?? { ...PLACEHOLDER_NODE, mac };
+    const proposed = { ...base, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) } as typeof base;
+    const problems = deps.configs.checkNodePatch(proposed, role, changes.configPatch);
+    if (problems.length) throw new HttpError(400, 'invalid_config_patch', `configPatch: ${problems.slice(0, 5).join('; ')}`);
+    return changes;
+  }
+
   // PUT: create or update (register a machine before it first boots). PATCH: update only.
   app.put<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req, reply) => {
-    const { node, created } = inventory.update(macOf(req), checkNodeChanges(req.body), actor(req), { create: true });
+    const mac = macOf(req);
+    const { node, created } = inventory.update(mac, checkPatch(mac, checkNodeChanges(req.body)), actor(req), { create: true });
     return reply.code(created ? 201 : 200).send(node);
   });
   app.patch<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req) => {
-    return inventory.update(macOf(req), checkNodeChanges(req.body), actor(req), { create: false }).node;
+    const mac = macOf(req);
+    return inventory.update(mac, checkPatch(mac, checkNodeChanges(req.body)), actor(req), { create: false }).node;
+  });
+
+  // What the node would receive, with keys and tokens masked. Rendering consumes no token.
+  app.get('/nodes/:mac/config', { schema: { params: macParams } }, async (req, reply) => {
+    const mac = macOf(req);
+    const node = inventory.get(mac);
+    if (!node) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
+    if (node.role === 'unassigned') throw new HttpError(409, 'no_role', `node ${mac} has no role; its config depends on one`);
+    try {
+      return reply.type('application/yaml').header('cache-control', 'no-store').send(deps.configs.redacted(node));
+    } catch (err) {
+      if (err instanceof RenderError) throw new HttpError(422, 'config_invalid', err.message);
+      throw err;
+    }
+  });
+
+  app.get('/talosconfig', async (_req, reply) => {
+    return reply.type('application/yaml').header('cache-control', 'no-store').send(await deps.talosconfigs.render());
   });
 
   app.delete('/nodes/:mac', { schema: { params: macParams } }, async (req, reply) => {

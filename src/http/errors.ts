@@ -5,6 +5,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ChangeError } from '../inventory/changes.ts';
 import { InventoryError } from '../inventory/store.ts';
+import { SecretsError } from '../talos/secrets.ts';
 
 export type ErrorBody = { error: string; message: string };
 
@@ -56,6 +57,10 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.code, message: err.message });
     if (err instanceof ChangeError) return reply.code(400).send({ error: 'invalid_request', message: err.message });
+    if (err instanceof SecretsError) {
+      req.log.error({ reason: err.message }, 'cluster secrets unavailable');
+      return reply.code(503).send({ error: 'secrets_unavailable', message: err.message });
+    }
     if (err instanceof InventoryError) {
       const status = err.code === 'not_found' ? 404 : err.code === 'conflict' ? 409 : 503;
       return reply.code(status).send({ error: err.code, message: err.message });

@@ -3,18 +3,23 @@
 
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { MachineConfigService } from '../boot/machine-config.ts';
 import type { BootService } from '../boot/service.ts';
+import type { Talosconfigs } from '../boot/talosconfig.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
 import { assetRoutes } from './assets.ts';
 import { bootRoutes } from './boot.ts';
 import { installErrorHandling } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { talosRoutes } from './talos.ts';
 
 export type HttpServerOptions = {
   logger: Logger;
   inventory: Inventory;
   boot: BootService;
+  configs: MachineConfigService;
+  talosconfigs: Talosconfigs;
   assetsDir: string;
   tokenHash: Buffer;
 };
@@ -34,8 +39,9 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   installErrorHandling(app);
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir });
   bootRoutes(app, opts.boot);
+  talosRoutes(app, opts.configs);
   await assetRoutes(app, { assetsDir: opts.assetsDir, inventory: opts.inventory });
   // Child contexts inherit the error handler; the token check is a hook of this context only.
-  await app.register((api) => apiRoutes(api, { inventory: opts.inventory, tokenHash: opts.tokenHash }), { prefix: '/api/v1' });
+  await app.register((api) => apiRoutes(api, { inventory: opts.inventory, tokenHash: opts.tokenHash, configs: opts.configs, talosconfigs: opts.talosconfigs }), { prefix: '/api/v1' });
   return app;
 }

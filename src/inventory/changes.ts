@@ -1,11 +1,13 @@
 // Semantic checks on a node change request, after the JSON schema has checked its shape. Each
 // failure names the field and the rule, so the API can answer 400 with a message a person can act on.
 
+import { isIP } from 'node:net';
 import {
   DISK_SELECTOR_KEYS,
   isValidDiskPath,
   isValidDiskSelectorValue,
   isValidHostname,
+  isValidIpv4Cidr,
   isValidLabelKey,
   isValidLabelValue,
   isValidTalosVersion,
@@ -40,6 +42,14 @@ export function checkNodeChanges(c: NodeChanges): NodeChanges {
   }
   if (c.talosVersion != null && !isValidTalosVersion(c.talosVersion)) {
     throw new ChangeError(`talosVersion ${JSON.stringify(c.talosVersion)} must be a Talos release tag such as v1.13.9`);
+  }
+  if (c.network != null) {
+    const n = c.network;
+    if (!isValidIpv4Cidr(n.address)) throw new ChangeError(`network.address ${JSON.stringify(n.address)} must be an IPv4 address with prefix length, e.g. 192.0.2.10/24`);
+    if (n.gateway !== undefined && isIP(n.gateway) !== 4) throw new ChangeError(`network.gateway ${JSON.stringify(n.gateway)} must be an IPv4 address`);
+    for (const ns of n.nameservers ?? []) {
+      if (isIP(ns) === 0) throw new ChangeError(`network.nameservers: ${JSON.stringify(ns)} is not an IP address`);
+    }
   }
   return c;
 }

@@ -43,6 +43,23 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX node_events_mac ON node_events (mac, id);
     `,
   },
+  {
+    version: 2,
+    description: 'per-node network and config patch; config fetch tokens',
+    sql: `
+      ALTER TABLE nodes ADD COLUMN network TEXT;
+      ALTER TABLE nodes ADD COLUMN config_patch TEXT;
+      -- One outstanding machine-config token per node: issuing a new one replaces the old.
+      -- Only the SHA-256 of the token is stored.
+      CREATE TABLE config_tokens (
+        mac          TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL,
+        issued_at    TEXT NOT NULL,
+        expires_at   TEXT NOT NULL,
+        fetches_left INTEGER NOT NULL CHECK (fetches_left >= 0)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

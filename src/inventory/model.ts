@@ -40,6 +40,10 @@ export type Node = {
   labels: Record<string, string>;
   talosVersion: string | null;
   localBoot: LocalBootMode;
+  /** Static IPv4 settings written into the machine config; null: DHCP. */
+  network: StaticNetwork | null;
+  /** The node's own Talos config patch (YAML), applied after the cluster and role patches. */
+  configPatch: string | null;
   firstSeen: string;
   lastSeen: string | null;
   updatedAt: string;
@@ -54,7 +58,11 @@ export type NodeChanges = {
   labels?: Record<string, string>;
   talosVersion?: string | null;
   localBoot?: LocalBootMode;
+  network?: StaticNetwork | null;
+  configPatch?: string | null;
 };
+
+export type StaticNetwork = { address: string; gateway?: string; nameservers?: string[] };
 
 /** What a machine tells us about itself when it asks for its boot script. */
 export type BootFacts = {
@@ -72,6 +80,8 @@ export const EVENT_TYPES = [
   'script-served',
   'asset-fetched',
   'config-served',
+  'config-denied',
+  'config-failed',
   'state-changed',
   'api-change',
   'deleted',
@@ -121,4 +131,10 @@ export function isValidTalosVersion(s: string): boolean {
 export const DISK_SELECTOR_KEYS = ['size', 'name', 'model', 'serial', 'modalias', 'uuid', 'wwid', 'type', 'busPath'] as const;
 export function isValidDiskSelectorValue(v: string): boolean {
   return /^[A-Za-z0-9 <>=._:/*+-]{1,128}$/.test(v);
+}
+
+/** An IPv4 address with prefix length, as Talos wants it: 192.0.2.10/24. */
+export function isValidIpv4Cidr(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(s);
+  return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) >= 1 && Number(m[5]) <= 32;
 }

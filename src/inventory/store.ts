@@ -3,6 +3,7 @@
 // second Genesis sharing the data dir) queue on the write lock instead of interleaving, and
 // readers never see half a change.
 
+import { timingSafeEqual } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { LATEST_SCHEMA, MIGRATIONS } from './migrations.ts';
 import {
@@ -23,6 +24,12 @@ export class InventoryError extends Error {
     this.code = code;
   }
 }
+
+type TokenRow = { mac: string; token_sha256: string; issued_at: string; expires_at: string; fetches_left: number };
+
+/** Why a config fetch is refused; the requester never learns which. */
+export type ConfigDenial = 'unknown-node' | 'no-token' | 'wrong-token' | 'expired' | 'used-up' | 'no-role';
+export type ConfigTokenCheck = { ok: true; node: Node; fetchesLeft: number } | { ok: false; reason: ConfigDenial; node?: Node };
 
 export type InventoryOptions = {
   autoAssign?: AutoAssignPolicy;
@@ -49,6 +56,8 @@ type Row = {
   labels: string;
   talos_version: string | null;
   local_boot: string;
+  network: string | null;
+  config_patch: string | null;
   first_seen: string;
   last_seen: string | null;
   updated_at: string;
@@ -72,6 +81,8 @@ function toNode(r: Row): Node {
     labels: JSON.parse(r.labels) as Record<string, string>,
     talosVersion: r.talos_version,
     localBoot: r.local_boot as Node['localBoot'],
+    network: r.network === null ? null : (JSON.parse(r.network) as Node['network']),
+    configPatch: r.config_patch,
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     updatedAt: r.updated_at,
@@ -235,7 +246,7 @@ export class Inventory {
         .prepare(
           `UPDATE nodes SET role = @role, state = @state, ${set('hostname', changes.hostname)}, ${set('install_disk', changes.installDisk)},
              ${set('disk_selector', changes.diskSelector)}, ${set('labels', changes.labels)}, ${set('talos_version', changes.talosVersion)},
-             ${set('local_boot', changes.localBoot)}, updated_at = @at
+             ${set('local_boot', changes.localBoot)}, ${set('network', changes.network)}, ${set('config_patch', changes.configPatch)}, updated_at = @at
            WHERE mac = @mac`,
         )
         .run({
@@ -249,7 +260,11 @@ export class Inventory {
           labels: JSON.stringify(changes.labels ?? {}),
           talos_version: changes.talosVersion ?? null,
           local_boot: changes.localBoot ?? 'exit',
+          network: changes.network ? JSON.stringify(changes.network) : null,
+          config_patch: changes.configPatch ?? null,
         });
+      // A node without a role must not be able to fetch a config with a token issued before.
+      if (role === 'unassigned') this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
       this.event(mac, 'api-change', actor, { created, changes: { ...requested } });
       if (state !== before.state) this.event(mac, 'state-changed', actor, { from: before.state, to: state });
       return { node: toNode(this.row(mac)!), created };
@@ -268,6 +283,8 @@ export class Inventory {
         this.sql('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run(to, this.stamp(), mac);
         this.event(mac, 'state-changed', actor, { from: before.state, to, ...detail });
       }
+      // Installed: the config has done its job; nobody may fetch it with the old token.
+      if (to === 'installed') this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
       return toNode(this.row(mac)!);
     });
   }
@@ -275,8 +292,58 @@ export class Inventory {
   delete(mac: string, actor: string): boolean {
     return this.write(() => {
       const gone = this.sql('DELETE FROM nodes WHERE mac = ?').run(mac).changes > 0;
+      this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
       if (gone) this.event(mac, 'deleted', actor, {});
       return gone;
+    });
+  }
+
+  /** Store a new config token for a node (its hash only), replacing any earlier one. */
+  issueConfigToken(mac: string, tokenSha256: string, ttlMs: number, fetches: number): { expiresAt: string } {
+    return this.write(() => {
+      const now = this.now();
+      const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
+      this.sql(
+        `INSERT INTO config_tokens (mac, token_sha256, issued_at, expires_at, fetches_left) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (mac) DO UPDATE SET token_sha256 = excluded.token_sha256, issued_at = excluded.issued_at,
+           expires_at = excluded.expires_at, fetches_left = excluded.fetches_left`,
+      ).run(mac, tokenSha256, now.toISOString(), expiresAt, fetches);
+      return { expiresAt };
+    });
+  }
+
+  /** May this token fetch this node's config now? Reads only; `consumeConfigToken` spends a fetch. */
+  checkConfigToken(mac: string, tokenSha256: string): ConfigTokenCheck {
+    const node = this.get(mac);
+    if (!node) return { ok: false, reason: 'unknown-node' };
+    const row = this.sql('SELECT * FROM config_tokens WHERE mac = ?').get(mac) as TokenRow | undefined;
+    if (!row) return { ok: false, reason: 'no-token', node };
+    const a = Buffer.from(row.token_sha256, 'hex');
+    const b = Buffer.from(tokenSha256, 'hex');
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, reason: 'wrong-token', node };
+    if (Date.parse(row.expires_at) <= this.now().getTime()) return { ok: false, reason: 'expired', node };
+    if (row.fetches_left <= 0) return { ok: false, reason: 'used-up', node };
+    if (node.role === 'unassigned') return { ok: false, reason: 'no-role', node };
+    return { ok: true, node, fetchesLeft: row.fetches_left };
+  }
+
+  /**
+   * Spend one fetch of the token and record the config as served, in one transaction: the check
+   * is repeated inside it, so two simultaneous fetches cannot both spend the last one. The node
+   * moves to `installing` (unless it already is, or is installed).
+   */
+  consumeConfigToken(mac: string, tokenSha256: string, detail: Record<string, unknown>): ConfigTokenCheck {
+    return this.write(() => {
+      const check = this.checkConfigToken(mac, tokenSha256);
+      if (!check.ok) return check;
+      this.sql('UPDATE config_tokens SET fetches_left = fetches_left - 1 WHERE mac = ?').run(mac);
+      const before = check.node.state;
+      this.event(mac, 'config-served', 'boot', { ...detail, fetchesLeft: check.fetchesLeft - 1 });
+      if (before !== 'installing' && before !== 'installed') {
+        this.sql('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run('installing', this.stamp(), mac);
+        this.event(mac, 'state-changed', 'boot', { from: before, to: 'installing' });
+      }
+      return { ok: true, node: toNode(this.row(mac)!), fetchesLeft: check.fetchesLeft - 1 };
     });
   }
 

@@ -2,6 +2,7 @@
 // and architecture is tested without HTTP or SQLite.
 
 import type { Arch, Firmware, LocalBootMode, Node } from '../inventory/model.ts';
+import { isSupportedTalosVersion, SUPPORTED_MINORS } from '../talos/contract.ts';
 
 export type BootPlan =
   | { kind: 'wait'; reason: 'unassigned' }
@@ -34,5 +35,10 @@ export function planBoot(node: Node, defaultTalosVersion: string): BootPlan {
   if (node.role === 'unassigned') return { kind: 'wait', reason: 'unassigned' };
   if (node.state === 'installed') return { kind: 'local', mode: node.localBoot };
   if (!node.arch) return { kind: 'unsupported', reason: 'its architecture is unknown (iPXE did not report ${buildarch})' };
-  return { kind: 'install', talosVersion: node.talosVersion ?? defaultTalosVersion, arch: node.arch, role: node.role };
+  const talosVersion = node.talosVersion ?? defaultTalosVersion;
+  // Booting an installer whose machine config Genesis cannot write would only fail later, on the node.
+  if (!isSupportedTalosVersion(talosVersion)) {
+    return { kind: 'unsupported', reason: `Talos ${talosVersion}: Genesis writes configs for v1.${SUPPORTED_MINORS[0]} to v1.${SUPPORTED_MINORS.at(-1)}` };
+  }
+  return { kind: 'install', talosVersion, arch: node.arch, role: node.role };
 }

@@ -1,7 +1,7 @@
 // Genesis in-process on loopback ports, over temporary data and asset directories, with the
 // configuration loaded the same way `genesis serve` loads it.
 
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -21,11 +21,28 @@ export type TestGenesis = {
   close(): Promise<void>;
 };
 
-export async function startGenesis(env: Record<string, string> = {}, dirs: { dataDir?: string; assetsDir?: string } = {}): Promise<TestGenesis> {
+/** Talos's published test bundle: known values to look for in logs, and no RSA-4096 keygen per test. */
+export const FIXTURE_SECRETS = path.resolve(import.meta.dirname, '../fixtures/talos/stability/secrets.yaml');
+export const TEST_ENDPOINT = 'https://192.0.2.10:6443';
+
+/** Put the fixture bundle in a data dir, as `genesis secrets import` would. */
+export function seedSecrets(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(dataDir, 'secrets.yaml');
+  if (existsSync(file)) return;
+  copyFileSync(FIXTURE_SECRETS, file);
+  chmodSync(file, 0o600);
+}
+
+export async function startGenesis(
+  env: Record<string, string> = {},
+  dirs: { dataDir?: string; assetsDir?: string; generateSecrets?: boolean } = {},
+): Promise<TestGenesis> {
   const work = mkdtempSync(path.join(tmpdir(), 'genesis-app-'));
   const dataDir = dirs.dataDir ?? path.join(work, 'data');
   const assetsDir = dirs.assetsDir ?? path.join(work, 'assets');
   mkdirSync(assetsDir, { recursive: true });
+  if (!dirs.generateSecrets) seedSecrets(dataDir);
   const config = loadConfig({
     cwd: work,
     env: {
@@ -37,6 +54,7 @@ export async function startGenesis(env: Record<string, string> = {}, dirs: { dat
       GENESIS_TFTP_HOST: '127.0.0.1',
       GENESIS_TFTP_PORT: '0',
       GENESIS_API_TOKEN: TEST_TOKEN,
+      GENESIS_CLUSTER_ENDPOINT: TEST_ENDPOINT,
       ...env,
     },
   });

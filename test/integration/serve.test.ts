@@ -147,7 +147,7 @@ describe('genesis serve: API token and inventory', () => {
     db.close();
     const g = genesis(dir);
     expect(await g.exit()).toBe(2);
-    expect(g.stderr).toMatch(/^genesis: inventory .*genesis\.db has schema version 99, newer than this Genesis knows \(1\); run a newer Genesis or restore a backup\n$/);
+    expect(g.stderr).toMatch(/^genesis: inventory .*genesis\.db has schema version 99, newer than this Genesis knows \(2\); run a newer Genesis or restore a backup\n$/);
     rmSync(dir, { recursive: true, force: true });
   });
 

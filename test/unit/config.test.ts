@@ -112,7 +112,20 @@ describe('inventory, boot and API keys', () => {
   it('defaults: no auto-assign, Talos v1.13.9, no extra kernel arguments, token generated', () => {
     const c = load({});
     expect(c.auto_assign).toEqual({ enabled: false, controlplanes: 3 });
-    expect(c.talos).toEqual({ version: 'v1.13.9', extra_kernel_args: '' });
+    expect(c.talos).toMatchObject({ version: 'v1.13.9', extra_kernel_args: '', installer_image: 'ghcr.io/siderolabs/installer', schematic_id: '', install_disk: '/dev/sda' });
+    expect(c.talos.patches).toEqual({ cluster: '', controlplane: '', worker: '' });
+    expect(c.cluster).toEqual({
+      name: 'homelab',
+      endpoint: '',
+      vip: '',
+      kubernetes_version: '1.36.3',
+      dns_domain: 'cluster.local',
+      pod_subnets: '10.244.0.0/16',
+      service_subnets: '10.96.0.0/12',
+      cni: 'flannel',
+      cni_urls: '',
+      allow_scheduling_on_controlplanes: false,
+    });
     expect(c.api_token).toBe('');
     expect(c.ipxe.retry_seconds).toBe(15);
   });
@@ -120,7 +133,19 @@ describe('inventory, boot and API keys', () => {
   it('takes environment overrides', () => {
     const c = load({ GENESIS_AUTO_ASSIGN_ENABLED: 'yes', GENESIS_AUTO_ASSIGN_CONTROLPLANES: '1', GENESIS_TALOS_VERSION: 'v1.12.4', GENESIS_TALOS_EXTRA_KERNEL_ARGS: ' console=ttyS0,115200 net.ifnames=0 ' });
     expect(c.auto_assign).toEqual({ enabled: true, controlplanes: 1 });
-    expect(c.talos).toEqual({ version: 'v1.12.4', extra_kernel_args: 'console=ttyS0,115200 net.ifnames=0' });
+    expect(c.talos).toMatchObject({ version: 'v1.12.4', extra_kernel_args: 'console=ttyS0,115200 net.ifnames=0' });
+  });
+
+  it('cluster settings: lists from the environment or YAML, patch paths resolved, custom CNI needs URLs', () => {
+    const dir = tmp();
+    const c = loadConfig({ env: { GENESIS_CLUSTER_POD_SUBNETS: ' 10.244.0.0/16, fd00:10:244::/56 ', GENESIS_TALOS_PATCHES_CLUSTER: 'patches/all.yaml' }, cwd: dir, detect });
+    expect(c.cluster.pod_subnets).toBe('10.244.0.0/16,fd00:10:244::/56');
+    expect(c.talos.patches.cluster).toBe(path.join(dir, 'patches/all.yaml'));
+    writeFileSync(path.join(dir, 'genesis.yaml'), 'cluster:\n  service_subnets: [10.96.0.0/12, 10.97.0.0/16]\n  vip: 192.0.2.50\n');
+    const y = loadConfig({ env: {}, cwd: dir, detect });
+    expect(y.cluster.service_subnets).toBe('10.96.0.0/12,10.97.0.0/16');
+    expect(y.cluster.vip).toBe('192.0.2.50');
+    expect(() => loadConfig({ env: { GENESIS_CLUSTER_CNI: 'custom' }, cwd: tmp(), detect })).toThrow('cluster.cni_urls: cluster.cni is "custom" but no manifest URLs are given');
   });
 
   it.each([
@@ -128,6 +153,11 @@ describe('inventory, boot and API keys', () => {
     ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', 'a ||  shell', 'talos.extra_kernel_args (GENESIS_TALOS_EXTRA_KERNEL_ARGS): must be space-separated kernel arguments'],
     ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', 'x=${mac}', 'talos.extra_kernel_args'],
     ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', '--init', 'talos.extra_kernel_args'],
+    ['GENESIS_CLUSTER_ENDPOINT', 'http://192.0.2.10:6443', 'cluster.endpoint (GENESIS_CLUSTER_ENDPOINT): must be an https URL such as https://192.0.2.10:6443, got "http://192.0.2.10:6443"'],
+    ['GENESIS_CLUSTER_VIP', '192.0.2.300', 'cluster.vip (GENESIS_CLUSTER_VIP): must be an IPv4 address'],
+    ['GENESIS_CLUSTER_POD_SUBNETS', '10.244.0.0', 'cluster.pod_subnets (GENESIS_CLUSTER_POD_SUBNETS): must be CIDRs such as 10.244.0.0/16; "10.244.0.0" is not'],
+    ['GENESIS_CLUSTER_KUBERNETES_VERSION', 'v1.36.3', 'cluster.kubernetes_version (GENESIS_CLUSTER_KUBERNETES_VERSION): must be a Kubernetes version such as 1.36.3'],
+    ['GENESIS_TALOS_SCHEMATIC_ID', 'abc', 'talos.schematic_id (GENESIS_TALOS_SCHEMATIC_ID): must be a 64-character Image Factory schematic id'],
     ['GENESIS_AUTO_ASSIGN_CONTROLPLANES', '0', 'auto_assign.controlplanes (GENESIS_AUTO_ASSIGN_CONTROLPLANES): must be an integer from 1 to 99, got "0"'],
   ])('%s=%j is refused', (name, value, message) => {
     expect(() => load({ [name]: value })).toThrow(ConfigError);

@@ -1,0 +1,185 @@
+// Machine configs for nodes: issue the single-node token written into the install script,
+// check it when Talos fetches its config, render, validate, and record what happened. Renders
+// are pure (src/talos); this file is the glue to the inventory, the secrets file and patch files.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { splitList, type Config } from '../config/config.ts';
+import type { Node } from '../inventory/model.ts';
+import type { ConfigDenial, Inventory } from '../inventory/store.ts';
+import type { Cni, Role } from '../talos/generate.ts';
+import { parsePatch, PatchError, type Patch } from '../talos/patch.ts';
+import { redactDocuments } from '../talos/redact.ts';
+import { renderConfig, RenderError, toYaml, type ClusterSettings, type NodeInput, type RenderedConfig } from '../talos/render.ts';
+import { SecretsError } from '../talos/secrets.ts';
+import type { SecretsStore } from '../talos/secrets-store.ts';
+
+export function clusterSettings(c: Config): ClusterSettings {
+  const cni: Cni = c.cluster.cni === 'custom' ? { name: 'custom', urls: splitList(c.cluster.cni_urls) } : { name: c.cluster.cni };
+  return {
+    name: c.cluster.name,
+    endpoint: c.cluster.endpoint,
+    vip: c.cluster.vip,
+    kubernetesVersion: c.cluster.kubernetes_version,
+    dnsDomain: c.cluster.dns_domain,
+    podSubnets: splitList(c.cluster.pod_subnets),
+    serviceSubnets: splitList(c.cluster.service_subnets),
+    cni,
+    allowSchedulingOnControlPlanes: c.cluster.allow_scheduling_on_controlplanes,
+    installDisk: c.talos.install_disk,
+    installerImage: c.talos.installer_image,
+    schematicId: c.talos.schematic_id,
+  };
+}
+
+export type PatchFiles = { cluster: string; controlplane: string; worker: string };
+
+export type MachineConfigOptions = {
+  inventory: Inventory;
+  secrets: SecretsStore;
+  cluster: ClusterSettings;
+  patchFiles: PatchFiles;
+  defaultTalosVersion: string;
+  tokenTtlMs: number;
+  tokenFetches: number;
+  log: Logger;
+};
+
+export type ConfigAnswer = { status: 200 | 403 | 503; body: string; contentType: string };
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** A patch file from genesis.yaml, read on each render so an edit applies without a restart. */
+export function readPatchFile(file: string, label: string): Patch | undefined {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new PatchError(`${label} (${file}): cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return parsePatch(text, `${label} (${file})`);
+}
+
+export class MachineConfigService {
+  private readonly o: MachineConfigOptions;
+
+  constructor(o: MachineConfigOptions) {
+    this.o = o;
+  }
+
+  /** A fresh token for a node's install script; only its hash is stored. Hex: safe in iPXE and on a kernel command line. */
+  issueToken(mac: string): string {
+    const token = randomBytes(32).toString('hex');
+    this.o.inventory.issueConfigToken(mac, sha256(token), this.o.tokenTtlMs, this.o.tokenFetches);
+    return token;
+  }
+
+  /** Cluster patch, then the role's patch, then the node's own. */
+  patchesFor(role: Role, nodePatch: string | null | undefined): Patch[] {
+    const f = this.o.patchFiles;
+    const out: Array<Patch | undefined> = [readPatchFile(f.cluster, 'talos.patches.cluster'), readPatchFile(f[role], `talos.patches.${role}`)];
+    if (nodePatch) out.push(parsePatch(nodePatch, 'node configPatch'));
+    return out.filter((p): p is Patch => p !== undefined);
+  }
+
+  nodeInput(node: Node, role: Role): NodeInput {
+    return {
+      mac: node.mac,
+      role,
+      talosVersion: node.talosVersion ?? this.o.defaultTalosVersion,
+      hostname: node.hostname,
+      installDisk: node.installDisk,
+      diskSelector: node.diskSelector,
+      labels: node.labels,
+      network: node.network,
+    };
+  }
+
+  /** Render a node's config; throws RenderError with the reason (never the config itself). */
+  render(node: Node, opts: { role?: Role; configPatch?: string | null } = {}): RenderedConfig {
+    const role = opts.role ?? (node.role === 'unassigned' ? undefined : node.role);
+    if (!role) throw new RenderError(`node ${node.mac} has no role; assign one first`);
+    let secrets;
+    try {
+      secrets = this.o.secrets.current();
+    } catch (err) {
+      if (err instanceof SecretsError) throw new RenderError(err.message);
+      throw err;
+    }
+    let patches: Patch[];
+    try {
+      patches = this.patchesFor(role, opts.configPatch === undefined ? node.configPatch : opts.configPatch);
+    } catch (err) {
+      if (err instanceof PatchError) throw new RenderError(`patch failed: ${err.message}`);
+      throw err;
+    }
+    return renderConfig({ cluster: this.o.cluster, secrets, node: this.nodeInput(node, role), patches });
+  }
+
+  /** The config with keys and tokens masked, for the API. */
+  redacted(node: Node): string {
+    return toYaml(redactDocuments(this.render(node).documents));
+  }
+
+  /**
+   * Would this node patch produce a valid config? Returns the problems, or [] when it would (or
+   * when the config cannot be judged yet because the cluster settings are incomplete: then the
+   * patch is only checked for syntax).
+   */
+  checkNodePatch(node: Node, role: Role, configPatch: string): string[] {
+    try {
+      parsePatch(configPatch, 'configPatch');
+    } catch (err) {
+      if (err instanceof PatchError) return [err.message];
+      throw err;
+    }
+    try {
+      this.render(node, { role, configPatch: null });
+    } catch (err) {
+      if (err instanceof RenderError) return [];
+      throw err;
+    }
+    try {
+      this.render(node, { role, configPatch });
+      return [];
+    } catch (err) {
+      if (err instanceof RenderError) return err.problems.length ? err.problems : [err.message];
+      throw err;
+    }
+  }
+
+  /** GET /talos/config/<mac>/<token>: the node's config, or 403 without a reason, or 503 to retry. */
+  serve(mac: string | undefined, token: string, ip: string | undefined): ConfigAnswer {
+    const deny = (reason: ConfigDenial | 'bad-request', node?: Node): ConfigAnswer => {
+      // The requester learns nothing; the operator gets the reason (never the token).
+      this.o.log.warn({ mac, ip, reason }, 'machine config refused');
+      if (node) this.o.inventory.record(node.mac, 'config-denied', 'boot', { reason, ip });
+      return { status: 403, body: 'forbidden\n', contentType: 'text/plain; charset=utf-8' };
+    };
+    if (!mac || !/^[0-9a-f]{64}$/.test(token)) return deny('bad-request');
+    const hash = sha256(token);
+    const check = this.o.inventory.checkConfigToken(mac, hash);
+    if (!check.ok) return deny(check.reason, check.node);
+
+    let rendered: RenderedConfig;
+    try {
+      rendered = this.render(check.node);
+    } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
+      this.o.log.error({ mac, ip, problems: err.problems.length ? err.problems : undefined, reason: err.message }, 'machine config not served: it cannot be rendered');
+      this.o.inventory.record(mac, 'config-failed', 'boot', { reason: err.message, problems: err.problems.slice(0, 20) });
+      return { status: 503, body: 'the machine config cannot be rendered yet; Genesis has recorded why\n', contentType: 'text/plain; charset=utf-8' };
+    }
+    const spent = this.o.inventory.consumeConfigToken(mac, hash, {
+      ip,
+      role: check.node.role,
+      talosVersion: check.node.talosVersion ?? this.o.defaultTalosVersion,
+      sha256: rendered.sha256,
+    });
+    if (!spent.ok) return deny(spent.reason, spent.node);
+    this.o.log.info({ mac, ip, role: check.node.role, sha256: rendered.sha256, fetchesLeft: spent.fetchesLeft }, 'machine config served');
+    return { status: 200, body: rendered.yaml, contentType: 'application/yaml' };
+  }
+}

@@ -1,0 +1,177 @@
+// Config patches as `talosctl --config-patch` applies them. Pure.
+//
+// A patch is YAML. Either a JSON Patch (RFC 6902: a list of operations, applied to the v1alpha1
+// document), or one or more documents merged strategically: a document without `kind` merges
+// into the v1alpha1 config, a document with `kind` (and `name`) merges into the document of that
+// kind or is added; `$patch: delete` removes a key or a whole document. Mappings merge key by key,
+// scalars are replaced, lists are appended, except the lists Talos merges differently (below).
+
+import { parseAllDocuments } from 'yaml';
+import type { Document } from './generate.ts';
+
+export class PatchError extends Error {}
+
+export type Patch = { source: string; kind: 'strategic'; documents: Document[] } | { source: string; kind: 'json6902'; ops: JsonPatchOp[] };
+
+type JsonPatchOp = { op: 'add' | 'remove' | 'replace' | 'test'; path: string; value?: unknown };
+
+/** Lists that replace rather than append (Talos `merge:"replace"`). */
+const REPLACE_LISTS = new Set(['cluster.network.podSubnets', 'cluster.network.serviceSubnets']);
+/** Lists whose items merge with the item of the same identity. */
+const KEYED_LISTS: Record<string, (item: unknown) => string | undefined> = {
+  'machine.network.interfaces': (i) => {
+    const o = i as Record<string, unknown>;
+    if (typeof o['interface'] === 'string') return `if:${o['interface']}`;
+    if (o['deviceSelector'] && typeof o['deviceSelector'] === 'object') return `sel:${JSON.stringify(o['deviceSelector'])}`;
+    return undefined;
+  },
+  'cluster.apiServer.admissionControl': (i) => (typeof (i as Record<string, unknown>)['name'] === 'string' ? String((i as Record<string, unknown>)['name']) : undefined),
+  'cluster.inlineManifests': (i) => (typeof (i as Record<string, unknown>)['name'] === 'string' ? String((i as Record<string, unknown>)['name']) : undefined),
+};
+
+const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+export function parsePatch(text: string, source: string): Patch {
+  let parsed: unknown[];
+  try {
+    const docs = parseAllDocuments(text);
+    for (const d of docs) if (d.errors.length) throw d.errors[0];
+    parsed = docs.map((d) => d.toJS()).filter((d) => d !== null && d !== undefined);
+  } catch (err) {
+    throw new PatchError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (parsed.length === 1 && Array.isArray(parsed[0])) {
+    const ops = parsed[0] as unknown[];
+    for (const [i, op] of ops.entries()) {
+      if (!isMap(op) || !['add', 'remove', 'replace', 'test'].includes(op['op'] as string) || typeof op['path'] !== 'string') {
+        throw new PatchError(`${source}: JSON patch operation ${i} needs op (add, remove, replace or test) and path`);
+      }
+      if (op['op'] !== 'remove' && !('value' in op)) throw new PatchError(`${source}: JSON patch operation ${i} (${op['op']}) needs a value`);
+    }
+    return { source, kind: 'json6902', ops: ops as JsonPatchOp[] };
+  }
+  for (const [i, d] of parsed.entries()) {
+    if (!isMap(d)) throw new PatchError(`${source}: document ${i + 1} is not a mapping`);
+  }
+  return { source, kind: 'strategic', documents: parsed as Document[] };
+}
+
+function mergeInto(base: unknown, patch: unknown, path: string): unknown {
+  if (isMap(patch) && patch['$patch'] === 'delete') return undefined;
+  if (isMap(base) && isMap(patch)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [k, v] of Object.entries(patch)) {
+      const p = path ? `${path}.${k}` : k;
+      const merged = k in out ? mergeInto(out[k], v, p) : stripDirectives(v);
+      if (merged === undefined) delete out[k];
+      else out[k] = merged;
+    }
+    return out;
+  }
+  if (Array.isArray(base) && Array.isArray(patch)) {
+    if (REPLACE_LISTS.has(path)) return structuredClone(patch);
+    const identity = KEYED_LISTS[path];
+    if (identity) {
+      const out = [...base];
+      for (const item of patch) {
+        const id = identity(item);
+        const at = id === undefined ? -1 : out.findIndex((x) => identity(x) === id);
+        if (at === -1) out.push(structuredClone(item));
+        else {
+          const merged = mergeInto(out[at], item, path);
+          if (merged === undefined) out.splice(at, 1);
+          else out[at] = merged;
+        }
+      }
+      return out;
+    }
+    return [...base, ...structuredClone(patch)];
+  }
+  return stripDirectives(patch);
+}
+
+function stripDirectives(v: unknown): unknown {
+  if (isMap(v)) {
+    if (v['$patch'] === 'delete') return undefined;
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const s = stripDirectives(x);
+      if (s !== undefined) out[k] = s;
+    }
+    return out;
+  }
+  return structuredClone(v);
+}
+
+function identityOf(doc: Document): string {
+  if (typeof doc['kind'] !== 'string') return 'v1alpha1';
+  return `${doc['kind']}/${typeof doc['name'] === 'string' ? doc['name'] : ''}`;
+}
+
+function decodePointer(pointer: string, source: string): string[] {
+  if (pointer === '') return [];
+  if (!pointer.startsWith('/')) throw new PatchError(`${source}: JSON patch path ${JSON.stringify(pointer)} must start with /`);
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function applyJsonPatch(doc: Document, ops: JsonPatchOp[], source: string): Document {
+  const root = { doc: structuredClone(doc) as unknown };
+  for (const [i, op] of ops.entries()) {
+    const keys = ['doc', ...decodePointer(op.path, source)];
+    const fail = (why: string): never => {
+      throw new PatchError(`${source}: JSON patch operation ${i} (${op.op} ${op.path}): ${why}`);
+    };
+    let parent: unknown = root;
+    for (const k of keys.slice(0, -1)) {
+      parent = Array.isArray(parent) ? parent[Number(k)] : isMap(parent) ? parent[k] : undefined;
+      if (parent === undefined) fail('the path does not exist');
+    }
+    const last = keys.at(-1)!;
+    if (Array.isArray(parent)) {
+      const idx = last === '-' ? parent.length : Number(last);
+      if (!Number.isInteger(idx) || idx < 0 || idx > parent.length || (op.op !== 'add' && idx >= parent.length)) fail('no such list index');
+      if (op.op === 'add') parent.splice(idx, 0, structuredClone(op.value));
+      else if (op.op === 'remove') parent.splice(idx, 1);
+      else if (op.op === 'replace') parent[idx] = structuredClone(op.value);
+      else if (JSON.stringify(parent[idx]) !== JSON.stringify(op.value)) fail('test failed');
+    } else if (isMap(parent)) {
+      if (op.op !== 'add' && !(last in parent)) fail('the path does not exist');
+      if (op.op === 'add' || op.op === 'replace') parent[last] = structuredClone(op.value);
+      else if (op.op === 'remove') delete parent[last];
+      else if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) fail('test failed');
+    } else {
+      fail('the parent is not a mapping or list');
+    }
+  }
+  if (!isMap(root.doc)) throw new PatchError(`${source}: a JSON patch must leave the config a mapping`);
+  return root.doc;
+}
+
+/** Apply patches in order; returns new documents, the input is not changed. */
+export function applyPatches(docs: Document[], patches: Patch[]): Document[] {
+  let out = docs.map((d) => structuredClone(d));
+  for (const patch of patches) {
+    if (patch.kind === 'json6902') {
+      const at = out.findIndex((d) => identityOf(d) === 'v1alpha1');
+      if (at === -1) throw new PatchError(`${patch.source}: a JSON patch needs the v1alpha1 config document`);
+      out[at] = applyJsonPatch(out[at]!, patch.ops, patch.source);
+      continue;
+    }
+    for (const p of patch.documents) {
+      const id = identityOf(p);
+      const at = out.findIndex((d) => identityOf(d) === id);
+      if (at === -1) {
+        if (p['$patch'] === 'delete') continue;
+        out.push(stripDirectives(p) as Document);
+        continue;
+      }
+      const merged = mergeInto(out[at], p, '');
+      if (merged === undefined) out.splice(at, 1);
+      else out[at] = merged as Document;
+    }
+  }
+  return out;
+}
