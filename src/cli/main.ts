@@ -7,12 +7,16 @@ import { ConfigError, loadConfig } from '../config/config.ts';
 import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../log/logger.ts';
 import { nodesCommand } from './nodes.ts';
+import { configCommand, secretsCommand, talosconfigCommand } from './talos.ts';
 
 const USAGE = `Usage: genesis <command> [options]
 
 Commands:
   serve            Run Genesis (TFTP, HTTP, inventory)
   nodes            List and assign machines (genesis nodes --help)
+  secrets          Export or import the cluster secrets bundle (genesis secrets --help)
+  config render    Print the machine config a node would receive (genesis config --help)
+  talosconfig      Get a talosconfig for talosctl (genesis talosconfig --help)
 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
@@ -70,7 +74,8 @@ async function serve(configFile: string | undefined): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own parse their own arguments.
-  if (argv[0] === 'nodes') return reportingConfigErrors(() => nodesCommand(argv.slice(1)));
+  const sub = { nodes: nodesCommand, secrets: secretsCommand, config: configCommand, talosconfig: talosconfigCommand }[argv[0] ?? ''];
+  if (sub) return reportingConfigErrors(() => sub(argv.slice(1)));
   let parsed;
   try {
     parsed = parseArgs({

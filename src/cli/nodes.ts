@@ -2,6 +2,7 @@
 // one in the local config unless --url says otherwise), with the token from GENESIS_API_TOKEN or
 // the data dir, so it works the same on the Genesis machine and from a laptop.
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
@@ -13,6 +14,8 @@ Commands:
   list [--role R] [--state S]        Machines Genesis has seen or been told about
   show <mac>                         One machine, and its latest events
   assign <mac> <controlplane|worker> [--hostname H] [--disk /dev/X] [--label k=v]... [--talos-version vX.Y.Z]
+         [--address 192.0.2.21/24 --gateway 192.0.2.1 --nameserver 192.0.2.1] [--patch file.yaml]
+  config <mac>                       The machine config it would receive, keys and tokens masked
   unassign <mac>                     Take the role away (the machine waits at its next boot)
   reinstall <mac>                    Install Talos again at the next PXE boot
   installed <mac>                    Mark installed: the next PXE boot goes to the local disk
@@ -24,11 +27,22 @@ Options:
   --config <file>  Configuration file to read the port and data dir from
 `;
 
-class CliError extends Error {}
+export class CliError extends Error {}
 
-type Client = { url: string; token: string | undefined };
+export type Client = { url: string; token: string | undefined };
 
-async function call(c: Client, method: string, path: string, body?: unknown): Promise<unknown> {
+/** Where the API is and the token to use: --url, GENESIS_URL, else the local configuration. */
+export function apiClient(configFile: string | undefined, url: string | undefined): Client {
+  // Only what locating the API needs; advertise_addr is irrelevant here, so skip its detection.
+  const config = loadConfig({ file: configFile, detect: () => '127.0.0.1' });
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  return {
+    url: (url ?? process.env.GENESIS_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`).replace(/\/+$/, ''),
+    token: readCliToken(config.data_dir),
+  };
+}
+
+export async function call(c: Client, method: string, path: string, body?: unknown, opts: { text?: boolean } = {}): Promise<unknown> {
   let res: Response;
   try {
     res = await fetch(`${c.url}/api/v1${path}`, {
@@ -45,6 +59,7 @@ async function call(c: Client, method: string, path: string, body?: unknown): Pr
   }
   if (res.status === 204) return undefined;
   const text = await res.text();
+  if (opts.text && res.ok) return text;
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -95,6 +110,10 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         disk: { type: 'string' },
         label: { type: 'string', multiple: true },
         'talos-version': { type: 'string' },
+        address: { type: 'string' },
+        gateway: { type: 'string' },
+        nameserver: { type: 'string', multiple: true },
+        patch: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -108,13 +127,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
     process.stdout.write(NODES_USAGE);
     return v.help ? 0 : 2;
   }
-  // Only what locating the API needs; advertise_addr is irrelevant here, so skip its detection.
-  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
-  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
-  const client: Client = {
-    url: (v.url ?? process.env.GENESIS_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`).replace(/\/+$/, ''),
-    token: readCliToken(config.data_dir),
-  };
+  const client = apiClient(v.config, v.url);
   const needMac = () => {
     if (!mac) throw new CliError(`${sub} needs a MAC address`);
     return encodeURIComponent(mac);
@@ -153,6 +166,18 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         if (v['talos-version'] !== undefined) body.talosVersion = v['talos-version'];
         const labels = labelsFrom(v.label);
         if (labels) body.labels = labels;
+        if (v.address !== undefined) {
+          body.network = { address: v.address, ...(v.gateway ? { gateway: v.gateway } : {}), ...(v.nameserver ? { nameservers: v.nameserver } : {}) };
+        } else if (v.gateway !== undefined || v.nameserver !== undefined) {
+          throw new CliError('--gateway and --nameserver go with --address');
+        }
+        if (v.patch !== undefined) {
+          try {
+            body.configPatch = readFileSync(v.patch, 'utf8');
+          } catch (err) {
+            throw new CliError(`cannot read ${v.patch}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+          }
+        }
         const node = (await call(client, 'PUT', `/nodes/${m}`, body)) as Node;
         print(node, () => nodeLine(node));
         return 0;
@@ -168,6 +193,9 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         print(node, () => nodeLine(node));
         return 0;
       }
+      case 'config':
+        out((await call(client, 'GET', `/nodes/${needMac()}/config`, undefined, { text: true })) as string);
+        return 0;
       case 'delete':
         await call(client, 'DELETE', `/nodes/${needMac()}`);
         if (!v.json) out(`deleted ${mac}\n`);

@@ -152,7 +152,7 @@ function applyJsonPatch(doc: Document, ops: JsonPatchOp[], source: string): Docu
 
 /** Apply patches in order; returns new documents, the input is not changed. */
 export function applyPatches(docs: Document[], patches: Patch[]): Document[] {
-  let out = docs.map((d) => structuredClone(d));
+  const out = docs.map((d) => structuredClone(d));
   for (const patch of patches) {
     if (patch.kind === 'json6902') {
       const at = out.findIndex((d) => identityOf(d) === 'v1alpha1');

@@ -36,7 +36,7 @@ export function seedSecrets(dataDir: string): void {
 
 export async function startGenesis(
   env: Record<string, string> = {},
-  dirs: { dataDir?: string; assetsDir?: string; generateSecrets?: boolean } = {},
+  dirs: { dataDir?: string; assetsDir?: string; generateSecrets?: boolean; logLines?: string[] } = {},
 ): Promise<TestGenesis> {
   const work = mkdtempSync(path.join(tmpdir(), 'genesis-app-'));
   const dataDir = dirs.dataDir ?? path.join(work, 'data');
@@ -58,7 +58,9 @@ export async function startGenesis(
       ...env,
     },
   });
-  const app = new Genesis(config, pino({ level: 'silent' }));
+  // With logLines: every JSON log line at debug and above lands there (to check what is, and is not, logged).
+  const log = dirs.logLines ? pino({ level: 'debug' }, { write: (line: string) => void dirs.logLines!.push(line) }) : pino({ level: 'silent' });
+  const app = new Genesis(config, log);
   const listening = await app.start();
   const url = `http://127.0.0.1:${listening.http.port}`;
   return {

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
+import { LATEST_SCHEMA, MIGRATIONS } from '../../src/inventory/migrations.ts';
 import { Inventory, InventoryError } from '../../src/inventory/store.ts';
 
 let dir: string;
@@ -172,5 +172,75 @@ describe('auto-assign', () => {
     for (let i = 0; i < 10; i++) roles.push((i % 2 ? one : two).recordBoot(`52:54:00:00:02:${String(i).padStart(2, '0')}`, {}).node.role);
     expect(roles.filter((r) => r === 'controlplane')).toHaveLength(3);
     expect(roles.slice(0, 3)).toEqual(['controlplane', 'controlplane', 'controlplane']);
+  });
+});
+
+describe('config tokens', () => {
+  const H1 = 'a'.repeat(64);
+  const H2 = 'b'.repeat(64);
+
+  it('expire: valid until the deadline, refused from it on', () => {
+    let now = new Date('2026-06-01T10:00:00Z');
+    const inv = openInv({ now: () => now });
+    inv.update(A, { role: 'worker' }, 'test', { create: true });
+    inv.issueConfigToken(A, H1, 30 * 60_000, 5);
+    now = new Date('2026-06-01T10:29:59Z');
+    expect(inv.checkConfigToken(A, H1)).toMatchObject({ ok: true, fetchesLeft: 5 });
+    now = new Date('2026-06-01T10:30:00Z');
+    expect(inv.checkConfigToken(A, H1)).toMatchObject({ ok: false, reason: 'expired' });
+    expect(inv.consumeConfigToken(A, H1, {})).toMatchObject({ ok: false, reason: 'expired' });
+    expect(inv.get(A)!.state).toBe('assigned');
+  });
+
+  it('are bound to one MAC, spent one fetch at a time, and replaced by the next issue', () => {
+    const inv = openInv();
+    inv.update(A, { role: 'worker' }, 'test', { create: true });
+    inv.update(B, { role: 'worker' }, 'test', { create: true });
+    inv.issueConfigToken(A, H1, 60_000, 2);
+    expect(inv.checkConfigToken(B, H1)).toMatchObject({ ok: false, reason: 'no-token' });
+    expect(inv.checkConfigToken(A, H2)).toMatchObject({ ok: false, reason: 'wrong-token' });
+    expect(inv.checkConfigToken('52:54:00:00:00:99', H1)).toEqual({ ok: false, reason: 'unknown-node' });
+    expect(inv.consumeConfigToken(A, H1, { sha256: 'x' })).toMatchObject({ ok: true, fetchesLeft: 1 });
+    expect(inv.get(A)!.state).toBe('installing');
+    expect(inv.consumeConfigToken(A, H1, {})).toMatchObject({ ok: true, fetchesLeft: 0 });
+    expect(inv.consumeConfigToken(A, H1, {})).toMatchObject({ ok: false, reason: 'used-up' });
+    inv.issueConfigToken(A, H2, 60_000, 2);
+    expect(inv.checkConfigToken(A, H1)).toMatchObject({ ok: false, reason: 'wrong-token' });
+    expect(inv.events(A).filter((e) => e.type === 'config-served')).toHaveLength(2);
+  });
+
+  it('the last fetch is spent once even when two Genesis processes race for it', () => {
+    const one = openInv();
+    const two = openInv();
+    one.update(A, { role: 'worker' }, 'test', { create: true });
+    one.issueConfigToken(A, H1, 60_000, 1);
+    const results = [one.consumeConfigToken(A, H1, {}), two.consumeConfigToken(A, H1, {})];
+    expect(results.map((r) => r.ok)).toEqual([true, false]);
+  });
+
+  it('are revoked when the node is installed, unassigned or deleted', () => {
+    const inv = openInv();
+    for (const [mac, revoke] of [
+      [A, () => inv.setState(A, 'installed', 'test')],
+      [B, () => inv.update(B, { role: 'unassigned' }, 'test', { create: false })],
+    ] as const) {
+      inv.update(mac, { role: 'worker' }, 'test', { create: true });
+      inv.issueConfigToken(mac, H1, 60_000, 5);
+      revoke();
+      expect(inv.checkConfigToken(mac, H1)).toMatchObject({ ok: false, reason: 'no-token' });
+    }
+    inv.issueConfigToken(A, H1, 60_000, 5);
+    inv.delete(A, 'test');
+    expect(inv.db.prepare('SELECT count(*) AS n FROM config_tokens WHERE mac = ?').get(A)).toEqual({ n: 0 });
+  });
+
+  it('a v1 database is upgraded in place: nodes keep their data and gain the new fields', () => {
+    const raw = new Database(file);
+    raw.exec(MIGRATIONS[0]!.sql);
+    raw.pragma('user_version = 1');
+    raw.prepare("INSERT INTO nodes (mac, role, state, hostname, first_seen, updated_at) VALUES (?, 'worker', 'assigned', 'w1', 'x', 'x')").run(A);
+    raw.close();
+    const inv = openInv();
+    expect(inv.get(A)).toMatchObject({ role: 'worker', hostname: 'w1', network: null, configPatch: null });
   });
 });

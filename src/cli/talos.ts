@@ -1,0 +1,245 @@
+// `genesis secrets …`, `genesis config render …`, `genesis talosconfig`: the cluster's Talos side
+// from a shell. Secrets and rendering work on the local data dir (they are the Genesis machine's
+// own files); talosconfig asks the running Genesis, which knows the control planes' addresses.
+
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { clusterSettings, MachineConfigService } from '../boot/machine-config.ts';
+import { loadConfig } from '../config/config.ts';
+import { normalizeMac } from '../inventory/mac.ts';
+import type { Node } from '../inventory/model.ts';
+import { Inventory } from '../inventory/store.ts';
+import { DB_FILE } from '../app.ts';
+import { RenderError } from '../talos/render.ts';
+import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from '../talos/secrets.ts';
+import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
+import { apiClient, call, CliError } from './nodes.ts';
+import path from 'node:path';
+import pino from 'pino';
+import { isDeepStrictEqual } from 'node:util';
+
+export const SECRETS_USAGE = `Usage: genesis secrets <command> [options]
+
+Commands:
+  export                 Print the cluster secrets bundle (talosctl gen secrets format). Keep it safe.
+  import <file> [--force]
+                         Adopt a bundle made by talosctl gen secrets. Refused when a different
+                         bundle is already in place, unless --force (nodes installed with the old
+                         one can then no longer join).
+
+Options:
+  --config <file>  Configuration file to read the data dir from
+`;
+
+export const CONFIG_USAGE = `Usage: genesis config render (--mac <mac> | --role <controlplane|worker>) [options]
+
+Prints the machine config a node would receive, for review. Nothing is recorded and no token is used.
+
+  --mac <mac>                  A node from the inventory, with its role and settings
+  --role <role>                No inventory: a node of this role with default settings
+  --secrets <file>             With --role: use this bundle instead of the data dir's
+  --talos-version <vX.Y.Z>     Override the node's (or the default) Talos version
+  --hostname <name>            With --role: set a hostname
+  --config <file>              Configuration file
+`;
+
+export const TALOSCONFIG_USAGE = `Usage: genesis talosconfig [-o <file>] [--url <url>] [--config <file>]
+
+Asks the running Genesis for a talosconfig (admin client certificate signed by the cluster's OS CA,
+valid one year; endpoints: the control planes). Written to <file> with mode 0600, or to stdout.
+`;
+
+type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+function parse(argv: string[], options: OptionSpec, usage: string, name: string): Parsed | undefined {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options: { ...options, config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } }) as Parsed;
+  } catch (err) {
+    process.stderr.write(`genesis ${name}: ${(err as Error).message}\n${usage}`);
+    return undefined;
+  }
+}
+
+export async function secretsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const parsed = parse(argv, { force: { type: 'boolean' } }, SECRETS_USAGE, 'secrets');
+  if (!parsed) return 2;
+  const { values: v, positionals } = parsed;
+  const [sub, file] = positionals;
+  if (v.help || !sub) {
+    process.stdout.write(SECRETS_USAGE);
+    return v.help ? 0 : 2;
+  }
+  const config = loadConfig({ file: v.config as string | undefined, detect: () => '127.0.0.1' });
+  const dir = config.data_dir;
+  try {
+    switch (sub) {
+      case 'export': {
+        const bundle = readSecretsFile(dir);
+        if (!bundle) throw new CliError(`no secrets bundle in ${dir} yet (Genesis creates one on its first start, or use genesis secrets import)`);
+        out(serializeSecrets(bundle));
+        return 0;
+      }
+      case 'import': {
+        if (!file) throw new CliError('import needs the bundle file (from talosctl gen secrets)');
+        let incoming: SecretsBundle;
+        try {
+          incoming = parseSecrets(readFileSync(file, 'utf8'));
+        } catch (err) {
+          if (err instanceof SecretsError) throw new CliError(`${file}: ${err.message}`);
+          throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+        }
+        const current = readSecretsFile(dir);
+        if (current && isDeepStrictEqual(current, incoming)) {
+          out(`${secretsPath(dir)} already holds this bundle\n`);
+          return 0;
+        }
+        if (current && !v.force) {
+          throw new CliError(
+            `${secretsPath(dir)} already holds a different bundle; nodes installed with it would no longer be part of the cluster. ` +
+              'Back it up (genesis secrets export) and pass --force to replace it',
+          );
+        }
+        writeSecrets(dir, incoming);
+        out(`imported ${file} into ${secretsPath(dir)}; a running Genesis uses it from the next config it serves\n`);
+        return 0;
+      }
+      default:
+        process.stderr.write(`genesis secrets: unknown command "${sub}"\n${SECRETS_USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof CliError || err instanceof SecretsError) {
+      process.stderr.write(`genesis secrets ${sub}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+export async function configCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const parsed = parse(
+    argv,
+    { mac: { type: 'string' }, role: { type: 'string' }, secrets: { type: 'string' }, 'talos-version': { type: 'string' }, hostname: { type: 'string' } },
+    CONFIG_USAGE,
+    'config',
+  );
+  if (!parsed) return 2;
+  const { values: v, positionals } = parsed;
+  if (v.help || positionals[0] !== 'render') {
+    process.stdout.write(CONFIG_USAGE);
+    return v.help ? 0 : 2;
+  }
+  const config = loadConfig({ file: v.config as string | undefined, detect: () => '127.0.0.1' });
+  const mac = v.mac as string | undefined;
+  const role = v.role as string | undefined;
+  let inventory: Inventory | undefined;
+  try {
+    if ((mac === undefined) === (role === undefined)) throw new CliError('give --mac or --role (one of them)');
+    if (role !== undefined && role !== 'controlplane' && role !== 'worker') throw new CliError('--role must be controlplane or worker');
+    let bundle: SecretsBundle | undefined;
+    if (v.secrets !== undefined) {
+      if (mac !== undefined) throw new CliError('--secrets goes with --role; a node renders with the data dir bundle it will receive');
+      try {
+        bundle = parseSecrets(readFileSync(v.secrets as string, 'utf8'));
+      } catch (err) {
+        if (err instanceof SecretsError) throw new CliError(`${v.secrets}: ${err.message}`);
+        throw new CliError(`cannot read ${v.secrets}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+    } else {
+      bundle = readSecretsFile(config.data_dir);
+      if (!bundle) throw new CliError(`no secrets bundle in ${config.data_dir} (start Genesis once, import one, or pass --secrets)`);
+    }
+    let node: Node;
+    if (mac !== undefined) {
+      const m = normalizeMac(mac);
+      if (!m) throw new CliError(`${JSON.stringify(mac)} is not a MAC address`);
+      inventory = Inventory.open(path.join(config.data_dir, DB_FILE));
+      const found = inventory.get(m);
+      if (!found) throw new CliError(`no node with MAC ${m} in ${config.data_dir}`);
+      if (found.role === 'unassigned') throw new CliError(`node ${m} has no role; its config depends on one`);
+      node = found;
+    } else {
+      node = {
+        ...PREVIEW_NODE,
+        role: role as 'controlplane' | 'worker',
+        hostname: (v.hostname as string | undefined) ?? null,
+      };
+    }
+    if (v['talos-version'] !== undefined) node = { ...node, talosVersion: v['talos-version'] as string };
+    const service = new MachineConfigService({
+      // Rendering reads nothing from the inventory; a throwaway in-memory one satisfies the type.
+      inventory: inventory ?? Inventory.open(':memory:'),
+      secrets: new SecretsStore(config.data_dir, bundle),
+      cluster: clusterSettings(config),
+      patchFiles: config.talos.patches,
+      defaultTalosVersion: config.talos.version,
+      tokenTtlMs: 0,
+      tokenFetches: 0,
+      log: pino({ level: 'silent' }),
+    });
+    out(service.render(node).yaml);
+    return 0;
+  } catch (err) {
+    if (err instanceof CliError || err instanceof RenderError) {
+      process.stderr.write(`genesis config render: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    inventory?.close();
+  }
+}
+
+/** A node with nothing but a role: what `config render --role` previews. */
+const PREVIEW_NODE: Node = {
+  mac: '02:00:00:00:00:01',
+  role: 'worker',
+  state: 'assigned',
+  hostname: null,
+  arch: null,
+  firmware: null,
+  uuid: null,
+  serial: null,
+  manufacturer: null,
+  product: null,
+  lastIp: null,
+  installDisk: null,
+  diskSelector: null,
+  labels: {},
+  talosVersion: null,
+  localBoot: 'exit',
+  network: null,
+  configPatch: null,
+  firstSeen: '',
+  lastSeen: null,
+  updatedAt: '',
+};
+
+export async function talosconfigCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const parsed = parse(argv, { output: { type: 'string', short: 'o' }, url: { type: 'string' } }, TALOSCONFIG_USAGE, 'talosconfig');
+  if (!parsed) return 2;
+  const { values: v } = parsed;
+  if (v.help) {
+    process.stdout.write(TALOSCONFIG_USAGE);
+    return 0;
+  }
+  try {
+    const text = (await call(apiClient(v.config as string | undefined, v.url as string | undefined), 'GET', '/talosconfig', undefined, { text: true })) as string;
+    if (v.output) {
+      writeFileSync(v.output as string, text, { mode: 0o600 });
+      chmodSync(v.output as string, 0o600);
+      out(`wrote ${v.output} (mode 0600)\n`);
+    } else {
+      out(text);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`genesis talosconfig: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+

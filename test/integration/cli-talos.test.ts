@@ -1,0 +1,154 @@
+// `genesis secrets`, `genesis config render`, `genesis talosconfig` and `genesis nodes config`,
+// run as real processes against real data dirs and a running Genesis.
+
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { generateSecrets, parseSecrets, serializeSecrets } from '../../src/talos/secrets.ts';
+import { FIXTURE_SECRETS, seedSecrets, startGenesis, TEST_TOKEN, type TestGenesis } from '../helpers/genesis-app.ts';
+import { BIN } from '../helpers/genesis-process.ts';
+import { run } from '../helpers/run.ts';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/talos/stability');
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'genesis-cli-'));
+const genesis = (args: string[], env: Record<string, string> = {}) =>
+  run(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, GENESIS_ADVERTISE_ADDR: '127.0.0.1', ...env } });
+
+describe('genesis secrets', () => {
+  it('export prints the data dir bundle; import refuses to replace a different one without --force', async () => {
+    const dataDir = tmp();
+    const env = { GENESIS_DATA_DIR: dataDir };
+    const none = await genesis(['secrets', 'export'], env);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^genesis secrets export: no secrets bundle in .* yet/);
+
+    expect(await genesis(['secrets', 'import', FIXTURE_SECRETS], env)).toMatchObject({ code: 0 });
+    expect(statSync(path.join(dataDir, 'secrets.yaml')).mode & 0o777).toBe(0o600);
+    const exported = await genesis(['secrets', 'export'], env);
+    expect(exported.code).toBe(0);
+    expect(parseSecrets(exported.stdout)).toEqual(parseSecrets(readFileSync(FIXTURE_SECRETS, 'utf8')));
+
+    const other = path.join(tmp(), 'other.yaml');
+    writeFileSync(other, readFileSync(path.join(FIXTURES, 'gen-secrets-example.yaml')));
+    const refused = await genesis(['secrets', 'import', other], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('already holds a different bundle');
+    expect(parseSecrets((await genesis(['secrets', 'export'], env)).stdout)).toEqual(parseSecrets(readFileSync(FIXTURE_SECRETS, 'utf8')));
+    expect(await genesis(['secrets', 'import', '--force', other], env)).toMatchObject({ code: 0 });
+    expect(parseSecrets((await genesis(['secrets', 'export'], env)).stdout).cluster.id).toBe(parseSecrets(readFileSync(other, 'utf8')).cluster.id);
+  });
+
+  it('import refuses a broken bundle and names the field', async () => {
+    const bad = path.join(tmp(), 'bad.yaml');
+    writeFileSync(bad, readFileSync(FIXTURE_SECRETS, 'utf8').replace(/ {4}token: .*\n/, ''));
+    const r = await genesis(['secrets', 'import', bad], { GENESIS_DATA_DIR: tmp() });
+    expect(r).toMatchObject({ code: 1 });
+    expect(r.stderr).toContain('secrets bundle: trustdinfo.token is missing');
+  });
+});
+
+describe('genesis config render', () => {
+  it('--role with --secrets reproduces the oracle without any inventory', async () => {
+    const r = await genesis(['config', 'render', '--role', 'worker', '--secrets', FIXTURE_SECRETS, '--talos-version', 'v1.12.0'], {
+      GENESIS_DATA_DIR: tmp(),
+      GENESIS_CLUSTER_NAME: 'base',
+      GENESIS_CLUSTER_ENDPOINT: 'https://base:6443',
+      GENESIS_CLUSTER_KUBERNETES_VERSION: '1.28.0',
+    });
+    expect(r.stderr).toBe('');
+    const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    const want = parseAllDocuments(readFileSync(path.join(FIXTURES, 'v1.12/base-worker.yaml'), 'utf8')).map((d) => d.toJS());
+    // Genesis always names the install disk and image; everything else is talosctl's output.
+    expect(docs[0].machine.install).toEqual({ disk: '/dev/sda', image: 'ghcr.io/siderolabs/installer:v1.12.0', wipe: false, grubUseUKICmdline: true });
+    docs[0].machine.install = want[0].machine.install;
+    expect(docs).toEqual(want);
+  });
+
+  it('--mac renders an inventory node; unknown or unassigned nodes are clear errors', async () => {
+    const g = await startGenesis();
+    try {
+      await g.api('PUT', '/nodes/52:54:00:00:0c:01', { role: 'controlplane', hostname: 'cp-c' });
+      await g.api('PUT', '/nodes/52:54:00:00:0c:02', {});
+      const env = { GENESIS_DATA_DIR: g.dataDir, GENESIS_CLUSTER_ENDPOINT: 'https://192.0.2.10:6443' };
+      const r = await genesis(['config', 'render', '--mac', '52-54-00-00-0c-01'], env);
+      expect(r.code).toBe(0);
+      const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+      expect(docs[0].machine.type).toBe('controlplane');
+      expect(docs.find((d) => d.kind === 'HostnameConfig')).toEqual({ apiVersion: 'v1alpha1', kind: 'HostnameConfig', hostname: 'cp-c' });
+      expect(await genesis(['config', 'render', '--mac', '52:54:00:00:0c:09'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('no node with MAC 52:54:00:00:0c:09') });
+      expect(await genesis(['config', 'render', '--mac', '52:54:00:00:0c:02'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('has no role') });
+      expect(await genesis(['config', 'render'], env)).toMatchObject({ code: 1, stderr: 'genesis config render: give --mac or --role (one of them)\n' });
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe('genesis talosconfig and nodes config', () => {
+  let g: TestGenesis;
+  beforeAll(async () => {
+    g = await startGenesis({ GENESIS_CLUSTER_NAME: 'lab' });
+  });
+  afterAll(async () => {
+    await g.close();
+  });
+  const env = () => ({ GENESIS_URL: g.url, GENESIS_API_TOKEN: TEST_TOKEN, GENESIS_DATA_DIR: tmp() });
+
+  it('writes a talosconfig with mode 0600 whose client certificate chains to the OS CA', async () => {
+    const out = path.join(tmp(), 'talosconfig');
+    const r = await genesis(['talosconfig', '-o', out], env());
+    expect(r).toMatchObject({ code: 0, stdout: `wrote ${out} (mode 0600)\n` });
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    const doc = parseYaml(readFileSync(out, 'utf8'));
+    const crt = new X509Certificate(Buffer.from(doc.contexts.lab.crt, 'base64'));
+    expect(crt.checkIssued(new X509Certificate(Buffer.from(doc.contexts.lab.ca, 'base64')))).toBe(true);
+    expect(crt.subject).toBe('O=os:admin');
+    // Without a token the API refuses, and the CLI says how to fix it.
+    const denied = await genesis(['talosconfig'], { GENESIS_URL: g.url, GENESIS_DATA_DIR: tmp() });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain('GENESIS_API_TOKEN');
+  });
+
+  it('nodes assign takes a static address and a patch file; nodes config shows the masked result', async () => {
+    const patch = path.join(tmp(), 'p.yaml');
+    writeFileSync(patch, 'machine:\n  sysctls:\n    net.core.somaxconn: "65535"\n');
+    const a = await genesis(['nodes', 'assign', '52:54:00:00:0d:01', 'worker', '--address', '192.0.2.51/24', '--gateway', '192.0.2.1', '--patch', patch], env());
+    expect(a.stderr).toBe('');
+    const r = await genesis(['nodes', 'config', '52:54:00:00:0d:01'], env());
+    expect(r.code).toBe(0);
+    const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    expect(docs[0].machine.sysctls).toEqual({ 'net.core.somaxconn': '65535' });
+    expect(docs[0].machine.token).toBe('(redacted)');
+    expect(docs.find((d) => d.kind === 'LinkConfig').addresses).toEqual([{ address: '192.0.2.51/24' }]);
+  });
+});
+
+describe('genesis serve', () => {
+  it('creates the secrets bundle on first start, and logs that without its content', async () => {
+    const logLines: string[] = [];
+    const g = await startGenesis({}, { generateSecrets: true, logLines });
+    try {
+      const text = readFileSync(path.join(g.dataDir, 'secrets.yaml'), 'utf8');
+      const bundle = parseSecrets(text);
+      const logs = logLines.join('');
+      expect(logs).toContain('generated the cluster secrets bundle');
+      for (const secret of [bundle.certs.os.key, bundle.certs.k8s.key, bundle.cluster.secret, bundle.trustdinfo.token]) expect(logs).not.toContain(secret);
+      expect(statSync(path.join(g.dataDir, 'secrets.yaml')).mode & 0o777).toBe(0o600);
+      expect(bundle.certs.os.key).not.toBe(parseSecrets(readFileSync(FIXTURE_SECRETS, 'utf8')).certs.os.key);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('refuses to start on a broken bundle, with one line', async () => {
+    const dataDir = tmp();
+    seedSecrets(dataDir);
+    writeFileSync(path.join(dataDir, 'secrets.yaml'), serializeSecrets(await generateSecrets()).replace(/bootstraptoken: .*/, 'bootstraptoken: nope'));
+    const r = await genesis(['serve'], { GENESIS_DATA_DIR: dataDir, GENESIS_HTTP_PORT: '0', GENESIS_TFTP_ENABLED: 'false', GENESIS_ASSETS_DIR: tmp() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^genesis: cannot use the cluster secrets: .*secrets\.yaml: secrets bundle: secrets\.bootstraptoken is not of the form \[0-9a-z\]\{6\}\.\[0-9a-z\]\{16\}\n$/);
+  });
+});

@@ -1,0 +1,82 @@
+// The oracle: Talos's own generator output for a fixed bundle (test/fixtures/talos/stability),
+// reproduced document for document for every supported version contract.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { contractFor, ContractError } from '../../src/talos/contract.ts';
+import { generateDocuments } from '../../src/talos/generate.ts';
+import { toYaml } from '../../src/talos/render.ts';
+import { schemaProblems } from '../../src/talos/schema.ts';
+import { parseSecrets } from '../../src/talos/secrets.ts';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/talos/stability');
+const secrets = parseSecrets(readFileSync(path.join(FIXTURES, 'secrets.yaml'), 'utf8'));
+const docsOf = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Record<string, unknown>);
+
+describe.each(['v1.11', 'v1.12', 'v1.13'])('Talos %s version contract', (version) => {
+  describe.each(['controlplane', 'worker'] as const)('%s', (role) => {
+    const want = docsOf(readFileSync(path.join(FIXTURES, version, `base-${role}.yaml`), 'utf8'));
+    const got = generateDocuments({ contract: contractFor(version), secrets, role, clusterName: 'base', endpoint: 'https://base:6443', kubernetesVersion: '1.28.0' });
+
+    it('reproduces talosctl gen config: same documents, keys and values', () => {
+      expect(got).toEqual(want);
+    });
+
+    it('survives its own YAML encoding unchanged', () => {
+      expect(docsOf(toYaml(got))).toEqual(want);
+    });
+
+    it("passes Talos's schema", () => {
+      expect(schemaProblems(contractFor(version), got)).toEqual([]);
+    });
+  });
+});
+
+describe('version contracts', () => {
+  it('accept release tags and minors of 1.11 to 1.13', () => {
+    expect(contractFor('v1.13.9').minor).toBe(13);
+    expect(contractFor('v1.12.0-beta.1').minor).toBe(12);
+    expect(contractFor('1.11').minor).toBe(11);
+  });
+
+  it.each(['v1.10.7', 'v1.14.0', 'v2.0.0', 'latest'])('refuse %s with the supported range', (v) => {
+    expect(() => contractFor(v)).toThrow(ContractError);
+    expect(() => contractFor(v)).toThrow('Genesis renders machine configs for Talos v1.11 to v1.13');
+  });
+});
+
+describe('schema validation', () => {
+  const contract = contractFor('v1.13.9');
+  const base = () => generateDocuments({ contract, secrets, role: 'worker', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.36.3' });
+
+  it('names the field and the problem', () => {
+    const docs = base();
+    ((docs[0]!['machine'] as Record<string, unknown>)['install'] as Record<string, unknown>)['disk'] = 42;
+    (docs[0]!['machine'] as Record<string, unknown>)['frobnicate'] = true;
+    expect(schemaProblems(contract, docs)).toEqual(['v1alpha1 config /machine: unknown field "frobnicate"', 'v1alpha1 config /machine/install/disk: must be string']);
+  });
+
+  it('checks every document by its kind, and refuses kinds the release does not have', () => {
+    const docs = [...base(), { apiVersion: 'v1alpha1', kind: 'HostnameConfig', auto: 'sometimes' }, { apiVersion: 'v1alpha1', kind: 'TeleportConfig' }];
+    expect(schemaProblems(contract, docs)).toEqual([
+      'HostnameConfig document /auto: must be one of "stable", "off"',
+      'TeleportConfig document: Talos v1.13 has no document kind "TeleportConfig"',
+    ]);
+  });
+
+  it('needs exactly one v1alpha1 config', () => {
+    const [config, hostname] = base();
+    expect(schemaProblems(contract, [hostname!])).toEqual(['the v1alpha1 config document is missing']);
+    expect(schemaProblems(contract, [config!, config!])).toEqual(['v1alpha1 config: appears more than once']);
+  });
+
+  it('checks 1.11 against the 1.12 schema, setting aside only the 1.11 fields it hides', () => {
+    const c11 = contractFor('v1.11.0');
+    const docs = generateDocuments({ contract: c11, secrets, role: 'controlplane', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.34.0' });
+    expect(schemaProblems(c11, docs)).toEqual([]);
+    (docs[0]!['cluster'] as Record<string, unknown>)['clusterNmae'] = 'typo';
+    expect(schemaProblems(c11, docs)).toEqual(['v1alpha1 config /cluster: unknown field "clusterNmae"']);
+  });
+});
