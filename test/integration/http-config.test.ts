@@ -24,6 +24,9 @@ const SECRET_VALUES = [
   secrets.secrets.secretboxencryptionsecret!,
 ];
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- test reads of API JSON
+const json = async (r: Response | Promise<Response>): Promise<any> => (await r).json();
+
 let g: TestGenesis;
 const logs: string[] = [];
 
@@ -73,9 +76,9 @@ describe('the config URL', () => {
     expect(docs[0].machine.type).toBe('controlplane');
 
     // Serving moved the node to installing and left an event with the config's digest.
-    const node = await (await g.api('GET', `/nodes/${mac}`)).json();
+    const node = await json(g.api('GET', `/nodes/${mac}`));
     expect(node.state).toBe('installing');
-    const { events } = await (await g.api('GET', `/nodes/${mac}/events`)).json();
+    const { events } = await json(g.api('GET', `/nodes/${mac}/events`));
     const served = events.find((e: { type: string }) => e.type === 'config-served');
     expect(served.detail).toMatchObject({ role: 'controlplane', talosVersion: 'v1.13.9', sha256: expected.sha256, fetchesLeft: 2 });
   });
@@ -86,7 +89,7 @@ describe('the config URL', () => {
     const res = await fetch(url);
     expect(res.status).toBe(403);
     expect(await res.text()).toBe('forbidden\n');
-    const { events } = await (await g.api('GET', '/nodes/52:54:00:00:03:01/events?limit=1')).json();
+    const { events } = await json(g.api('GET', '/nodes/52:54:00:00:03:01/events?limit=1'));
     expect(events[0]).toMatchObject({ type: 'config-denied', detail: { reason: 'used-up' } });
   });
 
@@ -106,7 +109,7 @@ describe('the config URL', () => {
       const res = await fetch(u);
       expect([u, res.status, await res.text()]).toEqual([u, 403, 'forbidden\n']);
     }
-    const { events } = await (await g.api('GET', '/nodes/52:54:00:00:04:02/events?limit=1')).json();
+    const { events } = await json(g.api('GET', '/nodes/52:54:00:00:04:02/events?limit=1'));
     expect(events[0]).toMatchObject({ type: 'config-denied', detail: { reason: 'wrong-token' } });
     // The rightful owner still gets its config.
     expect((await fetch(a)).status).toBe(200);
@@ -146,7 +149,7 @@ describe('API', () => {
     expect(parseAllDocuments(text)[0]!.toJS().machine.ca.key).toBe('(redacted)');
     expect((await g.api('GET', '/nodes/52:54:00:00:07:99/config')).status).toBe(404);
     await g.api('PUT', '/nodes/52:54:00:00:07:02', {});
-    expect(await (await g.api('GET', '/nodes/52:54:00:00:07:02/config')).json()).toMatchObject({ error: 'no_role' });
+    expect(await json(g.api('GET', '/nodes/52:54:00:00:07:02/config'))).toMatchObject({ error: 'no_role' });
     // Listing nodes shows no config material either.
     const list = await (await g.api('GET', '/nodes')).text();
     for (const s of SECRET_VALUES) expect(list).not.toContain(s);
@@ -160,18 +163,18 @@ describe('API', () => {
 
     const bad = await g.api('PATCH', '/nodes/52:54:00:00:08:01', { configPatch: 'machine:\n  install:\n    disk: [1, 2]\n' });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toEqual({ error: 'invalid_config_patch', message: 'configPatch: v1alpha1 config /machine/install/disk: must be string' });
+    expect(await json(bad)).toEqual({ error: 'invalid_config_patch', message: 'configPatch: v1alpha1 config /machine/install/disk: must be string' });
     const yaml = await g.api('PATCH', '/nodes/52:54:00:00:08:01', { configPatch: 'machine: [' });
-    expect((await yaml.json()).message).toMatch(/^configPatch: configPatch: not valid YAML/);
+    expect((await json(yaml)).message).toMatch(/^configPatch: configPatch: not valid YAML/);
     // Nothing changed: the good patch is still there.
-    expect((await (await g.api('GET', '/nodes/52:54:00:00:08:01')).json()).configPatch).toContain('vm.max_map_count');
+    expect((await json(g.api('GET', '/nodes/52:54:00:00:08:01'))).configPatch).toContain('vm.max_map_count');
   });
 
   it('checks static network settings', async () => {
     const res = await g.api('PUT', '/nodes/52:54:00:00:09:01', { role: 'worker', network: { address: '192.0.2.40', gateway: '192.0.2.1' } });
-    expect(await res.json()).toEqual({ error: 'invalid_request', message: 'network.address "192.0.2.40" must be an IPv4 address with prefix length, e.g. 192.0.2.10/24' });
+    expect(await json(res)).toEqual({ error: 'invalid_request', message: 'network.address "192.0.2.40" must be an IPv4 address with prefix length, e.g. 192.0.2.10/24' });
     const ok = await g.api('PUT', '/nodes/52:54:00:00:09:01', { role: 'worker', network: { address: '192.0.2.40/24', gateway: '192.0.2.1', nameservers: ['192.0.2.1'] } });
-    expect((await ok.json()).network).toEqual({ address: '192.0.2.40/24', gateway: '192.0.2.1', nameservers: ['192.0.2.1'] });
+    expect((await json(ok)).network).toEqual({ address: '192.0.2.40/24', gateway: '192.0.2.1', nameservers: ['192.0.2.1'] });
   });
 
   it('talosconfig: authenticated, endpoints are the control planes', async () => {
@@ -202,10 +205,10 @@ describe('a config that cannot be rendered', () => {
       const res = await fetch(url);
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('10');
-      const { events } = await (await g.api('GET', `/nodes/${mac}/events?limit=1`)).json();
+      const { events } = await json(g.api('GET', `/nodes/${mac}/events?limit=1`));
       expect(events[0].type).toBe('config-failed');
       expect(events[0].detail.reason).toMatch(/the secrets bundle changed on disk and cannot be used: .*secrets\.yaml: secrets bundle: .* is missing/);
-      expect((await (await g.api('GET', `/nodes/${mac}`)).json()).state).toBe('assigned');
+      expect((await json(g.api('GET', `/nodes/${mac}`))).state).toBe('assigned');
     } finally {
       writeFileSync(file, good);
     }
