@@ -12,9 +12,12 @@ import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
 import { run } from '../helpers/run.ts';
+import { createHash } from 'node:crypto';
 
 const HERE = import.meta.dirname;
-const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e');
+// Keyed by the build script's content, so a changed stand-in is rebuilt, not reused.
+const STANDIN_KEY = createHash('sha256').update(readFileSync(path.join(HERE, 'build-standin.sh'))).digest('hex').slice(0, 12);
+const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e', STANDIN_KEY);
 
 function missing(): string | undefined {
   for (const cmd of ['qemu-system-x86_64', 'unshare', 'busybox', 'apt-get', 'dpkg-deb']) {
@@ -35,7 +38,7 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
   }, 600_000);
 
   for (const [firmware, mac] of [['bios', '52:54:00:e2:00:01'], ['uefi', '52:54:00:e2:00:02']] as const) {
-    it(`${firmware}: recorded, waits, is assigned, boots the kernel with its config URL`, async () => {
+    it(`${firmware}: recorded, waits, is assigned, boots the kernel, which fetches its own machine config`, async () => {
       const work = mkdtempSync(path.join(tmpdir(), `genesis-e2e-${firmware}-`));
       const kdir = path.join(work, 'assets', 'talos', 'v1.13.9', 'amd64');
       mkdirSync(kdir, { recursive: true });
@@ -53,24 +56,26 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
       // The stand-in kernel ran with exactly the arguments Genesis wrote, and found its initramfs.
       const cmdline = /STANDIN: cmdline (.*)/.exec(serial)?.[1]?.trim().split(/\s+/) ?? [];
       const args = cmdline.slice(cmdline.indexOf('initrd=initramfs.xz'));
-      expect(args, context).toEqual([
-        'initrd=initramfs.xz',
-        ...talosKernelArgs('v1.13.9', 'amd64'),
-        'console=ttyS0',
-        'panic=1',
-        `talos.config=http://10.0.2.2:8080/talos/config/${mac}`,
-      ]);
+      expect(args.slice(0, -1), context).toEqual(['initrd=initramfs.xz', ...talosKernelArgs('v1.13.9', 'amd64'), 'console=ttyS0', 'panic=1']);
+      expect(args.at(-1), context).toMatch(new RegExp(`^talos\\.config=http://10\\.0\\.2\\.2:8080/talos/config/${mac}/[0-9a-f]{64}$`));
       expect(serial, context).toContain(`STANDIN: mac ${mac}`);
+      // It fetched its config through its tokenised URL: a worker config, the one Genesis recorded serving.
+      expect(serial, context).toContain('STANDIN: machine.type worker');
+      const servedSha = /STANDIN: config sha256 ([0-9a-f]{64})/.exec(serial)?.[1];
+      expect(servedSha, context).toBeDefined();
       expect(serial, context).toContain('STANDIN: done');
 
       // The inventory recorded what the firmware reported.
       const db = new Database(path.join(work, 'data', 'genesis.db'), { readonly: true });
       const node = db.prepare('SELECT role, state, arch, firmware, hostname FROM nodes WHERE mac = ?').get(mac);
-      const events = (db.prepare('SELECT type FROM node_events WHERE mac = ? ORDER BY id').all(mac) as Array<{ type: string }>).map((e) => e.type);
+      const rows = db.prepare('SELECT type, detail FROM node_events WHERE mac = ? ORDER BY id').all(mac) as Array<{ type: string; detail: string }>;
       db.close();
-      expect(node).toEqual({ role: 'worker', state: 'assigned', arch: 'amd64', firmware, hostname: `e2e-${firmware}` });
+      const events = rows.map((e) => e.type);
+      expect(node).toEqual({ role: 'worker', state: 'installing', arch: 'amd64', firmware, hostname: `e2e-${firmware}` });
       expect(events.slice(0, 4)).toEqual(['discovered', 'api-change', 'state-changed', 'script-served']);
       expect(events.filter((e) => e === 'asset-fetched')).toHaveLength(2);
+      const served = rows.filter((e) => e.type === 'config-served').map((e) => JSON.parse(e.detail) as { sha256: string; role: string });
+      expect(served, context).toEqual([expect.objectContaining({ role: 'worker', sha256: servedSha })]);
       rmSync(work, { recursive: true, force: true });
     }, 240_000);
   }

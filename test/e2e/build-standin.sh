@@ -19,7 +19,7 @@ dpkg-deb --fsys-tarfile "$KPKG"_*.deb | tar -x -C kpkg --wildcards './boot/vmlin
   './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/net/core/failover.ko' \
   './lib/modules/*/kernel/drivers/net/net_failover.ko' './lib/modules/*/kernel/drivers/net/virtio_net.ko'
 KVER=$(ls kpkg/lib/modules | head -1)
-rm -rf root && mkdir -p root/bin root/proc root/sys root/dev root/lib/modules
+rm -rf root && mkdir -p root/bin root/proc root/sys root/dev root/tmp root/lib/modules
 cp /bin/busybox root/bin/busybox
 for a in $(root/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "root/bin/$a"; done
 K=kpkg/lib/modules/$KVER/kernel
@@ -52,11 +52,11 @@ ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -n -q -f -t 10 -T 1 -s /dhcp.sh >/dev/null 2>&1
 echo "STANDIN: mac $(cat /sys/class/net/eth0/address)"
 if [ -n "$url" ]; then
-  if body=$(timeout 20 wget -q -O - "$url" 2>/tmp/err); then
+  if body=$(timeout 20 wget -O - "$url" 2>/tmp/err); then
     echo "STANDIN: config sha256 $(echo "$body" | sha256sum | cut -d' ' -f1)"
     echo "STANDIN: machine.type $(echo "$body" | sed -n 's/^ *type: *//p' | head -1)"
   else
-    echo "STANDIN: config fetch failed: $(cat /tmp/err)"
+    echo "STANDIN: config fetch failed: $(tail -n 2 /tmp/err | tr '\n' ' ')"
   fi
 else
   echo "STANDIN: no talos.config= on the command line"
