@@ -46,6 +46,15 @@ describe('what iPXE reports', () => {
 });
 
 describe('planBoot', () => {
+  it('sends no installer for a Talos version Genesis cannot write a config for', () => {
+    expect(planBoot(node({ role: 'worker', state: 'assigned', talosVersion: 'v1.10.7' }), 'v1.13.9')).toEqual({
+      kind: 'unsupported',
+      reason: 'Talos v1.10.7: Genesis writes configs for v1.11 to v1.13',
+    });
+    expect(planBoot(node({ role: 'worker', state: 'assigned' }), 'v1.14.0').kind).toBe('unsupported');
+    expect(planBoot(node({ role: 'worker', state: 'assigned', talosVersion: 'v1.11.3' }), 'v1.14.0').kind).toBe('install');
+  });
+
   it('unassigned waits, whatever its state', () => {
     expect(planBoot(node(), 'v1.13.9')).toEqual({ kind: 'wait', reason: 'unassigned' });
     expect(planBoot(node({ state: 'installed' }), 'v1.13.9').kind).toBe('wait');
