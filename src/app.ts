@@ -11,6 +11,7 @@ import { BootService } from './boot/service.ts';
 import { Talosconfigs } from './boot/talosconfig.ts';
 import { ConfigError, type Config } from './config/config.ts';
 import { buildHttpServer } from './http/server.ts';
+import { blankNode } from './inventory/model.ts';
 import { Inventory } from './inventory/store.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer } from './tftp/server.ts';
@@ -158,14 +159,7 @@ export class Genesis {
       this.log.warn('cluster.endpoint is not set: machines are recorded and assigned, but no machine config can be served until it is');
       return;
     }
-    const sample = {
-      mac: '02:00:00:00:00:00',
-      role: 'unassigned' as const,
-      state: 'discovered' as const,
-      hostname: null, arch: null, firmware: null, uuid: null, serial: null, manufacturer: null, product: null, lastIp: null,
-      installDisk: null, diskSelector: null, labels: {}, talosVersion: null, localBoot: 'exit' as const, network: null, configPatch: null,
-      firstSeen: '', lastSeen: null, updatedAt: '',
-    };
+    const sample = blankNode('02:00:00:00:00:00');
     for (const role of ['controlplane', 'worker'] as const) {
       try {
         configs.render(sample, { role });

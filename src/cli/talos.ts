@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { clusterSettings, MachineConfigService } from '../boot/machine-config.ts';
 import { loadConfig } from '../config/config.ts';
 import { normalizeMac } from '../inventory/mac.ts';
-import type { Node } from '../inventory/model.ts';
+import { blankNode, type Node } from '../inventory/model.ts';
 import { Inventory } from '../inventory/store.ts';
 import { DB_FILE } from '../app.ts';
 import { RenderError } from '../talos/render.ts';
@@ -160,11 +160,8 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
       if (found.role === 'unassigned') throw new CliError(`node ${m} has no role; its config depends on one`);
       node = found;
     } else {
-      node = {
-        ...PREVIEW_NODE,
-        role: role as 'controlplane' | 'worker',
-        hostname: (v.hostname as string | undefined) ?? null,
-      };
+      // Nothing but a role (and maybe a hostname): what `config render --role` previews.
+      node = blankNode('02:00:00:00:00:01', { role: role as 'controlplane' | 'worker', hostname: (v.hostname as string | undefined) ?? null });
     }
     if (v['talos-version'] !== undefined) node = { ...node, talosVersion: v['talos-version'] as string };
     const service = new MachineConfigService({
@@ -190,31 +187,6 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     inventory?.close();
   }
 }
-
-/** A node with nothing but a role: what `config render --role` previews. */
-const PREVIEW_NODE: Node = {
-  mac: '02:00:00:00:00:01',
-  role: 'worker',
-  state: 'assigned',
-  hostname: null,
-  arch: null,
-  firmware: null,
-  uuid: null,
-  serial: null,
-  manufacturer: null,
-  product: null,
-  lastIp: null,
-  installDisk: null,
-  diskSelector: null,
-  labels: {},
-  talosVersion: null,
-  localBoot: 'exit',
-  network: null,
-  configPatch: null,
-  firstSeen: '',
-  lastSeen: null,
-  updatedAt: '',
-};
 
 export async function talosconfigCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const parsed = parse(argv, { output: { type: 'string', short: 'o' }, url: { type: 'string' } }, TALOSCONFIG_USAGE, 'talosconfig');

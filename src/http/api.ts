@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { normalizeMac } from '../inventory/mac.ts';
-import { BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../inventory/model.ts';
+import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type NodeChanges, type Role } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { MachineConfigService } from '../boot/machine-config.ts';
 import type { Talosconfigs } from '../boot/talosconfig.ts';
@@ -44,31 +44,6 @@ const changesSchema = {
     configPatch: nullableString(32 * 1024),
   },
 } as const;
-
-/** Stand-in for a node the PUT is about to create, so its patch can be checked first. */
-const PLACEHOLDER_NODE = {
-  mac: '',
-  role: 'unassigned',
-  state: 'discovered',
-  hostname: null,
-  arch: null,
-  firmware: null,
-  uuid: null,
-  serial: null,
-  manufacturer: null,
-  product: null,
-  lastIp: null,
-  installDisk: null,
-  diskSelector: null,
-  labels: {},
-  talosVersion: null,
-  localBoot: 'exit',
-  network: null,
-  configPatch: null,
-  firstSeen: '',
-  lastSeen: null,
-  updatedAt: '',
-} satisfies Node;
 
 const macParams = { type: 'object', required: ['mac'], properties: { mac: { type: 'string', maxLength: 32 } } } as const;
 
@@ -118,7 +93,8 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     if (changes.configPatch == null) return changes;
     const current = inventory.get(mac);
     const role = changes.role && changes.role !== 'unassigned' ? changes.role : current && current.role !== 'unassigned' ? current.role : 'worker';
-    const base = current ?? { ...PLACEHOLDER_NODE, mac };
+    // A PUT may create the node: check its patch against a blank record.
+    const base = current ?? blankNode(mac);
     const proposed = { ...base, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) } as typeof base;
     const problems = deps.configs.checkNodePatch(proposed, role, changes.configPatch);
     if (problems.length) throw new HttpError(400, 'invalid_config_patch', `configPatch: ${problems.slice(0, 5).join('; ')}`);

@@ -138,3 +138,31 @@ export function isValidIpv4Cidr(s: string): boolean {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(s);
   return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) >= 1 && Number(m[5]) <= 32;
 }
+
+/** A node with nothing known but its MAC: for previewing configs of machines not (yet) recorded. */
+export function blankNode(mac: string, over: Partial<Node> = {}): Node {
+  return {
+    mac,
+    role: 'unassigned',
+    state: 'discovered',
+    hostname: null,
+    arch: null,
+    firmware: null,
+    uuid: null,
+    serial: null,
+    manufacturer: null,
+    product: null,
+    lastIp: null,
+    installDisk: null,
+    diskSelector: null,
+    labels: {},
+    talosVersion: null,
+    localBoot: 'exit',
+    network: null,
+    configPatch: null,
+    firstSeen: '',
+    lastSeen: null,
+    updatedAt: '',
+    ...over,
+  };
+}
