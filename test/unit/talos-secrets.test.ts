@@ -16,6 +16,8 @@ import { keyFromPem } from '../../src/talos/x509.ts';
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/talos/stability');
 const pem = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'genesis-secrets-'));
+/** A PEM block of this label, start to end. */
+const pemBlock = (label: string) => new RegExp(`^-{5}BEGIN ${label}-{5}\\n[A-Za-z0-9+/=\\n]+-{5}END ${label}-{5}\\n$`);
 const openssl = (args: string[], input?: string) => execFileSync('openssl', args, { input, encoding: 'utf8' });
 
 let bundle: SecretsBundle;
@@ -71,13 +73,13 @@ describe('a generated bundle', () => {
   });
 
   it('writes keys with the labels Talos uses: EC, ED25519 (PKCS#8 body), RSA 4096 PKCS#1', () => {
-    expect(pem(bundle.certs.etcd.key)).toMatch(/^-----BEGIN EC PRIVATE KEY-----\n/);
+    expect(pem(bundle.certs.etcd.key)).toMatch(pemBlock('EC PRIVATE KEY'));
     const os = pem(bundle.certs.os.key);
-    expect(os).toMatch(/^-----BEGIN ED25519 PRIVATE KEY-----\n[\s\S]+-----END ED25519 PRIVATE KEY-----\n$/);
+    expect(os).toMatch(pemBlock('ED25519 PRIVATE KEY'));
     // The body is PKCS#8: relabelled, any PKCS#8 reader takes it.
     expect(createPrivateKey(os.replaceAll('ED25519 PRIVATE KEY', 'PRIVATE KEY')).asymmetricKeyType).toBe('ed25519');
     const sa = pem(bundle.certs.k8sserviceaccount.key);
-    expect(sa).toMatch(/^-----BEGIN RSA PRIVATE KEY-----\n/);
+    expect(sa).toMatch(pemBlock('RSA PRIVATE KEY'));
     expect(createPrivateKey(sa).asymmetricKeyDetails?.modulusLength).toBe(4096);
   });
 
@@ -166,7 +168,7 @@ describe('talosconfig', () => {
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
     expect(Math.round((Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000)).toBe(365);
     expect(cert.checkPrivateKey(keyFromPem(admin.key))).toBe(true);
-    expect(admin.key).toMatch(/^-----BEGIN ED25519 PRIVATE KEY-----/);
+    expect(admin.key).toMatch(pemBlock('ED25519 PRIVATE KEY'));
 
     const dir = tmp();
     writeFileSync(path.join(dir, 'ca.pem'), ca.toString());
