@@ -1,4 +1,4 @@
-// The few ASN.1 DER encodings an X.509 certificate needs. node:crypto parses and verifies
+// The few ASN.1 DER encodings (and the one read) an X.509 certificate needs. node:crypto parses and verifies
 // certificates but cannot create them; rather than pull in a certificate library for one job, we
 // write the TBSCertificate ourselves and let node:crypto sign it. Pure.
 
@@ -72,4 +72,13 @@ export function directoryString(s: string): Buffer {
 export function time(d: Date): Buffer {
   const iso = d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:T]/g, '');
   return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(iso.slice(2), 'ascii')) : tlv(0x18, Buffer.from(iso, 'ascii'));
+}
+
+/** The element starting at `at`: where its content begins and where the element ends. */
+export function element(buf: Buffer, at: number): { body: number; end: number } {
+  const first = buf[at + 1]!;
+  if (first < 0x80) return { body: at + 2, end: at + 2 + first };
+  const n = first & 0x7f;
+  const len = buf.subarray(at + 2, at + 2 + n).reduce((acc, x) => acc * 256 + x, 0);
+  return { body: at + 2 + n, end: at + 2 + n + len };
 }

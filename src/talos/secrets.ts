@@ -1,9 +1,9 @@
 // The cluster secrets bundle: the same content and YAML layout as `talosctl gen secrets`, so a
 // bundle moves freely between Genesis and talosctl. Pure apart from key generation.
 
-import { randomBytes, randomInt, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, randomInt, type KeyObject } from 'node:crypto';
 import { parse as parseYaml, stringify } from 'yaml';
-import { certFromPem, CertificateError, createCertificate, generateKey, keyFromPem, keyMatchesCert, keyToPem, publicKeyOf, type KeyKind, type Name } from './x509.ts';
+import { certFromPem, CertificateError, createCertificate, generateKey, keyFromPem, keyToPem, type KeyKind, type Name } from './x509.ts';
 
 export type CertAndKey = { crt: string; key: string };
 
@@ -52,7 +52,7 @@ async function newCA(spec: CaSpec, now: Date): Promise<CertAndKey> {
   const crt = createCertificate(
     {
       subject: spec.name,
-      publicKey: publicKeyOf(key),
+      publicKey: createPublicKey(key),
       notBefore: now,
       notAfter,
       isCA: true,
@@ -151,7 +151,7 @@ export function checkSecrets(bundle: SecretsBundle): void {
       const cert = certFromPem(unb64(crt));
       const k = keyFromPem(unb64(key));
       if (!cert.ca) throw new SecretsError(`secrets bundle: certs.${name}.crt is not a CA certificate`);
-      if (!keyMatchesCert(k, cert)) throw new SecretsError(`secrets bundle: certs.${name}.key does not belong to certs.${name}.crt`);
+      if (!cert.checkPrivateKey(k)) throw new SecretsError(`secrets bundle: certs.${name}.key does not belong to certs.${name}.crt`);
     } catch (err) {
       if (err instanceof SecretsError) throw err;
       if (err instanceof CertificateError) throw new SecretsError(`secrets bundle: certs.${name}: ${err.message}`);

@@ -3,7 +3,8 @@
 
 import { stringify } from 'yaml';
 import { base64Pem, osCA, type SecretsBundle } from './secrets.ts';
-import { createCertificate, generateKey, keyToPem, publicKeyOf } from './x509.ts';
+import { createPublicKey } from 'node:crypto';
+import { createCertificate, generateKey, keyToPem } from './x509.ts';
 
 export const ADMIN_ORGANIZATION = 'os:admin';
 const ADMIN_VALIDITY_DAYS = 365;
@@ -18,7 +19,7 @@ export async function issueAdminCertificate(bundle: SecretsBundle, now = new Dat
   const crt = createCertificate(
     {
       subject: { organization: [ADMIN_ORGANIZATION] },
-      publicKey: publicKeyOf(key),
+      publicKey: createPublicKey(key),
       notBefore: now,
       notAfter,
       isCA: false,

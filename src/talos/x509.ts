@@ -2,7 +2,7 @@
 // RSA as PKCS#1 "RSA PRIVATE KEY", Ed25519 as a PKCS#8 body under Talos's own label
 // "ED25519 PRIVATE KEY". Certificates are built with der.ts and signed by node:crypto.
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPair, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import * as der from './der.ts';
 
@@ -89,16 +89,8 @@ function signatureAlgorithm(key: KeyObject): { id: Buffer; digest: string | null
 /** The subjectPublicKey bits of a SubjectPublicKeyInfo: what RFC 5280's key identifier hashes. */
 function publicKeyBits(spki: Buffer): Buffer {
   // SPKI = SEQUENCE { AlgorithmIdentifier, BIT STRING }: skip the outer header and the algorithm.
-  const skipHeader = (b: Buffer, at: number): { body: number; end: number } => {
-    const first = b[at + 1]!;
-    if (first < 0x80) return { body: at + 2, end: at + 2 + first };
-    const n = first & 0x7f;
-    const len = b.subarray(at + 2, at + 2 + n).reduce((acc, x) => acc * 256 + x, 0);
-    return { body: at + 2 + n, end: at + 2 + n + len };
-  };
-  const outer = skipHeader(spki, 0);
-  const alg = skipHeader(spki, outer.body);
-  const bits = skipHeader(spki, alg.end);
+  const alg = der.element(spki, der.element(spki, 0).body);
+  const bits = der.element(spki, alg.end);
   return spki.subarray(bits.body + 1, bits.end); // +1: the unused-bits byte
 }
 
@@ -146,24 +138,10 @@ export function createCertificate(t: CertificateTemplate, issuer: Issuer): strin
 
 /** Byte span of the subject Name inside a DER certificate, to copy it verbatim as an issuer. */
 function subjectSpan(cert: Buffer): [number, number] {
-  const header = (at: number): { body: number; end: number } => {
-    const first = cert[at + 1]!;
-    if (first < 0x80) return { body: at + 2, end: at + 2 + first };
-    const n = first & 0x7f;
-    const len = cert.subarray(at + 2, at + 2 + n).reduce((acc, x) => acc * 256 + x, 0);
-    return { body: at + 2 + n, end: at + 2 + n + len };
-  };
-  const tbs = header(header(0).body);
-  let at = tbs.body;
-  // version [0], serial, signature, issuer, validity, subject
-  const fields: Array<{ start: number; end: number }> = [];
-  while (fields.length < 6) {
-    const h = header(at);
-    fields.push({ start: at, end: h.end });
-    at = h.end;
-  }
-  const subject = fields[5]!;
-  return [subject.start, subject.end];
+  // TBSCertificate: version [0], serial, signature, issuer, validity, then subject.
+  let at = der.element(cert, der.element(cert, 0).body).body;
+  for (let i = 0; i < 5; i++) at = der.element(cert, at).end;
+  return [at, der.element(cert, at).end];
 }
 
 export function certFromPem(pem: string): X509Certificate {
@@ -172,13 +150,4 @@ export function certFromPem(pem: string): X509Certificate {
   } catch (err) {
     throw new CertificateError(`not a certificate: ${(err as Error).message}`);
   }
-}
-
-/** Does this private key belong to this certificate? */
-export function keyMatchesCert(key: KeyObject, cert: X509Certificate): boolean {
-  return cert.checkPrivateKey(key);
-}
-
-export function publicKeyOf(key: KeyObject): KeyObject {
-  return createPublicKey(key);
 }
