@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
-import { clusterSettings, MachineConfigService, readPatchFile } from './boot/machine-config.ts';
+import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile } from './boot/machine-config.ts';
 import { BootService } from './boot/service.ts';
 import { Talosconfigs } from './boot/talosconfig.ts';
 import { ConfigError, type Config } from './config/config.ts';
@@ -68,17 +68,16 @@ export class Genesis {
     this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
     const cluster = clusterSettings(c);
+    const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: c.talos.patches, defaultTalosVersion: c.talos.version });
+    this.checkConfigRendering(renderer);
     const configs = new MachineConfigService({
       inventory: this.inventory,
-      secrets,
-      cluster,
-      patchFiles: c.talos.patches,
+      renderer,
       defaultTalosVersion: c.talos.version,
       tokenTtlMs: c.talos.config_token_ttl * 1000,
       tokenFetches: c.talos.config_token_fetches,
       log: this.log.child({ component: 'talos' }),
     });
-    this.checkConfigRendering(configs);
     const boot = new BootService({
       inventory: this.inventory,
       configs,
@@ -145,7 +144,7 @@ export class Genesis {
    * Patch files are read and a config for each role rendered once at start, so a broken patch or
    * setting stops Genesis with one line instead of failing every node's install later.
    */
-  private checkConfigRendering(configs: MachineConfigService): void {
+  private checkConfigRendering(renderer: ConfigRenderer): void {
     const c = this.config;
     for (const role of ['cluster', 'controlplane', 'worker'] as const) {
       try {
@@ -162,7 +161,7 @@ export class Genesis {
     const sample = blankNode('02:00:00:00:00:00');
     for (const role of ['controlplane', 'worker'] as const) {
       try {
-        configs.render(sample, { role });
+        renderer.render(sample, { role });
       } catch (err) {
         if (err instanceof RenderError) throw new ConfigError(`invalid configuration: ${role} machine config: ${err.message}`);
         throw err;

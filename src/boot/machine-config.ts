@@ -1,6 +1,8 @@
-// Machine configs for nodes: issue the single-node token written into the install script,
-// check it when Talos fetches its config, render, validate, and record what happened. Renders
-// are pure (src/talos); this file is the glue to the inventory, the secrets file and patch files.
+// Machine configs for nodes. ConfigRenderer turns an inventory record into its config (the
+// pure rendering lives in src/talos; this reads the secrets file and patch files). It needs no
+// inventory, so `genesis config render` uses it alone. MachineConfigService adds the serving
+// side: the single-node token written into the install script, its check when Talos fetches,
+// and the record of what happened.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -35,11 +37,16 @@ export function clusterSettings(c: Config): ClusterSettings {
 
 export type PatchFiles = { cluster: string; controlplane: string; worker: string };
 
-export type MachineConfigOptions = {
-  inventory: Inventory;
+export type RendererOptions = {
   secrets: SecretsStore;
   cluster: ClusterSettings;
   patchFiles: PatchFiles;
+  defaultTalosVersion: string;
+};
+
+export type MachineConfigOptions = {
+  inventory: Inventory;
+  renderer: ConfigRenderer;
   defaultTalosVersion: string;
   tokenTtlMs: number;
   tokenFetches: number;
@@ -62,18 +69,11 @@ export function readPatchFile(file: string, label: string): Patch | undefined {
   return parsePatch(text, `${label} (${file})`);
 }
 
-export class MachineConfigService {
-  private readonly o: MachineConfigOptions;
+export class ConfigRenderer {
+  private readonly o: RendererOptions;
 
-  constructor(o: MachineConfigOptions) {
+  constructor(o: RendererOptions) {
     this.o = o;
-  }
-
-  /** A fresh token for a node's install script; only its hash is stored. Hex: safe in iPXE and on a kernel command line. */
-  issueToken(mac: string): string {
-    const token = randomBytes(32).toString('hex');
-    this.o.inventory.issueConfigToken(mac, sha256(token), this.o.tokenTtlMs, this.o.tokenFetches);
-    return token;
   }
 
   /** Cluster patch, then the role's patch, then the node's own. */
@@ -149,6 +149,23 @@ export class MachineConfigService {
       throw err;
     }
   }
+}
+
+export class MachineConfigService {
+  readonly renderer: ConfigRenderer;
+  private readonly o: MachineConfigOptions;
+
+  constructor(o: MachineConfigOptions) {
+    this.o = o;
+    this.renderer = o.renderer;
+  }
+
+  /** A fresh token for a node's install script; only its hash is stored. Hex: safe in iPXE and on a kernel command line. */
+  issueToken(mac: string): string {
+    const token = randomBytes(32).toString('hex');
+    this.o.inventory.issueConfigToken(mac, sha256(token), this.o.tokenTtlMs, this.o.tokenFetches);
+    return token;
+  }
 
   /** GET /talos/config/<mac>/<token>: the node's config, or 403 without a reason, or 503 to retry. */
   serve(mac: string | undefined, token: string, ip: string | undefined): ConfigAnswer {
@@ -165,7 +182,7 @@ export class MachineConfigService {
 
     let rendered: RenderedConfig;
     try {
-      rendered = this.render(check.node);
+      rendered = this.o.renderer.render(check.node);
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
       this.o.log.error({ mac, ip, problems: err.problems.length ? err.problems : undefined, reason: err.message }, 'machine config not served: it cannot be rendered');

@@ -4,7 +4,7 @@
 
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { clusterSettings, MachineConfigService } from '../boot/machine-config.ts';
+import { clusterSettings, ConfigRenderer } from '../boot/machine-config.ts';
 import { loadConfig } from '../config/config.ts';
 import { normalizeMac } from '../inventory/mac.ts';
 import { blankNode, type Node } from '../inventory/model.ts';
@@ -15,7 +15,6 @@ import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from
 import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
 import { apiClient, call, CliError } from './nodes.ts';
 import path from 'node:path';
-import pino from 'pino';
 import { isDeepStrictEqual } from 'node:util';
 
 export const SECRETS_USAGE = `Usage: genesis secrets <command> [options]
@@ -164,18 +163,13 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
       node = blankNode('02:00:00:00:00:01', { role: role as 'controlplane' | 'worker', hostname: (v.hostname as string | undefined) ?? null });
     }
     if (v['talos-version'] !== undefined) node = { ...node, talosVersion: v['talos-version'] as string };
-    const service = new MachineConfigService({
-      // Rendering reads nothing from the inventory; a throwaway in-memory one satisfies the type.
-      inventory: inventory ?? Inventory.open(':memory:'),
+    const renderer = new ConfigRenderer({
       secrets: new SecretsStore(config.data_dir, bundle),
       cluster: clusterSettings(config),
       patchFiles: config.talos.patches,
       defaultTalosVersion: config.talos.version,
-      tokenTtlMs: 0,
-      tokenFetches: 0,
-      log: pino({ level: 'silent' }),
     });
-    out(service.render(node).yaml);
+    out(renderer.render(node).yaml);
     return 0;
   } catch (err) {
     if (err instanceof CliError || err instanceof RenderError) {

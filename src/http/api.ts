@@ -96,7 +96,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     // A PUT may create the node: check its patch against a blank record.
     const base = current ?? blankNode(mac);
     const proposed = { ...base, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) } as typeof base;
-    const problems = deps.configs.checkNodePatch(proposed, role, changes.configPatch);
+    const problems = deps.configs.renderer.checkNodePatch(proposed, role, changes.configPatch);
     if (problems.length) throw new HttpError(400, 'invalid_config_patch', `configPatch: ${problems.slice(0, 5).join('; ')}`);
     return changes;
   }
@@ -119,7 +119,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     if (!node) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
     if (node.role === 'unassigned') throw new HttpError(409, 'no_role', `node ${mac} has no role; its config depends on one`);
     try {
-      return reply.type('application/yaml').header('cache-control', 'no-store').send(deps.configs.redacted(node));
+      return reply.type('application/yaml').header('cache-control', 'no-store').send(deps.configs.renderer.redacted(node));
     } catch (err) {
       if (err instanceof RenderError) throw new HttpError(422, 'config_invalid', err.message);
       throw err;
