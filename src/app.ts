@@ -13,6 +13,12 @@ import { ConfigError, type Config } from './config/config.ts';
 import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './inventory/model.ts';
 import { Inventory } from './inventory/store.ts';
+import { BootstrapLocks } from './inventory/bootstrap-lock.ts';
+import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
+import { joinToken } from './bootstrap/join-token.ts';
+import type { TalosApiCredentials } from './talos/api-client.ts';
+import { issueAdminCertificate } from './talos/talosconfig.ts';
+import { pemFromBase64, type SecretsBundle } from './talos/secrets.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer } from './tftp/server.ts';
 import { PatchError } from './talos/patch.ts';
@@ -32,6 +38,7 @@ export class Genesis {
   apiToken: ApiToken | undefined;
   tftp: TftpServer | undefined;
   http: FastifyInstance | undefined;
+  bootstrap: BootstrapOrchestrator | undefined;
   private httpPort = 0;
 
   constructor(config: Config, log: Logger) {
@@ -90,6 +97,24 @@ export class Genesis {
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
     this.tftpFiles.register('boot.ipxe', () => Buffer.from(boot.entryScript()));
 
+    const locks = new BootstrapLocks(this.inventory.db);
+    this.bootstrap = new BootstrapOrchestrator({
+      inventory: this.inventory,
+      locks,
+      cluster: c.cluster.name,
+      credentials: talosApiCredentials(secrets),
+      settings: {
+        enabled: c.bootstrap.enabled,
+        apiPort: c.bootstrap.talos_api_port,
+        pollMs: c.bootstrap.poll_interval_ms,
+        settleMs: c.bootstrap.settle_ms,
+        leaseMs: c.bootstrap.lease_ms,
+        retryAfterMs: c.bootstrap.retry_after_ms,
+        rpcTimeoutMs: c.bootstrap.rpc_timeout_ms,
+      },
+      log: this.log.child({ component: 'bootstrap' }),
+    });
+
     this.http = await buildHttpServer({
       logger: this.log.child({ component: 'http' }),
       inventory: this.inventory,
@@ -98,6 +123,13 @@ export class Genesis {
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
+      cluster: {
+        cluster: c.cluster.name,
+        orchestrator: this.bootstrap,
+        locks,
+        inventory: this.inventory,
+        joinToken: () => joinToken(secrets.current(), c.cluster.name),
+      },
     });
     await this.http.listen({ host: c.http.host, port: c.http.port });
     const ha = this.http.server.address();
@@ -122,6 +154,7 @@ export class Genesis {
       });
       listening.tftp = await this.tftp.start();
     }
+    this.bootstrap.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
   }
@@ -172,9 +205,24 @@ export class Genesis {
   /** Stop accepting, let transfers finish within the grace period, close everything. */
   async close(): Promise<void> {
     const graceMs = this.config.shutdown_grace * 1000;
-    await Promise.all([this.tftp?.close(graceMs), this.http?.close()]);
+    await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.bootstrap?.stop()]);
     this.inventory?.close();
     this.inventory = undefined;
     this.log.info('genesis stopped');
   }
+}
+
+/**
+ * Talos API client credentials: the OS CA to check nodes against and an os:admin certificate it
+ * signed, issued once per secrets bundle (a re-imported bundle gets a new one) and never stored.
+ */
+function talosApiCredentials(secrets: SecretsStore): () => Promise<TalosApiCredentials> {
+  let issued: { bundle: SecretsBundle; creds: Promise<TalosApiCredentials> } | undefined;
+  return () => {
+    const bundle = secrets.current();
+    if (issued?.bundle !== bundle) {
+      issued = { bundle, creds: issueAdminCertificate(bundle).then((admin) => ({ ca: pemFromBase64(bundle.certs.os.crt), crt: admin.crt, key: admin.key })) };
+    }
+    return issued.creds;
+  };
 }

@@ -15,6 +15,7 @@ Commands:
   show <mac>                         One machine, and its latest events
   assign <mac> <controlplane|worker> [--hostname H] [--disk /dev/X] [--label k=v]... [--talos-version vX.Y.Z]
          [--address 192.0.2.21/24 --gateway 192.0.2.1 --nameserver 192.0.2.1] [--patch file.yaml]
+         [--bootstrap]   (control plane to bootstrap etcd on; else the first one reachable)
   config <mac>                       The machine config it would receive, keys and tokens masked
   unassign <mac>                     Take the role away (the machine waits at its next boot)
   reinstall <mac>                    Install Talos again at the next PXE boot
@@ -114,6 +115,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         gateway: { type: 'string' },
         nameserver: { type: 'string', multiple: true },
         patch: { type: 'string' },
+        bootstrap: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -164,6 +166,10 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         if (v.hostname !== undefined) body.hostname = v.hostname;
         if (v.disk !== undefined) body.installDisk = v.disk;
         if (v['talos-version'] !== undefined) body.talosVersion = v['talos-version'];
+        if (v.bootstrap) {
+          if (role !== 'controlplane') throw new CliError('--bootstrap is for control planes');
+          body.bootstrap = true;
+        }
         const labels = labelsFrom(v.label);
         if (labels) body.labels = labels;
         if (v.address !== undefined) {

@@ -43,6 +43,15 @@ export type Config = {
   auto_assign: { enabled: boolean; controlplanes: number };
   inventory: { event_retention: number };
   ipxe: { retry_seconds: number };
+  bootstrap: {
+    enabled: boolean;
+    talos_api_port: number;
+    poll_interval_ms: number;
+    settle_ms: number;
+    lease_ms: number;
+    retry_after_ms: number;
+    rpc_timeout_ms: number;
+  };
   tftp: {
     enabled: boolean;
     host: string;

@@ -78,6 +78,13 @@ export const FIELDS: readonly Field[] = [
   { key: 'auto_assign.enabled', kind: { type: 'bool' }, default: false, doc: 'Give machines a role the first time they boot (off: they wait for an operator).' },
   { key: 'auto_assign.controlplanes', kind: { type: 'int', min: 1, max: 99 }, default: 3, doc: 'With auto-assign on: the first this-many machines become control planes, the rest workers.' },
   { key: 'inventory.event_retention', kind: { type: 'int', min: 10, max: 1000000 }, default: 1000, doc: 'Events kept per machine; older ones are pruned.' },
+  { key: 'bootstrap.enabled', kind: { type: 'bool' }, default: true, doc: 'Bootstrap etcd on one control plane once they answer on the Talos API (off: you run `talosctl bootstrap`; the lock and claim API still work).' },
+  { key: 'bootstrap.talos_api_port', kind: port, default: 50000, doc: 'Port of the Talos API (apid) on the nodes.' },
+  { key: 'bootstrap.poll_interval_ms', kind: { type: 'int', min: 50, max: 600000 }, default: 5000, doc: 'How often control planes are asked about etcd until the cluster is bootstrapped.' },
+  { key: 'bootstrap.settle_ms', kind: { type: 'int', min: 0, max: 3600000 }, default: 15000, doc: 'After the first control plane answers, wait this long before electing, so nodes booting together (and an existing etcd) are all heard first.' },
+  { key: 'bootstrap.lease_ms', kind: { type: 'int', min: 100, max: 3600000 }, default: 30000, doc: 'How long an election stands before another Genesis process may replace a holder that was never sent Bootstrap.' },
+  { key: 'bootstrap.retry_after_ms', kind: { type: 'int', min: 100, max: 86400000 }, default: 300000, doc: 'After Bootstrap was sent, how long to wait for etcd members before sending it again, to the same node only.' },
+  { key: 'bootstrap.rpc_timeout_ms', kind: { type: 'int', min: 100, max: 600000 }, default: 10000, doc: 'Deadline of each Talos API call.' },
   { key: 'ipxe.retry_seconds', kind: { type: 'int', min: 1, max: 3600 }, default: 15, doc: 'How often a machine waiting for a role asks again.' },
 ];
 

@@ -10,9 +10,10 @@ import type { Inventory } from '../inventory/store.ts';
 import type { MachineConfigService } from '../boot/machine-config.ts';
 import type { Talosconfigs } from '../boot/talosconfig.ts';
 import { RenderError } from '../talos/render.ts';
+import { clusterRoutes, type ClusterDeps } from './cluster.ts';
 import { HttpError } from './errors.ts';
 
-export type ApiDeps = { inventory: Inventory; tokenHash: Buffer; configs: MachineConfigService; talosconfigs: Talosconfigs };
+export type ApiDeps = { inventory: Inventory; tokenHash: Buffer; configs: MachineConfigService; talosconfigs: Talosconfigs; cluster: ClusterDeps };
 
 const nullableString = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
 
@@ -42,6 +43,7 @@ const changesSchema = {
       },
     },
     configPatch: nullableString(32 * 1024),
+    bootstrap: { type: 'boolean' },
   },
 } as const;
 
@@ -90,8 +92,11 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
    * this node must pass Talos's schema, so a bad patch is a 400 now, not a failed install later.
    */
   function checkPatch(mac: string, changes: NodeChanges): NodeChanges {
-    if (changes.configPatch == null) return changes;
     const current = inventory.get(mac);
+    if (changes.bootstrap && (changes.role ?? current?.role) !== 'controlplane') {
+      throw new HttpError(400, 'invalid_request', 'bootstrap: true is for control planes: etcd is bootstrapped on one of them');
+    }
+    if (changes.configPatch == null) return changes;
     const role = changes.role && changes.role !== 'unassigned' ? changes.role : current && current.role !== 'unassigned' ? current.role : 'worker';
     // A PUT may create the node: check its patch against a blank record.
     const base = current ?? blankNode(mac);
@@ -125,6 +130,8 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
       throw err;
     }
   });
+
+  clusterRoutes(app, deps.cluster, actor);
 
   app.get('/talosconfig', async (_req, reply) => {
     return reply.type('application/yaml').header('cache-control', 'no-store').send(await deps.talosconfigs.render());

@@ -8,6 +8,7 @@ import type { BootService } from '../boot/service.ts';
 import type { Talosconfigs } from '../boot/talosconfig.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
+import { claimRoutes, type ClusterDeps } from './cluster.ts';
 import { assetRoutes } from './assets.ts';
 import { bootRoutes } from './boot.ts';
 import { installErrorHandling } from './errors.ts';
@@ -22,6 +23,7 @@ export type HttpServerOptions = {
   talosconfigs: Talosconfigs;
   assetsDir: string;
   tokenHash: Buffer;
+  cluster: ClusterDeps;
 };
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -42,6 +44,11 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   talosRoutes(app, opts.configs);
   await assetRoutes(app, { assetsDir: opts.assetsDir, inventory: opts.inventory });
   // Child contexts inherit the error handler; the token check is a hook of this context only.
-  await app.register((api) => apiRoutes(api, { inventory: opts.inventory, tokenHash: opts.tokenHash, configs: opts.configs, talosconfigs: opts.talosconfigs }), { prefix: '/api/v1' });
+  await app.register(
+    (api) => apiRoutes(api, { inventory: opts.inventory, tokenHash: opts.tokenHash, configs: opts.configs, talosconfigs: opts.talosconfigs, cluster: opts.cluster }),
+    { prefix: '/api/v1' },
+  );
+  // The claim API takes the cluster's join token instead of (or as well as) the API token.
+  await app.register((claims) => claimRoutes(claims, { ...opts.cluster, tokenHash: opts.tokenHash }), { prefix: '/api/v1/bootstrap' });
   return app;
 }

@@ -60,6 +60,40 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    description: 'bootstrap lock, its history, and the operator-chosen bootstrap node',
+    sql: `
+      ALTER TABLE nodes ADD COLUMN bootstrap INTEGER NOT NULL DEFAULT 0 CHECK (bootstrap IN (0, 1));
+      -- One row per cluster. Times are milliseconds since the epoch (lease arithmetic).
+      CREATE TABLE bootstrap_lock (
+        cluster          TEXT PRIMARY KEY,
+        state            TEXT NOT NULL CHECK (state IN ('unclaimed', 'elected', 'bootstrap-sent', 'bootstrapped')),
+        holder           TEXT,
+        holder_addr      TEXT,
+        epoch            INTEGER NOT NULL CHECK (epoch >= 0),
+        owner            TEXT,
+        lease_expires_at INTEGER,
+        sent_at          INTEGER,
+        retry_at         INTEGER,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        updated_at       INTEGER NOT NULL
+      ) STRICT;
+      -- Every transition, never pruned: the audit trail of how the cluster came to be.
+      CREATE TABLE bootstrap_history (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        cluster    TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state   TEXT NOT NULL,
+        holder     TEXT,
+        epoch      INTEGER NOT NULL,
+        actor      TEXT NOT NULL,
+        note       TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX bootstrap_history_cluster ON bootstrap_history (cluster, id);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -44,6 +44,8 @@ export type Node = {
   network: StaticNetwork | null;
   /** The node's own Talos config patch (YAML), applied after the cluster and role patches. */
   configPatch: string | null;
+  /** The operator chose this control plane to bootstrap etcd (else the first reachable one is). */
+  bootstrap: boolean;
   firstSeen: string;
   lastSeen: string | null;
   updatedAt: string;
@@ -60,6 +62,7 @@ export type NodeChanges = {
   localBoot?: LocalBootMode;
   network?: StaticNetwork | null;
   configPatch?: string | null;
+  bootstrap?: boolean;
 };
 
 export type StaticNetwork = { address: string; gateway?: string; nameservers?: string[] };
@@ -85,6 +88,12 @@ export const EVENT_TYPES = [
   'state-changed',
   'api-change',
   'deleted',
+  // The cluster bootstrap, recorded on the node it concerns.
+  'bootstrap-elected',
+  'bootstrap-sent',
+  'bootstrap-deferred',
+  'bootstrapped',
+  'bootstrap-claimed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -160,6 +169,7 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     localBoot: 'exit',
     network: null,
     configPatch: null,
+    bootstrap: false,
     firstSeen: '',
     lastSeen: null,
     updatedAt: '',

@@ -58,6 +58,7 @@ type Row = {
   local_boot: string;
   network: string | null;
   config_patch: string | null;
+  bootstrap: number;
   first_seen: string;
   last_seen: string | null;
   updated_at: string;
@@ -83,6 +84,7 @@ function toNode(r: Row): Node {
     localBoot: r.local_boot as Node['localBoot'],
     network: r.network === null ? null : (JSON.parse(r.network) as Node['network']),
     configPatch: r.config_patch,
+    bootstrap: r.bootstrap === 1,
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     updatedAt: r.updated_at,
@@ -246,7 +248,8 @@ export class Inventory {
         .prepare(
           `UPDATE nodes SET role = @role, state = @state, ${set('hostname', changes.hostname)}, ${set('install_disk', changes.installDisk)},
              ${set('disk_selector', changes.diskSelector)}, ${set('labels', changes.labels)}, ${set('talos_version', changes.talosVersion)},
-             ${set('local_boot', changes.localBoot)}, ${set('network', changes.network)}, ${set('config_patch', changes.configPatch)}, updated_at = @at
+             ${set('local_boot', changes.localBoot)}, ${set('network', changes.network)}, ${set('config_patch', changes.configPatch)},
+             ${set('bootstrap', changes.bootstrap)}, updated_at = @at
            WHERE mac = @mac`,
         )
         .run({
@@ -262,6 +265,7 @@ export class Inventory {
           local_boot: changes.localBoot ?? 'exit',
           network: changes.network ? JSON.stringify(changes.network) : null,
           config_patch: changes.configPatch ?? null,
+          bootstrap: changes.bootstrap ? 1 : 0,
         });
       // A node without a role must not be able to fetch a config with a token issued before.
       if (role === 'unassigned') this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);

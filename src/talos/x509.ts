@@ -69,6 +69,9 @@ export type CertificateTemplate = {
   isCA: boolean;
   keyUsage: Array<keyof typeof KEY_USAGE_BITS>;
   extKeyUsage: Array<keyof typeof EXT_KEY_USAGE_OIDS>;
+  /** Subject alternative names: what TLS clients check a server certificate against. */
+  dnsNames?: string[];
+  ipAddresses?: string[];
 };
 
 export type Issuer = { certificate: X509Certificate; key: KeyObject } | { selfSigned: KeyObject };
@@ -116,6 +119,11 @@ export function createCertificate(t: CertificateTemplate, issuer: Issuer): strin
     extension('2.5.29.19', true, t.isCA ? der.sequence(der.boolean(true)) : der.sequence()),
     extension('2.5.29.14', false, der.octetString(ski)),
   ];
+  const altNames = [
+    ...(t.dnsNames ?? []).map((n) => der.implicit(2, Buffer.from(n, 'ascii'))),
+    ...(t.ipAddresses ?? []).map((ip) => der.implicit(7, ipBytes(ip))),
+  ];
+  if (altNames.length) extensions.push(extension('2.5.29.17', false, der.sequence(...altNames)));
   if (!('selfSigned' in issuer)) {
     const parentKeyId = keyIdentifier(issuer.certificate.publicKey);
     extensions.push(extension('2.5.29.35', false, der.sequence(der.implicit(0, parentKeyId))));
@@ -134,6 +142,12 @@ export function createCertificate(t: CertificateTemplate, issuer: Issuer): strin
   const cert = der.sequence(tbs, alg.id, der.bitString(signature));
   const b64 = cert.toString('base64').replace(/.{1,64}/g, '$&\n');
   return `-----BEGIN CERTIFICATE-----\n${b64}-----END CERTIFICATE-----\n`;
+}
+
+function ipBytes(ip: string): Buffer {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new CertificateError(`not an IPv4 address: ${ip}`);
+  return Buffer.from(parts);
 }
 
 /** Byte span of the subject Name inside a DER certificate, to copy it verbatim as an issuer. */

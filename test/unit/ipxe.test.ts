@@ -12,7 +12,7 @@ function node(over: Partial<Node> = {}): Node {
   return {
     mac: MAC, role: 'unassigned', state: 'discovered', hostname: null, arch: 'amd64', firmware: 'uefi', uuid: null, serial: null,
     manufacturer: null, product: null, lastIp: null, installDisk: null, diskSelector: null, labels: {}, talosVersion: null,
-    localBoot: 'exit', network: null, configPatch: null, firstSeen: '2026-01-01T00:00:00.000Z', lastSeen: null, updatedAt: '2026-01-01T00:00:00.000Z', ...over,
+    localBoot: 'exit', network: null, configPatch: null, bootstrap: false, firstSeen: '2026-01-01T00:00:00.000Z', lastSeen: null, updatedAt: '2026-01-01T00:00:00.000Z', ...over,
   };
 }
 

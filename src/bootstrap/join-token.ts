@@ -1,0 +1,19 @@
+// The per-cluster join token for the generic claim API: what a cloud-init node carries to ask
+// "init or join?". Derived from the cluster secret in the secrets bundle instead of stored, so a
+// Genesis restored from a secrets backup accepts the tokens already baked into cloud-init.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { SecretsBundle } from '../talos/secrets.ts';
+
+export function joinToken(bundle: SecretsBundle, cluster: string): string {
+  return 'gjt_' + createHmac('sha256', bundle.cluster.secret).update(`genesis bootstrap join token v1\0${cluster}`).digest('base64url');
+}
+
+/** `Authorization: Bearer <token>` against the cluster's join token, in constant time. */
+export function checkJoinToken(header: string | undefined, expected: string): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]!);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,378 @@
+// The bootstrap orchestrator: every poll it asks the control planes that got their config how
+// etcd is doing, and moves the lock (bootstrap/lock.ts, stored by inventory/bootstrap-lock.ts)
+// one step. Every decision is re-made from the lock on disk and what the nodes answer, never from
+// memory, so a Genesis killed at any point and restarted continues where the facts say it is.
+
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { BootstrapLocks, LockHistoryEntry } from '../inventory/bootstrap-lock.ts';
+import type { Node } from '../inventory/model.ts';
+import type { Inventory } from '../inventory/store.ts';
+import { TalosApiClient, TalosApiError, type TalosApiCredentials } from '../talos/api-client.ts';
+import { failpoint } from './failpoint.ts';
+import {
+  chooseCandidate,
+  claimResend,
+  classifyBootstrapError,
+  deferResend,
+  elect,
+  electable,
+  markBootstrapped,
+  markSent,
+  resetLock,
+  type Lock,
+} from './lock.ts';
+
+export type BootstrapSettings = {
+  enabled: boolean;
+  /** Talos apid port on the nodes (50000). */
+  apiPort: number;
+  pollMs: number;
+  /** After the first control plane answers, wait this long so nodes booting together are all probed. */
+  settleMs: number;
+  /** How long an election stands before another process may take over. */
+  leaseMs: number;
+  /** In bootstrap-sent without etcd members yet: re-send to the same holder after this long. */
+  retryAfterMs: number;
+  rpcTimeoutMs: number;
+};
+
+/** What one control plane answered in the latest round. */
+export type ControlPlaneProbe = {
+  mac: string;
+  hostname: string | null;
+  addr: string;
+  /** It fetched its config (installing/installed): only these can be elected. */
+  configured: boolean;
+  preferred: boolean;
+  reachable: boolean;
+  talosVersion?: string;
+  /** etcd member count, or null when the node could not list them (etcd not running). */
+  members: number | null;
+  /** The etcd service state (Talos ServiceList), when known. */
+  etcd: string | null;
+  error?: string;
+  at: string;
+};
+
+export type ClusterStatus = {
+  cluster: string;
+  state: Lock['state'];
+  holder: { mac: string; ip: string | null; hostname: string | null } | null;
+  epoch: number;
+  leaseExpiresAt: string | null;
+  sentAt: string | null;
+  retryAt: string | null;
+  attempts: number;
+  updatedAt: string;
+  orchestrator: { enabled: boolean; rounds: number; lastRoundAt: string | null; waiting: string | null };
+  controlplanes: ControlPlaneProbe[];
+  history: LockHistoryEntry[];
+};
+
+export class ResetRefused extends Error {}
+
+export type OrchestratorDeps = {
+  inventory: Inventory;
+  locks: BootstrapLocks;
+  cluster: string;
+  credentials: () => Promise<TalosApiCredentials>;
+  settings: BootstrapSettings;
+  log: Logger;
+  now?: () => number;
+};
+
+const ACTOR = 'genesis';
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** Where Genesis reaches a node's Talos API: its static address, else where it last booted from. */
+export function nodeAddress(n: Node): string | null {
+  return n.network?.address.split('/')[0] ?? n.lastIp;
+}
+
+export class BootstrapOrchestrator {
+  /** This process's identity as a lease owner: a restarted process is a new owner. */
+  readonly owner = randomUUID();
+  private readonly d: OrchestratorDeps;
+  private readonly now: () => number;
+  private readonly clients = new Map<string, { creds: TalosApiCredentials; client: TalosApiClient }>();
+  private readonly reachableSince = new Map<string, number>();
+  private probes: ControlPlaneProbe[] = [];
+  private rounds = 0;
+  private lastRoundAt: number | null = null;
+  private waiting: string | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+
+  constructor(deps: OrchestratorDeps) {
+    this.d = deps;
+    this.now = deps.now ?? Date.now;
+  }
+
+  start(): void {
+    if (!this.d.settings.enabled || !this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    for (const { client } of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.round()
+        .catch((err: unknown) => this.d.log.error({ err }, 'bootstrap round failed'))
+        .finally(() => {
+          this.running = undefined;
+          this.schedule(this.d.settings.pollMs);
+        });
+    }, ms);
+    this.timer.unref();
+  }
+
+  status(): ClusterStatus {
+    const lock = this.d.locks.get(this.d.cluster);
+    const holderNode = lock.holder ? this.d.inventory.get(lock.holder) : undefined;
+    return {
+      cluster: lock.cluster,
+      state: lock.state,
+      holder: lock.holder ? { mac: lock.holder, ip: lock.holderAddr, hostname: holderNode?.hostname ?? null } : null,
+      epoch: lock.epoch,
+      leaseExpiresAt: iso(lock.leaseExpiresAt),
+      sentAt: iso(lock.sentAt),
+      retryAt: iso(lock.retryAt),
+      attempts: lock.attempts,
+      updatedAt: new Date(lock.updatedAt).toISOString(),
+      orchestrator: { enabled: this.d.settings.enabled, rounds: this.rounds, lastRoundAt: iso(this.lastRoundAt), waiting: this.waiting },
+      controlplanes: this.probes,
+      history: this.d.locks.history(this.d.cluster, 50),
+    };
+  }
+
+  /** One round: read the lock, ask the nodes, take at most one step. */
+  async round(): Promise<void> {
+    try {
+      await this.step();
+    } finally {
+      this.rounds++;
+      this.lastRoundAt = this.now();
+    }
+  }
+
+  private async step(): Promise<void> {
+    const lock = this.d.locks.get(this.d.cluster);
+    if (lock.state === 'bootstrapped') {
+      this.waiting = null;
+      return;
+    }
+    const probes = await this.probeControlPlanes();
+    if (!probes.length) {
+      this.waiting = 'no control plane has fetched its machine config yet';
+      return;
+    }
+    if (this.recordEvidence(probes)) return;
+
+    if (lock.state === 'bootstrap-sent') return this.followUp(lock, probes);
+    if (!electable(lock, this.owner, this.now())) {
+      this.waiting = `another Genesis process holds the election for ${lock.holder} until ${iso(lock.leaseExpiresAt)}`;
+      return;
+    }
+    return this.electAndSend(probes);
+  }
+
+  /** Any control plane with etcd members (or etcd running) means the cluster exists: record it, call nothing. */
+  private recordEvidence(probes: ControlPlaneProbe[]): boolean {
+    const witness = probes.find((p) => (p.members ?? 0) > 0) ?? probes.find((p) => p.etcd === 'Running');
+    if (!witness) return false;
+    const evidence = witness.members ? `${witness.mac} (${witness.addr}) lists ${witness.members} etcd member(s)` : `${witness.mac} (${witness.addr}) runs etcd`;
+    const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, now) => markBootstrapped(l, { now, evidence, by: witness.mac, addr: witness.addr }));
+    if (r.ok) {
+      this.waiting = null;
+      this.d.inventory.record(r.lock.holder ?? witness.mac, 'bootstrapped', ACTOR, { epoch: r.lock.epoch, evidence });
+      this.d.log.info({ holder: r.lock.holder, epoch: r.lock.epoch, evidence }, r.note);
+    }
+    return true;
+  }
+
+  private async electAndSend(probes: ControlPlaneProbe[]): Promise<void> {
+    const now = this.now();
+    const eligible = probes.filter((p) => p.reachable && p.configured);
+    if (!eligible.length) {
+      this.waiting = 'waiting for a control plane to answer on the Talos API';
+      return;
+    }
+    const since = Math.min(...eligible.map((p) => this.reachableSince.get(p.mac) ?? now));
+    if (now - since < this.d.settings.settleMs) {
+      this.waiting = `control planes answering; electing at ${iso(since + this.d.settings.settleMs)} (settle time)`;
+      return;
+    }
+    const choice = chooseCandidate(
+      eligible.map((p) => ({ mac: p.mac, addr: p.addr, preferred: p.preferred, reachableSince: this.reachableSince.get(p.mac) ?? now })),
+      // The operator's choice counts from the moment it is made, before that node ever booted.
+      this.d.inventory.list({ role: 'controlplane' }).some((n) => n.bootstrap),
+    );
+    if (!choice) return;
+    if ('waitingFor' in choice) {
+      this.waiting = 'waiting for the control plane marked bootstrap: true to answer';
+      return;
+    }
+    const elected = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => elect(l, { candidate: choice.mac, addr: choice.addr, owner: this.owner, now: at, leaseMs: this.d.settings.leaseMs }));
+    if (!elected.ok) {
+      this.waiting = elected.why;
+      return;
+    }
+    const { epoch } = elected.lock;
+    this.d.inventory.record(choice.mac, 'bootstrap-elected', ACTOR, { epoch });
+    this.d.log.info({ holder: choice.mac, addr: choice.addr, epoch }, elected.note);
+    failpoint('after-elect');
+
+    // Last look before the point of no return. If the node stopped answering, nothing was sent:
+    // the next round elects again (a new epoch), possibly another node.
+    const client = await this.client(choice.addr);
+    try {
+      await client.version();
+    } catch (err) {
+      this.waiting = `${choice.mac} stopped answering before Bootstrap was sent; electing again`;
+      this.d.log.warn({ holder: choice.mac, epoch, err: (err as Error).message }, 'elected control plane stopped answering; Bootstrap not sent');
+      return;
+    }
+    const sent = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => markSent(l, { epoch, owner: this.owner, now: at, retryAfterMs: this.d.settings.retryAfterMs }));
+    if (!sent.ok) {
+      this.waiting = sent.why;
+      return;
+    }
+    this.d.inventory.record(choice.mac, 'bootstrap-sent', ACTOR, { epoch, attempt: 1 });
+    failpoint('after-mark-sent');
+    await this.send(sent.lock, client);
+  }
+
+  /**
+   * bootstrap-sent and no etcd members anywhere yet. Never another node: only the holder, and only
+   * when it answers and the retry time has come (the first call may still be taking effect).
+   */
+  private async followUp(lock: Lock, probes: ControlPlaneProbe[]): Promise<void> {
+    const holder = probes.find((p) => p.mac === lock.holder);
+    if (!holder?.reachable) {
+      this.waiting = `Bootstrap went to ${lock.holder}; waiting for it (or any control plane) to report etcd members`;
+      return;
+    }
+    const again = this.d.locks.apply(this.d.cluster, ACTOR, (l, now) => claimResend(l, { now, retryAfterMs: this.d.settings.retryAfterMs }));
+    if (!again.ok) {
+      this.waiting = `Bootstrap went to ${lock.holder}; waiting for etcd members (${again.why})`;
+      return;
+    }
+    this.d.inventory.record(holder.mac, 'bootstrap-sent', ACTOR, { epoch: again.lock.epoch, attempt: again.lock.attempts });
+    this.d.log.warn({ holder: holder.mac, epoch: again.lock.epoch, attempt: again.lock.attempts }, again.note);
+    await this.send(again.lock, await this.client(holder.addr));
+  }
+
+  private async send(lock: Lock, client: TalosApiClient): Promise<void> {
+    const mac = lock.holder!;
+    try {
+      await client.bootstrap();
+      failpoint('after-bootstrap-rpc');
+      // Accepted is not done: Talos keeps the request in memory until etcd starts. The lock
+      // becomes bootstrapped when a member list proves it (next round, or sooner below).
+      this.waiting = `Bootstrap accepted by ${mac}; waiting for etcd to report members`;
+      this.d.log.info({ holder: mac, epoch: lock.epoch }, 'Bootstrap accepted');
+      this.schedule(Math.min(this.d.settings.pollMs, 200));
+    } catch (err) {
+      const e = err as TalosApiError;
+      const kind = classifyBootstrapError(e.code, e.message);
+      this.d.log.warn({ holder: mac, epoch: lock.epoch, code: e.code, kind, err: e.message }, 'Bootstrap call failed');
+      const now = this.now();
+      if (kind === 'already-bootstrapped') {
+        const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => markBootstrapped(l, { now: at, evidence: `${mac} answered: ${e.message}`, by: mac, addr: lock.holderAddr }));
+        if (r.ok) this.d.inventory.record(mac, 'bootstrapped', ACTOR, { epoch: r.lock.epoch, evidence: e.message });
+        return;
+      }
+      if (kind === 'not-yet' || kind === 'not-sent') {
+        // Refused before anything ran: retry soon, backing off with each attempt.
+        const delay = Math.min(this.d.settings.retryAfterMs, this.d.settings.pollMs * 2 ** Math.min(lock.attempts, 8));
+        const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => deferResend(l, { epoch: lock.epoch, now: at, retryAt: now + delay, why: e.message }));
+        if (r.ok) this.d.inventory.record(mac, 'bootstrap-deferred', ACTOR, { epoch: lock.epoch, reason: e.message, retryAt: iso(now + delay) });
+      }
+      // 'unknown': the call may have arrived. The retry time set when it was sent stands.
+      this.waiting = `Bootstrap to ${mac} failed (${e.message}); ${kind === 'unknown' ? 'checking for etcd members before any retry' : 'will retry'}`;
+    }
+  }
+
+  /**
+   * Ask every control plane with an address: Version (reachable with our CA), EtcdMemberList and
+   * ServiceList. Failures are facts (unreachable, etcd not running), not errors.
+   */
+  async probeControlPlanes(): Promise<ControlPlaneProbe[]> {
+    const nodes = this.d.inventory.list({ role: 'controlplane' }).filter((n) => nodeAddress(n) !== null);
+    // One timestamp per round: nodes first heard in the same round tie, and the MAC decides.
+    const roundAt = this.now();
+    const probes = await Promise.all(nodes.map((n) => this.probe(n, roundAt)));
+    this.probes = probes;
+    return probes;
+  }
+
+  private async probe(n: Node, roundAt: number): Promise<ControlPlaneProbe> {
+    const addr = nodeAddress(n)!;
+    const p: ControlPlaneProbe = {
+      mac: n.mac,
+      hostname: n.hostname,
+      addr,
+      configured: n.state === 'installing' || n.state === 'installed',
+      preferred: n.bootstrap,
+      reachable: false,
+      members: null,
+      etcd: null,
+      at: new Date(roundAt).toISOString(),
+    };
+    const client = await this.client(addr);
+    try {
+      p.talosVersion = (await client.version()).tag;
+      p.reachable = true;
+      if (!this.reachableSince.has(n.mac)) this.reachableSince.set(n.mac, roundAt);
+    } catch (err) {
+      p.error = (err as Error).message;
+      this.reachableSince.delete(n.mac);
+      return p;
+    }
+    const [members, services] = await Promise.allSettled([client.etcdMembers(), client.services()]);
+    if (members.status === 'fulfilled') p.members = members.value.length;
+    else p.error = (members.reason as Error).message;
+    if (services.status === 'fulfilled') p.etcd = services.value.find((s) => s.id === 'etcd')?.state ?? null;
+    return p;
+  }
+
+  private async client(addr: string): Promise<TalosApiClient> {
+    const creds = await this.d.credentials();
+    const have = this.clients.get(addr);
+    if (have && have.creds === creds) return have.client;
+    have?.client.close();
+    const client = new TalosApiClient(addr, this.d.settings.apiPort, creds, { timeoutMs: this.d.settings.rpcTimeoutMs });
+    this.clients.set(addr, { creds, client });
+    return client;
+  }
+
+  /**
+   * Operator reset, for deliberately rebuilding the cluster. Refused while any control plane
+   * reports etcd members: resetting then would let a second etcd cluster be born.
+   */
+  async reset(actor: string): Promise<Lock> {
+    const probes = await this.probeControlPlanes();
+    const alive = probes.filter((p) => (p.members ?? 0) > 0 || p.etcd === 'Running');
+    if (alive.length) {
+      throw new ResetRefused(`control plane(s) ${alive.map((p) => `${p.mac} (${p.addr})`).join(', ')} still report etcd members; reset (wipe) them first`);
+    }
+    const r = this.d.locks.apply(this.d.cluster, actor, (l, now) => resetLock(l, { now }));
+    if (!r.ok) throw new ResetRefused(r.why);
+    this.reachableSince.clear();
+    this.d.log.warn({ actor, epoch: r.lock.epoch }, r.note);
+    this.schedule(0);
+    return r.lock;
+  }
+}

@@ -1,0 +1,99 @@
+// `genesis cluster`: where the bootstrap stands, the join token for self-bootstrapping nodes,
+// and the deliberate reset for rebuilding a cluster. Everything goes through the HTTP API.
+
+import { parseArgs } from 'node:util';
+import type { ClusterStatus } from '../bootstrap/orchestrator.ts';
+import { apiClient, call, CliError } from './nodes.ts';
+
+export const CLUSTER_USAGE = `Usage: genesis cluster <command> [options]
+
+Commands:
+  status                      The bootstrap lock (state, holder, epoch), what each control plane
+                              answered last, and the lock's history
+  join-token                  The token nodes send to POST /api/v1/bootstrap/claim
+  reset --confirm <cluster>   Clear the lock to bootstrap a new cluster (refused while any
+                              control plane still reports etcd members)
+
+Options:
+  --url <url>      Genesis HTTP address (default: from the configuration, on 127.0.0.1)
+  --json           Print the API's JSON
+  --config <file>  Configuration file to read the port and data dir from
+`;
+
+function describe(s: ClusterStatus): string {
+  const lines = [
+    `cluster   ${s.cluster}`,
+    `state     ${s.state}`,
+    `holder    ${s.holder ? `${s.holder.mac}${s.holder.hostname ? ` (${s.holder.hostname})` : ''}${s.holder.ip ? ` at ${s.holder.ip}` : ''}` : '-'}`,
+    `epoch     ${s.epoch}`,
+  ];
+  if (s.orchestrator.waiting) lines.push(`waiting   ${s.orchestrator.waiting}`);
+  if (s.controlplanes.length) {
+    lines.push('', 'control planes (last probe):');
+    for (const p of s.controlplanes) {
+      const etcd = p.members === null ? `etcd ${p.etcd ?? 'not running'}` : `${p.members} etcd member(s)`;
+      lines.push(`  ${p.mac}  ${p.addr.padEnd(15)} ${p.reachable ? `talos ${p.talosVersion ?? '?'}, ${etcd}` : `unreachable: ${p.error ?? ''}`}`);
+    }
+  }
+  if (s.history.length) {
+    lines.push('', 'history (newest first):');
+    for (const h of s.history) lines.push(`  ${h.at}  ${h.from} -> ${h.to}  epoch ${h.epoch}  ${h.actor}: ${h.note}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function clusterCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        url: { type: 'string' },
+        json: { type: 'boolean' },
+        config: { type: 'string', short: 'c' },
+        confirm: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`genesis cluster: ${(err as Error).message}\n${CLUSTER_USAGE}`);
+    return 2;
+  }
+  const { values: v, positionals } = parsed;
+  const [sub] = positionals;
+  if (v.help || !sub) {
+    (v.help ? process.stdout : process.stderr).write(CLUSTER_USAGE);
+    return v.help ? 0 : 2;
+  }
+  const client = apiClient(v.config, v.url);
+  try {
+    switch (sub) {
+      case 'status': {
+        const s = (await call(client, 'GET', '/cluster')) as ClusterStatus;
+        out(v.json ? JSON.stringify(s, null, 2) + '\n' : describe(s));
+        return 0;
+      }
+      case 'join-token': {
+        const t = (await call(client, 'GET', '/cluster/join-token')) as { token: string };
+        out(v.json ? JSON.stringify(t) + '\n' : t.token + '\n');
+        return 0;
+      }
+      case 'reset': {
+        if (!v.confirm) throw new CliError('reset needs --confirm <cluster name>: it lets a new etcd cluster be bootstrapped');
+        const s = (await call(client, 'POST', '/cluster/reset', { confirm: v.confirm })) as ClusterStatus;
+        out(v.json ? JSON.stringify(s, null, 2) + '\n' : describe(s));
+        return 0;
+      }
+      default:
+        process.stderr.write(`genesis cluster: unknown command "${sub}"\n${CLUSTER_USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`genesis cluster ${sub}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,77 @@
+// Where the cluster stands (the bootstrap lock, its history, what the control planes answered),
+// the operator reset, and the generic claim API for nodes that bootstrap themselves.
+
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { checkBearer } from '../auth/api-token.ts';
+import { checkJoinToken } from '../bootstrap/join-token.ts';
+import { ResetRefused, type BootstrapOrchestrator } from '../bootstrap/orchestrator.ts';
+import type { BootstrapLocks } from '../inventory/bootstrap-lock.ts';
+import { normalizeMac } from '../inventory/mac.ts';
+import type { Inventory } from '../inventory/store.ts';
+import { clientIp } from './boot.ts';
+import { HttpError } from './errors.ts';
+
+export type ClusterDeps = {
+  cluster: string;
+  orchestrator: BootstrapOrchestrator;
+  locks: BootstrapLocks;
+  inventory: Inventory;
+  joinToken: () => string;
+};
+
+/** Under the API token (registered inside the /api/v1 context). */
+export function clusterRoutes(app: FastifyInstance, deps: ClusterDeps, actor: (req: FastifyRequest) => string): void {
+  app.get('/cluster', async () => deps.orchestrator.status());
+
+  app.get('/cluster/join-token', async (_req, reply) => {
+    return reply.header('cache-control', 'no-store').send({ cluster: deps.cluster, token: deps.joinToken() });
+  });
+
+  app.post<{ Body: { confirm: string } }>(
+    '/cluster/reset',
+    {
+      schema: {
+        body: { type: 'object', additionalProperties: false, required: ['confirm'], properties: { confirm: { type: 'string', maxLength: 253 } } },
+      },
+    },
+    async (req) => {
+      // Typing the cluster's name is the "are you sure": this is for tearing a cluster down.
+      if (req.body.confirm !== deps.cluster) {
+        throw new HttpError(400, 'confirmation_required', `to reset the bootstrap lock, send {"confirm": "${deps.cluster}"} (the cluster name)`);
+      }
+      try {
+        await deps.orchestrator.reset(actor(req));
+      } catch (err) {
+        if (err instanceof ResetRefused) throw new HttpError(409, 'reset_refused', err.message);
+        throw err;
+      }
+      return deps.orchestrator.status();
+    },
+  );
+}
+
+/**
+ * POST /api/v1/bootstrap/claim, in its own context: it takes the cluster's join token (what a
+ * cloud-init node carries), or the API token.
+ */
+export async function claimRoutes(app: FastifyInstance, deps: ClusterDeps & { tokenHash: Buffer }): Promise<void> {
+  app.removeContentTypeParser('text/plain');
+  app.addHook('onRequest', async (req, reply) => {
+    const auth = req.headers.authorization;
+    if (checkJoinToken(auth, deps.joinToken()) || checkBearer(auth, deps.tokenHash) === 'ok') return;
+    reply.header('www-authenticate', 'Bearer realm="genesis-join"');
+    throw new HttpError(401, 'unauthorized', auth ? 'the join token is not valid' : 'claims need Authorization: Bearer <join token> (genesis cluster join-token)');
+  });
+
+  app.post<{ Body: { mac: string } }>(
+    '/claim',
+    { schema: { body: { type: 'object', additionalProperties: false, required: ['mac'], properties: { mac: { type: 'string', maxLength: 32 } } } } },
+    async (req) => {
+      const mac = normalizeMac(req.body.mac);
+      if (!mac) throw new HttpError(400, 'invalid_mac', `${JSON.stringify(req.body.mac)} is not a MAC address`);
+      const { changed, ...answer } = deps.locks.claim(deps.cluster, mac, clientIp(req.ip), 'claim');
+      if (changed) deps.inventory.record(mac, 'bootstrap-claimed', 'claim', { decision: answer.decision, epoch: answer.epoch, ip: clientIp(req.ip) });
+      return answer;
+    },
+  );
+}

@@ -1,0 +1,116 @@
+// A client for the Talos machine API (apid, port 50000): gRPC over mutual TLS, the server checked
+// against the cluster's OS CA and Genesis presenting an os:admin certificate signed by that CA,
+// exactly as talosctl does with a talosconfig. Only the four calls bootstrap needs.
+
+import { createPrivateKey } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+
+const PROTO_FILE = fileURLToPath(new URL('./proto/machine.proto', import.meta.url));
+
+export type MachineServiceClient = grpc.Client & Record<string, (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void>;
+
+let loaded: { service: grpc.ServiceClientConstructor } | undefined;
+
+/** The MachineService definition from our .proto subset, loaded once. */
+export function machineServiceDefinition(): grpc.ServiceClientConstructor {
+  if (!loaded) {
+    const def = protoLoader.loadSync(PROTO_FILE, { keepCase: false, longs: String, enums: String, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { machine: { MachineService: grpc.ServiceClientConstructor } };
+    loaded = { service: pkg.machine.MachineService };
+  }
+  return loaded.service;
+}
+
+/** PEM strings: the OS CA certificate, and the client certificate and its key. */
+export type TalosApiCredentials = { ca: string; crt: string; key: string };
+
+export class TalosApiError extends Error {
+  /** gRPC status code (grpc.status), when the failure was a gRPC status. */
+  readonly code: number | undefined;
+  constructor(message: string, code: number | undefined) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export type EtcdMember = { id: string; hostname: string; isLearner: boolean };
+export type ServiceState = { id: string; state: string; healthy: boolean };
+
+type Metadata = { hostname?: string; error?: string; status?: { code?: number; message?: string } | null };
+
+export class TalosApiClient {
+  readonly address: string;
+  readonly port: number;
+  private readonly client: MachineServiceClient;
+  private readonly timeoutMs: number;
+
+  constructor(address: string, port: number, creds: TalosApiCredentials, opts: { timeoutMs: number }) {
+    this.address = address;
+    this.port = port;
+    this.timeoutMs = opts.timeoutMs;
+    // Node's TLS wants a standard PKCS#8 PEM; Talos labels Ed25519 keys differently.
+    const key = createPrivateKey(creds.key.replaceAll('ED25519 PRIVATE KEY', 'PRIVATE KEY')).export({ type: 'pkcs8', format: 'pem' }) as string;
+    const channelCreds = grpc.credentials.createSsl(Buffer.from(creds.ca), Buffer.from(key), Buffer.from(creds.crt));
+    const Service = machineServiceDefinition();
+    this.client = new Service(`${address}:${port}`, channelCreds, {
+      // Probes run every few seconds: reconnect at that pace, not grpc's default minutes.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2000,
+    }) as unknown as MachineServiceClient;
+  }
+
+  private call<T>(method: string, request: unknown): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.client[method]!(request, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+        if (err) reject(new TalosApiError(`${method}: ${err.details || err.message}`, err.code));
+        else resolve(res as T);
+      });
+    });
+  }
+
+  /** Talos answers with one message per node; a message may carry its node's own error. */
+  private static first<M extends { metadata?: Metadata | null }>(method: string, res: { messages?: M[] }): M {
+    const m = res.messages?.[0];
+    if (!m) throw new TalosApiError(`${method}: empty response`, undefined);
+    const md = m.metadata;
+    if (md?.error) throw new TalosApiError(`${method}: ${md.error}`, md.status?.code ?? undefined);
+    return m;
+  }
+
+  async version(): Promise<{ tag: string; hostname: string }> {
+    const m = TalosApiClient.first('Version', await this.call<{ messages: Array<{ metadata?: Metadata; version?: { tag: string } }> }>('Version', {}));
+    return { tag: m.version?.tag ?? '', hostname: m.metadata?.hostname ?? '' };
+  }
+
+  /** The etcd members this node knows; Talos fails the call while its etcd is not running. */
+  async etcdMembers(): Promise<EtcdMember[]> {
+    const m = TalosApiClient.first(
+      'EtcdMemberList',
+      await this.call<{ messages: Array<{ metadata?: Metadata; members?: Array<{ id: string; hostname: string; isLearner: boolean }>; legacyMembers?: string[] }> }>(
+        'EtcdMemberList',
+        { queryLocal: true },
+      ),
+    );
+    const members = (m.members ?? []).map((x) => ({ id: String(x.id), hostname: x.hostname, isLearner: Boolean(x.isLearner) }));
+    // Very old Talos filled only the hostname list.
+    if (!members.length) return (m.legacyMembers ?? []).map((h) => ({ id: '', hostname: h, isLearner: false }));
+    return members;
+  }
+
+  async services(): Promise<ServiceState[]> {
+    const m = TalosApiClient.first('ServiceList', await this.call<{ messages: Array<{ metadata?: Metadata; services?: Array<{ id: string; state: string; health?: { healthy?: boolean } }> }> }>('ServiceList', {}));
+    return (m.services ?? []).map((s) => ({ id: s.id, state: s.state, healthy: Boolean(s.health?.healthy) }));
+  }
+
+  async bootstrap(): Promise<void> {
+    const res = await this.call<{ messages?: Array<{ metadata?: Metadata }> }>('Bootstrap', { recoverEtcd: false, recoverSkipHashCheck: false });
+    // Success may come with no message at all; a message only matters if it carries an error.
+    if (res.messages?.length) TalosApiClient.first('Bootstrap', res);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,194 @@
+// A fake Talos apid: a real gRPC server over mutual TLS on a loopback address, with a server
+// certificate from the cluster's OS CA (IP SAN = its address), requiring a client certificate
+// from the same CA with Organization os:admin, as apid does. It implements the four
+// MachineService calls Genesis makes, counts Bootstrap calls, and can be scripted to be slow,
+// refuse, fail or die.
+
+import { createPublicKey } from 'node:crypto';
+import grpc from '@grpc/grpc-js';
+import { machineServiceDefinition } from '../../src/talos/api-client.ts';
+import { osCA, type SecretsBundle } from '../../src/talos/secrets.ts';
+import { createCertificate, generateKey, keyToPem } from '../../src/talos/x509.ts';
+
+/** What the nth Bootstrap call does: accept, refuse for now, say etcd has data, or die after receiving it. */
+export type BootstrapReply = 'ok' | 'not-yet' | 'already' | 'die';
+
+export type FakeTalosOptions = {
+  host: string;
+  port: number;
+  bundle: SecretsBundle;
+  hostname?: string;
+  /** Replies to successive Bootstrap calls; past the end, 'ok'. */
+  bootstrap?: BootstrapReply[];
+  /** Milliseconds the Bootstrap handler takes before answering. */
+  bootstrapDelayMs?: number;
+  /** Already part of a cluster: etcd running with members (a node that kept its disk). */
+  etcdMembers?: string[];
+  /** Checked on every Version call: true makes the node die instead of answering. */
+  dieOnVersion?: (fake: FakeTalos) => boolean;
+  /** Called when a Bootstrap call arrives, before it is answered. */
+  onBootstrap?: (fake: FakeTalos) => void;
+};
+
+type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
+
+export class FakeTalos {
+  readonly opts: FakeTalosOptions;
+  /** Every Bootstrap call that reached the handler. */
+  bootstrapCalls = 0;
+  /** Calls that started etcd (answered ok, or died after starting it). */
+  accepted = 0;
+  versionCalls = 0;
+  /** Calls refused because the client certificate was not os:admin of our CA. */
+  refusedClients = 0;
+  members: string[];
+  /** The bound port (the requested one, or what port 0 resolved to); kept across restarts. */
+  port: number;
+  private server: grpc.Server | undefined;
+  private creds: grpc.ServerCredentials | undefined;
+
+  private constructor(opts: FakeTalosOptions) {
+    this.opts = opts;
+    this.members = [...(opts.etcdMembers ?? [])];
+    this.port = opts.port;
+  }
+
+  static async start(opts: FakeTalosOptions): Promise<FakeTalos> {
+    const fake = new FakeTalos(opts);
+    await fake.listen();
+    return fake;
+  }
+
+  get address(): string {
+    return this.opts.host;
+  }
+
+  get alive(): boolean {
+    return this.server !== undefined;
+  }
+
+  private async serverCredentials(): Promise<grpc.ServerCredentials> {
+    if (this.creds) return this.creds;
+    const ca = osCA(this.opts.bundle);
+    const key = await generateKey('ed25519');
+    const now = new Date();
+    const crt = createCertificate(
+      {
+        subject: { organization: ['os:server'], commonName: this.opts.hostname ?? this.opts.host },
+        publicKey: createPublicKey(key),
+        notBefore: new Date(now.getTime() - 60_000),
+        notAfter: new Date(now.getTime() + 86_400_000),
+        isCA: false,
+        keyUsage: ['digitalSignature'],
+        extKeyUsage: ['serverAuth'],
+        ipAddresses: [this.opts.host],
+      },
+      { certificate: ca.cert, key: ca.key },
+    );
+    const pkcs8 = keyToPem(key).replaceAll('ED25519 PRIVATE KEY', 'PRIVATE KEY');
+    this.creds = grpc.ServerCredentials.createSsl(Buffer.from(ca.cert.toString()), [{ private_key: Buffer.from(pkcs8), cert_chain: Buffer.from(crt) }], true);
+    return this.creds;
+  }
+
+  /** (Re)start serving on the same address and port, keeping the counters and etcd state. */
+  async listen(): Promise<void> {
+    const server = new grpc.Server();
+    const guard = (fn: Unary): Unary => (call, cb) => {
+      const subject = call.getAuthContext()?.sslPeerCertificate?.subject as { O?: string | string[] } | undefined;
+      const orgs = [subject?.O ?? []].flat();
+      if (!orgs.includes('os:admin')) {
+        this.refusedClients++;
+        cb({ code: grpc.status.PERMISSION_DENIED, details: 'not authorized' });
+        return;
+      }
+      fn(call, cb);
+    };
+    const hostname = this.opts.hostname ?? this.opts.host;
+    const metadata = { hostname };
+    server.addService(machineServiceDefinition().service, {
+      Version: guard((_call, cb) => {
+        this.versionCalls++;
+        if (this.opts.dieOnVersion?.(this)) {
+          cb({ code: grpc.status.UNAVAILABLE, details: 'shutting down' });
+          this.die();
+          return;
+        }
+        cb(null, { messages: [{ metadata, version: { tag: 'v1.13.9', arch: 'amd64' } }] });
+      }),
+      EtcdMemberList: guard((_call, cb) => {
+        if (!this.members.length) {
+          cb({ code: grpc.status.UNAVAILABLE, details: 'etcd is not running' });
+          return;
+        }
+        cb(null, { messages: [{ metadata, members: this.members.map((h, i) => ({ id: String(1000 + i), hostname: h, peerUrls: [], clientUrls: [], isLearner: false })) }] });
+      }),
+      ServiceList: guard((_call, cb) => {
+        const etcd = this.members.length ? { id: 'etcd', state: 'Running', health: { healthy: true } } : { id: 'etcd', state: 'Preparing', health: { unknown: true } };
+        cb(null, { messages: [{ metadata, services: [{ id: 'apid', state: 'Running', health: { healthy: true } }, etcd] }] });
+      }),
+      Bootstrap: guard((_call, cb) => {
+        const reply = this.opts.bootstrap?.[this.bootstrapCalls] ?? 'ok';
+        this.bootstrapCalls++;
+        this.opts.onBootstrap?.(this);
+        const answer = () => {
+          switch (reply) {
+            case 'ok':
+              this.startEtcd();
+              cb(null, { messages: [{ metadata }] });
+              return;
+            case 'not-yet':
+              cb({ code: grpc.status.FAILED_PRECONDITION, details: 'bootstrap is not available yet' });
+              return;
+            case 'already':
+              cb({ code: grpc.status.ALREADY_EXISTS, details: 'etcd data directory is not empty' });
+              return;
+            case 'die':
+              this.startEtcd();
+              this.die();
+              return;
+          }
+        };
+        if (this.opts.bootstrapDelayMs) setTimeout(answer, this.opts.bootstrapDelayMs);
+        else answer();
+      }),
+    });
+    const creds = await this.serverCredentials();
+    this.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${this.opts.host}:${this.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.server = server;
+  }
+
+  private startEtcd(): void {
+    this.accepted++;
+    if (!this.members.includes(this.opts.hostname ?? this.opts.host)) this.members.push(this.opts.hostname ?? this.opts.host);
+  }
+
+  /** Stop at once, as a node losing power: open calls are cut. */
+  die(): void {
+    this.server?.forceShutdown();
+    this.server = undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.die();
+  }
+}
+
+/** Find a port free on every one of `hosts` and start a fake on each (Talos uses one port, 50000, on every node). */
+export async function startFakes(hosts: string[], make: (host: string, port: number) => FakeTalosOptions): Promise<{ port: number; fakes: FakeTalos[] }> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const first = await FakeTalos.start(make(hosts[0]!, 0)).catch(() => undefined);
+    if (!first) continue;
+    const port = first.port;
+    const rest: FakeTalos[] = [];
+    try {
+      for (const h of hosts.slice(1)) rest.push(await FakeTalos.start(make(h, port)));
+      return { port, fakes: [first, ...rest] };
+    } catch {
+      first.die();
+      for (const f of rest) f.die();
+    }
+  }
+  throw new Error('no port free on all fake Talos addresses');
+}
