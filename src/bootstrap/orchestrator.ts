@@ -120,6 +120,10 @@ export class BootstrapOrchestrator {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
+    this.closeClients();
+  }
+
+  private closeClients(): void {
     for (const { client } of this.clients.values()) client.close();
     this.clients.clear();
   }
@@ -170,7 +174,9 @@ export class BootstrapOrchestrator {
   private async step(): Promise<void> {
     const lock = this.d.locks.get(this.d.cluster);
     if (lock.state === 'bootstrapped') {
+      // Nothing more to ask the nodes: drop the channels (grpc keeps reconnecting otherwise).
       this.waiting = null;
+      this.closeClients();
       return;
     }
     const probes = await this.probeControlPlanes();

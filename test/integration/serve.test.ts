@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
 import { encodeAck, encodeRequest } from '../../src/tftp/packet.ts';
 import { GenesisProcess } from '../helpers/genesis-process.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
@@ -147,7 +148,9 @@ describe('genesis serve: API token and inventory', () => {
     db.close();
     const g = genesis(dir);
     expect(await g.exit()).toBe(2);
-    expect(g.stderr).toMatch(/^genesis: inventory .*genesis\.db has schema version 99, newer than this Genesis knows \(2\); run a newer Genesis or restore a backup\n$/);
+    expect(g.stderr).toMatch(
+      new RegExp(`^genesis: inventory .*genesis\\.db has schema version 99, newer than this Genesis knows \\(${LATEST_SCHEMA}\\); run a newer Genesis or restore a backup\n$`),
+    );
     rmSync(dir, { recursive: true, force: true });
   });
 
