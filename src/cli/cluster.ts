@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import type { ClusterStatus } from '../bootstrap/orchestrator.ts';
-import { apiClient, call, CliError } from './nodes.ts';
+import { apiClient, call, CliError, cliFailure } from './nodes.ts';
 
 export const CLUSTER_USAGE = `Usage: genesis cluster <command> [options]
 
@@ -90,10 +90,6 @@ export async function clusterCommand(argv: string[], out: (s: string) => void = 
         return 2;
     }
   } catch (err) {
-    if (err instanceof CliError) {
-      process.stderr.write(`genesis cluster ${sub}: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return cliFailure(err, `genesis cluster ${sub}`);
   }
 }

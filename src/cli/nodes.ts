@@ -30,6 +30,18 @@ Options:
 
 export class CliError extends Error {}
 
+/**
+ * The end of every subcommand's catch: a CliError (or an error of one of `also`) is one line on
+ * stderr and exit 1; anything else is a bug and propagates.
+ */
+export function cliFailure(err: unknown, label: string, also: Array<abstract new (...args: never[]) => Error> = []): number {
+  if (err instanceof CliError || also.some((E) => err instanceof E)) {
+    process.stderr.write(`${label}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  throw err;
+}
+
 export type Client = { url: string; token: string | undefined };
 
 /** Where the API is and the token to use: --url, GENESIS_URL, else the local configuration. */
@@ -211,10 +223,6 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         return 2;
     }
   } catch (err) {
-    if (err instanceof CliError) {
-      process.stderr.write(`genesis nodes ${sub}: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return cliFailure(err, `genesis nodes ${sub}`);
   }
 }

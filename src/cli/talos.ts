@@ -13,7 +13,7 @@ import { DB_FILE } from '../app.ts';
 import { RenderError } from '../talos/render.ts';
 import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from '../talos/secrets.ts';
 import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
-import { apiClient, call, CliError } from './nodes.ts';
+import { apiClient, call, CliError, cliFailure } from './nodes.ts';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 
@@ -108,11 +108,7 @@ export async function secretsCommand(argv: string[], out: (s: string) => void = 
         return 2;
     }
   } catch (err) {
-    if (err instanceof CliError || err instanceof SecretsError) {
-      process.stderr.write(`genesis secrets ${sub}: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return cliFailure(err, `genesis secrets ${sub}`, [SecretsError]);
   }
 }
 
@@ -172,11 +168,7 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     out(renderer.render(node).yaml);
     return 0;
   } catch (err) {
-    if (err instanceof CliError || err instanceof RenderError) {
-      process.stderr.write(`genesis config render: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return cliFailure(err, 'genesis config render', [RenderError]);
   } finally {
     inventory?.close();
   }
@@ -201,11 +193,7 @@ export async function talosconfigCommand(argv: string[], out: (s: string) => voi
     }
     return 0;
   } catch (err) {
-    if (err instanceof CliError) {
-      process.stderr.write(`genesis talosconfig: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return cliFailure(err, 'genesis talosconfig');
   }
 }
 
