@@ -164,7 +164,23 @@ describe('Genesis killed with SIGKILL during the bootstrap', () => {
   });
 });
 
-describe('claims from several Genesis processes sharing one data dir', () => {
+describe('several Genesis processes sharing one data dir', () => {
+  it('three orchestrators and three control planes: one election, one Bootstrap', { timeout: 120_000 }, async () => {
+    const l = await lab(60);
+    const procs = [0, 1, 2].map(() => genesis(l));
+    const done = await until(() => {
+      const lk = lockIn(l);
+      return lk.state === 'bootstrapped' ? lk : undefined;
+    }, 'one of the processes to bootstrap the cluster');
+    expect(calls(l)).toBe(1);
+    expect(done.epoch).toBe(1);
+    const db = new Database(path.join(l.dataDir, 'genesis.db'), { readonly: true });
+    expect(new BootstrapLocks(db).history(CLUSTER).map((h) => h.to).reverse()).toEqual(['elected', 'bootstrap-sent', 'bootstrapped']);
+    db.close();
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.exit()));
+  });
+
   it('1000 concurrent claims through 4 processes: exactly one init', { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'genesis-claims-'));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
