@@ -3,6 +3,7 @@
 // exactly as talosctl does with a talosconfig. Only the four calls bootstrap needs.
 
 import { createPrivateKey } from 'node:crypto';
+import { checkServerIdentity } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -52,9 +53,15 @@ export class TalosApiClient {
     this.timeoutMs = opts.timeoutMs;
     // Node's TLS wants a standard PKCS#8 PEM; Talos labels Ed25519 keys differently.
     const key = createPrivateKey(creds.key.replaceAll('ED25519 PRIVATE KEY', 'PRIVATE KEY')).export({ type: 'pkcs8', format: 'pem' }) as string;
-    const channelCreds = grpc.credentials.createSsl(Buffer.from(creds.ca), Buffer.from(key), Buffer.from(creds.crt));
+    // The node's certificate must name the address we dialled (apid's certificates carry the
+    // node's IPs). TLS SNI cannot carry an IP (RFC 6066; Node warns), so SNI gets a fixed name
+    // and the identity check is made against the address itself.
+    const channelCreds = grpc.credentials.createSsl(Buffer.from(creds.ca), Buffer.from(key), Buffer.from(creds.crt), {
+      checkServerIdentity: (_sni, cert) => checkServerIdentity(address, cert),
+    });
     const Service = machineServiceDefinition();
     this.client = new Service(`${address}:${port}`, channelCreds, {
+      'grpc.ssl_target_name_override': 'talos-apid',
       // Probes run every few seconds: reconnect at that pace, not grpc's default minutes.
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,

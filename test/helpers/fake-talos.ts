@@ -18,6 +18,8 @@ export type FakeTalosOptions = {
   port: number;
   bundle: SecretsBundle;
   hostname?: string;
+  /** The IP its certificate names (default: its own address). */
+  certIp?: string;
   /** Replies to successive Bootstrap calls; past the end, 'ok'. */
   bootstrap?: BootstrapReply[];
   /** Milliseconds the Bootstrap handler takes before answering. */
@@ -81,7 +83,7 @@ export class FakeTalos {
         isCA: false,
         keyUsage: ['digitalSignature'],
         extKeyUsage: ['serverAuth'],
-        ipAddresses: [this.opts.host],
+        ipAddresses: [this.opts.certIp ?? this.opts.host],
       },
       { certificate: ca.cert, key: ca.key },
     );

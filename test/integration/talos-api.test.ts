@@ -86,6 +86,14 @@ describe('Talos API client (gRPC over mTLS)', () => {
     expect(f.versionCalls).toBe(0);
   });
 
+  it('does not talk to a node whose certificate names another address', async () => {
+    const f = await FakeTalos.start({ host: HOST, port: 0, bundle, certIp: '127.0.3.99' });
+    open.push(f);
+    const c = client(f, await adminCreds(bundle));
+    await expect(c.version()).rejects.toMatchObject({ code: 14 });
+    expect(f.versionCalls).toBe(0);
+  });
+
   it('is refused by a node when its client certificate is not from the node’s CA', async () => {
     const f = await fake();
     const c = client(f, await adminCreds(await otherCluster()).then((cr) => ({ ...cr, ca: pemFromBase64(bundle.certs.os.crt) })));
