@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
 import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile } from './boot/machine-config.ts';
 import { BootService } from './boot/service.ts';
-import { Talosconfigs } from './boot/talosconfig.ts';
+import { Talosconfigs, talosApiCredentials } from './boot/talosconfig.ts';
 import { ConfigError, type Config } from './config/config.ts';
 import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './inventory/model.ts';
@@ -16,9 +16,6 @@ import { Inventory } from './inventory/store.ts';
 import { BootstrapLocks } from './inventory/bootstrap-lock.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken } from './bootstrap/join-token.ts';
-import type { TalosApiCredentials } from './talos/api-client.ts';
-import { issueAdminCertificate } from './talos/talosconfig.ts';
-import { pemFromBase64, type SecretsBundle } from './talos/secrets.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer } from './tftp/server.ts';
 import { PatchError } from './talos/patch.ts';
@@ -210,19 +207,4 @@ export class Genesis {
     this.inventory = undefined;
     this.log.info('genesis stopped');
   }
-}
-
-/**
- * Talos API client credentials: the OS CA to check nodes against and an os:admin certificate it
- * signed, issued once per secrets bundle (a re-imported bundle gets a new one) and never stored.
- */
-function talosApiCredentials(secrets: SecretsStore): () => Promise<TalosApiCredentials> {
-  let issued: { bundle: SecretsBundle; creds: Promise<TalosApiCredentials> } | undefined;
-  return () => {
-    const bundle = secrets.current();
-    if (issued?.bundle !== bundle) {
-      issued = { bundle, creds: issueAdminCertificate(bundle).then((admin) => ({ ca: pemFromBase64(bundle.certs.os.crt), crt: admin.crt, key: admin.key })) };
-    }
-    return issued.creds;
-  };
 }

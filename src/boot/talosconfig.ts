@@ -1,8 +1,11 @@
 // talosconfig for the operator: endpoints are the control planes Genesis knows an address for,
-// the client certificate is issued fresh by the OS CA on every call.
+// the client certificate is issued fresh by the OS CA on every call; and the credentials Genesis
+// itself uses on the Talos API.
 
 import type { Inventory } from '../inventory/store.ts';
 import { clusterEndpoint, type ClusterSettings } from '../talos/render.ts';
+import type { TalosApiCredentials } from '../talos/api-client.ts';
+import { pemFromBase64, type SecretsBundle } from '../talos/secrets.ts';
 import type { SecretsStore } from '../talos/secrets-store.ts';
 import { issueAdminCertificate, renderTalosconfig } from '../talos/talosconfig.ts';
 
@@ -36,4 +39,19 @@ export class Talosconfigs {
     const admin = await issueAdminCertificate(bundle);
     return renderTalosconfig({ context: this.cluster.name, endpoints: this.endpoints(), caCrt: bundle.certs.os.crt, admin });
   }
+}
+
+/**
+ * Talos API client credentials: the OS CA to check nodes against and an os:admin certificate it
+ * signed, issued once per secrets bundle (a re-imported bundle gets a new one) and never stored.
+ */
+export function talosApiCredentials(secrets: SecretsStore): () => Promise<TalosApiCredentials> {
+  let issued: { bundle: SecretsBundle; creds: Promise<TalosApiCredentials> } | undefined;
+  return () => {
+    const bundle = secrets.current();
+    if (issued?.bundle !== bundle) {
+      issued = { bundle, creds: issueAdminCertificate(bundle).then((admin) => ({ ca: pemFromBase64(bundle.certs.os.crt), crt: admin.crt, key: admin.key })) };
+    }
+    return issued.creds;
+  };
 }

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import type { ClusterStatus } from '../bootstrap/orchestrator.ts';
-import { apiClient, call, CliError, cliFailure } from './nodes.ts';
+import { API_CLIENT_OPTIONS, apiClient, call, CliError, cliFailure } from './nodes.ts';
 
 export const CLUSTER_USAGE = `Usage: genesis cluster <command> [options]
 
@@ -48,13 +48,7 @@ export async function clusterCommand(argv: string[], out: (s: string) => void = 
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: {
-        url: { type: 'string' },
-        json: { type: 'boolean' },
-        config: { type: 'string', short: 'c' },
-        confirm: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: { ...API_CLIENT_OPTIONS, confirm: { type: 'string' } },
     });
   } catch (err) {
     process.stderr.write(`genesis cluster: ${(err as Error).message}\n${CLUSTER_USAGE}`);

@@ -30,6 +30,14 @@ Options:
 
 export class CliError extends Error {}
 
+/** Options of every command that talks to the API. */
+export const API_CLIENT_OPTIONS = {
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /**
  * The end of every subcommand's catch: a CliError (or an error of one of `also`) is one line on
  * stderr and exit 1; anything else is a bug and propagates.
@@ -114,9 +122,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       args: argv,
       allowPositionals: true,
       options: {
-        url: { type: 'string' },
-        json: { type: 'boolean' },
-        config: { type: 'string', short: 'c' },
+        ...API_CLIENT_OPTIONS,
         role: { type: 'string' },
         state: { type: 'string' },
         hostname: { type: 'string' },
@@ -128,7 +134,6 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         nameserver: { type: 'string', multiple: true },
         patch: { type: 'string' },
         bootstrap: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
