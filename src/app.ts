@@ -1,7 +1,8 @@
 // Genesis as one object: it owns the inventory and the servers, starts them in order and shuts
 // them down in reverse.
 
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,6 +11,8 @@ import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile } 
 import { BootService } from './boot/service.ts';
 import { Talosconfigs, talosApiCredentials } from './boot/talosconfig.ts';
 import { ConfigError, type Config } from './config/config.ts';
+import { proxyDhcpAddress } from './config/network.ts';
+import { ProxyDhcpServer } from './dhcp/server.ts';
 import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './inventory/model.ts';
 import { Inventory } from './inventory/store.ts';
@@ -23,7 +26,11 @@ import { RenderError } from './talos/render.ts';
 import { SecretsError } from './talos/secrets.ts';
 import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-store.ts';
 
-export type Listening = { http: { address: string; port: number }; tftp?: { address: string; port: number } };
+export type Listening = {
+  http: { address: string; port: number };
+  tftp?: { address: string; port: number };
+  dhcp?: { address: string; port: number; pxePort: number };
+};
 
 export const DB_FILE = 'genesis.db';
 
@@ -36,6 +43,7 @@ export class Genesis {
   tftp: TftpServer | undefined;
   http: FastifyInstance | undefined;
   bootstrap: BootstrapOrchestrator | undefined;
+  dhcp: ProxyDhcpServer | undefined;
   private httpPort = 0;
 
   constructor(config: Config, log: Logger) {
@@ -151,9 +159,34 @@ export class Genesis {
       });
       listening.tftp = await this.tftp.start();
     }
+    if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
     this.bootstrap.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
+  }
+
+  private async startProxyDhcp(): Promise<NonNullable<Listening['dhcp']>> {
+    const c = this.config;
+    const where = proxyDhcpAddress(c.dhcp.interface, c.advertise_addr, os.networkInterfaces());
+    if ('problem' in where) throw new ConfigError(`cannot run the proxyDHCP: ${where.problem}`);
+    const ipxeDir = path.join(c.assets_dir, 'ipxe');
+    this.dhcp = new ProxyDhcpServer({
+      address: where.address,
+      dhcpPort: c.dhcp.port,
+      pxePort: c.dhcp.pxe_port,
+      // The boot file must name an address the machine can reach: the advertised one.
+      context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)) }),
+      logger: this.log.child({ component: 'dhcp', iface: where.iface }),
+    });
+    let ports;
+    try {
+      ports = await this.dhcp.start();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRNOTAVAIL') throw new ConfigError(`cannot run the proxyDHCP: ${where.address} is not an address of this host (set advertise_addr or dhcp.interface)`);
+      throw err;
+    }
+    return { address: where.address, port: ports.dhcp, pxePort: ports.pxe };
   }
 
   private async loadSecrets(): Promise<SecretsStore> {
@@ -202,7 +235,7 @@ export class Genesis {
   /** Stop accepting, let transfers finish within the grace period, close everything. */
   async close(): Promise<void> {
     const graceMs = this.config.shutdown_grace * 1000;
-    await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.bootstrap?.stop()]);
+    await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.bootstrap?.stop(), this.dhcp?.close()]);
     this.inventory?.close();
     this.inventory = undefined;
     this.log.info('genesis stopped');

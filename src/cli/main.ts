@@ -67,7 +67,7 @@ async function serve(configFile: string | undefined): Promise<number> {
     if (err instanceof InventoryError) throw new ConfigError(err.message);
     if (typeof e.code === 'string' && e.code.startsWith('SQLITE_')) throw new ConfigError(`cannot open the inventory in ${config.data_dir}: ${e.message}`);
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
-      throw new ConfigError(`cannot listen: ${e.message}${e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; set GENESIS_TFTP_PORT)' : ''}`);
+      throw new ConfigError(`cannot listen: ${e.message}${e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; set GENESIS_TFTP_PORT, or GENESIS_DHCP_PORT and GENESIS_DHCP_PXE_PORT)' : ''}`);
     }
     throw err;
   }

@@ -43,6 +43,7 @@ export type Config = {
   auto_assign: { enabled: boolean; controlplanes: number };
   inventory: { event_retention: number };
   ipxe: { retry_seconds: number };
+  dhcp: { proxy: boolean; interface: string; port: number; pxe_port: number };
   bootstrap: {
     enabled: boolean;
     talos_api_port: number;

@@ -49,3 +49,19 @@ export function detectAdvertiseAddr(): string | undefined {
   }
   return pickAdvertiseAddr(routes, os.networkInterfaces());
 }
+
+/**
+ * The proxyDHCP address: with no interface named, `advertise` itself (binding to it works while
+ * the link is still down; the interface name is only for the log). With a name, that interface's
+ * address. Node lists only interfaces that are up with a carrier, hence "or is down".
+ */
+export function proxyDhcpAddress(iface: string, advertise: string, ifaces: Interfaces): { iface: string; address: string } | { problem: string } {
+  const byIface = ipv4ByInterface(ifaces);
+  if (!iface) {
+    const name = [...byIface].find(([, addrs]) => addrs.includes(advertise))?.[0];
+    return { iface: name ?? '(advertise_addr)', address: advertise };
+  }
+  const addrs = byIface.get(iface);
+  if (!addrs) return { problem: `interface ${iface} has no IPv4 address or is down (up with an address: ${[...byIface.keys()].join(', ') || 'none'})` };
+  return { iface, address: addrs.includes(advertise) ? advertise : addrs[0]! };
+}

@@ -5,19 +5,16 @@
 // initramfs built from Debian packages at test time (build-standin.sh).
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
 import { run } from '../helpers/run.ts';
-import { createHash } from 'node:crypto';
+import { buildStandin, stageStandin } from '../helpers/standin.ts';
 
 const HERE = import.meta.dirname;
-// Keyed by the build script's content, so a changed stand-in is rebuilt, not reused.
-const STANDIN_KEY = createHash('sha256').update(readFileSync(path.join(HERE, 'build-standin.sh'))).digest('hex').slice(0, 12);
-const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e', STANDIN_KEY);
 
 function missing(): string | undefined {
   for (const cmd of ['qemu-system-x86_64', 'unshare', 'busybox', 'apt-get', 'dpkg-deb']) {
@@ -32,18 +29,14 @@ if (skip) console.warn(`e2e boots skipped: ${skip}`);
 
 describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU user networking)', () => {
   beforeAll(async () => {
-    mkdirSync(CACHE, { recursive: true });
-    const r = await run('sh', [path.join(HERE, 'build-standin.sh'), CACHE], { timeoutMs: 600_000 });
-    expect(r.code, r.stderr).toBe(0);
+    const built = await buildStandin();
+    expect(built.ok, built.stderr).toBe(true);
   }, 600_000);
 
   for (const [firmware, mac] of [['bios', '52:54:00:e2:00:01'], ['uefi', '52:54:00:e2:00:02']] as const) {
     it(`${firmware}: recorded, waits, is assigned, boots the kernel, which fetches its own machine config`, async () => {
       const work = mkdtempSync(path.join(tmpdir(), `genesis-e2e-${firmware}-`));
-      const kdir = path.join(work, 'assets', 'talos', 'v1.13.9', 'amd64');
-      mkdirSync(kdir, { recursive: true });
-      cpSync(path.join(CACHE, 'vmlinuz'), path.join(kdir, 'vmlinuz'));
-      cpSync(path.join(CACHE, 'initramfs.xz'), path.join(kdir, 'initramfs.xz'));
+      stageStandin(path.join(work, 'assets'));
       const r = await run('bash', [path.join(HERE, 'boot-usernet.sh'), firmware, work, mac], { timeoutMs: 200_000 });
       const serial = existsSync(path.join(work, 'serial.log')) ? readFileSync(path.join(work, 'serial.log'), 'latin1') : '';
       const context = `script: ${r.stderr}\nserial tail:\n${serial.slice(-3000)}`;

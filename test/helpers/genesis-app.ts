@@ -16,6 +16,7 @@ export type TestGenesis = {
   dataDir: string;
   assetsDir: string;
   tftpPort?: number;
+  dhcpPorts?: { dhcp: number; pxe: number };
   /** fetch against the API with the bearer token. */
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
   close(): Promise<void>;
@@ -69,6 +70,7 @@ export async function startGenesis(
     dataDir,
     assetsDir,
     tftpPort: listening.tftp?.port,
+    dhcpPorts: listening.dhcp && { dhcp: listening.dhcp.port, pxe: listening.dhcp.pxePort },
     api: (method, p, body, headers = {}) =>
       fetch(`${url}/api/v1${p}`, {
         method,

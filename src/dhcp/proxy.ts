@@ -1,0 +1,111 @@
+// The proxyDHCP decision (PXE 2.1 spec, "proxyDHCP"), pure: a request in, the reply to send (or
+// why none) out. Genesis never offers an address (yiaddr stays 0.0.0.0); the LAN's DHCP server
+// does that. It answers only PXE and UEFI HTTP Boot clients, and tells each where to boot from:
+//   firmware PXE (BIOS, UEFI)  → TFTP: the iPXE binary for its architecture (option 93)
+//   UEFI HTTP Boot             → an http:// URL of that binary (vendor class HTTPClient)
+//   iPXE itself (77 / 175)     → the HTTP boot.ipxe URL, so iPXE does not load iPXE again
+
+import { ipxeBinaryFor } from '../ipxe/binaries.ts';
+import {
+  BOOTREPLY,
+  BOOTREQUEST,
+  clientArch,
+  clientMac,
+  messageType,
+  MessageType,
+  Option,
+  userClasses,
+  vendorClass,
+  type DhcpPacket,
+} from './packet.ts';
+
+export type ProxyContext = {
+  /** Genesis's address on the PXE interface: server identifier and TFTP next-server. */
+  serverIp: string;
+  /** Where machines reach the HTTP server, e.g. http://192.0.2.1:8080 */
+  baseUrl: string;
+  /** Is this iPXE binary present in assets/ipxe (served by TFTP and HTTP)? */
+  haveBinary: (name: string) => boolean;
+};
+
+export type ClientKind = 'ipxe' | 'pxe' | 'http';
+
+export type ProxyAnswer =
+  | {
+      kind: 'reply';
+      packet: DhcpPacket;
+      /** broadcast to 255.255.255.255:68, back to a relay (giaddr:67), or to the sender (port 4011). */
+      to: 'broadcast' | 'relay' | 'sender';
+      mac: string;
+      client: ClientKind;
+      arch: number;
+      bootfile: string;
+    }
+  | { kind: 'ignore'; reason: string; mac?: string };
+
+/** `port`: which socket it came in on; 67 gets DISCOVERs, 4011 the boot-server REQUESTs. */
+export function proxyAnswer(req: DhcpPacket, port: 'dhcp' | 'pxe', ctx: ProxyContext): ProxyAnswer {
+  const mac = clientMac(req);
+  if (req.op !== BOOTREQUEST) return { kind: 'ignore', reason: 'not a request', mac };
+  if (!mac) return { kind: 'ignore', reason: `hardware type ${req.htype}/${req.hlen} is not Ethernet` };
+  const type = messageType(req);
+  const wanted = port === 'dhcp' ? [MessageType.DISCOVER] : [MessageType.REQUEST, MessageType.INFORM];
+  if (type === undefined || !(wanted as number[]).includes(type)) {
+    return { kind: 'ignore', reason: `message type ${type ?? 'none'} is not answered on the ${port === 'dhcp' ? 'DHCP' : 'PXE'} port`, mac };
+  }
+  const vendor = vendorClass(req);
+  const http = vendor.startsWith('HTTPClient');
+  if (!http && !vendor.startsWith('PXEClient')) return { kind: 'ignore', reason: 'not a PXE client (vendor class is not PXEClient/HTTPClient)', mac };
+  const arch = clientArch(req) ?? 0;
+
+  let client: ClientKind;
+  let bootfile: string;
+  if (userClasses(req).includes('iPXE') || req.options.has(Option.IPXE_ENCAP)) {
+    client = 'ipxe';
+    bootfile = `${ctx.baseUrl}/boot.ipxe`;
+  } else {
+    const choice = ipxeBinaryFor(arch);
+    if (choice.kind === 'unsupported') return { kind: 'ignore', reason: choice.reason, mac };
+    const name = choice.candidates.find(ctx.haveBinary);
+    if (!name) return { kind: 'ignore', reason: `none of ${choice.candidates.join(', ')} is in assets/ipxe`, mac };
+    client = http || choice.kind === 'http' ? 'http' : 'pxe';
+    bootfile = client === 'http' ? `${ctx.baseUrl}/assets/ipxe/${name}` : name;
+  }
+
+  const options = new Map<number, Buffer>();
+  options.set(Option.MESSAGE_TYPE, Buffer.from([port === 'dhcp' ? MessageType.OFFER : MessageType.ACK]));
+  options.set(Option.SERVER_ID, ipBytes(ctx.serverIp));
+  options.set(Option.VENDOR_CLASS, Buffer.from(client === 'http' ? 'HTTPClient' : 'PXEClient'));
+  // PXE requires the client GUID echoed back; firmware ignores offers without it.
+  const guid = req.options.get(Option.CLIENT_GUID);
+  if (guid) options.set(Option.CLIENT_GUID, guid);
+  // PXE_DISCOVERY_CONTROL = 8: take the boot file from this offer, skip boot-server discovery.
+  if (client !== 'http') options.set(Option.VENDOR_SPECIFIC, Buffer.from([6, 1, 8, 255]));
+  if (client === 'pxe') options.set(Option.SERVER_NAME, Buffer.from(ctx.serverIp));
+  options.set(Option.BOOTFILE_NAME, Buffer.from(bootfile));
+
+  const packet: DhcpPacket = {
+    op: BOOTREPLY,
+    htype: req.htype,
+    hlen: req.hlen,
+    hops: 0,
+    xid: req.xid,
+    secs: 0,
+    flags: req.flags,
+    ciaddr: port === 'pxe' ? req.ciaddr : '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: ctx.serverIp,
+    giaddr: req.giaddr,
+    chaddr: req.chaddr,
+    sname: '',
+    // The header field holds 127 bytes; a longer URL travels in option 67 only.
+    file: Buffer.byteLength(bootfile) <= 127 ? bootfile : '',
+    options,
+  };
+  const to = port === 'pxe' ? 'sender' : req.giaddr !== '0.0.0.0' ? 'relay' : 'broadcast';
+  return { kind: 'reply', packet, to, mac, client, arch, bootfile };
+}
+
+function ipBytes(addr: string): Buffer {
+  return Buffer.from(addr.split('.').map(Number));
+}
