@@ -6,8 +6,13 @@
 # usage: boot-l2.sh <workdir> <fw>...    fw: bios | uefi | uefi-native | uefi-http
 #   <workdir>/assets holds the stand-in kernel and iPXE binaries; logs go to <workdir>.
 # Roles come from Genesis's auto-assign policy (the first two machines become control planes).
-# Then the first VM is marked installed through the API and boots once more: it must be sent to
-# its local disk (serial log serial-<fw>-again.log).
+# Environment:
+#   MODE=proxy   (default) dnsmasq hands out addresses only; Genesis's proxyDHCP supplies the boot
+#   MODE=router  dnsmasq plays a router that sets next-server and a file name, with the iPXE
+#                user-class rule (README "A"); Genesis's proxyDHCP is off
+#   LOSS=N       drop N% of frames each way on every tap (nftables netdev rules)
+#   AGAIN=1      afterwards mark the first VM installed; it boots once more and must be sent to
+#                its local disk (serial log serial-<fw>-again.log)
 set -u
 W=$1; shift; FWS=("$@")
 NS=genesis-e2e-$$
@@ -34,16 +39,38 @@ for i in "${!FWS[@]}"; do
   $X ip link set tap$i master br0 up
 done
 
-# The LAN's DHCP server: addresses only, no boot options. --bind-interfaces lets Genesis share port 67.
+if [ -n "${LOSS:-}" ]; then
+  for i in "${!FWS[@]}"; do
+    $X nft -f - <<N || exit 1
+table netdev loss$i {
+  chain in  { type filter hook ingress device "tap$i" priority 0; numgen random mod 100 < $LOSS counter drop; }
+  chain out { type filter hook egress  device "tap$i" priority 0; numgen random mod 100 < $LOSS counter drop; }
+}
+N
+  done
+fi
+
+# The LAN's DHCP server. proxy mode: addresses only, and --bind-interfaces lets Genesis share
+# port 67. router mode: it also names the boot file, as a router configured per README "A" does.
+BOOT=()
+PROXY=true
+if [ "${MODE:-proxy}" = router ]; then
+  PROXY=false
+  BOOT=(--dhcp-userclass=set:ipxe,iPXE
+    --dhcp-match=set:efi64,option:client-arch,7 --dhcp-match=set:efi64,option:client-arch,9
+    "--dhcp-boot=tag:ipxe,http://192.0.2.1:8080/boot.ipxe"
+    "--dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi,,192.0.2.1"
+    "--dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,192.0.2.1")
+fi
 $X dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
   --dhcp-range=192.0.2.100,192.0.2.199,255.255.255.0,10m --no-ping \
   --enable-ra --dhcp-range=::,constructor:br0,ra-only \
-  --dhcp-leasefile="$W/leases" --log-dhcp --log-facility="$W/dnsmasq.log" &
+  --dhcp-leasefile="$W/leases" --log-dhcp --log-facility="$W/dnsmasq.log" "${BOOT[@]}" &
 PIDS+=($!)
 
 $X env GENESIS_DATA_DIR="$W/data" GENESIS_ASSETS_DIR="$W/assets" GENESIS_ADVERTISE_ADDR=192.0.2.1 \
   GENESIS_HTTP_HOST=192.0.2.1 GENESIS_HTTP_PORT=8080 GENESIS_TFTP_HOST=192.0.2.1 GENESIS_TFTP_PORT=69 \
-  GENESIS_DHCP_PROXY=true GENESIS_API_TOKEN=$TOKEN GENESIS_LOG_FORMAT=json GENESIS_LOG_LEVEL=debug \
+  GENESIS_DHCP_PROXY=$PROXY GENESIS_API_TOKEN=$TOKEN GENESIS_LOG_FORMAT=json GENESIS_LOG_LEVEL=debug \
   GENESIS_TALOS_EXTRA_KERNEL_ARGS="console=ttyS0 panic=1" GENESIS_CLUSTER_ENDPOINT=https://192.0.2.10:6443 \
   GENESIS_BOOTSTRAP_ENABLED=false GENESIS_AUTO_ASSIGN_ENABLED=true GENESIS_AUTO_ASSIGN_CONTROLPLANES=2 \
   node "$(dirname "$0")/../../bin/genesis.js" serve > "$W/genesis.log" 2>&1 &
@@ -78,6 +105,10 @@ for i in "${!VMS[@]}"; do
   wait "${VMS[$i]}"
   echo "qemu exit $?" > "$W/qemu-${FWS[$i]}.status"
 done
+# How many frames the loss rules dropped (the test checks there were some).
+[ -n "${LOSS:-}" ] && $X nft list ruleset > "$W/nft.txt"
+
+[ "${AGAIN:-}" = 1 ] || exit 0
 
 # The first machine finished its install: the operator (or, later, Talos) marks it installed, and
 # its next PXE boot must leave for the local disk. There is no disk here, so the firmware then

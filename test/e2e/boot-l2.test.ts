@@ -1,8 +1,9 @@
-// Real firmware on a real L2 segment, booting through Genesis's proxyDHCP: four VMs at once
-// (SeaBIOS + iPXE ROM, OVMF + iPXE ROM, OVMF's own PXE client, OVMF's own UEFI HTTP Boot) on a
-// namespace bridge where dnsmasq only hands out addresses. Two of them become control planes by
-// the auto-assign policy; each boots the stand-in kernel and fetches its own config. Then the
-// first is marked installed and its next PXE boot is sent to the local disk. Needs root.
+// Real firmware on a real L2 segment (a namespace bridge with taps, dnsmasq as the LAN's DHCP
+// server), booting through Genesis. Through the proxyDHCP: four VMs at once (SeaBIOS + iPXE ROM,
+// OVMF + iPXE ROM, OVMF's own PXE client, OVMF's own UEFI HTTP Boot), two of them control planes
+// by the auto-assign policy, each fetching its own config; then one is marked installed and its
+// next PXE boot goes to the local disk. Through a "router" (dnsmasq naming the boot file). And
+// under 5% frame loss each way. Needs root.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -31,6 +32,8 @@ function missing(): string | undefined {
 }
 const skip = missing();
 if (skip) console.warn(`L2 firmware boots skipped: ${skip}`);
+const noNft = spawnSync('sh', ['-c', 'command -v nft']).status !== 0;
+if (!skip && noNft) console.warn('L2 loss test skipped: nft (nftables) is not installed');
 
 type Log = Record<string, unknown> & { msg?: string; mac?: string };
 
@@ -40,55 +43,93 @@ describe.skipIf(skip !== undefined)('real firmware boots through the proxyDHCP o
     expect(built.ok, built.stderr).toBe(true);
   }, 600_000);
 
-  it('four machines with mixed firmware at once: each boots, fetches its own config; then local boot once installed', async () => {
+  type Run = {
+    work: string;
+    stderr: string;
+    serial: (name: string) => string;
+    log: Log[];
+    nodes: Map<string, { mac: string; role: string; state: string; firmware: string }>;
+    served: Array<{ mac: string; detail: string }>;
+  };
+
+  /** Run boot-l2.sh with these firmwares and environment; read back logs and the inventory. */
+  async function runL2(firmwares: readonly string[], env: Record<string, string>): Promise<Run> {
     const work = mkdtempSync(path.join(tmpdir(), 'genesis-e2e-l2-'));
     stageStandin(path.join(work, 'assets'));
     expect((await run('sh', [path.resolve(HERE, '../../scripts/copy-ipxe.sh'), '/usr/lib/ipxe', path.join(work, 'assets', 'ipxe')])).code).toBe(0);
-    const r = await run('bash', [path.join(HERE, 'boot-l2.sh'), work, ...FIRMWARES], { timeoutMs: 420_000 });
+    const r = await run('bash', [path.join(HERE, 'boot-l2.sh'), work, ...firmwares], { timeoutMs: 420_000, env: { ...process.env, ...env } });
     const serial = (name: string) => (existsSync(path.join(work, `serial-${name}.log`)) ? readFileSync(path.join(work, `serial-${name}.log`), 'latin1') : '');
     const log = readFileSync(path.join(work, 'genesis.log'), 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Log);
-    const answered = (mac: string) => log.filter((l) => l.msg === 'proxyDHCP answered' && l.mac === mac).map((l) => l.client);
-
     const db = new Database(path.join(work, 'data', 'genesis.db'), { readonly: true });
     const nodes = new Map(
       (db.prepare('SELECT mac, role, state, firmware FROM nodes').all() as Array<{ mac: string; role: string; state: string; firmware: string }>).map((n) => [n.mac, n]),
     );
     const served = db.prepare("SELECT mac, detail FROM node_events WHERE type = 'config-served'").all() as Array<{ mac: string; detail: string }>;
     db.close();
+    return { work, stderr: r.stderr, serial, log, nodes, served };
+  }
 
+  /** Each VM booted the stand-in, which fetched the config Genesis recorded serving to that MAC, for its role. */
+  function expectBooted(r: Run, firmwares: readonly string[]): Map<string, Set<string>> {
     const shaByRole = new Map<string, Set<string>>();
-    FIRMWARES.forEach((fw, i) => {
+    firmwares.forEach((fw, i) => {
       const mac = macOf(i);
-      const out = serial(fw);
+      const out = r.serial(fw);
       const context = `${fw}: script stderr: ${r.stderr}\nserial tail:\n${out.slice(-2500)}`;
-      // What the proxyDHCP told this machine: firmware PXE gets TFTP, HTTP Boot a URL, iPXE the script.
-      // (The first machine boots a second time at the end: one more iPXE answer.)
-      const expected = { bios: ['ipxe'], uefi: ['ipxe'], 'uefi-native': ['pxe', 'ipxe'], 'uefi-http': ['http', 'ipxe'] }[fw];
-      expect(answered(mac), context).toEqual(i === 0 ? [...expected, 'ipxe'] : expected);
       expect(out, context).toContain(`STANDIN: mac ${mac}`);
       expect(out, context).toContain('STANDIN: done');
-      // Its role from the policy, and the config it fetched is the one Genesis recorded for it.
-      const node = nodes.get(mac)!;
+      const node = r.nodes.get(mac)!;
       expect(node.firmware, context).toBe(fw === 'bios' ? 'bios' : 'uefi');
       expect(out, context).toContain(`STANDIN: machine.type ${node.role}`);
       const sha = /STANDIN: config sha256 ([0-9a-f]{64})/.exec(out)?.[1];
-      const mine = served.filter((e) => e.mac === mac).map((e) => (JSON.parse(e.detail) as { sha256: string }).sha256);
+      const mine = r.served.filter((e) => e.mac === mac).map((e) => (JSON.parse(e.detail) as { sha256: string }).sha256);
       expect(mine, context).toContain(sha);
       shaByRole.set(node.role, (shaByRole.get(node.role) ?? new Set()).add(sha!));
     });
-    expect([...nodes.values()].filter((n) => n.role === 'controlplane')).toHaveLength(2);
+    return shaByRole;
+  }
+
+  it('four machines with mixed firmware at once through the proxyDHCP: each boots and fetches its own config; then local boot once installed', async () => {
+    const r = await runL2(FIRMWARES, { MODE: 'proxy', AGAIN: '1' });
+    const answered = (mac: string) => r.log.filter((l) => l.msg === 'proxyDHCP answered' && l.mac === mac).map((l) => l.client);
+    FIRMWARES.forEach((fw, i) => {
+      // What the proxyDHCP told each machine: firmware PXE gets TFTP, HTTP Boot a URL, iPXE the
+      // script. (The first machine boots a second time at the end: one more iPXE answer.)
+      const expected = { bios: ['ipxe'], uefi: ['ipxe'], 'uefi-native': ['pxe', 'ipxe'], 'uefi-http': ['http', 'ipxe'] }[fw];
+      expect(answered(macOf(i)), fw).toEqual(i === 0 ? [...expected, 'ipxe'] : expected);
+    });
+    const shaByRole = expectBooted(r, FIRMWARES);
+    expect([...r.nodes.values()].filter((n) => n.role === 'controlplane')).toHaveLength(2);
     // Auto-assigned nodes have no per-node settings: one config per role, different between roles.
     expect([...shaByRole.values()].map((set) => set.size)).toEqual([1, 1]);
     // The TFTP leg of the firmware-PXE machine went through Genesis's own TFTP server.
-    expect(log.filter((l) => l.msg === 'tftp transfer' && l.file === 'snponly.efi').length).toBeGreaterThan(0);
+    expect(r.log.filter((l) => l.msg === 'tftp transfer' && l.file === 'snponly.efi').length).toBeGreaterThan(0);
 
     // Marked installed: the next PXE boot is sent to the local disk.
-    expect(readFileSync(path.join(work, 'installed.status'), 'utf8').trim()).toBe('200');
-    expect(serial(`${FIRMWARES[0]}-again`)).toContain(`is installed, leaving to the local disk`);
-    expect(nodes.get(macOf(0))!.state).toBe('installed');
-    rmSync(work, { recursive: true, force: true });
+    expect(readFileSync(path.join(r.work, 'installed.status'), 'utf8').trim()).toBe('200');
+    expect(r.serial(`${FIRMWARES[0]}-again`)).toContain('is installed, leaving to the local disk');
+    expect(r.nodes.get(macOf(0))!.state).toBe('installed');
+    rmSync(r.work, { recursive: true, force: true });
+  }, 480_000);
+
+  it('plain-router mode: the LAN DHCP names next-server and the file (with the iPXE user-class rule), no proxyDHCP', async () => {
+    const fws = ['bios', 'uefi-native'] as const;
+    const r = await runL2(fws, { MODE: 'router' });
+    expectBooted(r, fws);
+    expect(r.log.some((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP'))).toBe(false);
+    expect(r.log.filter((l) => l.msg === 'tftp transfer' && l.file === 'snponly.efi').length).toBeGreaterThan(0);
+    rmSync(r.work, { recursive: true, force: true });
+  }, 480_000);
+
+  it.skipIf(noNft)('5% frame loss each way on every machine: all still boot', async () => {
+    const fws = ['bios', 'uefi', 'uefi-native'] as const;
+    const r = await runL2(fws, { MODE: 'proxy', LOSS: '5' });
+    expectBooted(r, fws);
+    const dropped = [...readFileSync(path.join(r.work, 'nft.txt'), 'utf8').matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(dropped).toBeGreaterThan(10);
+    rmSync(r.work, { recursive: true, force: true });
   }, 480_000);
 });
