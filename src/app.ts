@@ -20,7 +20,8 @@ import { BootstrapLocks } from './inventory/bootstrap-lock.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken } from './bootstrap/join-token.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
-import { TftpServer } from './tftp/server.ts';
+import { TftpServer, type TransferSummary } from './tftp/server.ts';
+import { ChainloadLoopDetector } from './boot/chainload-loop.ts';
 import { PatchError } from './talos/patch.ts';
 import { RenderError } from './talos/render.ts';
 import { SecretsError } from './talos/secrets.ts';
@@ -158,6 +159,13 @@ export class Genesis {
         logger: this.log.child({ component: 'tftp' }),
       });
       listening.tftp = await this.tftp.start();
+      const loops = new ChainloadLoopDetector();
+      this.tftp.on('transfer-end', (t: TransferSummary) => {
+        if (t.outcome !== 'ok') return;
+        const ip = t.client.slice(0, t.client.lastIndexOf(':'));
+        const warning = loops.observe(ip, t.file, Date.now());
+        if (warning) this.log.warn({ client: ip, file: t.file }, warning);
+      });
     }
     if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
     this.bootstrap.start();

@@ -10,6 +10,8 @@
 #   MODE=proxy   (default) dnsmasq hands out addresses only; Genesis's proxyDHCP supplies the boot
 #   MODE=router  dnsmasq plays a router that sets next-server and a file name, with the iPXE
 #                user-class rule (README "A"); Genesis's proxyDHCP is off
+#   MODE=router-plain  a router that names one file per architecture and has no user-class
+#                rule: iPXE loads iPXE forever. The VMs are stopped once Genesis warns about it.
 #   LOSS=N       drop N% of frames each way on every tap (nftables netdev rules)
 #   AGAIN=1      afterwards mark the first VM installed; it boots once more and must be sent to
 #                its local disk (serial log serial-<fw>-again.log)
@@ -54,7 +56,12 @@ fi
 # port 67. router mode: it also names the boot file, as a router configured per README "A" does.
 BOOT=()
 PROXY=true
-if [ "${MODE:-proxy}" = router ]; then
+if [ "${MODE:-proxy}" = router-plain ]; then
+  PROXY=false
+  BOOT=(--dhcp-match=set:efi64,option:client-arch,7 --dhcp-match=set:efi64,option:client-arch,9
+    "--dhcp-boot=tag:efi64,snponly.efi,,192.0.2.1"
+    "--dhcp-boot=tag:!efi64,undionly.kpxe,,192.0.2.1")
+elif [ "${MODE:-proxy}" = router ]; then
   PROXY=false
   BOOT=(--dhcp-userclass=set:ipxe,iPXE
     --dhcp-match=set:efi64,option:client-arch,7 --dhcp-match=set:efi64,option:client-arch,9
@@ -76,6 +83,13 @@ $X env GENESIS_DATA_DIR="$W/data" GENESIS_ASSETS_DIR="$W/assets" GENESIS_ADVERTI
   node "$(dirname "$0")/../../bin/genesis.js" serve > "$W/genesis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do $X curl -sf http://192.0.2.1:8080/healthz >/dev/null && break; sleep 0.1; done
+
+# End the VMs of this run only (those inside our namespace).
+stop_vms() {
+  for p in $(ip netns pids $NS); do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = qemu-system-x86 ] && kill "$p" 2>/dev/null
+  done
+}
 
 # One VM per firmware on its own tap; $1 firmware, $2 index, $3 serial log, $4 timeout.
 vm() {
@@ -101,6 +115,10 @@ for i in "${!FWS[@]}"; do
   vm "${FWS[$i]}" "$i" "$W/serial-${FWS[$i]}.log" 240 &
   VMS+=($!)
 done
+if [ "${MODE:-proxy}" = router-plain ]; then
+  for _ in $(seq 1800); do grep -q 'is loading iPXE again and again' "$W/genesis.log" && break; sleep 0.1; done
+  stop_vms
+fi
 for i in "${!VMS[@]}"; do
   wait "${VMS[$i]}"
   echo "qemu exit $?" > "$W/qemu-${FWS[$i]}.status"
@@ -124,5 +142,5 @@ for _ in $(seq 1200); do
 done
 # Let the firmware act on the answer for a moment, then end the VM (nothing more to see).
 sleep 2
-pkill -f "ifname=tap0," 2>/dev/null
+stop_vms
 wait $AGAIN

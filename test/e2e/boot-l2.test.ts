@@ -124,6 +124,14 @@ describe.skipIf(skip !== undefined)('real firmware boots through the proxyDHCP o
     rmSync(r.work, { recursive: true, force: true });
   }, 480_000);
 
+  it('a router that hands the iPXE binary to iPXE too: the machine loops, and Genesis says why', async () => {
+    const r = await runL2(['bios'], { MODE: 'router-plain' });
+    const warning = r.log.find((l) => l.msg?.includes('is loading iPXE again and again'));
+    expect(warning, r.stderr).toMatchObject({ level: 40, file: 'undionly.kpxe', msg: expect.stringContaining('dhcp.proxy: true') });
+    expect(r.serial('bios')).not.toContain('STANDIN: done');
+    rmSync(r.work, { recursive: true, force: true });
+  }, 480_000);
+
   it.skipIf(noNft)('5% frame loss each way on every machine: all still boot', async () => {
     const fws = ['bios', 'uefi', 'uefi-native'] as const;
     const r = await runL2(fws, { MODE: 'proxy', LOSS: '5' });
