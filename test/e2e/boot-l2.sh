@@ -1,6 +1,6 @@
 #!/bin/bash
 # Machines PXE-boot on a real L2 segment with Genesis's proxyDHCP (needs root). A private network
-# namespace holds a bridge (192.0.2.1/24, TEST-NET-1, no route out) and one tap per VM; dnsmasq
+# namespace holds a bridge (192.0.2.1/25, TEST-NET-1, no route out) and one tap per VM; dnsmasq
 # is the LAN's DHCP server and hands out addresses only; Genesis (proxyDHCP, TFTP, HTTP) supplies
 # the boot. Each VM is pre-assigned through the API and boots through to the stand-in kernel.
 # usage: boot-l2.sh <workdir> <fw>...    fw: bios | uefi | uefi-native | uefi-http
@@ -13,6 +13,8 @@
 #   MODE=router-plain  a router that names one file per architecture and has no user-class
 #                rule: iPXE loads iPXE forever. The VMs are stopped once Genesis warns about it.
 #   LOSS=N       drop N% of frames each way on every tap (nftables netdev rules)
+#   FOREIGN=1    a second LAN (br1, 192.0.2.129/25, its own dnsmasq) with one BIOS VM: Genesis hears
+#                its DISCOVERs but must never answer onto br1 (nft counts Genesis's replies per tap)
 #   AGAIN=1      afterwards mark the first VM installed; it boots once more and must be sent to
 #                its local disk (serial log serial-<fw>-again.log)
 set -u
@@ -32,7 +34,7 @@ ip netns add $NS || exit 1
 $X ip link set lo up
 $X ip link add br0 type bridge
 $X ip link set br0 type bridge forward_delay 0 stp_state 0
-$X ip addr add 192.0.2.1/24 dev br0
+$X ip addr add 192.0.2.1/25 dev br0
 # An IPv6 documentation prefix so dnsmasq can send RAs: iPXE otherwise waits ~14 s for IPv6.
 $X ip -6 addr add 2001:db8::1/64 dev br0 nodad
 $X ip link set br0 up
@@ -40,6 +42,30 @@ for i in "${!FWS[@]}"; do
   $X ip tuntap add dev tap$i mode tap
   $X ip link set tap$i master br0 up
 done
+
+if [ "${FOREIGN:-}" = 1 ]; then
+  $X ip link add br1 type bridge
+  $X ip link set br1 type bridge forward_delay 0 stp_state 0
+  $X ip addr add 192.0.2.129/25 dev br1
+  $X ip -6 addr add 2001:db8:1::1/64 dev br1 nodad
+  $X ip link set br1 up
+  $X ip tuntap add dev tapf mode tap
+  $X ip link set tapf master br1 up
+  $X dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=br1 --bind-interfaces \
+    --dhcp-range=192.0.2.200,192.0.2.250,255.255.255.128,10m --no-ping \
+    --enable-ra --dhcp-range=::,constructor:br1,ra-only \
+    --dhcp-leasefile="$W/leases-foreign" --log-dhcp --log-facility="$W/dnsmasq-foreign.log" &
+  PIDS+=($!)
+  # Count DHCP replies from Genesis's address leaving towards each LAN.
+  $X nft -f - <<N || exit 1
+table netdev watch0 {
+  chain out { type filter hook egress device "tap0" priority 0; ip saddr 192.0.2.1 udp sport 67 counter; }
+}
+table netdev watchf {
+  chain out { type filter hook egress device "tapf" priority 0; ip saddr 192.0.2.1 udp sport 67 counter; }
+}
+N
+fi
 
 if [ -n "${LOSS:-}" ]; then
   for i in "${!FWS[@]}"; do
@@ -70,7 +96,7 @@ elif [ "${MODE:-proxy}" = router ]; then
     "--dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,192.0.2.1")
 fi
 $X dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
-  --dhcp-range=192.0.2.100,192.0.2.199,255.255.255.0,10m --no-ping \
+  --dhcp-range=192.0.2.100,192.0.2.126,255.255.255.128,10m --no-ping \
   --enable-ra --dhcp-range=::,constructor:br0,ra-only \
   --dhcp-leasefile="$W/leases" --log-dhcp --log-facility="$W/dnsmasq.log" "${BOOT[@]}" &
 PIDS+=($!)
@@ -115,6 +141,13 @@ for i in "${!FWS[@]}"; do
   vm "${FWS[$i]}" "$i" "$W/serial-${FWS[$i]}.log" 240 &
   VMS+=($!)
 done
+if [ "${FOREIGN:-}" = 1 ]; then
+  $X timeout 240 qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none -no-reboot -machine pc,graphics=off \
+    -serial file:"$W/serial-foreign.log" -monitor none \
+    -netdev tap,id=n0,ifname=tapf,script=no,downscript=no \
+    -device virtio-net-pci,netdev=n0,mac=52:54:00:e2:02:01,bootindex=1 -boot n 2>"$W/qemu-foreign.err" &
+  FOREIGN_VM=$!
+fi
 if [ "${MODE:-proxy}" = router-plain ]; then
   for _ in $(seq 1800); do grep -q 'is loading iPXE again and again' "$W/genesis.log" && break; sleep 0.1; done
   stop_vms
@@ -123,8 +156,12 @@ for i in "${!VMS[@]}"; do
   wait "${VMS[$i]}"
   echo "qemu exit $?" > "$W/qemu-${FWS[$i]}.status"
 done
-# How many frames the loss rules dropped (the test checks there were some).
-[ -n "${LOSS:-}" ] && $X nft list ruleset > "$W/nft.txt"
+# How many frames the loss rules dropped, how many replies went to each LAN (the tests check).
+{ [ -n "${LOSS:-}" ] || [ "${FOREIGN:-}" = 1 ]; } && $X nft list ruleset > "$W/nft.txt"
+if [ "${FOREIGN:-}" = 1 ]; then
+  stop_vms
+  wait "$FOREIGN_VM"
+fi
 
 [ "${AGAIN:-}" = 1 ] || exit 0
 

@@ -124,6 +124,20 @@ describe.skipIf(skip !== undefined)('real firmware boots through the proxyDHCP o
     rmSync(r.work, { recursive: true, force: true });
   }, 480_000);
 
+  it('two LANs: a machine on the other one is never answered onto its LAN', async () => {
+    const r = await runL2(['bios'], { MODE: 'proxy', FOREIGN: '1' });
+    expectBooted(r, ['bios']);
+    const nft = readFileSync(path.join(r.work, 'nft.txt'), 'utf8');
+    const counted = (table: string) => Number(new RegExp(`table netdev ${table} [\\s\\S]*?counter packets (\\d+)`).exec(nft)?.[1]);
+    expect(counted('watch0'), nft).toBeGreaterThan(0);
+    expect(counted('watchf'), nft).toBe(0);
+    // The foreign machine got an address from its own LAN's DHCP server, and nothing to boot.
+    const foreign = r.serial('foreign');
+    expect(foreign).toContain('52:54:00:e2:02:01');
+    expect(foreign).not.toContain('Genesis:');
+    rmSync(r.work, { recursive: true, force: true });
+  }, 480_000);
+
   it('a router that hands the iPXE binary to iPXE too: the machine loops, and Genesis says why', async () => {
     const r = await runL2(['bios'], { MODE: 'router-plain' });
     const warning = r.log.find((l) => l.msg?.includes('is loading iPXE again and again'));
