@@ -10,7 +10,7 @@ import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
 import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile } from './boot/machine-config.ts';
 import { BootService } from './boot/service.ts';
 import { Talosconfigs, talosApiCredentials } from './boot/talosconfig.ts';
-import { ConfigError, type Config } from './config/config.ts';
+import { ConfigError, splitList, type Config } from './config/config.ts';
 import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
 import { buildHttpServer } from './http/server.ts';
@@ -22,6 +22,9 @@ import { joinToken } from './bootstrap/join-token.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
 import { ChainloadLoopDetector } from './boot/chainload-loop.ts';
+import { fetchTalosAssets, talosAssetsPresent } from './assets/fetch.ts';
+import { sourceFor } from './assets/catalog.ts';
+import type { Arch } from './inventory/model.ts';
 import { PatchError } from './talos/patch.ts';
 import { RenderError } from './talos/render.ts';
 import { SecretsError } from './talos/secrets.ts';
@@ -45,6 +48,8 @@ export class Genesis {
   http: FastifyInstance | undefined;
   bootstrap: BootstrapOrchestrator | undefined;
   dhcp: ProxyDhcpServer | undefined;
+  /** The background asset fetch started by `assets.fetch_on_start`, for tests and shutdown. */
+  assetFetch: Promise<void> | undefined;
   private httpPort = 0;
 
   constructor(config: Config, log: Logger) {
@@ -98,6 +103,7 @@ export class Genesis {
       defaultTalosVersion: c.talos.version,
       retrySeconds: c.ipxe.retry_seconds,
       extraKernelArgs: c.talos.extra_kernel_args ? c.talos.extra_kernel_args.split(' ') : [],
+      assetsPresent: (version, arch) => talosAssetsPresent(c.assets_dir, version, arch),
       log: this.log.child({ component: 'boot' }),
     });
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
@@ -168,9 +174,32 @@ export class Genesis {
       });
     }
     if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
+    if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
     this.bootstrap.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
+  }
+
+  /**
+   * Download what the default Talos version needs, without holding up the start: machines that
+   * ask meanwhile are told to wait (the boot plan checks the files), not sent to a 404.
+   */
+  private fetchAssetsInBackground(): void {
+    const c = this.config;
+    const log = this.log.child({ component: 'assets' });
+    const arches = splitList(c.assets.arches) as Arch[];
+    const missing = arches.filter((a) => !talosAssetsPresent(c.assets_dir, c.talos.version, a));
+    if (!missing.length) return;
+    log.info({ version: c.talos.version, arches: missing }, 'fetching Talos assets in the background');
+    this.assetFetch = fetchTalosAssets({
+      assetsDir: c.assets_dir,
+      version: c.talos.version,
+      arches: missing,
+      source: sourceFor({ schematic: c.talos.schematic_id, talosUrl: c.assets.talos_url, factoryUrl: c.assets.factory_url }),
+    }).then(
+      (results) => log.info({ version: c.talos.version, files: results.map((r) => `${r.arch}/${r.file}`) }, 'Talos assets ready'),
+      (err: unknown) => log.error({ err: (err as Error).message }, 'could not fetch the Talos assets; machines wait until they are present (genesis assets fetch)'),
+    );
   }
 
   private async startProxyDhcp(): Promise<NonNullable<Listening['dhcp']>> {

@@ -3,7 +3,7 @@
 // the two transports cannot drift apart.
 
 import type { Logger } from 'pino';
-import type { BootFacts } from '../inventory/model.ts';
+import type { Arch, BootFacts } from '../inventory/model.ts';
 import { normalizeMac } from '../inventory/mac.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { archFromIpxe, firmwareFromIpxe, planBoot } from '../ipxe/plan.ts';
@@ -18,6 +18,8 @@ export type BootServiceOptions = {
   defaultTalosVersion: string;
   retrySeconds: number;
   extraKernelArgs: string[];
+  /** Are this Talos version's kernel and initramfs in place? */
+  assetsPresent: (version: string, arch: Arch) => boolean;
   log: Logger;
 };
 
@@ -76,7 +78,10 @@ export class BootService {
     };
     const { node, created } = this.o.inventory.recordBoot(mac, facts);
     if (created) this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
-    const plan = planBoot(node, this.o.defaultTalosVersion);
+    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent);
+    if (plan.kind === 'wait' && plan.reason === 'assets-missing') {
+      this.o.log.warn({ mac, talosVersion: plan.talosVersion, arch: plan.arch }, 'a machine is waiting for Talos assets that are not downloaded (genesis assets fetch)');
+    }
     // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
     if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
     if (plan.kind === 'local' && plan.mode === 'http404') {

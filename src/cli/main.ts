@@ -6,6 +6,7 @@ import { Genesis } from '../app.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../log/logger.ts';
+import { assetsCommand } from './assets.ts';
 import { clusterCommand } from './cluster.ts';
 import { nodesCommand } from './nodes.ts';
 import { configCommand, secretsCommand, talosconfigCommand } from './talos.ts';
@@ -19,6 +20,7 @@ Commands:
   config render    Print the machine config a node would receive (genesis config --help)
   talosconfig      Get a talosconfig for talosctl (genesis talosconfig --help)
   cluster          Bootstrap state, join token, reset (genesis cluster --help)
+  assets           Download, import and list Talos kernels and initramfs (genesis assets --help)
 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
@@ -76,7 +78,7 @@ async function serve(configFile: string | undefined): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own parse their own arguments.
-  const sub = { nodes: nodesCommand, secrets: secretsCommand, config: configCommand, talosconfig: talosconfigCommand, cluster: clusterCommand }[argv[0] ?? ''];
+  const sub = { nodes: nodesCommand, secrets: secretsCommand, config: configCommand, talosconfig: talosconfigCommand, cluster: clusterCommand, assets: assetsCommand }[argv[0] ?? ''];
   if (sub) return reportingConfigErrors(() => sub(argv.slice(1)));
   let parsed;
   try {

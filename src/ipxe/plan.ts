@@ -6,6 +6,8 @@ import { isSupportedTalosVersion, SUPPORTED_MINORS } from '../talos/contract.ts'
 
 export type BootPlan =
   | { kind: 'wait'; reason: 'unassigned' }
+  /** Assigned, but the kernel and initramfs of its Talos version are not downloaded yet. */
+  | { kind: 'wait'; reason: 'assets-missing'; talosVersion: string; arch: Arch }
   | { kind: 'unsupported'; reason: string }
   | { kind: 'install'; talosVersion: string; arch: Arch; role: 'controlplane' | 'worker' }
   | { kind: 'local'; mode: LocalBootMode };
@@ -31,7 +33,8 @@ export function firmwareFromIpxe(platform: string | undefined): Firmware | undef
   return undefined;
 }
 
-export function planBoot(node: Node, defaultTalosVersion: string): BootPlan {
+/** `assetsPresent`: are the kernel and initramfs of this version and arch in place? */
+export function planBoot(node: Node, defaultTalosVersion: string, assetsPresent: (version: string, arch: Arch) => boolean = () => true): BootPlan {
   if (node.role === 'unassigned') return { kind: 'wait', reason: 'unassigned' };
   if (node.state === 'installed') return { kind: 'local', mode: node.localBoot };
   if (!node.arch) return { kind: 'unsupported', reason: 'its architecture is unknown (iPXE did not report ${buildarch})' };
@@ -40,5 +43,7 @@ export function planBoot(node: Node, defaultTalosVersion: string): BootPlan {
   if (!isSupportedTalosVersion(talosVersion)) {
     return { kind: 'unsupported', reason: `Talos ${talosVersion}: Genesis writes configs for v1.${SUPPORTED_MINORS[0]} to v1.${SUPPORTED_MINORS.at(-1)}` };
   }
+  // Never point a machine at a file that is not there: it would fail in iPXE with a 404.
+  if (!assetsPresent(talosVersion, node.arch)) return { kind: 'wait', reason: 'assets-missing', talosVersion, arch: node.arch };
   return { kind: 'install', talosVersion, arch: node.arch, role: node.role };
 }

@@ -88,6 +88,17 @@ export function renderNodeScript(input: NodeScriptInput): string {
   const wait = input.retrySeconds ?? 15;
   switch (plan.kind) {
     case 'wait':
+      if (plan.reason === 'assets-missing') {
+        return [
+          '#!ipxe',
+          `echo Genesis: ${who} is to install Talos ${token(plan.talosVersion)} ${token(plan.arch)},`,
+          'echo but its kernel and initramfs are not downloaded yet.',
+          `echo On Genesis: genesis assets fetch --talos ${token(plan.talosVersion)} --arch ${token(plan.arch)}`,
+          `echo Asking again in ${wait} seconds.`,
+          ...retry(baseUrl, wait),
+          '',
+        ].join('\n');
+      }
       return [
         '#!ipxe',
         // Short lines: firmware consoles are 80 columns and cut the rest.

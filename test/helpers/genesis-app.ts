@@ -1,7 +1,7 @@
 // Genesis in-process on loopback ports, over temporary data and asset directories, with the
 // configuration loaded the same way `genesis serve` loads it.
 
-import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -26,6 +26,21 @@ export type TestGenesis = {
 export const FIXTURE_SECRETS = path.resolve(import.meta.dirname, '../fixtures/talos/stability/secrets.yaml');
 export const TEST_ENDPOINT = 'https://192.0.2.10:6443';
 
+/**
+ * Placeholder Talos kernels and initramfs, so an assigned node gets its install script (Genesis
+ * refuses to point a machine at assets that are not there). Nothing boots them here.
+ */
+export function stageTalosPlaceholders(assetsDir: string, versions = ['v1.13.9', 'v1.12.0'], arches = ['amd64', 'arm64']): void {
+  for (const v of versions) {
+    for (const a of arches) {
+      const dir = path.join(assetsDir, 'talos', v, a);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'vmlinuz'), `placeholder kernel ${v} ${a}\n`);
+      writeFileSync(path.join(dir, 'initramfs.xz'), `placeholder initramfs ${v} ${a}\n`);
+    }
+  }
+}
+
 /** Put the fixture bundle in a data dir, as `genesis secrets import` would. */
 export function seedSecrets(dataDir: string): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -37,12 +52,13 @@ export function seedSecrets(dataDir: string): void {
 
 export async function startGenesis(
   env: Record<string, string> = {},
-  dirs: { dataDir?: string; assetsDir?: string; generateSecrets?: boolean; logLines?: string[] } = {},
+  dirs: { dataDir?: string; assetsDir?: string; generateSecrets?: boolean; logLines?: string[]; noTalosAssets?: boolean } = {},
 ): Promise<TestGenesis> {
   const work = mkdtempSync(path.join(tmpdir(), 'genesis-app-'));
   const dataDir = dirs.dataDir ?? path.join(work, 'data');
   const assetsDir = dirs.assetsDir ?? path.join(work, 'assets');
   mkdirSync(assetsDir, { recursive: true });
+  if (!dirs.noTalosAssets && !dirs.assetsDir) stageTalosPlaceholders(assetsDir);
   if (!dirs.generateSecrets) seedSecrets(dataDir);
   const config = loadConfig({
     cwd: work,

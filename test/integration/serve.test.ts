@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
 import { encodeAck, encodeRequest } from '../../src/tftp/packet.ts';
+import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
 import { GenesisProcess } from '../helpers/genesis-process.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
 import { run, sha256, sha256File } from '../helpers/run.ts';
@@ -18,6 +19,7 @@ afterEach(() => {
 function workdir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'genesis-serve-'));
   mkdirSync(path.join(dir, 'assets', 'ipxe'), { recursive: true });
+  stageTalosPlaceholders(path.join(dir, 'assets'));
   return dir;
 }
 

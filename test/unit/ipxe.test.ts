@@ -55,6 +55,14 @@ describe('planBoot', () => {
     expect(planBoot(node({ role: 'worker', state: 'assigned', talosVersion: 'v1.11.3' }), 'v1.14.0').kind).toBe('install');
   });
 
+  it('waits instead of installing while the kernel and initramfs of its version are missing', () => {
+    const present = (v: string, a: string) => v === 'v1.13.9' && a === 'amd64';
+    expect(planBoot(node({ role: 'worker', state: 'assigned', arch: 'arm64' }), 'v1.13.9', present)).toEqual({ kind: 'wait', reason: 'assets-missing', talosVersion: 'v1.13.9', arch: 'arm64' });
+    expect(planBoot(node({ role: 'worker', state: 'assigned', arch: 'amd64' }), 'v1.13.9', present).kind).toBe('install');
+    // Installed machines go to disk whatever is downloaded.
+    expect(planBoot(node({ role: 'worker', state: 'installed', arch: 'arm64' }), 'v1.13.9', present).kind).toBe('local');
+  });
+
   it('unassigned waits, whatever its state', () => {
     expect(planBoot(node(), 'v1.13.9')).toEqual({ kind: 'wait', reason: 'unassigned' });
     expect(planBoot(node({ state: 'installed' }), 'v1.13.9').kind).toBe('wait');

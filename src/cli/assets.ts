@@ -1,0 +1,175 @@
+// `genesis assets`: download Talos kernels and initramfs, import them for air-gapped setups, and
+// list what is present. Works on the assets directory directly (no running Genesis needed).
+
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ASSET_FILES, importNames, parseSums, sourceFor, SUMS_FILE, type AssetSource } from '../assets/catalog.ts';
+import { AssetError, fetchTalosAssets, importTalosAssets, type Progress } from '../assets/fetch.ts';
+import { loadConfig, splitList, type Config } from '../config/config.ts';
+import { isValidTalosVersion, type Arch } from '../inventory/model.ts';
+import { Inventory } from '../inventory/store.ts';
+import { DB_FILE } from '../app.ts';
+import { CliError, cliFailure } from './nodes.ts';
+
+export const ASSETS_USAGE = `Usage: genesis assets <command> [options]
+
+Commands:
+  fetch [--talos vX.Y.Z] [--arch amd64,arm64] [--schematic <id>]
+        Download the Talos kernel and initramfs into assets/talos/<version>/<arch>/, verified
+        (published sha256, or recorded on the first fetch from the Image Factory), resumable
+  import --talos vX.Y.Z --arch amd64 <dir | kernel initramfs>
+        Copy files you brought (air-gapped): vmlinuz-<arch>/kernel-<arch> and initramfs-<arch>.xz
+  list  What is present: versions, sizes, sha256, and which nodes use each version
+
+Options:
+  --config <file>  Configuration file (assets_dir, talos.version, assets.*)
+`;
+
+function arches(v: string | undefined, config: Config): Arch[] {
+  const list = splitList(v ?? config.assets.arches);
+  for (const a of list) if (a !== 'amd64' && a !== 'arm64') throw new CliError(`--arch ${a}: amd64 or arm64`);
+  return list as Arch[];
+}
+
+function version(v: string | undefined, config: Config): string {
+  const ver = v ?? config.talos.version;
+  if (!isValidTalosVersion(ver)) throw new CliError(`--talos ${ver}: a Talos release tag such as v1.13.9`);
+  return ver;
+}
+
+/** A progress bar on a terminal; plain lines every 10% otherwise (logs, CI). */
+function progressPrinter(tty: boolean): Progress {
+  const lastDecile = new Map<string, number>();
+  return ({ file, done, total }) => {
+    const mib = (n: number) => (n / 1048576).toFixed(1);
+    if (total === undefined) return;
+    const pct = Math.floor((done / total) * 100);
+    if (tty) {
+      const bar = '#'.repeat(Math.floor(pct / 5)).padEnd(20, ' ');
+      process.stderr.write(`\r${file.padEnd(14)} [${bar}] ${String(pct).padStart(3)}% ${mib(done)}/${mib(total)} MiB${done >= total ? '\n' : ''}`);
+      return;
+    }
+    const decile = Math.floor(pct / 10);
+    if (decile !== lastDecile.get(file)) {
+      lastDecile.set(file, decile);
+      process.stderr.write(`${file}: ${pct}% (${mib(done)}/${mib(total)} MiB)\n`);
+    }
+  };
+}
+
+function assetSource(config: Config, schematic: string | undefined): AssetSource {
+  const id = schematic ?? config.talos.schematic_id;
+  if (id && !/^[0-9a-f]{64}$/.test(id)) throw new CliError(`--schematic ${id}: a 64-character Image Factory schematic id`);
+  return sourceFor({ schematic: id, talosUrl: config.assets.talos_url, factoryUrl: config.assets.factory_url });
+}
+
+export async function assetsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        talos: { type: 'string' },
+        arch: { type: 'string' },
+        schematic: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`genesis assets: ${(err as Error).message}\n${ASSETS_USAGE}`);
+    return 2;
+  }
+  const { values: v, positionals } = parsed;
+  const [sub, ...rest] = positionals;
+  if (v.help || !sub) {
+    (v.help ? process.stdout : process.stderr).write(ASSETS_USAGE);
+    return v.help ? 0 : 2;
+  }
+  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
+  try {
+    switch (sub) {
+      case 'fetch': {
+        const results = await fetchTalosAssets({
+          assetsDir: config.assets_dir,
+          version: version(v.talos, config),
+          arches: arches(v.arch, config),
+          source: assetSource(config, v.schematic),
+          onProgress: progressPrinter(Boolean(process.stderr.isTTY)),
+        });
+        for (const r of results) out(`${r.status.padEnd(8)} ${version(v.talos, config)}/${r.arch}/${r.file}  ${r.bytes} bytes  sha256 ${r.sha256}${r.resumedAt ? `  (resumed at ${r.resumedAt})` : ''}\n`);
+        return 0;
+      }
+      case 'import': {
+        if (!v.talos || !v.arch) throw new CliError('import needs --talos <version> and --arch <arch>');
+        const arch = arches(v.arch, config);
+        if (arch.length !== 1) throw new CliError('import takes one --arch');
+        const files = importFiles(rest, arch[0]!);
+        const results = await importTalosAssets({ assetsDir: config.assets_dir, version: version(v.talos, config), arch: arch[0]!, files });
+        for (const r of results) out(`imported ${v.talos}/${r.arch}/${r.file}  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
+        return 0;
+      }
+      case 'list':
+        out(listAssets(config));
+        return 0;
+      default:
+        process.stderr.write(`genesis assets: unknown command "${sub}"\n${ASSETS_USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    return cliFailure(err, `genesis assets ${sub}`, [AssetError]);
+  }
+}
+
+/** A directory holding release/factory names, or two files: the kernel, then the initramfs. */
+function importFiles(args: string[], arch: Arch): Record<string, string> {
+  if (args.length === 2) return { vmlinuz: args[0]!, 'initramfs.xz': args[1]! };
+  if (args.length !== 1) throw new CliError('import takes a directory, or the kernel and the initramfs');
+  const dir = args[0]!;
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${dir} is not a directory`);
+  const names = importNames(arch);
+  const files: Record<string, string> = {};
+  for (const f of ASSET_FILES) {
+    const found = names[f].map((n) => path.join(dir, n)).find((p) => existsSync(p));
+    if (!found) throw new CliError(`${dir} has none of ${names[f].join(', ')}`);
+    files[f] = found;
+  }
+  return files;
+}
+
+function listAssets(config: Config): string {
+  const root = path.join(config.assets_dir, 'talos');
+  const usage = new Map<string, number>();
+  const dbFile = path.join(config.data_dir, DB_FILE);
+  if (existsSync(dbFile)) {
+    const inv = Inventory.open(dbFile);
+    try {
+      for (const n of inv.list()) if (n.role !== 'unassigned') usage.set(n.talosVersion ?? config.talos.version, (usage.get(n.talosVersion ?? config.talos.version) ?? 0) + 1);
+    } finally {
+      inv.close();
+    }
+  }
+  const lines: string[] = [];
+  const versions = existsSync(root) ? readdirSync(root).filter((d) => statSync(path.join(root, d)).isDirectory()).sort() : [];
+  for (const ver of versions) {
+    const nodes = usage.get(ver) ?? 0;
+    lines.push(`${ver}${ver === config.talos.version ? ' (default)' : ''}  used by ${nodes} node${nodes === 1 ? '' : 's'}`);
+    for (const arch of readdirSync(path.join(root, ver)).sort()) {
+      const dir = path.join(root, ver, arch);
+      let sums = new Map<string, string>();
+      try {
+        sums = parseSums(readFileSync(path.join(dir, SUMS_FILE), 'utf8'));
+      } catch {
+        // not fetched through Genesis: no recorded checksums
+      }
+      for (const f of ASSET_FILES) {
+        const p = path.join(dir, f);
+        lines.push(existsSync(p) ? `  ${arch}/${f.padEnd(12)} ${String(statSync(p).size).padStart(10)} bytes  sha256 ${sums.get(f) ?? '(not recorded)'}` : `  ${arch}/${f.padEnd(12)} missing`);
+      }
+    }
+  }
+  for (const [ver, n] of usage) if (!versions.includes(ver)) lines.push(`${ver}  used by ${n} node${n === 1 ? '' : 's'}  NOT PRESENT: genesis assets fetch --talos ${ver}`);
+  return (lines.length ? lines.join('\n') : 'no Talos assets yet: genesis assets fetch') + '\n';
+}

@@ -1,0 +1,220 @@
+// `genesis assets` as a real process against a local HTTP server standing in for GitHub releases
+// and the Image Factory (this machine has no internet): verified downloads, a checksum mismatch,
+// a download cut short and resumed, two fetches of the same asset at once, the factory's recorded
+// checksums, import, list; and a machine whose assets are missing is told to wait.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeScriptUrl, startGenesis } from '../helpers/genesis-app.ts';
+import { BIN } from '../helpers/genesis-process.ts';
+import { run } from '../helpers/run.ts';
+import { until } from '../helpers/wait.ts';
+
+const V = 'v1.13.9';
+const SCHEMATIC = 'a'.repeat(64);
+const files = new Map<string, Buffer>([
+  ['vmlinuz-amd64', randomBytes(3 * 1024 * 1024)],
+  ['initramfs-amd64.xz', randomBytes(5 * 1024 * 1024)],
+  ['vmlinuz-arm64', randomBytes(1024 * 1024)],
+  ['initramfs-arm64.xz', randomBytes(2 * 1024 * 1024)],
+]);
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** What the stand-in release host does; tests change it. */
+const host = {
+  sums: () => [...files].map(([n, b]) => `${sha(b)}  ${n}`).join('\n') + '\n',
+  /** Names whose next GET is cut off halfway. */
+  cutOnce: new Set<string>(),
+  requests: [] as Array<{ path: string; range?: string }>,
+};
+
+let server: http.Server;
+let base = '';
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    const url = req.url ?? '';
+    host.requests.push({ path: url, range: req.headers.range });
+    const m = /^\/(?:releases\/v[\d.]+|factory\/image\/[0-9a-f]{64}\/v[\d.]+)\/(.+)$/.exec(url);
+    let name = m?.[1];
+    if (name === 'sha256sum.txt' && url.startsWith('/releases/')) {
+      res.end(host.sums());
+      return;
+    }
+    if (name?.startsWith('kernel-')) name = name.replace('kernel-', 'vmlinuz-');
+    const body = name ? files.get(name) : undefined;
+    if (!body) {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const from = range ? Number(range[1]) : 0;
+    if (from >= body.length) {
+      res.writeHead(416, { 'content-range': `bytes */${body.length}` });
+      res.end();
+      return;
+    }
+    res.writeHead(range ? 206 : 200, { 'content-length': body.length - from, ...(range ? { 'content-range': `bytes ${from}-${body.length - 1}/${body.length}` } : {}) });
+    if (host.cutOnce.delete(name!)) {
+      res.write(body.subarray(from, from + Math.floor((body.length - from) / 2)), () => res.destroy());
+      return;
+    }
+    res.end(body.subarray(from));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => {
+  server.close();
+});
+
+function workdir() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'genesis-assets-'));
+  return { dir, assets: path.join(dir, 'assets'), data: path.join(dir, 'data') };
+}
+const genesis = (w: ReturnType<typeof workdir>, args: string[]) =>
+  run(process.execPath, [BIN, 'assets', ...args], {
+    env: {
+      PATH: process.env.PATH,
+      GENESIS_ASSETS_DIR: w.assets,
+      GENESIS_DATA_DIR: w.data,
+      GENESIS_ASSETS_TALOS_URL: `${base}/releases`,
+      GENESIS_ASSETS_FACTORY_URL: `${base}/factory`,
+    },
+  });
+const placed = (w: ReturnType<typeof workdir>, arch: string, file: string) => path.join(w.assets, 'talos', V, arch, file);
+const gets = (name: string) => host.requests.filter((r) => r.path.endsWith(`/${name}`));
+
+describe('genesis assets fetch', () => {
+  it('downloads, verifies against sha256sum.txt, records the sums, and keeps what is already there', async () => {
+    const w = workdir();
+    host.requests.length = 0;
+    const r = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64,arm64']);
+    expect(r.code, r.stderr).toBe(0);
+    for (const arch of ['amd64', 'arm64']) {
+      expect(readFileSync(placed(w, arch, 'vmlinuz'))).toEqual(files.get(`vmlinuz-${arch}`));
+      expect(readFileSync(placed(w, arch, 'initramfs.xz'))).toEqual(files.get(`initramfs-${arch}.xz`));
+      expect(readFileSync(placed(w, arch, 'SHA256SUMS'), 'utf8')).toContain(`${sha(files.get(`vmlinuz-${arch}`)!)}  vmlinuz`);
+      expect(readdirSync(path.dirname(placed(w, arch, 'vmlinuz'))).sort()).toEqual(['SHA256SUMS', 'initramfs.xz', 'vmlinuz']);
+    }
+    expect(r.stdout).toMatch(/^fetched +v1\.13\.9\/amd64\/vmlinuz +3145728 bytes/m);
+    // Not a TTY: plain progress lines.
+    expect(r.stderr).toContain('vmlinuz: 100% (3.0/3.0 MiB)');
+    const again = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64']);
+    expect(again.stdout).toMatch(/^present +v1\.13\.9\/amd64\/vmlinuz/m);
+    expect(gets('vmlinuz-amd64')).toHaveLength(1);
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('refuses a download whose sha256 does not match, and leaves nothing behind', async () => {
+    const w = workdir();
+    const real = host.sums;
+    host.sums = () => real().replace(sha(files.get('vmlinuz-amd64')!), '0'.repeat(64));
+    try {
+      const r = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/vmlinuz-amd64: sha256 [0-9a-f]{64} does not match the expected 0{64}; the download was discarded/);
+      expect(readdirSync(path.dirname(placed(w, 'amd64', 'vmlinuz')))).toEqual([]);
+    } finally {
+      host.sums = real;
+    }
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('resumes a download that was cut off, with a Range request', async () => {
+    const w = workdir();
+    host.requests.length = 0;
+    host.cutOnce.add('initramfs-amd64.xz');
+    const first = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64']);
+    expect(first.code).toBe(1);
+    expect(first.stderr).toContain('run the fetch again to resume');
+    expect(existsSync(placed(w, 'amd64', 'initramfs.xz'))).toBe(false);
+    const partial = readFileSync(`${placed(w, 'amd64', 'initramfs.xz')}.part`).length;
+    expect(partial).toBeGreaterThan(0);
+    const second = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain(`(resumed at ${partial})`);
+    expect(gets('initramfs-amd64.xz').at(-1)!.range).toBe(`bytes=${partial}-`);
+    expect(readFileSync(placed(w, 'amd64', 'initramfs.xz'))).toEqual(files.get('initramfs-amd64.xz'));
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('two fetches of the same asset at once: one downloads, the other waits for it, both succeed', async () => {
+    const w = workdir();
+    host.requests.length = 0;
+    const [a, b] = await Promise.all([genesis(w, ['fetch', '--talos', V, '--arch', 'amd64']), genesis(w, ['fetch', '--talos', V, '--arch', 'amd64'])]);
+    expect([a.code, b.code], a.stderr + b.stderr).toEqual([0, 0]);
+    expect(gets('vmlinuz-amd64')).toHaveLength(1);
+    expect(gets('initramfs-amd64.xz')).toHaveLength(1);
+    expect(readFileSync(placed(w, 'amd64', 'initramfs.xz'))).toEqual(files.get('initramfs-amd64.xz'));
+    expect(readdirSync(path.dirname(placed(w, 'amd64', 'vmlinuz'))).sort()).toEqual(['SHA256SUMS', 'initramfs.xz', 'vmlinuz']);
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('from the Image Factory: records the sha256 of the first fetch and re-verifies against it', async () => {
+    const w = workdir();
+    const r = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64', '--schematic', SCHEMATIC]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(host.requests.some((q) => q.path === `/factory/image/${SCHEMATIC}/${V}/kernel-amd64`)).toBe(true);
+    expect(readFileSync(placed(w, 'amd64', 'SHA256SUMS'), 'utf8')).toContain(`${sha(files.get('vmlinuz-amd64')!)}  vmlinuz`);
+    // Damaged on disk: the next fetch notices and downloads it again.
+    writeFileSync(placed(w, 'amd64', 'vmlinuz'), 'damaged');
+    const again = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64', '--schematic', SCHEMATIC]);
+    expect(again.stdout).toMatch(/^fetched +v1\.13\.9\/amd64\/vmlinuz/m);
+    expect(readFileSync(placed(w, 'amd64', 'vmlinuz'))).toEqual(files.get('vmlinuz-amd64'));
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+});
+
+describe('genesis assets import and list', () => {
+  it('imports release-named files from a directory and lists them with the nodes that use them', async () => {
+    const w = workdir();
+    const brought = path.join(w.dir, 'usb');
+    mkdirSync(brought);
+    writeFileSync(path.join(brought, 'vmlinuz-amd64'), files.get('vmlinuz-amd64')!);
+    writeFileSync(path.join(brought, 'initramfs-amd64.xz'), files.get('initramfs-amd64.xz')!);
+    const r = await genesis(w, ['import', '--talos', V, '--arch', 'amd64', brought]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(placed(w, 'amd64', 'initramfs.xz'))).toEqual(files.get('initramfs-amd64.xz'));
+    const list = await genesis(w, ['list']);
+    expect(list.stdout).toContain(`${V} (default)  used by 0 nodes`);
+    expect(list.stdout).toMatch(new RegExp(`amd64/vmlinuz +3145728 bytes  sha256 ${sha(files.get('vmlinuz-amd64')!)}`));
+    const bad = await genesis(w, ['import', '--talos', V, '--arch', 'amd64', path.join(w.dir, 'nope')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('is not a directory');
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+});
+
+describe('serve and missing assets', () => {
+  it('tells an assigned machine to wait while its Talos version is missing, then fetches it in the background', async () => {
+    const g = await startGenesis(
+      { GENESIS_ASSETS_FETCH_ON_START: 'true', GENESIS_ASSETS_TALOS_URL: `${base}/releases`, GENESIS_ASSETS_ARCHES: 'amd64' },
+      { noTalosAssets: true },
+    );
+    try {
+      await g.app.assetFetch;
+      expect(readFileSync(path.join(g.assetsDir, 'talos', V, 'amd64', 'vmlinuz'))).toEqual(files.get('vmlinuz-amd64'));
+      // arm64 was not asked for: an arm64 machine waits with a message that says what to do.
+      expect((await g.api('PUT', '/nodes/52:54:00:00:0a:01', { role: 'worker' })).status).toBe(201);
+      const script = await (await fetch(nodeScriptUrl(g.url, '52:54:00:00:0a:01', { buildarch: 'arm64' }))).text();
+      expect(script).toContain(`is to install Talos ${V} arm64,`);
+      expect(script).toContain(`genesis assets fetch --talos ${V} --arch arm64`);
+      expect(script).not.toContain('/vmlinuz');
+      expect((await g.api('PUT', '/nodes/52:54:00:00:0a:02', { role: 'worker' })).status).toBe(201);
+      const amd = await until(async () => {
+        const s = await (await fetch(nodeScriptUrl(g.url, '52:54:00:00:0a:02'))).text();
+        return s.includes('/vmlinuz') ? s : undefined;
+      }, 'the amd64 install script');
+      expect(amd).toContain(`/assets/talos/${V}/amd64/vmlinuz`);
+    } finally {
+      await g.close();
+    }
+  });
+});
