@@ -1,5 +1,7 @@
 # Genesis container image. Runs the TypeScript sources directly on Node 24 (type stripping: no build step).
-# The steps mirror .ci/run: production dependencies with `npm ci`, iPXE binaries from Debian's ipxe package.
+# The steps mirror .ci/run: production dependencies with `npm ci`, iPXE binaries from Debian's ipxe package
+# copied with scripts/copy-ipxe.sh. It runs as an unprivileged user; the node binary carries
+# CAP_NET_BIND_SERVICE so TFTP (69) and the proxyDHCP (67, 4011) can still bind.
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
@@ -8,8 +10,11 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ipxe \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends ipxe libcap2-bin \
+ && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
+ && apt-get purge -y libcap2-bin \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin genesis
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
@@ -17,12 +22,15 @@ COPY bin ./bin
 COPY src ./src
 COPY assets ./assets
 COPY scripts ./scripts
-RUN sh scripts/copy-ipxe.sh /usr/lib/ipxe assets/ipxe
+RUN sh scripts/copy-ipxe.sh /usr/lib/ipxe assets/ipxe \
+ && mkdir -p /data assets/talos \
+ && chown genesis:genesis /data assets/talos
 ENV GENESIS_DATA_DIR=/data \
     GENESIS_ASSETS_DIR=/app/assets \
     GENESIS_LOG_FORMAT=json
-VOLUME ["/data"]
-EXPOSE 69/udp 8080/tcp
+USER genesis
+VOLUME ["/data", "/app/assets/talos"]
+EXPOSE 67/udp 69/udp 4011/udp 8080/tcp
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.GENESIS_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["node", "bin/genesis.js"]
 CMD ["serve"]

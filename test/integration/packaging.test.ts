@@ -1,0 +1,57 @@
+// The container path without a Docker engine: the compose file is validated by Debian's
+// docker-compose (`config` parses and checks it against the compose schema, no daemon needed),
+// and the Dockerfile is held to the install steps .ci/run exercises.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { run } from '../helpers/run.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const haveCompose = spawnSync('sh', ['-c', 'command -v docker-compose']).status === 0;
+if (!haveCompose) console.warn('compose validation skipped: docker-compose is not installed');
+
+describe.skipIf(!haveCompose)('docker-compose.yml', () => {
+  it('is valid and runs Genesis on the host network with its data in volumes', async () => {
+    const r = await run('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config'], { env: { PATH: process.env.PATH } });
+    expect(r.code, r.stderr).toBe(0);
+    const svc = (parse(r.stdout) as { services: Record<string, Record<string, unknown>> }).services.genesis!;
+    expect(svc).toMatchObject({ network_mode: 'host', restart: 'unless-stopped', cap_add: ['NET_BIND_SERVICE'] });
+    expect(svc.volumes).toEqual(['genesis-data:/data:rw', 'genesis-talos:/app/assets/talos:rw']);
+    expect(svc.environment).toMatchObject({ GENESIS_ADVERTISE_ADDR: 'auto', GENESIS_ASSETS_FETCH_ON_START: 'true', GENESIS_DHCP_PROXY: 'false' });
+    expect(svc.ports).toBeUndefined(); // host networking publishes nothing
+  });
+
+  it('the validator does reject a broken file (so the check above means something)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-compose-'));
+    const broken = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8').replace('network_mode: host', 'network_mod: host');
+    writeFileSync(path.join(dir, 'docker-compose.yml'), broken);
+    const r = await run('docker-compose', ['-f', path.join(dir, 'docker-compose.yml'), 'config'], { env: { PATH: process.env.PATH } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('network_mod');
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  const ci = readFileSync(path.join(ROOT, '.ci/run'), 'utf8');
+
+  it('installs the way .ci/run does: npm ci from the lockfile, iPXE from Debian via scripts/copy-ipxe.sh', () => {
+    expect(dockerfile).toMatch(/^RUN npm ci --omit=dev/m);
+    expect(ci).toMatch(/^npm ci /m);
+    expect(dockerfile).toContain('sh scripts/copy-ipxe.sh /usr/lib/ipxe assets/ipxe');
+    expect(ci).toContain('sh scripts/copy-ipxe.sh /usr/lib/ipxe assets/ipxe');
+    expect(dockerfile).toMatch(/apt-get install -y --no-install-recommends ipxe/);
+  });
+
+  it('is multi-stage on Node 24, runs unprivileged with CAP_NET_BIND_SERVICE, checks /healthz, keeps data in a volume', () => {
+    expect(dockerfile.match(/^FROM node:24-bookworm-slim/gm)).toHaveLength(2);
+    expect(dockerfile).toMatch(/setcap cap_net_bind_service=\+ep/);
+    expect(dockerfile).toMatch(/^USER genesis$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*\/healthz/m);
+    expect(dockerfile).toMatch(/^VOLUME \["\/data", "\/app\/assets\/talos"\]$/m);
+  });
+});
