@@ -15,7 +15,7 @@ import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
 import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './inventory/model.ts';
-import { Inventory } from './inventory/store.ts';
+import { DB_FILE, Inventory } from './inventory/store.ts';
 import { BootstrapLocks } from './inventory/bootstrap-lock.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken } from './bootstrap/join-token.ts';
@@ -24,6 +24,8 @@ import { TftpServer, type TransferSummary } from './tftp/server.ts';
 import { ChainloadLoopDetector } from './boot/chainload-loop.ts';
 import { fetchTalosAssets, talosAssetsPresent } from './assets/fetch.ts';
 import { sourceFor } from './assets/catalog.ts';
+import { runChecks } from './doctor/checks.ts';
+import { gatherFacts } from './doctor/gather.ts';
 import type { Arch } from './inventory/model.ts';
 import { PatchError } from './talos/patch.ts';
 import { RenderError } from './talos/render.ts';
@@ -36,7 +38,6 @@ export type Listening = {
   dhcp?: { address: string; port: number; pxePort: number };
 };
 
-export const DB_FILE = 'genesis.db';
 
 export class Genesis {
   readonly config: Config;
@@ -74,6 +75,7 @@ export class Genesis {
 
   private async startServers(): Promise<Listening> {
     const c = this.config;
+    await this.preflight();
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
     mkdirSync(path.join(c.assets_dir, 'ipxe'), { recursive: true });
     mkdirSync(path.join(c.assets_dir, 'talos'), { recursive: true });
@@ -178,6 +180,18 @@ export class Genesis {
     this.bootstrap.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
+  }
+
+  /**
+   * `genesis doctor`'s checks, minus the ports (binding them is the check) and the data dir
+   * (opening the inventory is): each problem is logged with its fix. Nothing here stops the start.
+   */
+  private async preflight(): Promise<void> {
+    const facts = await gatherFacts(this.config, { advertiseAuto: false, ports: false });
+    for (const r of runChecks(facts)) {
+      if (r.status === 'ok' || r.id === 'data-dir') continue;
+      this.log[r.status === 'fail' ? 'error' : 'warn']({ check: r.id, detail: r.detail, fix: r.fix }, r.title);
+    }
   }
 
   /**

@@ -8,8 +8,7 @@ import { ASSET_FILES, importNames, parseSums, sourceFor, SUMS_FILE, type AssetSo
 import { AssetError, fetchTalosAssets, importTalosAssets, type Progress } from '../assets/fetch.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../inventory/model.ts';
-import { Inventory } from '../inventory/store.ts';
-import { DB_FILE } from '../app.ts';
+import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { CliError, cliFailure } from './nodes.ts';
 
 export const ASSETS_USAGE = `Usage: genesis assets <command> [options]

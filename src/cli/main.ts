@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from '../config/config.ts';
 import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../log/logger.ts';
 import { assetsCommand } from './assets.ts';
+import { doctorCommand } from './doctor.ts';
 import { clusterCommand } from './cluster.ts';
 import { nodesCommand } from './nodes.ts';
 import { configCommand, secretsCommand, talosconfigCommand } from './talos.ts';
@@ -21,6 +22,7 @@ Commands:
   talosconfig      Get a talosconfig for talosctl (genesis talosconfig --help)
   cluster          Bootstrap state, join token, reset (genesis cluster --help)
   assets           Download, import and list Talos kernels and initramfs (genesis assets --help)
+  doctor           Check this host and configuration for what keeps machines from booting
 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
@@ -78,7 +80,7 @@ async function serve(configFile: string | undefined): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own parse their own arguments.
-  const sub = { nodes: nodesCommand, secrets: secretsCommand, config: configCommand, talosconfig: talosconfigCommand, cluster: clusterCommand, assets: assetsCommand }[argv[0] ?? ''];
+  const sub = { nodes: nodesCommand, secrets: secretsCommand, config: configCommand, talosconfig: talosconfigCommand, cluster: clusterCommand, assets: assetsCommand, doctor: doctorCommand }[argv[0] ?? ''];
   if (sub) return reportingConfigErrors(() => sub(argv.slice(1)));
   let parsed;
   try {

@@ -17,6 +17,9 @@ import {
 } from './model.ts';
 import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 
+/** The inventory's file name inside the data dir. */
+export const DB_FILE = 'genesis.db';
+
 export class InventoryError extends Error {
   readonly code: 'not_found' | 'conflict' | 'schema_too_new';
   constructor(code: InventoryError['code'], message: string) {

@@ -1,0 +1,45 @@
+// `genesis doctor`: checks this host and configuration for what keeps machines from booting, and
+// says how to fix each. Exit 1 when something fails (warnings alone exit 0).
+
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/config.ts';
+import { detectAdvertiseAddr } from '../config/network.ts';
+import { runChecks, type CheckResult } from '../doctor/checks.ts';
+import { gatherFacts } from '../doctor/gather.ts';
+
+export const DOCTOR_USAGE = `Usage: genesis doctor [--json] [--config <file>]
+
+Checks: ports (HTTP, TFTP, proxyDHCP) free and bindable, advertise_addr on this host and not
+ambiguous, not under Docker Desktop, iPXE binaries and Talos assets present, data dir writable,
+clock plausible. Exit 1 if any check fails.
+`;
+
+const MARK = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const;
+
+export function formatResults(results: CheckResult[]): string {
+  return (
+    results
+      .map((r) => [`${MARK[r.status]}  ${r.title}`, ...(r.detail ? [`      ${r.detail}`] : []), ...(r.fix ? [`      fix: ${r.fix}`] : [])].join('\n'))
+      .join('\n') + '\n'
+  );
+}
+
+export async function doctorCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  } catch (err) {
+    process.stderr.write(`genesis doctor: ${(err as Error).message}\n${DOCTOR_USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    out(DOCTOR_USAGE);
+    return 0;
+  }
+  let auto = false;
+  // "auto" finding nothing is itself a finding here, not a reason to stop.
+  const config = loadConfig({ file: parsed.values.config, detect: () => ((auto = true), detectAdvertiseAddr() ?? '0.0.0.0') });
+  const results = runChecks(await gatherFacts(config, { advertiseAuto: auto, ports: true }));
+  out(parsed.values.json ? JSON.stringify({ results }, null, 2) + '\n' : formatResults(results));
+  return results.some((r) => r.status === 'fail') ? 1 : 0;
+}

@@ -1,0 +1,177 @@
+// `genesis doctor`: the misconfigurations that keep machines from booting, each explained with a
+// fix. Pure: every check takes facts gathered elsewhere (gather.ts), so each can be tested with
+// the exact situation it is about.
+
+export type CheckResult = { id: string; status: 'ok' | 'warn' | 'fail'; title: string; detail?: string; fix?: string };
+
+export type PortFact = { proto: 'udp' | 'tcp'; port: number; host: string; purpose: string; result: 'free' | 'in-use' | 'no-permission' | 'skipped'; holder?: string };
+
+export type Facts = {
+  ports: PortFact[];
+  advertiseAddr: string;
+  /** advertise_addr was "auto" in the configuration. */
+  advertiseAuto: boolean;
+  /** Non-loopback IPv4 addresses by interface (only interfaces that are up). */
+  interfaces: Map<string, string[]>;
+  /** /proc/version text and whether we run inside a container (/.dockerenv). */
+  kernel: string;
+  inContainer: boolean;
+  platform: NodeJS.Platform;
+  /** Talos versions in use (default and per node) × arches, and whether their files are present. */
+  talosAssets: Array<{ version: string; arch: string; present: boolean }>;
+  ipxeBinaries: Array<{ name: string; present: boolean }>;
+  dataDir: { path: string; writable: boolean; error?: string };
+  /** Now, and the validity of the cluster's CA certificates (if the secrets exist). */
+  now: Date;
+  caValidity?: { notBefore: Date; notAfter: Date };
+};
+
+const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
+
+export function checkPorts(f: Facts): CheckResult[] {
+  return f.ports
+    .filter((p) => p.result !== 'skipped')
+    .map((p) => {
+      const what = `${p.proto.toUpperCase()} ${p.host}:${p.port} (${p.purpose})`;
+      if (p.result === 'free') return ok(`port-${p.proto}-${p.port}`, `${what} is free`);
+      if (p.result === 'no-permission') {
+        return {
+          id: `port-${p.proto}-${p.port}`,
+          status: 'fail' as const,
+          title: `${what} needs privileges`,
+          detail: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
+          fix: `run as root, give node the capability (setcap cap_net_bind_service=+ep $(readlink -f $(command -v node))), or move the port (${p.purpose === 'HTTP' ? 'http.port' : p.purpose === 'TFTP' ? 'tftp.port' : 'dhcp.port / dhcp.pxe_port'})`,
+        };
+      }
+      return {
+        id: `port-${p.proto}-${p.port}`,
+        status: 'fail' as const,
+        title: `${what} is already in use${p.holder ? ` by ${p.holder}` : ''}`,
+        detail:
+          p.purpose === 'proxyDHCP' && p.port === 67
+            ? 'a DHCP server on this host holds port 67 exclusively; Genesis can share it only with one that binds its interface (dnsmasq --bind-interfaces)'
+            : undefined,
+        fix: p.purpose === 'TFTP' ? 'stop the other TFTP server (e.g. systemctl stop tftpd-hpa) or set tftp.port' : p.purpose === 'HTTP' ? 'stop the other service or set http.port' : 'stop the other DHCP server on this host, bind it to its interface, or set dhcp.proxy: false and configure your router instead',
+      };
+    });
+}
+
+export function checkAdvertise(f: Facts): CheckResult[] {
+  const all = [...f.interfaces.values()].flat();
+  const out: CheckResult[] = [];
+  if (/^127\./.test(f.advertiseAddr)) {
+    out.push({
+      id: 'advertise-local',
+      status: 'fail',
+      title: `advertise_addr ${f.advertiseAddr} is a loopback address: no machine can reach it`,
+      fix: "set advertise_addr (GENESIS_ADVERTISE_ADDR) to this host's address on the LAN the machines boot on",
+    });
+  } else if (!all.includes(f.advertiseAddr)) {
+    out.push({
+      id: 'advertise-local',
+      status: 'fail',
+      title: `advertise_addr ${f.advertiseAddr} is not an address of this host`,
+      detail: `machines would be told to fetch from an address nobody answers on; this host has ${all.join(', ') || 'no IPv4 address on an interface that is up'}`,
+      fix: 'set advertise_addr (GENESIS_ADVERTISE_ADDR) to this host\'s address on the LAN the machines boot on',
+    });
+  } else {
+    out.push(ok('advertise-local', `advertise_addr ${f.advertiseAddr} is on this host`));
+  }
+  // Container and VPN bridges are not LANs machines PXE-boot on.
+  const candidates = [...f.interfaces].filter(([name]) => !/^(docker\d*|br-[0-9a-f]+|veth.*|virbr\d*|cni\d*|flannel.*|cali.*|tailscale\d*|wg\d*|zt.*|lo)$/.test(name));
+  if (f.advertiseAuto && candidates.length > 1) {
+    out.push({
+      id: 'advertise-ambiguous',
+      status: 'warn',
+      title: `advertise_addr is "auto" and this host has ${candidates.length} candidate interfaces`,
+      detail: `${candidates.map(([n, a]) => `${n} ${a.join(',')}`).join('; ')}; "auto" took ${f.advertiseAddr} (the default route)`,
+      fix: 'set advertise_addr to the address on the LAN the machines boot on',
+    });
+  }
+  return out;
+}
+
+export function checkDockerDesktop(f: Facts): CheckResult {
+  // Docker Desktop runs containers in a VM (kernel "linuxkit", or WSL2's "microsoft" kernel):
+  // "host" networking is the VM's network, not the LAN, so DHCP and TFTP never reach the machines.
+  const desktopKernel = /linuxkit|microsoft-standard-WSL2/i.test(f.kernel);
+  if (f.platform === 'darwin' || f.platform === 'win32' || (f.inContainer && desktopKernel)) {
+    return {
+      id: 'docker-desktop',
+      status: 'fail',
+      title: 'running under Docker Desktop or on macOS/Windows: no layer-2 access to the LAN',
+      detail: 'PXE needs DHCP broadcasts and TFTP on the LAN itself; Docker Desktop puts containers in a VM behind NAT',
+      fix: 'run Genesis on a Linux host (a spare mini PC, a Raspberry Pi, a Linux VM with a bridged NIC) with docker compose or npm start',
+    };
+  }
+  return ok('docker-desktop', 'not under Docker Desktop');
+}
+
+export function checkAssets(f: Facts): CheckResult[] {
+  const out: CheckResult[] = [];
+  const missingBins = f.ipxeBinaries.filter((b) => !b.present).map((b) => b.name);
+  out.push(
+    missingBins.length
+      ? {
+          id: 'ipxe-binaries',
+          status: 'fail',
+          title: `iPXE binaries missing from assets/ipxe: ${missingBins.join(', ')}`,
+          detail: 'PXE firmware loads these over TFTP (or HTTP Boot) before anything else',
+          fix: 'apt-get install ipxe && sh scripts/copy-ipxe.sh /usr/lib/ipxe <assets_dir>/ipxe',
+        }
+      : ok('ipxe-binaries', 'iPXE binaries present'),
+  );
+  for (const a of f.talosAssets) {
+    out.push(
+      a.present
+        ? ok(`talos-${a.version}-${a.arch}`, `Talos ${a.version} ${a.arch} kernel and initramfs present`)
+        : {
+            id: `talos-${a.version}-${a.arch}`,
+            status: 'warn',
+            title: `Talos ${a.version} ${a.arch} kernel and initramfs are not downloaded`,
+            detail: 'machines assigned to this version wait (their console says so) instead of installing',
+            fix: `genesis assets fetch --talos ${a.version} --arch ${a.arch}`,
+          },
+    );
+  }
+  return out;
+}
+
+export function checkDataDir(f: Facts): CheckResult {
+  return f.dataDir.writable
+    ? ok('data-dir', `data dir ${f.dataDir.path} is writable`)
+    : {
+        id: 'data-dir',
+        status: 'fail',
+        title: `data dir ${f.dataDir.path} is not writable`,
+        detail: f.dataDir.error,
+        fix: 'point data_dir (GENESIS_DATA_DIR) at a writable directory, or fix its owner/permissions',
+      };
+}
+
+/** Certificates Genesis issues and checks carry dates: a clock far off breaks TLS to the nodes. */
+export function checkClock(f: Facts, release = new Date('2026-11-01T00:00:00Z')): CheckResult {
+  const now = f.now;
+  if (now < release) {
+    return {
+      id: 'clock',
+      status: 'fail',
+      title: `the clock says ${now.toISOString()}, before this Genesis was released`,
+      detail: 'certificates issued now would not be valid on machines with a correct clock',
+      fix: 'set the time (NTP: timedatectl set-ntp true)',
+    };
+  }
+  if (f.caValidity && (now < f.caValidity.notBefore || now > f.caValidity.notAfter)) {
+    return {
+      id: 'clock',
+      status: 'fail',
+      title: `the clock (${now.toISOString()}) is outside the cluster CA's validity (${f.caValidity.notBefore.toISOString()} to ${f.caValidity.notAfter.toISOString()})`,
+      fix: 'set the time (NTP); if the clock is right, the CA has expired: rotate the cluster secrets',
+    };
+  }
+  return ok('clock', 'the clock is plausible');
+}
+
+export function runChecks(f: Facts): CheckResult[] {
+  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), ...checkAssets(f), checkDataDir(f), checkClock(f)];
+}

@@ -1,0 +1,156 @@
+// The facts `genesis doctor` judges (checks.ts), read from this host: trial binds of the ports,
+// interfaces, the kernel, the assets and data directories, the clock and the cluster CA.
+
+import dgram from 'node:dgram';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { talosAssetsPresent } from '../assets/fetch.ts';
+import { splitList, type Config } from '../config/config.ts';
+import { ipv4ByInterface } from '../config/network.ts';
+import { DB_FILE, Inventory } from '../inventory/store.ts';
+import { osCA } from '../talos/secrets.ts';
+import { readSecretsFile } from '../talos/secrets-store.ts';
+import type { Facts, PortFact } from './checks.ts';
+
+/** Which process holds a port, from /proc (Linux; best effort, may need root to see others' sockets). */
+export function portHolder(proto: 'tcp' | 'udp', port: number): string | undefined {
+  const inodes = new Set<string>();
+  for (const file of [`/proc/net/${proto}`, `/proc/net/${proto}6`]) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      const local = cols[1]!;
+      // TCP: only listeners (state 0A); UDP has no states that matter here.
+      if (proto === 'tcp' && cols[3] !== '0A') continue;
+      if (parseInt(local.split(':')[1]!, 16) === port) inodes.add(cols[9]!);
+    }
+  }
+  if (!inodes.size) return undefined;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && inodes.has(m[1]!)) return `${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()} (pid ${pid})`;
+      } catch {
+        // the process or fd went away
+      }
+    }
+  }
+  return undefined;
+}
+
+async function tryBind(proto: 'tcp' | 'udp', host: string, port: number, reuseAddr: boolean): Promise<PortFact['result']> {
+  const verdict = (err: NodeJS.ErrnoException | undefined): PortFact['result'] => (!err ? 'free' : err.code === 'EACCES' || err.code === 'EPERM' ? 'no-permission' : 'in-use');
+  if (proto === 'tcp') {
+    return new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', (err) => resolve(verdict(err)));
+      srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve('free')));
+    });
+  }
+  return new Promise((resolve) => {
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr });
+    s.once('error', (err) => {
+      s.close();
+      resolve(verdict(err));
+    });
+    s.bind({ address: host, port, exclusive: true }, () => s.close(() => resolve('free')));
+  });
+}
+
+export async function gatherPorts(c: Config): Promise<PortFact[]> {
+  const wanted: Array<Omit<PortFact, 'result'> & { reuse: boolean; enabled: boolean }> = [
+    { proto: 'tcp', host: c.http.host, port: c.http.port, purpose: 'HTTP', reuse: false, enabled: c.http.port !== 0 },
+    { proto: 'udp', host: c.tftp.host, port: c.tftp.port, purpose: 'TFTP', reuse: false, enabled: c.tftp.enabled && c.tftp.port !== 0 },
+    // Genesis binds these with SO_REUSEADDR; so does the trial, to judge what Genesis would meet.
+    { proto: 'udp', host: '0.0.0.0', port: c.dhcp.port, purpose: 'proxyDHCP', reuse: true, enabled: c.dhcp.proxy && c.dhcp.port !== 0 },
+    { proto: 'udp', host: '0.0.0.0', port: c.dhcp.pxe_port, purpose: 'proxyDHCP', reuse: true, enabled: c.dhcp.proxy && c.dhcp.pxe_port !== 0 },
+  ];
+  const out: PortFact[] = [];
+  for (const w of wanted) {
+    if (!w.enabled) {
+      out.push({ proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result: 'skipped' });
+      continue;
+    }
+    const result = await tryBind(w.proto, w.host, w.port, w.reuse);
+    out.push({ proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: result === 'in-use' ? portHolder(w.proto, w.port) : undefined });
+  }
+  return out;
+}
+
+function dataDirWritable(dir: string): Facts['dataDir'] {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const probe = path.join(dir, `.doctor-${process.pid}`);
+    writeFileSync(probe, 'ok');
+    rmSync(probe);
+    return { path: dir, writable: true };
+  } catch (err) {
+    return { path: dir, writable: false, error: (err as Error).message };
+  }
+}
+
+/** Talos versions and arches in use: the default for the configured arches, and each assigned node's. */
+function talosAssets(c: Config): Facts['talosAssets'] {
+  const wanted = new Set(splitList(c.assets.arches).map((a) => `${c.talos.version} ${a}`));
+  const db = path.join(c.data_dir, DB_FILE);
+  if (existsSync(db)) {
+    const inv = Inventory.open(db);
+    try {
+      for (const n of inv.list()) if (n.role !== 'unassigned' && n.state !== 'installed' && n.arch) wanted.add(`${n.talosVersion ?? c.talos.version} ${n.arch}`);
+    } finally {
+      inv.close();
+    }
+  }
+  return [...wanted].sort().map((w) => {
+    const [version, arch] = w.split(' ') as [string, 'amd64' | 'arm64'];
+    return { version, arch, present: talosAssetsPresent(c.assets_dir, version, arch) };
+  });
+}
+
+export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; ports: boolean }): Promise<Facts> {
+  let kernel = '';
+  try {
+    kernel = readFileSync('/proc/version', 'utf8');
+  } catch {
+    // not Linux
+  }
+  let caValidity: Facts['caValidity'];
+  try {
+    const bundle = readSecretsFile(c.data_dir);
+    if (bundle) {
+      const ca = osCA(bundle).cert;
+      caValidity = { notBefore: new Date(ca.validFrom), notAfter: new Date(ca.validTo) };
+    }
+  } catch {
+    // an unreadable bundle is reported by serve itself
+  }
+  return {
+    ports: opts.ports ? await gatherPorts(c) : [],
+    advertiseAddr: c.advertise_addr,
+    advertiseAuto: opts.advertiseAuto,
+    interfaces: ipv4ByInterface(os.networkInterfaces()),
+    kernel,
+    inContainer: existsSync('/.dockerenv'),
+    platform: process.platform,
+    talosAssets: talosAssets(c),
+    ipxeBinaries: ['undionly.kpxe', 'snponly.efi'].map((name) => ({ name, present: existsSync(path.join(c.assets_dir, 'ipxe', name)) })),
+    dataDir: dataDirWritable(c.data_dir),
+    now: new Date(),
+    caValidity,
+  };
+}

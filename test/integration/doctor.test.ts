@@ -1,0 +1,66 @@
+// `genesis doctor` as a real process on this host: a taken port (and who holds it), an address
+// that is not ours, missing binaries and assets, an unwritable data dir; a good setup passes.
+
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
+import { BIN } from '../helpers/genesis-process.ts';
+import { run } from '../helpers/run.ts';
+
+function setup(opts: { assets?: boolean } = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'genesis-doctor-'));
+  const assets = path.join(dir, 'assets');
+  mkdirSync(path.join(assets, 'ipxe'), { recursive: true });
+  if (opts.assets) {
+    for (const f of ['undionly.kpxe', 'snponly.efi']) writeFileSync(path.join(assets, 'ipxe', f), 'x');
+    stageTalosPlaceholders(assets, ['v1.13.9'], ['amd64']);
+  }
+  return { dir, env: { GENESIS_DATA_DIR: path.join(dir, 'data'), GENESIS_ASSETS_DIR: assets } };
+}
+const doctor = (env: Record<string, string>, args: string[] = []) =>
+  run(process.execPath, [BIN, 'doctor', ...args], {
+    env: { PATH: process.env.PATH, GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_HTTP_HOST: '127.0.0.1', GENESIS_HTTP_PORT: '0', GENESIS_TFTP_ENABLED: 'false', ...env },
+  });
+
+describe('genesis doctor', () => {
+  it('finds nothing else wrong with a good setup; loopback (all a test may use) is no LAN address', async () => {
+    const s = setup({ assets: true });
+    const r = await doctor(s.env, ['--json']);
+    const results = (JSON.parse(r.stdout) as { results: Array<{ id: string; status: string; title: string }> }).results;
+    expect(results.filter((x) => x.status !== 'ok')).toEqual([
+      expect.objectContaining({ id: 'advertise-local', status: 'fail', title: 'advertise_addr 127.0.0.1 is a loopback address: no machine can reach it' }),
+    ]);
+    expect(results.map((x) => x.id)).toEqual(['advertise-local', 'docker-desktop', 'ipxe-binaries', 'talos-v1.13.9-amd64', 'data-dir', 'clock']);
+  });
+
+  it('finds a taken HTTP port and the process holding it', async () => {
+    const s = setup({ assets: true });
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as AddressInfo).port;
+    try {
+      const r = await doctor({ ...s.env, GENESIS_HTTP_PORT: String(port) });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`FAIL  TCP 127\\.0\\.0\\.1:${port} \\(HTTP\\) is already in use by \\S+ \\(pid ${process.pid}\\)`));
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('fails an address that is not on this host, missing iPXE binaries, and an unwritable data dir; warns about missing Talos assets', async () => {
+    const s = setup();
+    const file = path.join(s.dir, 'a-file');
+    writeFileSync(file, '');
+    const r = await doctor({ ...s.env, GENESIS_ADVERTISE_ADDR: '192.0.2.77', GENESIS_DATA_DIR: path.join(file, 'data') });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('FAIL  advertise_addr 192.0.2.77 is not an address of this host');
+    expect(r.stdout).toContain('FAIL  iPXE binaries missing from assets/ipxe: undionly.kpxe, snponly.efi');
+    expect(r.stdout).toContain('WARN  Talos v1.13.9 amd64 kernel and initramfs are not downloaded');
+    expect(r.stdout).toContain('fix: genesis assets fetch --talos v1.13.9 --arch amd64');
+    expect(r.stdout).toMatch(/FAIL {2}data dir .*a-file\/data is not writable/);
+  });
+});

@@ -1,0 +1,85 @@
+// Each misconfiguration `genesis doctor` knows, as the exact facts it is about.
+
+import { describe, expect, it } from 'vitest';
+import { checkAdvertise, checkAssets, checkClock, checkDataDir, checkDockerDesktop, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
+
+const healthy: Facts = {
+  ports: [
+    { proto: 'tcp', host: '0.0.0.0', port: 8080, purpose: 'HTTP', result: 'free' },
+    { proto: 'udp', host: '0.0.0.0', port: 69, purpose: 'TFTP', result: 'free' },
+  ],
+  advertiseAddr: '192.0.2.1',
+  advertiseAuto: false,
+  interfaces: new Map([['eth0', ['192.0.2.1']]]),
+  kernel: 'Linux version 6.1.0-28-amd64 (debian-kernel@lists.debian.org)',
+  inContainer: false,
+  platform: 'linux',
+  talosAssets: [{ version: 'v1.13.9', arch: 'amd64', present: true }],
+  ipxeBinaries: [
+    { name: 'undionly.kpxe', present: true },
+    { name: 'snponly.efi', present: true },
+  ],
+  dataDir: { path: '/var/lib/genesis', writable: true },
+  now: new Date('2026-11-22T12:00:00Z'),
+  caValidity: { notBefore: new Date('2026-11-20T00:00:00Z'), notAfter: new Date('2036-11-20T00:00:00Z') },
+};
+
+describe('genesis doctor checks', () => {
+  it('passes a healthy host', () => {
+    expect(runChecks(healthy).filter((r) => r.status !== 'ok')).toEqual([]);
+  });
+
+  it('names the process holding a port, and explains privileged ports and a DHCP server on 67', () => {
+    const r = checkPorts({
+      ...healthy,
+      ports: [
+        { proto: 'udp', host: '0.0.0.0', port: 69, purpose: 'TFTP', result: 'in-use', holder: 'in.tftpd (pid 812)' },
+        { proto: 'tcp', host: '0.0.0.0', port: 80, purpose: 'HTTP', result: 'no-permission' },
+        { proto: 'udp', host: '0.0.0.0', port: 67, purpose: 'proxyDHCP', result: 'in-use' },
+      ],
+    });
+    expect(r[0]).toMatchObject({ status: 'fail', title: 'UDP 0.0.0.0:69 (TFTP) is already in use by in.tftpd (pid 812)', fix: expect.stringContaining('systemctl stop tftpd-hpa') });
+    expect(r[1]).toMatchObject({ status: 'fail', title: 'TCP 0.0.0.0:80 (HTTP) needs privileges', fix: expect.stringContaining('http.port') });
+    expect(r[2]).toMatchObject({ status: 'fail', detail: expect.stringContaining('--bind-interfaces') });
+  });
+
+  it('fails an advertise_addr that is not on this host, and warns when "auto" had several LANs to pick from', () => {
+    expect(checkAdvertise({ ...healthy, advertiseAddr: '127.0.0.1' })[0]).toMatchObject({ status: 'fail', title: expect.stringContaining('loopback') });
+    expect(checkAdvertise({ ...healthy, advertiseAddr: '192.0.2.77' })[0]).toMatchObject({ status: 'fail', title: 'advertise_addr 192.0.2.77 is not an address of this host' });
+    const two = checkAdvertise({
+      ...healthy,
+      advertiseAuto: true,
+      interfaces: new Map([
+        ['eth0', ['192.0.2.1']],
+        ['wlan0', ['192.0.2.130']],
+        ['docker0', ['192.0.2.200']],
+      ]),
+    });
+    expect(two[1]).toMatchObject({ status: 'warn', title: 'advertise_addr is "auto" and this host has 2 candidate interfaces' });
+    expect(checkAdvertise({ ...healthy, advertiseAuto: true, interfaces: new Map([['eth0', ['192.0.2.1']], ['docker0', ['192.0.2.200']]]) })).toHaveLength(1);
+  });
+
+  it('recognises Docker Desktop and non-Linux hosts', () => {
+    expect(checkDockerDesktop({ ...healthy, inContainer: true, kernel: 'Linux version 6.10.14-linuxkit (root@buildkitsandbox)' }).status).toBe('fail');
+    expect(checkDockerDesktop({ ...healthy, inContainer: true, kernel: 'Linux version 5.15.153.1-microsoft-standard-WSL2' }).status).toBe('fail');
+    expect(checkDockerDesktop({ ...healthy, platform: 'darwin' }).status).toBe('fail');
+    expect(checkDockerDesktop({ ...healthy, inContainer: true }).status).toBe('ok');
+  });
+
+  it('fails missing iPXE binaries and warns about missing Talos assets, with the commands that fix them', () => {
+    const r = checkAssets({ ...healthy, ipxeBinaries: [{ name: 'undionly.kpxe', present: false }, { name: 'snponly.efi', present: true }], talosAssets: [{ version: 'v1.12.4', arch: 'arm64', present: false }] });
+    expect(r[0]).toMatchObject({ status: 'fail', title: 'iPXE binaries missing from assets/ipxe: undionly.kpxe', fix: expect.stringContaining('copy-ipxe.sh') });
+    expect(r[1]).toMatchObject({ status: 'warn', fix: 'genesis assets fetch --talos v1.12.4 --arch arm64' });
+  });
+
+  it('fails a data dir it cannot write', () => {
+    expect(checkDataDir({ ...healthy, dataDir: { path: '/x', writable: false, error: 'EACCES' } })).toMatchObject({ status: 'fail', detail: 'EACCES' });
+  });
+
+  it('fails a clock before this release or outside the CA validity', () => {
+    expect(checkClock({ ...healthy, now: new Date('2020-01-01T00:00:00Z') }).status).toBe('fail');
+    expect(checkClock({ ...healthy, now: new Date('2026-11-19T00:00:00Z') })).toMatchObject({ status: 'fail', title: expect.stringContaining("outside the cluster CA's validity") });
+    expect(checkClock({ ...healthy, now: new Date('2037-01-01T00:00:00Z') }).status).toBe('fail');
+    expect(checkClock({ ...healthy, caValidity: undefined }).status).toBe('ok');
+  });
+});
