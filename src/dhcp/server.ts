@@ -75,7 +75,7 @@ export class ProxyDhcpServer {
     } catch (err) {
       if (!(err instanceof DhcpDecodeError)) throw err;
       this.counters.malformed++;
-      this.log.debug({ from: from.address, port, err: err.message }, 'malformed DHCP packet dropped');
+      this.log.debug({ from: from.address, port, err: err.message, hex: msg.subarray(0, 1500).toString('hex') }, 'malformed DHCP packet dropped');
       return;
     }
     this.onAnswer?.(answer, port);
