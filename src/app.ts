@@ -25,6 +25,7 @@ import { ChainloadLoopDetector } from './boot/chainload-loop.ts';
 import { fetchTalosAssets, talosAssetsPresent } from './assets/fetch.ts';
 import { sourceFor } from './assets/catalog.ts';
 import { runChecks } from './doctor/checks.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { gatherFacts } from './doctor/gather.ts';
 import type { Arch } from './inventory/model.ts';
 import { PatchError } from './talos/patch.ts';
@@ -49,6 +50,7 @@ export class Genesis {
   http: FastifyInstance | undefined;
   bootstrap: BootstrapOrchestrator | undefined;
   dhcp: ProxyDhcpServer | undefined;
+  metrics: Metrics | undefined;
   /** The background asset fetch started by `assets.fetch_on_start`, for tests and shutdown. */
   assetFetch: Promise<void> | undefined;
   private httpPort = 0;
@@ -112,6 +114,8 @@ export class Genesis {
     this.tftpFiles.register('boot.ipxe', () => Buffer.from(boot.entryScript()));
 
     const locks = new BootstrapLocks(this.inventory.db);
+    const inventory = this.inventory;
+    this.metrics = new Metrics({ nodes: () => inventory.list(), lockState: () => locks.get(c.cluster.name) });
     this.bootstrap = new BootstrapOrchestrator({
       inventory: this.inventory,
       locks,
@@ -137,6 +141,7 @@ export class Genesis {
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
+      metrics: this.metrics,
       cluster: {
         cluster: c.cluster.name,
         orchestrator: this.bootstrap,
@@ -169,6 +174,7 @@ export class Genesis {
       listening.tftp = await this.tftp.start();
       const loops = new ChainloadLoopDetector();
       this.tftp.on('transfer-end', (t: TransferSummary) => {
+        this.metrics!.tftpTransfer(t);
         if (t.outcome !== 'ok') return;
         const ip = t.client.slice(0, t.client.lastIndexOf(':'));
         const warning = loops.observe(ip, t.file, Date.now());
@@ -229,6 +235,7 @@ export class Genesis {
       context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
+    this.dhcp.onAnswer = (a) => this.metrics?.dhcpAnswer(a);
     let ports;
     try {
       ports = await this.dhcp.start();

@@ -38,8 +38,8 @@ export class ProxyDhcpServer {
   private sockets: dgram.Socket[] = [];
   private sender: dgram.Socket | undefined;
   private pxe: dgram.Socket | undefined;
-  /** Called after every decision (tests, metrics). */
-  onAnswer: ((a: ProxyAnswer, port: 'dhcp' | 'pxe') => void) | undefined;
+  /** Called after every decision, or with 'malformed' for a packet that did not decode (metrics). */
+  onAnswer: ((a: ProxyAnswer | 'malformed', port: 'dhcp' | 'pxe') => void) | undefined;
 
   constructor(opts: ProxyDhcpOptions) {
     this.opts = opts;
@@ -75,6 +75,7 @@ export class ProxyDhcpServer {
     } catch (err) {
       if (!(err instanceof DhcpDecodeError)) throw err;
       this.counters.malformed++;
+      this.onAnswer?.('malformed', port);
       this.log.debug({ from: from.address, port, err: err.message, hex: msg.subarray(0, 1500).toString('hex') }, 'malformed DHCP packet dropped');
       return;
     }

@@ -13,6 +13,8 @@ import { assetRoutes } from './assets.ts';
 import { bootRoutes } from './boot.ts';
 import { installErrorHandling } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { metricsRoutes } from './metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { talosRoutes } from './talos.ts';
 
 export type HttpServerOptions = {
@@ -24,6 +26,7 @@ export type HttpServerOptions = {
   assetsDir: string;
   tokenHash: Buffer;
   cluster: ClusterDeps;
+  metrics: Metrics;
 };
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -39,6 +42,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   installErrorHandling(app);
+  metricsRoutes(app, opts.metrics);
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir });
   bootRoutes(app, opts.boot);
   talosRoutes(app, opts.configs);

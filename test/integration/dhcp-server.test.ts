@@ -79,6 +79,9 @@ describe('proxyDHCP in Genesis', () => {
     const ack = await ask();
     expect(ack.file).toBe('ipxe.efi');
     expect(ack.siaddr).toBe('127.0.0.1');
+    // Counted in /metrics by result and client kind.
+    const metrics = await (await fetch(`${g.url}/metrics`)).text();
+    expect(metrics).toMatch(/^genesis_dhcp_requests_total\{result="offered",client="pxe"\} 1$/m);
     await g.close();
     cleanup.pop();
     // Closed with Genesis: the port is free again.

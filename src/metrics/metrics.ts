@@ -1,0 +1,107 @@
+// Prometheus metrics (prom-client), one registry per Genesis. Counters are moved by the servers
+// as things happen; gauges for the inventory and the bootstrap lock are read at scrape time, so
+// they are never stale and cost nothing between scrapes. No MAC or other identifier is a label:
+// label sets stay small and the endpoint reveals nothing about individual machines.
+
+import client from 'prom-client';
+import { LOCK_STATES } from '../bootstrap/lock.ts';
+import type { ProxyAnswer } from '../dhcp/proxy.ts';
+import { BOOT_STATES, ROLES, type Node } from '../inventory/model.ts';
+import type { TransferSummary } from '../tftp/server.ts';
+
+export type MetricsSources = {
+  nodes: () => Node[];
+  lockState: () => { state: string; epoch: number };
+};
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  private readonly dhcp: client.Counter<'result' | 'client'>;
+  private readonly tftpTransfers: client.Counter<'outcome'>;
+  private readonly tftpBytes: client.Counter;
+  private readonly tftpRetransmits: client.Counter;
+  private readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
+  private readonly assetBytes: client.Counter<'kind'>;
+  private readonly configs: client.Counter<'result'>;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'genesis_process_' });
+    this.dhcp = new client.Counter({
+      name: 'genesis_dhcp_requests_total',
+      help: 'proxyDHCP requests by result (offered: answered; ignored: not a PXE client or nothing to offer; malformed) and client kind',
+      labelNames: ['result', 'client'],
+      registers,
+    });
+    this.tftpTransfers = new client.Counter({ name: 'genesis_tftp_transfers_total', help: 'TFTP transfers by outcome', labelNames: ['outcome'], registers });
+    this.tftpBytes = new client.Counter({ name: 'genesis_tftp_bytes_total', help: 'Bytes of file data sent over TFTP', registers });
+    this.tftpRetransmits = new client.Counter({ name: 'genesis_tftp_retransmits_total', help: 'TFTP packets sent again after a timeout', registers });
+    this.httpRequests = new client.Counter({
+      name: 'genesis_http_requests_total',
+      help: 'HTTP requests by route pattern, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.assetBytes = new client.Counter({ name: 'genesis_http_asset_bytes_total', help: 'Bytes of boot assets sent over HTTP', labelNames: ['kind'], registers });
+    this.configs = new client.Counter({ name: 'genesis_machine_configs_total', help: 'Machine config requests: served, refused (403) or failed (503)', labelNames: ['result'], registers });
+    new client.Gauge({
+      name: 'genesis_nodes',
+      help: 'Machines in the inventory by state and role',
+      labelNames: ['state', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of BOOT_STATES) for (const r of ROLES) this.set({ state: s, role: r }, 0);
+        for (const n of sources.nodes()) this.inc({ state: n.state, role: n.role });
+      },
+    });
+    new client.Gauge({
+      name: 'genesis_bootstrap_state',
+      help: 'The bootstrap lock: 1 for its current state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const { state } = sources.lockState();
+        for (const s of LOCK_STATES) this.set({ state: s }, s === state ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'genesis_bootstrap_epoch',
+      help: 'The bootstrap lock fencing epoch',
+      registers,
+      collect() {
+        this.set(sources.lockState().epoch);
+      },
+    });
+    // Zero series exist from the start, so rate() and absent() work before the first event.
+    for (const o of ['ok', 'aborted', 'client-error', 'timeout', 'read-error']) this.tftpTransfers.inc({ outcome: o }, 0);
+    for (const r of ['served', 'refused', 'failed']) this.configs.inc({ result: r }, 0);
+  }
+
+  dhcpAnswer(a: ProxyAnswer | 'malformed'): void {
+    if (a === 'malformed') this.dhcp.inc({ result: 'malformed', client: 'unknown' });
+    else if (a.kind === 'reply') this.dhcp.inc({ result: 'offered', client: a.client });
+    else this.dhcp.inc({ result: 'ignored', client: 'unknown' });
+  }
+
+  tftpTransfer(t: TransferSummary): void {
+    this.tftpTransfers.inc({ outcome: t.outcome });
+    this.tftpBytes.inc(t.bytes);
+    this.tftpRetransmits.inc(t.retransmits);
+  }
+
+  /** One finished HTTP request; `route` is the route pattern (never the raw URL: no MACs, no tokens). */
+  httpResponse(route: string, method: string, status: number, bytes: number): void {
+    this.httpRequests.inc({ route, method, status: String(status) });
+    if (route.startsWith('/assets/') && (status === 200 || status === 206) && method === 'GET') this.assetBytes.inc({ kind: 'assets' }, bytes);
+    if (route.startsWith('/talos/config/')) this.configs.inc({ result: status === 200 ? 'served' : status === 403 ? 'refused' : 'failed' });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

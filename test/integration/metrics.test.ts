@@ -1,0 +1,76 @@
+// GET /metrics, parsed with a Prometheus text-format parser: the families exist from the start,
+// and the counters move as a real TFTP client, HTTP downloads and config fetches happen.
+
+import { writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import parse from 'parse-prometheus-text-format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
+import { run } from '../helpers/run.ts';
+
+let g: TestGenesis;
+beforeAll(async () => {
+  g = await startGenesis();
+  writeFileSync(path.join(g.assetsDir, 'ipxe', 'undionly.kpxe'), Buffer.alloc(100_000, 7));
+});
+afterAll(async () => {
+  await g.close();
+});
+
+async function scrape(): Promise<(name: string, labels?: Record<string, string>) => number> {
+  const res = await fetch(`${g.url}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('text/plain');
+  const families = parse(await res.text());
+  return (name, labels = {}) => {
+    const fam = families.find((f) => f.name === name);
+    if (!fam) throw new Error(`no metric ${name}`);
+    return fam.metrics.filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)).reduce((n, m) => n + Number(m.value), 0);
+  };
+}
+
+describe('GET /metrics', () => {
+  it('counts TFTP transfers and bytes from a real client', async () => {
+    const before = await scrape();
+    const out = path.join(mkdtempSync(path.join(tmpdir(), 'genesis-metrics-')), 'f');
+    const r = await run('curl', ['-sS', '-o', out, `tftp://127.0.0.1:${g.tftpPort}/undionly.kpxe`]);
+    expect(r.code, r.stderr).toBe(0);
+    const after = await scrape();
+    expect(after('genesis_tftp_transfers_total', { outcome: 'ok' }) - before('genesis_tftp_transfers_total', { outcome: 'ok' })).toBe(1);
+    expect(after('genesis_tftp_bytes_total') - before('genesis_tftp_bytes_total')).toBe(100_000);
+  });
+
+  it('counts HTTP requests by route pattern, asset bytes, and configs served and refused', async () => {
+    const mac = '52:54:00:00:0e:01';
+    expect((await g.api('PUT', `/nodes/${mac}`, { role: 'worker' })).status).toBe(201);
+    const before = await scrape();
+    const script = await (await fetch(nodeScriptUrl(g.url, mac))).text();
+    const configUrl = / talos\.config=(\S+)/.exec(script)![1]!;
+    expect((await fetch(configUrl)).status).toBe(200);
+    expect((await fetch(configUrl.replace(/[0-9a-f]{64}$/, '0'.repeat(64)))).status).toBe(403);
+    const kernel = await fetch(`${g.url}/assets/talos/v1.13.9/amd64/vmlinuz`);
+    const size = (await kernel.arrayBuffer()).byteLength;
+    const after = await scrape();
+    const delta = (name: string, labels?: Record<string, string>) => after(name, labels) - before(name, labels);
+    expect(delta('genesis_http_requests_total', { route: '/ipxe/node', status: '200' })).toBe(1);
+    expect(delta('genesis_machine_configs_total', { result: 'served' })).toBe(1);
+    expect(delta('genesis_machine_configs_total', { result: 'refused' })).toBe(1);
+    expect(delta('genesis_http_asset_bytes_total')).toBe(size);
+    // Route patterns only: no MAC or token ever becomes a label.
+    const text = await (await fetch(`${g.url}/metrics`)).text();
+    expect(text).not.toContain(mac);
+    expect(text).not.toMatch(/[0-9a-f]{64}/);
+  });
+
+  it('reports nodes by state and role, and the bootstrap lock', async () => {
+    expect((await g.api('PUT', '/nodes/52:54:00:00:0e:02', { role: 'controlplane' })).status).toBe(201);
+    const m = await scrape();
+    expect(m('genesis_nodes', { state: 'assigned', role: 'controlplane' })).toBe(1);
+    expect(m('genesis_nodes')).toBe((await (await g.api('GET', '/nodes')).json() as { nodes: unknown[] }).nodes.length);
+    expect(m('genesis_bootstrap_state', { state: 'unclaimed' })).toBe(1);
+    expect(m('genesis_bootstrap_state')).toBe(1);
+    expect(m('genesis_bootstrap_epoch')).toBe(0);
+  });
+});
