@@ -177,6 +177,7 @@ export class Genesis {
         this.metrics!.tftpTransfer(t);
         if (t.outcome !== 'ok') return;
         const ip = t.client.slice(0, t.client.lastIndexOf(':'));
+        this.recordForKnownNode(() => this.inventory?.byIp(ip)?.mac, 'tftp-served', { file: t.file, bytes: t.bytes, durationMs: t.durationMs });
         const warning = loops.observe(ip, t.file, Date.now());
         if (warning) this.log.warn({ client: ip, file: t.file }, warning);
       });
@@ -186,6 +187,16 @@ export class Genesis {
     this.bootstrap.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
+  }
+
+  /** A boot step seen outside HTTP (DHCP, TFTP), on the node's timeline; never fatal to the server. */
+  private recordForKnownNode(mac: () => string | undefined, type: 'dhcp-offered' | 'tftp-served', detail: Record<string, unknown>): void {
+    try {
+      const m = mac();
+      if (m) this.inventory?.record(m, type, 'boot', detail);
+    } catch (err) {
+      this.log.warn({ err, type }, 'could not record a boot step');
+    }
   }
 
   /**
@@ -235,7 +246,12 @@ export class Genesis {
       context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
-    this.dhcp.onAnswer = (a) => this.metrics?.dhcpAnswer(a);
+    this.dhcp.onAnswer = (a, port) => {
+      this.metrics?.dhcpAnswer(a);
+      if (a !== 'malformed' && a.kind === 'reply') {
+        this.recordForKnownNode(() => (this.inventory?.get(a.mac) ? a.mac : undefined), 'dhcp-offered', { client: a.client, arch: a.arch, bootfile: a.bootfile, port });
+      }
+    };
     let ports;
     try {
       ports = await this.dhcp.start();

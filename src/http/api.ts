@@ -10,6 +10,7 @@ import type { Inventory } from '../inventory/store.ts';
 import type { MachineConfigService } from '../boot/machine-config.ts';
 import type { Talosconfigs } from '../boot/talosconfig.ts';
 import { RenderError } from '../talos/render.ts';
+import { buildTimeline } from '../inventory/timeline.ts';
 import { clusterRoutes, type ClusterDeps } from './cluster.ts';
 import { HttpError } from './errors.ts';
 
@@ -135,6 +136,12 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
 
   app.get('/talosconfig', async (_req, reply) => {
     return reply.type('application/yaml').header('cache-control', 'no-store').send(await deps.talosconfigs.render());
+  });
+
+  app.get('/nodes/:mac/timeline', { schema: { params: macParams } }, async (req) => {
+    const mac = macOf(req);
+    if (!inventory.get(mac)) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
+    return { mac, steps: buildTimeline(inventory.events(mac, { limit: 500 })) };
   });
 
   app.delete('/nodes/:mac', { schema: { params: macParams } }, async (req, reply) => {

@@ -80,6 +80,9 @@ export type BootFacts = {
 
 export const EVENT_TYPES = [
   'discovered',
+  // Recorded only for machines already in the inventory (a stranger's DHCP request is not stored).
+  'dhcp-offered',
+  'tftp-served',
   'script-served',
   'asset-fetched',
   'config-served',
