@@ -3,12 +3,12 @@
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { ASSET_FILES, importNames, parseSums, sourceFor, SUMS_FILE, type AssetSource } from '../assets/catalog.ts';
 import { AssetError, fetchTalosAssets, importTalosAssets, type Progress } from '../assets/fetch.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../inventory/model.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
+import { parseCommand } from './args.ts';
 import { CliError, cliFailure } from './nodes.ts';
 
 export const ASSETS_USAGE = `Usage: genesis assets <command> [options]
@@ -64,23 +64,13 @@ function assetSource(config: Config, schematic: string | undefined): AssetSource
 }
 
 export async function assetsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        talos: { type: 'string' },
-        arch: { type: 'string' },
-        schematic: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    process.stderr.write(`genesis assets: ${(err as Error).message}\n${ASSETS_USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand(
+    argv,
+    { config: { type: 'string', short: 'c' }, talos: { type: 'string' }, arch: { type: 'string' }, schematic: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    ASSETS_USAGE,
+    'assets',
+  );
+  if (!parsed) return 2;
   const { values: v, positionals } = parsed;
   const [sub, ...rest] = positionals;
   if (v.help || !sub) {

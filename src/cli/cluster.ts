@@ -1,8 +1,8 @@
 // `genesis cluster`: where the bootstrap stands, the join token for self-bootstrapping nodes,
 // and the deliberate reset for rebuilding a cluster. Everything goes through the HTTP API.
 
-import { parseArgs } from 'node:util';
 import type { ClusterStatus } from '../bootstrap/orchestrator.ts';
+import { parseCommand } from './args.ts';
 import { API_CLIENT_OPTIONS, apiClient, call, CliError, cliFailure } from './nodes.ts';
 
 export const CLUSTER_USAGE = `Usage: genesis cluster <command> [options]
@@ -43,17 +43,8 @@ function describe(s: ClusterStatus): string {
 }
 
 export async function clusterCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { ...API_CLIENT_OPTIONS, confirm: { type: 'string' } },
-    });
-  } catch (err) {
-    process.stderr.write(`genesis cluster: ${(err as Error).message}\n${CLUSTER_USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand(argv, { ...API_CLIENT_OPTIONS, confirm: { type: 'string' } }, CLUSTER_USAGE, 'cluster');
+  if (!parsed) return 2;
   const { values: v, positionals } = parsed;
   const [sub] = positionals;
   if (v.help || !sub) {

@@ -1,7 +1,7 @@
 // `genesis doctor`: checks this host and configuration for what keeps machines from booting, and
 // says how to fix each. Exit 1 when something fails (warnings alone exit 0).
 
-import { parseArgs } from 'node:util';
+import { parseCommand } from './args.ts';
 import { loadConfig } from '../config/config.ts';
 import { detectAdvertiseAddr } from '../config/network.ts';
 import { runChecks, type CheckResult } from '../doctor/checks.ts';
@@ -25,13 +25,8 @@ export function formatResults(results: CheckResult[]): string {
 }
 
 export async function doctorCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-  } catch (err) {
-    process.stderr.write(`genesis doctor: ${(err as Error).message}\n${DOCTOR_USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand(argv, { json: { type: 'boolean' }, config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, DOCTOR_USAGE, 'doctor');
+  if (!parsed) return 2;
   if (parsed.values.help) {
     out(DOCTOR_USAGE);
     return 0;

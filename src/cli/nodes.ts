@@ -3,9 +3,9 @@
 // the data dir, so it works the same on the Genesis machine and from a laptop.
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
+import { parseCommand } from './args.ts';
 import type { Node, NodeEvent } from '../inventory/model.ts';
 
 export const NODES_USAGE = `Usage: genesis nodes <command> [options]
@@ -116,30 +116,26 @@ function labelsFrom(values: string[] | undefined): Record<string, string> | unde
 }
 
 export async function nodesCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...API_CLIENT_OPTIONS,
-        role: { type: 'string' },
-        state: { type: 'string' },
-        hostname: { type: 'string' },
-        disk: { type: 'string' },
-        label: { type: 'string', multiple: true },
-        'talos-version': { type: 'string' },
-        address: { type: 'string' },
-        gateway: { type: 'string' },
-        nameserver: { type: 'string', multiple: true },
-        patch: { type: 'string' },
-        bootstrap: { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    process.stderr.write(`genesis nodes: ${(err as Error).message}\n${NODES_USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand(
+    argv,
+    {
+      ...API_CLIENT_OPTIONS,
+      role: { type: 'string' },
+      state: { type: 'string' },
+      hostname: { type: 'string' },
+      disk: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      'talos-version': { type: 'string' },
+      address: { type: 'string' },
+      gateway: { type: 'string' },
+      nameserver: { type: 'string', multiple: true },
+      patch: { type: 'string' },
+      bootstrap: { type: 'boolean' },
+    },
+    NODES_USAGE,
+    'nodes',
+  );
+  if (!parsed) return 2;
   const { values: v, positionals } = parsed;
   const [sub, mac, role] = positionals;
   if (v.help || !sub) {

@@ -3,7 +3,6 @@
 // own files); talosconfig asks the running Genesis, which knows the control planes' addresses.
 
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { clusterSettings, ConfigRenderer } from '../boot/machine-config.ts';
 import { loadConfig } from '../config/config.ts';
 import { normalizeMac } from '../inventory/mac.ts';
@@ -12,6 +11,7 @@ import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { RenderError } from '../talos/render.ts';
 import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from '../talos/secrets.ts';
 import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
+import { parseCommand } from './args.ts';
 import { apiClient, call, CliError, cliFailure } from './nodes.ts';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -47,20 +47,10 @@ Asks the running Genesis for a talosconfig (admin client certificate signed by t
 valid one year; endpoints: the control planes). Written to <file> with mode 0600, or to stdout.
 `;
 
-type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
-type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
-
-function parse(argv: string[], options: OptionSpec, usage: string, name: string): Parsed | undefined {
-  try {
-    return parseArgs({ args: argv, allowPositionals: true, options: { ...options, config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } }) as Parsed;
-  } catch (err) {
-    process.stderr.write(`genesis ${name}: ${(err as Error).message}\n${usage}`);
-    return undefined;
-  }
-}
+const COMMON = { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } as const;
 
 export async function secretsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  const parsed = parse(argv, { force: { type: 'boolean' } }, SECRETS_USAGE, 'secrets');
+  const parsed = parseCommand(argv, { ...COMMON, force: { type: 'boolean' } }, SECRETS_USAGE, 'secrets');
   if (!parsed) return 2;
   const { values: v, positionals } = parsed;
   const [sub, file] = positionals;
@@ -68,7 +58,7 @@ export async function secretsCommand(argv: string[], out: (s: string) => void = 
     process.stdout.write(SECRETS_USAGE);
     return v.help ? 0 : 2;
   }
-  const config = loadConfig({ file: v.config as string | undefined, detect: () => '127.0.0.1' });
+  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
   const dir = config.data_dir;
   try {
     switch (sub) {
@@ -112,9 +102,9 @@ export async function secretsCommand(argv: string[], out: (s: string) => void = 
 }
 
 export async function configCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  const parsed = parse(
+  const parsed = parseCommand(
     argv,
-    { mac: { type: 'string' }, role: { type: 'string' }, secrets: { type: 'string' }, 'talos-version': { type: 'string' }, hostname: { type: 'string' } },
+    { ...COMMON, mac: { type: 'string' }, role: { type: 'string' }, secrets: { type: 'string' }, 'talos-version': { type: 'string' }, hostname: { type: 'string' } },
     CONFIG_USAGE,
     'config',
   );
@@ -124,9 +114,9 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     process.stdout.write(CONFIG_USAGE);
     return v.help ? 0 : 2;
   }
-  const config = loadConfig({ file: v.config as string | undefined, detect: () => '127.0.0.1' });
-  const mac = v.mac as string | undefined;
-  const role = v.role as string | undefined;
+  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
+  const mac = v.mac;
+  const role = v.role;
   let inventory: Inventory | undefined;
   try {
     if ((mac === undefined) === (role === undefined)) throw new CliError('give --mac or --role (one of them)');
@@ -135,7 +125,7 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     if (v.secrets !== undefined) {
       if (mac !== undefined) throw new CliError('--secrets goes with --role; a node renders with the data dir bundle it will receive');
       try {
-        bundle = parseSecrets(readFileSync(v.secrets as string, 'utf8'));
+        bundle = parseSecrets(readFileSync(v.secrets, 'utf8'));
       } catch (err) {
         if (err instanceof SecretsError) throw new CliError(`${v.secrets}: ${err.message}`);
         throw new CliError(`cannot read ${v.secrets}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
@@ -155,9 +145,9 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
       node = found;
     } else {
       // Nothing but a role (and maybe a hostname): what `config render --role` previews.
-      node = blankNode('02:00:00:00:00:01', { role: role as 'controlplane' | 'worker', hostname: (v.hostname as string | undefined) ?? null });
+      node = blankNode('02:00:00:00:00:01', { role: role as 'controlplane' | 'worker', hostname: v.hostname ?? null });
     }
-    if (v['talos-version'] !== undefined) node = { ...node, talosVersion: v['talos-version'] as string };
+    if (v['talos-version'] !== undefined) node = { ...node, talosVersion: v['talos-version'] };
     const renderer = new ConfigRenderer({
       secrets: new SecretsStore(config.data_dir, bundle),
       cluster: clusterSettings(config),
@@ -174,7 +164,7 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
 }
 
 export async function talosconfigCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  const parsed = parse(argv, { output: { type: 'string', short: 'o' }, url: { type: 'string' } }, TALOSCONFIG_USAGE, 'talosconfig');
+  const parsed = parseCommand(argv, { ...COMMON, output: { type: 'string', short: 'o' }, url: { type: 'string' } }, TALOSCONFIG_USAGE, 'talosconfig');
   if (!parsed) return 2;
   const { values: v } = parsed;
   if (v.help) {
@@ -182,10 +172,10 @@ export async function talosconfigCommand(argv: string[], out: (s: string) => voi
     return 0;
   }
   try {
-    const text = (await call(apiClient(v.config as string | undefined, v.url as string | undefined), 'GET', '/talosconfig', undefined, { text: true })) as string;
+    const text = (await call(apiClient(v.config, v.url), 'GET', '/talosconfig', undefined, { text: true })) as string;
     if (v.output) {
-      writeFileSync(v.output as string, text, { mode: 0o600 });
-      chmodSync(v.output as string, 0o600);
+      writeFileSync(v.output, text, { mode: 0o600 });
+      chmodSync(v.output, 0o600);
       out(`wrote ${v.output} (mode 0600)\n`);
     } else {
       out(text);
