@@ -21,6 +21,7 @@ Commands:
   reinstall <mac>                    Install Talos again at the next PXE boot
   installed <mac>                    Mark installed: the next PXE boot goes to the local disk
   delete <mac>                       Forget the machine (its events are kept)
+  watch                              Print node changes as they happen, until interrupted
 
 Options:
   --url <url>      Genesis HTTP address (default: from the configuration, on 127.0.0.1)
@@ -93,6 +94,33 @@ export async function call(c: Client, method: string, path: string, body?: unkno
     throw new CliError(`${e.message ?? e.error ?? res.statusText}${hint}`);
   }
   return data;
+}
+
+type Change = { event: Omit<NodeEvent, 'id'>; node: Node | null | undefined };
+
+/** Follow GET /api/v1/stream (Server-Sent Events) until Genesis ends it. */
+async function watch(c: Client, onChange: (change: Change) => void): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(`${c.url}/api/v1/stream`, { headers: c.token ? { authorization: `Bearer ${c.token}` } : {} });
+  } catch (err) {
+    throw new CliError(`cannot reach Genesis at ${c.url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+  }
+  if (!res.ok || !res.body) throw new CliError(`the stream answered ${res.status}${res.status === 401 ? ' (set GENESIS_API_TOKEN, or run where the data dir holds admin.token)' : ''}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const lines = block.split('\n');
+      if (!lines.includes('event: node')) continue; // comments, keep-alives
+      const data = lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      onChange(JSON.parse(data) as Change);
+    }
+  }
 }
 
 function table(nodes: Node[]): string {
@@ -214,6 +242,12 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       }
       case 'config':
         out((await call(client, 'GET', `/nodes/${needMac()}/config`, undefined, { text: true })) as string);
+        return 0;
+      case 'watch':
+        await watch(client, (change) => {
+          const { event, node } = change;
+          out(v.json ? JSON.stringify(change) + '\n' : `${event.at}  ${event.mac}  ${event.type.padEnd(18)} ${node ? `${node.role}/${node.state}${node.hostname ? ` ${node.hostname}` : ''}` : 'deleted'}\n`);
+        });
         return 0;
       case 'delete':
         await call(client, 'DELETE', `/nodes/${needMac()}`);

@@ -12,6 +12,7 @@ import type { Talosconfigs } from '../boot/talosconfig.ts';
 import { RenderError } from '../talos/render.ts';
 import { buildTimeline } from '../inventory/timeline.ts';
 import { clusterRoutes, type ClusterDeps } from './cluster.ts';
+import { streamRoutes } from './stream.ts';
 import { HttpError } from './errors.ts';
 
 export type ApiDeps = { inventory: Inventory; tokenHash: Buffer; configs: MachineConfigService; talosconfigs: Talosconfigs; cluster: ClusterDeps };
@@ -133,6 +134,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   });
 
   clusterRoutes(app, deps.cluster, actor);
+  streamRoutes(app, inventory);
 
   app.get('/talosconfig', async (_req, reply) => {
     return reply.type('application/yaml').header('cache-control', 'no-store').send(await deps.talosconfigs.render());

@@ -4,6 +4,7 @@
 // readers never see half a change.
 
 import { timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import Database from 'better-sqlite3';
 import { LATEST_SCHEMA, MIGRATIONS } from './migrations.ts';
 import {
@@ -154,8 +155,26 @@ export class Inventory {
     return st;
   }
 
+  /**
+   * Node changes as they commit, for live views: 'change' with { event, node } (node undefined
+   * once deleted). Only this process's writes; another Genesis on the same file is not seen.
+   */
+  readonly changes = new EventEmitter();
+  /** Events written by the running transaction, announced only once it has committed. */
+  private pending: Array<Omit<NodeEvent, 'id'>> = [];
+
   private write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    let result: T;
+    try {
+      result = this.db.transaction(fn).immediate();
+    } catch (err) {
+      this.pending = [];
+      throw err;
+    }
+    const done = this.pending;
+    this.pending = [];
+    if (this.changes.listenerCount('change')) for (const event of done) this.changes.emit('change', { event, node: this.get(event.mac) });
+    return result;
   }
 
   private row(mac: string): Row | undefined {
@@ -367,7 +386,9 @@ export class Inventory {
   }
 
   private event(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
-    this.sql('INSERT INTO node_events (mac, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)').run(mac, this.stamp(), type, actor, JSON.stringify(detail));
+    const at = this.stamp();
+    this.sql('INSERT INTO node_events (mac, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)').run(mac, at, type, actor, JSON.stringify(detail));
+    this.pending.push({ mac, at, type, actor, detail });
     this.db
       .prepare(
         `DELETE FROM node_events WHERE mac = @mac AND id <= (SELECT id FROM node_events WHERE mac = @mac ORDER BY id DESC LIMIT 1 OFFSET @keep)`,
