@@ -77,7 +77,6 @@ export class Genesis {
 
   private async startServers(): Promise<Listening> {
     const c = this.config;
-    await this.preflight();
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
     mkdirSync(path.join(c.assets_dir, 'ipxe'), { recursive: true });
     mkdirSync(path.join(c.assets_dir, 'talos'), { recursive: true });
@@ -87,6 +86,7 @@ export class Genesis {
       autoAssign: c.auto_assign,
       eventRetention: c.inventory.event_retention,
     });
+    await this.preflight(this.inventory);
     this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
     const cluster = clusterSettings(c);
@@ -201,12 +201,12 @@ export class Genesis {
 
   /**
    * `genesis doctor`'s checks, minus the ports (binding them is the check) and the data dir
-   * (opening the inventory is): each problem is logged with its fix. Nothing here stops the start.
+   * (opening the inventory was): each problem is logged with its fix. Nothing here stops the start.
    */
-  private async preflight(): Promise<void> {
-    const facts = await gatherFacts(this.config, { advertiseAuto: false, ports: false });
+  private async preflight(inventory: Inventory): Promise<void> {
+    const facts = await gatherFacts(this.config, { advertiseAuto: false, ports: false, dataDir: false, nodes: inventory.list() });
     for (const r of runChecks(facts)) {
-      if (r.status === 'ok' || r.id === 'data-dir') continue;
+      if (r.status === 'ok') continue;
       this.log[r.status === 'fail' ? 'error' : 'warn']({ check: r.id, detail: r.detail, fix: r.fix }, r.title);
     }
   }

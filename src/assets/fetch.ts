@@ -121,7 +121,8 @@ export async function downloadFile(url: string, dest: string, opts: { expectedSh
 
 export type FetchOutcome = { arch: Arch; file: string; status: 'present' | 'fetched'; sha256: string; bytes: number; resumedAt?: number };
 
-function readSums(dir: string): Map<string, string> {
+/** The checksums recorded next to the files in `dir` (empty when none were recorded). */
+export function readSums(dir: string): Map<string, string> {
   try {
     return parseSums(readFileSync(path.join(dir, SUMS_FILE), 'utf8'));
   } catch {

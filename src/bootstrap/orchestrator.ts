@@ -132,6 +132,8 @@ export class BootstrapOrchestrator {
     if (this.stopped) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
+      // One round at a time: a running round schedules the next one when it ends.
+      if (this.running) return;
       this.running = this.round()
         .catch((err: unknown) => this.d.log.error({ err }, 'bootstrap round failed'))
         .finally(() => {
@@ -286,10 +288,9 @@ export class BootstrapOrchestrator {
       await client.bootstrap();
       failpoint('after-bootstrap-rpc');
       // Accepted is not done: Talos keeps the request in memory until etcd starts. The lock
-      // becomes bootstrapped when a member list proves it (next round, or sooner below).
+      // becomes bootstrapped when a member list proves it, in a later round.
       this.waiting = `Bootstrap accepted by ${mac}; waiting for etcd to report members`;
       this.d.log.info({ holder: mac, epoch: lock.epoch }, 'Bootstrap accepted');
-      this.schedule(Math.min(this.d.settings.pollMs, 200));
     } catch (err) {
       const e = err as TalosApiError;
       const kind = classifyBootstrapError(e.code, e.message);

@@ -1,10 +1,10 @@
 // `genesis assets`: download Talos kernels and initramfs, import them for air-gapped setups, and
 // list what is present. Works on the assets directory directly (no running Genesis needed).
 
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ASSET_FILES, importNames, parseSums, sourceFor, SUMS_FILE, type AssetSource } from '../assets/catalog.ts';
-import { AssetError, fetchTalosAssets, importTalosAssets, type Progress } from '../assets/fetch.ts';
+import { ASSET_FILES, importNames, sourceFor, type AssetSource } from '../assets/catalog.ts';
+import { AssetError, fetchTalosAssets, importTalosAssets, readSums, type Progress } from '../assets/fetch.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../inventory/model.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
@@ -147,12 +147,7 @@ function listAssets(config: Config): string {
     lines.push(`${ver}${ver === config.talos.version ? ' (default)' : ''}  used by ${nodes} node${nodes === 1 ? '' : 's'}`);
     for (const arch of readdirSync(path.join(root, ver)).sort()) {
       const dir = path.join(root, ver, arch);
-      let sums = new Map<string, string>();
-      try {
-        sums = parseSums(readFileSync(path.join(dir, SUMS_FILE), 'utf8'));
-      } catch {
-        // not fetched through Genesis: no recorded checksums
-      }
+      const sums = readSums(dir);
       for (const f of ASSET_FILES) {
         const p = path.join(dir, f);
         lines.push(existsSync(p) ? `  ${arch}/${f.padEnd(12)} ${String(statSync(p).size).padStart(10)} bytes  sha256 ${sums.get(f) ?? '(not recorded)'}` : `  ${arch}/${f.padEnd(12)} missing`);

@@ -12,6 +12,7 @@ import { ipv4ByInterface } from '../config/network.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
 import { readSecretsFile } from '../talos/secrets-store.ts';
+import type { Node } from '../inventory/model.ts';
 import type { Facts, PortFact } from './checks.ts';
 
 /** Which process holds a port, from /proc (Linux; best effort, may need root to see others' sockets). */
@@ -104,25 +105,33 @@ function dataDirWritable(dir: string): Facts['dataDir'] {
   }
 }
 
-/** Talos versions and arches in use: the default for the configured arches, and each assigned node's. */
-function talosAssets(c: Config): Facts['talosAssets'] {
-  const wanted = new Set(splitList(c.assets.arches).map((a) => `${c.talos.version} ${a}`));
+/** The inventory's nodes, read from the data dir (none before the first start). */
+function nodesOnDisk(c: Config): Node[] {
   const db = path.join(c.data_dir, DB_FILE);
-  if (existsSync(db)) {
-    const inv = Inventory.open(db);
-    try {
-      for (const n of inv.list()) if (n.role !== 'unassigned' && n.state !== 'installed' && n.arch) wanted.add(`${n.talosVersion ?? c.talos.version} ${n.arch}`);
-    } finally {
-      inv.close();
-    }
+  if (!existsSync(db)) return [];
+  const inv = Inventory.open(db);
+  try {
+    return inv.list();
+  } finally {
+    inv.close();
   }
+}
+
+/** Talos versions and arches in use: the default for the configured arches, and each assigned node's. */
+function talosAssets(c: Config, nodes: Node[]): Facts['talosAssets'] {
+  const wanted = new Set(splitList(c.assets.arches).map((a) => `${c.talos.version} ${a}`));
+  for (const n of nodes) if (n.role !== 'unassigned' && n.state !== 'installed' && n.arch) wanted.add(`${n.talosVersion ?? c.talos.version} ${n.arch}`);
   return [...wanted].sort().map((w) => {
     const [version, arch] = w.split(' ') as [string, 'amd64' | 'arm64'];
     return { version, arch, present: talosAssetsPresent(c.assets_dir, version, arch) };
   });
 }
 
-export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; ports: boolean }): Promise<Facts> {
+/**
+ * `nodes`: the inventory when the caller has it open (serve); otherwise it is read from disk.
+ * `dataDir: false` skips the write probe (serve opens the inventory there anyway).
+ */
+export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; ports: boolean; dataDir?: boolean; nodes?: Node[] }): Promise<Facts> {
   let kernel = '';
   try {
     kernel = readFileSync('/proc/version', 'utf8');
@@ -147,9 +156,9 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     kernel,
     inContainer: existsSync('/.dockerenv'),
     platform: process.platform,
-    talosAssets: talosAssets(c),
+    talosAssets: talosAssets(c, opts.nodes ?? nodesOnDisk(c)),
     ipxeBinaries: ['undionly.kpxe', 'snponly.efi'].map((name) => ({ name, present: existsSync(path.join(c.assets_dir, 'ipxe', name)) })),
-    dataDir: dataDirWritable(c.data_dir),
+    dataDir: opts.dataDir === false ? { path: c.data_dir, writable: true } : dataDirWritable(c.data_dir),
     now: new Date(),
     caValidity,
   };
