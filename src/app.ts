@@ -7,7 +7,10 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
-import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile } from './boot/machine-config.ts';
+import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile, telemetryEndpoints, telemetryKernelArgs } from './boot/machine-config.ts';
+import { EventSinkServer } from './events/sink-server.ts';
+import { KernelLogReceiver } from './logs/receiver.ts';
+import type { Telemetry } from './talos/render.ts';
 import { BootService } from './boot/service.ts';
 import { Talosconfigs, talosApiCredentials } from './boot/talosconfig.ts';
 import { ConfigError, splitList, type Config } from './config/config.ts';
@@ -37,6 +40,7 @@ export type Listening = {
   http: { address: string; port: number };
   tftp?: { address: string; port: number };
   dhcp?: { address: string; port: number; pxePort: number };
+  events?: { sink: { address: string; port: number }; kernelLog: { address: string; port: number } };
 };
 
 
@@ -51,6 +55,9 @@ export class Genesis {
   bootstrap: BootstrapOrchestrator | undefined;
   dhcp: ProxyDhcpServer | undefined;
   metrics: Metrics | undefined;
+  eventSink: EventSinkServer | undefined;
+  kernelLog: KernelLogReceiver | undefined;
+  private listeningEvents: Listening['events'];
   /** The background asset fetch started by `assets.fetch_on_start`, for tests and shutdown. */
   assetFetch: Promise<void> | undefined;
   private httpPort = 0;
@@ -89,7 +96,16 @@ export class Genesis {
     await this.preflight(this.inventory);
     this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
-    const cluster = clusterSettings(c);
+    const locks = new BootstrapLocks(this.inventory.db);
+    const inventory = this.inventory;
+    this.metrics = new Metrics({
+      nodes: () => inventory.list(),
+      lockState: () => locks.get(c.cluster.name),
+      connections: () => ({ eventSink: this.eventSink?.connections ?? 0, kernelLog: this.kernelLog?.connections ?? 0 }),
+    });
+    // Before any config is rendered: the configs and kernel arguments name the ports bound here.
+    const telemetry = c.events.enabled ? await this.startTelemetry(this.inventory, this.metrics) : undefined;
+    const cluster = clusterSettings(c, telemetry);
     const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: c.talos.patches, defaultTalosVersion: c.talos.version });
     this.checkConfigRendering(renderer);
     const configs = new MachineConfigService({
@@ -106,16 +122,13 @@ export class Genesis {
       baseUrl: () => this.baseUrl(),
       defaultTalosVersion: c.talos.version,
       retrySeconds: c.ipxe.retry_seconds,
-      extraKernelArgs: c.talos.extra_kernel_args ? c.talos.extra_kernel_args.split(' ') : [],
+      extraKernelArgs: [...telemetryKernelArgs(telemetry), ...(c.talos.extra_kernel_args ? c.talos.extra_kernel_args.split(' ') : [])],
       assetsPresent: (version, arch) => talosAssetsPresent(c.assets_dir, version, arch),
       log: this.log.child({ component: 'boot' }),
     });
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
     this.tftpFiles.register('boot.ipxe', () => Buffer.from(boot.entryScript()));
 
-    const locks = new BootstrapLocks(this.inventory.db);
-    const inventory = this.inventory;
-    this.metrics = new Metrics({ nodes: () => inventory.list(), lockState: () => locks.get(c.cluster.name) });
     this.bootstrap = new BootstrapOrchestrator({
       inventory: this.inventory,
       locks,
@@ -182,11 +195,30 @@ export class Genesis {
         if (warning) this.log.warn({ client: ip, file: t.file }, warning);
       });
     }
+    if (this.listeningEvents) listening.events = this.listeningEvents;
     if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
     if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
     this.bootstrap.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
+  }
+
+  /** The Talos event sink and the kernel-log receiver; returns where nodes reach them. */
+  private async startTelemetry(inventory: Inventory, metrics: Metrics): Promise<Telemetry | undefined> {
+    const c = this.config;
+    this.eventSink = new EventSinkServer({ host: c.events.host, port: c.events.sink_port, inventory, metrics, log: this.log.child({ component: 'events' }) });
+    this.kernelLog = new KernelLogReceiver({
+      host: c.events.host,
+      port: c.events.kernel_log_port,
+      inventory,
+      keep: c.events.kernel_log_lines,
+      metrics,
+      log: this.log.child({ component: 'kernel-log' }),
+    });
+    const sink = await this.eventSink.start();
+    const klog = await this.kernelLog.start();
+    this.listeningEvents = { sink, kernelLog: klog };
+    return telemetryEndpoints(c, { eventSink: sink.port, kernelLog: klog.port });
   }
 
   /** A boot step seen outside HTTP (DHCP, TFTP), on the node's timeline; never fatal to the server. */
@@ -309,7 +341,14 @@ export class Genesis {
   /** Stop accepting, let transfers finish within the grace period, close everything. */
   async close(): Promise<void> {
     const graceMs = this.config.shutdown_grace * 1000;
-    await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.bootstrap?.stop(), this.dhcp?.close()]);
+    await Promise.all([
+      this.tftp?.close(graceMs),
+      this.http?.close(),
+      this.bootstrap?.stop(),
+      this.dhcp?.close(),
+      this.eventSink?.close(),
+      this.kernelLog?.close(),
+    ]);
     this.inventory?.close();
     this.inventory = undefined;
     this.log.info('genesis stopped');

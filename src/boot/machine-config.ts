@@ -13,11 +13,25 @@ import type { ConfigDenial, Inventory } from '../inventory/store.ts';
 import type { Cni, Role } from '../talos/generate.ts';
 import { parsePatch, PatchError, type Patch } from '../talos/patch.ts';
 import { redactDocuments } from '../talos/redact.ts';
-import { renderConfig, RenderError, toYaml, type ClusterSettings, type NodeInput, type RenderedConfig } from '../talos/render.ts';
+import { renderConfig, RenderError, toYaml, type ClusterSettings, type NodeInput, type RenderedConfig, type Telemetry } from '../talos/render.ts';
 import { SecretsError } from '../talos/secrets.ts';
 import type { SecretsStore } from '../talos/secrets-store.ts';
 
-export function clusterSettings(c: Config): ClusterSettings {
+/**
+ * Where nodes report to, at the advertised address: the ports actually bound when Genesis runs
+ * (they may be 0 in the config), the configured ones for an offline render.
+ */
+export function telemetryEndpoints(c: Config, ports = { eventSink: c.events.sink_port, kernelLog: c.events.kernel_log_port }): Telemetry | undefined {
+  if (!c.events.enabled || !ports.eventSink || !ports.kernelLog) return undefined;
+  return { eventSink: `${c.advertise_addr}:${ports.eventSink}`, kernelLog: `tcp://${c.advertise_addr}:${ports.kernelLog}/` };
+}
+
+/** The Talos kernel arguments that point the network-booted kernel at the same endpoints. */
+export function telemetryKernelArgs(t: Telemetry | undefined): string[] {
+  return t ? [`talos.events.sink=${t.eventSink}`, `talos.logging.kernel=${t.kernelLog}`] : [];
+}
+
+export function clusterSettings(c: Config, telemetry: Telemetry | undefined = telemetryEndpoints(c)): ClusterSettings {
   const cni: Cni = c.cluster.cni === 'custom' ? { name: 'custom', urls: splitList(c.cluster.cni_urls) } : { name: c.cluster.cni };
   return {
     name: c.cluster.name,
@@ -32,6 +46,7 @@ export function clusterSettings(c: Config): ClusterSettings {
     installDisk: c.talos.install_disk,
     installerImage: c.talos.installer_image,
     schematicId: c.talos.schematic_id,
+    ...(telemetry ? { telemetry } : {}),
   };
 }
 

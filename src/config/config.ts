@@ -54,6 +54,7 @@ export type Config = {
     retry_after_ms: number;
     rpc_timeout_ms: number;
   };
+  events: { enabled: boolean; host: string; sink_port: number; kernel_log_port: number; kernel_log_lines: number };
   tftp: {
     enabled: boolean;
     host: string;

@@ -93,6 +93,11 @@ export const FIELDS: readonly Field[] = [
   { key: 'bootstrap.lease_ms', kind: { type: 'int', min: 100, max: 3600000 }, default: 30000, doc: 'How long an election stands before another Genesis process may replace a holder that was never sent Bootstrap.' },
   { key: 'bootstrap.retry_after_ms', kind: { type: 'int', min: 100, max: 86400000 }, default: 300000, doc: 'After Bootstrap was sent, how long to wait for etcd members before sending it again, to the same node only.' },
   { key: 'bootstrap.rpc_timeout_ms', kind: { type: 'int', min: 100, max: 600000 }, default: 10000, doc: 'Deadline of each Talos API call.' },
+  { key: 'events.enabled', kind: { type: 'bool' }, default: true, doc: 'Run the Talos event sink and kernel-log receiver, and point nodes at them (kernel arguments and config documents): install detection, stages and kernel logs.' },
+  { key: 'events.host', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Listen address of the event sink and the kernel-log receiver.' },
+  { key: 'events.sink_port', kind: port, default: 8090, doc: 'Port of the Talos event sink (plaintext gRPC; 0: any free port).' },
+  { key: 'events.kernel_log_port', kind: port, default: 8092, doc: 'Port of the kernel-log receiver (JSON lines over TCP; 0: any free port).' },
+  { key: 'events.kernel_log_lines', kind: { type: 'int', min: 100, max: 1000000 }, default: 5000, doc: 'Kernel-log lines kept per machine; older ones are pruned.' },
   { key: 'ipxe.retry_seconds', kind: { type: 'int', min: 1, max: 3600 }, default: 15, doc: 'How often a machine waiting for a role asks again.' },
 ];
 

@@ -78,6 +78,8 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
     { proto: 'tcp', host: c.http.host, port: c.http.port, purpose: 'HTTP', reuse: false, enabled: c.http.port !== 0 },
     { proto: 'udp', host: c.tftp.host, port: c.tftp.port, purpose: 'TFTP', reuse: false, enabled: c.tftp.enabled && c.tftp.port !== 0 },
     // Genesis binds these with SO_REUSEADDR; so does the trial, to judge what Genesis would meet.
+    { proto: 'tcp', host: c.events.host, port: c.events.sink_port, purpose: 'Talos event sink', reuse: false, enabled: c.events.enabled && c.events.sink_port !== 0 },
+    { proto: 'tcp', host: c.events.host, port: c.events.kernel_log_port, purpose: 'kernel-log receiver', reuse: false, enabled: c.events.enabled && c.events.kernel_log_port !== 0 },
     { proto: 'udp', host: '0.0.0.0', port: c.dhcp.port, purpose: 'proxyDHCP', reuse: true, enabled: c.dhcp.proxy && c.dhcp.port !== 0 },
     { proto: 'udp', host: '0.0.0.0', port: c.dhcp.pxe_port, purpose: 'proxyDHCP', reuse: true, enabled: c.dhcp.proxy && c.dhcp.pxe_port !== 0 },
   ];

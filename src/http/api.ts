@@ -146,6 +146,27 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     return { mac, steps: buildTimeline(inventory.events(mac, { limit: 500 })) };
   });
 
+  // The node's kernel log (newest `limit` lines, oldest first); `after` pages forward for tailing.
+  app.get<{ Querystring: { limit?: string; after?: string } }>(
+    '/nodes/:mac/logs',
+    {
+      schema: {
+        params: macParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,4}$' }, after: { type: 'string', pattern: '^(0|[1-9][0-9]{0,15})$' } },
+        },
+      },
+    },
+    async (req) => {
+      const mac = macOf(req);
+      if (!inventory.get(mac)) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
+      const limit = req.query.limit ? Math.min(Number(req.query.limit), 10000) : 500;
+      return { mac, lines: inventory.kernelLog(mac, { limit, after: req.query.after ? Number(req.query.after) : 0 }) };
+    },
+  );
+
   app.delete('/nodes/:mac', { schema: { params: macParams } }, async (req, reply) => {
     const mac = macOf(req);
     if (!inventory.delete(mac, actor(req))) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);

@@ -1,5 +1,6 @@
 // GET /api/v1/stream: node changes as Server-Sent Events (`event: node`, data { event, node }),
-// for live views (`genesis nodes watch`, a dashboard). A comment line every 15 s keeps proxies
+// and new kernel-log lines (`event: log`, data { mac, lines }: a count; read them from
+// /nodes/:mac/logs), for live views (`genesis nodes watch`, a dashboard). A comment line every 15 s keeps proxies
 // from closing an idle stream; streams are ended before the server closes.
 
 import type { ServerResponse } from 'node:http';
@@ -18,12 +19,15 @@ export function streamRoutes(app: FastifyInstance, inventory: Inventory): void {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.write(': genesis node changes\n\n');
     const send = (change: unknown) => res.write(`event: node\ndata: ${JSON.stringify(change)}\n\n`);
+    const sendLog = (log: unknown) => res.write(`event: log\ndata: ${JSON.stringify(log)}\n\n`);
     inventory.changes.on('change', send);
+    inventory.changes.on('log', sendLog);
     const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     beat.unref();
     open.add(res);
     const stop = () => {
       inventory.changes.off('change', send);
+      inventory.changes.off('log', sendLog);
       clearInterval(beat);
       open.delete(res);
     };

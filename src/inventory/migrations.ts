@@ -94,6 +94,35 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX bootstrap_history_cluster ON bootstrap_history (cluster, id);
     `,
   },
+  {
+    version: 4,
+    description: 'what Talos reports: stage, readiness, addresses; event ids seen; the kernel-log ring',
+    sql: `
+      ALTER TABLE nodes ADD COLUMN talos_stage TEXT;
+      ALTER TABLE nodes ADD COLUMN talos_ready INTEGER CHECK (talos_ready IN (0, 1));
+      ALTER TABLE nodes ADD COLUMN talos_addresses TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE nodes ADD COLUMN talos_seen TEXT;
+      -- Talos resends the event whose acknowledgement it did not get: remember what was recorded.
+      CREATE TABLE talos_event_ids (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        mac      TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        UNIQUE (mac, event_id)
+      ) STRICT;
+      -- Kernel messages per node, a ring: the oldest lines are pruned as new ones arrive.
+      CREATE TABLE kernel_logs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        mac         TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        talos_time  TEXT,
+        level       TEXT,
+        facility    TEXT,
+        msg         TEXT NOT NULL,
+        fields      TEXT NOT NULL DEFAULT '{}'
+      ) STRICT;
+      CREATE INDEX kernel_logs_mac ON kernel_logs (mac, id);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -46,6 +46,13 @@ export type Node = {
   configPatch: string | null;
   /** The operator chose this control plane to bootstrap etcd (else the first reachable one is). */
   bootstrap: boolean;
+  /** What Talos last reported through the event sink (null: nothing yet). */
+  talosStage: string | null;
+  talosReady: boolean | null;
+  /** The node's addresses as Talos reports them; events and logs from these are the node's. */
+  talosAddresses: string[];
+  /** When the node's last Talos event arrived. */
+  talosSeen: string | null;
   firstSeen: string;
   lastSeen: string | null;
   updatedAt: string;
@@ -97,6 +104,8 @@ export const EVENT_TYPES = [
   'bootstrap-deferred',
   'bootstrapped',
   'bootstrap-claimed',
+  // What the node's Talos published to the event sink (detail.kind: sequence, phase, task, ...).
+  'talos-event',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -151,6 +160,19 @@ export function isValidIpv4Cidr(s: string): boolean {
   return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) >= 1 && Number(m[5]) <= 32;
 }
 
+/** One kernel message from a node, as Talos's JSON-lines log sender writes it. */
+export type KernelLogLine = {
+  /** When Talos logged it (talos-time), as sent; null when absent. */
+  talosTime: string | null;
+  level: string | null;
+  facility: string | null;
+  msg: string;
+  /** The rest of the line's fields (seq, clock, priority, ...). */
+  fields: Record<string, unknown>;
+};
+
+export type StoredKernelLogLine = KernelLogLine & { id: number; receivedAt: string };
+
 /** A node with nothing known but its MAC: for previewing configs of machines not (yet) recorded. */
 export function blankNode(mac: string, over: Partial<Node> = {}): Node {
   return {
@@ -173,6 +195,10 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     network: null,
     configPatch: null,
     bootstrap: false,
+    talosStage: null,
+    talosReady: null,
+    talosAddresses: [],
+    talosSeen: null,
     firstSeen: '',
     lastSeen: null,
     updatedAt: '',

@@ -11,10 +11,12 @@ import {
   type BootFacts,
   type BootState,
   type EventType,
+  type KernelLogLine,
   type Node,
   type NodeChanges,
   type NodeEvent,
   type Role,
+  type StoredKernelLogLine,
 } from './model.ts';
 import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 
@@ -63,6 +65,10 @@ type Row = {
   network: string | null;
   config_patch: string | null;
   bootstrap: number;
+  talos_stage: string | null;
+  talos_ready: number | null;
+  talos_addresses: string;
+  talos_seen: string | null;
   first_seen: string;
   last_seen: string | null;
   updated_at: string;
@@ -89,11 +95,27 @@ function toNode(r: Row): Node {
     network: r.network === null ? null : (JSON.parse(r.network) as Node['network']),
     configPatch: r.config_patch,
     bootstrap: r.bootstrap === 1,
+    talosStage: r.talos_stage,
+    talosReady: r.talos_ready === null ? null : r.talos_ready === 1,
+    talosAddresses: JSON.parse(r.talos_addresses) as string[],
+    talosSeen: r.talos_seen,
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     updatedAt: r.updated_at,
   };
 }
+
+/** One event from the node's Talos, with what the pure rules (src/events) make of it. */
+export type TalosEventRecord = {
+  /** Talos's event id; an id already recorded for the node is a resend and changes nothing. */
+  id: string;
+  detail: Record<string, unknown>;
+  stage?: string;
+  ready?: boolean;
+  addresses?: string[];
+  /** Why the node counts as installed now (only applied to a node that is `installing`). */
+  installed?: string;
+};
 
 /** The state a node's role implies when nothing more specific is known. */
 function stateForRole(role: Role, current: BootState): BootState {
@@ -208,6 +230,97 @@ export class Inventory {
   }
 
   /**
+   * Whose traffic this is (Talos events, kernel logs): the node that last booted from the
+   * address, else the one whose Talos reported it among its addresses (an installed node can
+   * come back from its disk with another lease).
+   */
+  bySource(ip: string): Node | undefined {
+    const r = this.sql(
+      `SELECT * FROM nodes WHERE last_ip = @ip OR EXISTS (SELECT 1 FROM json_each(nodes.talos_addresses) WHERE value = @ip)
+       ORDER BY (last_ip = @ip) DESC, last_seen DESC LIMIT 1`,
+    ).get({ ip }) as Row | undefined;
+    return r && toNode(r);
+  }
+
+  byHostname(hostname: string): Node | undefined {
+    const r = this.sql('SELECT * FROM nodes WHERE hostname = ?').get(hostname) as Row | undefined;
+    return r && toNode(r);
+  }
+
+  /**
+   * Record one Talos event and apply its effect, in one transaction. A resent event (same id)
+   * is recognised and changes nothing. Installed: the node's config token is revoked with it.
+   */
+  applyTalosEvent(mac: string, e: TalosEventRecord): { duplicate: boolean; installed: boolean } {
+    return this.write(() => {
+      const before = this.row(mac);
+      if (!before) throw new InventoryError('not_found', `no node with MAC ${mac}`);
+      const fresh = this.sql('INSERT INTO talos_event_ids (mac, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(mac, e.id).changes > 0;
+      if (!fresh) return { duplicate: true, installed: false };
+      this.sql(
+        `DELETE FROM talos_event_ids WHERE mac = @mac AND seq <= (SELECT seq FROM talos_event_ids WHERE mac = @mac ORDER BY seq DESC LIMIT 1 OFFSET @keep)`,
+      ).run({ mac, keep: this.retention });
+      const at = this.stamp();
+      this.sql(
+        `UPDATE nodes SET talos_seen = @at, talos_stage = coalesce(@stage, talos_stage), talos_ready = coalesce(@ready, talos_ready),
+           talos_addresses = coalesce(@addresses, talos_addresses) WHERE mac = @mac`,
+      ).run({
+        mac,
+        at,
+        stage: e.stage ?? null,
+        ready: e.ready === undefined ? null : e.ready ? 1 : 0,
+        addresses: e.addresses ? JSON.stringify(e.addresses) : null,
+      });
+      this.event(mac, 'talos-event', 'talos', { id: e.id, ...e.detail });
+      const installed = !!e.installed && before.state === 'installing';
+      if (installed) {
+        this.sql('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run('installed', at, mac);
+        this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+        this.event(mac, 'state-changed', 'talos', { from: before.state, to: 'installed', reason: e.installed });
+      }
+      return { duplicate: false, installed };
+    });
+  }
+
+  /** Append kernel messages to the node's ring, keeping the newest `keep` lines. */
+  appendKernelLog(mac: string, lines: KernelLogLine[], keep: number): void {
+    if (!lines.length) return;
+    this.db
+      .transaction(() => {
+        const at = this.stamp();
+        const insert = this.sql('INSERT INTO kernel_logs (mac, received_at, talos_time, level, facility, msg, fields) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        for (const l of lines) insert.run(mac, at, l.talosTime, l.level, l.facility, l.msg, JSON.stringify(l.fields));
+        this.sql(
+          `DELETE FROM kernel_logs WHERE mac = @mac AND id <= (SELECT id FROM kernel_logs WHERE mac = @mac ORDER BY id DESC LIMIT 1 OFFSET @keep)`,
+        ).run({ mac, keep });
+      })
+      .immediate();
+    this.changes.emit('log', { mac, lines: lines.length });
+  }
+
+  /** The newest `limit` lines (after `after`, when given), oldest first. */
+  kernelLog(mac: string, opts: { after?: number; limit?: number } = {}): StoredKernelLogLine[] {
+    const rows = this.sql('SELECT * FROM kernel_logs WHERE mac = ? AND id > ? ORDER BY id DESC LIMIT ?').all(mac, opts.after ?? 0, opts.limit ?? 500) as Array<{
+      id: number;
+      received_at: string;
+      talos_time: string | null;
+      level: string | null;
+      facility: string | null;
+      msg: string;
+      fields: string;
+    }>;
+    return rows.reverse().map((r) => ({
+      id: r.id,
+      receivedAt: r.received_at,
+      talosTime: r.talos_time,
+      level: r.level,
+      facility: r.facility,
+      msg: r.msg,
+      fields: JSON.parse(r.fields) as Record<string, unknown>,
+    }));
+  }
+
+  /**
    * A machine asked for its boot script: create it on first sight (applying the auto-assign
    * policy in the same transaction), otherwise refresh what it reports about itself.
    */
@@ -319,6 +432,9 @@ export class Inventory {
     return this.write(() => {
       const gone = this.sql('DELETE FROM nodes WHERE mac = ?').run(mac).changes > 0;
       this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+      // A machine that comes back is a new story: its old kernel log and event ids go too.
+      this.sql('DELETE FROM kernel_logs WHERE mac = ?').run(mac);
+      this.sql('DELETE FROM talos_event_ids WHERE mac = ?').run(mac);
       if (gone) this.event(mac, 'deleted', actor, {});
       return gone;
     });

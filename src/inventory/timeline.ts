@@ -1,5 +1,5 @@
 // A node's story, oldest first: each recorded step (DHCP offer, TFTP download, boot script,
-// kernel, initramfs, config, state changes, bootstrap) with the time since the first step and
+// kernel, initramfs, config, Talos's own events, state changes, bootstrap) with the time since the first step and
 // since the previous one, so "where did the 40 seconds go" has an answer. Pure.
 
 import type { NodeEvent } from './model.ts';
@@ -30,6 +30,8 @@ function stepName(e: NodeEvent): string {
       return 'config';
     case 'state-changed':
       return `state ${String(e.detail['from'])} -> ${String(e.detail['to'])}`;
+    case 'talos-event':
+      return `talos ${String(e.detail['summary'] ?? e.detail['kind'])}`;
     default:
       return e.type;
   }

@@ -12,7 +12,14 @@ import type { TransferSummary } from '../tftp/server.ts';
 export type MetricsSources = {
   nodes: () => Node[];
   lockState: () => { state: string; epoch: number };
+  /** Open connections from nodes to the Talos event sink and to the kernel-log receiver. */
+  connections?: () => { eventSink: number; kernelLog: number };
 };
+
+/** What became of one event a node published to the sink. */
+export type TalosEventResult = 'recorded' | 'duplicate' | 'unknown-source' | 'malformed' | 'failed';
+/** What became of one kernel-log line. */
+export type KernelLogResult = 'stored' | 'unknown-source' | 'malformed' | 'too-long' | 'failed';
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -23,6 +30,9 @@ export class Metrics {
   private readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
   private readonly assetBytes: client.Counter<'kind'>;
   private readonly configs: client.Counter<'result'>;
+  private readonly talosEvents: client.Counter<'result' | 'kind'>;
+  private readonly kernelLogLines: client.Counter<'result'>;
+  private readonly connectionsTotal: client.Counter<'server'>;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -44,6 +54,30 @@ export class Metrics {
     });
     this.assetBytes = new client.Counter({ name: 'genesis_http_asset_bytes_total', help: 'Bytes of boot assets sent over HTTP', labelNames: ['kind'], registers });
     this.configs = new client.Counter({ name: 'genesis_machine_configs_total', help: 'Machine config requests: served, refused (403) or failed (503)', labelNames: ['result'], registers });
+    this.talosEvents = new client.Counter({
+      name: 'genesis_talos_events_total',
+      help: 'Events nodes published to the Talos event sink, by result and kind (sequence, phase, task, machine-status, ...)',
+      labelNames: ['result', 'kind'],
+      registers,
+    });
+    this.kernelLogLines = new client.Counter({ name: 'genesis_kernel_log_lines_total', help: 'Kernel-log lines received from nodes, by result', labelNames: ['result'], registers });
+    this.connectionsTotal = new client.Counter({
+      name: 'genesis_node_connections_total',
+      help: 'Connections nodes opened to the Talos event sink (event-sink) and the kernel-log receiver (kernel-log)',
+      labelNames: ['server'],
+      registers,
+    });
+    new client.Gauge({
+      name: 'genesis_node_connections',
+      help: 'Open connections from nodes to the Talos event sink (event-sink) and the kernel-log receiver (kernel-log)',
+      labelNames: ['server'],
+      registers,
+      collect() {
+        const c = sources.connections?.() ?? { eventSink: 0, kernelLog: 0 };
+        this.set({ server: 'event-sink' }, c.eventSink);
+        this.set({ server: 'kernel-log' }, c.kernelLog);
+      },
+    });
     new client.Gauge({
       name: 'genesis_nodes',
       help: 'Machines in the inventory by state and role',
@@ -76,6 +110,20 @@ export class Metrics {
     // Zero series exist from the start, so rate() and absent() work before the first event.
     for (const o of ['ok', 'aborted', 'client-error', 'timeout', 'read-error']) this.tftpTransfers.inc({ outcome: o }, 0);
     for (const r of ['served', 'refused', 'failed']) this.configs.inc({ result: r }, 0);
+    for (const r of ['stored', 'unknown-source', 'malformed', 'too-long', 'failed']) this.kernelLogLines.inc({ result: r }, 0);
+    for (const sv of ['event-sink', 'kernel-log']) this.connectionsTotal.inc({ server: sv }, 0);
+  }
+
+  talosEvent(result: TalosEventResult, kind: string): void {
+    this.talosEvents.inc({ result, kind });
+  }
+
+  kernelLog(result: KernelLogResult, lines = 1): void {
+    this.kernelLogLines.inc({ result }, lines);
+  }
+
+  nodeConnection(server: 'event-sink' | 'kernel-log'): void {
+    this.connectionsTotal.inc({ server });
   }
 
   dhcpAnswer(a: ProxyAnswer | 'malformed'): void {

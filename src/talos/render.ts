@@ -26,7 +26,23 @@ export type ClusterSettings = {
   installDisk: string;
   installerImage: string;
   schematicId: string;
+  /** Where nodes send their Talos events and kernel log (Genesis); absent: nowhere. */
+  telemetry?: Telemetry;
 };
+
+/** `host:port` of the event sink and the `tcp://host:port/` URL of the kernel-log receiver. */
+export type Telemetry = { eventSink: string; kernelLog: string };
+
+/**
+ * The documents that keep a node reporting to Genesis after install (the kernel arguments only
+ * reach the network-booted kernel). Added before the patches, so a patch can change or delete them.
+ */
+export function telemetryDocuments(t: Telemetry): Document[] {
+  return [
+    { apiVersion: 'v1alpha1', kind: 'EventSinkConfig', endpoint: t.eventSink },
+    { apiVersion: 'v1alpha1', kind: 'KmsgLogConfig', name: 'genesis', url: t.kernelLog },
+  ];
+}
 
 export type NodeInput = {
   mac: string;
@@ -106,9 +122,10 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     network: node.network,
     vip: cluster.vip || null,
   });
+  const withTelemetry = cluster.telemetry ? [...withNode, ...telemetryDocuments(cluster.telemetry)] : withNode;
   let documents: Document[];
   try {
-    documents = applyPatches(withNode, input.patches);
+    documents = applyPatches(withTelemetry, input.patches);
   } catch (err) {
     if (err instanceof PatchError) throw new RenderError(`patch failed: ${err.message}`);
     throw err;

@@ -18,7 +18,7 @@ export class GenesisProcess {
   constructor(args: string[], env: NodeJS.ProcessEnv, cwd?: string) {
     this.child = spawn(process.execPath, [BIN, ...args], {
       cwd,
-      env: { PATH: process.env.PATH, GENESIS_LOG_FORMAT: 'json', ...env },
+      env: { PATH: process.env.PATH, GENESIS_LOG_FORMAT: 'json', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     createInterface({ input: this.child.stdout! }).on('line', (text) => {

@@ -147,7 +147,7 @@ describe('genesis serve', () => {
     const dataDir = tmp();
     seedSecrets(dataDir);
     writeFileSync(path.join(dataDir, 'secrets.yaml'), serializeSecrets(await generateSecrets()).replace(/bootstraptoken: .*/, 'bootstraptoken: nope'));
-    const r = await genesis(['serve'], { GENESIS_DATA_DIR: dataDir, GENESIS_HTTP_PORT: '0', GENESIS_TFTP_ENABLED: 'false', GENESIS_ASSETS_DIR: tmp() });
+    const r = await genesis(['serve'], { GENESIS_DATA_DIR: dataDir, GENESIS_HTTP_PORT: '0', GENESIS_TFTP_ENABLED: 'false', GENESIS_EVENTS_ENABLED: 'false', GENESIS_ASSETS_DIR: tmp() });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^genesis: cannot use the cluster secrets: .*secrets\.yaml: secrets bundle: secrets\.bootstraptoken is not of the form \[0-9a-z\]\{6\}\.\[0-9a-z\]\{16\}\n$/);
   });

@@ -23,7 +23,7 @@ function setup(opts: { assets?: boolean } = {}) {
 }
 const doctor = (env: Record<string, string>, args: string[] = []) =>
   run(process.execPath, [BIN, 'doctor', ...args], {
-    env: { PATH: process.env.PATH, GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_HTTP_HOST: '127.0.0.1', GENESIS_HTTP_PORT: '0', GENESIS_TFTP_ENABLED: 'false', ...env },
+    env: { PATH: process.env.PATH, GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_HTTP_HOST: '127.0.0.1', GENESIS_HTTP_PORT: '0', GENESIS_TFTP_ENABLED: 'false', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0', ...env },
   });
 
 describe('genesis doctor', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Node } from '../../src/inventory/model.ts';
+import { blankNode, type Node } from '../../src/inventory/model.ts';
 import { ipxeBinaryFor } from '../../src/ipxe/binaries.ts';
 import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
 import { archFromIpxe, firmwareFromIpxe, planBoot } from '../../src/ipxe/plan.ts';
@@ -9,11 +9,7 @@ const BASE = 'http://192.0.2.10:8080';
 const MAC = '52:54:00:12:34:56';
 
 function node(over: Partial<Node> = {}): Node {
-  return {
-    mac: MAC, role: 'unassigned', state: 'discovered', hostname: null, arch: 'amd64', firmware: 'uefi', uuid: null, serial: null,
-    manufacturer: null, product: null, lastIp: null, installDisk: null, diskSelector: null, labels: {}, talosVersion: null,
-    localBoot: 'exit', network: null, configPatch: null, bootstrap: false, firstSeen: '2026-01-01T00:00:00.000Z', lastSeen: null, updatedAt: '2026-01-01T00:00:00.000Z', ...over,
-  };
+  return blankNode(MAC, { arch: 'amd64', firmware: 'uefi', firstSeen: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', ...over });
 }
 
 /** The words of the script's `kernel` line after the kernel URL. */

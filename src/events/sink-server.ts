@@ -1,0 +1,155 @@
+// The Talos event sink: the plaintext gRPC service `events.EventSinkService/Publish` that Talos
+// dials when `talos.events.sink=` (kernel command line) or an EventSinkConfig document names it.
+// Each node publishes its events one call at a time and only moves on when a call succeeds, so:
+//  - an event we cannot store (disk full, database locked) is answered UNAVAILABLE and Talos
+//    sends it again later: nothing is lost;
+//  - an event we will never store (not decodable, from a machine we do not know) is answered OK
+//    and counted, or it would block every event behind it.
+//
+// Connections are accepted by our own net.Server and handed to grpc-js (a connection injector),
+// so Genesis knows how many nodes are connected and from where.
+
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+import type { Logger } from 'pino';
+import type { Node } from '../inventory/model.ts';
+import type { Inventory } from '../inventory/store.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from './talos-event.ts';
+import { peerAddress, sourceAddress } from './source.ts';
+
+const PROTO_FILE = fileURLToPath(new URL('./proto/sink.proto', import.meta.url));
+
+export type EventRequest = { data?: { typeUrl?: string; value?: Buffer } | null; id?: string; actorId?: string };
+
+let service: grpc.ServiceDefinition | undefined;
+/** The service from our .proto subset; the tests' Talos stand-in uses the same definition. */
+export function eventSinkService(): grpc.ServiceDefinition {
+  if (!service) {
+    const def = protoLoader.loadSync(PROTO_FILE, { keepCase: false, longs: String, enums: String, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { events: { EventSinkService: grpc.ServiceClientConstructor } };
+    service = pkg.events.EventSinkService.service;
+  }
+  return service;
+}
+
+export type EventSinkOptions = {
+  host: string;
+  port: number;
+  inventory: Inventory;
+  metrics?: Metrics;
+  log: Logger;
+  /** Nodes are few; anything beyond this is not a homelab fleet and is refused. */
+  maxConnections?: number;
+};
+
+export class EventSinkServer {
+  private readonly o: EventSinkOptions;
+  private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 });
+  private readonly tcp: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(o: EventSinkOptions) {
+    this.o = o;
+    this.grpcServer.addService(eventSinkService(), { Publish: this.publish.bind(this) });
+    const injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.tcp = net.createServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      // A reset from the node is its business; never an unhandled error here.
+      socket.on('error', () => {});
+      this.o.metrics?.nodeConnection('event-sink');
+      injector.injectConnection(socket);
+    });
+    this.tcp.maxConnections = o.maxConnections ?? 256;
+  }
+
+  /** Open connections from nodes. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  async start(): Promise<{ address: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.tcp.once('error', reject);
+      this.tcp.listen({ host: this.o.host, port: this.o.port }, () => {
+        this.tcp.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.tcp.address() as net.AddressInfo;
+    return { address: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.tcp.close(() => resolve());
+      this.grpcServer.tryShutdown(() => {});
+      for (const s of this.sockets) s.destroy();
+      this.grpcServer.forceShutdown();
+    });
+  }
+
+  private publish(call: grpc.ServerUnaryCall<EventRequest, object>, done: grpc.sendUnaryData<object>): void {
+    const req = call.request;
+    const peer = peerAddress(call.getPeer());
+    const typeUrl = req.data?.typeUrl ?? '';
+    let event: TalosEvent;
+    try {
+      event = decodeTalosEvent(typeUrl, req.data?.value ?? Buffer.alloc(0));
+    } catch (err) {
+      if (!(err instanceof EventDecodeError)) throw err;
+      this.o.metrics?.talosEvent('malformed', 'unknown');
+      this.o.log.warn({ peer, type: typeUrl.slice(0, 200), err: err.message }, 'dropped an event that does not decode');
+      return done(null, {});
+    }
+    const node = this.nodeFor(peer, event);
+    if (!node) {
+      this.o.metrics?.talosEvent('unknown-source', event.kind);
+      this.o.log.debug({ peer, kind: event.kind }, 'event from an address no node in the inventory has; dropped');
+      return done(null, {});
+    }
+    const effect = eventEffect(event, node);
+    // Talos always sets an id; without one the event cannot be recognised when resent.
+    const id = (req.id ?? '').slice(0, 64) || `genesis-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const summary = eventSummary(event);
+    try {
+      const result = this.o.inventory.applyTalosEvent(node.mac, {
+        id,
+        detail: { ...event, summary, ...(req.actorId ? { actor: req.actorId.slice(0, 64) } : {}) },
+        ...(effect.stage ? { stage: effect.stage } : {}),
+        ...(effect.ready !== undefined ? { ready: effect.ready } : {}),
+        ...(effect.addresses ? { addresses: effect.addresses.map(sourceAddress) } : {}),
+        ...(effect.installed ? { installed: effect.installed } : {}),
+      });
+      this.o.metrics?.talosEvent(result.duplicate ? 'duplicate' : 'recorded', event.kind);
+      if (!result.duplicate) {
+        if (result.installed) this.o.log.info({ mac: node.mac, reason: effect.installed }, 'node installed: its next network boot goes to its disk');
+        if (effect.problem) this.o.log.warn({ mac: node.mac, hostname: node.hostname }, effect.problem);
+      }
+      done(null, {});
+    } catch (err) {
+      // Not stored: Talos keeps the event and publishes it again.
+      this.o.metrics?.talosEvent('failed', event.kind);
+      this.o.log.error({ err: (err as Error).message, mac: node.mac, kind: event.kind }, 'could not record a Talos event; the node will send it again');
+      done({ code: grpc.status.UNAVAILABLE, details: 'genesis cannot store events right now; retry' });
+    }
+  }
+
+  /**
+   * The node behind an event: by the address it comes from; failing that, an address report
+   * naming a hostname we assigned (a node back from its disk with a new lease says who it is).
+   */
+  private nodeFor(peer: string, event: TalosEvent): Node | undefined {
+    const inv = this.o.inventory;
+    const bySource = inv.bySource(peer);
+    if (bySource) return bySource;
+    if (event.kind === 'addresses' && event.hostname) {
+      const byName = inv.byHostname(event.hostname);
+      if (byName && event.addresses.map(sourceAddress).includes(peer)) return byName;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,97 @@
+// The kernel-log receiver: a TCP server taking Talos's JSON-lines kernel log from each node
+// (`talos.logging.kernel=tcp://<genesis>:<port>/`, and a KmsgLogConfig document so it survives
+// install). Lines are attributed by source address and kept in the node's bounded ring in the
+// inventory. Lines from an address no node has are counted and dropped; bad lines are skipped,
+// never fatal to the connection or the server.
+
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { KernelLogLine } from '../inventory/model.ts';
+import type { Inventory } from '../inventory/store.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { sourceAddress } from '../events/source.ts';
+import { LineSplitter, parseKernelLogLine } from './kmsg.ts';
+
+export type KernelLogReceiverOptions = {
+  host: string;
+  port: number;
+  inventory: Inventory;
+  /** Lines kept per node. */
+  keep: number;
+  metrics?: Metrics;
+  log: Logger;
+  maxConnections?: number;
+};
+
+export class KernelLogReceiver {
+  private readonly o: KernelLogReceiverOptions;
+  private readonly tcp: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(o: KernelLogReceiverOptions) {
+    this.o = o;
+    this.tcp = net.createServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
+    this.tcp.maxConnections = o.maxConnections ?? 256;
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  async start(): Promise<{ address: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.tcp.once('error', reject);
+      this.tcp.listen({ host: this.o.host, port: this.o.port }, () => {
+        this.tcp.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.tcp.address() as net.AddressInfo;
+    return { address: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.tcp.close(() => resolve());
+      for (const s of this.sockets) s.destroy();
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    this.o.metrics?.nodeConnection('kernel-log');
+    const source = sourceAddress(socket.remoteAddress ?? '');
+    const splitter = new LineSplitter();
+    let warnedUnknown = false;
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      const { lines, tooLong } = splitter.push(chunk);
+      if (tooLong) this.o.metrics?.kernelLog('too-long', tooLong);
+      if (!lines.length) return;
+      const parsed: KernelLogLine[] = [];
+      for (const l of lines) {
+        const p = parseKernelLogLine(l);
+        if (p) parsed.push(p);
+        else this.o.metrics?.kernelLog('malformed');
+      }
+      if (!parsed.length) return;
+      // Looked up per chunk: a node may become known (or report this address) after it connected.
+      const node = this.o.inventory.bySource(source);
+      if (!node) {
+        this.o.metrics?.kernelLog('unknown-source', parsed.length);
+        if (!warnedUnknown) this.o.log.debug({ source }, 'kernel log from an address no node in the inventory has; dropped');
+        warnedUnknown = true;
+        return;
+      }
+      try {
+        this.o.inventory.appendKernelLog(node.mac, parsed, this.o.keep);
+        this.o.metrics?.kernelLog('stored', parsed.length);
+      } catch (err) {
+        // The log is a diagnostic: a full disk must not take the receiver down.
+        this.o.metrics?.kernelLog('failed', parsed.length);
+        this.o.log.error({ err: (err as Error).message, mac: node.mac }, 'could not store kernel-log lines');
+      }
+    });
+  }
+}
