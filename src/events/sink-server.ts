@@ -22,13 +22,14 @@ import { peerAddress, sourceAddress } from './source.ts';
 
 const PROTO_FILE = fileURLToPath(new URL('./proto/sink.proto', import.meta.url));
 
-export type EventRequest = { data?: { typeUrl?: string; value?: Buffer } | null; id?: string; actorId?: string };
+// Field names as in the .proto (keepCase): protobufjs's built-in Any is not camel-cased either.
+export type EventRequest = { data?: { type_url?: string; value?: Buffer } | null; id?: string; actor_id?: string };
 
 let service: grpc.ServiceDefinition | undefined;
 /** The service from our .proto subset; the tests' Talos stand-in uses the same definition. */
 export function eventSinkService(): grpc.ServiceDefinition {
   if (!service) {
-    const def = protoLoader.loadSync(PROTO_FILE, { keepCase: false, longs: String, enums: String, defaults: true });
+    const def = protoLoader.loadSync(PROTO_FILE, { keepCase: true, longs: String, enums: String, defaults: true });
     const pkg = grpc.loadPackageDefinition(def) as unknown as { events: { EventSinkService: grpc.ServiceClientConstructor } };
     service = pkg.events.EventSinkService.service;
   }
@@ -71,6 +72,11 @@ export class EventSinkServer {
     return this.sockets.size;
   }
 
+  /** Where the open connections come from (a node is "reporting" while its address is here). */
+  connectedAddresses(): string[] {
+    return [...this.sockets].map((s) => sourceAddress(s.remoteAddress ?? ''));
+  }
+
   async start(): Promise<{ address: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
       this.tcp.once('error', reject);
@@ -95,7 +101,7 @@ export class EventSinkServer {
   private publish(call: grpc.ServerUnaryCall<EventRequest, object>, done: grpc.sendUnaryData<object>): void {
     const req = call.request;
     const peer = peerAddress(call.getPeer());
-    const typeUrl = req.data?.typeUrl ?? '';
+    const typeUrl = req.data?.type_url ?? '';
     let event: TalosEvent;
     try {
       event = decodeTalosEvent(typeUrl, req.data?.value ?? Buffer.alloc(0));
@@ -118,7 +124,7 @@ export class EventSinkServer {
     try {
       const result = this.o.inventory.applyTalosEvent(node.mac, {
         id,
-        detail: { ...event, summary, ...(req.actorId ? { actor: req.actorId.slice(0, 64) } : {}) },
+        detail: { ...event, summary, ...(req.actor_id ? { actor: req.actor_id.slice(0, 64) } : {}) },
         ...(effect.stage ? { stage: effect.stage } : {}),
         ...(effect.ready !== undefined ? { ready: effect.ready } : {}),
         ...(effect.addresses ? { addresses: effect.addresses.map(sourceAddress) } : {}),

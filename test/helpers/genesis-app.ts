@@ -17,6 +17,8 @@ export type TestGenesis = {
   assetsDir: string;
   tftpPort?: number;
   dhcpPorts?: { dhcp: number; pxe: number };
+  /** Where nodes reach the Talos event sink and the kernel-log receiver (127.0.0.1). */
+  eventPorts?: { sink: number; kernelLog: number };
   /** fetch against the API with the bearer token. */
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
   close(): Promise<void>;
@@ -90,6 +92,7 @@ export async function startGenesis(
     assetsDir,
     tftpPort: listening.tftp?.port,
     dhcpPorts: listening.dhcp && { dhcp: listening.dhcp.port, pxe: listening.dhcp.pxePort },
+    eventPorts: listening.events && { sink: listening.events.sink.port, kernelLog: listening.events.kernelLog.port },
     api: (method, p, body, headers = {}) =>
       fetch(`${url}/api/v1${p}`, {
         method,
