@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
+import { Sessions } from './auth/sessions.ts';
 import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile, telemetryEndpoints, telemetryKernelArgs } from './boot/machine-config.ts';
 import { EventSinkServer } from './events/sink-server.ts';
 import { KernelLogReceiver } from './logs/receiver.ts';
@@ -155,6 +156,7 @@ export class Genesis {
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
       metrics: this.metrics,
+      sessions: new Sessions(),
       cluster: {
         cluster: c.cluster.name,
         orchestrator: this.bootstrap,

@@ -3,6 +3,7 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
+import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { normalizeMac } from '../inventory/mac.ts';
 import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type NodeChanges, type Role } from '../inventory/model.ts';
@@ -15,7 +16,17 @@ import { clusterRoutes, type ClusterDeps } from './cluster.ts';
 import { streamRoutes } from './stream.ts';
 import { HttpError } from './errors.ts';
 
-export type ApiDeps = { inventory: Inventory; tokenHash: Buffer; configs: MachineConfigService; talosconfigs: Talosconfigs; cluster: ClusterDeps };
+export type ApiDeps = {
+  inventory: Inventory;
+  tokenHash: Buffer;
+  configs: MachineConfigService;
+  talosconfigs: Talosconfigs;
+  cluster: ClusterDeps;
+  /** Dashboard sessions, accepted besides the bearer token. */
+  sessions?: Sessions;
+};
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 const nullableString = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
 
@@ -72,6 +83,14 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   app.addHook('onRequest', async (req, reply) => {
     const result = checkBearer(req.headers.authorization, deps.tokenHash);
     if (result === 'ok') return;
+    // The dashboard: a session cookie, and for anything that changes state the session's CSRF
+    // token in a header (a cross-site page can make the browser send the cookie, never the header).
+    const session = result === 'missing' ? deps.sessions?.get(cookieValue(req.headers.cookie, SESSION_COOKIE)) : undefined;
+    if (session) {
+      if (SAFE_METHODS.has(req.method)) return;
+      if (originAllowed(req.headers.origin, req.headers.host) && csrfMatches(session, req.headers[CSRF_HEADER])) return;
+      throw new HttpError(403, 'csrf', `a change from the dashboard needs the session's ${CSRF_HEADER} header, sent from the dashboard's own origin`);
+    }
     reply.header('www-authenticate', 'Bearer realm="genesis"');
     throw new HttpError(401, 'unauthorized', result === 'missing' ? 'this API needs Authorization: Bearer <token>' : 'the bearer token is not valid');
   });
@@ -137,7 +156,11 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   streamRoutes(app, inventory);
 
   app.get('/talosconfig', async (_req, reply) => {
-    return reply.type('application/yaml').header('cache-control', 'no-store').send(await deps.talosconfigs.render());
+    return reply
+      .type('application/yaml')
+      .header('cache-control', 'no-store')
+      .header('content-disposition', 'attachment; filename="talosconfig"')
+      .send(await deps.talosconfigs.render());
   });
 
   app.get('/nodes/:mac/timeline', { schema: { params: macParams } }, async (req) => {

@@ -16,6 +16,8 @@ import { healthRoutes } from './health.ts';
 import { metricsRoutes } from './metrics.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { talosRoutes } from './talos.ts';
+import { dashboardRoutes } from './dashboard.ts';
+import type { Sessions } from '../auth/sessions.ts';
 
 export type HttpServerOptions = {
   logger: Logger;
@@ -27,6 +29,7 @@ export type HttpServerOptions = {
   tokenHash: Buffer;
   cluster: ClusterDeps;
   metrics: Metrics;
+  sessions: Sessions;
 };
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -49,9 +52,18 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   await assetRoutes(app, { assetsDir: opts.assetsDir, inventory: opts.inventory });
   // Child contexts inherit the error handler; the token check is a hook of this context only.
   await app.register(
-    (api) => apiRoutes(api, { inventory: opts.inventory, tokenHash: opts.tokenHash, configs: opts.configs, talosconfigs: opts.talosconfigs, cluster: opts.cluster }),
+    (api) =>
+      apiRoutes(api, {
+        inventory: opts.inventory,
+        tokenHash: opts.tokenHash,
+        configs: opts.configs,
+        talosconfigs: opts.talosconfigs,
+        cluster: opts.cluster,
+        sessions: opts.sessions,
+      }),
     { prefix: '/api/v1' },
   );
+  await app.register((ui) => dashboardRoutes(ui, { sessions: opts.sessions, tokenHash: opts.tokenHash }));
   // The claim API takes the cluster's join token instead of (or as well as) the API token.
   await app.register((claims) => claimRoutes(claims, { ...opts.cluster, tokenHash: opts.tokenHash }), { prefix: '/api/v1/bootstrap' });
   return app;

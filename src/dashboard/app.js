@@ -1,0 +1,276 @@
+// The Genesis dashboard: plain browser JavaScript, no framework and nothing fetched from
+// elsewhere. It reads the same /api/v1 routes as the CLI (the session cookie authenticates;
+// changes carry the session's CSRF token) and stays live through /api/v1/stream.
+// Every value from the server is placed with textContent, never parsed as HTML.
+'use strict';
+
+const $ = (selector) => document.querySelector(selector);
+const COLUMNS = ['MAC', 'Hostname', 'Role', 'Arch / firmware', 'State', 'Talos', 'IP', 'Last seen'];
+
+const ui = { csrf: null, nodes: new Map(), selected: null, logAfter: 0, stream: null };
+
+class ApiError extends Error {}
+
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET') headers['x-genesis-csrf'] = ui.csrf;
+  const res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  if (res.status === 401) {
+    showLogin('Your session ended; log in again.');
+    throw new ApiError('not logged in');
+  }
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError((data && data.message) || `${res.status} ${res.statusText}`);
+  return data;
+}
+
+function el(tag, text, attrs = {}) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+
+function ago(iso) {
+  if (!iso) return '—';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return new Date(iso).toLocaleString();
+}
+
+/** Where Talos says the node is: its stage, and whether it is ready (joined). */
+function talosText(n) {
+  if (!n.talosStage) return '—';
+  return n.talosStage + (n.talosReady ? ', ready' : '');
+}
+
+function row(n) {
+  const tr = el('tr', undefined, { 'data-mac': n.mac, 'aria-selected': String(n.mac === ui.selected) });
+  const cells = [
+    n.mac,
+    n.hostname || '—',
+    n.role,
+    [n.arch, n.firmware].filter(Boolean).join(' / ') || '—',
+    n.state,
+    talosText(n),
+    n.lastIp || '—',
+    ago(n.talosSeen && (!n.lastSeen || n.talosSeen > n.lastSeen) ? n.talosSeen : n.lastSeen),
+  ];
+  cells.forEach((text, i) => {
+    const td = el('td', text, { 'data-label': COLUMNS[i] });
+    if (i === 0) td.className = 'mac';
+    if (i === 4) {
+      td.className = 'state';
+      td.dataset.state = n.state;
+    }
+    tr.append(td);
+  });
+  tr.addEventListener('click', () => select(n.mac));
+  return tr;
+}
+
+function renderFleet() {
+  const body = $('#fleet tbody');
+  body.replaceChildren(...[...ui.nodes.values()].map(row));
+  $('#count').textContent = ui.nodes.size ? `(${ui.nodes.size})` : '';
+  $('#empty').hidden = ui.nodes.size > 0;
+  $('#fleet').hidden = ui.nodes.size === 0;
+}
+
+async function renderCluster() {
+  const c = await api('GET', '/cluster');
+  const dl = $('#cluster-state');
+  const holder = c.holder ? [c.holder.hostname, c.holder.mac, c.holder.ip && `(${c.holder.ip})`].filter(Boolean).join(' ') : '—';
+  const facts = [
+    ['Cluster', c.cluster],
+    ['Bootstrap', c.state],
+    ['Elected', holder],
+    ['Epoch', c.epoch],
+    ['Control planes answering', `${c.controlplanes.filter((p) => p.reachable).length} of ${c.controlplanes.length}`],
+  ];
+  if (c.orchestrator.waiting) facts.push(['Waiting', c.orchestrator.waiting]);
+  dl.replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v ?? '—', k === 'Bootstrap' ? { id: 'bootstrap-state' } : {})]));
+}
+
+async function select(mac) {
+  ui.selected = mac;
+  ui.logAfter = 0;
+  $('#klog').textContent = '';
+  for (const tr of document.querySelectorAll('#fleet tbody tr')) tr.setAttribute('aria-selected', String(tr.dataset.mac === mac));
+  $('#node').hidden = false;
+  $('#node-message').textContent = '';
+  renderNode();
+  await Promise.all([renderTimeline(), appendLog()]);
+  if (window.matchMedia('(max-width: 700px)').matches) $('#node').scrollIntoView({ behavior: 'smooth' });
+}
+
+function renderNode() {
+  const n = ui.nodes.get(ui.selected);
+  if (!n) {
+    $('#node').hidden = true;
+    return;
+  }
+  $('#node-title').textContent = n.hostname ? `${n.hostname} (${n.mac})` : n.mac;
+  // Do not overwrite what the operator is typing.
+  if (document.activeElement !== $('#role')) $('#role').value = n.role;
+  if (document.activeElement !== $('#hostname')) $('#hostname').value = n.hostname || '';
+  const facts = [
+    ['State', n.state],
+    ['Talos', talosText(n)],
+    ['Talos version', n.talosVersion || '(default)'],
+    ['Addresses', [n.lastIp, ...(n.talosAddresses || [])].filter((a, i, all) => a && all.indexOf(a) === i).join(', ') || '—'],
+    ['Hardware', [n.manufacturer, n.product].filter(Boolean).join(' ') || '—'],
+    ['First seen', n.firstSeen ? new Date(n.firstSeen).toLocaleString() : '—'],
+  ];
+  $('#node-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v, k === 'State' ? { id: 'node-state' } : {})]));
+}
+
+async function renderTimeline() {
+  const mac = ui.selected;
+  const t = await api('GET', `/nodes/${encodeURIComponent(mac)}/timeline`);
+  if (mac !== ui.selected) return;
+  const items = t.steps.map((s) => {
+    const gap = s.sincePreviousMs === null ? '' : ` +${(s.sincePreviousMs / 1000).toFixed(1)}s`;
+    const li = el('li', `${new Date(s.at).toLocaleTimeString()} ${s.step}${gap}`);
+    if (s.detail && (s.detail.error || s.detail.reason)) li.title = String(s.detail.error || s.detail.reason);
+    return li;
+  });
+  $('#timeline').replaceChildren(...items);
+}
+
+async function appendLog() {
+  const mac = ui.selected;
+  const r = await api('GET', `/nodes/${encodeURIComponent(mac)}/logs?after=${ui.logAfter}&limit=1000`);
+  if (mac !== ui.selected || !r.lines.length) {
+    if (!ui.logAfter && mac === ui.selected) $('#klog').textContent = '(nothing received yet)';
+    return;
+  }
+  const pre = $('#klog');
+  if (!ui.logAfter) pre.textContent = '';
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  for (const l of r.lines) {
+    const line = el('span', `${l.talosTime || l.receivedAt} ${l.level || ''} ${l.msg}\n`);
+    if (l.level === 'error') line.className = 'error';
+    pre.append(line);
+  }
+  // A ring on the page too: the newest 2000 lines.
+  while (pre.childNodes.length > 2000) pre.firstChild.remove();
+  ui.logAfter = r.lines[r.lines.length - 1].id;
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+function connectStream() {
+  ui.stream?.close();
+  const es = new EventSource('/api/v1/stream');
+  ui.stream = es;
+  const live = $('#live');
+  es.onopen = () => {
+    live.dataset.state = 'on';
+    live.textContent = 'live';
+    // Anything missed while disconnected: reload the fleet once.
+    void loadFleet();
+  };
+  es.onerror = () => {
+    live.dataset.state = 'off';
+    live.textContent = 'reconnecting';
+  };
+  es.addEventListener('node', (m) => {
+    const { event, node } = JSON.parse(m.data);
+    if (node) ui.nodes.set(node.mac, node);
+    else ui.nodes.delete(event.mac);
+    renderFleet();
+    if (event.mac === ui.selected) {
+      renderNode();
+      void renderTimeline().catch(() => {});
+    }
+    if (String(event.type).startsWith('bootstrap')) void renderCluster().catch(() => {});
+  });
+  es.addEventListener('log', (m) => {
+    const { mac } = JSON.parse(m.data);
+    if (mac === ui.selected) void appendLog().catch(() => {});
+  });
+}
+
+async function loadFleet() {
+  const { nodes } = await api('GET', '/nodes');
+  ui.nodes = new Map(nodes.map((n) => [n.mac, n]));
+  renderFleet();
+  renderNode();
+}
+
+function showLogin(message) {
+  ui.stream?.close();
+  $('#app').hidden = true;
+  $('#logout').hidden = true;
+  $('#login').hidden = false;
+  const err = $('#login-error');
+  err.hidden = !message;
+  err.textContent = message || '';
+  $('#token').focus();
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  const res = await fetch('/ui/session', { credentials: 'same-origin' });
+  if (!res.ok) {
+    const why = params.get('login');
+    showLogin(why === 'failed' ? 'That token was not accepted.' : why === 'throttled' ? 'Too many attempts; wait a minute.' : '');
+    return;
+  }
+  if (params.has('login')) history.replaceState(null, '', '/');
+  ui.csrf = (await res.json()).csrf;
+  $('#login').hidden = true;
+  $('#app').hidden = false;
+  $('#logout').hidden = false;
+  await Promise.all([loadFleet(), renderCluster()]);
+  connectStream();
+  // "Last seen" ages; the cluster state moves without node events after the bootstrap.
+  setInterval(() => {
+    renderFleet();
+    void renderCluster().catch(() => {});
+  }, 10_000);
+}
+
+$('#assign').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const mac = ui.selected;
+  const msg = $('#node-message');
+  const hostname = $('#hostname').value.trim();
+  try {
+    const node = await api('PATCH', `/nodes/${encodeURIComponent(mac)}`, { role: $('#role').value, hostname: hostname || null });
+    ui.nodes.set(node.mac, node);
+    renderFleet();
+    renderNode();
+    msg.className = '';
+    msg.textContent = `Saved: ${node.role}${node.hostname ? `, ${node.hostname}` : ''}.`;
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+});
+
+$('#reinstall').addEventListener('click', async () => {
+  const mac = ui.selected;
+  if (!confirm(`Reinstall ${mac}? Its next network boot installs Talos again, wiping the install disk.`)) return;
+  const msg = $('#node-message');
+  try {
+    await api('POST', `/nodes/${encodeURIComponent(mac)}/reinstall`);
+    msg.className = '';
+    msg.textContent = 'Reinstall requested: power-cycle the machine (or reboot it) to start.';
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+});
+
+$('#logout').addEventListener('click', async () => {
+  await fetch('/ui/logout', { method: 'POST', headers: { 'x-genesis-csrf': ui.csrf || '' }, credentials: 'same-origin' });
+  location.assign('/');
+});
+
+void start().catch((err) => {
+  if (!(err instanceof ApiError)) console.error(err);
+});

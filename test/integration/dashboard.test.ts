@@ -1,0 +1,219 @@
+// The dashboard in a real browser: Debian's Chromium driven by playwright-core. An operator logs
+// in, sees a machine appear the moment it boots, assigns it, and watches it install (its Talos
+// events and kernel log arrive over the real sink and receiver) without reloading the page.
+// The login cookie and CSRF defences are checked with a real HTTP client and a cross-site page.
+
+import { mkdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeScriptUrl, startGenesis, TEST_TOKEN, type TestGenesis } from '../helpers/genesis-app.ts';
+import { run } from '../helpers/run.ts';
+import { kmsg, TalosReporter } from '../helpers/talos-reporter.ts';
+import { until } from '../helpers/wait.ts';
+
+/** Screenshots land here; CI keeps the directory as an artifact. */
+const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
+const CHROMIUM = '/usr/bin/chromium';
+
+let g: TestGenesis;
+let browser: Browser;
+const reporters: TalosReporter[] = [];
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  g = await startGenesis();
+  browser = await chromium.launch({ executablePath: CHROMIUM });
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(reporters.map((r) => r.close()));
+  await browser?.close();
+  await g?.close();
+});
+
+async function login(page: Page, token: string): Promise<void> {
+  await page.goto(g.url);
+  await page.locator('#token').fill(token);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+async function bootFrom(ip: string, mac: string): Promise<string> {
+  const r = await run('curl', ['-sf', '--interface', ip, nodeScriptUrl(g.url, mac)]);
+  expect(r.code).toBe(0);
+  return r.stdout;
+}
+
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  const family = parsePrometheusTextFormat(await (await fetch(`${g.url}/metrics`)).text()).find((f) => f.name === name);
+  return Number(family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0);
+}
+
+describe('dashboard in Chromium', () => {
+  it('log in, see a machine appear live, assign it, watch it install, read its kernel log', async () => {
+    const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+
+    await login(page, 'not-the-token');
+    await expect.poll(() => page.locator('#login-error').textContent()).toBe('That token was not accepted.');
+    await login(page, TEST_TOKEN);
+    await page.locator('#empty').waitFor();
+    expect(await page.locator('#login').isHidden()).toBe(true);
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+
+    // The session cookie: HttpOnly, SameSite=Strict, invisible to the page's script.
+    const [cookie] = await context.cookies();
+    expect(cookie).toMatchObject({ name: 'genesis_session', httpOnly: true, sameSite: 'Strict' });
+    expect(cookie!.value).not.toContain(TEST_TOKEN);
+    expect(await page.evaluate('document.cookie')).toBe('');
+
+    // Marks this page load: if anything below reloaded the page, the mark would be gone.
+    await page.evaluate('window.loadMark = 42');
+
+    const mac = '52:54:00:0b:00:02';
+    const ip = '127.0.11.2';
+    await bootFrom(ip, mac);
+    const row = page.locator(`#fleet tr[data-mac="${mac}"]`);
+    await row.waitFor();
+    expect(await row.locator('td.state').textContent()).toBe('discovered');
+
+    await row.click();
+    await page.locator('#role').selectOption('worker');
+    await page.locator('#hostname').fill('w-1');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => row.locator('td.state').textContent()).toBe('assigned');
+    expect(await row.locator('td').nth(1).textContent()).toBe('w-1');
+
+    // The machine boots again: script, then its config. The page follows.
+    const script = await bootFrom(ip, mac);
+    const configUrl = / talos\.config=(\S+)/.exec(script)![1]!;
+    expect((await run('curl', ['-sf', '-o', '/dev/null', '--interface', ip, configUrl])).code).toBe(0);
+    await expect.poll(() => row.locator('td.state').textContent()).toBe('installing');
+
+    // Talos reports in: the install, then the boot from disk; its kernel log streams.
+    const talos = new TalosReporter(ip, { host: '127.0.0.1', port: g.eventPorts!.sink }, { host: '127.0.0.1', port: g.eventPorts!.kernelLog });
+    reporters.push(talos);
+    await talos.start();
+    await talos.kernelLog([kmsg('Linux version 6.12.40-talos', 1), kmsg('installer: writing the image to /dev/vda', 2)]);
+    talos.publish(
+      ['MachineStatusEvent', { stage: 'INSTALLING', status: { ready: false } }],
+      ['SequenceEvent', { sequence: 'install', action: 'STOP' }],
+      ['MachineStatusEvent', { stage: 'REBOOTING', status: { ready: false } }],
+    );
+    await expect.poll(() => row.locator('td').nth(5).textContent()).toBe('rebooting');
+    expect(await row.locator('td.state').textContent()).toBe('installing');
+    await expect.poll(() => page.locator('#klog').textContent()).toContain('installer: writing the image to /dev/vda');
+
+    talos.publish(['SequenceEvent', { sequence: 'boot', action: 'START' }], ['MachineStatusEvent', { stage: 'RUNNING', status: { ready: true } }]);
+    await expect.poll(() => row.locator('td.state').textContent()).toBe('installed');
+    await expect.poll(() => row.locator('td').nth(5).textContent()).toBe('running, ready');
+    await expect.poll(() => page.locator('#timeline').textContent()).toContain('talos sequence boot start');
+    await expect.poll(() => page.locator('#node-state').textContent()).toBe('installed');
+    expect(await page.locator('#bootstrap-state').textContent()).toBe('unclaimed');
+    expect(await page.evaluate('window.loadMark')).toBe(42);
+
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+    // talosconfig, downloaded with the session.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#talosconfig').click()]);
+    expect(download.suggestedFilename()).toBe('talosconfig');
+    expect(readFileSync((await download.path())!, 'utf8')).toMatch(/^context: /m);
+
+    // Usable on a phone: nothing wider than the screen, machines as cards.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    expect(await page.locator('#fleet thead').isHidden()).toBe(true);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone.png'), fullPage: true });
+
+    // Reinstall from the page: confirmed, then the state follows.
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Reinstall' }).click();
+    await expect.poll(() => row.locator('td.state').textContent()).toBe('reinstall-requested');
+
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 90_000);
+
+  it('a page on another site cannot act with the operator\'s session (SameSite=Strict)', async () => {
+    const mac = '52:54:00:0b:00:03';
+    expect((await g.api('PUT', `/nodes/${mac}`, { role: 'worker' })).status).toBe(201);
+    const target = `${g.url}/api/v1/nodes/${mac}/reinstall`;
+    // The "attacker": a page on 127.0.11.9, another site than 127.0.0.1.
+    const evil = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end(`<!doctype html><script>fetch(${JSON.stringify(target)}, { method: 'POST', mode: 'no-cors', credentials: 'include' }).finally(() => { document.title = 'sent'; });</script>`);
+    });
+    await new Promise<void>((resolve) => evil.listen(0, '127.0.11.9', resolve));
+    try {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await login(page, TEST_TOKEN);
+      await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+      const refusedBefore = await metric('genesis_http_requests_total', { route: '/api/v1/nodes/:mac/reinstall', status: '401' });
+      await page.goto(`http://127.0.11.9:${(evil.address() as AddressInfo).port}/`);
+      await expect.poll(() => page.title()).toBe('sent');
+      // It reached Genesis, without the cookie: refused, and the node is untouched.
+      await until(async () => (await metric('genesis_http_requests_total', { route: '/api/v1/nodes/:mac/reinstall', status: '401' })) === refusedBefore + 1, 'the forged request');
+      expect(((await (await g.api('GET', `/nodes/${mac}`)).json()) as { state: string }).state).toBe('assigned');
+      await context.close();
+    } finally {
+      evil.close();
+    }
+  }, 60_000);
+});
+
+describe('dashboard session over HTTP', () => {
+  async function session(): Promise<{ cookie: string; csrf: string }> {
+    const res = await fetch(`${g.url}/ui/login`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ token: TEST_TOKEN }) });
+    expect(res.status).toBe(303);
+    const setCookie = res.headers.get('set-cookie')!;
+    expect(setCookie).toMatch(/^genesis_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200$/);
+    const cookie = setCookie.split(';')[0]!;
+    const who = await fetch(`${g.url}/ui/session`, { headers: { cookie } });
+    return { cookie, csrf: ((await who.json()) as { csrf: string }).csrf };
+  }
+
+  it('changes with the cookie need the session\'s CSRF header and the dashboard\'s origin; reads do not', async () => {
+    const mac = '52:54:00:0b:00:04';
+    expect((await g.api('PUT', `/nodes/${mac}`, { role: 'worker' })).status).toBe(201);
+    const { cookie, csrf } = await session();
+    const patch = (headers: Record<string, string>) =>
+      fetch(`${g.url}/api/v1/nodes/${mac}`, { method: 'PATCH', headers: { cookie, 'content-type': 'application/json', ...headers }, body: JSON.stringify({ hostname: 'w-4' }) });
+    expect((await fetch(`${g.url}/api/v1/nodes/${mac}`, { headers: { cookie } })).status).toBe(200);
+    expect((await patch({})).status).toBe(403);
+    expect((await patch({ 'x-genesis-csrf': 'wrong' })).status).toBe(403);
+    expect((await patch({ 'x-genesis-csrf': csrf, origin: 'http://evil.example' })).status).toBe(403);
+    const ok = await patch({ 'x-genesis-csrf': csrf, origin: g.url });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { hostname: string }).hostname).toBe('w-4');
+
+    // Logged out: the cookie opens nothing any more.
+    expect((await fetch(`${g.url}/ui/logout`, { method: 'POST', headers: { cookie, 'x-genesis-csrf': csrf } })).status).toBe(204);
+    expect((await fetch(`${g.url}/api/v1/nodes/${mac}`, { headers: { cookie } })).status).toBe(401);
+  });
+
+  it('a login from another origin is refused; repeated wrong tokens are throttled', async () => {
+    const cross = await fetch(`${g.url}/ui/login`, { method: 'POST', redirect: 'manual', headers: { origin: 'http://evil.example' }, body: new URLSearchParams({ token: TEST_TOKEN }) });
+    expect(cross.status).toBe(403);
+    expect(cross.headers.get('set-cookie')).toBeNull();
+    const wrong = () => fetch(`${g.url}/ui/login`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ token: 'guess' }) });
+    const answers: string[] = [];
+    for (let i = 0; i < 11; i++) answers.push((await wrong()).headers.get('location')!);
+    expect(answers.slice(0, 10).every((l) => l === '/?login=failed')).toBe(true);
+    expect(answers[10]).toBe('/?login=throttled');
+  });
+
+  it('serves the page with a strict content security policy and no third-party origin', async () => {
+    const res = await fetch(`${g.url}/`);
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    const html = await res.text();
+    const js = await (await fetch(`${g.url}/ui/app.js`)).text();
+    const css = await (await fetch(`${g.url}/ui/app.css`)).text();
+    for (const text of [html, js, css]) expect(text).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)/);
+  });
+});
