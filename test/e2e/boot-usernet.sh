@@ -34,3 +34,8 @@ curl -sS -o "$W/assign.json" -w '%{http_code}\n' -X PUT -H "authorization: Beare
   -d '{"role":"worker","hostname":"e2e-'"$FW"'"}' "http://127.0.0.1:8080/api/v1/nodes/$MAC" > "$W/assign.status"
 wait $QP
 echo "qemu exit $?" > "$W/qemu.status"
+# The kernel log the machine sent before powering off: give Genesis a moment to store it.
+for i in $(seq 50); do
+  curl -sf -H "authorization: Bearer $TOKEN" "http://127.0.0.1:8080/api/v1/nodes/$MAC/logs?limit=1" | grep -q '"msg"' && break
+  sleep 0.1
+done

@@ -49,7 +49,15 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
       // The stand-in kernel ran with exactly the arguments Genesis wrote, and found its initramfs.
       const cmdline = /STANDIN: cmdline (.*)/.exec(serial)?.[1]?.trim().split(/\s+/) ?? [];
       const args = cmdline.slice(cmdline.indexOf('initrd=initramfs.xz'));
-      expect(args.slice(0, -1), context).toEqual(['initrd=initramfs.xz', ...talosKernelArgs('v1.13.9', 'amd64'), 'console=ttyS0', 'panic=1']);
+      // The event sink and kernel-log receiver reach the kernel too, at the advertised address.
+      expect(args.slice(0, -1), context).toEqual([
+        'initrd=initramfs.xz',
+        ...talosKernelArgs('v1.13.9', 'amd64'),
+        'talos.events.sink=10.0.2.2:8090',
+        'talos.logging.kernel=tcp://10.0.2.2:8092/',
+        'console=ttyS0',
+        'panic=1',
+      ]);
       expect(args.at(-1), context).toMatch(new RegExp(`^talos\\.config=http://10\\.0\\.2\\.2:8080/talos/config/${mac}/[0-9a-f]{64}$`));
       expect(serial, context).toContain(`STANDIN: mac ${mac}`);
       // It fetched its config through its tokenised URL: a worker config, the one Genesis recorded serving.
@@ -57,11 +65,14 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
       const servedSha = /STANDIN: config sha256 ([0-9a-f]{64})/.exec(serial)?.[1];
       expect(servedSha, context).toBeDefined();
       expect(serial, context).toContain('STANDIN: done');
+      // Its kernel log went to Genesis's receiver over the network, and is the node's.
+      expect(serial, context).toContain('STANDIN: kernel log sent to 10.0.2.2:8092');
 
       // The inventory recorded what the firmware reported.
       const db = new Database(path.join(work, 'data', 'genesis.db'), { readonly: true });
       const node = db.prepare('SELECT role, state, arch, firmware, hostname FROM nodes WHERE mac = ?').get(mac);
       const rows = db.prepare('SELECT type, detail FROM node_events WHERE mac = ? ORDER BY id').all(mac) as Array<{ type: string; detail: string }>;
+      const kernelLog = (db.prepare('SELECT msg FROM kernel_logs WHERE mac = ? ORDER BY id').all(mac) as Array<{ msg: string }>).map((l) => l.msg);
       db.close();
       const events = rows.map((e) => e.type);
       expect(node).toEqual({ role: 'worker', state: 'installing', arch: 'amd64', firmware, hostname: `e2e-${firmware}` });
@@ -69,6 +80,8 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
       expect(events.filter((e) => e === 'asset-fetched')).toHaveLength(2);
       const served = rows.filter((e) => e.type === 'config-served').map((e) => JSON.parse(e.detail) as { sha256: string; role: string });
       expect(served, context).toEqual([expect.objectContaining({ role: 'worker', sha256: servedSha })]);
+      expect(kernelLog[0], context).toMatch(/^Linux version /);
+      expect(kernelLog, context).toContain('Run /init as init process');
       rmSync(work, { recursive: true, force: true });
     }, 240_000);
   }

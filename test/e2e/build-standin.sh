@@ -2,7 +2,8 @@
 # Build the stand-in for Talos used by the end-to-end boots: Debian's kernel (downloaded with
 # apt-get download, never installed; only vmlinuz and the NIC modules extracted) and a busybox
 # initramfs whose /init takes DHCP, reads talos.config= from /proc/cmdline, fetches it the way
-# Talos would, prints what it got on the serial console and powers off.
+# Talos would, sends its kernel log as Talos's JSON lines to talos.logging.kernel= (when given),
+# prints what it did on the serial console and powers off.
 # usage: build-standin.sh <out-dir>   (writes vmlinuz and initramfs.xz; reuses a previous build)
 set -eu
 OUT=$1
@@ -46,7 +47,13 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 done
 echo "STANDIN: cmdline $(cat /proc/cmdline)"
 url=
-for w in $(cat /proc/cmdline); do case "$w" in talos.config=*) url=${w#talos.config=} ;; esac; done
+klog=
+for w in $(cat /proc/cmdline); do
+  case "$w" in
+    talos.config=*) url=${w#talos.config=} ;;
+    talos.logging.kernel=tcp://*) klog=${w#talos.logging.kernel=tcp://}; klog=${klog%%/*} ;;
+  esac
+done
 i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -n -q -f -t 10 -T 1 -s /dhcp.sh >/dev/null 2>&1
@@ -60,6 +67,16 @@ if [ -n "$url" ]; then
   fi
 else
   echo "STANDIN: no talos.config= on the command line"
+fi
+if [ -n "$klog" ]; then
+  # The kernel log as Talos's JSON-lines sender writes it: one object per message.
+  if dmesg | tr -d '\000-\010\013-\037' | tr '\t' ' ' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' \
+      -e 's/^\[ *\([0-9.]*\)\] \(.*\)$/{"msg":"\2","clock":"\1","talos-level":"info","facility":"kern"}/' \
+      | grep '^{' | timeout 10 nc -w 2 "${klog%:*}" "${klog##*:}"; then
+    echo "STANDIN: kernel log sent to $klog"
+  else
+    echo "STANDIN: kernel log to $klog failed"
+  fi
 fi
 echo "STANDIN: done"
 poweroff -f

@@ -57,6 +57,8 @@ describe('genesis config render', () => {
       GENESIS_CLUSTER_NAME: 'base',
       GENESIS_CLUSTER_ENDPOINT: 'https://base:6443',
       GENESIS_CLUSTER_KUBERNETES_VERSION: '1.28.0',
+      // The oracle is talosctl's output: without Genesis's own reporting documents.
+      GENESIS_EVENTS_ENABLED: 'false',
     });
     expect(r.stderr).toBe('');
     const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
@@ -65,6 +67,20 @@ describe('genesis config render', () => {
     expect(docs[0].machine.install).toEqual({ disk: '/dev/sda', image: 'ghcr.io/siderolabs/installer:v1.12.0', wipe: false, grubUseUKICmdline: true });
     docs[0].machine.install = want[0].machine.install;
     expect(docs).toEqual(want);
+  });
+
+  it('with the event sink on (the default) the render adds the reporting documents, at the configured ports', async () => {
+    const r = await genesis(['config', 'render', '--role', 'worker', '--secrets', FIXTURE_SECRETS, '--talos-version', 'v1.12.0'], {
+      GENESIS_DATA_DIR: tmp(),
+      GENESIS_CLUSTER_ENDPOINT: 'https://base:6443',
+      GENESIS_ADVERTISE_ADDR: '192.0.2.1',
+    });
+    expect(r.stderr).toBe('');
+    const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    expect(docs.slice(-2)).toEqual([
+      { apiVersion: 'v1alpha1', kind: 'EventSinkConfig', endpoint: '192.0.2.1:8090' },
+      { apiVersion: 'v1alpha1', kind: 'KmsgLogConfig', name: 'genesis', url: 'tcp://192.0.2.1:8092/' },
+    ]);
   });
 
   it('--mac renders an inventory node; unknown or unassigned nodes are clear errors', async () => {

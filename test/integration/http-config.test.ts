@@ -70,6 +70,7 @@ describe('the config URL', () => {
         name: 'lab', endpoint: TEST_ENDPOINT, vip: '', kubernetesVersion: '1.36.3', dnsDomain: 'cluster.local', podSubnets: ['10.244.0.0/16'],
         serviceSubnets: ['10.96.0.0/12'], cni: { name: 'flannel' }, allowSchedulingOnControlPlanes: false, installDisk: '/dev/sda',
         installerImage: 'ghcr.io/siderolabs/installer', schematicId: '',
+        telemetry: { eventSink: `127.0.0.1:${g.eventPorts!.sink}`, kernelLog: `tcp://127.0.0.1:${g.eventPorts!.kernelLog}/` },
       },
       secrets,
       node: { mac, role: 'controlplane', talosVersion: 'v1.13.9', hostname: 'cp-a', installDisk: '/dev/nvme0n1', labels: { rack: 'r1' } },
