@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
 import { parseCommand } from './args.ts';
-import type { Node, NodeEvent } from '../inventory/model.ts';
+import type { Node, NodeEvent, StoredKernelLogLine } from '../inventory/model.ts';
 
 export const NODES_USAGE = `Usage: genesis nodes <command> [options]
 
@@ -21,6 +21,7 @@ Commands:
   reinstall <mac>                    Install Talos again at the next PXE boot
   installed <mac>                    Mark installed: the next PXE boot goes to the local disk
   delete <mac>                       Forget the machine (its events are kept)
+  logs <mac> [--lines N]             The machine's kernel log (the newest N lines, default 200)
   watch                              Print node changes as they happen, until interrupted
 
 Options:
@@ -124,9 +125,10 @@ async function watch(c: Client, onChange: (change: Change) => void): Promise<voi
 }
 
 function table(nodes: Node[]): string {
-  const rows = [['MAC', 'ROLE', 'STATE', 'HOSTNAME', 'ARCH', 'FIRMWARE', 'LAST IP', 'LAST SEEN']];
+  const rows = [['MAC', 'ROLE', 'STATE', 'TALOS', 'HOSTNAME', 'ARCH', 'FIRMWARE', 'LAST IP', 'LAST SEEN']];
   for (const n of nodes) {
-    rows.push([n.mac, n.role, n.state, n.hostname ?? '-', n.arch ?? '-', n.firmware ?? '-', n.lastIp ?? '-', n.lastSeen ?? '-']);
+    const talos = n.talosStage ? `${n.talosStage}${n.talosReady ? ',ready' : ''}` : '-';
+    rows.push([n.mac, n.role, n.state, talos, n.hostname ?? '-', n.arch ?? '-', n.firmware ?? '-', n.lastIp ?? '-', n.lastSeen ?? '-']);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
@@ -159,6 +161,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       nameserver: { type: 'string', multiple: true },
       patch: { type: 'string' },
       bootstrap: { type: 'boolean' },
+      lines: { type: 'string' },
     },
     NODES_USAGE,
     'nodes',
@@ -243,6 +246,14 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       case 'config':
         out((await call(client, 'GET', `/nodes/${needMac()}/config`, undefined, { text: true })) as string);
         return 0;
+      case 'logs': {
+        const m = needMac();
+        const lines = v.lines ?? '200';
+        if (!/^[1-9][0-9]{0,4}$/.test(lines)) throw new CliError('--lines must be a number from 1 to 10000');
+        const data = (await call(client, 'GET', `/nodes/${m}/logs?limit=${lines}`)) as { lines: StoredKernelLogLine[] };
+        print(data, () => data.lines.map((l) => `${l.talosTime ?? l.receivedAt}  ${(l.level ?? '-').padEnd(5)}  ${l.msg}\n`).join('') || '(no kernel log received from this machine)\n');
+        return 0;
+      }
       case 'watch':
         await watch(client, (change) => {
           const { event, node } = change;

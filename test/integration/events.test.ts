@@ -5,7 +5,8 @@
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { startGenesis, nodeScriptUrl, type TestGenesis } from '../helpers/genesis-app.ts';
+import { startGenesis, nodeScriptUrl, TEST_TOKEN, type TestGenesis } from '../helpers/genesis-app.ts';
+import { BIN } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
 import { kmsg, TalosReporter } from '../helpers/talos-reporter.ts';
 import { until } from '../helpers/wait.ts';
@@ -234,6 +235,18 @@ describe('kernel-log receiver', () => {
       return body.lines.length ? (body.lines as Json[]) : undefined;
     }, 'the new line');
     expect(tail.map((l) => l.msg)).toEqual(['line 150']);
+  });
+
+  it('genesis nodes logs prints it; genesis nodes list shows where Talos is', async () => {
+    const env = { PATH: process.env.PATH, GENESIS_API_TOKEN: TEST_TOKEN, GENESIS_ADVERTISE_ADDR: '127.0.0.1' };
+    const logs = await run(process.execPath, [BIN, 'nodes', 'logs', '52:54:00:09:00:08', '--lines', '2', '--url', g.url], { env });
+    expect(logs.stderr).toBe('');
+    expect(logs.stdout).toBe('2026-11-23T10:02:29.000Z  error  installer: failed to find disk /dev/sda\n2026-11-23T10:02:30.000Z  info   line 150\n');
+    const list = await run(process.execPath, [BIN, 'nodes', 'list', '--url', g.url], { env });
+    expect(list.stdout.split('\n')[0]).toMatch(/^MAC +ROLE +STATE +TALOS +HOSTNAME/);
+    expect(list.stdout).toMatch(/52:54:00:09:00:02 +worker +installed +running,ready +w-1 /);
+    const none = await run(process.execPath, [BIN, 'nodes', 'logs', '52:54:00:09:00:01', '--url', g.url], { env });
+    expect(none.stdout).toBe('(no kernel log received from this machine)\n');
   });
 
   it('the log API needs the token and a known MAC', async () => {
