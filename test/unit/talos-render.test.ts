@@ -158,6 +158,25 @@ describe('patches', () => {
   });
 });
 
+describe('reporting to Genesis', () => {
+  const telemetry = { eventSink: '192.0.2.1:8090', kernelLog: 'tcp://192.0.2.1:8092/' };
+  it('adds the event sink and kernel-log documents, valid for every supported version', () => {
+    for (const talosVersion of ['v1.11.5', 'v1.12.0', 'v1.13.9']) {
+      const r = render({ talosVersion }, { telemetry });
+      expect(kind(r, 'EventSinkConfig'), talosVersion).toEqual([{ apiVersion: 'v1alpha1', kind: 'EventSinkConfig', endpoint: '192.0.2.1:8090' }]);
+      expect(kind(r, 'KmsgLogConfig'), talosVersion).toEqual([{ apiVersion: 'v1alpha1', kind: 'KmsgLogConfig', name: 'genesis', url: 'tcp://192.0.2.1:8092/' }]);
+    }
+    expect(kind(render(), 'EventSinkConfig')).toEqual([]);
+  });
+  it('a patch can point them elsewhere or remove them, and add a second log destination', () => {
+    const r = render({}, { telemetry }, [
+      'apiVersion: v1alpha1\nkind: EventSinkConfig\nendpoint: 192.0.2.9:8090\n---\napiVersion: v1alpha1\nkind: KmsgLogConfig\nname: genesis\n$patch: delete\n---\napiVersion: v1alpha1\nkind: KmsgLogConfig\nname: siem\nurl: udp://192.0.2.7:514\n',
+    ]);
+    expect(kind(r, 'EventSinkConfig')).toEqual([{ apiVersion: 'v1alpha1', kind: 'EventSinkConfig', endpoint: '192.0.2.9:8090' }]);
+    expect(kind(r, 'KmsgLogConfig').map((d) => d['name'])).toEqual(['siem']);
+  });
+});
+
 describe('redaction', () => {
   it('masks every key, token and secret, keeps certificates', () => {
     const r = render({ role: 'controlplane' });
