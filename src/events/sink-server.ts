@@ -9,7 +9,6 @@
 // Connections are accepted by our own net.Server and handed to grpc-js (a connection injector),
 // so Genesis knows how many nodes are connected and from where.
 
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -18,6 +17,7 @@ import type { Node } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from './talos-event.ts';
+import { NodeListener } from '../net/node-listener.ts';
 import { peerAddress, sourceAddress } from './source.ts';
 
 const PROTO_FILE = fileURLToPath(new URL('./proto/sink.proto', import.meta.url));
@@ -49,53 +49,35 @@ export type EventSinkOptions = {
 export class EventSinkServer {
   private readonly o: EventSinkOptions;
   private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 });
-  private readonly tcp: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly listener: NodeListener;
 
   constructor(o: EventSinkOptions) {
     this.o = o;
     this.grpcServer.addService(eventSinkService(), { Publish: this.publish.bind(this) });
     const injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    this.tcp = net.createServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-      // A reset from the node is its business; never an unhandled error here.
-      socket.on('error', () => {});
+    this.listener = new NodeListener({ host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256 }, (socket) => {
       this.o.metrics?.nodeConnection('event-sink');
       injector.injectConnection(socket);
     });
-    this.tcp.maxConnections = o.maxConnections ?? 256;
   }
 
   /** Open connections from nodes. */
   get connections(): number {
-    return this.sockets.size;
+    return this.listener.connections;
   }
 
   /** Where the open connections come from (a node is "reporting" while its address is here). */
   connectedAddresses(): string[] {
-    return [...this.sockets].map((s) => sourceAddress(s.remoteAddress ?? ''));
+    return this.listener.connectedAddresses();
   }
 
-  async start(): Promise<{ address: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.tcp.once('error', reject);
-      this.tcp.listen({ host: this.o.host, port: this.o.port }, () => {
-        this.tcp.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.tcp.address() as net.AddressInfo;
-    return { address: a.address, port: a.port };
+  start(): Promise<{ address: string; port: number }> {
+    return this.listener.start();
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.tcp.close(() => resolve());
-      this.grpcServer.tryShutdown(() => {});
-      for (const s of this.sockets) s.destroy();
-      this.grpcServer.forceShutdown();
-    });
+    await this.listener.close();
+    this.grpcServer.forceShutdown();
   }
 
   private publish(call: grpc.ServerUnaryCall<EventRequest, object>, done: grpc.sendUnaryData<object>): void {

@@ -10,6 +10,7 @@ import type { KernelLogLine } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { sourceAddress } from '../events/source.ts';
+import { NodeListener } from '../net/node-listener.ts';
 import { LineSplitter, parseKernelLogLine } from './kmsg.ts';
 
 export type KernelLogReceiverOptions = {
@@ -25,46 +26,30 @@ export type KernelLogReceiverOptions = {
 
 export class KernelLogReceiver {
   private readonly o: KernelLogReceiverOptions;
-  private readonly tcp: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly listener: NodeListener;
 
   constructor(o: KernelLogReceiverOptions) {
     this.o = o;
-    this.tcp = net.createServer({ keepAlive: true, keepAliveInitialDelay: 30_000 }, (socket) => this.accept(socket));
-    this.tcp.maxConnections = o.maxConnections ?? 256;
+    this.listener = new NodeListener({ host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256 }, (socket) => this.accept(socket));
   }
 
   get connections(): number {
-    return this.sockets.size;
+    return this.listener.connections;
   }
 
-  async start(): Promise<{ address: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.tcp.once('error', reject);
-      this.tcp.listen({ host: this.o.host, port: this.o.port }, () => {
-        this.tcp.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.tcp.address() as net.AddressInfo;
-    return { address: a.address, port: a.port };
+  start(): Promise<{ address: string; port: number }> {
+    return this.listener.start();
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.tcp.close(() => resolve());
-      for (const s of this.sockets) s.destroy();
-    });
+  close(): Promise<void> {
+    return this.listener.close();
   }
 
   private accept(socket: net.Socket): void {
-    this.sockets.add(socket);
     this.o.metrics?.nodeConnection('kernel-log');
     const source = sourceAddress(socket.remoteAddress ?? '');
     const splitter = new LineSplitter();
     let warnedUnknown = false;
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => {});
     socket.on('data', (chunk: Buffer) => {
       const { lines, tooLong } = splitter.push(chunk);
       if (tooLong) this.o.metrics?.kernelLog('too-long', tooLong);
