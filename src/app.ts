@@ -157,6 +157,7 @@ export class Genesis {
       tokenHash: this.apiToken.hash,
       metrics: this.metrics,
       sessions: new Sessions(),
+      defaultTalosVersion: c.talos.version,
       cluster: {
         cluster: c.cluster.name,
         orchestrator: this.bootstrap,

@@ -5,9 +5,9 @@
 'use strict';
 
 const $ = (selector) => document.querySelector(selector);
-const COLUMNS = ['MAC', 'Hostname', 'Role', 'Arch / firmware', 'State', 'Talos', 'IP', 'Last seen'];
+const COLUMNS = ['MAC', 'Hostname', 'Role', 'Arch / firmware', 'State', 'Talos', 'Version', 'IP', 'Last seen'];
 
-const ui = { csrf: null, nodes: new Map(), selected: null, logAfter: 0, stream: null };
+const ui = { csrf: null, defaultTalosVersion: '', nodes: new Map(), selected: null, logAfter: 0, logBusy: false, logAgain: false, stream: null };
 
 class ApiError extends Error {}
 
@@ -56,6 +56,7 @@ function row(n) {
     [n.arch, n.firmware].filter(Boolean).join(' / ') || '—',
     n.state,
     talosText(n),
+    n.talosVersion || ui.defaultTalosVersion,
     n.lastIp || '—',
     ago(n.talosSeen && (!n.lastSeen || n.talosSeen > n.lastSeen) ? n.talosSeen : n.lastSeen),
   ];
@@ -120,7 +121,7 @@ function renderNode() {
   const facts = [
     ['State', n.state],
     ['Talos', talosText(n)],
-    ['Talos version', n.talosVersion || '(default)'],
+    ['Talos version', n.talosVersion || `${ui.defaultTalosVersion} (default)`],
     ['Addresses', [n.lastIp, ...(n.talosAddresses || [])].filter((a, i, all) => a && all.indexOf(a) === i).join(', ') || '—'],
     ['Hardware', [n.manufacturer, n.product].filter(Boolean).join(' ') || '—'],
     ['First seen', n.firstSeen ? new Date(n.firstSeen).toLocaleString() : '—'],
@@ -142,6 +143,23 @@ async function renderTimeline() {
 }
 
 async function appendLog() {
+  // A node logging fast announces many batches: one request at a time, then one more for the rest.
+  if (ui.logBusy) {
+    ui.logAgain = true;
+    return;
+  }
+  ui.logBusy = true;
+  try {
+    do {
+      ui.logAgain = false;
+      await fetchLog();
+    } while (ui.logAgain);
+  } finally {
+    ui.logBusy = false;
+  }
+}
+
+async function fetchLog() {
   const mac = ui.selected;
   const r = await api('GET', `/nodes/${encodeURIComponent(mac)}/logs?after=${ui.logAfter}&limit=1000`);
   if (mac !== ui.selected || !r.lines.length) {
@@ -221,7 +239,9 @@ async function start() {
     return;
   }
   if (params.has('login')) history.replaceState(null, '', '/');
-  ui.csrf = (await res.json()).csrf;
+  const session = await res.json();
+  ui.csrf = session.csrf;
+  ui.defaultTalosVersion = session.defaultTalosVersion;
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#logout').hidden = false;

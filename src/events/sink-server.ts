@@ -81,8 +81,21 @@ export class EventSinkServer {
   }
 
   private publish(call: grpc.ServerUnaryCall<EventRequest, object>, done: grpc.sendUnaryData<object>): void {
-    const req = call.request;
     const peer = peerAddress(call.getPeer());
+    const seen = { kind: 'unknown' };
+    try {
+      this.record(call.request, peer, seen);
+      done(null, {});
+    } catch (err) {
+      // Not stored (disk full, database locked, or a bug): Talos keeps the event and sends it again.
+      this.o.metrics?.talosEvent('failed', seen.kind);
+      this.o.log.error({ err: (err as Error).message, peer, kind: seen.kind }, 'could not record a Talos event; the node will send it again');
+      done({ code: grpc.status.UNAVAILABLE, details: 'genesis cannot store events right now; retry' });
+    }
+  }
+
+  /** Decode, attribute and store one event (its kind noted in `seen`). Throws only when it must be resent. */
+  private record(req: EventRequest, peer: string, seen: { kind: string }): void {
     const typeUrl = req.data?.type_url ?? '';
     let event: TalosEvent;
     try {
@@ -91,38 +104,30 @@ export class EventSinkServer {
       if (!(err instanceof EventDecodeError)) throw err;
       this.o.metrics?.talosEvent('malformed', 'unknown');
       this.o.log.warn({ peer, type: typeUrl.slice(0, 200), err: err.message }, 'dropped an event that does not decode');
-      return done(null, {});
+      return;
     }
+    seen.kind = event.kind;
     const node = this.nodeFor(peer, event);
     if (!node) {
       this.o.metrics?.talosEvent('unknown-source', event.kind);
       this.o.log.debug({ peer, kind: event.kind }, 'event from an address no node in the inventory has; dropped');
-      return done(null, {});
+      return;
     }
     const effect = eventEffect(event, node);
     // Talos always sets an id; without one the event cannot be recognised when resent.
     const id = (req.id ?? '').slice(0, 64) || `genesis-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-    const summary = eventSummary(event);
-    try {
-      const result = this.o.inventory.applyTalosEvent(node.mac, {
-        id,
-        detail: { ...event, summary, ...(req.actor_id ? { actor: req.actor_id.slice(0, 64) } : {}) },
-        ...(effect.stage ? { stage: effect.stage } : {}),
-        ...(effect.ready !== undefined ? { ready: effect.ready } : {}),
-        ...(effect.addresses ? { addresses: effect.addresses.map(sourceAddress) } : {}),
-        ...(effect.installed ? { installed: effect.installed } : {}),
-      });
-      this.o.metrics?.talosEvent(result.duplicate ? 'duplicate' : 'recorded', event.kind);
-      if (!result.duplicate) {
-        if (result.installed) this.o.log.info({ mac: node.mac, reason: effect.installed }, 'node installed: its next network boot goes to its disk');
-        if (effect.problem) this.o.log.warn({ mac: node.mac, hostname: node.hostname }, effect.problem);
-      }
-      done(null, {});
-    } catch (err) {
-      // Not stored: Talos keeps the event and publishes it again.
-      this.o.metrics?.talosEvent('failed', event.kind);
-      this.o.log.error({ err: (err as Error).message, mac: node.mac, kind: event.kind }, 'could not record a Talos event; the node will send it again');
-      done({ code: grpc.status.UNAVAILABLE, details: 'genesis cannot store events right now; retry' });
+    const result = this.o.inventory.applyTalosEvent(node.mac, {
+      id,
+      detail: { ...event, summary: eventSummary(event), ...(req.actor_id ? { actor: req.actor_id.slice(0, 64) } : {}) },
+      ...(effect.stage ? { stage: effect.stage } : {}),
+      ...(effect.ready !== undefined ? { ready: effect.ready } : {}),
+      ...(effect.addresses ? { addresses: effect.addresses.map(sourceAddress) } : {}),
+      ...(effect.installed ? { installed: effect.installed } : {}),
+    });
+    this.o.metrics?.talosEvent(result.duplicate ? 'duplicate' : 'recorded', event.kind);
+    if (!result.duplicate) {
+      if (result.installed) this.o.log.info({ mac: node.mac, reason: effect.installed }, 'node installed: its next network boot goes to its disk');
+      if (effect.problem) this.o.log.warn({ mac: node.mac, hostname: node.hostname }, effect.problem);
     }
   }
 

@@ -30,7 +30,7 @@ function securityHeaders(reply: FastifyReply): FastifyReply {
     .header('cache-control', 'no-cache');
 }
 
-export type DashboardDeps = { sessions: Sessions; tokenHash: Buffer };
+export type DashboardDeps = { sessions: Sessions; tokenHash: Buffer; defaultTalosVersion: string };
 
 /** Failed logins per client address per minute before further attempts get 429. */
 const LOGIN_ATTEMPTS = 10;
@@ -84,11 +84,13 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
 
   const sessionOf = (req: FastifyRequest) => deps.sessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE));
 
-  /** The page asks who it is: the CSRF token to send with changes, or 401 (show the login). */
+  /** The page asks who it is: the CSRF token to send with changes (and the defaults it shows), or 401 (show the login). */
   app.get('/ui/session', async (req, reply) => {
     const s = sessionOf(req);
     if (!s) throw new HttpError(401, 'unauthorized', 'not logged in');
-    return reply.header('cache-control', 'no-store').send({ csrf: s.csrf, expiresAt: new Date(s.expiresAt).toISOString() });
+    return reply
+      .header('cache-control', 'no-store')
+      .send({ csrf: s.csrf, expiresAt: new Date(s.expiresAt).toISOString(), defaultTalosVersion: deps.defaultTalosVersion });
   });
 
   app.post('/ui/logout', async (req, reply) => {

@@ -30,6 +30,7 @@ export type HttpServerOptions = {
   cluster: ClusterDeps;
   metrics: Metrics;
   sessions: Sessions;
+  defaultTalosVersion: string;
 };
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -63,7 +64,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
       }),
     { prefix: '/api/v1' },
   );
-  await app.register((ui) => dashboardRoutes(ui, { sessions: opts.sessions, tokenHash: opts.tokenHash }));
+  await app.register((ui) => dashboardRoutes(ui, { sessions: opts.sessions, tokenHash: opts.tokenHash, defaultTalosVersion: opts.defaultTalosVersion }));
   // The claim API takes the cluster's join token instead of (or as well as) the API token.
   await app.register((claims) => claimRoutes(claims, { ...opts.cluster, tokenHash: opts.tokenHash }), { prefix: '/api/v1/bootstrap' });
   return app;

@@ -11,7 +11,7 @@ import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { sourceAddress } from '../events/source.ts';
 import { NodeListener } from '../net/node-listener.ts';
-import { LineSplitter, parseKernelLogLine } from './kmsg.ts';
+import { LineSplitter, parseKernelLogLine, type SplitResult } from './kmsg.ts';
 
 export type KernelLogReceiverOptions = {
   host: string;
@@ -51,32 +51,40 @@ export class KernelLogReceiver {
     const splitter = new LineSplitter();
     let warnedUnknown = false;
     socket.on('data', (chunk: Buffer) => {
-      const { lines, tooLong } = splitter.push(chunk);
-      if (tooLong) this.o.metrics?.kernelLog('too-long', tooLong);
-      if (!lines.length) return;
-      const parsed: KernelLogLine[] = [];
-      for (const l of lines) {
-        const p = parseKernelLogLine(l);
-        if (p) parsed.push(p);
-        else this.o.metrics?.kernelLog('malformed');
-      }
-      if (!parsed.length) return;
-      // Looked up per chunk: a node may become known (or report this address) after it connected.
-      const node = this.o.inventory.bySource(source);
-      if (!node) {
-        this.o.metrics?.kernelLog('unknown-source', parsed.length);
-        if (!warnedUnknown) this.o.log.debug({ source }, 'kernel log from an address no node in the inventory has; dropped');
-        warnedUnknown = true;
-        return;
-      }
       try {
-        this.o.inventory.appendKernelLog(node.mac, parsed, this.o.keep);
-        this.o.metrics?.kernelLog('stored', parsed.length);
+        this.receive(source, splitter.push(chunk), () => {
+          if (!warnedUnknown) this.o.log.debug({ source }, 'kernel log from an address no node in the inventory has; dropped');
+          warnedUnknown = true;
+        });
       } catch (err) {
-        // The log is a diagnostic: a full disk must not take the receiver down.
-        this.o.metrics?.kernelLog('failed', parsed.length);
-        this.o.log.error({ err: (err as Error).message, mac: node.mac }, 'could not store kernel-log lines');
+        // The log is a diagnostic: a full disk (or anything else) must not take the receiver down.
+        this.o.log.error({ err: (err as Error).message, source }, 'could not store kernel-log lines');
       }
     });
+  }
+
+  private receive(source: string, { lines, tooLong }: SplitResult, unknown: () => void): void {
+    if (tooLong) this.o.metrics?.kernelLog('too-long', tooLong);
+    const parsed: KernelLogLine[] = [];
+    for (const l of lines) {
+      const p = parseKernelLogLine(l);
+      if (p) parsed.push(p);
+      else this.o.metrics?.kernelLog('malformed');
+    }
+    if (!parsed.length) return;
+    // Looked up per chunk: a node may become known (or report this address) after it connected.
+    const node = this.o.inventory.bySource(source);
+    if (!node) {
+      this.o.metrics?.kernelLog('unknown-source', parsed.length);
+      unknown();
+      return;
+    }
+    try {
+      this.o.inventory.appendKernelLog(node.mac, parsed, this.o.keep);
+    } catch (err) {
+      this.o.metrics?.kernelLog('failed', parsed.length);
+      throw err;
+    }
+    this.o.metrics?.kernelLog('stored', parsed.length);
   }
 }

@@ -249,6 +249,26 @@ describe('kernel-log receiver', () => {
     expect(none.stdout).toBe('(no kernel log received from this machine)\n');
   });
 
+  it('lines Genesis cannot store are counted and dropped; the connection and the receiver carry on', async () => {
+    const mac = '52:54:00:09:00:0a';
+    await install(mac, '127.0.9.10', 'w-9');
+    const r = await reporter('127.0.9.10');
+    const failedBefore = await metric('genesis_kernel_log_lines_total', { result: 'failed' });
+    g.app.inventory!.db.pragma('query_only = 1');
+    try {
+      await r.kernelLog([kmsg('lost on a full disk', 1)]);
+      await until(async () => (await metric('genesis_kernel_log_lines_total', { result: 'failed' })) === failedBefore + 1, 'the refused line');
+    } finally {
+      g.app.inventory!.db.pragma('query_only = 0');
+    }
+    await r.kernelLog([kmsg('after the disk was freed', 2)]);
+    const lines = await until(async () => {
+      const body = await json(await g.api('GET', `/nodes/${mac}/logs`));
+      return body.lines.length ? (body.lines as Json[]) : undefined;
+    }, 'the next line');
+    expect(lines.map((l) => l.msg)).toEqual(['after the disk was freed']);
+  });
+
   it('the log API needs the token and a known MAC', async () => {
     expect((await fetch(`${g.url}/api/v1/nodes/52:54:00:09:00:08/logs`)).status).toBe(401);
     expect((await g.api('GET', '/nodes/52:54:00:09:0f:0f/logs')).status).toBe(404);

@@ -223,7 +223,7 @@ describe('genesis nodes (CLI, a real process)', () => {
     expect(assign.stdout).toContain(`${MAC}  role=controlplane  state=assigned  hostname=cp-1`);
     const list = await cli('list', '--role', 'controlplane');
     expect(list.stdout.split('\n')[0]).toMatch(/^MAC\s+ROLE\s+STATE/);
-    expect(list.stdout).toMatch(new RegExp(`${MAC}\\s+controlplane\\s+assigned\\s+cp-1\\s+amd64\\s+uefi`));
+    expect(list.stdout).toMatch(new RegExp(`${MAC}\\s+controlplane\\s+assigned\\s+-\\s+cp-1\\s+amd64\\s+uefi`));
     const json = JSON.parse((await cli('list', '--json')).stdout) as { nodes: Array<{ labels: Record<string, string> }> };
     expect(json.nodes[0]!.labels).toEqual({ zone: 'a' });
     expect((await cli('show', MAC)).stdout).toMatch(/events \(newest first\):\n.*state-changed/);
