@@ -11,7 +11,6 @@ import { Sessions } from './auth/sessions.ts';
 import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile, telemetryEndpoints, telemetryKernelArgs } from './boot/machine-config.ts';
 import { EventSinkServer } from './events/sink-server.ts';
 import { KernelLogReceiver } from './logs/receiver.ts';
-import type { Telemetry } from './talos/render.ts';
 import { BootService } from './boot/service.ts';
 import { Talosconfigs, talosApiCredentials } from './boot/talosconfig.ts';
 import { ConfigError, splitList, type Config } from './config/config.ts';
@@ -58,7 +57,6 @@ export class Genesis {
   metrics: Metrics | undefined;
   eventSink: EventSinkServer | undefined;
   kernelLog: KernelLogReceiver | undefined;
-  private listeningEvents: Listening['events'];
   /** The background asset fetch started by `assets.fetch_on_start`, for tests and shutdown. */
   assetFetch: Promise<void> | undefined;
   private httpPort = 0;
@@ -105,7 +103,8 @@ export class Genesis {
       connections: () => ({ eventSink: this.eventSink?.connections ?? 0, kernelLog: this.kernelLog?.connections ?? 0 }),
     });
     // Before any config is rendered: the configs and kernel arguments name the ports bound here.
-    const telemetry = c.events.enabled ? await this.startTelemetry(this.inventory, this.metrics) : undefined;
+    const events = c.events.enabled ? await this.startTelemetry(this.inventory, this.metrics) : undefined;
+    const telemetry = events && telemetryEndpoints(c, { eventSink: events.sink.port, kernelLog: events.kernelLog.port });
     const cluster = clusterSettings(c, telemetry);
     const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: c.talos.patches, defaultTalosVersion: c.talos.version });
     this.checkConfigRendering(renderer);
@@ -198,7 +197,7 @@ export class Genesis {
         if (warning) this.log.warn({ client: ip, file: t.file }, warning);
       });
     }
-    if (this.listeningEvents) listening.events = this.listeningEvents;
+    if (events) listening.events = events;
     if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
     if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
     this.bootstrap.start();
@@ -206,8 +205,8 @@ export class Genesis {
     return listening;
   }
 
-  /** The Talos event sink and the kernel-log receiver; returns where nodes reach them. */
-  private async startTelemetry(inventory: Inventory, metrics: Metrics): Promise<Telemetry | undefined> {
+  /** The Talos event sink and the kernel-log receiver; returns where they listen. */
+  private async startTelemetry(inventory: Inventory, metrics: Metrics): Promise<NonNullable<Listening['events']>> {
     const c = this.config;
     this.eventSink = new EventSinkServer({ host: c.events.host, port: c.events.sink_port, inventory, metrics, log: this.log.child({ component: 'events' }) });
     this.kernelLog = new KernelLogReceiver({
@@ -218,10 +217,7 @@ export class Genesis {
       metrics,
       log: this.log.child({ component: 'kernel-log' }),
     });
-    const sink = await this.eventSink.start();
-    const klog = await this.kernelLog.start();
-    this.listeningEvents = { sink, kernelLog: klog };
-    return telemetryEndpoints(c, { eventSink: sink.port, kernelLog: klog.port });
+    return { sink: await this.eventSink.start(), kernelLog: await this.kernelLog.start() };
   }
 
   /** A boot step seen outside HTTP (DHCP, TFTP), on the node's timeline; never fatal to the server. */

@@ -152,19 +152,25 @@ async function appendLog() {
   try {
     do {
       ui.logAgain = false;
-      await fetchLog();
+      // A full page means there may be more: keep paging forward.
+      if ((await fetchLog()) === LOG_PAGE) ui.logAgain = true;
     } while (ui.logAgain);
   } finally {
     ui.logBusy = false;
   }
 }
 
+const LOG_PAGE = 1000;
+
+/** One page of the selected node's log after what is shown; returns how many lines came. */
 async function fetchLog() {
   const mac = ui.selected;
-  const r = await api('GET', `/nodes/${encodeURIComponent(mac)}/logs?after=${ui.logAfter}&limit=1000`);
-  if (mac !== ui.selected || !r.lines.length) {
-    if (!ui.logAfter && mac === ui.selected) $('#klog').textContent = '(nothing received yet)';
-    return;
+  const from = ui.logAfter ? `after=${ui.logAfter}&` : '';
+  const r = await api('GET', `/nodes/${encodeURIComponent(mac)}/logs?${from}limit=${LOG_PAGE}`);
+  if (mac !== ui.selected) return 0;
+  if (!r.lines.length) {
+    if (!ui.logAfter) $('#klog').textContent = '(nothing received yet)';
+    return 0;
   }
   const pre = $('#klog');
   if (!ui.logAfter) pre.textContent = '';
@@ -178,6 +184,7 @@ async function fetchLog() {
   while (pre.childNodes.length > 2000) pre.firstChild.remove();
   ui.logAfter = r.lines[r.lines.length - 1].id;
   if (atBottom) pre.scrollTop = pre.scrollHeight;
+  return r.lines.length;
 }
 
 function connectStream() {

@@ -169,7 +169,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     return { mac, steps: buildTimeline(inventory.events(mac, { limit: 500 })) };
   });
 
-  // The node's kernel log (newest `limit` lines, oldest first); `after` pages forward for tailing.
+  // The node's kernel log, oldest first: the newest `limit` lines, or the `limit` lines after line `after` (tailing).
   app.get<{ Querystring: { limit?: string; after?: string } }>(
     '/nodes/:mac/logs',
     {
@@ -186,7 +186,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
       const mac = macOf(req);
       if (!inventory.get(mac)) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
       const limit = req.query.limit ? Math.min(Number(req.query.limit), 10000) : 500;
-      return { mac, lines: inventory.kernelLog(mac, { limit, after: req.query.after ? Number(req.query.after) : 0 }) };
+      return { mac, lines: inventory.kernelLog(mac, { limit, ...(req.query.after ? { after: Number(req.query.after) } : {}) }) };
     },
   );
 

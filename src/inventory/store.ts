@@ -298,9 +298,17 @@ export class Inventory {
     this.changes.emit('log', { mac, lines: lines.length });
   }
 
-  /** The newest `limit` lines (after `after`, when given), oldest first. */
+  /**
+   * Oldest first: the newest `limit` lines; or, with `after` (a line id), the first `limit` lines
+   * after it, so a reader tailing the log pages forward without skipping any.
+   */
   kernelLog(mac: string, opts: { after?: number; limit?: number } = {}): StoredKernelLogLine[] {
-    const rows = this.sql('SELECT * FROM kernel_logs WHERE mac = ? AND id > ? ORDER BY id DESC LIMIT ?').all(mac, opts.after ?? 0, opts.limit ?? 500) as Array<{
+    const limit = opts.limit ?? 500;
+    const rows = (
+      opts.after === undefined
+        ? this.sql('SELECT * FROM kernel_logs WHERE mac = ? ORDER BY id DESC LIMIT ?').all(mac, limit).reverse()
+        : this.sql('SELECT * FROM kernel_logs WHERE mac = ? AND id > ? ORDER BY id LIMIT ?').all(mac, opts.after, limit)
+    ) as Array<{
       id: number;
       received_at: string;
       talos_time: string | null;
@@ -309,7 +317,7 @@ export class Inventory {
       msg: string;
       fields: string;
     }>;
-    return rows.reverse().map((r) => ({
+    return rows.map((r) => ({
       id: r.id,
       receivedAt: r.received_at,
       talosTime: r.talos_time,

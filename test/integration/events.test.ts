@@ -235,6 +235,9 @@ describe('kernel-log receiver', () => {
       return body.lines.length ? (body.lines as Json[]) : undefined;
     }, 'the new line');
     expect(tail.map((l) => l.msg)).toEqual(['line 150']);
+    // Paging forward from the oldest line kept: the next ten, none skipped.
+    const page = await json(await g.api('GET', `/nodes/${mac}/logs?after=${lines[0]!.id}&limit=10`));
+    expect((page.lines as Json[]).map((l) => l.fields.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i + 51));
   });
 
   it('genesis nodes logs prints it; genesis nodes list shows where Talos is', async () => {
