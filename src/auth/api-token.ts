@@ -41,12 +41,17 @@ export function loadOrCreateApiToken(dataDir: string, fromEnv: string): ApiToken
   return { hash, source: 'generated', plaintext };
 }
 
-/** `Authorization: Bearer <token>` against the stored hash, in constant time. */
+/** A token against the stored hash, in constant time. */
+export function tokenMatches(token: string, hash: Buffer): boolean {
+  return timingSafeEqual(hashToken(token), hash);
+}
+
+/** `Authorization: Bearer <token>` against the stored hash. */
 export function checkBearer(header: string | undefined, hash: Buffer): 'ok' | 'missing' | 'invalid' {
   if (!header) return 'missing';
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!m) return 'invalid';
-  return timingSafeEqual(hashToken(m[1]!), hash) ? 'ok' : 'invalid';
+  return tokenMatches(m[1]!, hash) ? 'ok' : 'invalid';
 }
 
 /** For the CLI: the token from the environment, else the data dir's plaintext copy. */

@@ -18,7 +18,7 @@ import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from './talos-event.ts';
 import { NodeListener } from '../net/node-listener.ts';
-import { peerAddress, sourceAddress } from './source.ts';
+import { peerAddress, sourceAddress } from '../net/address.ts';
 
 const PROTO_FILE = fileURLToPath(new URL('./proto/sink.proto', import.meta.url));
 

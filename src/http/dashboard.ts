@@ -5,9 +5,8 @@
 
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { hashToken } from '../auth/api-token.ts';
+import { tokenMatches } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, originAllowed, SESSION_COOKIE, CSRF_HEADER, type Sessions } from '../auth/sessions.ts';
-import { timingSafeEqual } from 'node:crypto';
 import { HttpError } from './errors.ts';
 
 const FILES = {
@@ -66,7 +65,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
     if (!originAllowed(req.headers.origin, req.headers.host)) throw new HttpError(403, 'cross_origin', 'log in from the dashboard itself');
     if (throttled(req.ip)) return reply.code(303).header('location', '/?login=throttled').send();
     const token = req.body && typeof req.body === 'object' && typeof req.body.token === 'string' ? req.body.token.trim() : '';
-    const ok = token.length > 0 && token.length <= 512 && timingSafeEqual(hashToken(token), deps.tokenHash);
+    const ok = token.length > 0 && token.length <= 512 && tokenMatches(token, deps.tokenHash);
     if (!ok) {
       fail(req.ip);
       req.log.warn({ client: req.ip }, 'dashboard login refused');

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { KernelLogLine } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { sourceAddress } from '../events/source.ts';
+import { sourceAddress } from '../net/address.ts';
 import { NodeListener } from '../net/node-listener.ts';
 import { LineSplitter, parseKernelLogLine, type SplitResult } from './kmsg.ts';
 

@@ -3,7 +3,7 @@
 // from where, and closing it ends them all. A socket error is the node's business, never fatal.
 
 import net from 'node:net';
-import { sourceAddress } from '../events/source.ts';
+import { sourceAddress } from './address.ts';
 
 export class NodeListener {
   private readonly server: net.Server;
