@@ -107,7 +107,9 @@ export class EventSinkServer {
       return;
     }
     seen.kind = event.kind;
-    const node = this.nodeFor(peer, event);
+    // As the inventory matches them: no prefix length, no IPv4-mapped form.
+    const reported = event.kind === 'addresses' ? event.addresses.map(sourceAddress) : undefined;
+    const node = this.nodeFor(peer, event, reported);
     if (!node) {
       this.o.metrics?.talosEvent('unknown-source', event.kind);
       this.o.log.debug({ peer, kind: event.kind }, 'event from an address no node in the inventory has; dropped');
@@ -121,7 +123,7 @@ export class EventSinkServer {
       detail: { ...event, summary: eventSummary(event), ...(req.actor_id ? { actor: req.actor_id.slice(0, 64) } : {}) },
       ...(effect.stage ? { stage: effect.stage } : {}),
       ...(effect.ready !== undefined ? { ready: effect.ready } : {}),
-      ...(effect.addresses ? { addresses: effect.addresses.map(sourceAddress) } : {}),
+      ...(reported ? { addresses: reported } : {}),
       ...(effect.installed ? { installed: effect.installed } : {}),
     });
     this.o.metrics?.talosEvent(result.duplicate ? 'duplicate' : 'recorded', event.kind);
@@ -135,14 +137,10 @@ export class EventSinkServer {
    * The node behind an event: by the address it comes from; failing that, an address report
    * naming a hostname we assigned (a node back from its disk with a new lease says who it is).
    */
-  private nodeFor(peer: string, event: TalosEvent): Node | undefined {
-    const inv = this.o.inventory;
-    const bySource = inv.bySource(peer);
+  private nodeFor(peer: string, event: TalosEvent, reported: string[] | undefined): Node | undefined {
+    const bySource = this.o.inventory.bySource(peer);
     if (bySource) return bySource;
-    if (event.kind === 'addresses' && event.hostname) {
-      const byName = inv.byHostname(event.hostname);
-      if (byName && event.addresses.map(sourceAddress).includes(peer)) return byName;
-    }
-    return undefined;
+    if (event.kind !== 'addresses' || !event.hostname || !reported?.includes(peer)) return undefined;
+    return this.o.inventory.byHostname(event.hostname);
   }
 }

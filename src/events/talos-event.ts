@@ -1,6 +1,6 @@
 // Talos machine events as Genesis understands them: decoding the Any a node publishes into one
-// typed event, and the pure rules for what an event means for the node (its stage, its
-// addresses, whether its install finished). No sockets and no SQLite here.
+// typed event, and the pure rules for what an event means for the node (its stage and readiness,
+// whether its install finished, what an operator must see). No sockets and no SQLite here.
 
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
@@ -112,7 +112,6 @@ export type NodeView = { state: string };
 export type EventEffect = {
   stage?: TalosStage;
   ready?: boolean;
-  addresses?: string[];
   /** Set when this event shows the install finished: the node is marked installed. */
   installed?: string;
   /** Worth a warning in Genesis's own log: the node cannot go on without an operator. */
@@ -141,8 +140,6 @@ export function eventEffect(event: TalosEvent, node: NodeView): EventEffect {
         ready: event.ready,
         ...(installing && event.stage === 'running' ? { installed: 'Talos reached the running stage' } : {}),
       };
-    case 'addresses':
-      return { addresses: event.addresses };
     case 'config-load-error':
       return { problem: `Talos could not load its machine config: ${event.error}` };
     case 'config-validation-error':

@@ -257,9 +257,7 @@ export class Inventory {
       if (!before) throw new InventoryError('not_found', `no node with MAC ${mac}`);
       const fresh = this.sql('INSERT INTO talos_event_ids (mac, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(mac, e.id).changes > 0;
       if (!fresh) return { duplicate: true, installed: false };
-      this.sql(
-        `DELETE FROM talos_event_ids WHERE mac = @mac AND seq <= (SELECT seq FROM talos_event_ids WHERE mac = @mac ORDER BY seq DESC LIMIT 1 OFFSET @keep)`,
-      ).run({ mac, keep: this.retention });
+      this.keepNewest('talos_event_ids', 'seq', mac, this.retention);
       const at = this.stamp();
       this.sql(
         `UPDATE nodes SET talos_seen = @at, talos_stage = coalesce(@stage, talos_stage), talos_ready = coalesce(@ready, talos_ready),
@@ -285,16 +283,12 @@ export class Inventory {
   /** Append kernel messages to the node's ring, keeping the newest `keep` lines. */
   appendKernelLog(mac: string, lines: KernelLogLine[], keep: number): void {
     if (!lines.length) return;
-    this.db
-      .transaction(() => {
-        const at = this.stamp();
-        const insert = this.sql('INSERT INTO kernel_logs (mac, received_at, talos_time, level, facility, msg, fields) VALUES (?, ?, ?, ?, ?, ?, ?)');
-        for (const l of lines) insert.run(mac, at, l.talosTime, l.level, l.facility, l.msg, JSON.stringify(l.fields));
-        this.sql(
-          `DELETE FROM kernel_logs WHERE mac = @mac AND id <= (SELECT id FROM kernel_logs WHERE mac = @mac ORDER BY id DESC LIMIT 1 OFFSET @keep)`,
-        ).run({ mac, keep });
-      })
-      .immediate();
+    this.write(() => {
+      const at = this.stamp();
+      const insert = this.sql('INSERT INTO kernel_logs (mac, received_at, talos_time, level, facility, msg, fields) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      for (const l of lines) insert.run(mac, at, l.talosTime, l.level, l.facility, l.msg, JSON.stringify(l.fields));
+      this.keepNewest('kernel_logs', 'id', mac, keep);
+    });
     this.changes.emit('log', { mac, lines: lines.length });
   }
 
@@ -340,24 +334,20 @@ export class Inventory {
         const cps = (this.sql("SELECT count(*) AS n FROM nodes WHERE role = 'controlplane'").get() as { n: number }).n;
         const role = roleForNewMachine(this.autoAssign, cps);
         const state = stateForRole(role, 'discovered');
-        this.db
-          .prepare(
-            `INSERT INTO nodes (mac, role, state, arch, firmware, uuid, serial, manufacturer, product, last_ip, first_seen, last_seen, updated_at)
-             VALUES (@mac, @role, @state, @arch, @firmware, @uuid, @serial, @manufacturer, @product, @ip, @at, @at, @at)`,
-          )
-          .run({ mac, role, state, at, ...factParams(facts) });
+        this.sql(
+          `INSERT INTO nodes (mac, role, state, arch, firmware, uuid, serial, manufacturer, product, last_ip, first_seen, last_seen, updated_at)
+           VALUES (@mac, @role, @state, @arch, @firmware, @uuid, @serial, @manufacturer, @product, @ip, @at, @at, @at)`,
+        ).run({ mac, role, state, at, ...factParams(facts) });
         this.event(mac, 'discovered', 'boot', { ...facts });
         if (role !== 'unassigned') this.event(mac, 'state-changed', 'policy', { from: 'discovered', to: state, role });
         return { node: toNode(this.row(mac)!), created: true };
       }
-      this.db
-        .prepare(
-          `UPDATE nodes SET arch = coalesce(@arch, arch), firmware = coalesce(@firmware, firmware), uuid = coalesce(@uuid, uuid),
-             serial = coalesce(@serial, serial), manufacturer = coalesce(@manufacturer, manufacturer),
-             product = coalesce(@product, product), last_ip = coalesce(@ip, last_ip), last_seen = @at
-           WHERE mac = @mac`,
-        )
-        .run({ mac, at, ...factParams(facts) });
+      this.sql(
+        `UPDATE nodes SET arch = coalesce(@arch, arch), firmware = coalesce(@firmware, firmware), uuid = coalesce(@uuid, uuid),
+           serial = coalesce(@serial, serial), manufacturer = coalesce(@manufacturer, manufacturer),
+           product = coalesce(@product, product), last_ip = coalesce(@ip, last_ip), last_seen = @at
+         WHERE mac = @mac`,
+      ).run({ mac, at, ...factParams(facts) });
       return { node: toNode(this.row(mac)!), created: false };
     });
   }
@@ -503,9 +493,11 @@ export class Inventory {
   }
 
   events(mac: string, opts: { limit?: number; before?: number } = {}): NodeEvent[] {
-    const rows = this.db
-      .prepare('SELECT * FROM node_events WHERE mac = ? AND id < ? ORDER BY id DESC LIMIT ?')
-      .all(mac, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as Array<Omit<NodeEvent, 'detail'> & { detail: string }>;
+    const rows = this.sql('SELECT * FROM node_events WHERE mac = ? AND id < ? ORDER BY id DESC LIMIT ?').all(
+      mac,
+      opts.before ?? Number.MAX_SAFE_INTEGER,
+      opts.limit ?? 100,
+    ) as Array<Omit<NodeEvent, 'detail'> & { detail: string }>;
     return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
   }
 
@@ -513,11 +505,14 @@ export class Inventory {
     const at = this.stamp();
     this.sql('INSERT INTO node_events (mac, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)').run(mac, at, type, actor, JSON.stringify(detail));
     this.pending.push({ mac, at, type, actor, detail });
-    this.db
-      .prepare(
-        `DELETE FROM node_events WHERE mac = @mac AND id <= (SELECT id FROM node_events WHERE mac = @mac ORDER BY id DESC LIMIT 1 OFFSET @keep)`,
-      )
-      .run({ mac, keep: this.retention });
+    this.keepNewest('node_events', 'id', mac, this.retention);
+  }
+
+  /** The per-MAC rings (events, event ids seen, kernel log): drop all but the newest `keep` rows. */
+  private keepNewest(table: 'node_events' | 'talos_event_ids' | 'kernel_logs', order: 'id' | 'seq', mac: string, keep: number): void {
+    this.sql(
+      `DELETE FROM ${table} WHERE mac = @mac AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
+    ).run({ mac, keep });
   }
 }
 
