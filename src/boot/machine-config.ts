@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { splitList, type Config } from '../config/config.ts';
 import type { Node } from '../inventory/model.ts';
 import type { ConfigDenial, Inventory } from '../inventory/store.ts';
-import type { Cni, Role } from '../talos/generate.ts';
+import type { Cni, Role } from '../talos/documents.ts';
 import { parsePatch, PatchError, type Patch } from '../talos/patch.ts';
 import { redactDocuments } from '../talos/redact.ts';
 import { renderConfig, RenderError, toYaml, type ClusterSettings, type NodeInput, type RenderedConfig, type Telemetry } from '../talos/render.ts';
@@ -133,38 +133,44 @@ export class ConfigRenderer {
     return renderConfig({ cluster: this.o.cluster, secrets, node: this.nodeInput(node, role), patches });
   }
 
-  /** The config with keys and tokens masked, for the API. */
+  /** The config with keys and tokens masked, for the API; its warnings as comments on top. */
   redacted(node: Node): string {
-    return toYaml(redactDocuments(this.render(node).documents));
+    const rendered = this.render(node);
+    return rendered.warnings.map((w) => `# warning: ${w.replace(/\n/g, ' ')}\n`).join('') + toYaml(redactDocuments(rendered.documents));
   }
 
   /**
-   * Would this node patch produce a valid config? Returns the problems, or [] when it would (or
-   * when the config cannot be judged yet because the cluster settings are incomplete: then the
-   * patch is only checked for syntax).
+   * Would this node patch produce a valid config for the node's effective Talos version? Returns
+   * the problems (empty when it would) and the warnings its config would carry. When the cluster
+   * settings are incomplete (no endpoint yet) the patch is still checked, against a config rendered
+   * with a placeholder endpoint; only when even that base config cannot be rendered (a broken
+   * cluster patch file, say) is the patch checked for syntax alone: the node then waits, with why.
    */
-  checkNodePatch(node: Node, role: Role, configPatch: string): string[] {
+  checkNodePatch(node: Node, role: Role, configPatch: string): { problems: string[]; warnings: string[] } {
     try {
       parsePatch(configPatch, 'configPatch');
     } catch (err) {
-      if (err instanceof PatchError) return [err.message];
+      if (err instanceof PatchError) return { problems: [err.message], warnings: [] };
+      throw err;
+    }
+    const renderer = this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } });
+    try {
+      renderer.render(node, { role, configPatch: null });
+    } catch (err) {
+      if (err instanceof RenderError) return { problems: [], warnings: [] };
       throw err;
     }
     try {
-      this.render(node, { role, configPatch: null });
+      return { problems: [], warnings: renderer.render(node, { role, configPatch }).warnings };
     } catch (err) {
-      if (err instanceof RenderError) return [];
-      throw err;
-    }
-    try {
-      this.render(node, { role, configPatch });
-      return [];
-    } catch (err) {
-      if (err instanceof RenderError) return err.problems.length ? err.problems : [err.message];
+      if (err instanceof RenderError) return { problems: err.problems.length ? err.problems : [err.message], warnings: [] };
       throw err;
     }
   }
 }
+
+/** Stands in for an unset cluster.endpoint when a node patch is checked before the cluster is configured. */
+const PLACEHOLDER_ENDPOINT = 'https://endpoint.invalid:6443';
 
 export class MachineConfigService {
   readonly renderer: ConfigRenderer;
@@ -209,6 +215,8 @@ export class MachineConfigService {
       role: check.node.role,
       talosVersion: check.node.talosVersion ?? this.o.defaultTalosVersion,
       sha256: rendered.sha256,
+      // Deprecated fields and moved settings, on the node's timeline where the operator looks.
+      ...(rendered.warnings.length ? { warnings: rendered.warnings } : {}),
     });
     if (!spent.ok) return deny(spent.reason, spent.node);
     this.o.log.info({ mac, ip, role: check.node.role, sha256: rendered.sha256, fetchesLeft: spent.fetchesLeft }, 'machine config served');

@@ -3,11 +3,12 @@
 // the two transports cannot drift apart.
 
 import type { Logger } from 'pino';
-import type { Arch, BootFacts } from '../inventory/model.ts';
+import type { Arch, BootFacts, Node } from '../inventory/model.ts';
 import { normalizeMac } from '../inventory/mac.ts';
 import type { Inventory } from '../inventory/store.ts';
-import { archFromIpxe, firmwareFromIpxe, planBoot } from '../ipxe/plan.ts';
+import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot } from '../ipxe/plan.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
+import { RenderError } from '../talos/render.ts';
 import type { MachineConfigService } from './machine-config.ts';
 
 export type BootServiceOptions = {
@@ -62,6 +63,17 @@ export class BootService {
     return `${this.o.baseUrl()}/talos/config/${mac}/${token}`;
   }
 
+  /** Would this node's config render right now? The installer is sent only if it would. */
+  private configProblem(node: Node): string | undefined {
+    try {
+      this.o.configs.renderer.render(node);
+      return undefined;
+    } catch (err) {
+      if (err instanceof RenderError) return err.message.length > 300 ? `${err.message.slice(0, 297)}...` : err.message;
+      throw err;
+    }
+  }
+
   nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
     const mac = id.mac === undefined ? undefined : normalizeMac(id.mac);
     if (!mac) {
@@ -78,9 +90,13 @@ export class BootService {
     };
     const { node, created } = this.o.inventory.recordBoot(mac, facts);
     if (created) this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
-    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent);
-    if (plan.kind === 'wait' && plan.reason === 'assets-missing') {
-      this.o.log.warn({ mac, talosVersion: plan.talosVersion, arch: plan.arch }, 'a machine is waiting for Talos assets that are not downloaded (genesis assets fetch)');
+    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent, (n) => this.configProblem(n));
+    const hold = holdReason(plan);
+    // Written and logged when the reason changes, not on every retry of a waiting machine.
+    if (hold !== node.waiting) {
+      this.o.inventory.setWaiting(mac, hold);
+      if (hold) this.o.log.warn({ mac, reason: hold }, 'an assigned machine is held back from installing');
+      else if (node.waiting) this.o.log.info({ mac, was: node.waiting }, 'a held machine may go ahead');
     }
     // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
     if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });

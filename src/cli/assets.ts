@@ -33,7 +33,7 @@ function arches(v: string | undefined, config: Config): Arch[] {
 
 function version(v: string | undefined, config: Config): string {
   const ver = v ?? config.talos.version;
-  if (!isValidTalosVersion(ver)) throw new CliError(`--talos ${ver}: a Talos release tag such as v1.13.9`);
+  if (!isValidTalosVersion(ver)) throw new CliError(`--talos ${ver}: a Talos release tag such as v1.14.0`);
   return ver;
 }
 

@@ -154,7 +154,10 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
       patchFiles: config.talos.patches,
       defaultTalosVersion: config.talos.version,
     });
-    out(renderer.render(node).yaml);
+    const rendered = renderer.render(node);
+    // Warnings on stderr, so the YAML on stdout stays a config talosctl and Talos take as it is.
+    for (const w of rendered.warnings) process.stderr.write(`genesis config render: warning: ${w}\n`);
+    out(rendered.yaml);
     return 0;
   } catch (err) {
     return cliFailure(err, 'genesis config render', [RenderError]);

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { isSupportedTalosVersion, SUPPORTED_RANGE } from '../talos/contract.ts';
 import { envName, FIELDS, type Field } from './schema.ts';
 import { detectAdvertiseAddr } from './network.ts';
 
@@ -110,7 +111,8 @@ function coerce(field: Field, src: Source): string | number | boolean {
       if (raw !== '' && (raw as string).length < 16) fail('must be at least 16 characters');
       return raw as string;
     case 'talos-version':
-      if (typeof raw !== 'string' || !/^v\d{1,3}\.\d{1,3}\.\d{1,3}(-[0-9A-Za-z.]{1,40})?$/.test(raw)) fail('must be a Talos release tag such as v1.13.9');
+      if (typeof raw !== 'string' || !/^v\d{1,3}\.\d{1,3}\.\d{1,3}(-[0-9A-Za-z.]{1,40})?$/.test(raw)) fail('must be a Talos release tag such as v1.14.0');
+      if (!isSupportedTalosVersion(raw as string)) fail(`is a Talos release Genesis cannot write configs for (it supports ${SUPPORTED_RANGE})`);
       return raw as string;
     case 'kernel-args':
       // Each word goes onto the iPXE kernel line: the same safe charset the script renderer enforces.

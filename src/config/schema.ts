@@ -63,7 +63,12 @@ export const FIELDS: readonly Field[] = [
   { key: 'dhcp.port', kind: port, default: 67, doc: 'proxyDHCP port for DHCPDISCOVER (67; needs root or CAP_NET_BIND_SERVICE).' },
   { key: 'dhcp.pxe_port', kind: port, default: 4011, doc: 'PXE boot-server port (4011) for firmware that asks there after the offer.' },
   { key: 'api_token', kind: { type: 'secret' }, default: '', doc: 'API bearer token. Empty: generated on first start, stored hashed in the data dir, printed once.' },
-  { key: 'talos.version', kind: { type: 'talos-version' }, default: 'v1.13.9', doc: 'Talos version a node installs unless its own record names another.' },
+  {
+    key: 'talos.version',
+    kind: { type: 'talos-version' },
+    default: 'v1.14.0',
+    doc: 'Talos version a node installs unless its own record names another (a node pins its own with `talosVersion`). Genesis writes configs for Talos v1.11 to v1.14.',
+  },
   { key: 'talos.extra_kernel_args', kind: { type: 'kernel-args' }, default: '', doc: 'Kernel arguments added after the ones Talos requires, space-separated (e.g. `console=ttyS0,115200` for a serial console).' },
   { key: 'talos.installer_image', kind: { type: 'pattern', re: /^[a-z0-9][a-z0-9._/:-]{0,250}[a-z0-9]$/, hint: 'a container image name without tag, e.g. ghcr.io/siderolabs/installer' }, default: 'ghcr.io/siderolabs/installer', doc: 'Installer image; the node\'s Talos version is the tag.' },
   { key: 'talos.schematic_id', kind: { type: 'pattern', re: /^[0-9a-f]{64}$/, hint: 'a 64-character Image Factory schematic id', optional: true }, default: '', doc: 'Image Factory schematic: when set, nodes install `factory.talos.dev/installer/<id>:<version>` (system extensions, kernel args baked in).' },

@@ -6,7 +6,7 @@ import { checkBearer } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { normalizeMac } from '../inventory/mac.ts';
-import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type NodeChanges, type Role } from '../inventory/model.ts';
+import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { MachineConfigService } from '../boot/machine-config.ts';
 import type { Talosconfigs } from '../boot/talosconfig.ts';
@@ -112,30 +112,41 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
    * A node patch is checked before it is stored: it must parse, and the config it produces for
    * this node must pass Talos's schema, so a bad patch is a 400 now, not a failed install later.
    */
-  function checkPatch(mac: string, changes: NodeChanges): NodeChanges {
+  function checkPatch(mac: string, changes: NodeChanges): { changes: NodeChanges; warnings: string[] } {
     const current = inventory.get(mac);
     if (changes.bootstrap && (changes.role ?? current?.role) !== 'controlplane') {
       throw new HttpError(400, 'invalid_request', 'bootstrap: true is for control planes: etcd is bootstrapped on one of them');
     }
-    if (changes.configPatch == null) return changes;
+    // The patch is checked against the version the node will install (its own, or the default it
+    // falls back to): a new patch, and the stored one when the version changes under it.
+    const patch = changes.configPatch !== undefined ? changes.configPatch : current?.configPatch;
+    if (patch == null || (changes.configPatch === undefined && changes.talosVersion === undefined)) return { changes, warnings: [] };
     const role = changes.role && changes.role !== 'unassigned' ? changes.role : current && current.role !== 'unassigned' ? current.role : 'worker';
     // A PUT may create the node: check its patch against a blank record.
     const base = current ?? blankNode(mac);
     const proposed = { ...base, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) } as typeof base;
-    const problems = deps.configs.renderer.checkNodePatch(proposed, role, changes.configPatch);
-    if (problems.length) throw new HttpError(400, 'invalid_config_patch', `configPatch: ${problems.slice(0, 5).join('; ')}`);
-    return changes;
+    const { problems, warnings } = deps.configs.renderer.checkNodePatch(proposed, role, patch);
+    if (problems.length) {
+      const text = problems.slice(0, 5).join('; ');
+      throw new HttpError(400, 'invalid_config_patch', text.startsWith('configPatch') ? text : `configPatch: ${text}`);
+    }
+    return { changes, warnings };
   }
+
+  /** The stored node, plus `warnings` when its config patch uses deprecated or moved fields. */
+  const withWarnings = (node: Node, warnings: string[]) => (warnings.length ? { ...node, warnings } : node);
 
   // PUT: create or update (register a machine before it first boots). PATCH: update only.
   app.put<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req, reply) => {
     const mac = macOf(req);
-    const { node, created } = inventory.update(mac, checkPatch(mac, checkNodeChanges(req.body)), actor(req), { create: true });
-    return reply.code(created ? 201 : 200).send(node);
+    const { changes, warnings } = checkPatch(mac, checkNodeChanges(req.body));
+    const { node, created } = inventory.update(mac, changes, actor(req), { create: true });
+    return reply.code(created ? 201 : 200).send(withWarnings(node, warnings));
   });
   app.patch<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req) => {
     const mac = macOf(req);
-    return inventory.update(mac, checkPatch(mac, checkNodeChanges(req.body)), actor(req), { create: false }).node;
+    const { changes, warnings } = checkPatch(mac, checkNodeChanges(req.body));
+    return withWarnings(inventory.update(mac, changes, actor(req), { create: false }).node, warnings);
   });
 
   // What the node would receive, with keys and tokens masked. Rendering consumes no token.

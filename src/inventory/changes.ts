@@ -13,6 +13,8 @@ import {
   isValidTalosVersion,
   type NodeChanges,
 } from './model.ts';
+import { isSupportedTalosVersion, SUPPORTED_RANGE } from '../talos/contract.ts';
+import { DiskSelectorError, diskSelectorToCel } from '../talos/disk-selector.ts';
 
 export class ChangeError extends Error {}
 
@@ -33,6 +35,13 @@ export function checkNodeChanges(c: NodeChanges): NodeChanges {
       if (!(DISK_SELECTOR_KEYS as readonly string[]).includes(k)) throw new ChangeError(`diskSelector.${k} is not a Talos disk selector field (${DISK_SELECTOR_KEYS.join(', ')})`);
       if (!isValidDiskSelectorValue(v)) throw new ChangeError(`diskSelector.${k} has characters Talos selectors do not use`);
     }
+    // What Talos would refuse at install (a name selector, an unknown type, an unreadable size) is refused now.
+    try {
+      diskSelectorToCel(c.diskSelector);
+    } catch (err) {
+      if (err instanceof DiskSelectorError) throw new ChangeError(err.message);
+      throw err;
+    }
   }
   if (c.labels) {
     for (const [k, v] of Object.entries(c.labels)) {
@@ -41,7 +50,10 @@ export function checkNodeChanges(c: NodeChanges): NodeChanges {
     }
   }
   if (c.talosVersion != null && !isValidTalosVersion(c.talosVersion)) {
-    throw new ChangeError(`talosVersion ${JSON.stringify(c.talosVersion)} must be a Talos release tag such as v1.13.9`);
+    throw new ChangeError(`talosVersion ${JSON.stringify(c.talosVersion)} must be a Talos release tag such as v1.14.0`);
+  }
+  if (c.talosVersion != null && !isSupportedTalosVersion(c.talosVersion)) {
+    throw new ChangeError(`talosVersion ${c.talosVersion}: Genesis renders machine configs for Talos ${SUPPORTED_RANGE}`);
   }
   if (c.network != null) {
     const n = c.network;

@@ -123,6 +123,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX kernel_logs_mac ON kernel_logs (mac, id);
     `,
   },
+  {
+    version: 5,
+    description: 'why an assigned machine is held back from installing',
+    sql: `
+      ALTER TABLE nodes ADD COLUMN waiting TEXT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -53,6 +53,11 @@ export type Node = {
   talosAddresses: string[];
   /** When the node's last Talos event arrived. */
   talosSeen: string | null;
+  /**
+   * Why Genesis holds this assigned machine in its wait loop instead of sending the installer
+   * (assets missing, a config that cannot be rendered, an unsupported version); null when it is not held.
+   */
+  waiting: string | null;
   firstSeen: string;
   lastSeen: string | null;
   updatedAt: string;
@@ -95,6 +100,8 @@ export const EVENT_TYPES = [
   'config-served',
   'config-denied',
   'config-failed',
+  // Genesis started (detail.reason) or stopped (reason null) holding an assigned machine back from installing.
+  'boot-waiting',
   'state-changed',
   'api-change',
   'deleted',
@@ -199,6 +206,7 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     talosReady: null,
     talosAddresses: [],
     talosSeen: null,
+    waiting: null,
     firstSeen: '',
     lastSeen: null,
     updatedAt: '',

@@ -69,6 +69,7 @@ type Row = {
   talos_ready: number | null;
   talos_addresses: string;
   talos_seen: string | null;
+  waiting: string | null;
   first_seen: string;
   last_seen: string | null;
   updated_at: string;
@@ -99,6 +100,7 @@ function toNode(r: Row): Node {
     talosReady: r.talos_ready === null ? null : r.talos_ready === 1,
     talosAddresses: JSON.parse(r.talos_addresses) as string[],
     talosSeen: r.talos_seen,
+    waiting: r.waiting,
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     updatedAt: r.updated_at,
@@ -349,6 +351,19 @@ export class Inventory {
          WHERE mac = @mac`,
       ).run({ mac, at, ...factParams(facts) });
       return { node: toNode(this.row(mac)!), created: false };
+    });
+  }
+
+  /**
+   * Hold a machine back from installing, with the reason (null: no longer held). Written, with a
+   * `boot-waiting` event, only when the reason changes: a waiting machine asks every few seconds.
+   */
+  setWaiting(mac: string, reason: string | null): void {
+    this.write(() => {
+      const before = this.row(mac);
+      if (!before || before.waiting === reason) return;
+      this.sql('UPDATE nodes SET waiting = ? WHERE mac = ?').run(reason, mac);
+      this.event(mac, 'boot-waiting', 'boot', { reason });
     });
   }
 

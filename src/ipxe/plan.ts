@@ -2,12 +2,14 @@
 // and architecture is tested without HTTP or SQLite.
 
 import type { Arch, Firmware, LocalBootMode, Node } from '../inventory/model.ts';
-import { isSupportedTalosVersion, SUPPORTED_MINORS } from '../talos/contract.ts';
+import { SUPPORTED_RANGE, unsupportedVersionReason } from '../talos/contract.ts';
 
 export type BootPlan =
   | { kind: 'wait'; reason: 'unassigned' }
   /** Assigned, but the kernel and initramfs of its Talos version are not downloaded yet. */
   | { kind: 'wait'; reason: 'assets-missing'; talosVersion: string; arch: Arch }
+  /** Assigned, but its machine config cannot be rendered right now (`detail` says why). */
+  | { kind: 'wait'; reason: 'config'; talosVersion: string; detail: string }
   | { kind: 'unsupported'; reason: string }
   | { kind: 'install'; talosVersion: string; arch: Arch; role: 'controlplane' | 'worker' }
   | { kind: 'local'; mode: LocalBootMode };
@@ -33,17 +35,40 @@ export function firmwareFromIpxe(platform: string | undefined): Firmware | undef
   return undefined;
 }
 
-/** `assetsPresent`: are the kernel and initramfs of this version and arch in place? */
-export function planBoot(node: Node, defaultTalosVersion: string, assetsPresent: (version: string, arch: Arch) => boolean = () => true): BootPlan {
+/**
+ * `assetsPresent`: are the kernel and initramfs of this version and arch in place?
+ * `configProblem`: why this node's machine config cannot be rendered now, or undefined when it can.
+ * A machine is sent the installer only when both hold: an installer whose config cannot be served
+ * would sit retrying until someone power-cycles it.
+ */
+export function planBoot(
+  node: Node,
+  defaultTalosVersion: string,
+  assetsPresent: (version: string, arch: Arch) => boolean = () => true,
+  configProblem: (node: Node) => string | undefined = () => undefined,
+): BootPlan {
   if (node.role === 'unassigned') return { kind: 'wait', reason: 'unassigned' };
   if (node.state === 'installed') return { kind: 'local', mode: node.localBoot };
   if (!node.arch) return { kind: 'unsupported', reason: 'its architecture is unknown (iPXE did not report ${buildarch})' };
   const talosVersion = node.talosVersion ?? defaultTalosVersion;
-  // Booting an installer whose machine config Genesis cannot write would only fail later, on the node.
-  if (!isSupportedTalosVersion(talosVersion)) {
-    return { kind: 'unsupported', reason: `Talos ${talosVersion}: Genesis writes configs for v1.${SUPPORTED_MINORS[0]} to v1.${SUPPORTED_MINORS.at(-1)}` };
-  }
+  if (unsupportedVersionReason(talosVersion)) return { kind: 'unsupported', reason: `Talos ${talosVersion}: Genesis writes configs for ${SUPPORTED_RANGE}` };
   // Never point a machine at a file that is not there: it would fail in iPXE with a 404.
   if (!assetsPresent(talosVersion, node.arch)) return { kind: 'wait', reason: 'assets-missing', talosVersion, arch: node.arch };
+  const problem = configProblem(node);
+  if (problem !== undefined) return { kind: 'wait', reason: 'config', talosVersion, detail: problem };
   return { kind: 'install', talosVersion, arch: node.arch, role: node.role };
+}
+
+/** The one line that says why a plan holds an assigned machine back, or null when it does not. */
+export function holdReason(plan: BootPlan): string | null {
+  if (plan.kind === 'unsupported') return `cannot boot: ${plan.reason}`;
+  if (plan.kind !== 'wait') return null;
+  switch (plan.reason) {
+    case 'unassigned':
+      return null;
+    case 'assets-missing':
+      return `waiting for the Talos ${plan.talosVersion} ${plan.arch} kernel and initramfs (genesis assets fetch --talos ${plan.talosVersion} --arch ${plan.arch})`;
+    case 'config':
+      return `waiting: its machine config cannot be rendered: ${plan.detail}`;
+  }
 }

@@ -99,6 +99,16 @@ export function renderNodeScript(input: NodeScriptInput): string {
           '',
         ].join('\n');
       }
+      if (plan.reason === 'config') {
+        return [
+          '#!ipxe',
+          // One line with the reason; the whole of it is in the node's events and genesis nodes show.
+          `echo Genesis: ${who} waits: its machine config cannot be rendered: ${text(plan.detail.slice(0, 200))}`,
+          `echo Asking again in ${wait} seconds.`,
+          ...retry(baseUrl, wait),
+          '',
+        ].join('\n');
+      }
       return [
         '#!ipxe',
         // Short lines: firmware consoles are 80 columns and cut the rest.

@@ -3,62 +3,21 @@
 //
 // Only generator inputs live here (what talosctl's flags set). Per-node settings that talosctl
 // leaves to patches (hostname, static addresses, VIP, labels, disk selector) are in node.ts.
+// Talos 1.14 writes a different shape (most settings in documents of their own): that generator
+// is generate-multidoc.ts, chosen here by the contract.
 
-import type { Contract } from './contract.ts';
-import type { SecretsBundle } from './secrets.ts';
+import { auditPolicy, EXCLUDE_FROM_LB, K8S_REGISTRY, KUBE_PRISM_PORT, KUBELET_IMAGE, podSecurityConfiguration } from './defaults.ts';
+import type { Document, GenerateInput } from './documents.ts';
+import { generateMultidocDocuments } from './generate-multidoc.ts';
 
-export type Role = 'controlplane' | 'worker';
-
-export type Cni = { name: 'flannel' } | { name: 'none' } | { name: 'custom'; urls: string[] };
-
-export type GenerateInput = {
-  contract: Contract;
-  secrets: SecretsBundle;
-  role: Role;
-  clusterName: string;
-  /** https://host:port of the Kubernetes API (a VIP or a DNS name). */
-  endpoint: string;
-  /** Without the leading v: 1.28.0. */
-  kubernetesVersion: string;
-  installDisk?: string;
-  installImage?: string;
-  dnsDomain?: string;
-  podSubnets?: string[];
-  serviceSubnets?: string[];
-  cni?: Cni;
-  allowSchedulingOnControlPlanes?: boolean;
-};
-
-export type Document = Record<string, unknown>;
-
-const KUBELET_IMAGE = 'ghcr.io/siderolabs/kubelet';
-const K8S_REGISTRY = 'registry.k8s.io';
-const KUBE_PRISM_PORT = 7445;
-const EXCLUDE_FROM_LB = 'node.kubernetes.io/exclude-from-external-load-balancers';
-
-/** The PodSecurity admission defaults Talos writes into every control-plane config. */
-function podSecurityAdmission(): unknown[] {
-  return [
-    {
-      name: 'PodSecurity',
-      configuration: {
-        apiVersion: 'pod-security.admission.config.k8s.io/v1alpha1',
-        defaults: {
-          audit: 'restricted',
-          'audit-version': 'latest',
-          enforce: 'baseline',
-          'enforce-version': 'latest',
-          warn: 'restricted',
-          'warn-version': 'latest',
-        },
-        exemptions: { namespaces: ['kube-system'], runtimeClasses: [], usernames: [] },
-        kind: 'PodSecurityConfiguration',
-      },
-    },
-  ];
-}
+export type { Cni, Document, GenerateInput, Role } from './documents.ts';
 
 export function generateDocuments(input: GenerateInput): Document[] {
+  return input.contract.multidocKubernetes ? generateMultidocDocuments(input) : generateV1Alpha1Documents(input);
+}
+
+/** Talos 1.11 to 1.13: nearly everything in the one v1alpha1 document. */
+function generateV1Alpha1Documents(input: GenerateInput): Document[] {
   const { contract: c, secrets: s, role } = input;
   const cp = role === 'controlplane';
   const k8s = `v${input.kubernetesVersion}`;
@@ -117,8 +76,8 @@ export function generateDocuments(input: GenerateInput): Document[] {
     cluster['apiServer'] = {
       image: `${K8S_REGISTRY}/kube-apiserver:${k8s}`,
       ...(c.legacyApiServerFields ? { certSANs: [endpointHost], disablePodSecurityPolicy: true } : {}),
-      admissionControl: podSecurityAdmission(),
-      auditPolicy: { apiVersion: 'audit.k8s.io/v1', kind: 'Policy', rules: [{ level: 'Metadata' }] },
+      admissionControl: [{ name: 'PodSecurity', configuration: podSecurityConfiguration() }],
+      auditPolicy: auditPolicy(),
     };
     cluster['controllerManager'] = { image: `${K8S_REGISTRY}/kube-controller-manager:${k8s}` };
     cluster['proxy'] = { image: `${K8S_REGISTRY}/kube-proxy:${k8s}` };

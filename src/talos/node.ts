@@ -5,7 +5,8 @@
 // through a LinkAliasConfig, so Genesis never has to guess an interface name.
 
 import type { Contract } from './contract.ts';
-import type { Document, Role } from './generate.ts';
+import { diskSelectorToCel } from './disk-selector.ts';
+import { findKind, mainDocument, newDocument, type Document, type Role } from './documents.ts';
 
 export type StaticNetwork = { address: string; gateway?: string; nameservers?: string[] };
 
@@ -19,6 +20,8 @@ export type NodeSettings = {
   network?: StaticNetwork | null;
   /** Control planes only: the shared API address they announce (Layer 2 VIP). */
   vip?: string | null;
+  /** The installer image, for a 1.14 node whose disk selector keeps the install in machine.install. */
+  installImage?: string;
 };
 
 /** Alias Genesis gives the NIC it PXE-booted from (not a kernel name, as Talos asks). */
@@ -26,17 +29,30 @@ export const LINK_ALIAS = 'pxe0';
 
 export function applyNodeSettings(docs: Document[], contract: Contract, node: NodeSettings): Document[] {
   const out = docs.map((d) => structuredClone(d));
-  const config = out.find((d) => typeof d['kind'] !== 'string')!;
+  const config = mainDocument(out)!;
   const machine = config['machine'] as Record<string, unknown>;
 
   if (node.diskSelector && Object.keys(node.diskSelector).length) {
-    const install = machine['install'] as Record<string, unknown>;
-    delete install['disk'];
-    // Keep Talos's key order: disk/diskSelector first.
-    machine['install'] = { diskSelector: { ...node.diskSelector }, ...install };
+    if (contract.unattendedInstall) {
+      // The same CEL expression Talos evaluates for a v1alpha1 selector, where 1.14 reads it.
+      const doc = newDocument('UnattendedInstallConfig', {
+        installer: node.installImage ? { image: node.installImage } : {},
+        provisioning: { diskSelector: { match: diskSelectorToCel(node.diskSelector) }, wipe: false },
+      });
+      const at = out.findIndex((d) => d['kind'] === 'UnattendedInstallConfig');
+      if (at === -1) out.splice(out.findIndex((d) => d['kind'] === 'DiscoveryIdentityConfig') + 1, 0, doc);
+      else out[at] = doc;
+    } else {
+      const install = machine['install'] as Record<string, unknown>;
+      delete install['disk'];
+      // Keep Talos's key order: disk/diskSelector first.
+      machine['install'] = { diskSelector: { ...node.diskSelector }, ...install };
+    }
   }
   if (node.labels && Object.keys(node.labels).length) {
-    machine['nodeLabels'] = { ...((machine['nodeLabels'] as Record<string, string>) ?? {}), ...node.labels };
+    const kubeNode = contract.multidocKubernetes ? findKind(out, 'KubeNodeConfig') : undefined;
+    if (kubeNode) kubeNode['labels'] = { ...((kubeNode['labels'] as Record<string, string>) ?? {}), ...node.labels };
+    else machine['nodeLabels'] = { ...((machine['nodeLabels'] as Record<string, string>) ?? {}), ...node.labels };
   }
 
   const vip = node.role === 'controlplane' ? node.vip : null;
@@ -79,7 +95,13 @@ export function applyNodeSettings(docs: Document[], contract: Contract, node: No
       addresses: [{ address: net.address }],
       ...(net.gateway ? { routes: [{ gateway: net.gateway }] } : {}),
     });
-    if (net.nameservers?.length) out.push({ apiVersion: 'v1alpha1', kind: 'ResolverConfig', nameservers: net.nameservers.map((address) => ({ address })) });
+    if (net.nameservers?.length) {
+      const nameservers = net.nameservers.map((address) => ({ address }));
+      // From 1.14 the generated config has a ResolverConfig already (host DNS): one document per kind.
+      const resolver = findKind(out, 'ResolverConfig');
+      if (resolver) resolver['nameservers'] = nameservers;
+      else out.push(newDocument('ResolverConfig', { nameservers }));
+    }
   }
   if (vip) out.push({ apiVersion: 'v1alpha1', kind: 'Layer2VIPConfig', name: vip, link: LINK_ALIAS });
   return out;

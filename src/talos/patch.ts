@@ -7,7 +7,7 @@
 // scalars are replaced, lists are appended, except the lists Talos merges differently (below).
 
 import { parseAllDocuments } from 'yaml';
-import type { Document } from './generate.ts';
+import { documentId, isMap, type Document } from './documents.ts';
 
 export class PatchError extends Error {}
 
@@ -15,8 +15,27 @@ export type Patch = { source: string; kind: 'strategic'; documents: Document[] }
 
 type JsonPatchOp = { op: 'add' | 'remove' | 'replace' | 'test'; path: string; value?: unknown };
 
-/** Lists that replace rather than append (Talos `merge:"replace"`). */
-const REPLACE_LISTS = new Set(['cluster.network.podSubnets', 'cluster.network.serviceSubnets']);
+/**
+ * Fields that a patch replaces rather than merges (Talos's `merge:"replace"` struct tags, read from
+ * its types at 1.14). v1alpha1 paths are dotted; a document's are `Kind:field`.
+ */
+const REPLACE_FIELDS = new Set([
+  'cluster.network.podSubnets',
+  'cluster.network.serviceSubnets',
+  'cluster.apiServer.auditPolicy',
+  'KubeNetworkConfig:podSubnets',
+  'KubeNetworkConfig:serviceSubnets',
+  'KubeAuditPolicyConfig:configuration',
+  'KubeAuthenticationConfig:configuration',
+  'KubeCredentialProviderConfig:configuration',
+  'KubeStaticPodConfig:pod',
+  'CRIBaseRuntimeSpecConfig:overrides',
+  'BGPInstanceConfig:advertise',
+  'BGPInstanceConfig:importRoutes',
+  'BGPInstanceConfig:neighbors',
+  'NetworkRuleConfig:ingress',
+  'NetworkRuleConfig:ports',
+]);
 /** Lists whose items merge with the item of the same identity. */
 const KEYED_LISTS: Record<string, (item: unknown) => string | undefined> = {
   'machine.network.interfaces': (i) => {
@@ -29,8 +48,6 @@ const KEYED_LISTS: Record<string, (item: unknown) => string | undefined> = {
   'cluster.inlineManifests': (i) => (typeof (i as Record<string, unknown>)['name'] === 'string' ? String((i as Record<string, unknown>)['name']) : undefined),
 };
 
-const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
 export function parsePatch(text: string, source: string): Patch {
   let parsed: unknown[];
   try {
@@ -40,6 +57,7 @@ export function parsePatch(text: string, source: string): Patch {
   } catch (err) {
     throw new PatchError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
+  refuseProtoKeys(parsed, source, '');
   if (parsed.length === 1 && Array.isArray(parsed[0])) {
     const ops = parsed[0] as unknown[];
     for (const [i, op] of ops.entries()) {
@@ -58,10 +76,11 @@ export function parsePatch(text: string, source: string): Patch {
 
 function mergeInto(base: unknown, patch: unknown, path: string): unknown {
   if (isMap(patch) && patch['$patch'] === 'delete') return undefined;
+  if (REPLACE_FIELDS.has(path)) return stripDirectives(patch);
   if (isMap(base) && isMap(patch)) {
     const out: Record<string, unknown> = { ...base };
     for (const [k, v] of Object.entries(patch)) {
-      const p = path ? `${path}.${k}` : k;
+      const p = path.endsWith(':') ? `${path}${k}` : path ? `${path}.${k}` : k;
       const merged = k in out ? mergeInto(out[k], v, p) : stripDirectives(v);
       if (merged === undefined) delete out[k];
       else out[k] = merged;
@@ -69,7 +88,6 @@ function mergeInto(base: unknown, patch: unknown, path: string): unknown {
     return out;
   }
   if (Array.isArray(base) && Array.isArray(patch)) {
-    if (REPLACE_LISTS.has(path)) return structuredClone(patch);
     const identity = KEYED_LISTS[path];
     if (identity) {
       const out = [...base];
@@ -103,18 +121,30 @@ function stripDirectives(v: unknown): unknown {
   return structuredClone(v);
 }
 
-function identityOf(doc: Document): string {
-  if (typeof doc['kind'] !== 'string') return 'v1alpha1';
-  return `${doc['kind']}/${typeof doc['name'] === 'string' ? doc['name'] : ''}`;
-}
+/** Keys that reach an object's prototype: never walked or written, whatever the patch says. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 function decodePointer(pointer: string, source: string): string[] {
   if (pointer === '') return [];
   if (!pointer.startsWith('/')) throw new PatchError(`${source}: JSON patch path ${JSON.stringify(pointer)} must start with /`);
-  return pointer
+  const keys = pointer
     .slice(1)
     .split('/')
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const bad = keys.find((k) => PROTOTYPE_KEYS.has(k));
+  if (bad !== undefined) throw new PatchError(`${source}: JSON patch path ${JSON.stringify(pointer)}: ${JSON.stringify(bad)} is not a config field`);
+  return keys;
+}
+
+/** A YAML mapping key `__proto__` would replace an object's prototype when merged: refuse it. */
+function refuseProtoKeys(v: unknown, source: string, at: string): void {
+  if (Array.isArray(v)) v.forEach((x, i) => refuseProtoKeys(x, source, `${at}[${i}]`));
+  else if (isMap(v)) {
+    for (const k of Object.keys(v)) {
+      if (k === '__proto__') throw new PatchError(`${source}: ${at ? `${at}.` : ''}__proto__ is not a config field`);
+      refuseProtoKeys(v[k], source, at ? `${at}.${k}` : k);
+    }
+  }
 }
 
 function applyJsonPatch(doc: Document, ops: JsonPatchOp[], source: string): Document {
@@ -155,20 +185,21 @@ export function applyPatches(docs: Document[], patches: Patch[]): Document[] {
   const out = docs.map((d) => structuredClone(d));
   for (const patch of patches) {
     if (patch.kind === 'json6902') {
-      const at = out.findIndex((d) => identityOf(d) === 'v1alpha1');
+      const at = out.findIndex((d) => documentId(d) === 'v1alpha1');
       if (at === -1) throw new PatchError(`${patch.source}: a JSON patch needs the v1alpha1 config document`);
       out[at] = applyJsonPatch(out[at]!, patch.ops, patch.source);
       continue;
     }
     for (const p of patch.documents) {
-      const id = identityOf(p);
-      const at = out.findIndex((d) => identityOf(d) === id);
+      const id = documentId(p);
+      const at = out.findIndex((d) => documentId(d) === id);
       if (at === -1) {
         if (p['$patch'] === 'delete') continue;
         out.push(stripDirectives(p) as Document);
         continue;
       }
-      const merged = mergeInto(out[at], p, '');
+      // Paths inside a document are prefixed with its kind, so REPLACE_FIELDS can name them.
+      const merged = mergeInto(out[at], p, typeof p['kind'] === 'string' ? `${p['kind']}:` : '');
       if (merged === undefined) out.splice(at, 1);
       else out[at] = merged as Document;
     }

@@ -3,7 +3,7 @@
 // `token`, and secrets in fields ending in `secret`/`Secret`), so a patch that adds such a field
 // is masked too. Certificates stay: they are public.
 
-import type { Document } from './generate.ts';
+import type { Document } from './documents.ts';
 
 export const REDACTED = '(redacted)';
 

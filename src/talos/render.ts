@@ -1,14 +1,19 @@
 // One node's machine config from start to finish: generate for its role and Talos version, add
-// its own settings, apply the cluster, role and node patches in that order, validate against
-// Talos's schema. Pure: everything it needs is passed in.
+// its own settings, apply the cluster, role and node patches in that order, settle v1alpha1 fields
+// that a newer Talos moved into documents of their own, and validate the way Talos's decoder does.
+// Pure: everything it needs is passed in.
 
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { contractFor, ContractError, type Contract } from './contract.ts';
-import { generateDocuments, type Cni, type Document, type Role } from './generate.ts';
+import { DiskSelectorError } from './disk-selector.ts';
+import type { Cni, Document, Role } from './documents.ts';
+import { generateDocuments } from './generate.ts';
+import { LegacyFieldError, reconcileLegacyFields } from './legacy-fields.ts';
 import { applyNodeSettings, type StaticNetwork } from './node.ts';
 import { applyPatches, PatchError, type Patch } from './patch.ts';
-import { schemaProblems } from './schema.ts';
+import { deprecatedFieldsUsed, schemaProblems } from './schema.ts';
+import { semanticProblems, settleInstall } from './validate.ts';
 import type { SecretsBundle } from './secrets.ts';
 
 export type ClusterSettings = {
@@ -63,7 +68,12 @@ export type RenderInput = {
   patches: Patch[];
 };
 
-export type RenderedConfig = { contract: Contract; documents: Document[]; yaml: string; sha256: string };
+/**
+ * `warnings`: what the operator should know about a config that is valid: deprecated fields it
+ * uses (Talos accepts them, but they are not in its published schema) and 1.13-style settings
+ * Genesis moved to where this Talos reads them. Never secret values.
+ */
+export type RenderedConfig = { contract: Contract; documents: Document[]; yaml: string; sha256: string; warnings: string[] };
 
 export class RenderError extends Error {
   readonly problems: string[];
@@ -113,7 +123,9 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     cni: cluster.cni,
     allowSchedulingOnControlPlanes: cluster.allowSchedulingOnControlPlanes,
   });
-  const withNode = applyNodeSettings(generated, contract, {
+  let withNode: Document[];
+  try {
+    withNode = applyNodeSettings(generated, contract, {
     mac: node.mac,
     role: node.role,
     hostname: node.hostname,
@@ -121,17 +133,33 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     labels: node.labels,
     network: node.network,
     vip: cluster.vip || null,
-  });
-  const withTelemetry = cluster.telemetry ? [...withNode, ...telemetryDocuments(cluster.telemetry)] : withNode;
-  let documents: Document[];
-  try {
-    documents = applyPatches(withTelemetry, input.patches);
+      installImage: installerImage(cluster, node.talosVersion),
+    });
   } catch (err) {
-    if (err instanceof PatchError) throw new RenderError(`patch failed: ${err.message}`);
+    if (err instanceof DiskSelectorError) throw new RenderError(`node ${node.mac}: ${err.message}`);
     throw err;
   }
-  const problems = schemaProblems(contract, documents);
-  if (problems.length) throw new RenderError(`the config for ${node.mac} (Talos ${node.talosVersion}, ${node.role}) does not pass Talos's schema`, problems);
+  const withTelemetry = cluster.telemetry ? [...withNode, ...telemetryDocuments(cluster.telemetry)] : withNode;
+  const label = `the config for ${node.mac} (Talos ${node.talosVersion}, ${node.role})`;
+  let documents: Document[];
+  const warnings: string[] = [];
+  try {
+    const install = settleInstall(contract, withTelemetry, applyPatches(withTelemetry, input.patches));
+    const settled = reconcileLegacyFields(contract, install.documents);
+    documents = settled.documents;
+    warnings.push(...install.notes, ...settled.notes);
+  } catch (err) {
+    if (err instanceof PatchError) throw new RenderError(`patch failed: ${err.message}`);
+    if (err instanceof LegacyFieldError) throw new RenderError(`${label} cannot be written`, [err.message]);
+    throw err;
+  }
+  const problems = [...schemaProblems(contract, documents), ...semanticProblems(documents)];
+  if (problems.length) throw new RenderError(`${label} does not pass Talos's schema`, problems);
+  // Deprecated fields Genesis itself writes (e.g. `persist`, which Talos's generator writes too) are not news.
+  const own = new Set(deprecatedFieldsUsed(contract, withTelemetry));
+  for (const field of deprecatedFieldsUsed(contract, documents)) {
+    if (!own.has(field)) warnings.push(`${field} is deprecated in Talos v1.${contract.minor}: Talos still accepts it, but it is not in the published schema and may go in a later release`);
+  }
   const yaml = toYaml(documents);
-  return { contract, documents, yaml, sha256: createHash('sha256').update(yaml).digest('hex') };
+  return { contract, documents, yaml, sha256: createHash('sha256').update(yaml).digest('hex'), warnings };
 }

@@ -109,10 +109,10 @@ describe('advertise address detection', () => {
 describe('inventory, boot and API keys', () => {
   const load = (env: NodeJS.ProcessEnv) => loadConfig({ env, cwd: tmp(), detect });
 
-  it('defaults: no auto-assign, Talos v1.13.9, no extra kernel arguments, token generated', () => {
+  it('defaults: no auto-assign, Talos v1.14.0, no extra kernel arguments, token generated', () => {
     const c = load({});
     expect(c.auto_assign).toEqual({ enabled: false, controlplanes: 3 });
-    expect(c.talos).toMatchObject({ version: 'v1.13.9', extra_kernel_args: '', installer_image: 'ghcr.io/siderolabs/installer', schematic_id: '', install_disk: '/dev/sda' });
+    expect(c.talos).toMatchObject({ version: 'v1.14.0', extra_kernel_args: '', installer_image: 'ghcr.io/siderolabs/installer', schematic_id: '', install_disk: '/dev/sda' });
     expect(c.talos.patches).toEqual({ cluster: '', controlplane: '', worker: '' });
     expect(c.cluster).toEqual({
       name: 'homelab',
@@ -149,7 +149,8 @@ describe('inventory, boot and API keys', () => {
   });
 
   it.each([
-    ['GENESIS_TALOS_VERSION', 'latest', 'talos.version (GENESIS_TALOS_VERSION): must be a Talos release tag such as v1.13.9, got "latest"'],
+    ['GENESIS_TALOS_VERSION', 'latest', 'talos.version (GENESIS_TALOS_VERSION): must be a Talos release tag such as v1.14.0, got "latest"'],
+    ['GENESIS_TALOS_VERSION', 'v1.8.0', 'talos.version (GENESIS_TALOS_VERSION): is a Talos release Genesis cannot write configs for (it supports v1.11 to v1.14), got "v1.8.0"'],
     ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', 'a ||  shell', 'talos.extra_kernel_args (GENESIS_TALOS_EXTRA_KERNEL_ARGS): must be space-separated kernel arguments'],
     ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', 'x=${mac}', 'talos.extra_kernel_args'],
     ['GENESIS_TALOS_EXTRA_KERNEL_ARGS', '--init', 'talos.extra_kernel_args'],

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { blankNode, type Node } from '../../src/inventory/model.ts';
 import { ipxeBinaryFor } from '../../src/ipxe/binaries.ts';
 import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
-import { archFromIpxe, firmwareFromIpxe, planBoot } from '../../src/ipxe/plan.ts';
+import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot } from '../../src/ipxe/plan.ts';
 import { renderEntryScript, renderNodeScript, ScriptValueError, text, token } from '../../src/ipxe/script.ts';
 
 const BASE = 'http://192.0.2.10:8080';
@@ -24,14 +24,32 @@ function commands(script: string): string[] {
   return script.split('\n').filter((l) => l !== '').map((l) => l.split(' ')[0]!);
 }
 
-describe('Talos kernel arguments', () => {
-  const base = ['talos.platform=metal', 'slab_nomerge', 'pti=on', 'init_on_alloc=1', 'consoleblank=0', 'nvme_core.io_timeout=4294967295', 'printk.devkmsg=on'];
-  it('1.9 amd64: the base set and the screen console', () => expect(talosKernelArgs('v1.9.5', 'amd64')).toEqual([...base, 'console=tty0']));
-  it('1.10 adds selinux=1', () => expect(talosKernelArgs('v1.10.0', 'amd64')).toEqual([...base, 'selinux=1', 'console=tty0']));
-  it('1.12 adds module.sig_enforce=1', () => expect(talosKernelArgs('v1.12.3', 'amd64')).toEqual([...base, 'selinux=1', 'module.sig_enforce=1', 'console=tty0']));
-  it('1.13 arm64: serial console then screen', () =>
-    expect(talosKernelArgs('v1.13.0-beta.1', 'arm64')).toEqual([...base, 'selinux=1', 'module.sig_enforce=1', 'console=ttyAMA0', 'console=tty0']));
-  it('2.0 keeps everything from 1.12', () => expect(talosKernelArgs('v2.0.0', 'amd64')).toContain('module.sig_enforce=1'));
+describe('Talos kernel arguments: as Talos\'s imager builds them for metal, per minor and architecture', () => {
+  // Written from Talos's imager (buildCmdline: platform, platform console=, kernel.DefaultArgs) and
+  // its quirk versions at each tag; the sources are in src/talos/schemas/v1.<minor>/accepted-fields.json `extras`.
+  const v11 = ['init_on_alloc=1', 'slab_nomerge', 'pti=on', 'consoleblank=0', 'nvme_core.io_timeout=4294967295', 'printk.devkmsg=on', 'selinux=1'];
+  const v12 = [...v11, 'module.sig_enforce=1'];
+  const v13 = [...v12, 'proc_mem.force_override=never'];
+  // 1.14: init_on_alloc=1 dropped (DropInitOnAllocInArgs), nvme_core.io_timeout only on AWS (NvmeCoreIoTimeoutAWSOnly).
+  const v14 = ['slab_nomerge', 'pti=on', 'consoleblank=0', 'printk.devkmsg=on', 'selinux=1', 'module.sig_enforce=1', 'proc_mem.force_override=never'];
+  const amd64 = ['talos.platform=metal', 'console=tty0'];
+  const arm64 = ['talos.platform=metal', 'console=ttyAMA0', 'console=tty0'];
+  it.each([
+    ['v1.11.6', 'amd64', [...amd64, ...v11]],
+    ['v1.11.6', 'arm64', [...arm64, ...v11]],
+    ['v1.12.11', 'amd64', [...amd64, ...v12]],
+    ['v1.12.11', 'arm64', [...arm64, ...v12]],
+    ['v1.13.9', 'amd64', [...amd64, ...v13]],
+    ['v1.13.0-beta.1', 'arm64', [...arm64, ...v13]],
+    ['v1.14.0', 'amd64', [...amd64, ...v14]],
+    ['v1.14.0-rc.1', 'arm64', [...arm64, ...v14]],
+  ] as const)('%s %s', (version, arch, want) => {
+    expect(talosKernelArgs(version, arch)).toEqual(want);
+  });
+
+  it.each(['v1.11.6', 'v1.12.11', 'v1.13.9', 'v1.14.0'])('%s keeps slab_nomerge and pti=on, without which Talos refuses to boot', (version) => {
+    for (const arch of ['amd64', 'arm64'] as const) expect(talosKernelArgs(version, arch)).toEqual(expect.arrayContaining(['slab_nomerge', 'pti=on']));
+  });
 });
 
 describe('what iPXE reports', () => {
@@ -45,10 +63,23 @@ describe('planBoot', () => {
   it('sends no installer for a Talos version Genesis cannot write a config for', () => {
     expect(planBoot(node({ role: 'worker', state: 'assigned', talosVersion: 'v1.10.7' }), 'v1.13.9')).toEqual({
       kind: 'unsupported',
-      reason: 'Talos v1.10.7: Genesis writes configs for v1.11 to v1.13',
+      reason: 'Talos v1.10.7: Genesis writes configs for v1.11 to v1.14',
     });
-    expect(planBoot(node({ role: 'worker', state: 'assigned' }), 'v1.14.0').kind).toBe('unsupported');
-    expect(planBoot(node({ role: 'worker', state: 'assigned', talosVersion: 'v1.11.3' }), 'v1.14.0').kind).toBe('install');
+    expect(planBoot(node({ role: 'worker', state: 'assigned' }), 'v1.15.0').kind).toBe('unsupported');
+    expect(planBoot(node({ role: 'worker', state: 'assigned', talosVersion: 'v1.11.3' }), 'v1.15.0').kind).toBe('install');
+  });
+
+  it('waits, with the reason, while the machine config cannot be rendered; installs once it can', () => {
+    const n = node({ role: 'worker', state: 'assigned' });
+    const broken = () => 'cluster.endpoint is not set';
+    expect(planBoot(n, 'v1.14.0', () => true, broken)).toEqual({ kind: 'wait', reason: 'config', talosVersion: 'v1.14.0', detail: 'cluster.endpoint is not set' });
+    expect(holdReason(planBoot(n, 'v1.14.0', () => true, broken))).toBe('waiting: its machine config cannot be rendered: cluster.endpoint is not set');
+    expect(planBoot(n, 'v1.14.0', () => true, () => undefined).kind).toBe('install');
+    // Missing assets are said first: the config is only worth rendering once the installer can boot.
+    expect(planBoot(n, 'v1.14.0', () => false, broken)).toMatchObject({ kind: 'wait', reason: 'assets-missing' });
+    // Installed machines boot from disk whatever their config would be now.
+    expect(planBoot(node({ role: 'worker', state: 'installed' }), 'v1.14.0', () => true, broken).kind).toBe('local');
+    expect(holdReason(planBoot(node(), 'v1.14.0', () => true, broken))).toBeNull();
   });
 
   it('waits instead of installing while the kernel and initramfs of its version are missing', () => {

@@ -15,7 +15,7 @@ const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/talos/stability'
 const secrets = parseSecrets(readFileSync(path.join(FIXTURES, 'secrets.yaml'), 'utf8'));
 const docsOf = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Record<string, unknown>);
 
-describe.each(['v1.11', 'v1.12', 'v1.13'])('Talos %s version contract', (version) => {
+describe.each(['v1.11', 'v1.12', 'v1.13', 'v1.14'])('Talos %s version contract', (version) => {
   describe.each(['controlplane', 'worker'] as const)('%s', (role) => {
     const want = docsOf(readFileSync(path.join(FIXTURES, version, `base-${role}.yaml`), 'utf8'));
     const got = generateDocuments({ contract: contractFor(version), secrets, role, clusterName: 'base', endpoint: 'https://base:6443', kubernetesVersion: '1.28.0' });
@@ -35,15 +35,17 @@ describe.each(['v1.11', 'v1.12', 'v1.13'])('Talos %s version contract', (version
 });
 
 describe('version contracts', () => {
-  it('accept release tags and minors of 1.11 to 1.13', () => {
-    expect(contractFor('v1.13.9').minor).toBe(13);
+  it('accept release tags and minors of 1.11 to 1.14', () => {
+    expect(contractFor('v1.14.0').minor).toBe(14);
+    expect(contractFor('v1.14.0-rc.1').multidocKubernetes).toBe(true);
+    expect(contractFor('v1.13.9').multidocKubernetes).toBe(false);
     expect(contractFor('v1.12.0-beta.1').minor).toBe(12);
     expect(contractFor('1.11').minor).toBe(11);
   });
 
-  it.each(['v1.10.7', 'v1.14.0', 'v2.0.0', 'latest'])('refuse %s with the supported range', (v) => {
+  it.each(['v1.10.7', 'v1.15.0', 'v2.0.0', 'latest'])('refuse %s with the supported range', (v) => {
     expect(() => contractFor(v)).toThrow(ContractError);
-    expect(() => contractFor(v)).toThrow('Genesis renders machine configs for Talos v1.11 to v1.13');
+    expect(() => contractFor(v)).toThrow(`Genesis renders machine configs for Talos v1.11 to v1.14; ${v} is not one of them`);
   });
 });
 
@@ -59,11 +61,34 @@ describe('schema validation', () => {
   });
 
   it('checks every document by its kind, and refuses kinds the release does not have', () => {
-    const docs = [...base(), { apiVersion: 'v1alpha1', kind: 'HostnameConfig', auto: 'sometimes' }, { apiVersion: 'v1alpha1', kind: 'TeleportConfig' }];
+    const docs = [...base().filter((d) => d['kind'] !== 'HostnameConfig'), { apiVersion: 'v1alpha1', kind: 'HostnameConfig', auto: 'sometimes' }, { apiVersion: 'v1alpha1', kind: 'TeleportConfig' }];
     expect(schemaProblems(contract, docs)).toEqual([
       'HostnameConfig document /auto: must be one of "stable", "off"',
       'TeleportConfig document: Talos v1.13 has no document kind "TeleportConfig"',
     ]);
+  });
+
+  it('refuses a document twice, as Talos does ("duplicate document")', () => {
+    const docs = [...base(), { apiVersion: 'v1alpha1', kind: 'HostnameConfig', auto: 'off' }];
+    expect(schemaProblems(contract, docs)).toEqual(['HostnameConfig document: appears more than once']);
+  });
+
+  it('1.14: kinds follow Talos\'s decoder, not the schema\'s misnamed ones', () => {
+    const c14 = contractFor('v1.14.0');
+    const docs = generateDocuments({ contract: c14, secrets, role: 'worker', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.36.3', installDisk: '/dev/sda' });
+    expect(docs.find((d) => d['kind'] === 'UnattendedInstallConfig')).toEqual({
+      apiVersion: 'v1alpha1',
+      kind: 'UnattendedInstallConfig',
+      installer: {},
+      provisioning: { diskSelector: { match: 'disk.dev_path == "/dev/sda"' }, wipe: false },
+    });
+    expect(schemaProblems(c14, docs)).toEqual([]);
+    // The schema calls it "UnattendedInstall"; Talos registers "UnattendedInstallConfig" and decodes only that.
+    const misnamed = docs.map((d) => (d['kind'] === 'UnattendedInstallConfig' ? { ...d, kind: 'UnattendedInstall' } : d));
+    expect(schemaProblems(c14, misnamed)).toEqual(['UnattendedInstall document: Talos v1.14 has no document kind "UnattendedInstall"']);
+    // Checked against its schema definition all the same.
+    const typo = docs.map((d) => (d['kind'] === 'UnattendedInstallConfig' ? { ...d, provisioning: { wype: true } } : d));
+    expect(schemaProblems(c14, typo)).toEqual(['UnattendedInstallConfig document /provisioning: unknown field "wype"']);
   });
 
   it('needs exactly one v1alpha1 config', () => {
@@ -72,7 +97,7 @@ describe('schema validation', () => {
     expect(schemaProblems(contract, [config!, config!])).toEqual(['v1alpha1 config: appears more than once']);
   });
 
-  it('checks 1.11 against the 1.12 schema, setting aside only the 1.11 fields it hides', () => {
+  it('checks 1.11 against its own schema', () => {
     const c11 = contractFor('v1.11.0');
     const docs = generateDocuments({ contract: c11, secrets, role: 'controlplane', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.34.0' });
     expect(schemaProblems(c11, docs)).toEqual([]);

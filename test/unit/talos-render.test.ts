@@ -57,7 +57,7 @@ describe('cluster settings', () => {
 
   it('an unsupported Talos version is a RenderError naming the range', () => {
     expect(() => render({ talosVersion: 'v1.9.0' })).toThrow(RenderError);
-    expect(() => render({ talosVersion: 'v1.9.0' })).toThrow('v1.11 to v1.13');
+    expect(() => render({ talosVersion: 'v1.9.0' })).toThrow('Genesis renders machine configs for Talos v1.11 to v1.14; v1.9.0 is not one of them');
   });
 });
 

@@ -1,0 +1,56 @@
+// The checks of Talos's own `Config.Validate()` (metal mode, which requires an install) that a JSON
+// schema cannot express and that a Genesis config can run into once patched. Talos refuses such a
+// config when the node boots, so Genesis refuses it (or settles it) before serving it. Pure.
+
+import type { Contract } from './contract.ts';
+import { DiskSelectorError, diskSelectorToCel } from './disk-selector.ts';
+import { getPath, isMap, mainDocument, type Document } from './documents.ts';
+
+export type Settled = { documents: Document[]; notes: string[] };
+
+/**
+ * Talos 1.12 and 1.13 refuse `install.extraKernelArgs` together with `install.grubUseUKICmdline`
+ * ("can't be used together"), and their generator writes `grubUseUKICmdline: true`. When a patch
+ * adds kernel arguments and leaves the generated `true` alone, the arguments are what the operator
+ * asked for: Genesis turns the UKI command line off so GRUB builds its own with them. A patch that
+ * sets both itself is refused by semanticProblems, as Talos would.
+ */
+export function settleInstall(contract: Contract, generated: Document[], patched: Document[]): Settled {
+  if (!contract.grubUseUKICmdline) return { documents: patched, notes: [] };
+  const before = getPath(mainDocument(generated), ['machine', 'install', 'grubUseUKICmdline']);
+  const main = mainDocument(patched);
+  const install = getPath(main, ['machine', 'install']);
+  if (!isMap(install) || !Array.isArray(install['extraKernelArgs']) || !install['extraKernelArgs'].length) return { documents: patched, notes: [] };
+  if (install['grubUseUKICmdline'] !== true || before !== true) return { documents: patched, notes: [] };
+  const documents = patched.map((d) => (d === main ? structuredClone(d) : d));
+  ((mainDocument(documents)!['machine'] as Record<string, unknown>)['install'] as Record<string, unknown>)['grubUseUKICmdline'] = false;
+  return {
+    documents,
+    notes: [`machine.install.extraKernelArgs is set, so machine.install.grubUseUKICmdline is turned off (Talos v1.${contract.minor} refuses the two together; GRUB then builds the command line with those arguments)`],
+  };
+}
+
+/** Problems Talos's Validate() would report for the install section; empty when there are none. */
+export function semanticProblems(docs: Document[]): string[] {
+  const problems: string[] = [];
+  const install = getPath(mainDocument(docs), ['machine', 'install']);
+  if (isMap(install)) {
+    const disk = install['disk'];
+    const selector = install['diskSelector'];
+    if ((typeof disk !== 'string' || disk === '') && !(isMap(selector) && Object.keys(selector).length)) {
+      problems.push('v1alpha1 config /machine/install: either install disk or diskSelector should be defined');
+    }
+    if (isMap(selector)) {
+      try {
+        diskSelectorToCel(selector);
+      } catch (err) {
+        if (!(err instanceof DiskSelectorError)) throw err;
+        problems.push(`v1alpha1 config /machine/install: install disk selector is invalid: ${err.message}`);
+      }
+    }
+    if (Array.isArray(install['extraKernelArgs']) && install['extraKernelArgs'].length && install['grubUseUKICmdline'] === true) {
+      problems.push("v1alpha1 config /machine/install: install.extraKernelArgs and install.grubUseUKICmdline can't be used together");
+    }
+  }
+  return problems;
+}
