@@ -15,7 +15,7 @@ import type { Contract } from './contract.ts';
 import { deletePath, findKind, getPath, isMap, mainDocument, newDocument, type Document } from './documents.ts';
 import { CONTROL_PLANE_ROLE } from './defaults.ts';
 import { DiskSelectorError, diskSelectorToCel } from './disk-selector.ts';
-import { installDiskMatch } from './generate-multidoc.ts';
+import { cniManifestName, installDiskMatch } from './generate-multidoc.ts';
 
 export class LegacyFieldError extends Error {}
 
@@ -34,6 +34,11 @@ type Rule = {
   since: number;
   /** Only when the document has this (Talos's validator is narrower than "present"). */
   when?: (doc: Document) => boolean;
+  /**
+   * Where Talos's generator of this minor would write the setting although no such document is
+   * there yet (sysctls): the document to create, and the kind it follows in Talos's order.
+   */
+  create?: { after: string };
   /** Move `value` into the config; returns what it did. Throws LegacyFieldError when it cannot. */
   apply?: (value: unknown, doc: Document, ctx: Context) => Outcome;
 };
@@ -237,10 +242,11 @@ function cniApply(value: unknown, doc: Document, ctx: Context): Outcome {
     } else if (c['name'] === 'custom') {
       if (flannel) removeDocument(ctx.docs, flannel);
       dropCustom();
+      // Control planes apply cluster manifests; Talos's generator writes them for control planes only.
       const urls = Array.isArray(c['urls']) ? c['urls'] : [];
-      urls.forEach((url, i) => ctx.docs.push(newDocument('KubeExternalManifestConfig', { name: i === 0 ? 'custom-cni' : `custom-cni-${i + 1}`, url })));
+      if (isControlPlane(ctx)) urls.forEach((url, i) => ctx.docs.push(newDocument('KubeExternalManifestConfig', { name: cniManifestName(i), url })));
     } else if (c['name'] === 'flannel' || c['name'] === undefined) {
-      const f = flannel ?? (ctx.main['machine'] && isMap(ctx.main['machine']) && ctx.main['machine']['type'] === 'worker' ? undefined : fail('cluster.network.cni flannel: the KubeFlannelCNIConfig document was removed; add it back instead'));
+      const f = flannel ?? (isControlPlane(ctx) ? fail('cluster.network.cni flannel: the KubeFlannelCNIConfig document was removed; add it back instead') : undefined);
       const extra = isMap(c['flannel']) ? c['flannel'] : {};
       if (f) {
         if (Array.isArray(extra['extraArgs'])) f['extraArgs'] = structuredClone(extra['extraArgs']);
@@ -253,9 +259,13 @@ function cniApply(value: unknown, doc: Document, ctx: Context): Outcome {
   return { moved: 'cluster.network → KubeNetworkConfig' + (cni !== undefined ? ' and the CNI documents' : '') };
 }
 
-function schedulingApply(value: unknown, doc: Document, ctx: Context): Outcome {
+function isControlPlane(ctx: Context): boolean {
   const machine = ctx.main['machine'];
-  if (isMap(machine) && machine['type'] === 'worker') return { moved: 'cluster.allowSchedulingOnControlPlanes (no effect on a worker) dropped' };
+  return isMap(machine) && machine['type'] !== 'worker';
+}
+
+function schedulingApply(value: unknown, doc: Document, ctx: Context): Outcome {
+  if (!isControlPlane(ctx)) return { moved: 'cluster.allowSchedulingOnControlPlanes (no effect on a worker) dropped' };
   const taints = isMap(doc['taints']) ? { ...doc['taints'] } : {};
   if (value === true) delete taints[CONTROL_PLANE_ROLE];
   else taints[CONTROL_PLANE_ROLE] = 'NoSchedule';
@@ -295,6 +305,16 @@ const RULES: Rule[] = [
     return false;
   }),
   fieldsRule('cluster.controllerManager', 'KubeControllerManagerConfig', { image: 'image', extraArgs: 'extraArgs', env: 'env', resources: 'resources' }),
+  fieldsRule('machine.controlPlane.controllerManager', 'KubeControllerManagerConfig', {}, (k, v, doc) => {
+    if (k !== 'disabled') return false;
+    doc['enabled'] = v !== true;
+    return true;
+  }),
+  fieldsRule('machine.controlPlane.scheduler', 'KubeSchedulerConfig', {}, (k, v, doc) => {
+    if (k !== 'disabled') return false;
+    doc['enabled'] = v !== true;
+    return true;
+  }),
   fieldsRule('cluster.scheduler', 'KubeSchedulerConfig', { image: 'image', extraArgs: 'extraArgs', env: 'env', resources: 'resources', config: 'config' }),
   fieldsRule('cluster.proxy', 'KubeProxyConfig', { image: 'image', extraArgs: 'extraArgs', mode: 'mode' }, (k, v, doc) => {
     if (k !== 'disabled') return false;
@@ -362,6 +382,7 @@ const RULES: Rule[] = [
     path: 'machine.sysctls',
     kind: 'SysctlConfig',
     since: 14,
+    create: { after: 'ResolverConfig' },
     apply(value, doc) {
       doc['params'] = mergeMaps(isMap(doc['params']) ? doc['params'] : {}, asMap(value, 'machine.sysctls'), 'machine.sysctls');
       return { moved: 'machine.sysctls → SysctlConfig' };
@@ -420,6 +441,7 @@ const RULES: Rule[] = [
   // Documents Genesis never writes, but a patch may add next to the old field: Talos refuses both.
   { path: 'machine.network.kubespan', kind: 'KubeSpanConfig', since: 13 },
   { path: 'machine.time', kind: 'TimeSyncConfig', since: 12 },
+  { path: 'machine.kubelet', kind: 'KubeCredentialProviderConfig', since: 14 },
   { path: 'machine.baseRuntimeSpecOverrides', kind: 'CRIBaseRuntimeSpecConfig', since: 14 },
   { path: 'machine.features.imageCache', kind: 'ImageCacheConfig', since: 14 },
   { path: 'machine.features.kubernetesTalosAPIAccess', kind: 'KubeTalosAPIAccessConfig', since: 14 },
@@ -443,7 +465,11 @@ export function reconcileLegacyFields(contract: Contract, input: Document[]): Le
     const segments = rule.path.split('.');
     const value = getPath(main, segments);
     if (value === undefined) continue;
-    const doc = findKind(docs, rule.kind, rule.name);
+    let doc = findKind(docs, rule.kind, rule.name);
+    if (!doc && rule.create) {
+      doc = newDocument(rule.kind, rule.name ? { name: rule.name } : {});
+      docs.splice(docs.findIndex((d) => d['kind'] === rule.create!.after) + 1 || docs.length, 0, doc);
+    }
     if (!doc || (rule.when && !rule.when(doc))) continue;
     if (!rule.apply) {
       fail(`${rule.path} and the ${rule.kind} document cannot both be set (Talos v1.${contract.minor} refuses the config); keep only the ${rule.kind} document`);

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type Ajv2020Type from 'ajv/dist/2020.js';
 import type addFormatsType from 'ajv-formats';
-import type { Contract } from './contract.ts';
+import { SUPPORTED_MINORS, type Contract } from './contract.ts';
 import { documentLabel, isMap, type Document } from './documents.ts';
 
 // ajv and ajv-formats are CommonJS modules whose export is `exports.default`.
@@ -46,10 +46,6 @@ export type MinorRules = {
   kinds: Set<string>;
 };
 
-type Validators = { rules: MinorRules; byKind: Map<string, ValidateFunction>; config: ValidateFunction };
-/** Compiled lazily, once per minor in use: compiling a schema costs memory and milliseconds. */
-const cache = new Map<number, Validators>();
-
 function parsePattern(text: string): PathPattern {
   const segments: string[] = [];
   for (const part of text.split('.')) {
@@ -69,11 +65,35 @@ function readJson<T>(file: URL, what: string): T {
   }
 }
 
-function validators(minor: number): Validators {
-  let v = cache.get(minor);
+type SchemaFile = { $id: string; $defs: Record<string, SchemaNode & { properties?: Record<string, SchemaNode> & { kind?: { enum?: string[] } } }> };
+type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode>; items?: SchemaNode; patternProperties?: Record<string, SchemaNode>; additionalProperties?: SchemaNode | boolean };
+
+type Minor = { rules: MinorRules; schema: SchemaFile; byKind: Map<string, ValidateFunction>; config: ValidateFunction };
+
+/**
+ * One ajv instance holds every minor's schema (each has its own $id), so a field a newer schema
+ * leaves out can be checked against the newest older schema that still documents it. Schemas and
+ * validators are compiled lazily, once per minor and pointer in use.
+ */
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+const minors = new Map<number, Minor>();
+const byPointer = new Map<string, ValidateFunction>();
+
+function compile(ref: string): ValidateFunction {
+  let fn = byPointer.get(ref);
+  if (!fn) {
+    fn = ajv.compile({ $ref: ref });
+    byPointer.set(ref, fn);
+  }
+  return fn;
+}
+
+function loadMinor(minor: number): Minor {
+  let v = minors.get(minor);
   if (v) return v;
   const dir = new URL(`./schemas/v1.${minor}/`, import.meta.url);
-  const schema = readJson<{ $id: string; $defs: Record<string, { properties?: { kind?: { enum?: string[] } } }> }>(new URL('config.schema.json', dir), `the Talos v1.${minor} schema`);
+  const schema = readJson<SchemaFile>(new URL('config.schema.json', dir), `the Talos v1.${minor} schema`);
   const accepted = readJson<AcceptedFields>(new URL('accepted-fields.json', dir), `the Talos v1.${minor} accepted-fields list`);
 
   const documents = new Map<string, PathPattern[] | null>();
@@ -82,25 +102,59 @@ function validators(minor: number): Validators {
   }
   const rules: MinorRules = { minor, v1alpha1: accepted.accepted_but_refused_by_schema.v1alpha1.map(parsePattern), documents, kinds: new Set(Object.keys(accepted.kinds)) };
 
-  const ajv = new Ajv2020({ strict: false, allErrors: true });
-  addFormats(ajv);
   ajv.addSchema(schema);
-  const bySchemaKind = new Map<string, ValidateFunction>();
+  const defBySchemaKind = new Map<string, string>();
   for (const [name, def] of Object.entries(schema.$defs)) {
-    for (const kind of def.properties?.kind?.enum ?? []) bySchemaKind.set(kind, ajv.compile({ $ref: `${schema.$id}#/$defs/${name}` }));
+    for (const kind of def.properties?.kind?.enum ?? []) defBySchemaKind.set(kind, name);
   }
   const byKind = new Map<string, ValidateFunction>();
   for (const kind of rules.kinds) {
-    const fn = bySchemaKind.get(kind) ?? bySchemaKind.get(SCHEMA_KIND_ALIASES[kind] ?? '');
-    if (fn) byKind.set(kind, fn);
+    const def = defBySchemaKind.get(kind) ?? defBySchemaKind.get(SCHEMA_KIND_ALIASES[kind] ?? '');
+    if (def) byKind.set(kind, compile(`${schema.$id}#/$defs/${def}`));
   }
-  v = { rules, byKind, config: ajv.compile({ $ref: `${schema.$id}#/$defs/v1alpha1.Config` }) };
-  cache.set(minor, v);
+  v = { rules, schema, byKind, config: compile(`${schema.$id}#/$defs/v1alpha1.Config`) };
+  minors.set(minor, v);
   return v;
 }
 
+/** Resolve a `#/$defs/...` reference to its node and pointer. */
+function deref(schema: SchemaFile, node: SchemaNode, pointer: string): { node: SchemaNode; pointer: string } {
+  let n = node;
+  let p = pointer;
+  for (let i = 0; n.$ref?.startsWith('#/$defs/') && i < 10; i++) {
+    const name = n.$ref.slice('#/$defs/'.length);
+    n = schema.$defs[name] ?? {};
+    p = `#/$defs/${name}`;
+  }
+  return { node: n, pointer: p };
+}
+
+/** The schema pointer documenting a v1alpha1 path in this minor's schema, or undefined if it does not. */
+function pointerFor(schema: SchemaFile, segments: string[]): string | undefined {
+  let at = deref(schema, { $ref: '#/$defs/v1alpha1.Config' }, '');
+  for (const seg of segments) {
+    let next: SchemaNode | undefined;
+    let sub: string;
+    if (seg === '[]') {
+      next = at.node.items;
+      sub = 'items';
+    } else if (seg === '*') {
+      const pp = at.node.patternProperties ?? {};
+      const key = Object.keys(pp)[0];
+      next = key === undefined ? undefined : pp[key];
+      sub = key === undefined ? '' : `patternProperties/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    } else {
+      next = at.node.properties?.[seg];
+      sub = `properties/${seg}`;
+    }
+    if (!next || typeof next !== 'object') return undefined;
+    at = deref(schema, next, `${at.pointer}/${sub}`);
+  }
+  return `${schema.$id}${at.pointer}`;
+}
+
 export function minorRules(minor: number): MinorRules {
-  return validators(minor).rules;
+  return loadMinor(minor).rules;
 }
 
 /** Every concrete place (keys and list indexes) in `root` that `pattern` names. */
@@ -150,17 +204,73 @@ export function deprecatedFieldsUsed(contract: Contract, docs: Document[]): stri
   return rules.v1alpha1.filter((p) => matchPattern(main, p).length > 0).map((p) => p.text);
 }
 
-function describe(e: ErrorObject): string {
-  const at = e.instancePath || '/';
+function describe(e: ErrorObject, prefix: string): string {
+  const at = prefix + e.instancePath || '/';
   if (e.keyword === 'additionalProperties') return `${at}: unknown field ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}`;
   if (e.keyword === 'enum') return `${at}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((x) => JSON.stringify(x)).join(', ')}`;
   if (e.keyword === 'pattern') return `${at}: is not in the form Talos expects`;
   return `${at}: ${e.message ?? e.keyword}`;
 }
 
+function valueAt(root: unknown, instancePath: string): unknown {
+  let node = root;
+  for (const raw of instancePath.split('/').slice(1)) {
+    const k = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    node = Array.isArray(node) ? node[Number(k)] : isMap(node) ? node[k] : undefined;
+  }
+  return node;
+}
+
+/**
+ * Errors Talos's decoder would not raise. Go's YAML decoder reads any scalar into a string field
+ * (`vm.nr_hugepages: 1024` is the string "1024", `rotate-server-certificates: true` the string
+ * "true"), where the schema says `type: string`; every error at such a place (a `oneOf` of string
+ * or list, say) goes with it.
+ */
+function run(fn: ValidateFunction, subject: unknown, prefix: string): string[] {
+  if (fn(subject)) return [];
+  const errors = fn.errors ?? [];
+  const scalarAsString = new Set(
+    errors
+      .filter((e) => e.keyword === 'type' && (e.params as { type?: string }).type === 'string')
+      .filter((e) => ['number', 'boolean'].includes(typeof valueAt(subject, e.instancePath)))
+      .map((e) => e.instancePath),
+  );
+  return [...new Set(errors.filter((e) => !scalarAsString.has(e.instancePath)).map((e) => describe(e, prefix)))];
+}
+
+const pointerText = (at: Array<string | number>) => at.map((k) => `/${String(k).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+
+/**
+ * A v1alpha1 subtree this minor's schema leaves out (a deprecated field Talos still decodes),
+ * checked against the newest older schema that documents it, recursively for what that schema in
+ * turn leaves out. Talos's Go types keep every field they once had, so the older shape is the shape
+ * the decoder reads. A field no supported schema documents (`persist`) is accepted as it is.
+ */
+function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<string | number>, below: number): string[] {
+  for (let m = below - 1; m >= SUPPORTED_MINORS[0]; m--) {
+    const older = loadMinor(m);
+    const pointer = pointerFor(older.schema, segments);
+    if (!pointer) continue;
+    // Relative to this subtree: what the older minor itself leaves out below it.
+    const inner = older.rules.v1alpha1
+      .filter((p) => p.segments.length > segments.length && segments.every((s, i) => p.segments[i] === s || p.segments[i] === '[]' || s === '[]'))
+      .map((p) => ({ text: p.text, segments: p.segments.slice(segments.length) }));
+    const problems = run(compile(pointer), withoutPaths(value as Document, inner), pointerText(at));
+    for (const p of inner) {
+      for (const rel of matchPattern(value, p)) {
+        const sub = rel.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], value);
+        problems.push(...checkDeprecatedSubtree(sub, [...segments, ...p.segments], [...at, ...rel], m));
+      }
+    }
+    return problems;
+  }
+  return [];
+}
+
 /** Every problem in every document, as human-readable lines; empty when Talos would accept the config. */
 export function schemaProblems(contract: Contract, docs: Document[]): string[] {
-  const v = validators(contract.minor);
+  const v = loadMinor(contract.minor);
   const problems: string[] = [];
   let sawConfig = false;
   const seen = new Set<string>();
@@ -195,9 +305,16 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
       fn = v.config;
       subject = withoutPaths(doc, v.rules.v1alpha1);
     }
-    if (!fn(subject)) {
-      // Deduplicate: allErrors reports the same path through several schema branches.
-      for (const line of new Set((fn.errors ?? []).map(describe))) problems.push(`${label} ${line}`);
+    // Deduplicated: allErrors reports the same path through several schema branches.
+    for (const line of run(fn, subject, '')) problems.push(`${label} ${line}`);
+    if (typeof doc['kind'] !== 'string') {
+      for (const p of v.rules.v1alpha1) {
+        for (const at of matchPattern(doc, p)) {
+          const value = at.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], doc);
+          const concrete = p.segments.length === at.length ? p.segments : at.map(String);
+          for (const line of checkDeprecatedSubtree(value, concrete, at, contract.minor)) problems.push(`${label} ${line}`);
+        }
+      }
     }
   }
   if (!sawConfig) problems.push('the v1alpha1 config document is missing');

@@ -37,7 +37,9 @@ export function semanticProblems(docs: Document[]): string[] {
   if (isMap(install)) {
     const disk = install['disk'];
     const selector = install['diskSelector'];
-    if ((typeof disk !== 'string' || disk === '') && !(isMap(selector) && Object.keys(selector).length)) {
+    // Go's YAML decoder reads a number into the string field, so `disk: 7` is a (bad) disk, not none.
+    const hasDisk = (typeof disk === 'string' && disk !== '') || typeof disk === 'number';
+    if (!hasDisk && !(isMap(selector) && Object.keys(selector).length)) {
       problems.push('v1alpha1 config /machine/install: either install disk or diskSelector should be defined');
     }
     if (isMap(selector)) {

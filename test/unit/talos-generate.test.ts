@@ -55,7 +55,7 @@ describe('schema validation', () => {
 
   it('names the field and the problem', () => {
     const docs = base();
-    ((docs[0]!['machine'] as Record<string, unknown>)['install'] as Record<string, unknown>)['disk'] = 42;
+    ((docs[0]!['machine'] as Record<string, unknown>)['install'] as Record<string, unknown>)['disk'] = ['/dev/sda'];
     (docs[0]!['machine'] as Record<string, unknown>)['frobnicate'] = true;
     expect(schemaProblems(contract, docs)).toEqual(['v1alpha1 config /machine: unknown field "frobnicate"', 'v1alpha1 config /machine/install/disk: must be string']);
   });

@@ -139,7 +139,7 @@ describe('patches', () => {
   });
 
   it('a patch that breaks the schema is refused with the field and the rule', () => {
-    expect(() => render({}, {}, ['machine:\n  install:\n    disk: 7\n  kubelet:\n    imagee: x\n'])).toThrow(
+    expect(() => render({}, {}, ['machine:\n  install:\n    disk: [7]\n  kubelet:\n    imagee: x\n'])).toThrow(
       'does not pass Talos\'s schema: v1alpha1 config /machine/kubelet: unknown field "imagee"; v1alpha1 config /machine/install/disk: must be string',
     );
     try {
