@@ -323,7 +323,7 @@ export class Genesis {
       }
     }
     if (!c.cluster.endpoint && !c.cluster.vip) {
-      this.log.warn('cluster.endpoint is not set: machines are recorded and assigned, but no machine config can be served until it is');
+      this.log.warn('cluster.endpoint is not set: machines are recorded and assigned, but they wait instead of installing until it is (set cluster.endpoint or cluster.vip and restart)');
       return;
     }
     const sample = blankNode('02:00:00:00:00:00');

@@ -125,10 +125,11 @@ async function watch(c: Client, onChange: (change: Change) => void): Promise<voi
 }
 
 function table(nodes: Node[]): string {
-  const rows = [['MAC', 'ROLE', 'STATE', 'TALOS', 'HOSTNAME', 'ARCH', 'FIRMWARE', 'LAST IP', 'LAST SEEN']];
+  const rows = [['MAC', 'ROLE', 'STATE', 'TALOS', 'HOSTNAME', 'ARCH', 'FIRMWARE', 'LAST IP', 'LAST SEEN', 'WAITING']];
   for (const n of nodes) {
     const talos = n.talosStage ? `${n.talosStage}${n.talosReady ? ',ready' : ''}` : '-';
-    rows.push([n.mac, n.role, n.state, talos, n.hostname ?? '-', n.arch ?? '-', n.firmware ?? '-', n.lastIp ?? '-', n.lastSeen ?? '-']);
+    // Last, so a long reason does not push the other columns around.
+    rows.push([n.mac, n.role, n.state, talos, n.hostname ?? '-', n.arch ?? '-', n.firmware ?? '-', n.lastIp ?? '-', n.lastSeen ?? '-', n.waiting ?? '-']);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';

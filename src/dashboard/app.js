@@ -66,6 +66,8 @@ function row(n) {
     if (i === 4) {
       td.className = 'state';
       td.dataset.state = n.state;
+      // Why Genesis holds this machine back from installing: shown in full, not only on hover.
+      if (n.waiting) td.append(el('div', `⚠ ${n.waiting}`, { class: 'attention', role: 'status' }));
     }
     tr.append(td);
   });

@@ -24,6 +24,10 @@ export type Facts = {
   /** Now, and the validity of the cluster's CA certificates (if the secrets exist). */
   now: Date;
   caValidity?: { notBefore: Date; notAfter: Date };
+  /** Is there a Kubernetes API address for the configs (cluster.endpoint, or cluster.vip to derive it)? */
+  clusterEndpoint: string;
+  /** Assigned machines Genesis holds back from installing, with why (their `waiting` field). */
+  heldNodes: Array<{ mac: string; hostname: string | null; reason: string }>;
 };
 
 const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
@@ -172,6 +176,27 @@ export function checkClock(f: Facts, release = new Date('2026-11-01T00:00:00Z'))
   return ok('clock', 'the clock is plausible');
 }
 
+export function checkClusterEndpoint(f: Facts): CheckResult {
+  if (f.clusterEndpoint) return ok('cluster-endpoint', `the Kubernetes API endpoint is ${f.clusterEndpoint}`);
+  return {
+    id: 'cluster-endpoint',
+    status: 'fail',
+    title: 'no Kubernetes API endpoint is set, so no machine config can be rendered: assigned machines wait instead of installing',
+    fix: 'set cluster.endpoint (GENESIS_CLUSTER_ENDPOINT=https://192.0.2.10:6443, a DNS name or a VIP) or cluster.vip (GENESIS_CLUSTER_VIP) and restart Genesis',
+  };
+}
+
+/** Machines Genesis keeps in their wait loop, each with the reason their console shows. */
+export function checkHeldNodes(f: Facts): CheckResult[] {
+  return f.heldNodes.map((n) => ({
+    id: `held-${n.mac}`,
+    status: 'warn',
+    title: `${n.mac}${n.hostname ? ` (${n.hostname})` : ''} is assigned but not installing`,
+    detail: n.reason,
+    fix: 'fix the cause above; the machine installs at its next boot request (it asks again every ipxe.retry_seconds)',
+  }));
+}
+
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), ...checkAssets(f), checkDataDir(f), checkClock(f)];
+  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

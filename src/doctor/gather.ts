@@ -150,6 +150,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
   } catch {
     // an unreadable bundle is reported by serve itself
   }
+  const nodes = opts.nodes ?? nodesOnDisk(c);
   return {
     ports: opts.ports ? await gatherPorts(c) : [],
     advertiseAddr: c.advertise_addr,
@@ -158,10 +159,12 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     kernel,
     inContainer: existsSync('/.dockerenv'),
     platform: process.platform,
-    talosAssets: talosAssets(c, opts.nodes ?? nodesOnDisk(c)),
+    talosAssets: talosAssets(c, nodes),
     ipxeBinaries: ['undionly.kpxe', 'snponly.efi'].map((name) => ({ name, present: existsSync(path.join(c.assets_dir, 'ipxe', name)) })),
     dataDir: opts.dataDir === false ? { path: c.data_dir, writable: true } : dataDirWritable(c.data_dir),
     now: new Date(),
     caValidity,
+    clusterEndpoint: c.cluster.endpoint || (c.cluster.vip ? `https://${c.cluster.vip}:6443` : ''),
+    heldNodes: nodes.filter((n) => n.waiting && n.role !== 'unassigned' && n.state !== 'installed').map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.waiting! })),
   };
 }

@@ -145,6 +145,11 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   const warnings: string[] = [];
   try {
     const install = settleInstall(contract, withTelemetry, applyPatches(withTelemetry, input.patches));
+    // The v1alpha1 document is checked as patched, before any field moves out of it: a value
+    // moved into a 1.14 document must have been valid where the patch wrote it.
+    const patchedMain = install.documents.filter((d) => typeof d['kind'] !== 'string');
+    const early = schemaProblems(contract, patchedMain);
+    if (early.length) throw new RenderError(`${label} does not pass Talos's schema`, early);
     const settled = reconcileLegacyFields(contract, install.documents);
     documents = settled.documents;
     warnings.push(...install.notes, ...settled.notes);

@@ -44,7 +44,7 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
       // iPXE ran boot.ipxe, was told to wait, and the operator's assignment went through.
       expect(serial, context).toContain(`Genesis: machine ${mac} is recorded but has no role yet.`);
       expect(readFileSync(path.join(work, 'assign.status'), 'utf8').trim()).toBe('200');
-      expect(serial, context).toContain(`Genesis: booting Talos v1.13.9 amd64 for e2e-${firmware} (${mac}) as worker`);
+      expect(serial, context).toContain(`Genesis: booting Talos v1.14.0 amd64 for e2e-${firmware} (${mac}) as worker`);
 
       // The stand-in kernel ran with exactly the arguments Genesis wrote, and found its initramfs.
       const cmdline = /STANDIN: cmdline (.*)/.exec(serial)?.[1]?.trim().split(/\s+/) ?? [];
@@ -52,7 +52,7 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
       // The event sink and kernel-log receiver reach the kernel too, at the advertised address.
       expect(args.slice(0, -1), context).toEqual([
         'initrd=initramfs.xz',
-        ...talosKernelArgs('v1.13.9', 'amd64'),
+        ...talosKernelArgs('v1.14.0', 'amd64'),
         'talos.events.sink=10.0.2.2:8090',
         'talos.logging.kernel=tcp://10.0.2.2:8092/',
         'console=ttyS0',

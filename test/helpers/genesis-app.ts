@@ -32,7 +32,7 @@ export const TEST_ENDPOINT = 'https://192.0.2.10:6443';
  * Placeholder Talos kernels and initramfs, so an assigned node gets its install script (Genesis
  * refuses to point a machine at assets that are not there). Nothing boots them here.
  */
-export function stageTalosPlaceholders(assetsDir: string, versions = ['v1.13.9', 'v1.12.0'], arches = ['amd64', 'arm64']): void {
+export function stageTalosPlaceholders(assetsDir: string, versions = ['v1.14.0', 'v1.13.9', 'v1.12.0'], arches = ['amd64', 'arm64']): void {
   for (const v of versions) {
     for (const a of arches) {
       const dir = path.join(assetsDir, 'talos', v, a);

@@ -1,6 +1,6 @@
 // The stand-in for Talos in the firmware boots: a Debian kernel and a busybox initramfs built at
 // test time by test/e2e/build-standin.sh, cached by the script's content (a changed script is
-// rebuilt, not reused), and copied into an assets dir where Genesis serves Talos v1.13.9.
+// rebuilt, not reused), and copied into an assets dir where Genesis serves Talos v1.14.0.
 
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { run } from './run.ts';
 const SCRIPT = path.resolve(import.meta.dirname, '../e2e/build-standin.sh');
 const KEY = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex').slice(0, 12);
 export const STANDIN_CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e', KEY);
-export const STANDIN_VERSION = 'v1.13.9';
+export const STANDIN_VERSION = 'v1.14.0';
 
 /** Build (or reuse) the kernel and initramfs; returns the build's stderr on failure. */
 export async function buildStandin(): Promise<{ ok: boolean; stderr: string }> {

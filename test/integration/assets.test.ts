@@ -15,7 +15,7 @@ import { BIN } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
 import { until } from '../helpers/wait.ts';
 
-const V = 'v1.13.9';
+const V = 'v1.14.0';
 const SCHEMATIC = 'a'.repeat(64);
 const files = new Map<string, Buffer>([
   ['vmlinuz-amd64', randomBytes(3 * 1024 * 1024)],
@@ -103,11 +103,11 @@ describe('genesis assets fetch', () => {
       expect(readFileSync(placed(w, arch, 'SHA256SUMS'), 'utf8')).toContain(`${sha(files.get(`vmlinuz-${arch}`)!)}  vmlinuz`);
       expect(readdirSync(path.dirname(placed(w, arch, 'vmlinuz'))).sort()).toEqual(['SHA256SUMS', 'initramfs.xz', 'vmlinuz']);
     }
-    expect(r.stdout).toMatch(/^fetched +v1\.13\.9\/amd64\/vmlinuz +3145728 bytes/m);
+    expect(r.stdout).toMatch(/^fetched +v1\.14\.0\/amd64\/vmlinuz +3145728 bytes/m);
     // Not a TTY: plain progress lines.
     expect(r.stderr).toContain('vmlinuz: 100% (3.0/3.0 MiB)');
     const again = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64']);
-    expect(again.stdout).toMatch(/^present +v1\.13\.9\/amd64\/vmlinuz/m);
+    expect(again.stdout).toMatch(/^present +v1\.14\.0\/amd64\/vmlinuz/m);
     expect(gets('vmlinuz-amd64')).toHaveLength(1);
     rmSync(w.dir, { recursive: true, force: true });
   });
@@ -166,7 +166,7 @@ describe('genesis assets fetch', () => {
     // Damaged on disk: the next fetch notices and downloads it again.
     writeFileSync(placed(w, 'amd64', 'vmlinuz'), 'damaged');
     const again = await genesis(w, ['fetch', '--talos', V, '--arch', 'amd64', '--schematic', SCHEMATIC]);
-    expect(again.stdout).toMatch(/^fetched +v1\.13\.9\/amd64\/vmlinuz/m);
+    expect(again.stdout).toMatch(/^fetched +v1\.14\.0\/amd64\/vmlinuz/m);
     expect(readFileSync(placed(w, 'amd64', 'vmlinuz'))).toEqual(files.get('vmlinuz-amd64'));
     rmSync(w.dir, { recursive: true, force: true });
   });

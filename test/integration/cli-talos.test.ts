@@ -51,22 +51,62 @@ describe('genesis secrets', () => {
 });
 
 describe('genesis config render', () => {
-  it('--role with --secrets reproduces the oracle without any inventory', async () => {
-    const r = await genesis(['config', 'render', '--role', 'worker', '--secrets', FIXTURE_SECRETS, '--talos-version', 'v1.12.0'], {
-      GENESIS_DATA_DIR: tmp(),
-      GENESIS_CLUSTER_NAME: 'base',
+  // The oracle through the whole CLI path (config, patch files, renderer, YAML out), per minor and role.
+  const ORACLE = [
+    ['v1.11', 'v1.11.6'],
+    ['v1.12', 'v1.12.11'],
+    ['v1.13', 'v1.13.9'],
+    ['v1.14', 'v1.14.0'],
+  ] as const;
+  it.each(ORACLE.flatMap(([minor, tag]) => (['controlplane', 'worker'] as const).map((role) => [minor, role, tag] as const)))(
+    '%s %s: --role with --secrets reproduces the oracle without any inventory',
+    async (minor, role, tag) => {
+      const r = await genesis(['config', 'render', '--role', role, '--secrets', FIXTURE_SECRETS, '--talos-version', tag], {
+        GENESIS_DATA_DIR: tmp(),
+        GENESIS_CLUSTER_NAME: 'base',
+        GENESIS_CLUSTER_ENDPOINT: 'https://base:6443',
+        GENESIS_CLUSTER_KUBERNETES_VERSION: '1.28.0',
+        // The oracle is talosctl's output: without Genesis's own reporting documents.
+        GENESIS_EVENTS_ENABLED: 'false',
+      });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+      const want = parseAllDocuments(readFileSync(path.join(FIXTURES, minor, `base-${role}.yaml`), 'utf8')).map((d) => d.toJS());
+      // Genesis always names the install disk and image (talosctl's stability inputs give neither);
+      // everything else is talosctl's output.
+      if (minor === 'v1.14') {
+        const at = docs.findIndex((d) => d.kind === 'UnattendedInstallConfig');
+        expect(docs[at]).toEqual({
+          apiVersion: 'v1alpha1',
+          kind: 'UnattendedInstallConfig',
+          installer: { image: `ghcr.io/siderolabs/installer:${tag}` },
+          provisioning: { diskSelector: { match: 'disk.dev_path == "/dev/sda"' }, wipe: false },
+        });
+        // Where Talos's generator puts it: right after the discovery documents.
+        expect(docs[at - 1].kind).toBe('DiscoveryIdentityConfig');
+        docs.splice(at, 1);
+      } else {
+        expect(docs[0].machine.install).toMatchObject({ disk: '/dev/sda', image: `ghcr.io/siderolabs/installer:${tag}`, wipe: false });
+        docs[0].machine.install = want[0].machine.install;
+      }
+      expect(docs).toEqual(want);
+    },
+  );
+
+  it('prints warnings on stderr and the config alone on stdout', async () => {
+    const dir = tmp();
+    const patch = path.join(dir, 'cluster.yaml');
+    writeFileSync(patch, 'machine:\n  kubelet:\n    extraArgs:\n      rotate-server-certificates: "true"\n');
+    const r = await genesis(['config', 'render', '--role', 'worker', '--secrets', FIXTURE_SECRETS, '--talos-version', 'v1.14.0'], {
+      GENESIS_DATA_DIR: dir,
       GENESIS_CLUSTER_ENDPOINT: 'https://base:6443',
-      GENESIS_CLUSTER_KUBERNETES_VERSION: '1.28.0',
-      // The oracle is talosctl's output: without Genesis's own reporting documents.
-      GENESIS_EVENTS_ENABLED: 'false',
+      GENESIS_TALOS_PATCHES_CLUSTER: patch,
     });
-    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('genesis config render: warning: machine.kubelet → KubeletConfig (where Talos v1.14 reads it)\n');
     const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
-    const want = parseAllDocuments(readFileSync(path.join(FIXTURES, 'v1.12/base-worker.yaml'), 'utf8')).map((d) => d.toJS());
-    // Genesis always names the install disk and image; everything else is talosctl's output.
-    expect(docs[0].machine.install).toEqual({ disk: '/dev/sda', image: 'ghcr.io/siderolabs/installer:v1.12.0', wipe: false, grubUseUKICmdline: true });
-    docs[0].machine.install = want[0].machine.install;
-    expect(docs).toEqual(want);
+    expect(docs.find((d) => d.kind === 'KubeletConfig').extraArgs).toEqual({ 'rotate-server-certificates': 'true' });
   });
 
   it('with the event sink on (the default) the render adds the reporting documents, at the configured ports', async () => {
@@ -136,7 +176,11 @@ describe('genesis talosconfig and nodes config', () => {
     const r = await genesis(['nodes', 'config', '52:54:00:00:0d:01'], env());
     expect(r.code).toBe(0);
     const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
-    expect(docs[0].machine.sysctls).toEqual({ 'net.core.somaxconn': '65535' });
+    // Talos 1.14 (the default) reads sysctls from a SysctlConfig document: the 1.13-style patch lands
+    // there, and the config says so in a comment on top.
+    expect(docs.find((d) => d.kind === 'SysctlConfig').params).toEqual({ 'net.core.somaxconn': '65535' });
+    expect(docs[0].machine.sysctls).toBeUndefined();
+    expect(r.stdout.split('\n')[0]).toBe('# warning: machine.sysctls → SysctlConfig (where Talos v1.14 reads it)');
     expect(docs[0].machine.token).toBe('(redacted)');
     expect(docs.find((d) => d.kind === 'LinkConfig').addresses).toEqual([{ address: '192.0.2.51/24' }]);
   });

@@ -111,7 +111,7 @@ describe('dashboard in Chromium', () => {
     talos.publish(['SequenceEvent', { sequence: 'boot', action: 'START' }], ['MachineStatusEvent', { stage: 'RUNNING', status: { ready: true } }]);
     await expect.poll(() => row.locator('td.state').textContent()).toBe('installed');
     await expect.poll(() => row.locator('td').nth(5).textContent()).toBe('running, ready');
-    expect(await row.locator('td').nth(6).textContent()).toBe('v1.13.9');
+    expect(await row.locator('td').nth(6).textContent()).toBe('v1.14.0');
     await expect.poll(() => page.locator('#timeline').textContent()).toContain('talos sequence boot start');
     await expect.poll(() => page.locator('#node-state').textContent()).toBe('installed');
     expect(await page.locator('#bootstrap-state').textContent()).toBe('unclaimed');

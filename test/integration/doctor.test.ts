@@ -17,9 +17,9 @@ function setup(opts: { assets?: boolean } = {}) {
   mkdirSync(path.join(assets, 'ipxe'), { recursive: true });
   if (opts.assets) {
     for (const f of ['undionly.kpxe', 'snponly.efi']) writeFileSync(path.join(assets, 'ipxe', f), 'x');
-    stageTalosPlaceholders(assets, ['v1.13.9'], ['amd64']);
+    stageTalosPlaceholders(assets, ['v1.14.0'], ['amd64']);
   }
-  return { dir, env: { GENESIS_DATA_DIR: path.join(dir, 'data'), GENESIS_ASSETS_DIR: assets } };
+  return { dir, env: { GENESIS_DATA_DIR: path.join(dir, 'data'), GENESIS_ASSETS_DIR: assets, GENESIS_CLUSTER_ENDPOINT: 'https://192.0.2.10:6443' } };
 }
 const doctor = (env: Record<string, string>, args: string[] = []) =>
   run(process.execPath, [BIN, 'doctor', ...args], {
@@ -34,7 +34,7 @@ describe('genesis doctor', () => {
     expect(results.filter((x) => x.status !== 'ok')).toEqual([
       expect.objectContaining({ id: 'advertise-local', status: 'fail', title: 'advertise_addr 127.0.0.1 is a loopback address: no machine can reach it' }),
     ]);
-    expect(results.map((x) => x.id)).toEqual(['advertise-local', 'docker-desktop', 'ipxe-binaries', 'talos-v1.13.9-amd64', 'data-dir', 'clock']);
+    expect(results.map((x) => x.id)).toEqual(['advertise-local', 'docker-desktop', 'cluster-endpoint', 'ipxe-binaries', 'talos-v1.14.0-amd64', 'data-dir', 'clock']);
   });
 
   it('finds a taken HTTP port and the process holding it', async () => {
@@ -55,12 +55,13 @@ describe('genesis doctor', () => {
     const s = setup();
     const file = path.join(s.dir, 'a-file');
     writeFileSync(file, '');
-    const r = await doctor({ ...s.env, GENESIS_ADVERTISE_ADDR: '192.0.2.77', GENESIS_DATA_DIR: path.join(file, 'data') });
+    const r = await doctor({ ...s.env, GENESIS_ADVERTISE_ADDR: '192.0.2.77', GENESIS_DATA_DIR: path.join(file, 'data'), GENESIS_CLUSTER_ENDPOINT: '' });
     expect(r.code).toBe(1);
+    expect(r.stdout).toContain('FAIL  no Kubernetes API endpoint is set, so no machine config can be rendered: assigned machines wait instead of installing');
     expect(r.stdout).toContain('FAIL  advertise_addr 192.0.2.77 is not an address of this host');
     expect(r.stdout).toContain('FAIL  iPXE binaries missing from assets/ipxe: undionly.kpxe, snponly.efi');
-    expect(r.stdout).toContain('WARN  Talos v1.13.9 amd64 kernel and initramfs are not downloaded');
-    expect(r.stdout).toContain('fix: genesis assets fetch --talos v1.13.9 --arch amd64');
+    expect(r.stdout).toContain('WARN  Talos v1.14.0 amd64 kernel and initramfs are not downloaded');
+    expect(r.stdout).toContain('fix: genesis assets fetch --talos v1.14.0 --arch amd64');
     expect(r.stdout).toMatch(/FAIL {2}data dir .*a-file\/data is not writable/);
   });
 });

@@ -14,7 +14,7 @@ const MAC = '52:54:00:aa:00:01';
 
 beforeAll(async () => {
   g = await startGenesis();
-  const dir = path.join(g.assetsDir, 'talos', 'v1.13.9', 'amd64');
+  const dir = path.join(g.assetsDir, 'talos', 'v1.14.0', 'amd64');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'vmlinuz'), kernel);
   writeFileSync(path.join(dir, 'initramfs.xz'), randomBytes(1000));
@@ -51,7 +51,7 @@ describe('boot chain', () => {
     expect(assign.status).toBe(200);
 
     const script = await (await fetch(url)).text();
-    expect(script).toContain(`kernel ${g.url.replace('127.0.0.1', '127.0.0.1')}/assets/talos/v1.13.9/amd64/vmlinuz initrd=initramfs.xz talos.platform=metal`);
+    expect(script).toContain(`kernel ${g.url.replace('127.0.0.1', '127.0.0.1')}/assets/talos/v1.14.0/amd64/vmlinuz initrd=initramfs.xz talos.platform=metal`);
     expect(script).toContain(`talos.config=${g.url}/talos/config/${MAC}`);
     expect(script).toContain('initrd --name initramfs.xz');
     const events = (await (await g.api('GET', `/nodes/${MAC}/events`)).json()) as { events: Array<{ type: string }> };
@@ -80,7 +80,7 @@ describe('boot chain', () => {
     expect(r.status).toBe(404);
     await r.text();
     expect((await g.api('POST', `/nodes/${mac}/reinstall`)).status).toBe(200);
-    expect(await (await fetch(nodeScriptUrl(g.url, mac))).text()).toContain('/assets/talos/v1.13.9/amd64/vmlinuz');
+    expect(await (await fetch(nodeScriptUrl(g.url, mac))).text()).toContain('/assets/talos/v1.14.0/amd64/vmlinuz');
   });
 
   it('boot.ipxe is also a TFTP file, identical to the HTTP one', async () => {
@@ -94,7 +94,7 @@ describe('boot chain', () => {
 });
 
 describe('assets', () => {
-  const assetUrl = () => `${g.url}/assets/talos/v1.13.9/amd64/vmlinuz`;
+  const assetUrl = () => `${g.url}/assets/talos/v1.14.0/amd64/vmlinuz`;
 
   it('serves a multi-MiB kernel whole, with the right length and checksum', async () => {
     const out = path.join(tmpdir(), `genesis-kernel-${process.pid}`);
@@ -152,7 +152,7 @@ describe('assets', () => {
     await fetch(nodeScriptUrl(g.url, mac)).then((r) => r.text());
     await fetch(assetUrl()).then((r) => r.arrayBuffer());
     const { events } = (await (await g.api('GET', `/nodes/${mac}/events?limit=1`)).json()) as { events: Array<{ type: string; detail: { path: string } }> };
-    expect(events[0]).toMatchObject({ type: 'asset-fetched', detail: { path: '/assets/talos/v1.13.9/amd64/vmlinuz' } });
+    expect(events[0]).toMatchObject({ type: 'asset-fetched', detail: { path: '/assets/talos/v1.14.0/amd64/vmlinuz' } });
   });
 
   it('missing files are 404; traversal and dotfiles never leave the asset directory', async () => {

@@ -64,7 +64,7 @@ describe('the config URL', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
     const text = await res.text();
     const docs = parseAllDocuments(text).map((d) => d.toJS());
-    expect(schemaProblems(contractFor('v1.13.9'), docs)).toEqual([]);
+    expect(schemaProblems(contractFor('v1.14.0'), docs)).toEqual([]);
     const expected = renderConfig({
       cluster: {
         name: 'lab', endpoint: TEST_ENDPOINT, vip: '', kubernetesVersion: '1.36.3', dnsDomain: 'cluster.local', podSubnets: ['10.244.0.0/16'],
@@ -73,7 +73,7 @@ describe('the config URL', () => {
         telemetry: { eventSink: `127.0.0.1:${g.eventPorts!.sink}`, kernelLog: `tcp://127.0.0.1:${g.eventPorts!.kernelLog}/` },
       },
       secrets,
-      node: { mac, role: 'controlplane', talosVersion: 'v1.13.9', hostname: 'cp-a', installDisk: '/dev/nvme0n1', labels: { rack: 'r1' } },
+      node: { mac, role: 'controlplane', talosVersion: 'v1.14.0', hostname: 'cp-a', installDisk: '/dev/nvme0n1', labels: { rack: 'r1' } },
       patches: [],
     });
     expect(text).toBe(expected.yaml);
@@ -84,7 +84,7 @@ describe('the config URL', () => {
     expect(node.state).toBe('installing');
     const { events } = await json(g.api('GET', `/nodes/${mac}/events`));
     const served = events.find((e: { type: string }) => e.type === 'config-served');
-    expect(served.detail).toMatchObject({ role: 'controlplane', talosVersion: 'v1.13.9', sha256: expected.sha256, fetchesLeft: 2 });
+    expect(served.detail).toMatchObject({ role: 'controlplane', talosVersion: 'v1.14.0', sha256: expected.sha256, fetchesLeft: 2 });
   });
 
   it('allows a few fetches (Talos retries), then 403', async () => {
@@ -162,16 +162,39 @@ describe('API', () => {
   it('stores a node patch that yields a valid config, and refuses one that does not', async () => {
     const ok = await g.api('PUT', '/nodes/52:54:00:00:08:01', { role: 'worker', configPatch: 'machine:\n  sysctls:\n    vm.max_map_count: "262144"\n' });
     expect(ok.status).toBe(201);
+    // Talos 1.14 (the default) reads sysctls from a SysctlConfig document: the answer says where the patch landed.
+    expect((await json(ok)).warnings).toEqual(['machine.sysctls → SysctlConfig (where Talos v1.14 reads it)']);
     const text = await (await g.api('GET', '/nodes/52:54:00:00:08:01/config')).text();
-    expect(parseYaml(text.split('---\n')[0]!).machine.sysctls).toEqual({ 'vm.max_map_count': '262144' });
+    expect(text.split('\n')[0]).toBe('# warning: machine.sysctls → SysctlConfig (where Talos v1.14 reads it)');
+    const sysctl = parseAllDocuments(text).map((d) => d.toJS()).find((d) => d.kind === 'SysctlConfig');
+    expect(sysctl.params).toEqual({ 'vm.max_map_count': '262144' });
 
     const bad = await g.api('PATCH', '/nodes/52:54:00:00:08:01', { configPatch: 'machine:\n  install:\n    disk: [1, 2]\n' });
     expect(bad.status).toBe(400);
-    expect(await json(bad)).toEqual({ error: 'invalid_config_patch', message: 'configPatch: v1alpha1 config /machine/install/disk: must be string' });
+    expect((await json(bad)).message).toMatch(/^configPatch: v1alpha1 config \/machine\/install\/disk: must be string/);
     const yaml = await g.api('PATCH', '/nodes/52:54:00:00:08:01', { configPatch: 'machine: [' });
-    expect((await json(yaml)).message).toMatch(/^configPatch: configPatch: not valid YAML/);
+    expect((await json(yaml)).message).toMatch(/^configPatch: not valid YAML/);
     // Nothing changed: the good patch is still there.
     expect((await json(g.api('GET', '/nodes/52:54:00:00:08:01'))).configPatch).toContain('vm.max_map_count');
+  });
+
+  it('refuses a Talos version Genesis cannot render, naming the range, and checks patches against the node\'s own version', async () => {
+    const old = await g.api('PUT', '/nodes/52:54:00:00:08:02', { role: 'worker', talosVersion: 'v1.8.0' });
+    expect(old.status).toBe(400);
+    expect(await json(old)).toEqual({ error: 'invalid_request', message: 'talosVersion v1.8.0: Genesis renders machine configs for Talos v1.11 to v1.14' });
+    expect((await g.api('GET', '/nodes/52:54:00:00:08:02')).status).toBe(404);
+
+    // A 1.14 document is fine for a node on the default (1.14) ...
+    const kubelet = 'apiVersion: v1alpha1\nkind: KubeletConfig\nclusterDNS:\n  - 192.0.2.53\n';
+    expect((await g.api('PUT', '/nodes/52:54:00:00:08:03', { role: 'worker', configPatch: kubelet })).status).toBe(201);
+    // ... but moving the node to 1.13, where that kind does not exist, would break its config: refused.
+    const down = await g.api('PATCH', '/nodes/52:54:00:00:08:03', { talosVersion: 'v1.13.9' });
+    expect(down.status).toBe(400);
+    expect((await json(down)).message).toBe('configPatch: KubeletConfig document: Talos v1.13 has no document kind "KubeletConfig"');
+    expect((await json(g.api('GET', '/nodes/52:54:00:00:08:03'))).talosVersion).toBeNull();
+    // The same patch on a node that is on 1.13 from the start is refused too.
+    const on13 = await g.api('PUT', '/nodes/52:54:00:00:08:04', { role: 'worker', talosVersion: 'v1.13.9', configPatch: kubelet });
+    expect(on13.status).toBe(400);
   });
 
   it('checks static network settings', async () => {
@@ -200,7 +223,7 @@ describe('a config that cannot be rendered', () => {
     expect(String(h)).toMatch(/invalid configuration: talos\.patches\.worker \(.*missing-worker-patch\.yaml\): cannot read: ENOENT/);
 
     const mac = '52:54:00:00:0b:01';
-    const url = await installUrl(mac, { role: 'worker', talosVersion: 'v1.13.9' });
+    const url = await installUrl(mac, { role: 'worker', talosVersion: 'v1.14.0' });
     // The secrets file breaks after the script was served: the config cannot be rendered.
     const file = path.join(g.dataDir, 'secrets.yaml');
     const good = readFileSync(file, 'utf8');

@@ -50,7 +50,7 @@ describe('GET /metrics', () => {
     const configUrl = / talos\.config=(\S+)/.exec(script)![1]!;
     expect((await fetch(configUrl)).status).toBe(200);
     expect((await fetch(configUrl.replace(/[0-9a-f]{64}$/, '0'.repeat(64)))).status).toBe(403);
-    const kernel = await fetch(`${g.url}/assets/talos/v1.13.9/amd64/vmlinuz`);
+    const kernel = await fetch(`${g.url}/assets/talos/v1.14.0/amd64/vmlinuz`);
     const size = (await kernel.arrayBuffer()).byteLength;
     const after = await scrape();
     const delta = (name: string, labels?: Record<string, string>) => after(name, labels) - before(name, labels);

@@ -158,7 +158,7 @@ describe('genesis serve: API token and inventory', () => {
 
   it('two Genesis processes sharing one data dir: 20 simultaneous first boots, exactly 3 control planes', async () => {
     const dir = workdir();
-    const env = { GENESIS_AUTO_ASSIGN_ENABLED: 'true', GENESIS_API_TOKEN: 'shared-token-0123456789' };
+    const env = { GENESIS_AUTO_ASSIGN_ENABLED: 'true', GENESIS_API_TOKEN: 'shared-token-0123456789', GENESIS_CLUSTER_ENDPOINT: 'https://192.0.2.10:6443' };
     const a = genesis(dir, env);
     const pa = (await a.ready()).http.port;
     const b = genesis(dir, env);

@@ -44,8 +44,8 @@ describe('GET /api/v1/nodes/:mac/timeline', () => {
     const script = await (await fetch(nodeScriptUrl(g.url, mac))).text();
     const out = path.join(mkdtempSync(path.join(tmpdir(), 'genesis-timeline-')), 'nbp');
     expect((await run('curl', ['-sS', '-o', out, `tftp://127.0.0.1:${g.tftpPort}/snponly.efi`])).code).toBe(0);
-    await (await fetch(`${g.url}/assets/talos/v1.13.9/amd64/vmlinuz`)).arrayBuffer();
-    await (await fetch(`${g.url}/assets/talos/v1.13.9/amd64/initramfs.xz`)).arrayBuffer();
+    await (await fetch(`${g.url}/assets/talos/v1.14.0/amd64/vmlinuz`)).arrayBuffer();
+    await (await fetch(`${g.url}/assets/talos/v1.14.0/amd64/initramfs.xz`)).arrayBuffer();
     expect((await fetch(/ talos\.config=(\S+)/.exec(script)![1]!)).status).toBe(200);
 
     const res = await g.api('GET', `/nodes/${mac}/timeline`);

@@ -1,7 +1,7 @@
 // Each misconfiguration `genesis doctor` knows, as the exact facts it is about.
 
 import { describe, expect, it } from 'vitest';
-import { checkAdvertise, checkAssets, checkClock, checkDataDir, checkDockerDesktop, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
+import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkHeldNodes, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
 
 const healthy: Facts = {
   ports: [
@@ -22,6 +22,8 @@ const healthy: Facts = {
   dataDir: { path: '/var/lib/genesis', writable: true },
   now: new Date('2026-11-22T12:00:00Z'),
   caValidity: { notBefore: new Date('2026-11-20T00:00:00Z'), notAfter: new Date('2036-11-20T00:00:00Z') },
+  clusterEndpoint: 'https://192.0.2.10:6443',
+  heldNodes: [],
 };
 
 describe('genesis doctor checks', () => {
@@ -81,5 +83,25 @@ describe('genesis doctor checks', () => {
     expect(checkClock({ ...healthy, now: new Date('2026-11-19T00:00:00Z') })).toMatchObject({ status: 'fail', title: expect.stringContaining("outside the cluster CA's validity") });
     expect(checkClock({ ...healthy, now: new Date('2037-01-01T00:00:00Z') }).status).toBe('fail');
     expect(checkClock({ ...healthy, caValidity: undefined }).status).toBe('ok');
+  });
+
+  it('fails without a Kubernetes API endpoint: no config can be rendered, so nothing installs', () => {
+    expect(checkClusterEndpoint(healthy)).toMatchObject({ status: 'ok' });
+    const r = checkClusterEndpoint({ ...healthy, clusterEndpoint: '' });
+    expect(r.status).toBe('fail');
+    expect(r.fix).toContain('GENESIS_CLUSTER_ENDPOINT');
+  });
+
+  it('lists every machine held back from installing, with the reason its console shows', () => {
+    const reason = 'waiting: its machine config cannot be rendered: patch failed: node configPatch: not valid YAML';
+    expect(checkHeldNodes({ ...healthy, heldNodes: [{ mac: '52:54:00:aa:bb:01', hostname: 'w1', reason }] })).toEqual([
+      {
+        id: 'held-52:54:00:aa:bb:01',
+        status: 'warn',
+        title: '52:54:00:aa:bb:01 (w1) is assigned but not installing',
+        detail: reason,
+        fix: 'fix the cause above; the machine installs at its next boot request (it asks again every ipxe.retry_seconds)',
+      },
+    ]);
   });
 });

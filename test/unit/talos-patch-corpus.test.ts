@@ -362,7 +362,7 @@ describe.each(MINORS)('Talos v1.%s', (minor) => {
       try {
         r = render(minor, role, [c.patch]);
       } catch (err) {
-        if (err instanceof RenderError) throw new Error(`${err.message}\n${err.problems.join('\n')}`);
+        if (err instanceof RenderError) throw new Error(`${err.message}\n${err.problems.join('\n')}`, { cause: err });
         throw err;
       }
       expect(conflicts(r)).toEqual([]);
