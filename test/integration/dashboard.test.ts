@@ -117,6 +117,14 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('#bootstrap-state').textContent()).toBe('unclaimed');
     expect(await page.evaluate('window.loadMark')).toBe(42);
 
+    // A machine Genesis holds back says why, in its row (readable on a phone, not only on hover).
+    const held = '52:54:00:0b:00:0c';
+    await g.api('PUT', `/nodes/${held}`, { role: 'worker', talosVersion: 'v1.13.0' });
+    await bootFrom('127.0.11.12', held);
+    await expect
+      .poll(() => page.locator(`#fleet tr[data-mac="${held}"] .attention`).textContent())
+      .toBe('⚠ waiting for the Talos v1.13.0 amd64 kernel and initramfs (genesis assets fetch --talos v1.13.0 --arch amd64)');
+
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 
     // talosconfig, downloaded with the session.
