@@ -14,6 +14,7 @@ import { KernelLogReceiver } from './logs/receiver.ts';
 import { BootService } from './boot/service.ts';
 import { Talosconfigs, talosApiCredentials } from './boot/talosconfig.ts';
 import { ConfigError, splitList, type Config } from './config/config.ts';
+import { tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
 import { buildHttpServer } from './http/server.ts';
@@ -84,14 +85,18 @@ export class Genesis {
   private async startServers(): Promise<Listening> {
     const c = this.config;
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
+    // Secrets live here: the directory 0700 and every file 0600, also for a data dir from before.
+    for (const p of tightenDataDir(c.data_dir)) this.log.warn({ path: p }, 'could not restrict the permissions of a data-dir entry to its owner');
     mkdirSync(path.join(c.assets_dir, 'ipxe'), { recursive: true });
     mkdirSync(path.join(c.assets_dir, 'talos'), { recursive: true });
     this.log.info({ advertise: c.advertise_addr, dataDir: c.data_dir, assetsDir: c.assets_dir }, 'genesis starting');
 
     this.inventory = Inventory.open(path.join(c.data_dir, DB_FILE), {
-      autoAssign: c.auto_assign,
+      autoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
       eventRetention: c.inventory.event_retention,
+      installWindowMs: c.talos.install_window * 1000,
     });
+    tightenDataDir(c.data_dir);
     await this.preflight(this.inventory);
     this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
@@ -114,6 +119,7 @@ export class Genesis {
       defaultTalosVersion: c.talos.version,
       tokenTtlMs: c.talos.config_token_ttl * 1000,
       tokenFetches: c.talos.config_token_fetches,
+      metrics: this.metrics,
       log: this.log.child({ component: 'talos' }),
     });
     const boot = new BootService({
@@ -124,6 +130,9 @@ export class Genesis {
       retrySeconds: c.ipxe.retry_seconds,
       extraKernelArgs: [...telemetryKernelArgs(telemetry), ...(c.talos.extra_kernel_args ? c.talos.extra_kernel_args.split(' ') : [])],
       assetsPresent: (version, arch) => talosAssetsPresent(c.assets_dir, version, arch),
+      discoveryPerMinute: c.inventory.discovery_per_minute,
+      maxNodes: c.inventory.max_nodes,
+      metrics: this.metrics,
       log: this.log.child({ component: 'boot' }),
     });
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
@@ -157,6 +166,7 @@ export class Genesis {
       metrics: this.metrics,
       sessions: new Sessions(),
       defaultTalosVersion: c.talos.version,
+      requestTimeoutMs: c.http.request_timeout * 1000,
       cluster: {
         cluster: c.cluster.name,
         orchestrator: this.bootstrap,
@@ -208,13 +218,15 @@ export class Genesis {
   /** The Talos event sink and the kernel-log receiver; returns where they listen. */
   private async startTelemetry(inventory: Inventory, metrics: Metrics): Promise<NonNullable<Listening['events']>> {
     const c = this.config;
-    this.eventSink = new EventSinkServer({ host: c.events.host, port: c.events.sink_port, inventory, metrics, log: this.log.child({ component: 'events' }) });
+    const caps = { maxPerAddress: c.events.max_connections_per_address, idleMs: c.events.idle_timeout * 1000 };
+    this.eventSink = new EventSinkServer({ host: c.events.host, port: c.events.sink_port, inventory, metrics, ...caps, log: this.log.child({ component: 'events' }) });
     this.kernelLog = new KernelLogReceiver({
       host: c.events.host,
       port: c.events.kernel_log_port,
       inventory,
       keep: c.events.kernel_log_lines,
       metrics,
+      ...caps,
       log: this.log.child({ component: 'kernel-log' }),
     });
     return { sink: await this.eventSink.start(), kernelLog: await this.kernelLog.start() };

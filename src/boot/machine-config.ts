@@ -7,6 +7,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { LogThrottle } from '../log/throttle.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { splitList, type Config } from '../config/config.ts';
 import type { Node } from '../inventory/model.ts';
 import type { ConfigDenial, Inventory } from '../inventory/store.ts';
@@ -65,6 +67,7 @@ export type MachineConfigOptions = {
   defaultTalosVersion: string;
   tokenTtlMs: number;
   tokenFetches: number;
+  metrics?: Metrics;
   log: Logger;
 };
 
@@ -175,31 +178,43 @@ const PLACEHOLDER_ENDPOINT = 'https://endpoint.invalid:6443';
 export class MachineConfigService {
   readonly renderer: ConfigRenderer;
   private readonly o: MachineConfigOptions;
+  private readonly throttle: LogThrottle;
+  private readonly lastEvent = new Map<string, number>();
 
   constructor(o: MachineConfigOptions) {
     this.o = o;
     this.renderer = o.renderer;
+    this.throttle = new LogThrottle(o.log);
   }
 
-  /** A fresh token for a node's install script; only its hash is stored. Hex: safe in iPXE and on a kernel command line. */
-  issueToken(mac: string): string {
+  /** A fresh token for a node's install script, bound to the address the script goes to; only its hash is stored. Hex: safe in iPXE and on a kernel command line. */
+  issueToken(mac: string, ip?: string): string {
     const token = randomBytes(32).toString('hex');
-    this.o.inventory.issueConfigToken(mac, sha256(token), this.o.tokenTtlMs, this.o.tokenFetches);
+    this.o.inventory.issueConfigToken(mac, sha256(token), this.o.tokenTtlMs, this.o.tokenFetches, ip ?? null);
     return token;
   }
 
   /** GET /talos/config/<mac>/<token>: the node's config, or 403 without a reason, or 503 to retry. */
   serve(mac: string | undefined, token: string, ip: string | undefined): ConfigAnswer {
     const deny = (reason: ConfigDenial | 'bad-request', node?: Node): ConfigAnswer => {
-      // The requester learns nothing; the operator gets the reason (never the token).
-      this.o.log.warn({ mac, ip, reason }, 'machine config refused');
-      if (node) this.o.inventory.record(node.mac, 'config-denied', 'boot', { reason, ip });
+      // The requester learns nothing; the operator gets the reason (never the token), summarised
+      // when it repeats, so bad-token floods neither fill the log nor push a node's history out.
+      this.o.metrics?.refused('config', reason);
+      this.throttle.note(`config-${reason}`, ip ?? 'unknown', { mac }, 'machine config refused');
+      if (node && this.eventDue(`${node.mac} ${reason}`)) this.o.inventory.record(node.mac, 'config-denied', 'boot', { reason, ip });
       return { status: 403, body: 'forbidden\n', contentType: 'text/plain; charset=utf-8' };
     };
     if (!mac || !/^[0-9a-f]{64}$/.test(token)) return deny('bad-request');
     const hash = sha256(token);
-    const check = this.o.inventory.checkConfigToken(mac, hash);
-    if (!check.ok) return deny(check.reason, check.node);
+    const check = this.o.inventory.checkConfigToken(mac, hash, ip);
+    if (!check.ok) {
+      if (check.reason === 'other-address' && check.tokenIp && ip) {
+        // The right token from the wrong address: it was copied off the wire. Hold both sides.
+        this.o.inventory.recordTokenConflict(mac, [check.tokenIp, ip]);
+        this.o.log.warn({ mac, addresses: [check.tokenIp, ip] }, 'a config token was used from another address than its script went to: both held until the operator confirms one');
+      }
+      return deny(check.reason, check.node);
+    }
 
     let rendered: RenderedConfig;
     try {
@@ -210,16 +225,31 @@ export class MachineConfigService {
       this.o.inventory.record(mac, 'config-failed', 'boot', { reason: err.message, problems: err.problems.slice(0, 20) });
       return { status: 503, body: 'the machine config cannot be rendered yet; Genesis has recorded why\n', contentType: 'text/plain; charset=utf-8' };
     }
-    const spent = this.o.inventory.consumeConfigToken(mac, hash, {
+    const spent = this.o.inventory.consumeConfigToken(
+      mac,
+      hash,
+      {
+        ip,
+        role: check.node.role,
+        talosVersion: check.node.talosVersion ?? this.o.defaultTalosVersion,
+        sha256: rendered.sha256,
+        // Deprecated fields and moved settings, on the node's timeline where the operator looks.
+        ...(rendered.warnings.length ? { warnings: rendered.warnings } : {}),
+      },
       ip,
-      role: check.node.role,
-      talosVersion: check.node.talosVersion ?? this.o.defaultTalosVersion,
-      sha256: rendered.sha256,
-      // Deprecated fields and moved settings, on the node's timeline where the operator looks.
-      ...(rendered.warnings.length ? { warnings: rendered.warnings } : {}),
-    });
+    );
     if (!spent.ok) return deny(spent.reason, spent.node);
     this.o.log.info({ mac, ip, role: check.node.role, sha256: rendered.sha256, fetchesLeft: spent.fetchesLeft }, 'machine config served');
     return { status: 200, body: rendered.yaml, contentType: 'application/yaml' };
+  }
+
+  /** At most one recorded event per key a minute: refusals repeat, the node's history must not fill with them. */
+  private eventDue(key: string): boolean {
+    const now = Date.now();
+    const last = this.lastEvent.get(key);
+    if (last !== undefined && now - last < 60_000) return false;
+    if (this.lastEvent.size >= 10_000) this.lastEvent.clear();
+    this.lastEvent.set(key, now);
+    return true;
   }
 }

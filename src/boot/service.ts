@@ -5,8 +5,12 @@
 import type { Logger } from 'pino';
 import type { Arch, BootFacts, Node } from '../inventory/model.ts';
 import { normalizeMac } from '../inventory/mac.ts';
-import type { Inventory } from '../inventory/store.ts';
-import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot } from '../ipxe/plan.ts';
+import { InventoryError, type BootRecord, type Inventory } from '../inventory/store.ts';
+import { conflictText, type BootAccess } from '../inventory/install-window.ts';
+import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type WindowHold } from '../ipxe/plan.ts';
+import { LogThrottle } from '../log/throttle.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { RateLimiter } from '../net/rate-limiter.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
 import { RenderError } from '../talos/render.ts';
 import type { MachineConfigService } from './machine-config.ts';
@@ -21,6 +25,11 @@ export type BootServiceOptions = {
   extraKernelArgs: string[];
   /** Are this Talos version's kernel and initramfs in place? */
   assetsPresent: (version: string, arch: Arch) => boolean;
+  /** New MACs recorded from one address per minute; beyond, refused (known machines unaffected). */
+  discoveryPerMinute?: number;
+  /** Machines the inventory holds at most; a new MAC beyond is refused. */
+  maxNodes?: number;
+  metrics?: Metrics;
   log: Logger;
 };
 
@@ -47,11 +56,33 @@ function smbios(v: string | undefined): string | undefined {
   return s;
 }
 
+/** Why the install window holds a machine whose access does not allow an installer, or undefined. */
+function windowHold(access: BootAccess, node: Node): WindowHold | undefined {
+  if (access.kind === 'conflict') return { reason: 'conflict', detail: conflictText(access.addresses) };
+  if (access.kind === 'held') return { reason: 'conflict', detail: node.conflict ?? 'two machines claim this MAC' };
+  if (access.kind === 'closed') return { reason: 'window-closed' };
+  return undefined;
+}
+
 export class BootService {
   private readonly o: BootServiceOptions;
+  private readonly discovery: RateLimiter;
+  private readonly throttle: LogThrottle;
 
   constructor(o: BootServiceOptions) {
     this.o = o;
+    this.discovery = new RateLimiter(o.discoveryPerMinute ?? 30, 60_000);
+    this.throttle = new LogThrottle(o.log);
+  }
+
+  private refuseDiscovery(mac: string, ip: string, why: 'rate' | 'full'): BootAnswer {
+    this.o.metrics?.refused('boot', why === 'rate' ? 'discovery-rate' : 'inventory-full');
+    const message =
+      why === 'rate'
+        ? 'a new machine was not recorded: too many new MACs from this address (inventory.discovery_per_minute)'
+        : 'a new machine was not recorded: the inventory is full (inventory.max_nodes); known machines are unaffected';
+    this.throttle.note(`discovery-${why}`, ip, { mac }, message);
+    return { status: 200, body: `#!ipxe\necho Genesis: not recording ${mac}: ${why === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}.\nsleep 60\nexit 1\n` };
   }
 
   entryScript(): string {
@@ -88,18 +119,35 @@ export class BootService {
       product: smbios(id.product),
       ip,
     };
-    const { node, created } = this.o.inventory.recordBoot(mac, facts);
-    if (created) this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
-    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent, (n) => this.configProblem(n));
-    const hold = holdReason(plan);
-    // Written and logged when the reason changes, not on every retry of a waiting machine.
-    if (hold !== node.waiting) {
-      this.o.inventory.setWaiting(mac, hold);
-      if (hold) this.o.log.warn({ mac, reason: hold }, 'an assigned machine is held back from installing');
-      else if (node.waiting) this.o.log.info({ mac, was: node.waiting }, 'a held machine may go ahead');
+    // Discovery of unknown MACs is what an unauthenticated flood can grow without bound: per
+    // address it is rate-limited, in total capped. Known machines are never affected.
+    if (!this.o.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) return this.refuseDiscovery(mac, ip, 'rate');
+    let recorded: BootRecord;
+    try {
+      recorded = this.o.inventory.recordBoot(mac, facts, { maxNodes: this.o.maxNodes });
+    } catch (err) {
+      if (err instanceof InventoryError && err.code === 'full') return this.refuseDiscovery(mac, ip ?? 'unknown', 'full');
+      throw err;
     }
-    // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
-    if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
+    const { node, created, access } = recorded;
+    if (created) this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
+    if (access.kind === 'conflict') {
+      this.o.metrics?.refused('boot', 'conflict');
+      this.o.log.warn({ mac, addresses: access.addresses }, 'two machines claim one MAC inside its install window: nothing is served to either until the operator confirms one (genesis nodes confirm)');
+    }
+    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent, (n) => this.configProblem(n), windowHold(access, node));
+    // An installed machine's record is not touched by an unauthenticated request, not even to note it asked.
+    if (access.kind !== 'frozen') {
+      const hold = holdReason(plan);
+      // Written and logged when the reason changes, not on every retry of a waiting machine.
+      if (hold !== node.waiting) {
+        this.o.inventory.setWaiting(mac, hold);
+        if (hold) this.o.log.warn({ mac, reason: hold }, 'an assigned machine is held back from installing');
+        else if (node.waiting) this.o.log.info({ mac, was: node.waiting }, 'a held machine may go ahead');
+      }
+      // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
+      if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
+    }
     if (plan.kind === 'local' && plan.mode === 'http404') {
       return { status: 404, body: 'installed: boot from local disk\n' };
     }
@@ -110,7 +158,7 @@ export class BootService {
       hostname: node.hostname,
       retrySeconds: this.o.retrySeconds,
       // Only an install script carries a config URL, so only it costs a token.
-      configUrl: plan.kind === 'install' ? this.configUrl(mac, this.o.configs.issueToken(mac)) : undefined,
+      configUrl: plan.kind === 'install' ? this.configUrl(mac, this.o.configs.issueToken(mac, ip)) : undefined,
       extraKernelArgs: this.o.extraKernelArgs,
     });
     return { status: 200, body };

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Genesis } from '../app.ts';
+import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../log/logger.ts';
@@ -23,6 +24,7 @@ Commands:
   cluster          Bootstrap state, join token, reset (genesis cluster --help)
   assets           Download, import and list Talos kernels and initramfs (genesis assets --help)
   doctor           Check this host and configuration for what keeps machines from booting
+  token show       Print the API token generated on first start (from the data dir, mode 0600)
 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
@@ -60,10 +62,15 @@ async function serve(configFile: string | undefined): Promise<number> {
   try {
     await app.start();
     if (app.apiToken?.plaintext) {
-      // Straight to the terminal, never through the logger: logs are shipped and kept.
-      process.stderr.write(
-        `\nGenesis API token (shown once; stored hashed, plaintext copy for the local CLI in ${config.data_dir}/admin.token, mode 0600):\n\n  ${app.apiToken.plaintext}\n\n`,
-      );
+      // Straight to a terminal, never through the logger: logs are shipped and kept. Without a
+      // terminal (Docker, systemd) stderr is a log too, so only where to read it is said.
+      if (process.stderr.isTTY) {
+        process.stderr.write(
+          `\nGenesis API token (shown once; stored hashed, plaintext copy for the local CLI in ${config.data_dir}/admin.token, mode 0600):\n\n  ${app.apiToken.plaintext}\n\n`,
+        );
+      } else {
+        process.stderr.write(`genesis: an API token was generated; it is in ${config.data_dir}/admin.token (mode 0600). Read it with: genesis token show\n`);
+      }
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -80,7 +87,16 @@ async function serve(configFile: string | undefined): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own parse their own arguments.
-  const sub = { nodes: nodesCommand, secrets: secretsCommand, config: configCommand, talosconfig: talosconfigCommand, cluster: clusterCommand, assets: assetsCommand, doctor: doctorCommand }[argv[0] ?? ''];
+  const sub = {
+    nodes: nodesCommand,
+    secrets: secretsCommand,
+    config: configCommand,
+    talosconfig: talosconfigCommand,
+    cluster: clusterCommand,
+    assets: assetsCommand,
+    doctor: doctorCommand,
+    token: tokenCommand,
+  }[argv[0] ?? ''];
   if (sub) return reportingConfigErrors(() => sub(argv.slice(1)));
   let parsed;
   try {
@@ -114,6 +130,40 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`genesis: unknown command "${command}"\n${USAGE}`);
       return 2;
   }
+}
+
+const TOKEN_USAGE = `Usage: genesis token show [--config <file>]
+
+Prints the API token Genesis generated on its first start, from <data_dir>/admin.token (mode
+0600). Under Docker: docker compose exec genesis genesis token show
+A token set with GENESIS_API_TOKEN is never stored; there is nothing to show then.
+`;
+
+/** \`genesis token show\`: the generated API token, read from the data dir (root or Genesis's user only). */
+async function tokenCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  } catch (err) {
+    process.stderr.write(`genesis token: ${(err as Error).message}\n${TOKEN_USAGE}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    process.stdout.write(TOKEN_USAGE);
+    return 0;
+  }
+  if (parsed.positionals[0] !== 'show' || parsed.positionals.length !== 1) {
+    process.stderr.write(TOKEN_USAGE);
+    return 2;
+  }
+  const config = loadConfig({ file: parsed.values.config });
+  const token = readCliToken(config.data_dir, {});
+  if (!token) {
+    process.stderr.write(`genesis token: no generated token in ${config.data_dir} (it is created on the first start; a GENESIS_API_TOKEN is never stored)\n`);
+    return 1;
+  }
+  process.stdout.write(token + '\n');
+  return 0;
 }
 
 /** A problem the operator must fix (configuration, ports, database version): one line, exit 2. */

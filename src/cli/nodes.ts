@@ -18,7 +18,9 @@ Commands:
          [--bootstrap]   (control plane to bootstrap etcd on; else the first one reachable)
   config <mac>                       The machine config it would receive, keys and tokens masked
   unassign <mac>                     Take the role away (the machine waits at its next boot)
-  reinstall <mac>                    Install Talos again at the next PXE boot
+  reinstall <mac>                    Install Talos again at the next PXE boot (opens a new install window)
+  confirm <mac> [<address>]          Two machines claimed this MAC: the one at <address> is real
+                                     (without one: the next machine that asks is bound)
   installed <mac>                    Mark installed: the next PXE boot goes to the local disk
   delete <mac>                       Forget the machine (its events are kept)
   logs <mac> [--lines N]             The machine's kernel log (the newest N lines, default 200)
@@ -241,6 +243,12 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       case 'reinstall':
       case 'installed': {
         const node = (await call(client, 'POST', `/nodes/${needMac()}/${sub}`)) as Node;
+        print(node, () => nodeLine(node));
+        return 0;
+      }
+      case 'confirm': {
+        // The third word is the address here, not a role.
+        const node = (await call(client, 'POST', `/nodes/${needMac()}/confirm`, { ip: role ?? null })) as Node;
         print(node, () => nodeLine(node));
         return 0;
       }

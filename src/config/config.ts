@@ -17,7 +17,7 @@ export type Config = {
   log_format: 'auto' | 'json' | 'pretty';
   shutdown_grace: number;
   api_token: string;
-  http: { host: string; port: number };
+  http: { host: string; port: number; request_timeout: number };
   talos: {
     version: string;
     extra_kernel_args: string;
@@ -25,6 +25,7 @@ export type Config = {
     schematic_id: string;
     install_disk: string;
     config_token_ttl: number;
+    install_window: number;
     config_token_fetches: number;
     patches: { cluster: string; controlplane: string; worker: string };
   };
@@ -41,8 +42,8 @@ export type Config = {
     cni_urls: string;
     allow_scheduling_on_controlplanes: boolean;
   };
-  auto_assign: { enabled: boolean; controlplanes: number };
-  inventory: { event_retention: number };
+  auto_assign: { enabled: boolean; controlplanes: number; mode: 'all' | 'workers' | 'listed'; macs: string };
+  inventory: { event_retention: number; max_nodes: number; discovery_per_minute: number };
   ipxe: { retry_seconds: number };
   dhcp: { proxy: boolean; interface: string; port: number; pxe_port: number };
   assets: { talos_url: string; factory_url: string; arches: string; fetch_on_start: boolean };
@@ -55,7 +56,7 @@ export type Config = {
     retry_after_ms: number;
     rpc_timeout_ms: number;
   };
-  events: { enabled: boolean; host: string; sink_port: number; kernel_log_port: number; kernel_log_lines: number };
+  events: { enabled: boolean; host: string; sink_port: number; kernel_log_port: number; kernel_log_lines: number; max_connections_per_address: number; idle_timeout: number };
   tftp: {
     enabled: boolean;
     host: string;
@@ -63,7 +64,10 @@ export type Config = {
     max_blksize: number;
     max_windowsize: number;
     max_transfers: number;
+    max_transfers_per_client: number;
+    max_transfer_seconds: number;
     timeout: number;
+    max_timeout: number;
     max_retries: number;
   };
 };

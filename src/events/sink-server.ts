@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
+import { LogThrottle, sample } from '../log/throttle.ts';
 import type { Node } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -44,21 +45,33 @@ export type EventSinkOptions = {
   log: Logger;
   /** Nodes are few; anything beyond this is not a homelab fleet and is refused. */
   maxConnections?: number;
+  /** Connections per source address, and the silent/idle cut-offs (see NodeListener). */
+  maxPerAddress?: number;
+  idleMs?: number;
 };
 
 export class EventSinkServer {
   private readonly o: EventSinkOptions;
   private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 });
   private readonly listener: NodeListener;
+  private readonly throttle: LogThrottle;
 
   constructor(o: EventSinkOptions) {
     this.o = o;
     this.grpcServer.addService(eventSinkService(), { Publish: this.publish.bind(this) });
     const injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    this.listener = new NodeListener({ host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256 }, (socket) => {
-      this.o.metrics?.nodeConnection('event-sink');
-      injector.injectConnection(socket);
-    });
+    this.throttle = new LogThrottle(o.log);
+    this.listener = new NodeListener(
+      { host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256, maxPerAddress: o.maxPerAddress, idleMs: o.idleMs },
+      (socket) => {
+        this.o.metrics?.nodeConnection('event-sink');
+        injector.injectConnection(socket);
+      },
+      (r) => {
+        this.o.metrics?.refused('event-sink', r.reason);
+        this.throttle.note(`event-sink-${r.reason}`, r.address, {}, 'event-sink connection closed');
+      },
+    );
   }
 
   /** Open connections from nodes. */
@@ -89,7 +102,7 @@ export class EventSinkServer {
     } catch (err) {
       // Not stored (disk full, database locked, or a bug): Talos keeps the event and sends it again.
       this.o.metrics?.talosEvent('failed', seen.kind);
-      this.o.log.error({ err: (err as Error).message, peer, kind: seen.kind }, 'could not record a Talos event; the node will send it again');
+      this.throttle.note('event-store-failed', 'storage', { err: sample((err as Error).message, 120), kind: seen.kind }, 'could not record a Talos event; the node will send it again');
       done({ code: grpc.status.UNAVAILABLE, details: 'genesis cannot store events right now; retry' });
     }
   }
@@ -103,7 +116,7 @@ export class EventSinkServer {
     } catch (err) {
       if (!(err instanceof EventDecodeError)) throw err;
       this.o.metrics?.talosEvent('malformed', 'unknown');
-      this.o.log.warn({ peer, type: typeUrl.slice(0, 200), err: err.message }, 'dropped an event that does not decode');
+      this.throttle.note('event-malformed', peer, { type: sample(typeUrl), err: sample(err.message, 80) }, 'dropped an event that does not decode');
       return;
     }
     seen.kind = event.kind;
@@ -112,7 +125,7 @@ export class EventSinkServer {
     const node = this.nodeFor(peer, event, reported);
     if (!node) {
       this.o.metrics?.talosEvent('unknown-source', event.kind);
-      this.o.log.debug({ peer, kind: event.kind }, 'event from an address no node in the inventory has; dropped');
+      this.throttle.note('event-unknown-source', peer, { kind: event.kind }, 'event from an address no node in the inventory has; dropped');
       return;
     }
     const effect = eventEffect(event, node);

@@ -1,6 +1,7 @@
 // The inventory API under /api/v1. Bearer-token authenticated; every route has a JSON schema
 // (unknown fields are rejected, not dropped) and the semantic checks in inventory/changes.ts.
 
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
@@ -206,6 +207,23 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     if (!inventory.delete(mac, actor(req))) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
     return reply.code(204).send();
   });
+
+  // The operator says which of two claimants is the real machine (or, without an address, lets the
+  // next one that asks be bound): the conflict is cleared and a new install window opens.
+  app.post<{ Body: { ip?: string | null } }>(
+    '/nodes/:mac/confirm',
+    {
+      schema: {
+        params: macParams,
+        body: { type: 'object', additionalProperties: false, properties: { ip: { anyOf: [{ type: 'string', maxLength: 45 }, { type: 'null' }] } } },
+      },
+    },
+    async (req) => {
+      const ip = req.body?.ip ?? null;
+      if (ip !== null && isIP(ip) === 0) throw new HttpError(400, 'invalid_request', `ip ${JSON.stringify(ip)} is not an IP address`);
+      return inventory.confirmMachine(macOf(req), ip, actor(req));
+    },
+  );
 
   app.post('/nodes/:mac/reinstall', { schema: { params: macParams } }, async (req) => {
     return inventory.setState(macOf(req), 'reinstall-requested', actor(req));

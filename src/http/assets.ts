@@ -2,12 +2,44 @@
 // @fastify/static: HEAD, Range, ETag/Last-Modified and streaming come from it. A completed
 // download of a Talos asset is recorded on the node that last booted from that address.
 
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type { Inventory } from '../inventory/store.ts';
 import { clientIp } from './boot.ts';
 
+/**
+ * Is the file a URL names, with every symlink resolved, inside the assets root? @fastify/static
+ * keeps the path inside the root but follows symlinks out of it (the TFTP server refuses them).
+ * Undefined: the file does not exist (the static handler answers 404 itself).
+ */
+export async function insideRoot(root: string, urlPath: string): Promise<boolean | undefined> {
+  let rel: string;
+  try {
+    rel = decodeURIComponent(urlPath.split('?')[0]!.replace(/^\/assets\//, ''));
+  } catch {
+    return false;
+  }
+  let real: string;
+  let realRoot: string;
+  try {
+    realRoot = await realpath(root);
+    real = await realpath(path.join(root, path.normalize(`/${rel}`)));
+  } catch {
+    return undefined;
+  }
+  return real === realRoot || real.startsWith(realRoot + path.sep);
+}
+
 export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; inventory: Inventory }): Promise<void> {
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/assets/')) return;
+    if ((await insideRoot(deps.assetsDir, req.url)) === false) {
+      req.log.debug({ path: req.url.slice(0, 120) }, 'asset request outside the assets root refused');
+      return reply.code(404).send({ error: 'not_found', message: 'not found' });
+    }
+  });
   await app.register(fastifyStatic, {
     root: deps.assetsDir,
     prefix: '/assets/',

@@ -1,5 +1,6 @@
 // Liveness and readiness. /healthz: the process answers. /readyz: it can do its job, i.e. the
-// inventory answers a query and the asset directory is readable.
+// inventory answers a query and takes a write (a full disk or a read-only file fails here, not
+// only in the next boot step), and the asset directory is readable.
 
 import { accessSync, constants } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
@@ -14,6 +15,13 @@ export function healthRoutes(app: FastifyInstance, deps: { inventory: Inventory;
       checks.inventory = 'ok';
     } catch (err) {
       checks.inventory = (err as Error).message;
+    }
+    try {
+      deps.inventory.probeWrite();
+      checks.storage = 'ok';
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      checks.storage = code === 'SQLITE_FULL' ? 'the data disk is full: writes fail' : code === 'SQLITE_READONLY' ? 'the inventory is read-only: writes fail' : `writes fail (${code ?? 'error'})`;
     }
     try {
       accessSync(deps.assetsDir, constants.R_OK | constants.X_OK);

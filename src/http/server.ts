@@ -31,6 +31,8 @@ export type HttpServerOptions = {
   metrics: Metrics;
   sessions: Sessions;
   defaultTalosVersion: string;
+  /** Whole request (headers and body) must arrive within this (ms); a client dribbling a body cannot hold a socket. */
+  requestTimeoutMs?: number;
 };
 
 export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
@@ -41,10 +43,18 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
     // Firmware HTTP stacks are slow and small; keep idle sockets from piling up.
     keepAliveTimeout: 10_000,
     bodyLimit: 64 * 1024,
+    // Slow requests (headers or body sent a byte at a time) are cut off; a socket with no traffic
+    // either way for two minutes is closed. A large asset download keeps its socket busy.
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    connectionTimeout: 120_000,
+    // Node checks those timeouts on this interval (default 30 s, which would let a slow request live a minute).
+    http: { connectionsCheckingInterval: 1000 },
     // Reject what the schema does not name (fastify's default silently drops it), and take
     // JSON types as sent: "3" is not a number, 1 is not a hostname.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  // The headers alone get less time than the whole request (Node's default is 60 s).
+  app.server.headersTimeout = Math.min(15_000, opts.requestTimeoutMs ?? 30_000);
   installErrorHandling(app);
   metricsRoutes(app, opts.metrics);
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir });

@@ -130,6 +130,24 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN waiting TEXT;
     `,
   },
+  {
+    version: 6,
+    description: 'install windows bound to an address, conflicts, config tokens bound to the script address, audit events kept apart from boot noise, a write probe for readiness',
+    sql: `
+      ALTER TABLE nodes ADD COLUMN window_until TEXT;
+      ALTER TABLE nodes ADD COLUMN window_ip TEXT;
+      ALTER TABLE nodes ADD COLUMN conflict TEXT;
+      ALTER TABLE config_tokens ADD COLUMN ip TEXT;
+      -- Operator and system actions are never pruned to make room for what machines send.
+      ALTER TABLE node_events ADD COLUMN audit INTEGER NOT NULL DEFAULT 0 CHECK (audit IN (0, 1));
+      UPDATE node_events SET audit = 1 WHERE actor NOT IN ('boot', 'talos');
+      CREATE INDEX node_events_noise ON node_events (mac, audit, id);
+      -- Nodes without a window from before: an assigned, not yet installed machine keeps booting.
+      UPDATE nodes SET window_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+4 hours')
+        WHERE role != 'unassigned' AND state != 'installed';
+      CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL) STRICT;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -58,6 +58,12 @@ export type Node = {
    * (assets missing, a config that cannot be rendered, an unsupported version); null when it is not held.
    */
   waiting: string | null;
+  /** Until when the machine may fetch its config (null: no install window is open). See install-window.ts. */
+  windowUntil: string | null;
+  /** The address bound to the open window: the first that asked for the machine's script in it. */
+  windowIp: string | null;
+  /** Two addresses claimed this MAC inside its window: nothing is served until the operator confirms one. */
+  conflict: string | null;
   firstSeen: string;
   lastSeen: string | null;
   updatedAt: string;
@@ -102,6 +108,9 @@ export const EVENT_TYPES = [
   'config-failed',
   // Genesis started (detail.reason) or stopped (reason null) holding an assigned machine back from installing.
   'boot-waiting',
+  // A second address claimed the MAC inside its install window (detail.addresses); and the operator's answer.
+  'conflict',
+  'conflict-resolved',
   'state-changed',
   'api-change',
   'deleted',
@@ -207,6 +216,9 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     talosAddresses: [],
     talosSeen: null,
     waiting: null,
+    windowUntil: null,
+    windowIp: null,
+    conflict: null,
     firstSeen: '',
     lastSeen: null,
     updatedAt: '',

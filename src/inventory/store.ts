@@ -3,7 +3,7 @@
 // second Genesis sharing the data dir) queue on the write lock instead of interleaving, and
 // readers never see half a change.
 
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import Database from 'better-sqlite3';
 import { LATEST_SCHEMA, MIGRATIONS } from './migrations.ts';
@@ -18,24 +18,28 @@ import {
   type Role,
   type StoredKernelLogLine,
 } from './model.ts';
+import { bootAccess, conflictText, mayRecordFacts, tokenAddressMatches, windowOpen, type BootAccess } from './install-window.ts';
 import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 
 /** The inventory's file name inside the data dir. */
 export const DB_FILE = 'genesis.db';
 
 export class InventoryError extends Error {
-  readonly code: 'not_found' | 'conflict' | 'schema_too_new';
+  readonly code: 'not_found' | 'conflict' | 'schema_too_new' | 'full';
   constructor(code: InventoryError['code'], message: string) {
     super(message);
     this.code = code;
   }
 }
 
-type TokenRow = { mac: string; token_sha256: string; issued_at: string; expires_at: string; fetches_left: number };
+type TokenRow = { mac: string; token_sha256: string; issued_at: string; expires_at: string; fetches_left: number; ip: string | null };
+
+/** What a boot request did: the node as it now is and what the request was allowed, or why no node was created. */
+export type BootRecord = { node: Node; created: boolean; access: BootAccess };
 
 /** Why a config fetch is refused; the requester never learns which. */
-export type ConfigDenial = 'unknown-node' | 'no-token' | 'wrong-token' | 'expired' | 'used-up' | 'no-role';
-export type ConfigTokenCheck = { ok: true; node: Node; fetchesLeft: number } | { ok: false; reason: ConfigDenial; node?: Node };
+export type ConfigDenial = 'unknown-node' | 'no-token' | 'wrong-token' | 'expired' | 'used-up' | 'no-role' | 'window-closed' | 'conflict' | 'other-address';
+export type ConfigTokenCheck = { ok: true; node: Node; fetchesLeft: number } | { ok: false; reason: ConfigDenial; node?: Node; tokenIp?: string };
 
 export type InventoryOptions = {
   autoAssign?: AutoAssignPolicy;
@@ -43,6 +47,8 @@ export type InventoryOptions = {
   eventRetention?: number;
   busyTimeoutMs?: number;
   now?: () => Date;
+  /** How long an install window stays open once opened (ms). Default 4 hours. */
+  installWindowMs?: number;
 };
 
 type Row = {
@@ -70,6 +76,9 @@ type Row = {
   talos_addresses: string;
   talos_seen: string | null;
   waiting: string | null;
+  window_until: string | null;
+  window_ip: string | null;
+  conflict: string | null;
   first_seen: string;
   last_seen: string | null;
   updated_at: string;
@@ -101,6 +110,9 @@ function toNode(r: Row): Node {
     talosAddresses: JSON.parse(r.talos_addresses) as string[],
     talosSeen: r.talos_seen,
     waiting: r.waiting,
+    windowUntil: r.window_until,
+    windowIp: r.window_ip,
+    conflict: r.conflict,
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     updatedAt: r.updated_at,
@@ -130,6 +142,7 @@ export class Inventory {
   private readonly autoAssign: AutoAssignPolicy;
   private readonly retention: number;
   private readonly now: () => Date;
+  private readonly installWindowMs: number;
   /** Prepared once per SQL text: boot requests hit the same few statements over and over. */
   private readonly statements = new Map<string, Database.Statement>();
 
@@ -138,6 +151,7 @@ export class Inventory {
     this.autoAssign = opts.autoAssign ?? { enabled: false, controlplanes: 3 };
     this.retention = opts.eventRetention ?? 1000;
     this.now = opts.now ?? (() => new Date());
+    this.installWindowMs = opts.installWindowMs ?? 4 * 3600_000;
   }
 
   /** Open (or create) the database file and bring its schema up to date. */
@@ -164,6 +178,11 @@ export class Inventory {
   /** For readiness probes: the file is open and answers a query. */
   check(): void {
     this.sql('SELECT count(*) FROM nodes').get();
+  }
+
+  /** For readiness probes: a real (one-row, durable) write commits. Throws the storage error when it cannot. */
+  probeWrite(): void {
+    this.write(() => this.sql('INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at').run(this.stamp()));
   }
 
   private stamp(): string {
@@ -274,7 +293,7 @@ export class Inventory {
       this.event(mac, 'talos-event', 'talos', { id: e.id, ...e.detail });
       const installed = !!e.installed && before.state === 'installing';
       if (installed) {
-        this.sql('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run('installed', at, mac);
+        this.sql('UPDATE nodes SET state = ?, updated_at = ?, window_until = NULL WHERE mac = ?').run('installed', at, mac);
         this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
         this.event(mac, 'state-changed', 'talos', { from: before.state, to: 'installed', reason: e.installed });
       }
@@ -328,29 +347,77 @@ export class Inventory {
    * A machine asked for its boot script: create it on first sight (applying the auto-assign
    * policy in the same transaction), otherwise refresh what it reports about itself.
    */
-  recordBoot(mac: string, facts: BootFacts): { node: Node; created: boolean } {
+  /**
+   * Record a boot request, in one transaction with the install-window rules (install-window.ts):
+   * a new MAC is created (and auto-assigned by policy) unless the inventory holds `maxNodes`
+   * already; a known one has its facts and address updated only when the request may change it.
+   * A second address inside the window records a conflict and revokes the config token.
+   */
+  recordBoot(mac: string, facts: BootFacts, opts: { maxNodes?: number } = {}): BootRecord {
     return this.write(() => {
       const at = this.stamp();
       const existing = this.row(mac);
       if (!existing) {
+        const total = (this.sql('SELECT count(*) AS n FROM nodes').get() as { n: number }).n;
+        if (opts.maxNodes !== undefined && total >= opts.maxNodes) throw new InventoryError('full', `the inventory holds ${total} machines, its limit (inventory.max_nodes)`);
         const cps = (this.sql("SELECT count(*) AS n FROM nodes WHERE role = 'controlplane'").get() as { n: number }).n;
-        const role = roleForNewMachine(this.autoAssign, cps);
+        const role = roleForNewMachine(this.autoAssign, cps, mac);
         const state = stateForRole(role, 'discovered');
+        // Auto-assigned: its window opens now, bound to the address it was discovered from.
+        const window = role === 'unassigned' ? { until: null, ip: null } : { until: this.windowEnd(), ip: facts.ip ?? null };
         this.sql(
-          `INSERT INTO nodes (mac, role, state, arch, firmware, uuid, serial, manufacturer, product, last_ip, first_seen, last_seen, updated_at)
-           VALUES (@mac, @role, @state, @arch, @firmware, @uuid, @serial, @manufacturer, @product, @ip, @at, @at, @at)`,
-        ).run({ mac, role, state, at, ...factParams(facts) });
+          `INSERT INTO nodes (mac, role, state, arch, firmware, uuid, serial, manufacturer, product, last_ip, first_seen, last_seen, updated_at, window_until, window_ip)
+           VALUES (@mac, @role, @state, @arch, @firmware, @uuid, @serial, @manufacturer, @product, @ip, @at, @at, @at, @until, @wip)`,
+        ).run({ mac, role, state, at, ...factParams(facts), until: window.until, wip: window.ip });
         this.event(mac, 'discovered', 'boot', { ...facts });
         if (role !== 'unassigned') this.event(mac, 'state-changed', 'policy', { from: 'discovered', to: state, role });
-        return { node: toNode(this.row(mac)!), created: true };
+        const node = toNode(this.row(mac)!);
+        return { node, created: true, access: bootAccess(node, facts.ip, this.now()) };
       }
-      this.sql(
-        `UPDATE nodes SET arch = coalesce(@arch, arch), firmware = coalesce(@firmware, firmware), uuid = coalesce(@uuid, uuid),
-           serial = coalesce(@serial, serial), manufacturer = coalesce(@manufacturer, manufacturer),
-           product = coalesce(@product, product), last_ip = coalesce(@ip, last_ip), last_seen = @at
-         WHERE mac = @mac`,
-      ).run({ mac, at, ...factParams(facts) });
-      return { node: toNode(this.row(mac)!), created: false };
+      const before = toNode(existing);
+      const access = bootAccess(before, facts.ip, this.now());
+      if (access.kind === 'conflict') {
+        const text = conflictText(access.addresses);
+        this.sql('UPDATE nodes SET conflict = ? WHERE mac = ?').run(text, mac);
+        this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+        this.event(mac, 'conflict', 'boot', { addresses: access.addresses });
+      } else if (mayRecordFacts(access)) {
+        this.sql(
+          `UPDATE nodes SET arch = coalesce(@arch, arch), firmware = coalesce(@firmware, firmware), uuid = coalesce(@uuid, uuid),
+             serial = coalesce(@serial, serial), manufacturer = coalesce(@manufacturer, manufacturer),
+             product = coalesce(@product, product), last_ip = coalesce(@ip, last_ip), last_seen = @at,
+             window_ip = CASE WHEN @bind THEN @ip ELSE window_ip END
+           WHERE mac = @mac`,
+        ).run({ mac, at, ...factParams(facts), bind: access.kind === 'bind' ? 1 : 0 });
+      }
+      // Installed, held or outside its window: an unauthenticated request changes nothing.
+      return { node: toNode(this.row(mac)!), created: false, access };
+    });
+  }
+
+  private windowEnd(): string {
+    return new Date(this.now().getTime() + this.installWindowMs).toISOString();
+  }
+
+  /**
+   * The operator says which machine is real: the conflict is cleared and a new window opens,
+   * bound to `ip` (or to the next address that asks, when `ip` is null).
+   */
+  confirmMachine(mac: string, ip: string | null, actor: string): Node {
+    return this.write(() => {
+      const before = this.row(mac);
+      if (!before) throw new InventoryError('not_found', `no node with MAC ${mac}`);
+      if (before.role === 'unassigned') throw new InventoryError('conflict', `node ${mac} has no role; assign one first`);
+      this.sql('UPDATE nodes SET conflict = NULL, window_until = ?, window_ip = ?, last_ip = coalesce(?, last_ip), updated_at = ? WHERE mac = ?').run(
+        this.windowEnd(),
+        ip,
+        ip,
+        this.stamp(),
+        mac,
+      );
+      this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+      this.event(mac, 'conflict-resolved', actor, { was: before.conflict, ip });
+      return toNode(this.row(mac)!);
     });
   }
 
@@ -416,8 +483,14 @@ export class Inventory {
           bootstrap: changes.bootstrap ? 1 : 0,
         });
       // A node without a role must not be able to fetch a config with a token issued before.
-      if (role === 'unassigned') this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
-      this.event(mac, 'api-change', actor, { created, changes: { ...requested } });
+      if (role === 'unassigned') {
+        this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+        this.sql('UPDATE nodes SET window_until = NULL, window_ip = NULL, conflict = NULL WHERE mac = ?').run(mac);
+      } else if (before.role === 'unassigned' && state !== 'installed') {
+        // Assigning opens the install window; the next address that asks for the script is bound to it.
+        this.sql('UPDATE nodes SET window_until = ?, window_ip = NULL, conflict = NULL WHERE mac = ?').run(this.windowEnd(), mac);
+      }
+      this.event(mac, 'api-change', actor, { created, changes: redactChanges(requested) });
       if (state !== before.state) this.event(mac, 'state-changed', actor, { from: before.state, to: state });
       return { node: toNode(this.row(mac)!), created };
     });
@@ -435,8 +508,13 @@ export class Inventory {
         this.sql('UPDATE nodes SET state = ?, updated_at = ? WHERE mac = ?').run(to, this.stamp(), mac);
         this.event(mac, 'state-changed', actor, { from: before.state, to, ...detail });
       }
-      // Installed: the config has done its job; nobody may fetch it with the old token.
-      if (to === 'installed') this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+      // Installed: the config has done its job; nobody may fetch it with the old token, and the window closes.
+      if (to === 'installed') {
+        this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+        this.sql('UPDATE nodes SET window_until = NULL WHERE mac = ?').run(mac);
+      }
+      // A reinstall is the operator opening a new window (and dismissing any conflict).
+      if (to === 'reinstall-requested') this.sql('UPDATE nodes SET window_until = ?, window_ip = NULL, conflict = NULL WHERE mac = ?').run(this.windowEnd(), mac);
       return toNode(this.row(mac)!);
     });
   }
@@ -453,22 +531,22 @@ export class Inventory {
     });
   }
 
-  /** Store a new config token for a node (its hash only), replacing any earlier one. */
-  issueConfigToken(mac: string, tokenSha256: string, ttlMs: number, fetches: number): { expiresAt: string } {
+  /** Store a new config token for a node (its hash only), bound to the address its script went to, replacing any earlier one. */
+  issueConfigToken(mac: string, tokenSha256: string, ttlMs: number, fetches: number, ip: string | null = null): { expiresAt: string } {
     return this.write(() => {
       const now = this.now();
       const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
       this.sql(
-        `INSERT INTO config_tokens (mac, token_sha256, issued_at, expires_at, fetches_left) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO config_tokens (mac, token_sha256, issued_at, expires_at, fetches_left, ip) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (mac) DO UPDATE SET token_sha256 = excluded.token_sha256, issued_at = excluded.issued_at,
-           expires_at = excluded.expires_at, fetches_left = excluded.fetches_left`,
-      ).run(mac, tokenSha256, now.toISOString(), expiresAt, fetches);
+           expires_at = excluded.expires_at, fetches_left = excluded.fetches_left, ip = excluded.ip`,
+      ).run(mac, tokenSha256, now.toISOString(), expiresAt, fetches, ip);
       return { expiresAt };
     });
   }
 
   /** May this token fetch this node's config now? Reads only; `consumeConfigToken` spends a fetch. */
-  checkConfigToken(mac: string, tokenSha256: string): ConfigTokenCheck {
+  checkConfigToken(mac: string, tokenSha256: string, ip?: string): ConfigTokenCheck {
     const node = this.get(mac);
     if (!node) return { ok: false, reason: 'unknown-node' };
     const row = this.sql('SELECT * FROM config_tokens WHERE mac = ?').get(mac) as TokenRow | undefined;
@@ -479,7 +557,24 @@ export class Inventory {
     if (Date.parse(row.expires_at) <= this.now().getTime()) return { ok: false, reason: 'expired', node };
     if (row.fetches_left <= 0) return { ok: false, reason: 'used-up', node };
     if (node.role === 'unassigned') return { ok: false, reason: 'no-role', node };
+    if (node.conflict) return { ok: false, reason: 'conflict', node };
+    if (!windowOpen(node, this.now())) return { ok: false, reason: 'window-closed', node };
+    if (!tokenAddressMatches(row.ip, ip)) return { ok: false, reason: 'other-address', node, tokenIp: row.ip ?? undefined };
     return { ok: true, node, fetchesLeft: row.fetches_left };
+  }
+
+  /**
+   * A valid token used from another address than its script went to: someone copied it (it is
+   * in plain HTTP). Both claimants are held until the operator confirms the real machine.
+   */
+  recordTokenConflict(mac: string, addresses: [string, string]): void {
+    this.write(() => {
+      const before = this.row(mac);
+      if (!before || before.conflict) return;
+      this.sql('UPDATE nodes SET conflict = ? WHERE mac = ?').run(conflictText(addresses), mac);
+      this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+      this.event(mac, 'conflict', 'boot', { addresses, via: 'config-token' });
+    });
   }
 
   /**
@@ -487,9 +582,9 @@ export class Inventory {
    * is repeated inside it, so two simultaneous fetches cannot both spend the last one. The node
    * moves to `installing` (unless it already is, or is installed).
    */
-  consumeConfigToken(mac: string, tokenSha256: string, detail: Record<string, unknown>): ConfigTokenCheck {
+  consumeConfigToken(mac: string, tokenSha256: string, detail: Record<string, unknown>, ip?: string): ConfigTokenCheck {
     return this.write(() => {
-      const check = this.checkConfigToken(mac, tokenSha256);
+      const check = this.checkConfigToken(mac, tokenSha256, ip);
       if (!check.ok) return check;
       this.sql('UPDATE config_tokens SET fetches_left = fetches_left - 1 WHERE mac = ?').run(mac);
       const before = check.node.state;
@@ -518,17 +613,27 @@ export class Inventory {
 
   private event(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
     const at = this.stamp();
-    this.sql('INSERT INTO node_events (mac, at, type, actor, detail) VALUES (?, ?, ?, ?, ?)').run(mac, at, type, actor, JSON.stringify(detail));
+    // What machines send (actor boot/talos) is noise that floods can produce; everything else is
+    // the operator's or Genesis's own doing, kept apart and never pruned to make room for noise.
+    const audit = actor === 'boot' || actor === 'talos' ? 0 : 1;
+    this.sql('INSERT INTO node_events (mac, at, type, actor, detail, audit) VALUES (?, ?, ?, ?, ?, ?)').run(mac, at, type, actor, JSON.stringify(detail), audit);
     this.pending.push({ mac, at, type, actor, detail });
-    this.keepNewest('node_events', 'id', mac, this.retention);
+    if (!audit) this.keepNewest('node_events', 'id', mac, this.retention, 'audit = 0');
   }
 
-  /** The per-MAC rings (events, event ids seen, kernel log): drop all but the newest `keep` rows. */
-  private keepNewest(table: 'node_events' | 'talos_event_ids' | 'kernel_logs', order: 'id' | 'seq', mac: string, keep: number): void {
+  /** The per-MAC rings (events, event ids seen, kernel log): drop all but the newest `keep` rows (of those `where` selects). */
+  private keepNewest(table: 'node_events' | 'talos_event_ids' | 'kernel_logs', order: 'id' | 'seq', mac: string, keep: number, where = '1'): void {
     this.sql(
-      `DELETE FROM ${table} WHERE mac = @mac AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
+      `DELETE FROM ${table} WHERE mac = @mac AND ${where} AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac AND ${where} ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
     ).run({ mac, keep });
   }
+}
+
+/** What an api-change event keeps of a change: a config patch only as its digest and size (it may carry secrets). */
+function redactChanges(c: NodeChanges): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...c };
+  if (typeof c.configPatch === 'string') out['configPatch'] = { sha256: createHash('sha256').update(c.configPatch).digest('hex'), bytes: Buffer.byteLength(c.configPatch) };
+  return out;
 }
 
 function factParams(f: BootFacts) {

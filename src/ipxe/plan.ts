@@ -10,6 +10,10 @@ export type BootPlan =
   | { kind: 'wait'; reason: 'assets-missing'; talosVersion: string; arch: Arch }
   /** Assigned, but its machine config cannot be rendered right now (`detail` says why). */
   | { kind: 'wait'; reason: 'config'; talosVersion: string; detail: string }
+  /** Assigned, but no install window is open: the operator opens one (reinstall). */
+  | { kind: 'wait'; reason: 'window-closed' }
+  /** Two machines claimed the MAC inside its window: held until the operator confirms one. */
+  | { kind: 'wait'; reason: 'conflict'; detail: string }
   | { kind: 'unsupported'; reason: string }
   | { kind: 'install'; talosVersion: string; arch: Arch; role: 'controlplane' | 'worker' }
   | { kind: 'local'; mode: LocalBootMode };
@@ -35,6 +39,9 @@ export function firmwareFromIpxe(platform: string | undefined): Firmware | undef
   return undefined;
 }
 
+/** Why the install window keeps a machine from its installer (install-window.ts decides). */
+export type WindowHold = { reason: 'window-closed' } | { reason: 'conflict'; detail: string };
+
 /**
  * `assetsPresent`: are the kernel and initramfs of this version and arch in place?
  * `configProblem`: why this node's machine config cannot be rendered now, or undefined when it can.
@@ -46,9 +53,12 @@ export function planBoot(
   defaultTalosVersion: string,
   assetsPresent: (version: string, arch: Arch) => boolean = () => true,
   configProblem: (node: Node) => string | undefined = () => undefined,
+  window?: WindowHold,
 ): BootPlan {
   if (node.role === 'unassigned') return { kind: 'wait', reason: 'unassigned' };
   if (node.state === 'installed') return { kind: 'local', mode: node.localBoot };
+  if (window?.reason === 'conflict') return { kind: 'wait', reason: 'conflict', detail: window.detail };
+  if (window?.reason === 'window-closed') return { kind: 'wait', reason: 'window-closed' };
   if (!node.arch) return { kind: 'unsupported', reason: 'its architecture is unknown (iPXE did not report ${buildarch})' };
   const talosVersion = node.talosVersion ?? defaultTalosVersion;
   if (unsupportedVersionReason(talosVersion)) return { kind: 'unsupported', reason: `Talos ${talosVersion}: Genesis writes configs for ${SUPPORTED_RANGE}` };
@@ -70,5 +80,9 @@ export function holdReason(plan: BootPlan): string | null {
       return `waiting for the Talos ${plan.talosVersion} ${plan.arch} kernel and initramfs (genesis assets fetch --talos ${plan.talosVersion} --arch ${plan.arch})`;
     case 'config':
       return `waiting: its machine config cannot be rendered: ${plan.detail}`;
+    case 'window-closed':
+      return 'waiting: its install window is closed (genesis nodes reinstall opens a new one)';
+    case 'conflict':
+      return `held: ${plan.detail}; confirm the real machine (genesis nodes confirm <mac> <address>)`;
   }
 }

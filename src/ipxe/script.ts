@@ -99,6 +99,17 @@ export function renderNodeScript(input: NodeScriptInput): string {
           '',
         ].join('\n');
       }
+      if (plan.reason === 'window-closed' || plan.reason === 'conflict') {
+        return [
+          '#!ipxe',
+          plan.reason === 'conflict'
+            ? `echo Genesis: ${who} is held: another machine claims the same MAC. The operator confirms which is real.`
+            : `echo Genesis: ${who} has no open install window. On Genesis: genesis nodes reinstall ${mac}`,
+          `echo Asking again in ${wait} seconds.`,
+          ...retry(baseUrl, wait),
+          '',
+        ].join('\n');
+      }
       if (plan.reason === 'config') {
         return [
           '#!ipxe',

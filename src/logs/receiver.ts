@@ -6,6 +6,7 @@
 
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { LogThrottle, sample } from '../log/throttle.ts';
 import type { KernelLogLine } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -22,15 +23,27 @@ export type KernelLogReceiverOptions = {
   metrics?: Metrics;
   log: Logger;
   maxConnections?: number;
+  /** Connections per source address, and the silent/idle cut-offs (see NodeListener). */
+  maxPerAddress?: number;
+  idleMs?: number;
 };
 
 export class KernelLogReceiver {
   private readonly o: KernelLogReceiverOptions;
   private readonly listener: NodeListener;
+  private readonly throttle: LogThrottle;
 
   constructor(o: KernelLogReceiverOptions) {
     this.o = o;
-    this.listener = new NodeListener({ host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256 }, (socket) => this.accept(socket));
+    this.throttle = new LogThrottle(o.log);
+    this.listener = new NodeListener(
+      { host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256, maxPerAddress: o.maxPerAddress, idleMs: o.idleMs },
+      (socket) => this.accept(socket),
+      (r) => {
+        this.o.metrics?.refused('kernel-log', r.reason);
+        this.throttle.note(`kernel-log-${r.reason}`, r.address, {}, 'kernel-log connection closed');
+      },
+    );
   }
 
   get connections(): number {
@@ -49,16 +62,12 @@ export class KernelLogReceiver {
     this.o.metrics?.nodeConnection('kernel-log');
     const source = sourceAddress(socket.remoteAddress ?? '');
     const splitter = new LineSplitter();
-    let warnedUnknown = false;
     socket.on('data', (chunk: Buffer) => {
       try {
-        this.receive(source, splitter.push(chunk), () => {
-          if (!warnedUnknown) this.o.log.debug({ source }, 'kernel log from an address no node in the inventory has; dropped');
-          warnedUnknown = true;
-        });
+        this.receive(source, splitter.push(chunk), () => this.throttle.note('kernel-log-unknown-source', source, {}, 'kernel log from an address no node in the inventory has; dropped'));
       } catch (err) {
         // The log is a diagnostic: a full disk (or anything else) must not take the receiver down.
-        this.o.log.error({ err: (err as Error).message, source }, 'could not store kernel-log lines');
+        this.throttle.note('kernel-log-store-failed', 'storage', { err: sample((err as Error).message, 120) }, 'could not store kernel-log lines');
       }
     });
   }

@@ -33,6 +33,7 @@ export class Metrics {
   private readonly talosEvents: client.Counter<'result' | 'kind'>;
   private readonly kernelLogLines: client.Counter<'result'>;
   private readonly connectionsTotal: client.Counter<'server'>;
+  private readonly refusedTotal: client.Counter<'protocol' | 'reason'>;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -65,6 +66,12 @@ export class Metrics {
       name: 'genesis_node_connections_total',
       help: 'Connections nodes opened to the Talos event sink (event-sink) and the kernel-log receiver (kernel-log)',
       labelNames: ['server'],
+      registers,
+    });
+    this.refusedTotal = new client.Counter({
+      name: 'genesis_refused_total',
+      help: 'Unauthenticated input Genesis refused or dropped, by protocol and reason (caps, timeouts, discovery limits, conflicts, bad tokens)',
+      labelNames: ['protocol', 'reason'],
       registers,
     });
     new client.Gauge({
@@ -124,6 +131,11 @@ export class Metrics {
 
   nodeConnection(server: 'event-sink' | 'kernel-log'): void {
     this.connectionsTotal.inc({ server });
+  }
+
+  /** One refusal of unauthenticated input; `reason` is one of a few fixed words, never input. */
+  refused(protocol: string, reason: string): void {
+    this.refusedTotal.inc({ protocol, reason });
   }
 
   dhcpAnswer(a: ProxyAnswer | 'malformed'): void {

@@ -6,6 +6,11 @@ export type TftpLimits = {
   maxBlksize: number;
   /** Largest windowsize the server agrees to; bounds the memory a transfer holds for retransmission. */
   maxWindowsize: number;
+  /**
+   * Largest `timeout` (seconds) the server agrees to. A client asking for 255 s would otherwise
+   * hold a transfer slot for 255 s × retries (over half an hour) without answering. Default 10.
+   */
+  maxTimeoutS?: number;
 };
 
 export type Negotiated = {
@@ -47,8 +52,9 @@ export function negotiate(requested: Map<string, string>, limits: TftpLimits, si
   const t = requested.get('timeout');
   if (t !== undefined) {
     const n = parseIntStrict(t);
-    // RFC 2349: 1..255 seconds. The server must echo the value unchanged or leave it out.
-    if (n !== undefined && n >= 1 && n <= 255) {
+    // RFC 2349: 1..255 seconds. The server must echo the value unchanged or leave it out: a value
+    // over the server's limit is left out, and the client uses its own timer against ours.
+    if (n !== undefined && n >= 1 && n <= Math.min(255, limits.maxTimeoutS ?? 10)) {
       timeoutMs = n * 1000;
       oack.set('timeout', t);
     }

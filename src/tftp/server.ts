@@ -5,6 +5,7 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { LogThrottle, sample } from '../log/throttle.ts';
 import { decode, encodeError, ErrorCode, type Packet, type Request } from './packet.ts';
 import { negotiate, type TftpLimits } from './options.ts';
 import { normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient, type TftpSource } from './provider.ts';
@@ -16,6 +17,10 @@ export type TftpServerOptions = {
   provider: FileProvider;
   limits: TftpLimits;
   maxTransfers: number;
+  /** Concurrent transfers one client address may hold (one host cannot take every slot). */
+  maxTransfersPerClient?: number;
+  /** A transfer still running after this long is ended, whatever the client does (ms). */
+  maxTransferMs?: number;
   /** Upper bound for the retransmission timer when the client sends no `timeout` option, in ms. */
   defaultTimeoutMs: number;
   minRtoMs: number;
@@ -53,6 +58,9 @@ export class TftpServer extends EventEmitter {
   private readonly opts: TftpServerOptions;
   private readonly log: Logger;
   private accepting = false;
+  private readonly throttle: LogThrottle;
+  /** Active transfers per client address, for the per-client cap. */
+  private readonly perClient = new Map<string, number>();
   readonly counters: TftpCounters = {
     requests: 0,
     refused: {},
@@ -66,6 +74,7 @@ export class TftpServer extends EventEmitter {
     super();
     this.opts = opts;
     this.log = opts.logger;
+    this.throttle = new LogThrottle(opts.logger);
   }
 
   get activeTransfers(): number {
@@ -119,9 +128,11 @@ export class TftpServer extends EventEmitter {
   }
 
   private refuse(client: TftpClient, code: ErrorCode, message: string, reason: string, file?: string): void {
-    this.counters.refused[reason] = (this.counters.refused[reason] ?? 0) + 1;
+    // Counted by the fixed part of the reason (`bad-path: ...` details stay out of the label).
+    const kind = reason.split(':')[0]!;
+    this.counters.refused[kind] = (this.counters.refused[kind] ?? 0) + 1;
     this.socket?.send(encodeError(code, message), client.port, client.address);
-    this.log.info({ client: `${client.address}:${client.port}`, file, reason }, 'tftp request refused');
+    this.throttle.note(`tftp-${kind}`, client.address, { port: client.port, ...(file === undefined ? {} : { file: sample(file) }), reason: sample(reason, 80) }, 'tftp request refused');
     this.emit('refused', { client, file, reason });
   }
 
@@ -172,9 +183,22 @@ export class TftpServer extends EventEmitter {
       this.refuse(client, ErrorCode.NotDefined, 'server busy, try again', 'busy', req.filename);
       return;
     }
+    if ((this.perClient.get(client.address) ?? 0) >= (this.opts.maxTransfersPerClient ?? 16)) {
+      this.refuse(client, ErrorCode.NotDefined, 'too many transfers from this address, try again', 'busy-client', req.filename);
+      return;
+    }
     const transfer = new ActiveTransfer(this, req, normalized.path, client);
     this.active.set(key, transfer);
+    this.perClient.set(client.address, (this.perClient.get(client.address) ?? 0) + 1);
     transfer.begin();
+  }
+
+  private forget(t: ActiveTransfer): void {
+    if (this.active.get(t.key) !== t) return;
+    this.active.delete(t.key);
+    const n = (this.perClient.get(t.client.address) ?? 1) - 1;
+    if (n > 0) this.perClient.set(t.client.address, n);
+    else this.perClient.delete(t.client.address);
   }
 
   /** @internal */
@@ -189,7 +213,7 @@ export class TftpServer extends EventEmitter {
 
   /** @internal called by ActiveTransfer when it has ended and released its resources */
   ended(t: ActiveTransfer, summary: TransferSummary | undefined): void {
-    if (this.active.get(t.key) === t) this.active.delete(t.key);
+    this.forget(t);
     if (!summary) return;
     this.counters.transfers[summary.outcome]++;
     this.counters.bytes += summary.bytes;
@@ -201,7 +225,7 @@ export class TftpServer extends EventEmitter {
 
   /** @internal */
   refusedTransfer(t: ActiveTransfer, code: ErrorCode, message: string, reason: string): void {
-    if (this.active.get(t.key) === t) this.active.delete(t.key);
+    this.forget(t);
     this.refuse(t.client, code, message, reason, t.request.filename);
   }
 }
@@ -225,6 +249,7 @@ class ActiveTransfer {
   private machine: Transfer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerMs = 0;
+  private lifetime: NodeJS.Timeout | undefined;
   private readonly startedAt = performance.now();
   private heardFromClient = false;
   private ended = false;
@@ -249,6 +274,9 @@ class ActiveTransfer {
   }
 
   begin(): void {
+    const limit = this.server.options.maxTransferMs ?? 600_000;
+    this.lifetime = setTimeout(() => this.abort(`transfer took longer than ${Math.round(limit / 1000)} s`), limit);
+    this.lifetime.unref();
     this.open().catch((err: unknown) => {
       this.server.options.logger.error({ err, file: this.path }, 'tftp transfer failed to start');
       this.release();
@@ -346,11 +374,11 @@ class ActiveTransfer {
     );
   }
 
-  /** Ends the transfer from outside (shutdown, or the client restarted). */
+  /** Ends the transfer from outside (shutdown, the client restarted, the lifetime cap): the server's decision, not a client error. */
   abort(reason: string): void {
     if (this.ended) return;
     this.socket?.send(encodeError(ErrorCode.NotDefined, reason), this.client.port, this.client.address);
-    this.finish({ result: 'client-error', detail: `aborted by server: ${reason}` });
+    this.finish({ result: 'aborted', detail: `aborted by server: ${reason}` });
   }
 
   private finish(outcome: Outcome): void {
@@ -376,6 +404,7 @@ class ActiveTransfer {
   private release(): void {
     this.ended = true;
     clearTimeout(this.timer);
+    clearTimeout(this.lifetime);
     this.timer = undefined;
     const socket = this.socket;
     this.socket = undefined;

@@ -12,7 +12,7 @@ import { RtoEstimator } from './rto.ts';
 
 export type Outcome =
   | { result: 'ok' }
-  | { result: 'aborted'; detail: string } // the client said no after our OACK (UEFI's tsize probe does this)
+  | { result: 'aborted'; detail: string } // the client said no after our OACK (UEFI's tsize probe does this), or the server ended it (shutdown, lifetime cap)
   | { result: 'client-error'; detail: string }
   | { result: 'timeout'; detail: string }
   | { result: 'read-error'; detail: string };

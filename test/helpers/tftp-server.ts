@@ -27,6 +27,8 @@ export async function startTftp(overrides: Partial<TftpServerOptions> = {}): Pro
     provider: new ChainProvider(virtual, new DirectoryProvider(root)),
     limits: { maxBlksize: 1468, maxWindowsize: 64 },
     maxTransfers: 1000,
+    // The clients here all come from 127.0.0.1 (200 at once in one test); the per-client cap has its own test.
+    maxTransfersPerClient: 1000,
     defaultTimeoutMs: 2000,
     minRtoMs: 20,
     initialRtoMs: 250,

@@ -1,13 +1,15 @@
 // `genesis serve` as a real process: start-up, configuration errors, TFTP from assets/, shutdown.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
 import { encodeAck, encodeRequest } from '../../src/tftp/packet.ts';
 import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
-import { GenesisProcess } from '../helpers/genesis-process.ts';
+import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
 import { run, sha256, sha256File } from '../helpers/run.ts';
 
@@ -117,16 +119,40 @@ describe('genesis serve', () => {
 });
 
 describe('genesis serve: API token and inventory', () => {
-  it('prints a generated API token once, to the terminal and never to the log', async () => {
+  it('a generated API token goes to a 0600 file, never to the log; only a terminal is shown it', async () => {
     const dir = workdir();
     const g = genesis(dir);
     const ready = await g.ready();
     g.kill('SIGTERM');
     expect(await g.exit()).toBe(0);
-    const token = /\n {2}(gns_[A-Za-z0-9_-]{43})\n/.exec(g.stderr)?.[1];
-    expect(token).toBeDefined();
+    const token = readFileSync(path.join(dir, 'data', 'admin.token'), 'utf8').trim();
+    expect(token).toMatch(/^gns_[A-Za-z0-9_-]{43}$/);
+    // stderr is no terminal here (as under Docker or systemd): it says where the token is, not what.
+    expect(g.stderr).not.toContain(token);
+    expect(g.stderr).toContain('Read it with: genesis token show');
     expect(JSON.stringify(g.lines)).not.toContain(token);
     expect(ready).toMatchObject({ apiToken: 'generated' });
+
+    // On a terminal (util-linux `script` runs it on a pseudo-terminal) the operator sees it once.
+    const tty = workdir();
+    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} serve`, '/dev/null'], {
+      cwd: tty,
+      detached: true,
+      env: { PATH: process.env.PATH, GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_HTTP_PORT: '0', GENESIS_TFTP_PORT: '0', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0', GENESIS_LOG_FORMAT: 'json' },
+    });
+    let screen = '';
+    const shownToken = await new Promise<string>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        screen += d.toString();
+        const m = /\n {2}(gns_[A-Za-z0-9_-]{43})\r?\n/.exec(screen);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', () => reject(new Error(`genesis on a terminal printed no token: ${screen}`)));
+    });
+    process.kill(-child.pid!, 'SIGTERM');
+    await once(child, 'exit');
+    expect(shownToken).toBe(readFileSync(path.join(tty, 'data', 'admin.token'), 'utf8').trim());
+    rmSync(tty, { recursive: true, force: true });
 
     const again = genesis(dir);
     const port = (await again.ready()).http.port;

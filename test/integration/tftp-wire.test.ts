@@ -146,4 +146,32 @@ describe('TFTP on the wire', () => {
     p.send(encodeAck(1), a.port);
     await srv.transfers(1);
   });
+
+  it('one address holds at most maxTransfersPerClient slots; the next request is told the server is busy', async () => {
+    const srv = await server({ maxTransfersPerClient: 3 });
+    writeFileSync(path.join(srv.root, 'slow.bin'), randomBytes(512 * 10));
+    // Three peers on one address start transfers and never ACK: they hold their slots.
+    const holders = await Promise.all([peer(), peer(), peer()]);
+    for (const h of holders) {
+      h.send(encodeRequest('rrq', 'slow.bin', 'octet'), srv.port);
+      expect((await h.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    }
+    const fourth = await peer();
+    fourth.send(encodeRequest('rrq', 'slow.bin', 'octet'), srv.port);
+    expect((await fourth.next()).packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'too many transfers from this address, try again' });
+    expect(srv.server.counters.refused['busy-client']).toBe(1);
+  });
+
+  it('a timeout of 255 s is not granted, and a transfer is ended at its lifetime whatever the client does', async () => {
+    const srv = await server({ limits: { maxBlksize: 1468, maxWindowsize: 64, maxTimeoutS: 10 }, maxTransferMs: 300, maxRetries: 50 });
+    writeFileSync(path.join(srv.root, 'held.bin'), randomBytes(512 * 10));
+    const p = await peer();
+    p.send(encodeRequest('rrq', 'held.bin', 'octet', opts({ timeout: '255', blksize: '512' })), srv.port);
+    // The OACK leaves the timeout out (RFC 2349): the client keeps its own, the server its adaptive one.
+    expect((await p.next()).packet).toEqual({ kind: 'oack', options: opts({ blksize: '512' }) });
+    // The client goes quiet after the OACK; the server's lifetime cap ends the transfer.
+    const [ended] = await srv.transfers(1);
+    expect(ended).toMatchObject({ outcome: 'aborted', file: 'held.bin' });
+    expect(ended!.detail).toMatch(/^aborted by server: transfer took longer than 0 s$/);
+  });
 });

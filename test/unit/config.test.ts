@@ -111,7 +111,7 @@ describe('inventory, boot and API keys', () => {
 
   it('defaults: no auto-assign, Talos v1.14.0, no extra kernel arguments, token generated', () => {
     const c = load({});
-    expect(c.auto_assign).toEqual({ enabled: false, controlplanes: 3 });
+    expect(c.auto_assign).toEqual({ enabled: false, controlplanes: 3, mode: 'all', macs: '' });
     expect(c.talos).toMatchObject({ version: 'v1.14.0', extra_kernel_args: '', installer_image: 'ghcr.io/siderolabs/installer', schematic_id: '', install_disk: '/dev/sda' });
     expect(c.talos.patches).toEqual({ cluster: '', controlplane: '', worker: '' });
     expect(c.cluster).toEqual({
@@ -132,7 +132,7 @@ describe('inventory, boot and API keys', () => {
 
   it('takes environment overrides', () => {
     const c = load({ GENESIS_AUTO_ASSIGN_ENABLED: 'yes', GENESIS_AUTO_ASSIGN_CONTROLPLANES: '1', GENESIS_TALOS_VERSION: 'v1.12.4', GENESIS_TALOS_EXTRA_KERNEL_ARGS: ' console=ttyS0,115200 net.ifnames=0 ' });
-    expect(c.auto_assign).toEqual({ enabled: true, controlplanes: 1 });
+    expect(c.auto_assign).toEqual({ enabled: true, controlplanes: 1, mode: 'all', macs: '' });
     expect(c.talos).toMatchObject({ version: 'v1.12.4', extra_kernel_args: 'console=ttyS0,115200 net.ifnames=0' });
   });
 

@@ -88,7 +88,7 @@ describe('nodes', () => {
     expect(r.created).toBe(true);
     expect(r.node).toMatchObject({ role: 'worker', state: 'assigned', installDisk: '/dev/sda', arch: null });
     // Its first boot then only adds what it reports.
-    expect(inv.recordBoot(A, { arch: 'arm64' })).toMatchObject({ created: false, node: { role: 'worker', arch: 'arm64' } });
+    expect(inv.recordBoot(A, { arch: 'arm64', ip: '192.0.2.20' })).toMatchObject({ created: false, node: { role: 'worker', arch: 'arm64' } });
   });
 
   it('absent fields stay, null clears, and a disk path and a selector replace each other', () => {
