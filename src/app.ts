@@ -188,8 +188,10 @@ export class Genesis {
         port: c.tftp.port,
         // Virtual (per-client) files first, then the iPXE binaries under assets/ipxe.
         provider: new ChainProvider(this.tftpFiles, new DirectoryProvider(path.join(c.assets_dir, 'ipxe'))),
-        limits: { maxBlksize: c.tftp.max_blksize, maxWindowsize: c.tftp.max_windowsize },
+        limits: { maxBlksize: c.tftp.max_blksize, maxWindowsize: c.tftp.max_windowsize, maxTimeoutS: c.tftp.max_timeout },
         maxTransfers: c.tftp.max_transfers,
+        maxTransfersPerClient: c.tftp.max_transfers_per_client,
+        maxTransferMs: c.tftp.max_transfer_seconds * 1000,
         defaultTimeoutMs: c.tftp.timeout * 1000,
         minRtoMs: 20,
         initialRtoMs: 250,
