@@ -200,6 +200,7 @@ export class Genesis {
       });
       listening.tftp = await this.tftp.start();
       const loops = new ChainloadLoopDetector();
+      this.tftp.on('refused', (r: { reason: string }) => this.metrics!.refused('tftp', r.reason.split(':')[0]!));
       this.tftp.on('transfer-end', (t: TransferSummary) => {
         this.metrics!.tftpTransfer(t);
         if (t.outcome !== 'ok') return;
