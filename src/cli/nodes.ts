@@ -131,7 +131,7 @@ function table(nodes: Node[]): string {
   for (const n of nodes) {
     const talos = n.talosStage ? `${n.talosStage}${n.talosReady ? ',ready' : ''}` : '-';
     // Last, so a long reason does not push the other columns around.
-    rows.push([n.mac, n.role, n.state, talos, n.hostname ?? '-', n.arch ?? '-', n.firmware ?? '-', n.lastIp ?? '-', n.lastSeen ?? '-', n.waiting ?? '-']);
+    rows.push([n.mac, n.role, n.state, talos, n.hostname ?? '-', n.arch ?? '-', n.firmware ?? '-', n.lastIp ?? '-', n.lastSeen ?? '-', n.conflict ? `held: ${n.conflict}` : (n.waiting ?? '-')]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';

@@ -67,7 +67,9 @@ function row(n) {
       td.className = 'state';
       td.dataset.state = n.state;
       // Why Genesis holds this machine back from installing: shown in full, not only on hover.
-      if (n.waiting) td.append(el('div', `⚠ ${n.waiting}`, { class: 'attention', role: 'status' }));
+      // A conflict first: two machines claim this MAC, and nothing is served until it is resolved.
+      const attention = n.conflict ? `held: ${n.conflict} (genesis nodes confirm ${n.mac} <address>)` : n.waiting;
+      if (attention) td.append(el('div', `⚠ ${attention}`, { class: 'attention', role: 'status' }));
     }
     tr.append(td);
   });

@@ -39,7 +39,8 @@ export class ProxyDhcpServer {
   private sender: dgram.Socket | undefined;
   private pxe: dgram.Socket | undefined;
   /** Called after every decision, or with 'malformed' for a packet that did not decode (metrics). */
-  onAnswer: ((a: ProxyAnswer | 'malformed', port: 'dhcp' | 'pxe') => void) | undefined;
+  /** Each request's fate; `from` is the sender's address (on the PXE port, the client's own lease). */
+  onAnswer: ((a: ProxyAnswer | 'malformed', port: 'dhcp' | 'pxe', from: string) => void) | undefined;
 
   constructor(opts: ProxyDhcpOptions) {
     this.opts = opts;
@@ -73,13 +74,15 @@ export class ProxyDhcpServer {
     try {
       answer = proxyAnswer(decode(msg), port, this.opts.context());
     } catch (err) {
-      if (!(err instanceof DhcpDecodeError)) throw err;
+      // A malformed packet is the sender's problem; anything else is a bug, but still never
+      // allowed to take the process down from a UDP handler.
       this.counters.malformed++;
-      this.onAnswer?.('malformed', port);
-      this.log.debug({ from: from.address, port, err: err.message, hex: msg.subarray(0, 1500).toString('hex') }, 'malformed DHCP packet dropped');
+      this.onAnswer?.('malformed', port, from.address);
+      if (err instanceof DhcpDecodeError) this.log.debug({ from: from.address, port, err: err.message, hex: msg.subarray(0, 1500).toString('hex') }, 'malformed DHCP packet dropped');
+      else this.log.error({ from: from.address, port, err: (err as Error).message }, 'DHCP request could not be handled; dropped');
       return;
     }
-    this.onAnswer?.(answer, port);
+    this.onAnswer?.(answer, port, from.address);
     if (answer.kind === 'ignore') {
       this.counters.ignored++;
       // The request itself, in hex, for captures (no secrets travel in DHCP).
@@ -96,7 +99,8 @@ export class ProxyDhcpServer {
         return;
       }
       this.counters.replies++;
-      this.log.info({ mac: answer.mac, client: answer.client, arch: answer.arch, bootfile: answer.bootfile, port }, 'proxyDHCP answered');
+      // Debug: anyone can send PXE requests; answers are counted in metrics and, for known machines, on their timeline.
+      this.log.debug({ mac: answer.mac, client: answer.client, arch: answer.arch, bootfile: answer.bootfile, port }, 'proxyDHCP answered');
       this.log.debug({ mac: answer.mac, port, hex: msg.toString('hex') }, 'proxyDHCP request');
     });
   }

@@ -165,6 +165,8 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     now: new Date(),
     caValidity,
     clusterEndpoint: c.cluster.endpoint || (c.cluster.vip ? `https://${c.cluster.vip}:6443` : ''),
-    heldNodes: nodes.filter((n) => n.waiting && n.role !== 'unassigned' && n.state !== 'installed').map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.waiting! })),
+    heldNodes: nodes
+      .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
+      .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),
   };
 }

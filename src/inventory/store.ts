@@ -395,6 +395,27 @@ export class Inventory {
     });
   }
 
+  /**
+   * An address seen for a MAC outside the boot script (the proxyDHCP's PXE port): inside an open
+   * window it binds an unbound window, and a different address than the bound one is a conflict.
+   * Otherwise nothing is written.
+   */
+  noteBootAddress(mac: string, ip: string): void {
+    const node = this.get(mac);
+    if (!node) return;
+    const access = bootAccess(node, ip, this.now());
+    if (access.kind !== 'bind' && access.kind !== 'conflict') return;
+    this.write(() => {
+      const again = bootAccess(toNode(this.row(mac)!), ip, this.now());
+      if (again.kind === 'bind') this.sql('UPDATE nodes SET window_ip = ? WHERE mac = ? AND window_ip IS NULL').run(ip, mac);
+      else if (again.kind === 'conflict') {
+        this.sql('UPDATE nodes SET conflict = ? WHERE mac = ?').run(conflictText(again.addresses), mac);
+        this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+        this.event(mac, 'conflict', 'boot', { addresses: again.addresses, via: 'dhcp' });
+      }
+    });
+  }
+
   private windowEnd(): string {
     return new Date(this.now().getTime() + this.installWindowMs).toISOString();
   }

@@ -244,3 +244,74 @@ describe('config tokens', () => {
     expect(inv.get(A)).toMatchObject({ role: 'worker', hostname: 'w1', network: null, configPatch: null });
   });
 });
+
+describe('install windows in the store', () => {
+  const M = '52:54:00:00:0e:01';
+
+  it('assignment opens a window; the first address binds it; a second is a conflict that revokes the token', () => {
+    const inv = openInv();
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    expect(inv.get(M)!.windowUntil).not.toBeNull();
+    const first = inv.recordBoot(M, { ip: '192.0.2.21' });
+    expect(first.access.kind).toBe('bind');
+    expect(inv.get(M)).toMatchObject({ windowIp: '192.0.2.21', lastIp: '192.0.2.21', conflict: null });
+    inv.issueConfigToken(M, 'a'.repeat(64), 60_000, 5, '192.0.2.21');
+    const second = inv.recordBoot(M, { ip: '192.0.2.66', serial: 'EVIL' });
+    expect(second.access).toEqual({ kind: 'conflict', addresses: ['192.0.2.21', '192.0.2.66'] });
+    expect(inv.get(M)).toMatchObject({ lastIp: '192.0.2.21', serial: null, conflict: 'two machines claim this MAC inside its install window: 192.0.2.21 and 192.0.2.66' });
+    expect(inv.checkConfigToken(M, 'a'.repeat(64), '192.0.2.21')).toMatchObject({ ok: false, reason: 'no-token' });
+    // The operator's answer clears it and opens a new window bound to the real one.
+    inv.confirmMachine(M, '192.0.2.21', 'api');
+    expect(inv.get(M)).toMatchObject({ conflict: null, windowIp: '192.0.2.21' });
+    expect(inv.events(M).map((e) => e.type)).toEqual(expect.arrayContaining(['conflict', 'conflict-resolved']));
+  });
+
+  it('an address the proxyDHCP sees on the PXE port binds the window, and a different one is a conflict', () => {
+    const inv = openInv();
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    inv.noteBootAddress(M, '192.0.2.21');
+    expect(inv.get(M)!.windowIp).toBe('192.0.2.21');
+    inv.noteBootAddress(M, '192.0.2.21');
+    expect(inv.get(M)!.conflict).toBeNull();
+    expect(inv.recordBoot(M, { ip: '192.0.2.66' }).access.kind).toBe('conflict');
+  });
+
+  it('a token from another address than its script went to is refused as other-address', () => {
+    const inv = openInv();
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    inv.recordBoot(M, { ip: '192.0.2.21' });
+    inv.issueConfigToken(M, 'b'.repeat(64), 60_000, 5, '192.0.2.21');
+    expect(inv.checkConfigToken(M, 'b'.repeat(64), '192.0.2.66')).toMatchObject({ ok: false, reason: 'other-address', tokenIp: '192.0.2.21' });
+    expect(inv.checkConfigToken(M, 'b'.repeat(64), '192.0.2.21')).toMatchObject({ ok: true });
+  });
+
+  it('installing closes the window; a reinstall opens a new, unbound one', () => {
+    const inv = openInv();
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    inv.recordBoot(M, { ip: '192.0.2.21' });
+    inv.setState(M, 'installed', 'api');
+    expect(inv.get(M)!.windowUntil).toBeNull();
+    expect(inv.recordBoot(M, { ip: '192.0.2.66' }).access.kind).toBe('frozen');
+    expect(inv.get(M)!.lastIp).toBe('192.0.2.21');
+    inv.setState(M, 'reinstall-requested', 'api');
+    expect(inv.get(M)).toMatchObject({ windowIp: null, conflict: null });
+    expect(inv.get(M)!.windowUntil).not.toBeNull();
+  });
+
+  it('boot noise never prunes the audit trail', () => {
+    const inv = openInv({ eventRetention: 10 });
+    inv.update(M, { role: 'worker', hostname: 'w-1' }, 'api', { create: true });
+    for (let i = 0; i < 100; i++) inv.record(M, 'config-denied', 'boot', { reason: 'wrong-token' });
+    const events = inv.events(M, { limit: 1000 });
+    expect(events.filter((e) => e.type === 'api-change')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'config-denied')).toHaveLength(10);
+  });
+
+  it('a config patch is kept in the audit trail as a digest', () => {
+    const inv = openInv();
+    inv.update(M, { role: 'worker', configPatch: 'machine:\n  env:\n    K: s3cret\n' }, 'api', { create: true });
+    const change = inv.events(M).find((e) => e.type === 'api-change')!;
+    expect(JSON.stringify(change.detail)).not.toContain('s3cret');
+    expect((change.detail['changes'] as Record<string, unknown>)['configPatch']).toMatchObject({ bytes: 30 });
+  });
+});
