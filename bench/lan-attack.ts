@@ -292,7 +292,7 @@ async function main(): Promise<void> {
     const db = path.join(g.dir, 'data', 'genesis.db');
     const mode = (statSync(db).mode & 0o777).toString(8);
     report('9b genesis.db readable by others', (statSync(db).mode & 0o077) !== 0, `mode ${mode}; data dir ${(statSync(path.join(g.dir, 'data')).mode & 0o777).toString(8)}`);
-    const p9 = await request('PUT', `${g.url}/api/v1/nodes/52:54:00:ee:09:01`, { auth: true, body: { role: 'worker', configPatch: 'machine:\n  env:\n    SECRET: hunter2\n' } });
+    const p9 = await request('PUT', `${g.url}/api/v1/nodes/52:54:00:ee:09:01`, { auth: true, body: { role: 'worker', configPatch: 'machine:\n  sysctls:\n    user.secret_note: hunter2\n' } });
     const ev9 = (await request('GET', `${g.url}/api/v1/nodes/52:54:00:ee:09:01/events`, { auth: true })).body;
     report('9c patches unredacted in events', ev9.includes('hunter2'), `patch answer ${p9.status}`);
   });
