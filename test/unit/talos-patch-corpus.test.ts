@@ -4,14 +4,12 @@
 // document that replaced it (Talos's `V1Alpha1ConflictValidate` refuses such a config: the pairs
 // below are read from Talos 1.14's types, independently of src/talos/legacy-fields.ts).
 
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePatch } from '../../src/talos/patch.ts';
-import { renderConfig, RenderError, type ClusterSettings, type RenderedConfig } from '../../src/talos/render.ts';
-import { parseSecrets } from '../../src/talos/secrets.ts';
+import { renderConfig, RenderError, type RenderedConfig } from '../../src/talos/render.ts';
+import { fixtureSecrets, testCluster } from '../helpers/talos-inputs.ts';
 
-const secrets = parseSecrets(readFileSync(path.resolve(import.meta.dirname, '../fixtures/talos/stability/secrets.yaml'), 'utf8'));
+const secrets = fixtureSecrets();
 const MAC = '52:54:00:aa:bb:02';
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 type Role = 'controlplane' | 'worker';
@@ -19,20 +17,7 @@ type Role = 'controlplane' | 'worker';
 const MINORS = [11, 12, 13, 14] as const;
 const VERSION: Record<number, string> = { 11: 'v1.11.6', 12: 'v1.12.11', 13: 'v1.13.9', 14: 'v1.14.0' };
 
-const cluster: ClusterSettings = {
-  name: 'lab',
-  endpoint: 'https://192.0.2.100:6443',
-  vip: '',
-  kubernetesVersion: '1.36.3',
-  dnsDomain: 'cluster.local',
-  podSubnets: ['10.244.0.0/16'],
-  serviceSubnets: ['10.96.0.0/12'],
-  cni: { name: 'flannel' },
-  allowSchedulingOnControlPlanes: false,
-  installDisk: '/dev/sda',
-  installerImage: 'ghcr.io/siderolabs/installer',
-  schematicId: '',
-};
+const cluster = testCluster({ endpoint: 'https://192.0.2.100:6443' });
 
 function render(minor: number, role: Role, patches: string[]): RenderedConfig {
   return renderConfig({ cluster, secrets, node: { mac: MAC, role, talosVersion: VERSION[minor]! }, patches: patches.map((p, i) => parsePatch(p, `patch ${i + 1}`)) });

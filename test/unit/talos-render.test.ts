@@ -1,31 +1,15 @@
 // A node's config: its own settings per version contract, patches in order, schema enforcement.
 
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyPatches, parsePatch, PatchError } from '../../src/talos/patch.ts';
 import { redactDocuments, REDACTED } from '../../src/talos/redact.ts';
 import { renderConfig, RenderError, type ClusterSettings, type NodeInput } from '../../src/talos/render.ts';
-import { parseSecrets } from '../../src/talos/secrets.ts';
+import { fixtureSecrets, testCluster } from '../helpers/talos-inputs.ts';
 
-const secrets = parseSecrets(readFileSync(path.resolve(import.meta.dirname, '../fixtures/talos/stability/secrets.yaml'), 'utf8'));
+const secrets = fixtureSecrets();
 const MAC = '52:54:00:aa:bb:01';
 
-const cluster = (over: Partial<ClusterSettings> = {}): ClusterSettings => ({
-  name: 'lab',
-  endpoint: 'https://k8s.lab.example:6443',
-  vip: '',
-  kubernetesVersion: '1.36.3',
-  dnsDomain: 'cluster.local',
-  podSubnets: ['10.244.0.0/16'],
-  serviceSubnets: ['10.96.0.0/12'],
-  cni: { name: 'flannel' },
-  allowSchedulingOnControlPlanes: false,
-  installDisk: '/dev/sda',
-  installerImage: 'ghcr.io/siderolabs/installer',
-  schematicId: '',
-  ...over,
-});
+const cluster = testCluster;
 const node = (over: Partial<NodeInput> = {}): NodeInput => ({ mac: MAC, role: 'worker', talosVersion: 'v1.13.9', ...over });
 const render = (n: Partial<NodeInput> = {}, c: Partial<ClusterSettings> = {}, patches: string[] = []) =>
   renderConfig({ cluster: cluster(c), secrets, node: node(n), patches: patches.map((p, i) => parsePatch(p, `patch ${i}`)) });
