@@ -131,6 +131,35 @@ function renderNode() {
     ['First seen', n.firstSeen ? new Date(n.firstSeen).toLocaleString() : '—'],
   ];
   $('#node-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v, k === 'State' ? { id: 'node-state' } : {})]));
+  renderConflict(n);
+}
+
+/** Two machines claimed this MAC: say so, and let the operator say which address is the real one. */
+function renderConflict(n) {
+  const box = $('#conflict');
+  box.hidden = !n.conflict;
+  if (!n.conflict) return box.replaceChildren();
+  const addresses = /: (\S+) and (\S+)$/.exec(n.conflict)?.slice(1) ?? [];
+  box.replaceChildren(
+    el('p', `Held: ${n.conflict}. Nothing is served to either until you say which machine is real.`),
+    ...addresses.map((ip) => {
+      const b = el('button', `The real machine is ${ip}`, { type: 'button', class: 'secondary', 'data-ip': ip });
+      b.addEventListener('click', () => confirmMachine(n.mac, ip));
+      return b;
+    }),
+  );
+}
+
+async function confirmMachine(mac, ip) {
+  const msg = $('#node-message');
+  try {
+    await api('POST', `/nodes/${encodeURIComponent(mac)}/confirm`, { ip });
+    msg.className = '';
+    msg.textContent = `Confirmed ${ip}: a new install window is open for it.`;
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
 }
 
 async function renderTimeline() {

@@ -125,6 +125,22 @@ describe('dashboard in Chromium', () => {
       .poll(() => page.locator(`#fleet tr[data-mac="${held}"] .attention`).textContent())
       .toBe('⚠ waiting for the Talos v1.13.0 amd64 kernel and initramfs (genesis assets fetch --talos v1.13.0 --arch amd64)');
 
+    // Two machines claim one MAC: the row says so, and the operator says which one is real.
+    const claimed = '52:54:00:0b:00:0d';
+    await g.api('PUT', `/nodes/${claimed}`, { role: 'worker' });
+    await bootFrom('127.0.11.20', claimed);
+    await bootFrom('127.0.11.21', claimed);
+    const claimedRow = page.locator(`#fleet tr[data-mac="${claimed}"]`);
+    await expect.poll(() => claimedRow.locator('.attention').textContent()).toContain('held: two machines claim this MAC inside its install window: 127.0.11.20 and 127.0.11.21');
+    await claimedRow.click();
+    await page.locator('#conflict').waitFor();
+    await page.getByRole('button', { name: 'The real machine is 127.0.11.20' }).click();
+    await expect.poll(() => page.locator('#node-message').textContent()).toBe('Confirmed 127.0.11.20: a new install window is open for it.');
+    await expect.poll(() => page.locator('#conflict').isHidden()).toBe(true);
+    expect(await (await g.api('GET', `/nodes/${claimed}`)).json()).toMatchObject({ conflict: null, windowIp: '127.0.11.20' });
+    expect(await bootFrom('127.0.11.20', claimed)).toContain('talos.config=');
+    await row.click();
+
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 
     // talosconfig, downloaded with the session.
