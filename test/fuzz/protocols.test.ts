@@ -329,8 +329,8 @@ describe(`fuzz stage (${COUNT} inputs per protocol)`, () => {
       });
     const { result, health } = await watchingHealth(`${url}/healthz`, async () => {
       let done = 0;
-      // Fewer calls in flight than for HTTP: each recorded event is a commit, and the probe queues behind them.
-      const inFlight = 8;
+      // Few calls in flight: each recorded event is a commit, and the probe queues behind them.
+      const inFlight = 4;
       for (let i = 0; i < COUNT; i += inFlight) {
         const n = Math.min(inFlight, COUNT - i);
         // Raw connections are few: the per-address cap closes most of them at once anyway.
