@@ -284,7 +284,15 @@ const RULES: Rule[] = [
     if (api) api['apiPort'] = v;
     return true;
   }),
-  fieldsRule('cluster.clusterName', 'KubeClusterConfig', {}),
+  {
+    path: 'cluster.clusterName',
+    kind: 'KubeClusterConfig',
+    since: 14,
+    apply(value, doc) {
+      doc['clusterName'] = value;
+      return { moved: 'cluster.clusterName → KubeClusterConfig' };
+    },
+  },
   fieldsRule('cluster.apiServer', 'KubeAPIServerConfig', { image: 'image', extraArgs: 'extraArgs', env: 'env', resources: 'resources', certSANs: 'certExtraSANs' }, (k, v, _doc, ctx) => {
     if (k === 'disablePodSecurityPolicy') return true; // hidden since 1.12, meaningless since PSP's removal
     if (k === 'auditPolicy') {

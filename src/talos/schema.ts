@@ -320,5 +320,3 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
   if (!sawConfig) problems.push('the v1alpha1 config document is missing');
   return problems;
 }
-
-export { documentLabel } from './documents.ts';

@@ -307,6 +307,18 @@ const CORPUS: Case[] = [
     },
   },
   {
+    name: 'cluster name, 1.13-style',
+    patch: 'cluster:\n  clusterName: homelab-2\n',
+    check: (r, minor) => {
+      if (minor >= 14) {
+        expect(doc(r, 'KubeClusterConfig')?.['clusterName']).toBe('homelab-2');
+        expect(v1(r).cluster.clusterName).toBeUndefined();
+      } else {
+        expect(v1(r).cluster.clusterName).toBe('homelab-2');
+      }
+    },
+  },
+  {
     name: 'node labels',
     patch: 'machine:\n  nodeLabels:\n    topology.kubernetes.io/zone: rack-1\n',
     check: (r, minor) => {
