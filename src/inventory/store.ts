@@ -377,10 +377,7 @@ export class Inventory {
       const before = toNode(existing);
       const access = bootAccess(before, facts.ip, this.now());
       if (access.kind === 'conflict') {
-        const text = conflictText(access.addresses);
-        this.sql('UPDATE nodes SET conflict = ? WHERE mac = ?').run(text, mac);
-        this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
-        this.event(mac, 'conflict', 'boot', { addresses: access.addresses });
+        this.holdForConflict(mac, access.addresses, {});
       } else if (mayRecordFacts(access)) {
         this.sql(
           `UPDATE nodes SET arch = coalesce(@arch, arch), firmware = coalesce(@firmware, firmware), uuid = coalesce(@uuid, uuid),
@@ -408,12 +405,15 @@ export class Inventory {
     this.write(() => {
       const again = bootAccess(toNode(this.row(mac)!), ip, this.now());
       if (again.kind === 'bind') this.sql('UPDATE nodes SET window_ip = ? WHERE mac = ? AND window_ip IS NULL').run(ip, mac);
-      else if (again.kind === 'conflict') {
-        this.sql('UPDATE nodes SET conflict = ? WHERE mac = ?').run(conflictText(again.addresses), mac);
-        this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
-        this.event(mac, 'conflict', 'boot', { addresses: again.addresses, via: 'dhcp' });
-      }
+      else if (again.kind === 'conflict') this.holdForConflict(mac, again.addresses, { via: 'dhcp' });
     });
+  }
+
+  /** Inside a write: record the conflict on the node, revoke its token, and say so in its history. */
+  private holdForConflict(mac: string, addresses: [string, string], detail: Record<string, unknown>): void {
+    this.sql('UPDATE nodes SET conflict = ? WHERE mac = ?').run(conflictText(addresses), mac);
+    this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
+    this.event(mac, 'conflict', 'boot', { addresses, ...detail });
   }
 
   private windowEnd(): string {
@@ -592,9 +592,7 @@ export class Inventory {
     this.write(() => {
       const before = this.row(mac);
       if (!before || before.conflict) return;
-      this.sql('UPDATE nodes SET conflict = ? WHERE mac = ?').run(conflictText(addresses), mac);
-      this.sql('DELETE FROM config_tokens WHERE mac = ?').run(mac);
-      this.event(mac, 'conflict', 'boot', { addresses, via: 'config-token' });
+      this.holdForConflict(mac, addresses, { via: 'config-token' });
     });
   }
 
