@@ -85,8 +85,6 @@ export class Genesis {
   private async startServers(): Promise<Listening> {
     const c = this.config;
     mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
-    // Secrets live here: the directory 0700 and every file 0600, also for a data dir from before.
-    for (const p of tightenDataDir(c.data_dir)) this.log.warn({ path: p }, 'could not restrict the permissions of a data-dir entry to its owner');
     mkdirSync(path.join(c.assets_dir, 'ipxe'), { recursive: true });
     mkdirSync(path.join(c.assets_dir, 'talos'), { recursive: true });
     this.log.info({ advertise: c.advertise_addr, dataDir: c.data_dir, assetsDir: c.assets_dir }, 'genesis starting');
@@ -96,7 +94,9 @@ export class Genesis {
       eventRetention: c.inventory.event_retention,
       installWindowMs: c.talos.install_window * 1000,
     });
-    tightenDataDir(c.data_dir);
+    // Secrets live here: the directory 0700 and every file 0600 (the database SQLite just created
+    // included), also for a data dir from before. Files Genesis writes later are created 0600.
+    for (const p of tightenDataDir(c.data_dir)) this.log.warn({ path: p }, 'could not restrict the permissions of a data-dir entry to its owner');
     await this.preflight(this.inventory);
     this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
