@@ -89,9 +89,48 @@ export function readPatchFile(file: string, label: string): Patch | undefined {
 
 export class ConfigRenderer {
   private readonly o: RendererOptions;
+  /** Render verdicts by their inputs: the boot path asks on every install-script request. */
+  private readonly verdicts = new Map<string, string | undefined>();
 
   constructor(o: RendererOptions) {
     this.o = o;
+  }
+
+  /**
+   * Why this node's config cannot be rendered now (one line), or undefined when it can. Remembered
+   * until an input changes (the node's settings, a patch file, the secrets file), so a machine
+   * asking for its script does not render, patch and validate its whole config each time.
+   */
+  problem(node: Node): string | undefined {
+    const role = node.role === 'unassigned' ? null : node.role;
+    const key = JSON.stringify([role && this.nodeInput(node, role), node.configPatch, this.inputsStamp()]);
+    if (this.verdicts.has(key)) return this.verdicts.get(key);
+    let verdict: string | undefined;
+    try {
+      this.render(node);
+    } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
+      verdict = err.message.length > 300 ? `${err.message.slice(0, 297)}...` : err.message;
+    }
+    if (this.verdicts.size >= 1000) this.verdicts.clear();
+    this.verdicts.set(key, verdict);
+    return verdict;
+  }
+
+  /**
+   * The patch files' contents (small, and an edit within one clock tick can keep size and mtime)
+   * and the secrets file's identity.
+   */
+  private inputsStamp(): string {
+    const files = [this.o.patchFiles.cluster, this.o.patchFiles.controlplane, this.o.patchFiles.worker].map((f) => {
+      if (!f) return '-';
+      try {
+        return createHash('sha256').update(readFileSync(f)).digest('hex');
+      } catch (err) {
+        return `unreadable:${(err as NodeJS.ErrnoException).code ?? ''}`;
+      }
+    });
+    return `${files.join('|')}|${this.o.secrets.statStamp()}`;
   }
 
   /** Cluster patch, then the role's patch, then the node's own. */

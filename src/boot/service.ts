@@ -12,7 +12,6 @@ import { LogThrottle } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RateLimiter } from '../net/rate-limiter.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
-import { RenderError } from '../talos/render.ts';
 import type { MachineConfigService } from './machine-config.ts';
 
 export type BootServiceOptions = {
@@ -94,17 +93,6 @@ export class BootService {
     return `${this.o.baseUrl()}/talos/config/${mac}/${token}`;
   }
 
-  /** Would this node's config render right now? The installer is sent only if it would. */
-  private configProblem(node: Node): string | undefined {
-    try {
-      this.o.configs.renderer.render(node);
-      return undefined;
-    } catch (err) {
-      if (err instanceof RenderError) return err.message.length > 300 ? `${err.message.slice(0, 297)}...` : err.message;
-      throw err;
-    }
-  }
-
   nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
     const mac = id.mac === undefined ? undefined : normalizeMac(id.mac);
     if (!mac) {
@@ -135,7 +123,7 @@ export class BootService {
       this.o.metrics?.refused('boot', 'conflict');
       this.o.log.warn({ mac, addresses: access.addresses }, 'two machines claim one MAC inside its install window: nothing is served to either until the operator confirms one (genesis nodes confirm)');
     }
-    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent, (n) => this.configProblem(n), windowHold(access, node));
+    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent, (n) => this.o.configs.renderer.problem(n), windowHold(access, node));
     // An installed machine's record is not touched by an unauthenticated request, not even to note it asked.
     if (access.kind !== 'frozen') {
       const hold = holdReason(plan);

@@ -96,7 +96,8 @@ export class SecretsStore {
     this.stamp = this.statStamp();
   }
 
-  private statStamp(): string {
+  /** Identity of the file on disk now (inode, size, mtime): changes when the bundle is replaced. */
+  statStamp(): string {
     try {
       const s = statSync(this.file);
       return `${s.ino}:${s.size}:${s.mtimeMs}`;
