@@ -115,7 +115,7 @@ export class Metrics {
       },
     });
     // Zero series exist from the start, so rate() and absent() work before the first event.
-    for (const o of ['ok', 'aborted', 'client-error', 'timeout', 'read-error']) this.tftpTransfers.inc({ outcome: o }, 0);
+    for (const o of ['ok', 'aborted', 'client-error', 'timeout', 'unconfirmed', 'read-error']) this.tftpTransfers.inc({ outcome: o }, 0);
     for (const r of ['served', 'refused', 'failed']) this.configs.inc({ result: r }, 0);
     for (const r of ['stored', 'unknown-source', 'malformed', 'too-long', 'failed']) this.kernelLogLines.inc({ result: r }, 0);
     for (const sv of ['event-sink', 'kernel-log']) this.connectionsTotal.inc({ server: sv }, 0);

@@ -64,7 +64,7 @@ export class TftpServer extends EventEmitter {
   readonly counters: TftpCounters = {
     requests: 0,
     refused: {},
-    transfers: { ok: 0, aborted: 0, 'client-error': 0, timeout: 0, 'read-error': 0 },
+    transfers: { ok: 0, aborted: 0, 'client-error': 0, timeout: 0, unconfirmed: 0, 'read-error': 0 },
     bytes: 0,
     retransmits: 0,
     malformed: 0,
@@ -218,7 +218,7 @@ export class TftpServer extends EventEmitter {
     this.counters.transfers[summary.outcome]++;
     this.counters.bytes += summary.bytes;
     this.counters.retransmits += summary.retransmits;
-    const level = summary.outcome === 'ok' || summary.outcome === 'aborted' ? 'info' : 'warn';
+    const level = summary.outcome === 'ok' || summary.outcome === 'aborted' || summary.outcome === 'unconfirmed' ? 'info' : 'warn';
     this.log[level](summary, 'tftp transfer');
     this.emit('transfer-end', summary);
   }
@@ -332,6 +332,10 @@ class ActiveTransfer {
     }
     const packet: Packet = decode(msg);
     if (packet.kind === 'malformed') return;
+    // The same request again, sent to this transfer's port: a NAT or relay that maps the client
+    // to the port the server last answered from delivers a repeated RRQ here rather than to the
+    // listening port. It means the same thing: our first answer was lost.
+    if (packet.kind === 'rrq' && this.isRepeatOf(packet)) return this.repeated();
     this.heardFromClient = true;
     if (this.machine) this.apply(this.machine.packet(packet, performance.now()));
   }

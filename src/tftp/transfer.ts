@@ -15,6 +15,10 @@ export type Outcome =
   | { result: 'aborted'; detail: string } // the client said no after our OACK (UEFI's tsize probe does this), or the server ended it (shutdown, lifetime cap)
   | { result: 'client-error'; detail: string }
   | { result: 'timeout'; detail: string }
+  // Every block went out, the last one repeatedly, and its ACK never came: the client most likely
+  // has the whole file and its final ACK was lost (clients do not repeat a final ACK). Not a failure
+  // we can prove, so it is counted apart from timeouts.
+  | { result: 'unconfirmed'; detail: string }
   | { result: 'read-error'; detail: string };
 
 export type Effect =
@@ -32,7 +36,16 @@ export type TransferParams = {
   defaultMaxRtoMs: number;
   /** Consecutive timeouts without progress before the transfer is abandoned. */
   maxRetries: number;
+  /**
+   * The client's own retransmission timer when it names no `timeout` option (5 s is what atftp,
+   * tftp-hpa and U-Boot use). See quietTimer().
+   */
+  assumedClientTimeoutMs?: number;
 };
+
+/** Retransmissions at the adaptive timer's pace before the server goes quiet for the client. */
+export const FAST_RETRANSMITS = 3;
+const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
 
 export type TransferStats = {
   blksize: number;
@@ -158,6 +171,9 @@ export class Transfer {
     this.retries++;
     if (this.retries > this.params.maxRetries) {
       const detail = `no answer after ${this.params.maxRetries} retransmissions`;
+      if (this.phase === 'data' && this.sent === this.lastBlock) {
+        return this.finish({ result: 'unconfirmed', detail: `the last block went out and was never acknowledged (${detail}); the client most likely has the file and its final ACK was lost` });
+      }
       return this.finish({ result: 'timeout', detail }, encodeError(ErrorCode.NotDefined, 'transfer timed out'));
     }
     this.rto.expired();
@@ -166,7 +182,11 @@ export class Transfer {
       this.retransmits++;
       return this.sendOack();
     }
-    // Resend the whole outstanding window: a windowed receiver expects blocks in order from acked+1.
+    return this.resendWindow();
+  }
+
+  /** Resend the whole outstanding window: a windowed receiver expects blocks in order from acked+1. */
+  private resendWindow(): Effect[] {
     const out: Effect[] = [];
     for (let n = this.acked + 1; n <= this.sent; n++) {
       out.push({ type: 'send', packet: encodeData(n, this.blocks.get(n)!) });
@@ -187,7 +207,11 @@ export class Transfer {
     // Map the 16-bit wire number onto the one block in (acked, sent] that has it.
     const n = this.acked + ((wire - (this.acked & 0xffff)) & 0xffff);
     // An ACK for a block already acknowledged is a duplicate: answering it would double every
-    // later block (Sorcerer's Apprentice). Only the retransmission timer resends.
+    // later block (Sorcerer's Apprentice). Only the retransmission timer resends, with one
+    // exception: once the fast retransmissions went unanswered and the server has gone quiet, a
+    // repeat of the last ACK is the client's own timer firing while it waits for the next block,
+    // so that block goes out at once (at most once per repeated ACK, never in normal flow).
+    if (n === this.acked && this.retries >= FAST_RETRANSMITS && this.sent > this.acked) return this.resendWindow();
     if (n <= this.acked || n > this.sent) return [];
     this.takeSample(n, now);
     for (let b = this.acked + 1; b <= n; b++) this.blocks.delete(b);
@@ -241,22 +265,42 @@ export class Transfer {
     return out;
   }
 
+  /**
+   * The adaptive timer for the first FAST_RETRANSMITS retransmissions: a lost block on a LAN costs
+   * tens of milliseconds, not seconds. After that the server goes quiet for longer than the
+   * client's own timer. Some clients (atftp; U-Boot, which ignores a repeated block) answer a
+   * duplicate block at most once and otherwise only when their own timer fires, and they restart
+   * that timer on every packet they receive: if their one re-ACK is lost, a server that keeps
+   * retransmitting faster than the client's timer starves it until the transfer is abandoned.
+   */
   private timer(): Effect {
+    if (this.retries >= FAST_RETRANSMITS) return this.quietTimer();
     return { type: 'timer', ms: this.rto.timeoutMs };
   }
 
   /**
-   * A client that named its own `timeout` will repeat a lost ACK 0 itself when it expires; repeat
-   * the OACK only after that, because some clients (atftp) abort on a second OACK.
+   * Longer than the client's own timer: the client's turn to repeat itself. The timer a client
+   * names is where the quiet phase starts, doubling each time up to the usual 5 s: a client may ask
+   * the server for `timeout 1` and still wait 5 s itself (atftp does unless told --tftp-timeout).
    */
-  private sendOack(): Effect[] {
-    return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
+  private quietTimer(): Effect {
+    const assumed = this.params.assumedClientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+    const named = this.params.negotiated.timeoutMs ?? assumed;
+    const quietRounds = Math.max(0, this.retries - FAST_RETRANSMITS);
+    const client = Math.min(Math.max(named, assumed), named * 2 ** Math.min(quietRounds, 16));
+    return { type: 'timer', ms: Math.max(this.rto.timeoutMs, client + Math.max(250, Math.round(client / 4))) };
   }
 
-  private oackTimer(): Effect {
-    const clientTimeout = this.params.negotiated.timeoutMs;
-    if (clientTimeout === undefined) return this.timer();
-    return { type: 'timer', ms: Math.max(this.rto.timeoutMs, Math.round(clientTimeout * 1.5)) };
+  /**
+   * Repeat an OACK only after the client's own timer, taken at its longest: a lost OACK makes the
+   * client repeat its request (answered at once, repeatedRequest()), a lost ACK 0 makes it repeat
+   * the ACK, so the server never needs to hurry; and some clients (atftp) abort on an OACK they did
+   * not expect. Before the first round trip there is no estimate to go on anyway.
+   */
+  private sendOack(): Effect[] {
+    const assumed = this.params.assumedClientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+    const client = Math.max(this.params.negotiated.timeoutMs ?? 0, assumed);
+    return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, { type: 'timer', ms: client + Math.round(client / 4) }];
   }
 
   private finish(outcome: Outcome, packet?: Buffer): Effect[] {

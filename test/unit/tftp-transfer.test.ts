@@ -150,13 +150,13 @@ describe('TFTP transfer state machine', () => {
     expect(timer(r1)?.ms).toBe(500);
     t.timeout(750);
     t.timeout(1750);
-    const last = t.timeout(3750);
+    const last = t.timeout(8000);
     expect(sends(last)).toEqual([{ kind: 'error', code: 0, message: 'transfer timed out' }]);
     expect(done(last)).toMatchObject({ outcome: { result: 'timeout' } });
     expect(t.stats.retransmits).toBe(3);
   });
 
-  it('adapts the timer to the measured round trip, within the client\'s timeout', () => {
+  it('adapts the timer to the measured round trip, then goes quiet for longer than the client\'s timer', () => {
     const t = machine(1468 * 100, { blksize: '1468', timeout: '1' }, 10);
     const file = pattern(1468 * 100);
     resolveReads(t, file, t.start(0), 0);
@@ -167,23 +167,96 @@ describe('TFTP transfer state machine', () => {
       effects = resolveReads(t, file, t.packet({ kind: 'ack', block: b }, now), now);
     }
     expect(timer(effects)?.ms).toBe(20); // floor: the measured RTT is far below it
-    // Backoff doubles from there, past the client's own timeout (so a client that only re-ACKs
-    // when its timer fires gets the silence it needs) up to four times it.
+    // Two fast retransmissions at the backed-off adaptive timer; from the third on, the server
+    // waits longer than the client's own 1 s timer (1 s + 250 ms), so a client that re-ACKs only
+    // when its timer fires (atftp, U-Boot) gets the silence it needs; the quiet grows to past the
+    // usual 5 s, for a client that asked for 1 s and waits 5 s itself.
     const ms: number[] = [];
-    for (let i = 0; i < 9; i++) ms.push(timer(t.timeout((now += 1000)))!.ms);
-    expect(ms).toEqual([40, 80, 160, 320, 640, 1280, 2560, 4000, 4000]);
+    for (let i = 0; i < 9; i++) ms.push(timer(t.timeout((now += 10_000)))!.ms);
+    expect(ms).toEqual([40, 80, 1250, 2500, 5000, 6250, 6250, 6250, 6250]);
+    // Progress ends the quiet phase; the first fresh round trip (Karn: not the retransmitted
+    // block's) brings the timer back to the floor.
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 20 }, (now += 1)), now);
+    const fresh = resolveReads(t, file, t.packet({ kind: 'ack', block: 21 }, (now += 0.5)), now);
+    expect(timer(fresh)?.ms).toBe(20);
   });
 
-  it('repeats an OACK only after the client\'s own timeout would have repeated its ACK', () => {
+  it('without a client timeout, goes quiet for longer than the 5 s most clients use', () => {
+    const t = machine(5000, {}, 10);
+    resolveReads(t, pattern(5000), t.start(0), 0);
+    const ms = [1, 2, 3, 4].map((i) => timer(t.timeout(i * 10_000))!.ms);
+    expect(ms).toEqual([500, 1000, 6250, 6250]);
+  });
+
+  it('a client that re-ACKs only on its own timer is not starved: the deadlock the quiet phase breaks', () => {
+    // Client model (atftp): it answers the first duplicate of a block, ignores later ones, and
+    // repeats its last ACK when no packet has arrived for 1 s. Its one re-ACK for block 3 is lost.
+    const t = machine(1468 * 6, { blksize: '1468', timeout: '1' }, 8);
+    const file = pattern(1468 * 6);
+    let now = 0;
+    resolveReads(t, file, t.start(0), now);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, (now += 1)), now);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 1 }, (now += 1)), now);
+    let out = resolveReads(t, file, t.packet({ kind: 'ack', block: 2 }, (now += 1)), now);
+    // Block 3 arrives, its ACK is lost; the retransmissions of 3 arrive; the first re-ACK is lost too.
+    let lastPacketAt = now;
+    let clientTimerFired = false;
+    for (let i = 0; i < 8 && !clientTimerFired; i++) {
+      const wait = timer(out)!.ms;
+      if (wait > 1000) clientTimerFired = true; // 1 s of silence: the client repeats ACK 3
+      now = lastPacketAt + wait;
+      out = t.timeout(now);
+      lastPacketAt = now;
+    }
+    expect(clientTimerFired).toBe(true);
+    const resumed = resolveReads(t, file, t.packet({ kind: 'ack', block: 3 }, now - 1), now);
+    expect(dataBlocks(resumed).map((p) => p.block)).toEqual([4]);
+    expect(t.finished).toBe(false);
+  });
+
+  it('once quiet, answers a repeated last ACK at once (the client\'s timer fired); never before', () => {
+    const t = machine(1468 * 6, { blksize: '1468', timeout: '1' }, 8);
+    const file = pattern(1468 * 6);
+    resolveReads(t, file, t.start(0), 0);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, 1), 1);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 1 }, 2), 2); // block 2 is out
+    // In normal flow a duplicate ACK 1 is ignored (Sorcerer's Apprentice).
+    expect(t.packet({ kind: 'ack', block: 1 }, 3)).toEqual([]);
+    t.timeout(100);
+    t.timeout(200);
+    expect(t.packet({ kind: 'ack', block: 1 }, 250)).toEqual([]);
+    const quiet = t.timeout(400); // the third retransmission: now the server waits for the client
+    expect(timer(quiet)!.ms).toBeGreaterThan(1000);
+    const answer = t.packet({ kind: 'ack', block: 1 }, 1400);
+    expect(dataBlocks(answer).map((p) => p.block)).toEqual([2]);
+  });
+
+  it('a last block never acknowledged ends as unconfirmed, not as a timeout, and sends no error', () => {
+    const t = machine(1000, { blksize: '512' }, 2);
+    const file = pattern(1000);
+    resolveReads(t, file, t.start(0), 0);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, 1), 1);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 1 }, 2), 2); // block 2 (the last) goes out
+    t.timeout(1000);
+    t.timeout(2000);
+    const last = t.timeout(30_000);
+    expect(sends(last)).toEqual([]);
+    expect(done(last)).toMatchObject({ outcome: { result: 'unconfirmed' } });
+  });
+
+  it('repeats an OACK only after the client\'s own timer, at its longest, would have repeated its ACK', () => {
     const t = machine(5000, { tsize: '0', timeout: '1' });
-    expect(timer(t.start(0))?.ms).toBe(1500);
-    const again = t.timeout(1500);
+    // Even a client that names 1 s may wait the usual 5 s itself (atftp without --tftp-timeout).
+    expect(timer(t.start(0))?.ms).toBe(6250);
+    const again = t.timeout(6250);
     expect(sends(again)[0]?.kind).toBe('oack');
-    expect(timer(again)?.ms).toBe(1500);
+    expect(timer(again)?.ms).toBe(6250);
+    expect(timer(machine(5000, { tsize: '0', timeout: '8' }).start(0))?.ms).toBe(10_000);
     // A repeated request means the OACK was lost: answer at once.
     expect(sends(t.repeatedRequest(1600))[0]?.kind).toBe('oack');
-    // Without a client timeout the adaptive initial value applies.
-    expect(timer(machine(5000, { tsize: '0' }).start(0))?.ms).toBe(250);
+    // Without a client timeout there is no round trip to go on either: wait past the usual 5 s,
+    // not the adaptive initial value (a second OACK 250 ms later makes atftp abort).
+    expect(timer(machine(5000, { tsize: '0' }).start(0))?.ms).toBe(6250);
   });
 
   it('an ERROR after the OACK is an abort, not a failure (UEFI tsize probe)', () => {
