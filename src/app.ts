@@ -25,6 +25,8 @@ import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken } from './bootstrap/join-token.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
+import { UbootFiles } from './uboot/tftp-files.ts';
+import { LogThrottle } from './log/throttle.ts';
 import { ChainloadLoopDetector } from './boot/chainload-loop.ts';
 import { fetchTalosAssets, talosAssetsPresent } from './assets/fetch.ts';
 import { sourceFor } from './assets/catalog.ts';
@@ -49,6 +51,7 @@ export class Genesis {
   readonly config: Config;
   readonly log: Logger;
   readonly tftpFiles = new VirtualProvider();
+  private ubootFiles: UbootFiles | undefined;
   inventory: Inventory | undefined;
   apiToken: ApiToken | undefined;
   tftp: TftpServer | undefined;
@@ -137,6 +140,7 @@ export class Genesis {
     });
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
     this.tftpFiles.register('boot.ipxe', () => Buffer.from(boot.entryScript()));
+    this.ubootFiles = new UbootFiles(boot, c.assets_dir);
 
     this.bootstrap = new BootstrapOrchestrator({
       inventory: this.inventory,
@@ -187,7 +191,8 @@ export class Genesis {
         host: c.tftp.host,
         port: c.tftp.port,
         // Virtual (per-client) files first, then the iPXE binaries under assets/ipxe.
-        provider: new ChainProvider(this.tftpFiles, new DirectoryProvider(path.join(c.assets_dir, 'ipxe'))),
+        // Virtual files for U-Boot boards next (boot.scr.uimg, per-MAC scripts, Talos assets).
+        provider: new ChainProvider(this.tftpFiles, ...(this.ubootFiles ? [this.ubootFiles] : []), new DirectoryProvider(path.join(c.assets_dir, 'ipxe'))),
         limits: { maxBlksize: c.tftp.max_blksize, maxWindowsize: c.tftp.max_windowsize, maxTimeoutS: c.tftp.max_timeout },
         maxTransfers: c.tftp.max_transfers,
         maxTransfersPerClient: c.tftp.max_transfers_per_client,
@@ -292,8 +297,14 @@ export class Genesis {
       context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
+    const ubootSeen = new LogThrottle(this.log.child({ component: 'dhcp' }));
     this.dhcp.onAnswer = (a, port, from) => {
       this.metrics?.dhcpAnswer(a);
+      if (a !== 'malformed' && a.kind === 'ignore' && a.uboot && a.mac) {
+        // Once a minute per board: the operator learns why the board never got an answer from us.
+        ubootSeen.note('uboot-dhcp', a.mac, { mac: a.mac, from }, `a U-Boot board asked for DHCP: ${a.reason} (README: U-Boot boards)`);
+        this.recordForKnownNode(() => (this.inventory?.get(a.mac!) ? a.mac : undefined), 'dhcp-offered', { client: 'u-boot', answered: false, port });
+      }
       if (a !== 'malformed' && a.kind === 'reply') {
         this.recordForKnownNode(() => (this.inventory?.get(a.mac) ? a.mac : undefined), 'dhcp-offered', { client: a.client, arch: a.arch, bootfile: a.bootfile, port });
         // On the PXE port the request comes from the machine's own lease: inside an install window

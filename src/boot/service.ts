@@ -7,12 +7,14 @@ import type { Arch, BootFacts, Node } from '../inventory/model.ts';
 import { normalizeMac } from '../inventory/mac.ts';
 import { InventoryError, type BootRecord, type Inventory } from '../inventory/store.ts';
 import { conflictText, type BootAccess } from '../inventory/install-window.ts';
-import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type WindowHold } from '../ipxe/plan.ts';
+import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type WindowHold } from '../ipxe/plan.ts';
 import { LogThrottle } from '../log/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RateLimiter } from '../net/rate-limiter.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
 import type { MachineConfigService } from './machine-config.ts';
+import { encodeScriptImage } from '../uboot/script-image.ts';
+import { renderPxelinuxConfig, renderUbootBootScript, renderUbootMachineScript } from '../uboot/script.ts';
 
 export type BootServiceOptions = {
   inventory: Inventory;
@@ -74,14 +76,13 @@ export class BootService {
     this.throttle = new LogThrottle(o.log);
   }
 
-  private refuseDiscovery(mac: string, ip: string, why: 'rate' | 'full'): BootAnswer {
+  private refuseDiscovery(mac: string, ip: string, why: 'rate' | 'full'): void {
     this.o.metrics?.refused('boot', why === 'rate' ? 'discovery-rate' : 'inventory-full');
     const message =
       why === 'rate'
         ? 'a new machine was not recorded: too many new MACs from this address (inventory.discovery_per_minute)'
         : 'a new machine was not recorded: the inventory is full (inventory.max_nodes); known machines are unaffected';
     this.throttle.note(`discovery-${why}`, ip, { mac }, message);
-    return { status: 200, body: `#!ipxe\necho Genesis: not recording ${mac}: ${why === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}.\nsleep 60\nexit 1\n` };
   }
 
   entryScript(): string {
@@ -93,28 +94,26 @@ export class BootService {
     return `${this.o.baseUrl()}/talos/config/${mac}/${token}`;
   }
 
-  nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
-    const mac = id.mac === undefined ? undefined : normalizeMac(id.mac);
-    if (!mac) {
-      return { status: 400, body: `#!ipxe\necho Genesis: the request carried no valid MAC address\nexit 1\n` };
-    }
-    const facts: BootFacts = {
-      arch: archFromIpxe(id.buildarch),
-      firmware: firmwareFromIpxe(id.platform),
-      uuid: smbios(id.uuid)?.toLowerCase(),
-      serial: smbios(id.serial),
-      manufacturer: smbios(id.manufacturer),
-      product: smbios(id.product),
-      ip,
-    };
+  /**
+   * One turn of the conversation, whatever the transport: record what the machine reported,
+   * apply the install window, decide its plan, note why it waits. `refused`: a new MAC that was
+   * not recorded (discovery rate or a full inventory).
+   */
+  private converse(mac: string, facts: BootFacts, ip: string | undefined): { refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan } {
     // Discovery of unknown MACs is what an unauthenticated flood can grow without bound: per
     // address it is rate-limited, in total capped. Known machines are never affected.
-    if (!this.o.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) return this.refuseDiscovery(mac, ip, 'rate');
+    if (!this.o.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) {
+      this.refuseDiscovery(mac, ip, 'rate');
+      return { refused: 'rate' };
+    }
     let recorded: BootRecord;
     try {
       recorded = this.o.inventory.recordBoot(mac, facts, { maxNodes: this.o.maxNodes });
     } catch (err) {
-      if (err instanceof InventoryError && err.code === 'full') return this.refuseDiscovery(mac, ip ?? 'unknown', 'full');
+      if (err instanceof InventoryError && err.code === 'full') {
+        this.refuseDiscovery(mac, ip ?? 'unknown', 'full');
+        return { refused: 'full' };
+      }
       throw err;
     }
     const { node, created, access } = recorded;
@@ -136,6 +135,58 @@ export class BootService {
       // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
       if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
     }
+    return { node, plan };
+  }
+
+  /** boot.scr.uimg: the same loop for every U-Boot board (see uboot/script.ts). */
+  ubootBootScript(): Buffer {
+    return encodeScriptImage(renderUbootBootScript(this.o.retrySeconds), { name: 'genesis boot' });
+  }
+
+  /**
+   * genesis/<mac>.scr.uimg: what this U-Boot board does now. U-Boot reports no architecture in
+   * its TFTP requests; Genesis's boot script is an arm64 image and Talos has no 32-bit arm build,
+   * so a board that runs it is recorded as arm64.
+   */
+  ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined {
+    const turn = this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
+    const script = turn.refused
+      ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
+      : renderUbootMachineScript({ plan: turn.plan, mac, hostname: turn.node.hostname });
+    return encodeScriptImage(script, { name: `genesis ${mac}` });
+  }
+
+  /**
+   * pxelinux.cfg/01-<mac>: the install entry `pxe get` reads, with a fresh config token. Only a
+   * machine whose plan is an install gets one; for any other, not found (U-Boot then tries its
+   * other names and its boot script decides).
+   */
+  pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined {
+    const turn = this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
+    if (turn.refused || turn.plan.kind !== 'install') return undefined;
+    const plan = turn.plan;
+    return Buffer.from(
+      renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: this.configUrl(mac, this.o.configs.issueToken(mac, ip)), extraKernelArgs: this.o.extraKernelArgs }),
+    );
+  }
+
+  nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
+    const mac = id.mac === undefined ? undefined : normalizeMac(id.mac);
+    if (!mac) {
+      return { status: 400, body: `#!ipxe\necho Genesis: the request carried no valid MAC address\nexit 1\n` };
+    }
+    const facts: BootFacts = {
+      arch: archFromIpxe(id.buildarch),
+      firmware: firmwareFromIpxe(id.platform),
+      uuid: smbios(id.uuid)?.toLowerCase(),
+      serial: smbios(id.serial),
+      manufacturer: smbios(id.manufacturer),
+      product: smbios(id.product),
+      ip,
+    };
+    const turn = this.converse(mac, facts, ip);
+    if (turn.refused) return { status: 200, body: `#!ipxe\necho Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}.\nsleep 60\nexit 1\n` };
+    const { node, plan } = turn;
     if (plan.kind === 'local' && plan.mode === 'http404') {
       return { status: 404, body: 'installed: boot from local disk\n' };
     }

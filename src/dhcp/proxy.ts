@@ -41,7 +41,11 @@ export type ProxyAnswer =
       arch: number;
       bootfile: string;
     }
-  | { kind: 'ignore'; reason: string; mac?: string };
+  /** `uboot`: a U-Boot board asked (vendor class U-Boot.*, or client arch 21/22): not answered, but worth knowing. */
+  | { kind: 'ignore'; reason: string; mac?: string; uboot?: true };
+
+/** U-Boot's own DHCP: it ignores proxy offers, so the LAN's DHCP server must name the file. */
+export const UBOOT_IGNORES_PROXY = 'U-Boot ignores proxyDHCP offers: the LAN DHCP server must set next-server to Genesis and the file name to boot.scr.uimg';
 
 /** `port`: which socket it came in on; 67 gets DISCOVERs, 4011 the boot-server REQUESTs. */
 export function proxyAnswer(req: DhcpPacket, port: 'dhcp' | 'pxe', ctx: ProxyContext): ProxyAnswer {
@@ -54,6 +58,8 @@ export function proxyAnswer(req: DhcpPacket, port: 'dhcp' | 'pxe', ctx: ProxyCon
     return { kind: 'ignore', reason: `message type ${type ?? 'none'} is not answered on the ${port === 'dhcp' ? 'DHCP' : 'PXE'} port`, mac };
   }
   const vendor = vendorClass(req);
+  // RFC 4578 / IANA option 93: 21 and 22 are 32- and 64-bit ARM U-Boot.
+  if (vendor.startsWith('U-Boot') || clientArch(req) === 21 || clientArch(req) === 22) return { kind: 'ignore', reason: UBOOT_IGNORES_PROXY, mac, uboot: true };
   const http = vendor.startsWith('HTTPClient');
   if (!http && !vendor.startsWith('PXEClient')) return { kind: 'ignore', reason: 'not a PXE client (vendor class is not PXEClient/HTTPClient)', mac };
   const arch = clientArch(req) ?? 0;

@@ -148,6 +148,49 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL) STRICT;
     `,
   },
+  {
+    version: 7,
+    description: "firmware 'u-boot' (arm64 boards); SQLite cannot widen a CHECK in place, so the table is rebuilt",
+    sql: `
+      CREATE TABLE nodes_v7 (
+        mac             TEXT PRIMARY KEY,
+        role            TEXT NOT NULL DEFAULT 'unassigned' CHECK (role IN ('unassigned', 'controlplane', 'worker')),
+        state           TEXT NOT NULL DEFAULT 'discovered'
+                        CHECK (state IN ('discovered', 'assigned', 'installing', 'installed', 'reinstall-requested')),
+        hostname        TEXT UNIQUE,
+        arch            TEXT CHECK (arch IN ('amd64', 'arm64')),
+        firmware        TEXT CHECK (firmware IN ('bios', 'uefi', 'u-boot')),
+        uuid            TEXT,
+        serial          TEXT,
+        manufacturer    TEXT,
+        product         TEXT,
+        last_ip         TEXT,
+        install_disk    TEXT,
+        disk_selector   TEXT,
+        labels          TEXT NOT NULL DEFAULT '{}',
+        talos_version   TEXT,
+        local_boot      TEXT NOT NULL DEFAULT 'exit' CHECK (local_boot IN ('exit', 'sanboot', 'http404')),
+        first_seen      TEXT NOT NULL,
+        last_seen       TEXT,
+        updated_at      TEXT NOT NULL,
+        network         TEXT,
+        config_patch    TEXT,
+        bootstrap       INTEGER NOT NULL DEFAULT 0 CHECK (bootstrap IN (0, 1)),
+        talos_stage     TEXT,
+        talos_ready     INTEGER CHECK (talos_ready IN (0, 1)),
+        talos_addresses TEXT NOT NULL DEFAULT '[]',
+        talos_seen      TEXT,
+        waiting         TEXT,
+        window_until    TEXT,
+        window_ip       TEXT,
+        conflict        TEXT
+      ) STRICT;
+      INSERT INTO nodes_v7 (mac, role, state, hostname, arch, firmware, uuid, serial, manufacturer, product, last_ip, install_disk, disk_selector, labels, talos_version, local_boot, first_seen, last_seen, updated_at, network, config_patch, bootstrap, talos_stage, talos_ready, talos_addresses, talos_seen, waiting, window_until, window_ip, conflict) SELECT mac, role, state, hostname, arch, firmware, uuid, serial, manufacturer, product, last_ip, install_disk, disk_selector, labels, talos_version, local_boot, first_seen, last_seen, updated_at, network, config_patch, bootstrap, talos_stage, talos_ready, talos_addresses, talos_seen, waiting, window_until, window_ip, conflict FROM nodes;
+      DROP TABLE nodes;
+      ALTER TABLE nodes_v7 RENAME TO nodes;
+      CREATE INDEX nodes_role ON nodes (role);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

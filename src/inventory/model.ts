@@ -15,7 +15,8 @@ export type BootState = (typeof BOOT_STATES)[number];
 export const ARCHES = ['amd64', 'arm64'] as const;
 export type Arch = (typeof ARCHES)[number];
 
-export const FIRMWARES = ['bios', 'uefi'] as const;
+/** 'u-boot': an arm64 board whose U-Boot boots through Genesis's boot script (no iPXE). */
+export const FIRMWARES = ['bios', 'uefi', 'u-boot'] as const;
 export type Firmware = (typeof FIRMWARES)[number];
 
 /** How an installed node leaves PXE for its disk; firmwares differ in which of these works. */

@@ -43,6 +43,8 @@ export type TransferParams = {
   assumedClientTimeoutMs?: number;
 };
 
+/** How far past the last ACK a windowed transfer's timeouts may probe, in windows (see resendWindow). */
+const MAX_PROBE_WINDOWS = 4;
 /** Retransmissions at the adaptive timer's pace before the server goes quiet for the client. */
 export const FAST_RETRANSMITS = 3;
 const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
@@ -182,15 +184,33 @@ export class Transfer {
       this.retransmits++;
       return this.sendOack();
     }
-    return this.resendWindow();
+    return this.resendWindow(true);
   }
 
-  /** Resend the whole outstanding window: a windowed receiver expects blocks in order from acked+1. */
-  private resendWindow(): Effect[] {
+  /**
+   * Resend the whole outstanding window: a windowed receiver expects blocks in order from acked+1.
+   *
+   * `probe`: with RFC 7440 windows, also send the next window when the whole current one is out.
+   * The usual reason a full window draws no ACK is that the ACK was lost: the receiver has every
+   * block already, and U-Boot ignores (and does not re-ACK) blocks below the one it expects, then
+   * waits out its own 5 s timer, and gives a whole file up after 10 such timeouts. The next window
+   * is what such a receiver expects; a receiver that did miss a block takes the resent one, then
+   * the next window in order, or ACKs where its gap is (RFC 7440), and the server resumes there.
+   */
+  private resendWindow(probe = false): Effect[] {
     const out: Effect[] = [];
     for (let n = this.acked + 1; n <= this.sent; n++) {
       out.push({ type: 'send', packet: encodeData(n, this.blocks.get(n)!) });
       this.retransmits++;
+    }
+    // Each unanswered timeout probes one window further, up to four (the probe's own ACK can be lost too).
+    if (probe && this.windowsize > 1 && this.sent < this.lastBlock && this.sent - this.acked < MAX_PROBE_WINDOWS * this.windowsize) {
+      const end = Math.min(this.sent + this.windowsize, this.lastBlock);
+      while (this.sent < end && this.blocks.has(this.sent + 1)) {
+        this.sent++;
+        out.push({ type: 'send', packet: encodeData(this.sent, this.blocks.get(this.sent)!) });
+      }
+      this.everSent = Math.max(this.everSent, this.sent);
     }
     out.push(this.timer());
     return out;

@@ -243,6 +243,27 @@ describe('config tokens', () => {
     const inv = openInv();
     expect(inv.get(A)).toMatchObject({ role: 'worker', hostname: 'w1', network: null, configPatch: null });
   });
+
+  it('a v6 database becomes v7 (firmware u-boot allowed) with every column of every node kept', () => {
+    const raw = new Database(file);
+    for (const m of MIGRATIONS.filter((m) => m.version <= 6)) raw.exec(m.sql);
+    raw.pragma('user_version = 6');
+    raw
+      .prepare(
+        `INSERT INTO nodes (mac, role, state, hostname, arch, firmware, serial, last_ip, labels, first_seen, last_seen, updated_at, bootstrap, talos_addresses, waiting, window_ip, conflict)
+         VALUES (?, 'controlplane', 'installed', 'cp1', 'amd64', 'uefi', 'S1', '192.0.2.5', '{"rack":"a"}', 'f', 'l', 'u', 1, '["192.0.2.5"]', 'w', '192.0.2.5', 'c')`,
+      )
+      .run(A);
+    raw.close();
+    const inv = openInv();
+    expect(inv.db.pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA);
+    expect(inv.get(A)).toMatchObject({ role: 'controlplane', state: 'installed', hostname: 'cp1', arch: 'amd64', firmware: 'uefi', serial: 'S1', lastIp: '192.0.2.5', labels: { rack: 'a' }, bootstrap: true, waiting: 'w', windowIp: '192.0.2.5', conflict: 'c' });
+    inv.recordBoot(B, { arch: 'arm64', firmware: 'u-boot', ip: '192.0.2.6' });
+    expect(inv.get(B)).toMatchObject({ arch: 'arm64', firmware: 'u-boot' });
+    // The rebuilt table keeps its index and its constraints.
+    expect(inv.db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'nodes_role'").get()).toBeTruthy();
+    expect(() => inv.db.prepare("UPDATE nodes SET firmware = 'coreboot' WHERE mac = ?").run(A)).toThrow(/CHECK/);
+  });
 });
 
 describe('install windows in the store', () => {

@@ -214,6 +214,29 @@ describe('TFTP transfer state machine', () => {
     expect(t.finished).toBe(false);
   });
 
+  it('with windows, a timeout resends the window and sends the next one too (a lost window ACK costs no client timeout)', () => {
+    const t = machine(1468 * 40, { blksize: '1468', windowsize: '4' }, 8);
+    const file = pattern(1468 * 40);
+    resolveReads(t, file, t.start(0), 0);
+    const first = resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, 1), 1);
+    expect(dataBlocks(first).map((p) => p.block)).toEqual([1, 2, 3, 4]);
+    // The ACK of 4 is lost. The receiver (U-Boot) ignores 1-4 again and takes 5-8.
+    const again = t.timeout(100);
+    expect(dataBlocks(again).map((p) => p.block)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // It ACKs 8: the server goes on from 9.
+    const next = resolveReads(t, file, t.packet({ kind: 'ack', block: 8 }, 110), 110);
+    expect(dataBlocks(next).map((p) => p.block)).toEqual([9, 10, 11, 12]);
+    // A receiver that had lost block 4 ACKs 3 (RFC 7440): the server resumes at 4.
+    t.timeout(300);
+    const partial = resolveReads(t, file, t.packet({ kind: 'ack', block: 11 }, 310), 310);
+    expect(dataBlocks(partial).map((p) => p.block)).toEqual([12, 13, 14, 15]);
+    // Lock-step transfers never send ahead.
+    const lock = machine(1468 * 10, { blksize: '1468' }, 8);
+    resolveReads(lock, pattern(1468 * 10), lock.start(0), 0);
+    resolveReads(lock, pattern(1468 * 10), lock.packet({ kind: 'ack', block: 0 }, 1), 1);
+    expect(dataBlocks(lock.timeout(100)).map((p) => p.block)).toEqual([1]);
+  });
+
   it('once quiet, answers a repeated last ACK at once (the client\'s timer fired); never before', () => {
     const t = machine(1468 * 6, { blksize: '1468', timeout: '1' }, 8);
     const file = pattern(1468 * 6);

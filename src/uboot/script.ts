@@ -1,0 +1,85 @@
+// The U-Boot side of the boot conversation, rendered from the same BootPlan the iPXE scripts
+// come from. Pure: plain values in, text out.
+//
+// boot.scr.uimg (the same for every board) loops: fetch genesis/<mac>.scr.uimg over TFTP and
+// `source` it; the machine script says what this machine does now. A waiting machine's script
+// only prints why, and the loop asks again; an install runs `pxe get` / `pxe boot`, which fetch
+// pxelinux.cfg/01-<mac> (kernel, initramfs and the kernel arguments with the config URL); an
+// installed machine's script ends the loop, so distro boot moves on to its next target.
+//
+// U-Boot's shell expands ${...} and splits at whitespace and ';': values written into a script
+// go through the same token()/text() checks as iPXE's.
+
+import type { Arch } from '../inventory/model.ts';
+import { talosKernelArgs } from '../ipxe/kernel-args.ts';
+import type { BootPlan } from '../ipxe/plan.ts';
+import { holdReason } from '../ipxe/plan.ts';
+import { token } from '../ipxe/script.ts';
+
+/** RFC 7440 window U-Boot asks for when the script sets it: 8 doubled TFTP throughput under QEMU. */
+export const UBOOT_TFTP_WINDOW = 8;
+
+/**
+ * Free text inside a double-quoted `echo`: anything outside a plain set becomes '?', so no quote,
+ * '$', ';' or backslash reaches U-Boot's shell. (Unlike iPXE, a word may start with '-'.)
+ */
+function text(value: string): string {
+  return value.replace(/[^A-Za-z0-9 ._:/=+,@()<>-]/g, '?').replace(/\s+/g, ' ').trim();
+}
+
+export function renderUbootBootScript(retrySeconds: number): string {
+  return [
+    '# Genesis boot script for U-Boot: ask Genesis what this machine does, until it says stop.',
+    `setenv tftpwindowsize ${UBOOT_TFTP_WINDOW}`,
+    'setenv genesis_loop 1',
+    'while itest ${genesis_loop} -eq 1; do',
+    '  if tftpboot ${scriptaddr} genesis/${ethaddr}.scr.uimg; then source ${scriptaddr}; fi',
+    `  if itest \${genesis_loop} -eq 1; then sleep ${Math.max(1, Math.trunc(retrySeconds))}; fi`,
+    'done',
+    '',
+  ].join('\n');
+}
+
+export type UbootMachineInput = { plan: BootPlan; mac: string; hostname?: string | null };
+
+export function renderUbootMachineScript(input: UbootMachineInput): string {
+  const { plan } = input;
+  const mac = token(input.mac);
+  const who = input.hostname ? `${text(input.hostname)} (${mac})` : mac;
+  switch (plan.kind) {
+    case 'wait': {
+      const why = holdReason(plan) ?? `recorded, no role yet: genesis nodes assign ${mac} worker`;
+      return [`echo "Genesis: ${who}: ${text(why.slice(0, 200))}"`, ''].join('\n');
+    }
+    case 'unsupported':
+      return [`echo "Genesis: cannot boot ${who}: ${text(plan.reason)}"`, ''].join('\n');
+    case 'local':
+      return [`echo "Genesis: ${who} is installed, leaving to the next boot target"`, 'setenv genesis_loop 0', ''].join('\n');
+    case 'install':
+      return [
+        `echo "Genesis: booting Talos ${token(plan.talosVersion)} ${token(plan.arch)} for ${who} as ${plan.role}"`,
+        // A compressed arm64 Image needs somewhere to be unpacked from; boards that do not set
+        // it get room above the initramfs.
+        'if test -z "${kernel_comp_addr_r}"; then setexpr kernel_comp_addr_r ${ramdisk_addr_r} + 0x8000000; setenv kernel_comp_size 0x4000000; fi',
+        'if pxe get; then pxe boot; fi',
+        'echo "Genesis: could not boot Talos, asking again"',
+        '',
+      ].join('\n');
+  }
+}
+
+export type PxelinuxInput = { talosVersion: string; arch: Arch; configUrl: string; extraKernelArgs?: string[] };
+
+/** pxelinux.cfg/01-<mac> for an install: TFTP paths below Genesis's TFTP root. */
+export function renderPxelinuxConfig(input: PxelinuxInput): string {
+  const dir = `talos/${token(input.talosVersion)}/${input.arch}`;
+  const args = [...talosKernelArgs(input.talosVersion, input.arch), ...(input.extraKernelArgs ?? []), `talos.config=${token(input.configUrl)}`];
+  return [
+    'default talos',
+    'label talos',
+    `  kernel ${dir}/vmlinuz`,
+    `  initrd ${dir}/initramfs.xz`,
+    `  append ${args.map(token).join(' ')}`,
+    '',
+  ].join('\n');
+}

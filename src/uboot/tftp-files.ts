@@ -1,0 +1,47 @@
+// U-Boot's TFTP names (uboot/pxelinux.ts) answered from the boot conversation: the boot script,
+// each machine's script and pxelinux config, and the Talos kernel and initramfs below
+// <assets_dir>/talos (U-Boot's `pxe` fetches them over TFTP). Anything else is not ours.
+
+import path from 'node:path';
+import { sourceAddress } from '../net/address.ts';
+import { BufferSource, DirectoryProvider, type FileProvider, type OpenResult, type TftpClient } from '../tftp/provider.ts';
+import { classifyUbootFile } from './pxelinux.ts';
+
+/** What the U-Boot files need from the boot conversation (BootService). */
+export interface UbootConversation {
+  ubootBootScript(): Buffer;
+  ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined;
+  pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined;
+}
+
+const notFound = (message: string): OpenResult => ({ ok: false, error: 'not-found', message });
+const served = (data: Buffer | undefined, missing: string): OpenResult => (data ? { ok: true, source: new BufferSource(data) } : notFound(missing));
+
+export class UbootFiles implements FileProvider {
+  private readonly boot: UbootConversation;
+  private readonly assets: DirectoryProvider;
+
+  constructor(boot: UbootConversation, assetsDir: string) {
+    this.boot = boot;
+    this.assets = new DirectoryProvider(path.join(assetsDir, 'talos'));
+  }
+
+  async open(name: string, client: TftpClient): Promise<OpenResult | undefined> {
+    const file = classifyUbootFile(name);
+    if (!file) return undefined;
+    const ip = sourceAddress(client.address);
+    switch (file.kind) {
+      case 'boot-script':
+        return served(this.boot.ubootBootScript(), 'file not found');
+      case 'machine-script':
+        return served(this.boot.ubootMachineScript(file.mac, ip), 'file not found');
+      case 'pxelinux-mac':
+        return served(this.boot.pxelinuxConfig(file.mac, ip), 'no install entry for this machine now');
+      case 'pxelinux-fallback':
+        // A shared entry would boot every board alike; Genesis decides per MAC only.
+        return notFound('Genesis answers pxelinux.cfg/01-<mac> only');
+      case 'talos-asset':
+        return this.assets.open(`${file.version}/${file.arch}/${file.file}`);
+    }
+  }
+}
