@@ -286,8 +286,9 @@ export class Genesis {
 
   private async startProxyDhcp(): Promise<NonNullable<Listening['dhcp']>> {
     const c = this.config;
-    const where = proxyDhcpAddress(c.dhcp.interface, c.advertise_addr, os.networkInterfaces());
+    const where = proxyDhcpAddress(c.dhcp.interface, c.advertise_addr, os.networkInterfaces(), (name) => /^[\w.:-]+$/.test(name) && existsSync(`/sys/class/net/${name}`));
     if ('problem' in where) throw new ConfigError(`cannot run the proxyDHCP: ${where.problem}`);
+    if (where.warning) this.log.warn({ iface: where.iface }, where.warning);
     const ipxeDir = path.join(c.assets_dir, 'ipxe');
     this.dhcp = new ProxyDhcpServer({
       address: where.address,

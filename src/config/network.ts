@@ -53,15 +53,32 @@ export function detectAdvertiseAddr(): string | undefined {
 /**
  * The proxyDHCP address: with no interface named, `advertise` itself (binding to it works while
  * the link is still down; the interface name is only for the log). With a name, that interface's
- * address. Node lists only interfaces that are up with a carrier, hence "or is down".
+ * address. Node lists only interfaces that are up with a carrier (libuv skips the others), so a
+ * named interface that exists (`linkExists`, /sys/class/net) but is not listed is down or has no
+ * carrier yet, as when the switch comes up after this host following a power cut: bind
+ * `advertise` anyway (the kernel allows it, and answers flow once the link is up) and say so.
  */
-export function proxyDhcpAddress(iface: string, advertise: string, ifaces: Interfaces): { iface: string; address: string } | { problem: string } {
+export function proxyDhcpAddress(
+  iface: string,
+  advertise: string,
+  ifaces: Interfaces,
+  linkExists: (name: string) => boolean = () => false,
+): { iface: string; address: string; warning?: string } | { problem: string } {
   const byIface = ipv4ByInterface(ifaces);
   if (!iface) {
     const name = [...byIface].find(([, addrs]) => addrs.includes(advertise))?.[0];
     return { iface: name ?? '(advertise_addr)', address: advertise };
   }
   const addrs = byIface.get(iface);
-  if (!addrs) return { problem: `interface ${iface} has no IPv4 address or is down (up with an address: ${[...byIface.keys()].join(', ') || 'none'})` };
+  if (!addrs) {
+    if (linkExists(iface)) {
+      return {
+        iface,
+        address: advertise,
+        warning: `interface ${iface} is down or has no carrier yet: the proxyDHCP listens on ${advertise} now and answers once the link comes up (check the cable or switch if this lasts)`,
+      };
+    }
+    return { problem: `interface ${iface} does not exist or has no IPv4 address (up with an address: ${[...byIface.keys()].join(', ') || 'none'})` };
+  }
   return { iface, address: addrs.includes(advertise) ? advertise : addrs[0]! };
 }

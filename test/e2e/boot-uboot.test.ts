@@ -93,7 +93,8 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     expect(out, out.slice(-3000)).toMatch(/STANDIN: machine\.type controlplane/);
     const transfers = r.log.filter((l) => l.msg === 'tftp transfer');
     const lost = transfers.filter((t) => !['ok', 'aborted', 'unconfirmed'].includes(String(t.outcome)));
-    console.log(`U-Boot at ${loss}% loss: ${transfers.length} TFTP transfers, ${transfers.filter((t) => t.outcome === 'ok').length} ok, ${lost.length} failed; ${transfers.reduce((n, t) => n + Number(t.retransmits ?? 0), 0)} retransmissions; nft: ${(r.file('nft.txt').match(/counter packets \d+/g) ?? []).join(', ')}`);
+    const stalls = (out.match(/ T /g) ?? []).length + (out.match(/\*T /g) ?? []).length;
+    console.log(`U-Boot at ${loss}% loss: ${stalls} U-Boot timeouts (it gives a file up after 10); ${transfers.length} TFTP transfers, ${transfers.filter((t) => t.outcome === 'ok').length} ok, ${lost.length} failed; ${transfers.reduce((n, t) => n + Number(t.retransmits ?? 0), 0)} retransmissions; nft: ${(r.file('nft.txt').match(/counter packets \d+/g) ?? []).join(', ')}`);
     expect(lost).toEqual([]);
     expect(r.file('nft.txt')).toMatch(/counter packets [1-9]/);
   }, 900_000);

@@ -1,9 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.ts';
-import { defaultRouteInterface, pickAdvertiseAddr } from '../../src/config/network.ts';
+import { defaultRouteInterface, pickAdvertiseAddr, proxyDhcpAddress } from '../../src/config/network.ts';
 import { envName, FIELDS } from '../../src/config/schema.ts';
 
 const detect = () => '192.0.2.10';
@@ -184,5 +184,20 @@ describe('README configuration reference', () => {
       const def = f.default === '' ? '(empty)' : String(f.default);
       expect(readme, f.key).toContain(`| \`${f.key}\` | \`${envName(f.key)}\` | \`${def}\` |`);
     }
+  });
+});
+
+describe('the proxyDHCP address', () => {
+  const up = { eth0: [{ address: '192.0.2.1', family: 'IPv4', internal: false, netmask: '255.255.255.0', mac: '02:00:00:00:00:01', cidr: '192.0.2.1/24' }] } as unknown as ReturnType<typeof os.networkInterfaces>;
+  it('takes the named interface when it is up, advertise_addr when none is named', () => {
+    expect(proxyDhcpAddress('eth0', '192.0.2.1', up)).toEqual({ iface: 'eth0', address: '192.0.2.1' });
+    expect(proxyDhcpAddress('', '192.0.2.1', up)).toEqual({ iface: 'eth0', address: '192.0.2.1' });
+  });
+  it('starts on an interface that exists but has no carrier yet, with a warning (Node does not list it)', () => {
+    const r = proxyDhcpAddress('eth1', '192.0.2.9', up, (name) => name === 'eth1');
+    expect(r).toMatchObject({ iface: 'eth1', address: '192.0.2.9', warning: expect.stringMatching(/eth1 is down or has no carrier yet.*answers once the link comes up/) });
+  });
+  it('refuses an interface that does not exist', () => {
+    expect(proxyDhcpAddress('eth9', '192.0.2.1', up, () => false)).toEqual({ problem: 'interface eth9 does not exist or has no IPv4 address (up with an address: eth0)' });
   });
 });
