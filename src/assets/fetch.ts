@@ -14,7 +14,7 @@ export class AssetError extends Error {}
 
 export type Progress = (p: { file: string; done: number; total: number | undefined }) => void;
 
-async function sha256OfFile(file: string): Promise<string> {
+export async function sha256OfFile(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');

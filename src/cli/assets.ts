@@ -5,6 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ASSET_FILES, importNames, sourceFor, type AssetSource } from '../assets/catalog.ts';
 import { AssetError, fetchTalosAssets, importTalosAssets, readSums, type Progress } from '../assets/fetch.ts';
+import { installIpxeBinary } from '../assets/ipxe-binary.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../inventory/model.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
@@ -20,6 +21,10 @@ Commands:
   import --talos vX.Y.Z --arch amd64 <dir | kernel initramfs>
         Copy files you brought (air-gapped): vmlinuz-<arch>/kernel-<arch> and initramfs-<arch>.xz
   list  What is present: versions, sizes, sha256, and which nodes use each version
+  ipxe [<file | url>] [--sha256 <hex>]
+        Put an iPXE EFI binary (snponly.efi) where the proxyDHCP hands it out: arm64 builds to
+        assets/ipxe/arm64-efi/, x86-64 ones to assets/ipxe/ (checked from its PE header).
+        Without an argument: assets.ipxe_arm64_url, pinned by assets.ipxe_arm64_sha256
 
 Options:
   --config <file>  Configuration file (assets_dir, talos.version, assets.*)
@@ -66,7 +71,7 @@ function assetSource(config: Config, schematic: string | undefined): AssetSource
 export async function assetsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const parsed = parseCommand(
     argv,
-    { config: { type: 'string', short: 'c' }, talos: { type: 'string' }, arch: { type: 'string' }, schematic: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    { config: { type: 'string', short: 'c' }, talos: { type: 'string' }, arch: { type: 'string' }, schematic: { type: 'string' }, sha256: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     ASSETS_USAGE,
     'assets',
   );
@@ -103,6 +108,14 @@ export async function assetsCommand(argv: string[], out: (s: string) => void = (
       case 'list':
         out(listAssets(config));
         return 0;
+      case 'ipxe': {
+        if (rest.length > 1) throw new CliError('ipxe takes one file or URL');
+        const sha256 = v.sha256?.toLowerCase() ?? (rest.length ? undefined : config.assets.ipxe_arm64_sha256 || undefined);
+        if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new CliError(`--sha256 ${sha256}: 64 hex characters`);
+        const r = await installIpxeBinary({ assetsDir: config.assets_dir, from: rest[0] ?? config.assets.ipxe_arm64_url, sha256 });
+        out(`installed ${path.relative(config.assets_dir, r.dest)} (${r.arch})  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
+        return 0;
+      }
       default:
         process.stderr.write(`genesis assets: unknown command "${sub}"\n${ASSETS_USAGE}`);
         return 2;

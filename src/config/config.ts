@@ -46,7 +46,7 @@ export type Config = {
   inventory: { event_retention: number; max_nodes: number; discovery_per_minute: number };
   ipxe: { retry_seconds: number };
   dhcp: { proxy: boolean; interface: string; port: number; pxe_port: number };
-  assets: { talos_url: string; factory_url: string; arches: string; fetch_on_start: boolean };
+  assets: { talos_url: string; factory_url: string; ipxe_arm64_url: string; ipxe_arm64_sha256: string; arches: string; fetch_on_start: boolean };
   bootstrap: {
     enabled: boolean;
     talos_api_port: number;

@@ -20,6 +20,11 @@ export type Facts = {
   /** Talos versions in use (default and per node) × arches, and whether their files are present. */
   talosAssets: Array<{ version: string; arch: string; present: boolean }>;
   ipxeBinaries: Array<{ name: string; present: boolean }>;
+  /**
+   * assets/ipxe/arm64-efi/snponly.efi: present? wanted (assets.arches has arm64, or arm64 UEFI
+   * machines are recorded)? and those machines.
+   */
+  ipxeArm64: { present: boolean; wanted: boolean; machines: string[] };
   dataDir: { path: string; writable: boolean; error?: string };
   /** Now, and the validity of the cluster's CA certificates (if the secrets exist). */
   now: Date;
@@ -125,6 +130,16 @@ export function checkAssets(f: Facts): CheckResult[] {
         }
       : ok('ipxe-binaries', 'iPXE binaries present'),
   );
+  if (!f.ipxeArm64.present && f.ipxeArm64.wanted) {
+    const who = f.ipxeArm64.machines.length ? `${f.ipxeArm64.machines.join(', ')} (arm64, UEFI) cannot boot` : 'arm64 UEFI machines (AAVMF, Ampere, a Raspberry Pi 4 with UEFI firmware) cannot boot';
+    out.push({
+      id: 'ipxe-arm64',
+      status: 'warn',
+      title: `no arm64 iPXE binary (assets/ipxe/arm64-efi/snponly.efi): ${who}`,
+      detail: "Debian's ipxe package has no arm64 build; the proxyDHCP does not answer arm64 UEFI firmware without one. U-Boot boards need none (boot.scr.uimg)",
+      fix: 'genesis assets ipxe <snponly.efi you built or downloaded>, or set assets.ipxe_arm64_sha256 (and assets.ipxe_arm64_url) and run genesis assets ipxe',
+    });
+  }
   for (const a of f.talosAssets) {
     out.push(
       a.present

@@ -161,6 +161,10 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     platform: process.platform,
     talosAssets: talosAssets(c, nodes),
     ipxeBinaries: ['undionly.kpxe', 'snponly.efi'].map((name) => ({ name, present: existsSync(path.join(c.assets_dir, 'ipxe', name)) })),
+    ipxeArm64: (() => {
+      const machines = nodes.filter((n) => n.arch === 'arm64' && n.firmware === 'uefi' && n.state !== 'installed').map((n) => n.hostname ?? n.mac);
+      return { present: existsSync(path.join(c.assets_dir, 'ipxe', 'arm64-efi', 'snponly.efi')), wanted: splitList(c.assets.arches).includes('arm64') || machines.length > 0, machines };
+    })(),
     dataDir: opts.dataDir === false ? { path: c.data_dir, writable: true } : dataDirWritable(c.data_dir),
     now: new Date(),
     caValidity,

@@ -50,6 +50,11 @@ export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: strin
     // Kernels change only when a new version directory appears; revalidate via ETag.
     cacheControl: true,
     maxAge: 0,
+    // UEFI HTTP Boot (EDK2: AAVMF, OVMF) runs what it downloads only if the name ends in .efi or
+    // the type says so; the MIME table has no entry for .efi, so say it.
+    setHeaders: (reply, file) => {
+      if (file.endsWith('.efi')) reply.header('content-type', 'application/efi');
+    },
   });
 
   app.addHook('onResponse', async (req, reply) => {

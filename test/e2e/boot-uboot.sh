@@ -9,6 +9,10 @@
 # AGAIN=1: afterwards mark it installed and boot it again: U-Boot must leave for its next target.
 # The stand-in prints on the last console= (Talos names tty0 last on arm64): console=ttyAMA0 is added.
 # LOSS=N: drop N% of frames each way on the tap (nftables netdev rules).
+# FW=aavmf-pxe | aavmf-http: UEFI arm64 (Debian's AAVMF) instead, through Genesis's proxyDHCP
+# (dnsmasq hands out addresses only): PXE → TFTP arm64-efi/snponly.efi, or HTTP Boot → the same
+# file over HTTP. Whatever <workdir>/assets/ipxe/arm64-efi/snponly.efi is gets started; the run
+# ends when the serial log shows the EFI stub of a kernel standing in for it.
 set -u
 W=$1
 NS=genesis-uboot-$$
@@ -42,9 +46,11 @@ table netdev loss0 {
 N
 fi
 
+FW=${FW:-uboot}
+ROUTER=()
+[ "$FW" = uboot ] && ROUTER=(--dhcp-boot=boot.scr.uimg,,192.0.2.1)
 $X dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
-  --dhcp-range=192.0.2.100,192.0.2.126,255.255.255.128,10m --no-ping \
-  --dhcp-boot=boot.scr.uimg,,192.0.2.1 \
+  --dhcp-range=192.0.2.100,192.0.2.126,255.255.255.128,10m --no-ping "${ROUTER[@]}" \
   --dhcp-leasefile="$W/leases" --log-dhcp --log-facility="$W/dnsmasq.log" &
 PIDS+=($!)
 
@@ -62,6 +68,26 @@ vm() { # $1 serial log, $2 timeout
     -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -serial file:"$1" -monitor none \
     -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0,mac=$MAC 2>>"$W/qemu.err"
 }
+
+if [ "$FW" != uboot ]; then
+  cp /usr/share/AAVMF/AAVMF_VARS.fd "$W/vars.fd"
+  KNOBS=(-fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n)
+  [ "$FW" = aavmf-http ] && KNOBS+=(-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n)
+  $X timeout 240 qemu-system-aarch64 -M virt -cpu cortex-a57 -m 1024 -nodefaults -display none -no-reboot \
+    -drive if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd -drive if=pflash,format=raw,file="$W/vars.fd" \
+    "${KNOBS[@]}" -serial file:"$W/serial-$FW.log" -monitor none \
+    -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0,mac=$MAC 2>>"$W/qemu.err" &
+  VM=$!
+  for _ in $(seq 2400); do
+    grep -aq 'EFI stub: Booting Linux Kernel' "$W/serial-$FW.log" 2>/dev/null && break
+    kill -0 $VM 2>/dev/null || break
+    sleep 0.1
+  done
+  # The stand-in has no initramfs and only has to start: end it.
+  kill $VM 2>/dev/null
+  wait $VM
+  exit 0
+fi
 
 vm "$W/serial-uboot.log" 300 &
 VM=$!

@@ -14,6 +14,7 @@ import { nodeScriptUrl, startGenesis } from '../helpers/genesis-app.ts';
 import { BIN } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
 import { until } from '../helpers/wait.ts';
+import { fakePe } from '../helpers/pe.ts';
 
 const V = 'v1.14.0';
 const SCHEMATIC = 'a'.repeat(64);
@@ -22,6 +23,8 @@ const files = new Map<string, Buffer>([
   ['initramfs-amd64.xz', randomBytes(5 * 1024 * 1024)],
   ['vmlinuz-arm64', randomBytes(1024 * 1024)],
   ['initramfs-arm64.xz', randomBytes(2 * 1024 * 1024)],
+  ['arm64-efi/snponly.efi', Buffer.concat([fakePe(0xaa64), randomBytes(200_000)])],
+  ['not-efi.bin', randomBytes(10_000)],
 ]);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -40,7 +43,7 @@ beforeAll(async () => {
   server = http.createServer((req, res) => {
     const url = req.url ?? '';
     host.requests.push({ path: url, range: req.headers.range });
-    const m = /^\/(?:releases\/v[\d.]+|factory\/image\/[0-9a-f]{64}\/v[\d.]+)\/(.+)$/.exec(url);
+    const m = /^\/(?:releases\/v[\d.]+|factory\/image\/[0-9a-f]{64}\/v[\d.]+|ipxe)\/(.+)$/.exec(url);
     let name = m?.[1];
     if (name === 'sha256sum.txt' && url.startsWith('/releases/')) {
       res.end(host.sums());
@@ -90,6 +93,46 @@ const genesis = (w: ReturnType<typeof workdir>, args: string[]) =>
   });
 const placed = (w: ReturnType<typeof workdir>, arch: string, file: string) => path.join(w.assets, 'talos', V, arch, file);
 const gets = (name: string) => host.requests.filter((r) => r.path.endsWith(`/${name}`));
+
+describe('genesis assets ipxe (an iPXE EFI binary Debian does not ship)', () => {
+  const efi = files.get('arm64-efi/snponly.efi')!;
+  it('downloads the configured arm64 binary against its pinned sha256 and puts it where the proxyDHCP points arm64', async () => {
+    const w = workdir();
+    const env = { GENESIS_ASSETS_IPXE_ARM64_URL: `${base}/ipxe/arm64-efi/snponly.efi`, GENESIS_ASSETS_IPXE_ARM64_SHA256: sha(efi) };
+    const r = await run(process.execPath, [BIN, 'assets', 'ipxe'], { env: { PATH: process.env.PATH, GENESIS_ASSETS_DIR: w.assets, GENESIS_DATA_DIR: w.data, ...env } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('installed ipxe/arm64-efi/snponly.efi (arm64)');
+    expect(readFileSync(path.join(w.assets, 'ipxe', 'arm64-efi', 'snponly.efi'))).toEqual(efi);
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('discards a download whose sha256 differs, refuses a URL without a pinned sum, and refuses a file that is not an EFI application', async () => {
+    const w = workdir();
+    const bad = await genesis(w, ['ipxe', `${base}/ipxe/arm64-efi/snponly.efi`, '--sha256', 'b'.repeat(64)]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/does not match the expected b{64}; the download was discarded/);
+    const unpinned = await genesis(w, ['ipxe', `${base}/ipxe/arm64-efi/snponly.efi`]);
+    expect(unpinned.code).toBe(1);
+    expect(unpinned.stderr).toMatch(/a download needs its sha256 pinned/);
+    const notEfi = await genesis(w, ['ipxe', `${base}/ipxe/not-efi.bin`, '--sha256', sha(files.get('not-efi.bin')!)]);
+    expect(notEfi.code).toBe(1);
+    expect(notEfi.stderr).toMatch(/not a PE\/COFF file .*an iPXE EFI build \(snponly\.efi\) is expected/);
+    expect(existsSync(path.join(w.assets, 'ipxe', 'arm64-efi', 'snponly.efi'))).toBe(false);
+    expect(readdirSync(path.join(w.assets, 'ipxe')).filter((n) => n.startsWith('.incoming'))).toEqual([]);
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('takes a local file, placed by the architecture in its PE header', async () => {
+    const w = workdir();
+    mkdirSync(w.dir, { recursive: true });
+    const x64 = path.join(w.dir, 'built.efi');
+    writeFileSync(x64, fakePe(0x8664));
+    const r = await genesis(w, ['ipxe', x64]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(path.join(w.assets, 'ipxe', 'snponly.efi'))).toBe(true);
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+});
 
 describe('genesis assets fetch', () => {
   it('downloads, verifies against sha256sum.txt, records the sums, and keeps what is already there', async () => {

@@ -19,6 +19,8 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'vmlinuz'), kernel);
   writeFileSync(path.join(dir, 'initramfs.xz'), randomBytes(1000));
   writeFileSync(path.join(g.assetsDir, 'talos', '.hidden'), 'secret');
+  mkdirSync(path.join(g.assetsDir, 'ipxe', 'arm64-efi'), { recursive: true });
+  writeFileSync(path.join(g.assetsDir, 'ipxe', 'arm64-efi', 'snponly.efi'), randomBytes(4096));
 });
 afterAll(() => g.close());
 
@@ -104,6 +106,16 @@ describe('assets', () => {
     expect(r.stdout).toMatch(/etag: /i);
     expect(sha256File(out)).toBe(sha256(kernel));
     rmSync(out);
+  });
+
+  it('serves iPXE EFI binaries as application/efi (what UEFI HTTP Boot runs)', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const r = await fetch(`${g.url}/assets/ipxe/arm64-efi/snponly.efi`, { method });
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toBe('application/efi');
+      await r.arrayBuffer();
+    }
+    expect((await fetch(assetUrl(), { method: 'HEAD' })).headers.get('content-type')).not.toBe('application/efi');
   });
 
   it('HEAD gives the length without a body', async () => {

@@ -52,7 +52,7 @@ describe('configuration', () => {
       http: { port: 8081 },
       tftp: { port: 6969, enabled: false },
     });
-    for (const f of FIELDS) expect(envName(f.key)).toMatch(/^GENESIS_[A-Z_]+$/);
+    for (const f of FIELDS) expect(envName(f.key)).toMatch(/^GENESIS_[A-Z][A-Z0-9_]+$/);
   });
 
   it('fails with one line naming the key, its source and the problem', () => {

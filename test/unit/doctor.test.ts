@@ -19,6 +19,7 @@ const healthy: Facts = {
     { name: 'undionly.kpxe', present: true },
     { name: 'snponly.efi', present: true },
   ],
+  ipxeArm64: { present: false, wanted: false, machines: [] },
   dataDir: { path: '/var/lib/genesis', writable: true },
   now: new Date('2026-11-22T12:00:00Z'),
   caValidity: { notBefore: new Date('2026-11-20T00:00:00Z'), notAfter: new Date('2036-11-20T00:00:00Z') },
@@ -27,6 +28,14 @@ const healthy: Facts = {
 };
 
 describe('genesis doctor checks', () => {
+  it('says which arm64 UEFI machines cannot boot without an arm64 iPXE binary, only when arm64 is wanted', () => {
+    expect(checkAssets({ ...healthy, ipxeArm64: { present: false, wanted: false, machines: [] } }).find((r) => r.id === 'ipxe-arm64')).toBeUndefined();
+    const r = checkAssets({ ...healthy, ipxeArm64: { present: false, wanted: true, machines: ['ampere-1', '52:54:00:a6:00:09'] } }).find((c) => c.id === 'ipxe-arm64');
+    expect(r).toMatchObject({ status: 'warn', title: expect.stringContaining('ampere-1, 52:54:00:a6:00:09 (arm64, UEFI) cannot boot'), fix: expect.stringContaining('genesis assets ipxe') });
+    expect(checkAssets({ ...healthy, ipxeArm64: { present: true, wanted: true, machines: ['ampere-1'] } }).find((c) => c.id === 'ipxe-arm64')).toBeUndefined();
+  });
+
+
   it('passes a healthy host', () => {
     expect(runChecks(healthy).filter((r) => r.status !== 'ok')).toEqual([]);
   });

@@ -122,7 +122,12 @@ describe('proxyDHCP and U-Boot', () => {
     p.options.set(Option.CLIENT_ARCH, Buffer.from([0, arch]));
     return decode(encode(p));
   };
-  it('does not answer U-Boot (it ignores proxy offers) but says what the router must do', () => {
+  it('does not answer the DISCOVER real U-Boot sends, and says what the router must do', () => {
+    const p = decode(Buffer.from(readFileSync(path.join(import.meta.dirname, '../fixtures/dhcp/uboot-armv8-discover.hex'), 'utf8').trim(), 'hex'));
+    expect(proxyAnswer(p, 'dhcp', ctx)).toMatchObject({ kind: 'ignore', uboot: true, mac: '52:54:00:a6:00:01' });
+  });
+
+  it('does not answer U-Boot by vendor class or arch (it ignores proxy offers)', () => {
     for (const [vendor, arch] of [['U-Boot.armv8', 22], ['U-Boot', 21], ['PXEClient:Arch:00022:UNDI:003000', 22]] as const) {
       const a = proxyAnswer(discover(vendor, arch), 'dhcp', ctx);
       expect(a, vendor).toMatchObject({ kind: 'ignore', uboot: true, mac: expect.any(String) });
@@ -131,5 +136,22 @@ describe('proxyDHCP and U-Boot', () => {
     // U-Boot's EFI step announces arch 11 as a PXE client: that one is answered like AAVMF.
     expect(proxyAnswer(discover('PXEClient:Arch:00011:UNDI:003000', 11), 'dhcp', ctx)).toMatchObject({ kind: 'reply', bootfile: 'arm64-efi/snponly.efi' });
     expect(MessageType.DISCOVER).toBe(1);
+  });
+});
+
+describe('EFI binaries by their PE header', () => {
+  it('tells arm64 from x86-64 and refuses what is not an EFI application', async () => {
+    const { inspectEfiBinary } = await import('../../src/assets/efi-binary.ts');
+    const { fakePe } = await import('../helpers/pe.ts');
+    expect(inspectEfiBinary(fakePe(0xaa64))).toEqual({ ok: true, arch: 'arm64' });
+    expect(inspectEfiBinary(fakePe(0x8664))).toEqual({ ok: true, arch: 'amd64' });
+    expect(inspectEfiBinary(fakePe(0x14c))).toMatchObject({ ok: false, problem: expect.stringMatching(/machine 0x14c/) });
+    expect(inspectEfiBinary(fakePe(0xaa64, 3))).toMatchObject({ ok: false, problem: expect.stringMatching(/subsystem 3/) });
+    expect(inspectEfiBinary(Buffer.from('#!ipxe\n'))).toMatchObject({ ok: false });
+    const truncated = fakePe(0xaa64).subarray(0, 0x90);
+    expect(inspectEfiBinary(truncated)).toMatchObject({ ok: false });
+    // Debian's real x86-64 snponly.efi, where installed.
+    const { existsSync, readFileSync } = await import('node:fs');
+    if (existsSync('/usr/lib/ipxe/snponly.efi')) expect(inspectEfiBinary(readFileSync('/usr/lib/ipxe/snponly.efi').subarray(0, 4096))).toEqual({ ok: true, arch: 'amd64' });
   });
 });
