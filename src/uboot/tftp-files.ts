@@ -1,11 +1,13 @@
 // U-Boot's TFTP names (uboot/pxelinux.ts) answered from the boot conversation: the boot script,
 // each machine's script and pxelinux config, and the Talos kernel and initramfs below
-// <assets_dir>/talos (U-Boot's `pxe` fetches them over TFTP). Anything else is not ours.
+// <assets_dir>/talos (U-Boot's `pxe` fetches them over TFTP). A Raspberry Pi's prefixed firmware
+// requests (uboot/raspberry-pi.ts) come from <assets_dir>/rpi. Anything else is not ours.
 
 import path from 'node:path';
 import { sourceAddress } from '../net/address.ts';
 import { BufferSource, DirectoryProvider, type FileProvider, type OpenResult, type TftpClient } from '../tftp/provider.ts';
 import { classifyUbootFile } from './pxelinux.ts';
+import { classifyPiRequest, DEFAULT_PI_CONFIG } from './raspberry-pi.ts';
 
 /** What the U-Boot files need from the boot conversation (BootService). */
 export interface UbootConversation {
@@ -20,13 +22,21 @@ const served = (data: Buffer | undefined, missing: string): OpenResult => (data 
 export class UbootFiles implements FileProvider {
   private readonly boot: UbootConversation;
   private readonly assets: DirectoryProvider;
+  private readonly pi: DirectoryProvider;
 
   constructor(boot: UbootConversation, assetsDir: string) {
     this.boot = boot;
     this.assets = new DirectoryProvider(path.join(assetsDir, 'talos'));
+    this.pi = new DirectoryProvider(path.join(assetsDir, 'rpi'));
   }
 
   async open(name: string, client: TftpClient): Promise<OpenResult | undefined> {
+    const pi = classifyPiRequest(name);
+    if (pi) {
+      const found = await this.pi.open(pi.file);
+      if (!found.ok && found.error === 'not-found' && pi.file === 'config.txt') return served(Buffer.from(DEFAULT_PI_CONFIG), 'file not found');
+      return found;
+    }
     const file = classifyUbootFile(name);
     if (!file) return undefined;
     const ip = sourceAddress(client.address);

@@ -155,3 +155,12 @@ describe('EFI binaries by their PE header', () => {
     if (existsSync('/usr/lib/ipxe/snponly.efi')) expect(inspectEfiBinary(readFileSync('/usr/lib/ipxe/snponly.efi').subarray(0, 4096))).toEqual({ ok: true, arch: 'amd64' });
   });
 });
+
+describe('Raspberry Pi 4 bootloader names', () => {
+  it('takes the serial-number and MAC prefixes, and nothing else', async () => {
+    const { classifyPiRequest } = await import('../../src/uboot/raspberry-pi.ts');
+    expect(classifyPiRequest('1234abcd/start4.elf')).toEqual({ kind: 'rpi', board: '1234abcd', file: 'start4.elf' });
+    expect(classifyPiRequest('dc-a6-32-01-02-03/overlays/miniuart-bt.dtbo')).toEqual({ kind: 'rpi', board: 'dc-a6-32-01-02-03', file: 'overlays/miniuart-bt.dtbo' });
+    for (const n of ['start4.elf', '1234abc/start4.elf', '1234ABCD/start4.elf', 'arm64-efi/snponly.efi', 'genesis/x.scr.uimg', '1234abcd']) expect(classifyPiRequest(n), n).toBeUndefined();
+  });
+});
