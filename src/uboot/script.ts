@@ -18,6 +18,9 @@ import { token } from '../ipxe/script.ts';
 
 /** RFC 7440 window U-Boot asks for when the script sets it: 8 doubled TFTP throughput under QEMU. */
 export const UBOOT_TFTP_WINDOW = 8;
+/** U-Boot's own TFTP timer (ms; its minimum is 1000) and how many timeouts a file may take. */
+export const UBOOT_TFTP_TIMEOUT_MS = 1000;
+export const UBOOT_TFTP_TIMEOUTS = 100;
 
 /**
  * Free text inside a double-quoted `echo`: anything outside a plain set becomes '?', so no quote,
@@ -31,6 +34,12 @@ export function renderUbootBootScript(retrySeconds: number): string {
   return [
     '# Genesis boot script for U-Boot: ask Genesis what this machine does, until it says stop.',
     `setenv tftpwindowsize ${UBOOT_TFTP_WINDOW}`,
+    // U-Boot waits 5 s whenever a NACK or an ACK of its is lost, and gives a file up after 10
+    // such waits in all: on a lossy link a 30 MB kernel would not get through. A 1 s timer and a
+    // larger budget keep each loss cheap; a dead server still fails the transfer, and the loop
+    // below asks again.
+    `setenv tftptimeout ${UBOOT_TFTP_TIMEOUT_MS}`,
+    `setenv tftptimeoutcountmax ${UBOOT_TFTP_TIMEOUTS}`,
     'setenv genesis_loop 1',
     'while itest ${genesis_loop} -eq 1; do',
     '  if tftpboot ${scriptaddr} genesis/${ethaddr}.scr.uimg; then source ${scriptaddr}; fi',

@@ -84,6 +84,9 @@ describe('U-Boot scripts per plan', () => {
   it('the boot script loops on the machine script and sets the TFTP window', () => {
     const s = renderUbootBootScript(15);
     expect(s).toContain('setenv tftpwindowsize 8');
+    // A lost ACK costs U-Boot 1 s instead of 5, and a long file may take 100 of them instead of 10.
+    expect(s).toContain('setenv tftptimeout 1000');
+    expect(s).toContain('setenv tftptimeoutcountmax 100');
     expect(s).toContain('tftpboot ${scriptaddr} genesis/${ethaddr}.scr.uimg');
     expect(s).toContain('sleep 15');
   });
