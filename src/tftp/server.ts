@@ -187,6 +187,12 @@ export class TftpServer extends EventEmitter {
       this.refuse(client, ErrorCode.NotDefined, 'too many transfers from this address, try again', 'busy-client', req.filename);
       return;
     }
+    // UEFI firmware probes the size (RRQ tsize, our OACK, its ERROR), then asks again from a new
+    // port. If that ERROR was lost, the probe would sit retransmitting its OACK into nothing and
+    // end as a timeout a minute later: the new request for the same file is the client's answer.
+    for (const t of this.active.values()) {
+      if (t.client.address === client.address && t.client.port !== client.port && t.path === normalized.path && t.awaitingOackAck) t.supersede(client.port);
+    }
     const transfer = new ActiveTransfer(this, req, normalized.path, client);
     this.active.set(key, transfer);
     this.perClient.set(client.address, (this.perClient.get(client.address) ?? 0) + 1);
@@ -243,7 +249,7 @@ class ActiveTransfer {
   readonly client: TftpClient;
   readonly request: Request;
   private readonly server: TftpServer;
-  private readonly path: string;
+  readonly path: string;
   private socket: dgram.Socket | undefined;
   private source: TftpSource | undefined;
   private machine: Transfer | undefined;
@@ -376,6 +382,16 @@ class ActiveTransfer {
       (data) => this.apply(machine.supply(first, data, performance.now())),
       (err: unknown) => this.apply(machine.readFailed(err instanceof Error ? err.message : String(err))),
     );
+  }
+
+  get awaitingOackAck(): boolean {
+    return this.machine?.awaitingOackAck ?? false;
+  }
+
+  /** The same client asked for the same file from another port before answering our OACK. */
+  supersede(newPort: number): void {
+    if (this.ended) return;
+    this.finish({ result: 'aborted', detail: `superseded: the client asked for the file again from port ${newPort} without answering the OACK (its error after a size probe was likely lost)` });
   }
 
   /** Ends the transfer from outside (shutdown, the client restarted, the lifetime cap): the server's decision, not a client error. */

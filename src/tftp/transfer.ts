@@ -100,6 +100,11 @@ export class Transfer {
     return this.phase === 'done';
   }
 
+  /** The OACK is out and its ACK 0 has not come: no data has been sent yet. */
+  get awaitingOackAck(): boolean {
+    return this.phase === 'oack';
+  }
+
   /** Byte range for a read effect, so the I/O layer needs no knowledge of block arithmetic. */
   range(first: number, count: number): { offset: number; length: number } {
     const offset = (first - 1) * this.blksize;

@@ -48,6 +48,28 @@ describe('TFTP on the wire', () => {
     expect(done).toMatchObject({ outcome: 'ok', windowsize: 4, bytes: 300_000 });
   });
 
+  it('UEFI pattern with its abort lost: the new request from another port ends the probe as aborted, not a timeout a minute later', async () => {
+    const srv = await server();
+    writeFileSync(path.join(srv.root, 'snponly.efi'), randomBytes(50_000));
+    const probe = await peer();
+    probe.send(encodeRequest('rrq', 'snponly.efi', 'octet', opts({ tsize: '0', blksize: '1468' })), srv.port);
+    expect((await probe.next()).packet.kind).toBe('oack');
+    // Its ERROR never arrives. The firmware asks again from a new port and downloads the file.
+    const again = await peer();
+    again.send(encodeRequest('rrq', 'snponly.efi', 'octet', opts({ blksize: '1468' })), srv.port);
+    const [superseded] = await srv.transfers(1);
+    expect(superseded).toMatchObject({ outcome: 'aborted', file: 'snponly.efi', detail: expect.stringMatching(/^superseded: the client asked for the file again from port \d+/) });
+    const oack = await again.next();
+    expect(oack.packet.kind).toBe('oack');
+    // A transfer that is already moving data is not cut short by another request.
+    again.send(encodeAck(0), oack.port);
+    expect((await again.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    const third = await peer();
+    third.send(encodeRequest('rrq', 'snponly.efi', 'octet', opts({ blksize: '1468' })), srv.port);
+    expect((await third.next()).packet.kind).toBe('oack');
+    expect(srv.server.counters.transfers.aborted).toBe(1);
+  });
+
   it('answers a stranger on a transfer port with error 5 and carries on with the real client', async () => {
     const srv = await server();
     writeFileSync(path.join(srv.root, 'f.bin'), randomBytes(512 * 3));
