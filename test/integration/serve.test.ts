@@ -1,5 +1,5 @@
 // `genesis serve` as a real process: start-up, configuration errors, TFTP from assets/, shutdown.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,6 +62,18 @@ describe('genesis serve', () => {
     const bad = genesis(dir, {}, ['serve', '--config', 'nope.yaml']);
     expect(await bad.exit()).toBe(2);
     expect(bad.stderr).toMatch(/^genesis: cannot read configuration file .*nope\.yaml: ENOENT\n$/);
+  });
+
+  // An older Node than 24 fails on the first .ts import with a stack trace; the entry point checks
+  // first. Debian's own node (20 on these machines) is the older Node at hand.
+  const oldNode = ['/usr/bin/node', '/usr/local/bin/node'].find((n) => existsSync(n) && Number(spawnSync(n, ['-p', 'process.versions.node.split(".")[0]']).stdout?.toString().trim()) < 24);
+  it.skipIf(!oldNode)('on a Node older than 24 says so in one line and exits 1, for every command', async () => {
+    for (const args of [['serve'], ['doctor'], ['--help']]) {
+      const r = await run(oldNode!, [BIN, ...args]);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(/^genesis: needs Node 24 or newer, this is Node \d+\.\d+\.\d+ \(.*\)\. Install Node 24 .*\n$/);
+      expect(r.stdout).toBe('');
+    }
   });
 
   it('says clearly when a port is taken', async () => {
