@@ -4,7 +4,32 @@
 
 export type CheckResult = { id: string; status: 'ok' | 'warn' | 'fail'; title: string; detail?: string; fix?: string };
 
-export type PortFact = { proto: 'udp' | 'tcp'; port: number; host: string; purpose: string; result: 'free' | 'in-use' | 'no-permission' | 'skipped'; holder?: string };
+/** `genesis`: in use by a running Genesis (its process line names bin/genesis.js): not a clash. */
+export type PortFact = {
+  proto: 'udp' | 'tcp';
+  port: number;
+  host: string;
+  purpose: string;
+  result: 'free' | 'in-use' | 'no-permission' | 'skipped';
+  holder?: string;
+  genesis?: { pid: number; healthy?: boolean };
+};
+
+/** The setting that moves each port, and what usually holds it. */
+function portFix(p: PortFact): string {
+  switch (p.purpose) {
+    case 'TFTP':
+      return 'stop the other TFTP server (e.g. systemctl stop tftpd-hpa) or set tftp.port';
+    case 'HTTP':
+      return 'stop the other service or set http.port';
+    case 'Talos event sink':
+      return 'stop the other service or set events.sink_port (the node kernel argument talos.events.sink follows it)';
+    case 'kernel-log receiver':
+      return 'stop the other service or set events.kernel_log_port (the node kernel argument talos.logging.kernel follows it)';
+    default:
+      return 'stop the other DHCP server on this host, bind it to its interface, or set dhcp.proxy: false and configure your router instead';
+  }
+}
 
 export type Facts = {
   ports: PortFact[];
@@ -43,6 +68,13 @@ export function checkPorts(f: Facts): CheckResult[] {
     .map((p) => {
       const what = `${p.proto.toUpperCase()} ${p.host}:${p.port} (${p.purpose})`;
       if (p.result === 'free') return ok(`port-${p.proto}-${p.port}`, `${what} is free`);
+      if (p.genesis) {
+        // Run beside a running Genesis (as after docker compose up -d): its own ports are no clash.
+        if (p.genesis.healthy === false) {
+          return { id: `port-${p.proto}-${p.port}`, status: 'warn' as const, title: `${what} is held by a running Genesis (pid ${p.genesis.pid}) that does not answer /healthz`, fix: 'look at its log (docker compose logs genesis, or journalctl); restart it if it hangs' };
+        }
+        return ok(`port-${p.proto}-${p.port}`, `${what} is served by the running Genesis (pid ${p.genesis.pid})`);
+      }
       if (p.result === 'no-permission') {
         return {
           id: `port-${p.proto}-${p.port}`,
@@ -60,7 +92,7 @@ export function checkPorts(f: Facts): CheckResult[] {
           p.purpose === 'proxyDHCP' && p.port === 67
             ? 'a DHCP server on this host holds port 67 exclusively; Genesis can share it only with one that binds its interface (dnsmasq --bind-interfaces)'
             : undefined,
-        fix: p.purpose === 'TFTP' ? 'stop the other TFTP server (e.g. systemctl stop tftpd-hpa) or set tftp.port' : p.purpose === 'HTTP' ? 'stop the other service or set http.port' : 'stop the other DHCP server on this host, bind it to its interface, or set dhcp.proxy: false and configure your router instead',
+        fix: portFix(p),
       };
     });
 }

@@ -16,7 +16,7 @@ import type { Node } from '../inventory/model.ts';
 import type { Facts, PortFact } from './checks.ts';
 
 /** Which process holds a port, from /proc (Linux; best effort, may need root to see others' sockets). */
-export function portHolder(proto: 'tcp' | 'udp', port: number): string | undefined {
+export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; pid: number; genesis: boolean } | undefined {
   const inodes = new Set<string>();
   for (const file of [`/proc/net/${proto}`, `/proc/net/${proto}6`]) {
     let text: string;
@@ -45,13 +45,31 @@ export function portHolder(proto: 'tcp' | 'udp', port: number): string | undefin
     for (const fd of fds) {
       try {
         const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m && inodes.has(m[1]!)) return `${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()} (pid ${pid})`;
+        if (!m || !inodes.has(m[1]!)) continue;
+        // Node names its main thread "MainThread" in comm; the command line says what it runs.
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        const genesis = cmdline.some((a) => /(^|\/)bin\/genesis\.js$/.test(a)) && cmdline.includes('serve');
+        const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        const name = genesis ? 'genesis serve' : comm === 'MainThread' || comm === 'node' ? `node ${cmdline.slice(1).join(' ').slice(0, 60)}`.trim() : comm;
+        return { name, pid: Number(pid), genesis };
       } catch {
         // the process or fd went away
       }
     }
   }
   return undefined;
+}
+
+/** Does the Genesis on this HTTP port answer /healthz? (undefined: not asked) */
+async function genesisHealthy(host: string, port: number): Promise<boolean> {
+  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  try {
+    const r = await fetch(`http://${h}:${port}/healthz`, { signal: AbortSignal.timeout(2000) });
+    await r.arrayBuffer();
+    return r.ok;
+  } catch {
+    return false;
+  }
 }
 
 async function tryBind(proto: 'tcp' | 'udp', host: string, port: number, reuseAddr: boolean): Promise<PortFact['result']> {
@@ -90,7 +108,10 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
       continue;
     }
     const result = await tryBind(w.proto, w.host, w.port, w.reuse);
-    out.push({ proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: result === 'in-use' ? portHolder(w.proto, w.port) : undefined });
+    const holder = result === 'in-use' ? portHolder(w.proto, w.port) : undefined;
+    const fact: PortFact = { proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: holder && `${holder.name} (pid ${holder.pid})` };
+    if (holder?.genesis) fact.genesis = { pid: holder.pid, healthy: await genesisHealthy(c.http.host, c.http.port) };
+    out.push(fact);
   }
   return out;
 }

@@ -54,6 +54,21 @@ describe('genesis doctor checks', () => {
     expect(r[2]).toMatchObject({ status: 'fail', detail: expect.stringContaining('--bind-interfaces') });
   });
 
+  it('a port held by the running Genesis is no clash; each port gets its own fix', () => {
+    const r = checkPorts({
+      ...healthy,
+      ports: [
+        { proto: 'tcp', host: '0.0.0.0', port: 8080, purpose: 'HTTP', result: 'in-use', holder: 'genesis serve (pid 77)', genesis: { pid: 77, healthy: true } },
+        { proto: 'tcp', host: '0.0.0.0', port: 8090, purpose: 'Talos event sink', result: 'in-use', holder: 'genesis serve (pid 77)', genesis: { pid: 77, healthy: false } },
+        { proto: 'tcp', host: '0.0.0.0', port: 8092, purpose: 'kernel-log receiver', result: 'in-use', holder: 'nc (pid 9)' },
+      ],
+    });
+    expect(r[0]).toEqual({ id: 'port-tcp-8080', status: 'ok', title: 'TCP 0.0.0.0:8080 (HTTP) is served by the running Genesis (pid 77)' });
+    expect(r[1]).toMatchObject({ status: 'warn', title: expect.stringContaining('does not answer /healthz') });
+    expect(r[2]).toMatchObject({ status: 'fail', fix: expect.stringContaining('events.kernel_log_port') });
+    expect(r[2]!.fix).not.toContain('DHCP');
+  });
+
   it('fails an advertise_addr that is not on this host, and warns when "auto" had several LANs to pick from', () => {
     expect(checkAdvertise({ ...healthy, advertiseAddr: '127.0.0.1' })[0]).toMatchObject({ status: 'fail', title: expect.stringContaining('loopback') });
     expect(checkAdvertise({ ...healthy, advertiseAddr: '192.0.2.77' })[0]).toMatchObject({ status: 'fail', title: 'advertise_addr 192.0.2.77 is not an address of this host' });
