@@ -56,6 +56,8 @@ export type Facts = {
   caValidity?: { notBefore: Date; notAfter: Date };
   /** Is there a Kubernetes API address for the configs (cluster.endpoint, or cluster.vip to derive it)? */
   clusterEndpoint: string;
+  /** Why the inventory could not be read (newer or older schema, unreadable), if it could not. */
+  inventoryProblem?: string;
   /** Assigned machines Genesis holds back from installing, with why (their `waiting` field). */
   heldNodes: Array<{ mac: string; hostname: string | null; reason: string }>;
 };
@@ -146,6 +148,21 @@ export function checkDockerDesktop(f: Facts): CheckResult {
     };
   }
   return ok('docker-desktop', 'not under Docker Desktop');
+}
+
+/** Read without migrating: a problem is reported, never fixed behind the operator's back. */
+export function checkInventory(f: Facts): CheckResult[] {
+  if (!f.inventoryProblem) return [];
+  const older = /genesis serve upgrades it/.test(f.inventoryProblem);
+  return [
+    {
+      id: 'inventory',
+      status: older ? 'warn' : 'fail',
+      title: f.inventoryProblem,
+      detail: 'doctor reads the inventory only; the machine checks below ran without it',
+      fix: older ? 'start genesis serve (it upgrades the file); back it up first if you want to keep the old version' : 'run the Genesis release that wrote it, or restore a backup of the data dir',
+    },
+  ];
 }
 
 export function checkAssets(f: Facts): CheckResult[] {
@@ -245,5 +262,5 @@ export function checkHeldNodes(f: Facts): CheckResult[] {
 }
 
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

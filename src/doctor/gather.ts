@@ -9,7 +9,7 @@ import path from 'node:path';
 import { talosAssetsPresent } from '../assets/fetch.ts';
 import { splitList, type Config } from '../config/config.ts';
 import { ipv4ByInterface } from '../config/network.ts';
-import { DB_FILE, Inventory } from '../inventory/store.ts';
+import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
 import { readSecretsFile } from '../talos/secrets-store.ts';
 import type { Node } from '../inventory/model.ts';
@@ -129,12 +129,20 @@ function dataDirWritable(dir: string): Facts['dataDir'] {
 }
 
 /** The inventory's nodes, read from the data dir (none before the first start). */
-function nodesOnDisk(c: Config): Node[] {
+/** The inventory's nodes, read without migrating or writing; why they could not be read, if so. */
+function nodesOnDisk(c: Config): { nodes: Node[]; problem?: string } {
   const db = path.join(c.data_dir, DB_FILE);
-  if (!existsSync(db)) return [];
-  const inv = Inventory.open(db);
+  if (!existsSync(db)) return { nodes: [] };
+  let inv: Inventory;
   try {
-    return inv.list();
+    inv = Inventory.openReadOnly(db);
+  } catch (err) {
+    return { nodes: [], problem: err instanceof InventoryError ? err.message : `inventory ${db} cannot be read: ${(err as Error).message}` };
+  }
+  try {
+    return { nodes: inv.list() };
+  } catch (err) {
+    return { nodes: [], problem: `inventory ${db} cannot be read: ${(err as Error).message}` };
   } finally {
     inv.close();
   }
@@ -171,7 +179,8 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
   } catch {
     // an unreadable bundle is reported by serve itself
   }
-  const nodes = opts.nodes ?? nodesOnDisk(c);
+  const onDisk = opts.nodes ? { nodes: opts.nodes } : nodesOnDisk(c);
+  const nodes = onDisk.nodes;
   return {
     ports: opts.ports ? await gatherPorts(c) : [],
     advertiseAddr: c.advertise_addr,
@@ -190,6 +199,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     now: new Date(),
     caValidity,
     clusterEndpoint: c.cluster.endpoint || (c.cluster.vip ? `https://${c.cluster.vip}:6443` : ''),
+    inventoryProblem: onDisk.problem,
     heldNodes: nodes
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),

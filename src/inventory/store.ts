@@ -25,7 +25,7 @@ import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 export const DB_FILE = 'genesis.db';
 
 export class InventoryError extends Error {
-  readonly code: 'not_found' | 'conflict' | 'schema_too_new' | 'full';
+  readonly code: 'not_found' | 'conflict' | 'schema_too_new' | 'schema_too_old' | 'full';
   constructor(code: InventoryError['code'], message: string) {
     super(message);
     this.code = code;
@@ -164,6 +164,28 @@ export class Inventory {
       // the inventory must not lose an assignment, so keep FULL.
       db.pragma('synchronous = FULL');
       migrate(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return new Inventory(db, opts);
+  }
+
+  /**
+   * For diagnostics (`genesis doctor`): read what is there, never migrate or write. A file at an
+   * older schema than this Genesis knows is reported rather than upgraded (serve upgrades it).
+   */
+  static openReadOnly(file: string, opts: InventoryOptions = {}): Inventory {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+      const current = db.pragma('user_version', { simple: true }) as number;
+      if (current > LATEST_SCHEMA) {
+        throw new InventoryError('schema_too_new', `inventory ${file} has schema version ${current}, newer than this Genesis knows (${LATEST_SCHEMA}); run a newer Genesis or restore a backup`);
+      }
+      if (current < LATEST_SCHEMA) {
+        throw new InventoryError('schema_too_old', `inventory ${file} has schema version ${current}; genesis serve upgrades it to ${LATEST_SCHEMA} at its next start`);
+      }
     } catch (err) {
       db.close();
       throw err;

@@ -6,7 +6,9 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { LATEST_SCHEMA, MIGRATIONS } from '../../src/inventory/migrations.ts';
 import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
 import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
@@ -69,6 +71,29 @@ describe('genesis doctor', () => {
       g.kill('SIGTERM');
       await g.exit();
     }
+  });
+
+  it('reads the inventory without migrating or writing it: an older file is reported and left as it is, a newer one fails in one line', async () => {
+    const s = setup({ assets: true });
+    mkdirSync(path.join(s.dir, 'data'), { recursive: true });
+    const file = path.join(s.dir, 'data', 'genesis.db');
+    const raw = new Database(file);
+    for (const m of MIGRATIONS.filter((m) => m.version <= 6)) raw.exec(m.sql);
+    raw.pragma('user_version = 6');
+    raw.close();
+    const older = await doctor(s.env, ['--json']);
+    const results = (JSON.parse(older.stdout) as { results: Array<{ id: string; status: string; title: string }> }).results;
+    expect(results.find((x) => x.id === 'inventory')).toMatchObject({ status: 'warn', title: expect.stringMatching(/schema version 6; genesis serve upgrades it to \d+ at its next start/) });
+    const again = new Database(file, { readonly: true });
+    expect(again.pragma('user_version', { simple: true })).toBe(6);
+    again.close();
+    const newer = new Database(file);
+    newer.pragma(`user_version = ${LATEST_SCHEMA + 1}`);
+    newer.close();
+    const r = await doctor(s.env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/FAIL  inventory .* has schema version \d+, newer than this Genesis knows/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('fails an address that is not on this host, missing iPXE binaries, and an unwritable data dir; warns about missing Talos assets', async () => {
