@@ -92,7 +92,7 @@ describe('genesis doctor', () => {
     newer.close();
     const r = await doctor(s.env);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/FAIL  inventory .* has schema version \d+, newer than this Genesis knows/);
+    expect(r.stdout).toMatch(/FAIL {2}inventory .* has schema version \d+, newer than this Genesis knows/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
