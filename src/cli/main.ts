@@ -28,8 +28,33 @@ Commands:
 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
-  -h, --help       Show this help
+  -h, --help       Show this help (genesis help <command>: that command's)
   -v, --version    Show the version
+
+Commands that talk to a running Genesis (nodes, cluster, talosconfig) find it through
+GENESIS_URL (default http://127.0.0.1:8080) and GENESIS_API_TOKEN (default: the token file in
+the data dir). Every setting is also an environment variable: GENESIS_<SECTION>_<KEY>.
+
+Examples:
+  genesis doctor                          what keeps machines from booting, with fixes
+  GENESIS_CLUSTER_ENDPOINT=https://192.0.2.10:6443 genesis serve
+  genesis nodes                           the fleet
+  genesis nodes assign 52:54:00:12:34:56 controlplane
+`;
+
+const SERVE_USAGE = `Usage: genesis serve [--config <file>]
+
+Runs Genesis: TFTP, HTTP (boot scripts, Talos assets, machine configs, API, dashboard), the
+inventory, the Talos event sink and, with dhcp.proxy, the proxyDHCP. Runs until SIGINT/SIGTERM.
+
+Options:
+  --config <file>  Configuration file (default: ./genesis.yaml when present)
+
+Settings come from defaults, the file, then GENESIS_* environment variables (README: Configuration).
+
+Examples:
+  GENESIS_CLUSTER_VIP=192.0.2.10 genesis serve
+  GENESIS_DHCP_PROXY=true GENESIS_ADVERTISE_ADDR=192.0.2.1 genesis serve
 `;
 
 function version(): string {
@@ -98,6 +123,8 @@ export async function main(argv: string[]): Promise<number> {
     token: tokenCommand,
   }[argv[0] ?? ''];
   if (sub) return reportingConfigErrors(() => sub(argv.slice(1)));
+  // genesis help [command]: the same as --help, for those who type it that way.
+  if (argv[0] === 'help') return argv[1] ? main([argv[1], '--help']) : (process.stdout.write(USAGE), 0);
   let parsed;
   try {
     parsed = parseArgs({
@@ -119,6 +146,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command] = positionals;
+  if (command === 'serve' && values.help) {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
+  }
   if (values.help || !command) {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;

@@ -76,6 +76,23 @@ describe('genesis serve', () => {
     }
   });
 
+  it('help: genesis help, genesis help <command> and serve --help each print their own usage and exit 0', async () => {
+    const top = await run(process.execPath, [BIN, 'help']);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toMatch(/^Usage: genesis <command>/);
+    expect(top.stdout).toContain('GENESIS_URL');
+    expect(top.stdout).toContain('Examples:');
+    const nodes = await run(process.execPath, [BIN, 'help', 'nodes']);
+    expect(nodes.code).toBe(0);
+    expect(nodes.stdout).toMatch(/^Usage: genesis nodes /);
+    const serve = await run(process.execPath, [BIN, 'serve', '--help']);
+    expect(serve.code).toBe(0);
+    expect(serve.stdout).toMatch(/^Usage: genesis serve /);
+    const unknown = await run(process.execPath, [BIN, 'srve']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^genesis: unknown command "srve"/);
+  });
+
   it('says clearly when a port is taken', async () => {
     const dir = workdir();
     const first = genesis(dir);
