@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { envName, FIELDS } from '../../src/config/schema.ts';
 import { run } from '../helpers/run.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -23,6 +24,24 @@ describe.skipIf(!haveCompose)('docker-compose.yml', () => {
     expect(svc.volumes).toEqual(['genesis-data:/data:rw', 'genesis-talos:/app/assets/talos:rw']);
     expect(svc.environment).toMatchObject({ GENESIS_ADVERTISE_ADDR: 'auto', GENESIS_ASSETS_FETCH_ON_START: 'true', GENESIS_DHCP_PROXY: 'false' });
     expect(svc.ports).toBeUndefined(); // host networking publishes nothing
+  });
+
+  it('passes every setting through from .env or the shell when set, and leaves unset ones to Genesis', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-compose-'));
+    const envFile = path.join(dir, '.env');
+    // What the worked example and the issue reports put in .env.
+    writeFileSync(envFile, 'GENESIS_AUTO_ASSIGN_ENABLED=true\nGENESIS_TALOS_INSTALL_DISK=/dev/nvme0n1\nGENESIS_CLUSTER_ENDPOINT=https://k8s.lan:6443\n');
+    const r = await run('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), '--env-file', envFile, 'config'], { env: { PATH: process.env.PATH } });
+    expect(r.code, r.stderr).toBe(0);
+    const env = (parse(r.stdout) as { services: Record<string, { environment: Record<string, string | null> }> }).services.genesis!.environment;
+    expect(env).toMatchObject({ GENESIS_AUTO_ASSIGN_ENABLED: 'true', GENESIS_TALOS_INSTALL_DISK: '/dev/nvme0n1', GENESIS_CLUSTER_ENDPOINT: 'https://k8s.lan:6443' });
+    // Unset: null, which Compose leaves out of the container (Genesis's default applies).
+    expect(env.GENESIS_TFTP_HOST).toBeNull();
+    // Every setting of the schema is there, except the three the image owns.
+    const owned = ['GENESIS_DATA_DIR', 'GENESIS_ASSETS_DIR', 'GENESIS_LOG_FORMAT'];
+    const missing = FIELDS.map((f) => envName(f.key)).filter((n) => !owned.includes(n) && !(n in env));
+    expect(missing).toEqual([]);
+    for (const n of owned) expect(env, n).not.toHaveProperty(n);
   });
 
   it('the validator does reject a broken file (so the check above means something)', async () => {
