@@ -13,7 +13,7 @@ import { EventSinkServer } from './events/sink-server.ts';
 import { KernelLogReceiver } from './logs/receiver.ts';
 import { BootService } from './boot/service.ts';
 import { Talosconfigs, talosApiCredentials } from './boot/talosconfig.ts';
-import { ConfigError, splitList, type Config } from './config/config.ts';
+import { ConfigError, splitList, unknownEnvSettings, type Config } from './config/config.ts';
 import { tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
@@ -91,6 +91,9 @@ export class Genesis {
     mkdirSync(path.join(c.assets_dir, 'ipxe'), { recursive: true });
     mkdirSync(path.join(c.assets_dir, 'talos'), { recursive: true });
     this.log.info({ advertise: c.advertise_addr, dataDir: c.data_dir, assetsDir: c.assets_dir }, 'genesis starting');
+    for (const u of unknownEnvSettings(process.env)) {
+      this.log.warn({ variable: u.name, ...(u.suggestion ? { meant: u.suggestion } : {}) }, `${u.name} is not a Genesis setting and is ignored${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ''}`);
+    }
 
     this.inventory = Inventory.open(path.join(c.data_dir, DB_FILE), {
       autoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
@@ -219,7 +222,7 @@ export class Genesis {
     if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
     if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
     this.bootstrap.start();
-    this.log.info({ ...listening, baseUrl: this.baseUrl(), apiToken: this.apiToken.source }, 'genesis ready');
+    this.log.info({ ...listening, baseUrl: this.baseUrl(), dashboard: `${this.baseUrl()}/`, apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
   }
 

@@ -86,6 +86,8 @@ async function serve(configFile: string | undefined): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   try {
     await app.start();
+    // Where to go next, for the person at the terminal (the 'genesis ready' log line has it too).
+    if (process.stderr.isTTY) process.stderr.write(`\nGenesis is up. Dashboard: http://${config.advertise_addr}:${config.http.port}/  (genesis doctor checks the setup)\n`);
     if (app.apiToken?.plaintext) {
       // Straight to a terminal, never through the logger: logs are shipped and kept. Without a
       // terminal (Docker, systemd) stderr is a log too, so only where to read it is said.

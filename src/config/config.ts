@@ -239,3 +239,36 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 export function splitList(v: string): string[] {
   return v === '' ? [] : v.split(',');
 }
+
+/** GENESIS_* variables that are not settings but are read elsewhere (CLI, CI, tests, crash points). */
+const OTHER_GENESIS_VARS = new Set(['GENESIS_API_TOKEN', 'GENESIS_URL', 'GENESIS_FAILPOINT', 'GENESIS_NODE_PREFIX', 'GENESIS_FUZZ_COUNT', 'GENESIS_FUZZ_SEED']);
+
+/**
+ * GENESIS_* variables that name no setting, each with the setting it was most likely meant to be
+ * (a typo such as GENESIS_CLUSTR_VIP would otherwise be ignored without a word).
+ */
+export function unknownEnvSettings(env: NodeJS.ProcessEnv): Array<{ name: string; suggestion?: string }> {
+  const known = FIELDS.map((f) => envName(f.key));
+  const out: Array<{ name: string; suggestion?: string }> = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('GENESIS_') || OTHER_GENESIS_VARS.has(name) || known.includes(name)) continue;
+    let best: string | undefined;
+    let bestDistance = Infinity;
+    for (const k of known) {
+      const d = editDistance(name, k);
+      if (d < bestDistance) [best, bestDistance] = [k, d];
+    }
+    out.push({ name, suggestion: bestDistance <= 3 ? best : undefined });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

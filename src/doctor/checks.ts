@@ -56,6 +56,8 @@ export type Facts = {
   caValidity?: { notBefore: Date; notAfter: Date };
   /** Is there a Kubernetes API address for the configs (cluster.endpoint, or cluster.vip to derive it)? */
   clusterEndpoint: string;
+  /** GENESIS_* variables that name no setting, with the one they most likely meant. */
+  unknownEnv?: Array<{ name: string; suggestion?: string }>;
   /** Why the inventory could not be read (newer or older schema, unreadable), if it could not. */
   inventoryProblem?: string;
   /** Assigned machines Genesis holds back from installing, with why (their `waiting` field). */
@@ -148,6 +150,16 @@ export function checkDockerDesktop(f: Facts): CheckResult {
     };
   }
   return ok('docker-desktop', 'not under Docker Desktop');
+}
+
+/** A typo in a variable name is otherwise ignored without a word. */
+export function checkEnvNames(f: Facts): CheckResult[] {
+  return (f.unknownEnv ?? []).map((u) => ({
+    id: `env-${u.name}`,
+    status: 'warn' as const,
+    title: `${u.name} is not a Genesis setting and is ignored`,
+    fix: u.suggestion ? `did you mean ${u.suggestion}?` : 'see README: Configuration for the settings and their variables',
+  }));
 }
 
 /** Read without migrating: a problem is reported, never fixed behind the operator's back. */
@@ -262,5 +274,5 @@ export function checkHeldNodes(f: Facts): CheckResult[] {
 }
 
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { talosAssetsPresent } from '../assets/fetch.ts';
-import { splitList, type Config } from '../config/config.ts';
+import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
 import { ipv4ByInterface } from '../config/network.ts';
 import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
@@ -200,6 +200,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     caValidity,
     clusterEndpoint: c.cluster.endpoint || (c.cluster.vip ? `https://${c.cluster.vip}:6443` : ''),
     inventoryProblem: onDisk.problem,
+    unknownEnv: unknownEnvSettings(process.env),
     heldNodes: nodes
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),

@@ -201,3 +201,13 @@ describe('the proxyDHCP address', () => {
     expect(proxyDhcpAddress('eth9', '192.0.2.1', up, () => false)).toEqual({ problem: 'interface eth9 does not exist or has no IPv4 address (up with an address: eth0)' });
   });
 });
+
+describe('GENESIS_* variables that name no setting', () => {
+  it('are found, with the setting they most likely meant; the other GENESIS_ variables Genesis reads are not', async () => {
+    const { unknownEnvSettings } = await import('../../src/config/config.ts');
+    expect(unknownEnvSettings({ GENESIS_CLUSTR_VIP: '192.0.2.10', GENESIS_CLUSTER_VIP: 'x', GENESIS_API_TOKEN: 't', GENESIS_URL: 'u', GENESIS_WHATEVER_ELSE_ENTIRELY: '1', PATH: '/bin' })).toEqual([
+      { name: 'GENESIS_CLUSTR_VIP', suggestion: 'GENESIS_CLUSTER_VIP' },
+      { name: 'GENESIS_WHATEVER_ELSE_ENTIRELY', suggestion: undefined },
+    ]);
+  });
+});

@@ -54,6 +54,11 @@ describe('genesis doctor checks', () => {
     expect(r[2]).toMatchObject({ status: 'fail', detail: expect.stringContaining('--bind-interfaces') });
   });
 
+  it('warns about a GENESIS_ variable that names no setting, with the one it most likely meant', () => {
+    const r = runChecks({ ...healthy, unknownEnv: [{ name: 'GENESIS_CLUSTR_VIP', suggestion: 'GENESIS_CLUSTER_VIP' }] }).filter((c) => c.status !== 'ok');
+    expect(r).toEqual([{ id: 'env-GENESIS_CLUSTR_VIP', status: 'warn', title: 'GENESIS_CLUSTR_VIP is not a Genesis setting and is ignored', fix: 'did you mean GENESIS_CLUSTER_VIP?' }]);
+  });
+
   it('a port held by the running Genesis is no clash; each port gets its own fix', () => {
     const r = checkPorts({
       ...healthy,
