@@ -3,7 +3,8 @@
 // the data dir, so it works the same on the Genesis machine and from a laptop.
 
 import { readFileSync } from 'node:fs';
-import { readCliToken } from '../auth/api-token.ts';
+import path from 'node:path';
+import { CLI_TOKEN_FILE, readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
 import { parseCommand } from './args.ts';
 import type { Node, NodeEvent, StoredKernelLogLine } from '../inventory/model.ts';
@@ -54,7 +55,8 @@ export function cliFailure(err: unknown, label: string, also: Array<abstract new
   throw err;
 }
 
-export type Client = { url: string; token: string | undefined };
+/** `tokenFile`: where the token was looked for when GENESIS_API_TOKEN is unset (for the hint on a 401). */
+export type Client = { url: string; token: string | undefined; tokenFile?: string };
 
 /** Where the API is and the token to use: --url, GENESIS_URL, else the local configuration. */
 export function apiClient(configFile: string | undefined, url: string | undefined): Client {
@@ -64,6 +66,7 @@ export function apiClient(configFile: string | undefined, url: string | undefine
   return {
     url: (url ?? process.env.GENESIS_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`).replace(/\/+$/, ''),
     token: readCliToken(config.data_dir),
+    tokenFile: process.env.GENESIS_API_TOKEN ? undefined : path.join(config.data_dir, CLI_TOKEN_FILE),
   };
 }
 
@@ -93,7 +96,12 @@ export async function call(c: Client, method: string, path: string, body?: unkno
   }
   if (!res.ok) {
     const e = data as { error?: string; message?: string };
-    const hint = res.status === 401 ? ' (set GENESIS_API_TOKEN, or run where the data dir holds admin.token)' : '';
+    const hint =
+      res.status !== 401
+        ? ''
+        : c.token
+          ? ' (the token was refused: GENESIS_API_TOKEN or the token file holds another Genesis\'s token)'
+          : ` (no API token: ${c.tokenFile ? `${c.tokenFile} does not exist; ` : ''}set GENESIS_API_TOKEN (genesis token show prints it where Genesis runs), or run in the directory Genesis runs in, or set GENESIS_DATA_DIR to its data dir)`;
     throw new CliError(`${e.message ?? e.error ?? res.statusText}${hint}`);
   }
   return data;

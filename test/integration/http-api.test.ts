@@ -240,7 +240,10 @@ describe('genesis nodes (CLI, a real process)', () => {
     expect(badRole).toMatchObject({ code: 1, stderr: 'genesis nodes assign: assign needs a role: controlplane or worker\n' });
     const noToken = await run(process.execPath, [BIN, 'nodes', 'list'], { env: { ...env, GENESIS_API_TOKEN: '' }, timeoutMs: 30_000 });
     expect(noToken.code).toBe(1);
-    expect(noToken.stderr).toMatch(/needs Authorization: Bearer <token> \(set GENESIS_API_TOKEN/);
+    expect(noToken.stderr).toMatch(/needs Authorization: Bearer <token> \(no API token: .*admin\.token does not exist; set GENESIS_API_TOKEN \(genesis token show prints it where Genesis runs\)/);
+    const wrongToken = await run(process.execPath, [BIN, 'nodes', 'list'], { env: { ...env, GENESIS_API_TOKEN: 'not-the-token-0123456789' }, timeoutMs: 30_000 });
+    expect(wrongToken.code).toBe(1);
+    expect(wrongToken.stderr).toMatch(/\(the token was refused: GENESIS_API_TOKEN or the token file holds another Genesis's token\)/);
     const down = await run(process.execPath, [BIN, 'nodes', 'list'], { env: { ...env, GENESIS_URL: 'http://127.0.0.1:9' }, timeoutMs: 30_000 });
     expect(down).toMatchObject({ code: 1 });
     expect(down.stderr).toMatch(/^genesis nodes list: cannot reach Genesis at http:\/\/127\.0\.0\.1:9: /);
