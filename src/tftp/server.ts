@@ -187,12 +187,7 @@ export class TftpServer extends EventEmitter {
       this.refuse(client, ErrorCode.NotDefined, 'too many transfers from this address, try again', 'busy-client', req.filename);
       return;
     }
-    // UEFI firmware probes the size (RRQ tsize, our OACK, its ERROR), then asks again from a new
-    // port. If that ERROR was lost, the probe would sit retransmitting its OACK into nothing and
-    // end as a timeout a minute later: the new request for the same file is the client's answer.
-    for (const t of this.active.values()) {
-      if (t.client.address === client.address && t.client.port !== client.port && t.path === normalized.path && t.awaitingOackAck) t.supersede(client.port);
-    }
+    this.noteRequest(client.address, normalized.path);
     const transfer = new ActiveTransfer(this, req, normalized.path, client);
     this.active.set(key, transfer);
     this.perClient.set(client.address, (this.perClient.get(client.address) ?? 0) + 1);
@@ -217,10 +212,30 @@ export class TftpServer extends EventEmitter {
     return this.opts;
   }
 
+  /**
+   * When each address last asked for each file (bounded), to tell a size probe whose abort was
+   * lost from a failed transfer: UEFI firmware probes the size (RRQ tsize, our OACK, its ERROR),
+   * then asks again from a new port; if the ERROR is lost, the probe retransmits its OACK into
+   * nothing and times out a minute later. It is not cut short when the new request comes (other
+   * machines may share the address behind a NAT), only named for what it was when it ends.
+   */
+  private readonly lastRequest = new Map<string, number>();
+
+  private noteRequest(address: string, file: string): void {
+    const key = `${address}\0${file}`;
+    this.lastRequest.delete(key);
+    this.lastRequest.set(key, performance.now());
+    if (this.lastRequest.size > 4096) this.lastRequest.delete(this.lastRequest.keys().next().value!);
+  }
+
   /** @internal called by ActiveTransfer when it has ended and released its resources */
   ended(t: ActiveTransfer, summary: TransferSummary | undefined): void {
     this.forget(t);
     if (!summary) return;
+    if (summary.outcome === 'timeout' && t.neverAcknowledged && (this.lastRequest.get(`${t.client.address}\0${t.path}`) ?? 0) > t.startedAt) {
+      summary.outcome = 'aborted';
+      summary.detail = 'superseded: no ACK to the OACK, and the client asked for the same file again meanwhile (its abort after a size probe was likely lost)';
+    }
     this.counters.transfers[summary.outcome]++;
     this.counters.bytes += summary.bytes;
     this.counters.retransmits += summary.retransmits;
@@ -256,7 +271,7 @@ class ActiveTransfer {
   private timer: NodeJS.Timeout | undefined;
   private timerMs = 0;
   private lifetime: NodeJS.Timeout | undefined;
-  private readonly startedAt = performance.now();
+  readonly startedAt = performance.now();
   private heardFromClient = false;
   private ended = false;
 
@@ -384,14 +399,9 @@ class ActiveTransfer {
     );
   }
 
-  get awaitingOackAck(): boolean {
-    return this.machine?.awaitingOackAck ?? false;
-  }
-
-  /** The same client asked for the same file from another port before answering our OACK. */
-  supersede(newPort: number): void {
-    if (this.ended) return;
-    this.finish({ result: 'aborted', detail: `superseded: the client asked for the file again from port ${newPort} without answering the OACK (its error after a size probe was likely lost)` });
+  /** It never got past the OACK: no ACK 0 came. */
+  get neverAcknowledged(): boolean {
+    return this.machine?.oackUnanswered ?? false;
   }
 
   /** Ends the transfer from outside (shutdown, the client restarted, the lifetime cap): the server's decision, not a client error. */

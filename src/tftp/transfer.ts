@@ -59,6 +59,7 @@ export type TransferStats = {
 
 export class Transfer {
   private phase: 'oack' | 'data' | 'done' = 'data';
+  private oackAnswered = false;
   private acked = 0; // highest block the client acknowledged
   private sent = 0; // highest block sent in the current pass
   private everSent = 0; // highest block ever sent; blocks at or below it are retransmissions
@@ -100,9 +101,9 @@ export class Transfer {
     return this.phase === 'done';
   }
 
-  /** The OACK is out and its ACK 0 has not come: no data has been sent yet. */
-  get awaitingOackAck(): boolean {
-    return this.phase === 'oack';
+  /** An OACK went out and its ACK 0 never came (true also once the transfer has ended that way). */
+  get oackUnanswered(): boolean {
+    return this.params.negotiated.oack.size > 0 && !this.oackAnswered;
   }
 
   /** Byte range for a read effect, so the I/O layer needs no knowledge of block arithmetic. */
@@ -186,6 +187,12 @@ export class Transfer {
     this.rto.expired();
     this.sampleBlock = undefined; // Karn: an ACK after a retransmission says nothing about the round trip
     if (this.phase === 'oack') {
+      // Most clients repeat their request when the OACK is lost (answered at once,
+      // repeatedRequest()) and their ACK 0 when that is lost; but an OACK they did not expect
+      // makes atftp abort, while curl repeats nothing and waits for the server. So the OACK is
+      // repeated only after two of the client's timer periods have passed in silence: by then an
+      // atftp whose ACK 0 was lost has repeated it twice, and a curl whose OACK was lost gets it.
+      if (this.retries < 2) return [this.oackTimer()];
       this.retransmits++;
       return this.sendOack();
     }
@@ -224,6 +231,7 @@ export class Transfer {
   private ack(wire: number, now: number): Effect[] {
     if (this.phase === 'oack') {
       if (wire !== 0) return [];
+      this.oackAnswered = true;
       this.takeSample(0, now);
       this.phase = 'data';
       this.retries = 0;
@@ -317,15 +325,18 @@ export class Transfer {
   }
 
   /**
-   * Repeat an OACK only after the client's own timer, taken at its longest: a lost OACK makes the
-   * client repeat its request (answered at once, repeatedRequest()), a lost ACK 0 makes it repeat
-   * the ACK, so the server never needs to hurry; and some clients (atftp) abort on an OACK they did
-   * not expect. Before the first round trip there is no estimate to go on anyway.
+   * The OACK, and the time to wait for its ACK 0: longer than the client's own timer, taken at its
+   * longest, so that the client repeats itself first (see timeout()). Before the first round trip
+   * there is no estimate to go on anyway.
    */
   private sendOack(): Effect[] {
+    return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, this.oackTimer()];
+  }
+
+  private oackTimer(): Effect {
     const assumed = this.params.assumedClientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
     const client = Math.max(this.params.negotiated.timeoutMs ?? 0, assumed);
-    return [{ type: 'send', packet: encodeOack(this.params.negotiated.oack) }, { type: 'timer', ms: client + Math.round(client / 4) }];
+    return { type: 'timer', ms: client + Math.round(client / 4) };
   }
 
   private finish(outcome: Outcome, packet?: Buffer): Effect[] {
