@@ -48,7 +48,8 @@ fi
 
 FW=${FW:-uboot}
 ROUTER=()
-[ "$FW" = uboot ] && ROUTER=(--dhcp-boot=boot.scr.uimg,,192.0.2.1)
+# The README's dnsmasq recipe for U-Boot boards, as written there.
+[ "$FW" = uboot ] && ROUTER=(--dhcp-vendorclass=set:uboot,U-Boot --dhcp-boot=tag:uboot,boot.scr.uimg,,192.0.2.1)
 $X dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
   --dhcp-range=192.0.2.100,192.0.2.126,255.255.255.128,10m --no-ping "${ROUTER[@]}" \
   --dhcp-leasefile="$W/leases" --log-dhcp --log-facility="$W/dnsmasq.log" &
