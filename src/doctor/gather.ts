@@ -102,6 +102,8 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
     { proto: 'udp', host: '0.0.0.0', port: c.dhcp.pxe_port, purpose: 'proxyDHCP', reuse: true, enabled: c.dhcp.proxy && c.dhcp.pxe_port !== 0 },
   ];
   const out: PortFact[] = [];
+  // Asked once, and only if one of the ports turns out to be held by a running Genesis.
+  let healthy: Promise<boolean> | undefined;
   for (const w of wanted) {
     if (!w.enabled) {
       out.push({ proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result: 'skipped' });
@@ -110,7 +112,7 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
     const result = await tryBind(w.proto, w.host, w.port, w.reuse);
     const holder = result === 'in-use' ? portHolder(w.proto, w.port) : undefined;
     const fact: PortFact = { proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: holder && `${holder.name} (pid ${holder.pid})` };
-    if (holder?.genesis) fact.genesis = { pid: holder.pid, healthy: await genesisHealthy(c.http.host, c.http.port) };
+    if (holder?.genesis) fact.genesis = { pid: holder.pid, healthy: await (healthy ??= genesisHealthy(c.http.host, c.http.port)) };
     out.push(fact);
   }
   return out;
