@@ -12,7 +12,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.ts';
-import { buildArm64Standin, stageArm64Standin } from '../helpers/standin-arm64.ts';
+import { buildArm64Standin, stageArm64Standin } from '../helpers/standin.ts';
 
 const HERE = import.meta.dirname;
 const MAC = '52:54:00:a6:00:01';

@@ -1,6 +1,7 @@
-// The stand-in for Talos in the firmware boots: a Debian kernel and a busybox initramfs built at
-// test time by test/e2e/build-standin.sh, cached by the script's content (a changed script is
-// rebuilt, not reused), and copied into an assets dir where Genesis serves Talos v1.14.0.
+// The stand-ins for Talos in the firmware boots: a Debian kernel and a busybox initramfs built at
+// test time by a script in test/e2e (build-standin.sh for amd64, build-standin-arm64.sh for
+// arm64), cached by the script's content (a changed script is rebuilt, not reused), and copied
+// into an assets dir where Genesis serves Talos v1.14.0 for that architecture.
 
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync } from 'node:fs';
@@ -8,22 +9,34 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { run } from './run.ts';
 
-const SCRIPT = path.resolve(import.meta.dirname, '../e2e/build-standin.sh');
-const KEY = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex').slice(0, 12);
-export const STANDIN_CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e', KEY);
 export const STANDIN_VERSION = 'v1.14.0';
 
-/** Build (or reuse) the kernel and initramfs; returns the build's stderr on failure. */
-export async function buildStandin(): Promise<{ ok: boolean; stderr: string }> {
-  mkdirSync(STANDIN_CACHE, { recursive: true });
-  const r = await run('sh', [SCRIPT, STANDIN_CACHE], { timeoutMs: 600_000 });
-  return { ok: r.code === 0, stderr: r.stderr };
+function standin(script: string, cachePrefix: string, arch: 'amd64' | 'arm64') {
+  const file = path.resolve(import.meta.dirname, '../e2e', script);
+  const key = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
+  const cache = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e', `${cachePrefix}${key}`);
+  return {
+    cache,
+    /** Build (or reuse) the kernel and initramfs; returns the build's stderr on failure. */
+    async build(): Promise<{ ok: boolean; stderr: string }> {
+      mkdirSync(cache, { recursive: true });
+      const r = await run('sh', [file, cache], { timeoutMs: 600_000 });
+      return { ok: r.code === 0, stderr: r.stderr };
+    },
+    /** Put the stand-in where Genesis serves Talos STANDIN_VERSION for its architecture. */
+    stage(assetsDir: string): void {
+      const kdir = path.join(assetsDir, 'talos', STANDIN_VERSION, arch);
+      mkdirSync(kdir, { recursive: true });
+      cpSync(path.join(cache, 'vmlinuz'), path.join(kdir, 'vmlinuz'));
+      cpSync(path.join(cache, 'initramfs.xz'), path.join(kdir, 'initramfs.xz'));
+    },
+  };
 }
 
-/** Put the stand-in where Genesis serves Talos STANDIN_VERSION for amd64. */
-export function stageStandin(assetsDir: string): void {
-  const kdir = path.join(assetsDir, 'talos', STANDIN_VERSION, 'amd64');
-  mkdirSync(kdir, { recursive: true });
-  cpSync(path.join(STANDIN_CACHE, 'vmlinuz'), path.join(kdir, 'vmlinuz'));
-  cpSync(path.join(STANDIN_CACHE, 'initramfs.xz'), path.join(kdir, 'initramfs.xz'));
-}
+const amd64 = standin('build-standin.sh', '', 'amd64');
+const arm64 = standin('build-standin-arm64.sh', 'arm64-', 'arm64');
+export const STANDIN_CACHE = amd64.cache;
+export const buildStandin = amd64.build;
+export const stageStandin = amd64.stage;
+export const buildArm64Standin = arm64.build;
+export const stageArm64Standin = arm64.stage;
