@@ -12,7 +12,7 @@ export type PortFact = {
   purpose: string;
   result: 'free' | 'in-use' | 'no-permission' | 'skipped';
   holder?: string;
-  genesis?: { pid: number; healthy?: boolean };
+  genesis?: { pid: number; healthy?: boolean; cwd?: string };
 };
 
 /** The setting that moves each port, and what usually holds it. */
@@ -56,6 +56,8 @@ export type Facts = {
   caValidity?: { notBefore: Date; notAfter: Date };
   /** Is there a Kubernetes API address for the configs (cluster.endpoint, or cluster.vip to derive it)? */
   clusterEndpoint: string;
+  /** This command's working directory (relative settings such as ./data resolve against it). */
+  cwd?: string;
   /** GENESIS_* variables that name no setting, with the one they most likely meant. */
   unknownEnv?: Array<{ name: string; suggestion?: string }>;
   /** Why the inventory could not be read (newer or older schema, unreadable), if it could not. */
@@ -99,6 +101,23 @@ export function checkPorts(f: Facts): CheckResult[] {
         fix: portFix(p),
       };
     });
+}
+
+/**
+ * Run beside a Genesis started elsewhere (another directory, a container), doctor's other checks
+ * judge this command's configuration, not that process's: say so rather than contradict it.
+ */
+export function checkRunningGenesisConfig(f: Facts): CheckResult[] {
+  const g = f.ports.find((p) => p.genesis?.cwd !== undefined)?.genesis;
+  if (!g || !f.cwd || g.cwd === f.cwd) return [];
+  return [
+    {
+      id: 'running-genesis-elsewhere',
+      status: 'warn',
+      title: `a Genesis is running (pid ${g.pid}) in ${g.cwd}; the checks below judge this command's configuration (in ${f.cwd}), not its`,
+      fix: `run genesis doctor where and how Genesis runs (cd ${g.cwd}, same environment), or in the container: docker compose exec genesis node bin/genesis.js doctor`,
+    },
+  ];
 }
 
 export function checkAdvertise(f: Facts): CheckResult[] {
@@ -274,5 +293,5 @@ export function checkHeldNodes(f: Facts): CheckResult[] {
 }
 
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkPorts(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

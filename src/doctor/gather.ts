@@ -112,7 +112,15 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
     const result = await tryBind(w.proto, w.host, w.port, w.reuse);
     const holder = result === 'in-use' ? portHolder(w.proto, w.port) : undefined;
     const fact: PortFact = { proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: holder && `${holder.name} (pid ${holder.pid})` };
-    if (holder?.genesis) fact.genesis = { pid: holder.pid, healthy: await (healthy ??= genesisHealthy(c.http.host, c.http.port)) };
+    if (holder?.genesis) {
+      let cwd: string | undefined;
+      try {
+        cwd = readlinkSync(`/proc/${holder.pid}/cwd`);
+      } catch {
+        // another user's process, or gone
+      }
+      fact.genesis = { pid: holder.pid, healthy: await (healthy ??= genesisHealthy(c.http.host, c.http.port)), ...(cwd ? { cwd } : {}) };
+    }
     out.push(fact);
   }
   return out;
@@ -203,6 +211,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     clusterEndpoint: c.cluster.endpoint || (c.cluster.vip ? `https://${c.cluster.vip}:6443` : ''),
     inventoryProblem: onDisk.problem,
     unknownEnv: unknownEnvSettings(process.env),
+    cwd: process.cwd(),
     heldNodes: nodes
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),

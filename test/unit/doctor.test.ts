@@ -59,6 +59,12 @@ describe('genesis doctor checks', () => {
     expect(r).toEqual([{ id: 'env-GENESIS_CLUSTR_VIP', status: 'warn', title: 'GENESIS_CLUSTR_VIP is not a Genesis setting and is ignored', fix: 'did you mean GENESIS_CLUSTER_VIP?' }]);
   });
 
+  it('run beside a Genesis started in another directory, says its other checks judge this command\'s configuration', () => {
+    const ports = [{ proto: 'tcp' as const, host: '0.0.0.0', port: 8080, purpose: 'HTTP', result: 'in-use' as const, genesis: { pid: 77, healthy: true, cwd: '/srv/genesis' } }];
+    expect(runChecks({ ...healthy, ports, cwd: '/root' }).find((c) => c.id === 'running-genesis-elsewhere')).toMatchObject({ status: 'warn', title: expect.stringContaining('pid 77) in /srv/genesis'), fix: expect.stringContaining('cd /srv/genesis') });
+    expect(runChecks({ ...healthy, ports, cwd: '/srv/genesis' }).find((c) => c.id === 'running-genesis-elsewhere')).toBeUndefined();
+  });
+
   it('a port held by the running Genesis is no clash; each port gets its own fix', () => {
     const r = checkPorts({
       ...healthy,
