@@ -167,7 +167,9 @@ export class TftpServer extends EventEmitter {
     if (existing) {
       // A client that repeats its request has not heard our answer: answer it again, same transfer.
       if (existing.isRepeatOf(req)) return existing.repeated();
-      existing.abort('client started a new request');
+      // The port now belongs to the new request (the client gave up, or a new process got the
+      // same ephemeral port): an ERROR sent there would be taken as the answer to it. End silently.
+      existing.abort('the client started a new request from the same port', { tell: false });
     }
     if (req.mode !== 'octet') {
       // netascii would need CR/LF translation and changes sizes; nothing that boots asks for it.
@@ -405,9 +407,9 @@ class ActiveTransfer {
   }
 
   /** Ends the transfer from outside (shutdown, the client restarted, the lifetime cap): the server's decision, not a client error. */
-  abort(reason: string): void {
+  abort(reason: string, { tell = true }: { tell?: boolean } = {}): void {
     if (this.ended) return;
-    this.socket?.send(encodeError(ErrorCode.NotDefined, reason), this.client.port, this.client.address);
+    if (tell) this.socket?.send(encodeError(ErrorCode.NotDefined, reason), this.client.port, this.client.address);
     this.finish({ result: 'aborted', detail: `aborted by server: ${reason}` });
   }
 

@@ -169,6 +169,29 @@ describe('TFTP on the wire', () => {
     await srv.transfers(1);
   });
 
+  it('a different request from the same port ends the old transfer silently: the port belongs to the new request now', async () => {
+    // A client that gave up, or a new process that got the same ephemeral port while the old
+    // transfer still waited for its last ACK. An ERROR sent to that port would reach the new
+    // request first, and a client that takes the first answer's port as the server's TID fails.
+    const srv = await server();
+    writeFileSync(path.join(srv.root, 'old.bin'), randomBytes(512 * 4));
+    writeFileSync(path.join(srv.root, 'new.bin'), randomBytes(100));
+    const p = await peer();
+    p.send(encodeRequest('rrq', 'old.bin', 'octet'), srv.port);
+    const first = await p.next();
+    expect(first.packet).toMatchObject({ kind: 'data', block: 1 });
+    p.send(encodeAck(1), first.port);
+    expect((await p.next()).packet).toMatchObject({ kind: 'data', block: 2 });
+    p.send(encodeRequest('rrq', 'new.bin', 'octet'), srv.port);
+    const answer = await p.next();
+    expect(answer.packet).toMatchObject({ kind: 'data', block: 1 });
+    expect(answer.port).not.toBe(first.port);
+    const [old] = await srv.transfers(1);
+    expect(old).toMatchObject({ file: 'old.bin', outcome: 'aborted', detail: 'aborted by server: the client started a new request from the same port' });
+    p.send(encodeAck(1), answer.port);
+    expect(await srv.transfers(1)).toMatchObject([{ file: 'new.bin', outcome: 'ok' }]);
+  });
+
   it('one address holds at most maxTransfersPerClient slots; the next request is told the server is busy', async () => {
     const srv = await server({ maxTransfersPerClient: 3 });
     writeFileSync(path.join(srv.root, 'slow.bin'), randomBytes(512 * 10));
