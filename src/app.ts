@@ -34,6 +34,7 @@ import { runChecks } from './doctor/checks.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { gatherFacts } from './doctor/gather.ts';
 import type { Arch } from './inventory/model.ts';
+import { sourceAddress } from './net/address.ts';
 import { PatchError } from './talos/patch.ts';
 import { RenderError } from './talos/render.ts';
 import { SecretsError } from './talos/secrets.ts';
@@ -212,7 +213,7 @@ export class Genesis {
       this.tftp.on('transfer-end', (t: TransferSummary) => {
         this.metrics!.tftpTransfer(t);
         if (t.outcome !== 'ok') return;
-        const ip = t.client.slice(0, t.client.lastIndexOf(':'));
+        const ip = sourceAddress(t.client.slice(0, t.client.lastIndexOf(':')));
         this.recordForKnownNode(() => this.inventory?.byIp(ip)?.mac, 'tftp-served', { file: t.file, bytes: t.bytes, durationMs: t.durationMs });
         const warning = loops.observe(ip, t.file, Date.now());
         if (warning) this.log.warn({ client: ip, file: t.file }, warning);

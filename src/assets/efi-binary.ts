@@ -24,8 +24,3 @@ export function inspectEfiBinary(head: Buffer): EfiVerdict {
   if (!arch) return { ok: false, problem: `PE machine 0x${machine.toString(16)} is neither x86-64 nor arm64` };
   return { ok: true, arch };
 }
-
-/** Where assets/ipxe keeps the iPXE EFI binary for an architecture (what the proxyDHCP hands out). */
-export function ipxeEfiPath(arch: 'amd64' | 'arm64'): string {
-  return arch === 'arm64' ? 'arm64-efi/snponly.efi' : 'snponly.efi';
-}

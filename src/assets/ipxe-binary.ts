@@ -4,7 +4,8 @@
 
 import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { inspectEfiBinary, ipxeEfiPath } from './efi-binary.ts';
+import { ipxeEfiPath } from '../ipxe/binaries.ts';
+import { inspectEfiBinary } from './efi-binary.ts';
 import { AssetError, downloadFile, sha256OfFile } from './fetch.ts';
 
 export type IpxeInstall = { arch: 'amd64' | 'arm64'; dest: string; sha256: string; bytes: number };

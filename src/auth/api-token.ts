@@ -5,6 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { bearerToken } from './bearer.ts';
 
 export const TOKEN_HASH_FILE = 'api-token.sha256';
 /** The plaintext for the local CLI, mode 0600. Delete it if you keep the token elsewhere. */
@@ -49,9 +50,8 @@ export function tokenMatches(token: string, hash: Buffer): boolean {
 /** `Authorization: Bearer <token>` against the stored hash. */
 export function checkBearer(header: string | undefined, hash: Buffer): 'ok' | 'missing' | 'invalid' {
   if (!header) return 'missing';
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) return 'invalid';
-  return tokenMatches(m[1]!, hash) ? 'ok' : 'invalid';
+  const token = bearerToken(header);
+  return token !== undefined && tokenMatches(token, hash) ? 'ok' : 'invalid';
 }
 
 /** For the CLI: the token from the environment, else the data dir's plaintext copy. */

@@ -3,7 +3,7 @@
 // forever. Nothing fails loudly; the machine just never boots. Genesis sees it as the same
 // address fetching an iPXE binary over and over, and says what to change. Pure: time is passed in.
 
-const IPXE_BINARIES = new Set(['undionly.kpxe', 'snponly.efi', 'ipxe.efi', 'ipxe.pxe', 'arm64-efi/snponly.efi', 'arm64-efi/ipxe.efi']);
+import { IPXE_BINARY_NAMES } from '../ipxe/binaries.ts';
 
 export const LOOP_ADVICE =
   'is loading iPXE again and again: the DHCP server hands the iPXE binary to iPXE itself. ' +
@@ -24,7 +24,7 @@ export class ChainloadLoopDetector {
 
   /** A completed TFTP download by `ip`; returns a warning the first time a loop shows (then quiet for a while). */
   observe(ip: string, file: string, now: number): string | undefined {
-    if (!IPXE_BINARIES.has(file.replace(/^\/+/, ''))) return undefined;
+    if (!IPXE_BINARY_NAMES.has(file.replace(/^\/+/, ''))) return undefined;
     const recent = (this.fetches.get(ip) ?? []).filter((t) => now - t < this.windowMs);
     recent.push(now);
     this.fetches.set(ip, recent);

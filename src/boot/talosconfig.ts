@@ -3,6 +3,7 @@
 // itself uses on the Talos API.
 
 import type { Inventory } from '../inventory/store.ts';
+import { nodeAddress } from '../inventory/model.ts';
 import { clusterEndpoint, type ClusterSettings } from '../talos/render.ts';
 import type { TalosApiCredentials } from '../talos/api-client.ts';
 import { pemFromBase64, type SecretsBundle } from '../talos/secrets.ts';
@@ -24,7 +25,7 @@ export class Talosconfigs {
   endpoints(): string[] {
     const ips = this.inventory
       .list({ role: 'controlplane' })
-      .map((n) => n.network?.address.split('/')[0] ?? n.lastIp)
+      .map(nodeAddress)
       .filter((ip): ip is string => !!ip);
     if (ips.length) return [...new Set(ips)];
     try {

@@ -3,6 +3,7 @@
 // Genesis restored from a secrets backup accepts the tokens already baked into cloud-init.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { bearerToken } from '../auth/bearer.ts';
 import type { SecretsBundle } from '../talos/secrets.ts';
 
 export function joinToken(bundle: SecretsBundle, cluster: string): string {
@@ -11,9 +12,9 @@ export function joinToken(bundle: SecretsBundle, cluster: string): string {
 
 /** `Authorization: Bearer <token>` against the cluster's join token, in constant time. */
 export function checkJoinToken(header: string | undefined, expected: string): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!m) return false;
-  const a = Buffer.from(m[1]!);
+  const token = bearerToken(header);
+  if (token === undefined) return false;
+  const a = Buffer.from(token);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
 }

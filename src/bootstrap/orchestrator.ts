@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BootstrapLocks, LockHistoryEntry } from '../inventory/bootstrap-lock.ts';
-import type { Node } from '../inventory/model.ts';
+import { nodeAddress, type Node } from '../inventory/model.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { TalosApiClient, TalosApiError, type TalosApiCredentials } from '../talos/api-client.ts';
 import { failpoint } from './failpoint.ts';
@@ -84,11 +84,6 @@ export type OrchestratorDeps = {
 
 const ACTOR = 'genesis';
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-/** Where Genesis reaches a node's Talos API: its static address, else where it last booted from. */
-export function nodeAddress(n: Node): string | null {
-  return n.network?.address.split('/')[0] ?? n.lastIp;
-}
 
 export class BootstrapOrchestrator {
   /** This process's identity as a lease owner: a restarted process is a new owner. */

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isSupportedTalosVersion, SUPPORTED_RANGE } from '../talos/contract.ts';
+import { isScriptWord, SCRIPT_WORD_CHARS } from '../ipxe/word.ts';
 import { envName, FIELDS, type Field } from './schema.ts';
 import { detectAdvertiseAddr } from './network.ts';
 
@@ -120,8 +121,8 @@ function coerce(field: Field, src: Source): string | number | boolean {
       return raw as string;
     case 'kernel-args':
       // Each word goes onto the iPXE kernel line: the same safe charset the script renderer enforces.
-      if (typeof raw !== 'string' || !/^[A-Za-z0-9._:/=+,@%-]*( [A-Za-z0-9._:/=+,@%-]+)*$/.test(raw.trim()) || /(^| )-/.test(raw.trim())) {
-        fail('must be space-separated kernel arguments of letters, digits and ._:/=+,@%-');
+      if (typeof raw !== 'string' || !raw.trim().split(/ +/).every((w) => w === '' || isScriptWord(w))) {
+        fail(`must be space-separated kernel arguments of ${SCRIPT_WORD_CHARS}`);
       }
       return (raw as string).trim();
     case 'pattern': {

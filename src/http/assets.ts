@@ -7,7 +7,7 @@ import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import type { Inventory } from '../inventory/store.ts';
-import { clientIp } from './boot.ts';
+import { sourceAddress } from '../net/address.ts';
 
 /**
  * Is the file a URL names, with every symlink resolved, inside the assets root? @fastify/static
@@ -63,7 +63,7 @@ export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: strin
     const whole = reply.statusCode === 200 || (reply.statusCode === 206 && typeof range === 'string' && /^bytes=0-/.test(range));
     if (!whole) return;
     try {
-      const node = deps.inventory.byIp(clientIp(req.ip));
+      const node = deps.inventory.byIp(sourceAddress(req.ip));
       if (node) deps.inventory.record(node.mac, 'asset-fetched', 'boot', { path: req.url.split('?')[0], status: reply.statusCode });
     } catch (err) {
       req.log.warn({ err }, 'could not record the asset download');

@@ -3,13 +3,10 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { BootService, IpxeIdentity } from '../boot/service.ts';
+import { sourceAddress } from '../net/address.ts';
 
 const IPXE = 'text/plain; charset=utf-8';
 const field = { type: 'string', maxLength: 256 } as const;
-
-export function clientIp(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-}
 
 export function bootRoutes(app: FastifyInstance, boot: BootService): void {
   app.get('/boot.ipxe', async (_req, reply) => reply.type(IPXE).header('cache-control', 'no-store').send(boot.entryScript()));
@@ -25,7 +22,7 @@ export function bootRoutes(app: FastifyInstance, boot: BootService): void {
       },
     },
     async (req, reply) => {
-      const answer = boot.nodeScript(req.query, clientIp(req.ip));
+      const answer = boot.nodeScript(req.query, sourceAddress(req.ip));
       return reply.code(answer.status).type(IPXE).header('cache-control', 'no-store').send(answer.body);
     },
   );

@@ -8,7 +8,7 @@ import { ResetRefused, type BootstrapOrchestrator } from '../bootstrap/orchestra
 import type { BootstrapLocks } from '../inventory/bootstrap-lock.ts';
 import { normalizeMac } from '../inventory/mac.ts';
 import type { Inventory } from '../inventory/store.ts';
-import { clientIp } from './boot.ts';
+import { sourceAddress } from '../net/address.ts';
 import { HttpError } from './errors.ts';
 
 export type ClusterDeps = {
@@ -69,8 +69,8 @@ export async function claimRoutes(app: FastifyInstance, deps: ClusterDeps & { to
     async (req) => {
       const mac = normalizeMac(req.body.mac);
       if (!mac) throw new HttpError(400, 'invalid_mac', `${JSON.stringify(req.body.mac)} is not a MAC address`);
-      const { changed, ...answer } = deps.locks.claim(deps.cluster, mac, clientIp(req.ip), 'claim');
-      if (changed) deps.inventory.record(mac, 'bootstrap-claimed', 'claim', { decision: answer.decision, epoch: answer.epoch, ip: clientIp(req.ip) });
+      const { changed, ...answer } = deps.locks.claim(deps.cluster, mac, sourceAddress(req.ip), 'claim');
+      if (changed) deps.inventory.record(mac, 'bootstrap-claimed', 'claim', { decision: answer.decision, epoch: answer.epoch, ip: sourceAddress(req.ip) });
       return answer;
     },
   );

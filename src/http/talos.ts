@@ -5,14 +5,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { MachineConfigService } from '../boot/machine-config.ts';
 import { normalizeMac } from '../inventory/mac.ts';
-import { clientIp } from './boot.ts';
+import { sourceAddress } from '../net/address.ts';
 
 export function talosRoutes(app: FastifyInstance, configs: MachineConfigService): void {
   app.get<{ Params: { mac: string; token: string } }>(
     '/talos/config/:mac/:token',
     { schema: { params: { type: 'object', properties: { mac: { type: 'string', maxLength: 32 }, token: { type: 'string', maxLength: 128 } } } } },
     async (req, reply) => {
-      const answer = configs.serve(normalizeMac(req.params.mac), req.params.token, clientIp(req.ip));
+      const answer = configs.serve(normalizeMac(req.params.mac), req.params.token, sourceAddress(req.ip));
       if (answer.status === 503) reply.header('retry-after', '10');
       return reply.code(answer.status).type(answer.contentType).header('cache-control', 'no-store').send(answer.body);
     },

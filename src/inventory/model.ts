@@ -226,3 +226,8 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     ...over,
   };
 }
+
+/** Where a node is reached (its Talos API, talosconfig endpoints): its static address, else where it last booted from. */
+export function nodeAddress(n: Pick<Node, 'network' | 'lastIp'>): string | null {
+  return n.network?.address.split('/')[0] ?? n.lastIp;
+}

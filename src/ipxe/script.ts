@@ -7,16 +7,14 @@
 
 import type { Arch } from '../inventory/model.ts';
 import { talosKernelArgs } from './kernel-args.ts';
+import { isScriptWord } from './word.ts';
 import type { BootPlan } from './plan.ts';
 
 export class ScriptValueError extends Error {}
 
-const TOKEN = /^[A-Za-z0-9._:/=+,@%?-]+$/;
-
 /** A value used as (part of) one word of a command: URL, kernel argument. */
 export function token(value: string): string {
-  // A leading '-' would read as an option of the command it follows.
-  if (!TOKEN.test(value) || value.startsWith('-')) {
+  if (!isScriptWord(value)) {
     throw new ScriptValueError(`refusing to write ${JSON.stringify(value)} into an iPXE script`);
   }
   return value;

@@ -53,7 +53,7 @@ describe('boot chain', () => {
     expect(assign.status).toBe(200);
 
     const script = await (await fetch(url)).text();
-    expect(script).toContain(`kernel ${g.url.replace('127.0.0.1', '127.0.0.1')}/assets/talos/v1.14.0/amd64/vmlinuz initrd=initramfs.xz talos.platform=metal`);
+    expect(script).toContain(`kernel ${g.url}/assets/talos/v1.14.0/amd64/vmlinuz initrd=initramfs.xz talos.platform=metal`);
     expect(script).toContain(`talos.config=${g.url}/talos/config/${MAC}`);
     expect(script).toContain('initrd --name initramfs.xz');
     const events = (await (await g.api('GET', `/nodes/${MAC}/events`)).json()) as { events: Array<{ type: string }> };

@@ -70,9 +70,18 @@ describe('genesis nodes watch', () => {
         if (l.includes('api-change')) resolve(l);
       });
     });
-    // The watcher is connected once Genesis counts a listener on the change feed.
-    const deadline = Date.now() + 20_000;
-    while (g.app.inventory!.changes.listenerCount('change') === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // The watcher is connected once Genesis has a listener on the change feed: wait for it to be added.
+    const feed = g.app.inventory!.changes;
+    if (feed.listenerCount('change') === 0) {
+      await new Promise<void>((resolve) => {
+        const added = (name: string | symbol) => {
+          if (name !== 'change') return;
+          feed.off('newListener', added);
+          resolve();
+        };
+        feed.on('newListener', added);
+      });
+    }
     expect((await g.api('PUT', '/nodes/52:54:00:00:10:02', { role: 'controlplane', hostname: 'cp-9' })).status).toBe(201);
     const line = await got;
     child.kill();

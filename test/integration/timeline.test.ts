@@ -76,3 +76,24 @@ describe('GET /api/v1/nodes/:mac/timeline', () => {
     expect((await fetch(`${g.url}/api/v1/nodes/52:54:00:00:0f:01/timeline`)).status).toBe(401);
   });
 });
+
+describe('TFTP on a dual-stack socket (tftp.host "::")', () => {
+  it('attributes the download to the node: IPv4 clients arrive as ::ffff:a.b.c.d and are matched as a.b.c.d', async () => {
+    const dual = await startGenesis({ GENESIS_TFTP_HOST: '::' });
+    try {
+      writeFileSync(path.join(dual.assetsDir, 'ipxe', 'snponly.efi'), Buffer.alloc(20_000, 2));
+      const mac = '52:54:00:00:0f:02';
+      expect((await dual.api('PUT', `/nodes/${mac}`, { role: 'worker' })).status).toBe(201);
+      expect((await fetch(nodeScriptUrl(dual.url, mac))).status).toBe(200);
+      const ended = once(dual.app.tftp!, 'transfer-end');
+      const out = path.join(mkdtempSync(path.join(tmpdir(), 'genesis-dual-')), 'nbp');
+      expect((await run('curl', ['-sS', '-o', out, `tftp://127.0.0.1:${dual.tftpPort}/snponly.efi`])).code).toBe(0);
+      const [summary] = (await ended) as Json[];
+      expect(summary.client).toMatch(/^::ffff:127\.0\.0\.1:/);
+      const { events } = (await (await dual.api('GET', `/nodes/${mac}/events`)).json()) as Json;
+      expect(events.filter((e: Json) => e.type === 'tftp-served').map((e: Json) => e.detail)).toMatchObject([{ file: 'snponly.efi', bytes: 20_000 }]);
+    } finally {
+      await dual.close();
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.ts';
 import { defaultRouteInterface, pickAdvertiseAddr, proxyDhcpAddress } from '../../src/config/network.ts';
 import { envName, FIELDS } from '../../src/config/schema.ts';
+import { token } from '../../src/ipxe/script.ts';
 
 const detect = () => '192.0.2.10';
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'genesis-config-'));
@@ -134,6 +135,26 @@ describe('inventory, boot and API keys', () => {
     const c = load({ GENESIS_AUTO_ASSIGN_ENABLED: 'yes', GENESIS_AUTO_ASSIGN_CONTROLPLANES: '1', GENESIS_TALOS_VERSION: 'v1.12.4', GENESIS_TALOS_EXTRA_KERNEL_ARGS: ' console=ttyS0,115200 net.ifnames=0 ' });
     expect(c.auto_assign).toEqual({ enabled: true, controlplanes: 1, mode: 'all', macs: '' });
     expect(c.talos).toMatchObject({ version: 'v1.12.4', extra_kernel_args: 'console=ttyS0,115200 net.ifnames=0' });
+  });
+
+  it('extra kernel arguments: exactly the words the iPXE renderer writes (one rule, so a setting that loads never fails to render)', () => {
+    for (const words of ['talos.dashboard.disabled=1 foo?=1', 'console=ttyS0,115200', 'a ||  shell', 'x=${mac}', '--init', 'a\tb', 'quote"d']) {
+      const renders = words.split(/ +/).every((w) => {
+        try {
+          return token(w) === w;
+        } catch {
+          return false;
+        }
+      });
+      let loads = true;
+      try {
+        load({ GENESIS_TALOS_EXTRA_KERNEL_ARGS: words });
+      } catch {
+        loads = false;
+      }
+      expect(loads, words).toBe(renders);
+    }
+    expect(load({ GENESIS_TALOS_EXTRA_KERNEL_ARGS: 'foo?=1' }).talos.extra_kernel_args).toBe('foo?=1');
   });
 
   it('cluster settings: lists from the environment or YAML, patch paths resolved, custom CNI needs URLs', () => {
