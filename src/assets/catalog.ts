@@ -4,7 +4,7 @@
 // the sha256 of the first fetch is recorded and later fetches and starts are checked against it.
 
 import path from 'node:path';
-import type { Arch } from '../inventory/model.ts';
+import type { Arch } from '../domain/node.ts';
 
 export const ASSET_FILES = ['vmlinuz', 'initramfs.xz'] as const;
 export type AssetFile = (typeof ASSET_FILES)[number];

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Arch } from '../inventory/model.ts';
+import type { Arch } from '../domain/node.ts';
 import { ASSET_FILES, checksumUrl, formatSums, parseSums, remoteAssets, SUMS_FILE, talosAssetDir, type AssetSource } from './catalog.ts';
 
 export class AssetError extends Error {}

@@ -1,12 +1,12 @@
 // The bootstrap orchestrator: every poll it asks the control planes that got their config how
-// etcd is doing, and moves the lock (bootstrap/lock.ts, stored by inventory/bootstrap-lock.ts)
+// etcd is doing, and moves the lock (bootstrap/lock.ts, stored by bootstrap/lock-store.ts)
 // one step. Every decision is re-made from the lock on disk and what the nodes answer, never from
 // memory, so a Genesis killed at any point and restarted continues where the facts say it is.
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BootstrapLocks, LockHistoryEntry } from '../inventory/bootstrap-lock.ts';
-import { nodeAddress, type Node } from '../inventory/model.ts';
+import type { BootstrapLocks, LockHistoryEntry } from './lock-store.ts';
+import { nodeAddress, type Node } from '../domain/node.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { TalosApiClient, TalosApiError, type TalosApiCredentials } from '../talos/api-client.ts';
 import { failpoint } from './failpoint.ts';

@@ -7,7 +7,7 @@ import { ASSET_FILES, importNames, sourceFor, type AssetSource } from '../assets
 import { AssetError, fetchTalosAssets, importTalosAssets, readSums, type Progress } from '../assets/fetch.ts';
 import { installIpxeBinary } from '../assets/ipxe-binary.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
-import { isValidTalosVersion, type Arch } from '../inventory/model.ts';
+import { isValidTalosVersion, type Arch } from '../domain/node.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { parseCommand } from './args.ts';
 import { CliError, cliFailure } from './nodes.ts';

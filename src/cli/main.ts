@@ -6,7 +6,7 @@ import { Genesis } from '../app.ts';
 import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { InventoryError } from '../inventory/store.ts';
-import { createLogger } from '../log/logger.ts';
+import { createLogger } from '../logging/logger.ts';
 import { assetsCommand } from './assets.ts';
 import { doctorCommand } from './doctor.ts';
 import { clusterCommand } from './cluster.ts';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { CLI_TOKEN_FILE, readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
 import { parseCommand } from './args.ts';
-import type { Node, NodeEvent, StoredKernelLogLine } from '../inventory/model.ts';
+import type { Node, NodeEvent, StoredKernelLogLine } from '../domain/node.ts';
 
 export const NODES_USAGE = `Usage: genesis nodes <command> [options]
 

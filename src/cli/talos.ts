@@ -3,10 +3,10 @@
 // own files); talosconfig asks the running Genesis, which knows the control planes' addresses.
 
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { clusterSettings, ConfigRenderer } from '../boot/machine-config.ts';
+import { clusterSettings, ConfigRenderer } from '../provision/machine-config.ts';
 import { loadConfig } from '../config/config.ts';
-import { normalizeMac } from '../inventory/mac.ts';
-import { blankNode, type Node } from '../inventory/model.ts';
+import { normalizeMac } from '../domain/mac.ts';
+import { blankNode, type Node } from '../domain/node.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { RenderError } from '../talos/render.ts';
 import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from '../talos/secrets.ts';

@@ -13,7 +13,7 @@ import { IPXE_BIOS, ipxeEfiPath } from '../ipxe/binaries.ts';
 import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
 import { readSecretsFile } from '../talos/secrets-store.ts';
-import type { Node } from '../inventory/model.ts';
+import type { Node } from '../domain/node.ts';
 import type { Facts, PortFact } from './checks.ts';
 
 /** Which process holds a port, from /proc (Linux; best effort, may need root to see others' sockets). */

@@ -2,7 +2,7 @@
 // the machine that asks: the per-machine script is keyed by the MAC iPXE reports.
 
 import type { FastifyInstance } from 'fastify';
-import type { BootService, IpxeIdentity } from '../boot/service.ts';
+import type { BootService, IpxeIdentity } from '../provision/service.ts';
 import { sourceAddress } from '../net/address.ts';
 
 const IPXE = 'text/plain; charset=utf-8';

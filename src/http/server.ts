@@ -3,9 +3,9 @@
 
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { MachineConfigService } from '../boot/machine-config.ts';
-import type { BootService } from '../boot/service.ts';
-import type { Talosconfigs } from '../boot/talosconfig.ts';
+import type { MachineConfigService } from '../provision/machine-config.ts';
+import type { BootService } from '../provision/service.ts';
+import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
 import { claimRoutes, type ClusterDeps } from './cluster.ts';

@@ -3,8 +3,8 @@
 // proves the request comes from the boot Genesis started for that MAC.
 
 import type { FastifyInstance } from 'fastify';
-import type { MachineConfigService } from '../boot/machine-config.ts';
-import { normalizeMac } from '../inventory/mac.ts';
+import type { MachineConfigService } from '../provision/machine-config.ts';
+import { normalizeMac } from '../domain/mac.ts';
 import { sourceAddress } from '../net/address.ts';
 
 export function talosRoutes(app: FastifyInstance, configs: MachineConfigService): void {

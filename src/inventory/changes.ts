@@ -12,7 +12,7 @@ import {
   isValidLabelValue,
   isValidTalosVersion,
   type NodeChanges,
-} from './model.ts';
+} from '../domain/node.ts';
 import { isSupportedTalosVersion, SUPPORTED_RANGE } from '../talos/contract.ts';
 import { DiskSelectorError, diskSelectorToCel } from '../talos/disk-selector.ts';
 

@@ -13,7 +13,7 @@
 //     served to either side until the operator says which machine is real;
 //   - an installed machine, or one outside its window, is changed by no unauthenticated request.
 
-import type { Node } from './model.ts';
+import type { Node } from '../domain/node.ts';
 
 /** What a boot request (from `ip`) may do to the node's record, and whether it may get an installer. */
 export type BootAccess =

@@ -1,7 +1,7 @@
 // The auto-assign policy as a pure rule. The store applies it inside the same write transaction
 // that creates the node, so the counts it sees cannot change under it.
 
-import type { Role } from './model.ts';
+import type { Role } from '../domain/node.ts';
 
 /**
  * `all`: every new machine (anyone on the LAN can become a control plane and receive the cluster's

@@ -17,7 +17,7 @@ import {
   type NodeEvent,
   type Role,
   type StoredKernelLogLine,
-} from './model.ts';
+} from '../domain/node.ts';
 import { bootAccess, conflictText, mayRecordFacts, tokenAddressMatches, windowOpen, type BootAccess } from './install-window.ts';
 import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 

@@ -2,7 +2,7 @@
 // kernel, initramfs, config, Talos's own events, state changes, bootstrap) with the time since the first step and
 // since the previous one, so "where did the 40 seconds go" has an answer. Pure.
 
-import type { NodeEvent } from './model.ts';
+import type { NodeEvent } from '../domain/node.ts';
 
 export type TimelineStep = {
   at: string;

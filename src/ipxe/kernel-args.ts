@@ -5,7 +5,7 @@
 // The quirk versions are Talos's own (pkg/machinery/imager/quirks), copied into
 // src/talos/schemas/v1.<minor>/accepted-fields.json `extras` for reference.
 
-import type { Arch } from '../inventory/model.ts';
+import type { Arch } from '../domain/node.ts';
 import { parseTalosVersion } from '../talos/contract.ts';
 
 /** Major and minor of a Talos tag such as v1.12.3 or v1.13.0-beta.1. */

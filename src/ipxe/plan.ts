@@ -1,7 +1,7 @@
 // What a machine should do next, decided from its inventory record alone. Pure, so every state
 // and architecture is tested without HTTP or SQLite.
 
-import type { Arch, Firmware, LocalBootMode, Node } from '../inventory/model.ts';
+import type { Arch, Firmware, LocalBootMode, Node } from '../domain/node.ts';
 import { SUPPORTED_RANGE, unsupportedVersionReason } from '../talos/contract.ts';
 
 export type BootPlan =

@@ -5,7 +5,7 @@
 // must therefore never carry whitespace, `$`, quotes, backslashes or newlines: `token()` refuses
 // such a value outright, `text()` (for echo lines) replaces anything outside a plain set.
 
-import type { Arch } from '../inventory/model.ts';
+import type { Arch } from '../domain/node.ts';
 import { talosKernelArgs } from './kernel-args.ts';
 import { isScriptWord } from './word.ts';
 import type { BootPlan } from './plan.ts';

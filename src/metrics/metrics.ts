@@ -6,7 +6,7 @@
 import client from 'prom-client';
 import { LOCK_STATES } from '../bootstrap/lock.ts';
 import type { ProxyAnswer } from '../dhcp/proxy.ts';
-import { BOOT_STATES, ROLES, type Node } from '../inventory/model.ts';
+import { BOOT_STATES, ROLES, type Node } from '../domain/node.ts';
 import type { TransferSummary } from '../tftp/server.ts';
 
 export type MetricsSources = {

@@ -5,7 +5,7 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { LogThrottle, sample } from '../log/throttle.ts';
+import { LogThrottle, sample } from '../logging/throttle.ts';
 import { decode, encodeError, ErrorCode, type Packet, type Request } from './packet.ts';
 import { negotiate, type TftpLimits } from './options.ts';
 import { normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient, type TftpSource } from './provider.ts';

@@ -3,7 +3,7 @@
 // pxelinux.cfg/default. Also the one Genesis's own boot script fetches per machine:
 // genesis/<mac>.scr.uimg. Pure: names in, meanings out.
 
-import { normalizeMac } from '../inventory/mac.ts';
+import { normalizeMac } from '../domain/mac.ts';
 
 export type UbootFile =
   | { kind: 'boot-script' } // boot.scr.uimg: the same for every board

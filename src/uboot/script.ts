@@ -10,7 +10,7 @@
 // U-Boot's shell expands ${...} and splits at whitespace and ';': values written into a script
 // go through the same token()/text() checks as iPXE's.
 
-import type { Arch } from '../inventory/model.ts';
+import type { Arch } from '../domain/node.ts';
 import { talosKernelArgs } from '../ipxe/kernel-args.ts';
 import type { BootPlan } from '../ipxe/plan.ts';
 import { holdReason } from '../ipxe/plan.ts';

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { joinToken } from '../../src/bootstrap/join-token.ts';
 import type { Lock } from '../../src/bootstrap/lock.ts';
-import { BootstrapLocks } from '../../src/inventory/bootstrap-lock.ts';
+import { BootstrapLocks } from '../../src/bootstrap/lock-store.ts';
 import { Inventory } from '../../src/inventory/store.ts';
 import { parseSecrets } from '../../src/talos/secrets.ts';
 import { startFakes, type FakeTalos, type FakeTalosOptions } from '../helpers/fake-talos.ts';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BootstrapLocks } from '../../src/inventory/bootstrap-lock.ts';
+import { BootstrapLocks } from '../../src/bootstrap/lock-store.ts';
 import { parseSecrets } from '../../src/talos/secrets.ts';
 import { FakeTalos, startFakes, type FakeTalosOptions } from '../helpers/fake-talos.ts';
 import { FIXTURE_SECRETS, nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';

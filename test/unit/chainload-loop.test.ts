@@ -1,7 +1,7 @@
 // The iPXE chain-load loop is recognised from TFTP downloads alone, once, with the fix named.
 
 import { describe, expect, it } from 'vitest';
-import { ChainloadLoopDetector } from '../../src/boot/chainload-loop.ts';
+import { ChainloadLoopDetector } from '../../src/provision/chainload-loop.ts';
 
 describe('chain-load loop detector', () => {
   it('warns on the third iPXE download from one address within the window, then stays quiet', () => {

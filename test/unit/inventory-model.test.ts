@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChangeError, checkNodeChanges } from '../../src/inventory/changes.ts';
-import { normalizeMac } from '../../src/inventory/mac.ts';
-import { isValidHostname, isValidLabelKey, isValidTalosVersion } from '../../src/inventory/model.ts';
+import { normalizeMac } from '../../src/domain/mac.ts';
+import { isValidHostname, isValidLabelKey, isValidTalosVersion } from '../../src/domain/node.ts';
 import { roleForNewMachine } from '../../src/inventory/policy.ts';
 
 describe('normalizeMac', () => {

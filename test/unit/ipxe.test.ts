@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blankNode, type Node } from '../../src/inventory/model.ts';
+import { blankNode, type Node } from '../../src/domain/node.ts';
 import { ipxeBinaryFor } from '../../src/ipxe/binaries.ts';
 import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
 import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot } from '../../src/ipxe/plan.ts';

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log/logger.ts';
+import { createLogger } from '../../src/logging/logger.ts';
 
 describe('logger', () => {
   it('writes JSON with a component per child logger and redacts secrets wherever they appear', () => {

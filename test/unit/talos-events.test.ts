@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from '../../src/events/talos-event.ts';
 import { peerAddress, sourceAddress } from '../../src/net/address.ts';
-import { LineSplitter, parseKernelLogLine } from '../../src/logs/kmsg.ts';
+import { LineSplitter, parseKernelLogLine } from '../../src/kernel-log/kmsg.ts';
 import { talosAny } from '../helpers/talos-reporter.ts';
 
 const decode = (type: string, fields: Record<string, unknown>): TalosEvent => {

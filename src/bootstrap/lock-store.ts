@@ -4,7 +4,7 @@
 // request of every Genesis process sharing the file, so a rule that allows one winner gets one.
 
 import type Database from 'better-sqlite3';
-import { claim, claimIsSettled, unclaimedLock, type ClaimDecision, type Lock, type LockState, type Outcome } from '../bootstrap/lock.ts';
+import { claim, claimIsSettled, unclaimedLock, type ClaimDecision, type Lock, type LockState, type Outcome } from './lock.ts';
 
 type LockRow = {
   cluster: string;

@@ -3,7 +3,7 @@
 // "talos-level", "facility", "seq", "clock", "priority"}). Pure: splitting a TCP stream into
 // lines and reading one line; the socket lives in receiver.ts.
 
-import type { KernelLogLine } from '../inventory/model.ts';
+import type { KernelLogLine } from '../domain/node.ts';
 
 /** One line past this is not a kernel message; it is skipped up to its newline. */
 export const MAX_LINE_BYTES = 16 * 1024;

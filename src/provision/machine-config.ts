@@ -7,10 +7,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { LogThrottle } from '../log/throttle.ts';
+import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { splitList, type Config } from '../config/config.ts';
-import type { Node } from '../inventory/model.ts';
+import type { Node } from '../domain/node.ts';
 import type { ConfigDenial, Inventory } from '../inventory/store.ts';
 import type { Cni, Role } from '../talos/documents.ts';
 import { parsePatch, PatchError, type Patch } from '../talos/patch.ts';

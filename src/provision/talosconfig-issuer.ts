@@ -3,7 +3,7 @@
 // itself uses on the Talos API.
 
 import type { Inventory } from '../inventory/store.ts';
-import { nodeAddress } from '../inventory/model.ts';
+import { nodeAddress } from '../domain/node.ts';
 import { clusterEndpoint, type ClusterSettings } from '../talos/render.ts';
 import type { TalosApiCredentials } from '../talos/api-client.ts';
 import { pemFromBase64, type SecretsBundle } from '../talos/secrets.ts';

@@ -6,8 +6,8 @@
 
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { LogThrottle, sample } from '../log/throttle.ts';
-import type { KernelLogLine } from '../inventory/model.ts';
+import { LogThrottle, sample } from '../logging/throttle.ts';
+import type { KernelLogLine } from '../domain/node.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { sourceAddress } from '../net/address.ts';

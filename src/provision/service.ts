@@ -3,12 +3,12 @@
 // the two transports cannot drift apart.
 
 import type { Logger } from 'pino';
-import type { Arch, BootFacts, Node } from '../inventory/model.ts';
-import { normalizeMac } from '../inventory/mac.ts';
+import type { Arch, BootFacts, Node } from '../domain/node.ts';
+import { normalizeMac } from '../domain/mac.ts';
 import { InventoryError, type BootRecord, type Inventory } from '../inventory/store.ts';
 import { conflictText, type BootAccess } from '../inventory/install-window.ts';
 import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type WindowHold } from '../ipxe/plan.ts';
-import { LogThrottle } from '../log/throttle.ts';
+import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RateLimiter } from '../net/rate-limiter.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
