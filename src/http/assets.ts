@@ -1,31 +1,50 @@
-// Static boot assets (iPXE binaries, Talos kernels and initramfs) from the assets directory, via
-// @fastify/static: HEAD, Range, ETag/Last-Modified and streaming come from it. A completed
-// download of a Talos asset is recorded on the node that last booted from that address.
+// Static boot assets (iPXE binaries, Talos kernels and initramfs) from the assets directory.
+// @fastify/send does HEAD, Range, ETag/Last-Modified and conditional requests; this file decides
+// which names may be asked for and how large a read is. A completed download of a Talos asset is
+// recorded on the node that last booted from that address.
+//
+// Why not @fastify/static: its read size cannot be set. Measured with bench/assets.ts (100 MiB to
+// 10 and 50 curl clients, nginx in the same run, 2 cores): 1 MiB reads move 0.50–0.60× nginx's
+// bytes against 0.40–0.48× with 64 KiB, but GET /boot.ipxe during 50 downloads goes from p99
+// about 45 ms to 620–840 ms (not yet profiled; large short-lived buffers and the GC they cause
+// are the first suspect). Small requests matter more than bulk speed in a boot storm, so
+// the read size stays 64 KiB until the bulk path leaves the main thread.
 
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import fastifyStatic from '@fastify/static';
+import send from '@fastify/send';
 import type { FastifyInstance } from 'fastify';
 import type { Inventory } from '../inventory/store.ts';
 import { sourceAddress } from '../net/address.ts';
 
+/** Bytes per read from disk for an asset download (and so per write to the socket). */
+export const ASSET_READ_BYTES = 64 * 1024;
+
+/** One path segment an asset URL may hold: what release tags, arches and file names use; no leading dot. */
+const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/;
+
 /**
- * Is the file a URL names, with every symlink resolved, inside the assets root? @fastify/static
- * keeps the path inside the root but follows symlinks out of it (the TFTP server refuses them).
- * Undefined: the file does not exist (the static handler answers 404 itself).
+ * The path below /assets/ a URL names, when every segment is a plain name (so no `..`, no dotfile,
+ * no percent-escape, no empty segment); undefined otherwise. Nothing Genesis serves needs more.
  */
-export async function insideRoot(root: string, urlPath: string): Promise<boolean | undefined> {
-  let rel: string;
-  try {
-    rel = decodeURIComponent(urlPath.split('?')[0]!.replace(/^\/assets\//, ''));
-  } catch {
-    return false;
-  }
+export function assetPath(url: string): string | undefined {
+  const pathname = url.split('?')[0]!;
+  if (!pathname.startsWith('/assets/')) return undefined;
+  const segments = pathname.slice('/assets/'.length).split('/');
+  if (segments.length > 8 || !segments.every((s) => SEGMENT.test(s))) return undefined;
+  return segments.join('/');
+}
+
+/**
+ * Is the file, with every symlink resolved, inside the assets root? A symlink out of it (the TFTP
+ * server refuses them too) is not served. Undefined: the file does not exist.
+ */
+export async function insideRoot(root: string, rel: string): Promise<boolean | undefined> {
   let real: string;
   let realRoot: string;
   try {
     realRoot = await realpath(root);
-    real = await realpath(path.join(root, path.normalize(`/${rel}`)));
+    real = await realpath(path.join(root, rel));
   } catch {
     return undefined;
   }
@@ -33,27 +52,37 @@ export async function insideRoot(root: string, urlPath: string): Promise<boolean
 }
 
 export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; inventory: Inventory }): Promise<void> {
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/assets/')) return;
-    if ((await insideRoot(deps.assetsDir, req.url)) === false) {
-      req.log.debug({ path: req.url.slice(0, 120) }, 'asset request outside the assets root refused');
-      return reply.code(404).send({ error: 'not_found', message: 'not found' });
-    }
-  });
-  await app.register(fastifyStatic, {
-    root: deps.assetsDir,
-    prefix: '/assets/',
-    decorateReply: false,
-    index: false,
-    list: false,
-    dotfiles: 'deny',
-    // Kernels change only when a new version directory appears; revalidate via ETag.
-    cacheControl: true,
-    maxAge: 0,
-    // UEFI HTTP Boot (EDK2: AAVMF, OVMF) runs what it downloads only if the name ends in .efi or
-    // the type says so; the MIME table has no entry for .efi, so say it.
-    setHeaders: (reply, file) => {
-      if (file.endsWith('.efi')) reply.header('content-type', 'application/efi');
+  const notFound = { error: 'not_found', message: 'not found' };
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/assets/*',
+    handler: async (req, reply) => {
+      const rel = assetPath(req.url);
+      if (rel === undefined || (await insideRoot(deps.assetsDir, rel)) !== true) {
+        if (rel === undefined) req.log.debug({ path: req.url.slice(0, 120) }, 'asset request for a name outside the plain-name rule refused');
+        return reply.code(404).send(notFound);
+      }
+      const answer = await send(req.raw, `/${rel}`, {
+        root: deps.assetsDir,
+        highWaterMark: ASSET_READ_BYTES,
+        dotfiles: 'deny',
+        index: false,
+        // Kernels change only when a new version directory appears; revalidate via ETag.
+        cacheControl: true,
+        maxAge: 0,
+      });
+      if (answer.type !== 'file') {
+        answer.stream.destroy();
+        if (answer.statusCode === 416) {
+          return reply.code(416).header('content-range', answer.headers['Content-Range']).send({ error: 'range_not_satisfiable', message: 'the range is outside the file' });
+        }
+        return reply.code(answer.statusCode === 403 ? 404 : answer.statusCode).send(answer.statusCode === 403 || answer.statusCode === 404 || answer.statusCode === 301 ? notFound : { error: 'bad_request', message: 'cannot serve that' });
+      }
+      reply.code(answer.statusCode).headers(answer.headers);
+      // UEFI HTTP Boot (EDK2: AAVMF, OVMF) runs what it downloads only if the name ends in .efi or
+      // the type says so; the MIME table has no entry for .efi, so say it.
+      if (rel.endsWith('.efi')) reply.header('content-type', 'application/efi');
+      return reply.send(answer.stream);
     },
   });
 

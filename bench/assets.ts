@@ -1,0 +1,82 @@
+// Asset throughput: one 100 MiB file to 1, 10 and 50 concurrent curl clients, from Genesis and from
+// nginx (sendfile) serving the same file in the same run, and the latency of GET /boot.ipxe while
+// 50 downloads run. Prints GB/s per peer and the ratio Genesis/nginx, which is what to read.
+//
+//   node bench/assets.ts [--size-mib 100] [--rounds 2] [--repo <another checkout>]
+//
+// Needs nginx and curl. Loopback only; every download is bounded by its size.
+
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startGenesis, startNginx } from './peers.ts';
+
+const { values } = parseArgs({ options: { 'size-mib': { type: 'string' }, rounds: { type: 'string' }, repo: { type: 'string' } } });
+const SIZE = Number(values['size-mib'] ?? 100) * 1024 * 1024;
+const ROUNDS = Number(values.rounds ?? 2);
+const NGINX_PORT = 18090;
+
+const dir = mkdtempSync(path.join(tmpdir(), 'genesis-bench-assets-'));
+// nginx's workers run as an unprivileged user when started as root: let them read the files.
+chmodSync(dir, 0o755);
+const talos = path.join(dir, 'assets', 'talos', 'v1.14.0', 'amd64');
+mkdirSync(talos, { recursive: true });
+mkdirSync(path.join(dir, 'assets', 'ipxe'), { recursive: true });
+writeFileSync(path.join(talos, 'vmlinuz'), Buffer.alloc(1024, 1));
+writeFileSync(path.join(talos, 'initramfs.xz'), Buffer.alloc(SIZE, 7));
+const FILE = '/assets/talos/v1.14.0/amd64/initramfs.xz';
+
+function curl(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('curl', ['-sS', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    // 'close', not 'exit': exit can come before stdout has been read to the end.
+    c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`curl exited ${code}`))));
+  });
+}
+
+/** GB/s for `clients` simultaneous whole-file downloads. */
+async function throughput(port: number, clients: number): Promise<number> {
+  const t0 = performance.now();
+  const sizes = await Promise.all(Array.from({ length: clients }, () => curl(['-o', '/dev/null', '-w', '%{size_download}', `http://127.0.0.1:${port}${FILE}`])));
+  const s = (performance.now() - t0) / 1000;
+  for (const n of sizes) if (Number(n) !== SIZE) throw new Error(`short download: ${n} of ${SIZE}`);
+  return (clients * SIZE) / s / 1e9;
+}
+
+/** p50/p99 of GET /boot.ipxe (ms), sequential, while 50 downloads run. */
+async function latencyUnderLoad(port: number): Promise<{ p50: number; p99: number }> {
+  const downloads = Promise.all(Array.from({ length: 50 }, () => curl(['-o', '/dev/null', `http://127.0.0.1:${port}${FILE}`])));
+  let done = false;
+  void downloads.then(() => (done = true));
+  const times: number[] = [];
+  while (!done && times.length < 5000) {
+    const t0 = performance.now();
+    await (await fetch(`http://127.0.0.1:${port}/boot.ipxe`)).text();
+    times.push(performance.now() - t0);
+  }
+  await downloads;
+  times.sort((a, b) => a - b);
+  return { p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]! };
+}
+
+const genesis = await startGenesis(path.resolve(values.repo ?? path.join(import.meta.dirname, '..')), dir);
+const nginx = await startNginx(dir, NGINX_PORT);
+try {
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const clients of [1, 10, 50]) {
+      const n = await throughput(nginx.port, clients);
+      const g = await throughput(genesis.port, clients);
+      console.log(`round ${round}: ${clients} client(s): genesis ${g.toFixed(2)} GB/s, nginx ${n.toFixed(2)} GB/s, ratio ${(g / n).toFixed(2)}`);
+    }
+  }
+  const l = await latencyUnderLoad(genesis.port);
+  console.log(`GET /boot.ipxe from genesis while 50 downloads run: p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms`);
+} finally {
+  await genesis.stop();
+  await nginx.stop();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,83 @@
+// Starting the servers a bench compares: Genesis (`genesis serve` from a checkout, in a scratch
+// directory) and nginx as the static peer (sendfile, the same files). Loopback only.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const BENCH_TOKEN = 'bench-token-0123456789ab';
+
+export type Running = { port: number; pid: number; stop: () => Promise<void> };
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await once(child, 'exit');
+}
+
+/** `genesis serve` from `repo`, working in `dir` (its assets under dir/assets). */
+export async function startGenesis(repo: string, dir: string, env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(process.execPath, [path.join(repo, 'bin', 'genesis.js'), 'serve'], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      GENESIS_ADVERTISE_ADDR: '127.0.0.1',
+      GENESIS_HTTP_HOST: '127.0.0.1',
+      GENESIS_HTTP_PORT: '0',
+      GENESIS_TFTP_PORT: '0',
+      GENESIS_EVENTS_SINK_PORT: '0',
+      GENESIS_EVENTS_KERNEL_LOG_PORT: '0',
+      GENESIS_API_TOKEN: BENCH_TOKEN,
+      GENESIS_CLUSTER_ENDPOINT: 'https://192.0.2.10:6443',
+      GENESIS_LOG_FORMAT: 'json',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let seen = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`genesis exited (${code}) before it was ready`)));
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      const line = seen.split('\n').find((l) => l.includes('"genesis ready"'));
+      if (!line) return;
+      child.stdout!.off('data', onData);
+      child.stdout!.resume();
+      resolve((JSON.parse(line) as { http: { port: number } }).http.port);
+    };
+    child.stdout!.on('data', onData);
+  });
+  child.removeAllListeners('exit');
+  return { port, pid: child.pid!, stop: () => stop(child) };
+}
+
+/** nginx serving `dir/assets` under /assets/ on 127.0.0.1:`port`, sendfile on, as the shared kit's peer. */
+export async function startNginx(dir: string, port: number): Promise<Running> {
+  const work = path.join(dir, 'nginx');
+  for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(path.join(work, d), { recursive: true });
+  writeFileSync(
+    path.join(work, 'nginx.conf'),
+    `worker_processes auto; daemon off; pid ${work}/nginx.pid; error_log ${work}/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_timeout 10; keepalive_requests 100000;
+  default_type application/octet-stream;
+  client_body_temp_path ${work}/tmp/body; proxy_temp_path ${work}/tmp/proxy; fastcgi_temp_path ${work}/tmp/fastcgi;
+  uwsgi_temp_path ${work}/tmp/uwsgi; scgi_temp_path ${work}/tmp/scgi;
+  server { listen 127.0.0.1:${port}; location /assets/ { alias ${dir}/assets/; } }
+}
+`,
+  );
+  const child = spawn('nginx', ['-c', path.join(work, 'nginx.conf'), '-p', work], { stdio: 'inherit' });
+  // Ready when it accepts a request.
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { port, pid: child.pid!, stop: () => stop(child) };
+}
