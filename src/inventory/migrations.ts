@@ -191,6 +191,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX nodes_role ON nodes (role);
     `,
   },
+  {
+    version: 8,
+    description: 'indexes for every lookup on the boot path: last_ip, and the addresses Talos reported (kept by triggers)',
+    sql: `
+      CREATE INDEX nodes_last_ip ON nodes (last_ip, last_seen);
+      -- talos_addresses is a JSON list, which SQLite cannot index; this table mirrors it, one row per
+      -- address, and the triggers keep it equal to the list whatever writes the node.
+      CREATE TABLE node_addresses (
+        ip  TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        PRIMARY KEY (ip, mac)
+      ) STRICT, WITHOUT ROWID;
+      INSERT OR IGNORE INTO node_addresses (ip, mac) SELECT value, mac FROM nodes, json_each(nodes.talos_addresses);
+      CREATE TRIGGER node_addresses_insert AFTER INSERT ON nodes BEGIN
+        INSERT OR IGNORE INTO node_addresses (ip, mac) SELECT value, NEW.mac FROM json_each(NEW.talos_addresses);
+      END;
+      CREATE TRIGGER node_addresses_update AFTER UPDATE OF talos_addresses ON nodes BEGIN
+        DELETE FROM node_addresses WHERE mac = OLD.mac;
+        INSERT OR IGNORE INTO node_addresses (ip, mac) SELECT value, NEW.mac FROM json_each(NEW.talos_addresses);
+      END;
+      CREATE TRIGGER node_addresses_delete AFTER DELETE ON nodes BEGIN
+        DELETE FROM node_addresses WHERE mac = OLD.mac;
+      END;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

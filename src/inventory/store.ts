@@ -49,6 +49,8 @@ export type InventoryOptions = {
   now?: () => Date;
   /** How long an install window stays open once opened (ms). Default 4 hours. */
   installWindowMs?: number;
+  /** Called with every statement run, values filled in (better-sqlite3's `verbose`); for tests and debugging. Never log it: it carries token hashes. */
+  trace?: (sql: string) => void;
 };
 
 type Row = {
@@ -156,7 +158,7 @@ export class Inventory {
 
   /** Open (or create) the database file and bring its schema up to date. */
   static open(file: string, opts: InventoryOptions = {}): Inventory {
-    const db = new Database(file);
+    const db = new Database(file, opts.trace ? { verbose: (sql) => opts.trace!(String(sql)) } : {});
     try {
       db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
       db.pragma('journal_mode = WAL');
@@ -228,7 +230,26 @@ export class Inventory {
   /** Events written by the running transaction, announced only once it has committed. */
   private pending: Array<Omit<NodeEvent, 'id'>> = [];
 
+  /**
+   * Runs `fn`, which may call any writing method, as one transaction: one commit (one fsync)
+   * instead of one per call. Changes are announced once it has committed.
+   */
+  atomically<T>(fn: () => T): T {
+    return this.write(fn);
+  }
+
   private write<T>(fn: () => T): T {
+    if (this.db.inTransaction) {
+      // Inside atomically(): a savepoint. What it wrote is announced by the outer transaction,
+      // and forgotten with it if this part is rolled back.
+      const mark = this.pending.length;
+      try {
+        return this.db.transaction(fn)();
+      } catch (err) {
+        this.pending.length = mark;
+        throw err;
+      }
+    }
     let result: T;
     try {
       result = this.db.transaction(fn).immediate();
@@ -278,10 +299,9 @@ export class Inventory {
    * come back from its disk with another lease).
    */
   bySource(ip: string): Node | undefined {
-    const r = this.sql(
-      `SELECT * FROM nodes WHERE last_ip = @ip OR EXISTS (SELECT 1 FROM json_each(nodes.talos_addresses) WHERE value = @ip)
-       ORDER BY (last_ip = @ip) DESC, last_seen DESC LIMIT 1`,
-    ).get({ ip }) as Row | undefined;
+    const booted = this.byIp(ip);
+    if (booted) return booted;
+    const r = this.sql('SELECT nodes.* FROM node_addresses JOIN nodes USING (mac) WHERE node_addresses.ip = ? ORDER BY nodes.last_seen DESC LIMIT 1').get(ip) as Row | undefined;
     return r && toNode(r);
   }
 

@@ -1,0 +1,87 @@
+// Every statement the boot path runs uses an index: a boot storm, or a fleet of 30,000 records,
+// must not turn each request into a scan of the nodes or their events. The store is driven
+// through one machine's whole boot (first request, assignment, script, config token, config,
+// Talos events, kernel logs, an asset and a TFTP download attributed by address), each statement
+// it ran is captured with its values, and SQLite's EXPLAIN QUERY PLAN must show no full scan of a
+// table that grows with the fleet.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Inventory } from '../../src/inventory/store.ts';
+
+/** Tables whose size follows the fleet or its traffic (small fixed tables may be scanned). */
+const GROWING = ['nodes', 'node_events', 'config_tokens', 'talos_event_ids', 'kernel_logs', 'node_addresses'];
+
+let dir: string;
+let inv: Inventory;
+const statements = new Set<string>();
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'genesis-plans-'));
+  let capture = false;
+  inv = Inventory.open(path.join(dir, 'genesis.db'), { trace: (sql) => capture && statements.add(sql) });
+  // A fleet to plan against: the planner's choice can depend on what it knows of the tables.
+  for (let i = 0; i < 200; i++) inv.recordBoot(`52:54:00:01:${String(Math.floor(i / 100)).padStart(2, '0')}:${String(i % 100).padStart(2, '0')}`, { arch: 'amd64', firmware: 'uefi', ip: `192.0.2.${i % 250}` });
+  inv.db.exec('ANALYZE');
+  capture = true;
+
+  const mac = '52:54:00:02:00:01';
+  const ip = '192.0.2.251';
+  const H = 'c'.repeat(64);
+  inv.recordBoot(mac, { arch: 'amd64', firmware: 'uefi', ip });
+  inv.update(mac, { role: 'worker', hostname: 'w-1' }, 'api', { create: false });
+  inv.get(mac);
+  inv.recordBoot(mac, { ip });
+  inv.setWaiting(mac, 'no Talos assets');
+  inv.setWaiting(mac, null);
+  inv.noteBootAddress(mac, ip);
+  inv.issueConfigToken(mac, H, 60_000, 3, ip);
+  inv.checkConfigToken(mac, H, ip);
+  inv.consumeConfigToken(mac, H, { via: 'http' }, ip);
+  inv.record(mac, 'asset-fetched', 'boot', { path: '/assets/talos/v1.14.0/amd64/vmlinuz' });
+  inv.byIp(ip);
+  inv.bySource(ip);
+  inv.bySource('192.0.2.252'); // not where it booted: found through the addresses Talos reported
+  inv.byHostname('w-1');
+  inv.applyTalosEvent(mac, { id: 'e-1', detail: { stage: 'installing' }, stage: 'installing', addresses: ['192.0.2.252'] });
+  inv.applyTalosEvent(mac, { id: 'e-1', detail: {} });
+  inv.applyTalosEvent(mac, { id: 'e-2', detail: {}, installed: 'sequence install finished' });
+  inv.appendKernelLog(mac, [{ talosTime: null, level: 'info', facility: 'kern', msg: 'hello', fields: {} }], 100);
+  inv.events(mac, { limit: 20 });
+  capture = false;
+});
+afterAll(() => {
+  inv.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the boot path uses indexes', () => {
+  it('captured the boot path (a trace that saw nothing would pass everything)', () => {
+    const text = [...statements].join('\n');
+    for (const t of ['INSERT INTO nodes', 'config_tokens', 'talos_event_ids', 'kernel_logs', 'node_addresses', 'last_ip =']) expect(text).toContain(t);
+  });
+
+  it('no statement scans a table that grows with the fleet', () => {
+    const scans: string[] = [];
+    for (const sql of statements) {
+      if (!/^\s*(SELECT|UPDATE|DELETE|INSERT|WITH)/i.test(sql)) continue;
+      const plan = inv.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>;
+      for (const { detail } of plan) {
+        const m = /^SCAN (\w+)(?! USING (?:COVERING )?INDEX)/.exec(detail);
+        if (m && GROWING.includes(m[1]!) && !/USING (COVERING )?INDEX|USING INTEGER PRIMARY KEY/.test(detail)) scans.push(`${detail}  ←  ${sql.replace(/\s+/g, ' ').slice(0, 160)}`);
+      }
+    }
+    expect(scans).toEqual([]);
+  });
+
+  it('bySource finds a node by an address Talos reported, and forgets it when Talos reports others', () => {
+    expect(inv.bySource('192.0.2.252')?.mac).toBe('52:54:00:02:00:01');
+    inv.applyTalosEvent('52:54:00:02:00:01', { id: 'e-3', detail: {}, addresses: ['192.0.2.253'] });
+    expect(inv.bySource('192.0.2.252')).toBeUndefined();
+    expect(inv.bySource('192.0.2.253')?.mac).toBe('52:54:00:02:00:01');
+    inv.delete('52:54:00:02:00:01', 'api');
+    expect(inv.bySource('192.0.2.253')).toBeUndefined();
+  });
+});
