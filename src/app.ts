@@ -40,6 +40,9 @@ import { RenderError } from './talos/render.ts';
 import { SecretsError } from './talos/secrets.ts';
 import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-store.ts';
 
+/** Pending connections the HTTP listener queues (Node's default is 511). */
+const HTTP_LISTEN_BACKLOG = 4096;
+
 export type Listening = {
   http: { address: string; port: number };
   tftp?: { address: string; port: number };
@@ -183,7 +186,9 @@ export class Genesis {
         joinToken: () => joinToken(secrets.current(), c.cluster.name),
       },
     });
-    await this.http.listen({ host: c.http.host, port: c.http.port });
+    // A cold boot of the whole fleet opens many connections at once; Node's default backlog (511)
+    // overflowed in the 1000-machine storm. The kernel caps it at net.core.somaxconn.
+    await this.http.listen({ host: c.http.host, port: c.http.port, backlog: HTTP_LISTEN_BACKLOG });
     const ha = this.http.server.address();
     const listening: Listening = {
       http: typeof ha === 'object' && ha ? { address: ha.address, port: ha.port } : { address: c.http.host, port: c.http.port },

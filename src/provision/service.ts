@@ -138,6 +138,19 @@ export class BootService {
     return { node, plan };
   }
 
+  /**
+   * converse(), and for an install plan a fresh config token, as one transaction: a boot request
+   * costs one commit, however many facts it records. Rendering happens after, outside it.
+   */
+  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined): ReturnType<BootService['converse']> & { configUrl?: string } {
+    return this.o.inventory.atomically(() => {
+      const turn = this.converse(mac, facts, ip);
+      // Only an install script carries a config URL, so only it costs a token.
+      if (turn.refused || turn.plan.kind !== 'install') return turn;
+      return { ...turn, configUrl: this.configUrl(mac, this.o.configs.issueToken(mac, ip)) };
+    });
+  }
+
   /** boot.scr.uimg: the same loop for every U-Boot board (see uboot/script.ts). */
   ubootBootScript(): Buffer {
     return encodeScriptImage(renderUbootBootScript(this.o.retrySeconds), { name: 'genesis boot' });
@@ -149,7 +162,7 @@ export class BootService {
    * so a board that runs it is recorded as arm64.
    */
   ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
+    const turn = this.o.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
     const script = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderUbootMachineScript({ plan: turn.plan, mac, hostname: turn.node.hostname });
@@ -162,12 +175,10 @@ export class BootService {
    * other names and its boot script decides).
    */
   pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
+    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
     if (turn.refused || turn.plan.kind !== 'install') return undefined;
     const plan = turn.plan;
-    return Buffer.from(
-      renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: this.configUrl(mac, this.o.configs.issueToken(mac, ip)), extraKernelArgs: this.o.extraKernelArgs }),
-    );
+    return Buffer.from(renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: turn.configUrl!, extraKernelArgs: this.o.extraKernelArgs }));
   }
 
   nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
@@ -184,7 +195,7 @@ export class BootService {
       product: smbios(id.product),
       ip,
     };
-    const turn = this.converse(mac, facts, ip);
+    const turn = this.converseAndIssue(mac, facts, ip);
     if (turn.refused) return { status: 200, body: `#!ipxe\necho Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}.\nsleep 60\nexit 1\n` };
     const { node, plan } = turn;
     if (plan.kind === 'local' && plan.mode === 'http404') {
@@ -196,8 +207,7 @@ export class BootService {
       mac,
       hostname: node.hostname,
       retrySeconds: this.o.retrySeconds,
-      // Only an install script carries a config URL, so only it costs a token.
-      configUrl: plan.kind === 'install' ? this.configUrl(mac, this.o.configs.issueToken(mac, ip)) : undefined,
+      configUrl: turn.configUrl,
       extraKernelArgs: this.o.extraKernelArgs,
     });
     return { status: 200, body };
