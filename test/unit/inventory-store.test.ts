@@ -336,3 +336,51 @@ describe('install windows in the store', () => {
     expect((change.detail['changes'] as Record<string, unknown>)['configPatch']).toMatchObject({ bytes: 30 });
   });
 });
+
+describe('atomically', () => {
+  it('runs several writes as one commit, and announces their changes only once it has committed', () => {
+    const trace: string[] = [];
+    const inv = openInv({ trace: (sql) => trace.push(sql) });
+    const announced: string[] = [];
+    inv.changes.on('change', ({ event }: { event: { mac: string; type: string } }) => announced.push(`${event.mac} ${event.type}`));
+    trace.length = 0;
+    inv.atomically(() => {
+      inv.recordBoot(A, { arch: 'amd64', firmware: 'uefi', ip: '192.0.2.20' });
+      inv.update(A, { role: 'worker' }, 'api', { create: false });
+      expect(announced).toEqual([]);
+    });
+    expect(trace.filter((s) => /^COMMIT/i.test(s))).toHaveLength(1);
+    expect(announced).toEqual([`${A} discovered`, `${A} api-change`, `${A} state-changed`]);
+  });
+
+  it('a part that fails is rolled back and not announced; the rest commits', () => {
+    const inv = openInv();
+    const announced: string[] = [];
+    inv.changes.on('change', ({ event }: { event: { mac: string; type: string } }) => announced.push(`${event.mac} ${event.type}`));
+    inv.atomically(() => {
+      inv.recordBoot(A, { ip: '192.0.2.20' });
+      expect(() =>
+        inv.atomically(() => {
+          inv.recordBoot(B, { ip: '192.0.2.21' });
+          throw new Error('this part failed after writing');
+        }),
+      ).toThrow('this part failed after writing');
+    });
+    expect(inv.get(B)).toBeUndefined();
+    expect(announced).toEqual([`${A} discovered`]);
+  });
+
+  it('when the whole fails, nothing is written and nothing announced', () => {
+    const inv = openInv();
+    const announced: unknown[] = [];
+    inv.changes.on('change', (c) => announced.push(c));
+    expect(() =>
+      inv.atomically(() => {
+        inv.recordBoot(A, { ip: '192.0.2.20' });
+        throw new Error('render failed');
+      }),
+    ).toThrow('render failed');
+    expect(inv.get(A)).toBeUndefined();
+    expect(announced).toEqual([]);
+  });
+});
