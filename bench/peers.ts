@@ -8,7 +8,7 @@ import path from 'node:path';
 
 export const BENCH_TOKEN = 'bench-token-0123456789ab';
 
-export type Running = { port: number; pid: number; stop: () => Promise<void> };
+export type Running = { port: number; tftpPort?: number; pid: number; stop: () => Promise<void> };
 
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
@@ -36,7 +36,7 @@ export async function startGenesis(repo: string, dir: string, env: Record<string
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let seen = '';
-  const port = await new Promise<number>((resolve, reject) => {
+  const ready = await new Promise<{ http: { port: number }; tftp?: { port: number } }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`genesis exited (${code}) before it was ready`)));
     const onData = (d: Buffer) => {
       seen += d.toString();
@@ -44,12 +44,12 @@ export async function startGenesis(repo: string, dir: string, env: Record<string
       if (!line) return;
       child.stdout!.off('data', onData);
       child.stdout!.resume();
-      resolve((JSON.parse(line) as { http: { port: number } }).http.port);
+      resolve(JSON.parse(line) as { http: { port: number }; tftp?: { port: number } });
     };
     child.stdout!.on('data', onData);
   });
   child.removeAllListeners('exit');
-  return { port, pid: child.pid!, stop: () => stop(child) };
+  return { port: ready.http.port, tftpPort: ready.tftp?.port, pid: child.pid!, stop: () => stop(child) };
 }
 
 /** nginx serving `dir/assets` under /assets/ on 127.0.0.1:`port`, sendfile on, as the shared kit's peer. */
