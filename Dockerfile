@@ -22,9 +22,12 @@ COPY bin ./bin
 COPY src ./src
 COPY assets ./assets
 COPY scripts ./scripts
+# `genesis` on PATH, whatever the working directory (compose runs it in /config).
 RUN sh scripts/copy-ipxe.sh /usr/lib/ipxe assets/ipxe \
- && mkdir -p /data assets/talos \
- && chown genesis:genesis /data assets/talos
+ && mkdir -p /data /config assets/talos \
+ && chown genesis:genesis /data assets/talos \
+ && printf '#!/bin/sh\nexec node /app/bin/genesis.js "$@"\n' > /usr/local/bin/genesis \
+ && chmod 755 /usr/local/bin/genesis
 ENV GENESIS_DATA_DIR=/data \
     GENESIS_ASSETS_DIR=/app/assets \
     GENESIS_LOG_FORMAT=json
@@ -32,5 +35,5 @@ USER genesis
 VOLUME ["/data", "/app/assets/talos"]
 EXPOSE 67/udp 69/udp 4011/udp 8080/tcp 8090/tcp 8092/tcp
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.GENESIS_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/genesis.js"]
+ENTRYPOINT ["node", "/app/bin/genesis.js"]
 CMD ["serve"]

@@ -21,7 +21,10 @@ describe.skipIf(!haveCompose)('docker-compose.yml', () => {
     expect(r.code, r.stderr).toBe(0);
     const svc = (parse(r.stdout) as { services: Record<string, Record<string, unknown>> }).services.genesis!;
     expect(svc).toMatchObject({ network_mode: 'host', restart: 'unless-stopped', cap_add: ['NET_BIND_SERVICE'] });
-    expect(svc.volumes).toEqual(['genesis-data:/data:rw', 'genesis-talos:/app/assets/talos:rw']);
+    expect(svc.volumes).toEqual(['genesis-data:/data:rw', 'genesis-talos:/app/assets/talos:rw', `${ROOT}/config:/config:ro`]);
+    // It runs where the mounted genesis.yaml and patches/ are, and Compose knows when it is healthy.
+    expect(svc.working_dir).toBe('/config');
+    expect((svc.healthcheck as { test: string[] }).test.join(' ')).toContain('/healthz');
     expect(svc.environment).toMatchObject({ GENESIS_ADVERTISE_ADDR: 'auto', GENESIS_ASSETS_FETCH_ON_START: 'true', GENESIS_DHCP_PROXY: 'false' });
     expect(svc.ports).toBeUndefined(); // host networking publishes nothing
   });
@@ -72,6 +75,9 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^USER genesis$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\/healthz/m);
     expect(dockerfile).toMatch(/^VOLUME \["\/data", "\/app\/assets\/talos"\]$/m);
+    // The entry point and the `genesis` command work from compose's working directory (/config).
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "\/app\/bin\/genesis\.js"\]$/m);
+    expect(dockerfile).toContain('exec node /app/bin/genesis.js');
   });
 
   it('leaves secrets, the inventory and downloaded assets out of the build context (.dockerignore)', async () => {
