@@ -64,6 +64,8 @@ export type Facts = {
   inventoryProblem?: string;
   /** Assigned machines Genesis holds back from installing, with why (their `waiting` field). */
   heldNodes: Array<{ mac: string; hostname: string | null; reason: string }>;
+  /** The Node.js running this command (process.versions.node). */
+  nodeVersion?: string;
 };
 
 const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
@@ -292,6 +294,18 @@ export function checkHeldNodes(f: Facts): CheckResult[] {
   }));
 }
 
+/**
+ * Node 24 or newer (bin/genesis.js refuses older ones before anything runs, so here it is the
+ * record); an odd major is a short-lived current release, not an LTS line.
+ */
+export function checkNodeVersion(f: Facts): CheckResult[] {
+  if (!f.nodeVersion) return [];
+  const major = Number(f.nodeVersion.split('.')[0]);
+  if (!(major >= 24)) return [{ id: 'node-version', status: 'fail', title: `Node ${f.nodeVersion} is too old: Genesis needs Node 24 or newer`, fix: 'install Node 24 LTS, or run the container (docker compose up -d)' }];
+  if (major % 2 === 1) return [{ id: 'node-version', status: 'warn', title: `Node ${f.nodeVersion} is not an LTS release (odd majors are supported for six months)`, fix: 'run Genesis on an LTS Node (24, 26, ...), as the container image does' }];
+  return [ok('node-version', `Node ${f.nodeVersion} (LTS line)`)];
+}
+
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

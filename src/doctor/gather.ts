@@ -213,6 +213,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     inventoryProblem: onDisk.problem,
     unknownEnv: unknownEnvSettings(process.env),
     cwd: process.cwd(),
+    nodeVersion: process.versions.node,
     heldNodes: nodes
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),

@@ -36,7 +36,7 @@ describe('genesis doctor', () => {
     expect(results.filter((x) => x.status !== 'ok')).toEqual([
       expect.objectContaining({ id: 'advertise-local', status: 'fail', title: 'advertise_addr 127.0.0.1 is a loopback address: no machine can reach it' }),
     ]);
-    expect(results.map((x) => x.id)).toEqual(['advertise-local', 'docker-desktop', 'cluster-endpoint', 'ipxe-binaries', 'talos-v1.14.0-amd64', 'data-dir', 'clock']);
+    expect(results.map((x) => x.id)).toEqual(['node-version', 'advertise-local', 'docker-desktop', 'cluster-endpoint', 'ipxe-binaries', 'talos-v1.14.0-amd64', 'data-dir', 'clock']);
   });
 
   it('finds a taken HTTP port and the process holding it', async () => {

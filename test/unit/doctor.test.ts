@@ -1,7 +1,7 @@
 // Each misconfiguration `genesis doctor` knows, as the exact facts it is about.
 
 import { describe, expect, it } from 'vitest';
-import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkHeldNodes, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
+import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkHeldNodes, checkNodeVersion, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
 
 const healthy: Facts = {
   ports: [
@@ -125,6 +125,13 @@ describe('genesis doctor checks', () => {
     const r = checkClusterEndpoint({ ...healthy, clusterEndpoint: '' });
     expect(r.status).toBe('fail');
     expect(r.fix).toContain('GENESIS_CLUSTER_ENDPOINT');
+  });
+
+  it('Node: 24 and other even majors pass, an odd major is a warning, older than 24 fails', () => {
+    expect(checkNodeVersion({ ...healthy, nodeVersion: '24.22.3' })).toMatchObject([{ id: 'node-version', status: 'ok' }]);
+    expect(checkNodeVersion({ ...healthy, nodeVersion: '26.1.0' })).toMatchObject([{ status: 'ok' }]);
+    expect(checkNodeVersion({ ...healthy, nodeVersion: '25.0.0' })).toMatchObject([{ status: 'warn', title: expect.stringContaining('not an LTS') }]);
+    expect(checkNodeVersion({ ...healthy, nodeVersion: '20.19.0' })).toMatchObject([{ status: 'fail', fix: expect.stringContaining('Node 24') }]);
   });
 
   it('lists every machine held back from installing, with the reason its console shows', () => {
