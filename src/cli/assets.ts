@@ -9,7 +9,7 @@ import { installIpxeBinary } from '../assets/ipxe-binary.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../domain/node.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
-import { parseCommand } from './args.ts';
+import { parseCommand, unknownCommand } from './args.ts';
 import { CliError, cliFailure } from './nodes.ts';
 
 export const ASSETS_USAGE = `Usage: genesis assets <command> [options]
@@ -117,7 +117,7 @@ export async function assetsCommand(argv: string[], out: (s: string) => void = (
         return 0;
       }
       default:
-        process.stderr.write(`genesis assets: unknown command "${sub}"\n${ASSETS_USAGE}`);
+        unknownCommand('genesis assets', String(sub), ASSETS_USAGE);
         return 2;
     }
   } catch (err) {

@@ -2,7 +2,7 @@
 // and the deliberate reset for rebuilding a cluster. Everything goes through the HTTP API.
 
 import type { ClusterStatus } from '../bootstrap/orchestrator.ts';
-import { parseCommand } from './args.ts';
+import { parseCommand, unknownCommand } from './args.ts';
 import { API_CLIENT_OPTIONS, apiClient, call, CliError, cliFailure } from './nodes.ts';
 
 export const CLUSTER_USAGE = `Usage: genesis cluster <command> [options]
@@ -71,7 +71,7 @@ export async function clusterCommand(argv: string[], out: (s: string) => void = 
         return 0;
       }
       default:
-        process.stderr.write(`genesis cluster: unknown command "${sub}"\n${CLUSTER_USAGE}`);
+        unknownCommand('genesis cluster', String(sub), CLUSTER_USAGE);
         return 2;
     }
   } catch (err) {

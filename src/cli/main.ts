@@ -7,11 +7,18 @@ import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../logging/logger.ts';
+import { optionProblem, unknownCommand } from './args.ts';
 import { assetsCommand } from './assets.ts';
 import { doctorCommand } from './doctor.ts';
 import { clusterCommand } from './cluster.ts';
 import { nodesCommand } from './nodes.ts';
 import { configCommand, secretsCommand, talosconfigCommand } from './talos.ts';
+
+const MAIN_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
 
 const USAGE = `Usage: genesis <command> [options]
 
@@ -132,14 +139,10 @@ export async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
+      options: MAIN_OPTIONS,
     });
   } catch (err) {
-    process.stderr.write(`genesis: ${(err as Error).message}\n${USAGE}`);
+    process.stderr.write(`genesis: ${optionProblem(err as Error & { code?: string }, MAIN_OPTIONS)}\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -160,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'serve':
       return reportingConfigErrors(() => serve(values.config));
     default:
-      process.stderr.write(`genesis: unknown command "${command}"\n${USAGE}`);
+      unknownCommand('genesis', command, USAGE);
       return 2;
   }
 }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_TOKEN_FILE, readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
-import { parseCommand } from './args.ts';
+import { parseCommand, unknownCommand } from './args.ts';
 import type { Node, NodeEvent, StoredKernelLogLine } from '../domain/node.ts';
 
 export const NODES_USAGE = `Usage: genesis nodes <command> [options]
@@ -282,7 +282,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         if (!v.json) out(`deleted ${mac}\n`);
         return 0;
       default:
-        process.stderr.write(`genesis nodes: unknown command "${sub}"\n${NODES_USAGE}`);
+        unknownCommand('genesis nodes', String(sub), NODES_USAGE);
         return 2;
     }
   } catch (err) {

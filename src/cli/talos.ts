@@ -11,7 +11,7 @@ import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { RenderError } from '../talos/render.ts';
 import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from '../talos/secrets.ts';
 import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
-import { parseCommand } from './args.ts';
+import { parseCommand, unknownCommand } from './args.ts';
 import { apiClient, call, CliError, cliFailure } from './nodes.ts';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -93,7 +93,7 @@ export async function secretsCommand(argv: string[], out: (s: string) => void = 
         return 0;
       }
       default:
-        process.stderr.write(`genesis secrets: unknown command "${sub}"\n${SECRETS_USAGE}`);
+        unknownCommand('genesis secrets', String(sub), SECRETS_USAGE);
         return 2;
     }
   } catch (err) {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isSupportedTalosVersion, SUPPORTED_RANGE } from '../talos/contract.ts';
 import { isScriptWord, SCRIPT_WORD_CHARS } from '../ipxe/word.ts';
+import { closest } from '../text/closest.ts';
 import { envName, FIELDS, type Field } from './schema.ts';
 import { detectAdvertiseAddr } from './network.ts';
 
@@ -253,23 +254,7 @@ export function unknownEnvSettings(env: NodeJS.ProcessEnv): Array<{ name: string
   const out: Array<{ name: string; suggestion?: string }> = [];
   for (const name of Object.keys(env)) {
     if (!name.startsWith('GENESIS_') || OTHER_GENESIS_VARS.has(name) || known.includes(name)) continue;
-    let best: string | undefined;
-    let bestDistance = Infinity;
-    for (const k of known) {
-      const d = editDistance(name, k);
-      if (d < bestDistance) [best, bestDistance] = [k, d];
-    }
-    out.push({ name, suggestion: bestDistance <= 3 ? best : undefined });
+    out.push({ name, suggestion: closest(name, known) });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

@@ -58,6 +58,21 @@ describe('genesis cluster', () => {
     expect(out.code).toBe(2);
     expect(out.stderr).toContain('Usage: genesis cluster');
   });
+
+  it('a mistyped command or flag exits 2 with one line naming the nearest real one, then the usage', async () => {
+    const cases: Array<[string[], string]> = [
+      [['nodes', 'lst'], 'genesis nodes: unknown command "lst" (did you mean "list"?)'],
+      [['cluster', 'status', '--josn'], 'genesis cluster: unknown option --josn (did you mean --json?)'],
+      [['assets', 'fetch', '--arch'], 'genesis assets: option --arch needs a value'],
+    ];
+    for (const [argv, line] of cases) {
+      const out = await genesis(argv);
+      expect(out.code, argv.join(' ')).toBe(2);
+      expect(out.stderr.split('\n')[0]).toBe(line);
+      expect(out.stderr).toContain('Usage: genesis');
+      expect(out.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
 });
 
 describe('genesis nodes assign --bootstrap', () => {

@@ -17,6 +17,7 @@ const LAYERS: Record<string, number> = {
   logging: 0,
   net: 0,
   auth: 0,
+  text: 0, // small text helpers (did-you-mean)
   ipxe: 1, // iPXE script renderers and the boot plan (pure)
   tftp: 1,
   dhcp: 2,
