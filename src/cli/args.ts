@@ -22,7 +22,7 @@ export function optionProblem(err: Error & { code?: string }, options: ParseArgs
     return `unknown option ${flag}${meant ? ` (did you mean --${meant}?)` : ''}`;
   }
   if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
-    return /argument missing/.test(err.message) ? `option ${flag} needs a value` : `option ${flag} takes no value`;
+    return /does not take an argument/.test(err.message) ? `option ${flag} takes no value` : `option ${flag} needs a value`;
   }
   if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return 'unexpected argument';
   return err.message;
