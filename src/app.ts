@@ -113,7 +113,7 @@ export class Genesis {
     const locks = new BootstrapLocks(this.inventory.db);
     const inventory = this.inventory;
     this.metrics = new Metrics({
-      nodes: () => inventory.list(),
+      nodeCounts: () => inventory.countByStateAndRole(),
       lockState: () => locks.get(c.cluster.name),
       connections: () => ({ eventSink: this.eventSink?.connections ?? 0, kernelLog: this.kernelLog?.connections ?? 0 }),
     });

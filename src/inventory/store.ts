@@ -287,6 +287,11 @@ export class Inventory {
     return (this.sql(sql).all(...args) as Row[]).map(toNode);
   }
 
+  /** How many machines are in each state and role (only the pairs that have any). */
+  countByStateAndRole(): Array<{ state: BootState; role: Role; count: number }> {
+    return this.sql('SELECT state, role, count(*) AS count FROM nodes GROUP BY state, role').all() as Array<{ state: BootState; role: Role; count: number }>;
+  }
+
   /** The node that last booted from this IP, if any (to attribute asset downloads). */
   byIp(ip: string): Node | undefined {
     const r = this.sql('SELECT * FROM nodes WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1').get(ip) as Row | undefined;

@@ -6,11 +6,12 @@
 import client from 'prom-client';
 import { LOCK_STATES } from '../bootstrap/lock.ts';
 import type { ProxyAnswer } from '../dhcp/proxy.ts';
-import { BOOT_STATES, ROLES, type Node } from '../domain/node.ts';
+import { BOOT_STATES, ROLES, type BootState, type Role } from '../domain/node.ts';
 import type { TransferSummary } from '../tftp/server.ts';
 
 export type MetricsSources = {
-  nodes: () => Node[];
+  /** Machines per state and role (a COUNT … GROUP BY: a scrape never builds every record). */
+  nodeCounts: () => Array<{ state: BootState; role: Role; count: number }>;
   lockState: () => { state: string; epoch: number };
   /** Open connections from nodes to the Talos event sink and to the kernel-log receiver. */
   connections?: () => { eventSink: number; kernelLog: number };
@@ -93,7 +94,7 @@ export class Metrics {
       collect() {
         this.reset();
         for (const s of BOOT_STATES) for (const r of ROLES) this.set({ state: s, role: r }, 0);
-        for (const n of sources.nodes()) this.inc({ state: n.state, role: n.role });
+        for (const c of sources.nodeCounts()) this.set({ state: c.state, role: c.role }, c.count);
       },
     });
     new client.Gauge({

@@ -384,3 +384,17 @@ describe('atomically', () => {
     expect(announced).toEqual([]);
   });
 });
+
+describe('countByStateAndRole', () => {
+  it('counts machines per state and role without building their records', () => {
+    const inv = openInv();
+    inv.recordBoot(A, { ip: '192.0.2.20' });
+    inv.update(B, { role: 'worker' }, 'api', { create: true });
+    inv.update('52:54:00:00:00:0c', { role: 'worker' }, 'api', { create: true });
+    const counts = inv.countByStateAndRole().sort((x, y) => x.role.localeCompare(y.role));
+    expect(counts).toEqual([
+      { state: 'discovered', role: 'unassigned', count: 1 },
+      { state: 'assigned', role: 'worker', count: 2 },
+    ]);
+  });
+});
