@@ -7,13 +7,12 @@
 //
 // Loopback only; bounded in count.
 
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { startGenesis } from './peers.ts';
 
 const { values } = parseArgs({ options: { old: { type: 'string' }, requests: { type: 'string' } } });
 const N = Number(values.requests ?? 3000);
@@ -28,33 +27,8 @@ async function measure(repo: string): Promise<number> {
     mkdirSync(path.join(dir, 'assets', 'talos', v, 'amd64'), { recursive: true });
     for (const f of ['vmlinuz', 'initramfs.xz']) writeFileSync(path.join(dir, 'assets', 'talos', v, 'amd64', f), 'x');
   }
-  const child = spawn(process.execPath, [path.join(repo, 'bin', 'genesis.js'), 'serve'], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH,
-      GENESIS_ADVERTISE_ADDR: '127.0.0.1',
-      GENESIS_HTTP_PORT: '0',
-      GENESIS_TFTP_PORT: '0',
-      GENESIS_EVENTS_SINK_PORT: '0',
-      GENESIS_EVENTS_KERNEL_LOG_PORT: '0',
-      GENESIS_API_TOKEN: TOKEN,
-      GENESIS_CLUSTER_ENDPOINT: 'https://192.0.2.10:6443',
-      GENESIS_LOG_FORMAT: 'json',
-    },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let seen = '';
-  const port = await new Promise<number>((resolve) => {
-    const onData = (d: Buffer) => {
-      seen += d.toString();
-      const line = seen.split('\n').find((l) => l.includes('"genesis ready"'));
-      if (!line) return;
-      child.stdout!.off('data', onData);
-      child.stdout!.resume();
-      resolve((JSON.parse(line) as { http: { port: number } }).http.port);
-    };
-    child.stdout!.on('data', onData);
-  });
+  const genesis = await startGenesis(repo, dir, { GENESIS_API_TOKEN: TOKEN });
+  const port = genesis.port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: C });
   const request = (method: string, p: string, body?: unknown) =>
     new Promise<void>((resolve, reject) => {
@@ -79,8 +53,7 @@ async function measure(repo: string): Promise<number> {
   );
   const rate = N / ((performance.now() - t0) / 1000);
   agent.destroy();
-  child.kill('SIGTERM');
-  await once(child, 'exit');
+  await genesis.stop();
   rmSync(dir, { recursive: true, force: true });
   return rate;
 }
