@@ -36,15 +36,13 @@ export function assetPath(url: string): string | undefined {
 }
 
 /**
- * Is the file, with every symlink resolved, inside the assets root? A symlink out of it (the TFTP
- * server refuses them too) is not served. Undefined: the file does not exist.
+ * Is the file, with every symlink resolved, inside the assets root (`realRoot`, itself resolved)?
+ * A symlink out of it (the TFTP server refuses them too) is not served. Undefined: no such file.
  */
-export async function insideRoot(root: string, rel: string): Promise<boolean | undefined> {
+export async function insideRoot(realRoot: string, rel: string): Promise<boolean | undefined> {
   let real: string;
-  let realRoot: string;
   try {
-    realRoot = await realpath(root);
-    real = await realpath(path.join(root, rel));
+    real = await realpath(path.join(realRoot, rel));
   } catch {
     return undefined;
   }
@@ -53,17 +51,19 @@ export async function insideRoot(root: string, rel: string): Promise<boolean | u
 
 export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; inventory: Inventory }): Promise<void> {
   const notFound = { error: 'not_found', message: 'not found' };
+  // Resolved once: the root does not move while Genesis runs (it creates it before listening).
+  const realRoot = await realpath(deps.assetsDir);
   app.route({
     method: ['GET', 'HEAD'],
     url: '/assets/*',
     handler: async (req, reply) => {
       const rel = assetPath(req.url);
-      if (rel === undefined || (await insideRoot(deps.assetsDir, rel)) !== true) {
+      if (rel === undefined || (await insideRoot(realRoot, rel)) !== true) {
         if (rel === undefined) req.log.debug({ path: req.url.slice(0, 120) }, 'asset request for a name outside the plain-name rule refused');
         return reply.code(404).send(notFound);
       }
       const answer = await send(req.raw, `/${rel}`, {
-        root: deps.assetsDir,
+        root: realRoot,
         highWaterMark: ASSET_READ_BYTES,
         dotfiles: 'deny',
         index: false,
@@ -76,7 +76,9 @@ export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: strin
         if (answer.statusCode === 416) {
           return reply.code(416).header('content-range', answer.headers['Content-Range']).send({ error: 'range_not_satisfiable', message: 'the range is outside the file' });
         }
-        return reply.code(answer.statusCode === 403 ? 404 : answer.statusCode).send(answer.statusCode === 403 || answer.statusCode === 404 || answer.statusCode === 301 ? notFound : { error: 'bad_request', message: 'cannot serve that' });
+        // 403 (a dotfile), 404, and 301 (a directory): all just "not found" to a booting machine.
+        if ([301, 403, 404].includes(answer.statusCode)) return reply.code(404).send(notFound);
+        return reply.code(answer.statusCode).send({ error: 'bad_request', message: 'cannot serve that' });
       }
       reply.code(answer.statusCode).headers(answer.headers);
       // UEFI HTTP Boot (EDK2: AAVMF, OVMF) runs what it downloads only if the name ends in .efi or
