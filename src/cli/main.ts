@@ -103,7 +103,7 @@ async function serve(configFile: string | undefined): Promise<number> {
           `\nGenesis API token (shown once; stored hashed, plaintext copy for the local CLI in ${config.data_dir}/admin.token, mode 0600):\n\n  ${app.apiToken.plaintext}\n\n`,
         );
       } else {
-        process.stderr.write(`genesis: an API token was generated; it is in ${config.data_dir}/admin.token (mode 0600). Read it with: genesis token show (in the container: node bin/genesis.js token show)\n`);
+        process.stderr.write(`genesis: an API token was generated; it is in ${config.data_dir}/admin.token (mode 0600). Read it with: genesis token show (in the container: docker compose exec genesis genesis token show)\n`);
       }
     }
   } catch (err) {
@@ -171,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
 const TOKEN_USAGE = `Usage: genesis token show [--config <file>]
 
 Prints the API token Genesis generated on its first start, from <data_dir>/admin.token (mode
-0600). Under Docker: docker compose exec genesis node bin/genesis.js token show
+0600). Under Docker: docker compose exec genesis genesis token show
 A token set with GENESIS_API_TOKEN is never stored; there is nothing to show then.
 `;
 

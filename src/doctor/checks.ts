@@ -117,7 +117,7 @@ export function checkRunningGenesisConfig(f: Facts): CheckResult[] {
       id: 'running-genesis-elsewhere',
       status: 'warn',
       title: `a Genesis is running (pid ${g.pid}) in ${g.cwd}; the checks below judge this command's configuration (in ${f.cwd}), not its`,
-      fix: `run genesis doctor where and how Genesis runs (cd ${g.cwd}, same environment), or in the container: docker compose exec genesis node bin/genesis.js doctor`,
+      fix: `run genesis doctor where and how Genesis runs (cd ${g.cwd}, same environment), or in the container: docker compose exec genesis genesis doctor`,
     },
   ];
 }

@@ -84,6 +84,8 @@ export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: strin
       // UEFI HTTP Boot (EDK2: AAVMF, OVMF) runs what it downloads only if the name ends in .efi or
       // the type says so; the MIME table has no entry for .efi, so say it.
       if (rel.endsWith('.efi')) reply.header('content-type', 'application/efi');
+      // The MIME table knows neither .kpxe nor vmlinuz: say what they are rather than nothing.
+      else if (answer.headers['Content-Type'] === undefined) reply.header('content-type', 'application/octet-stream');
       return reply.send(answer.stream);
     },
   });

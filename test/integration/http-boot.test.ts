@@ -118,6 +118,10 @@ describe('assets', () => {
     expect((await fetch(assetUrl(), { method: 'HEAD' })).headers.get('content-type')).not.toBe('application/efi');
   });
 
+  it('names a type for files the MIME table does not know (a kernel, undionly.kpxe)', async () => {
+    expect((await fetch(assetUrl(), { method: 'HEAD' })).headers.get('content-type')).toBe('application/octet-stream');
+  });
+
   it('HEAD gives the length without a body', async () => {
     const r = await fetch(assetUrl(), { method: 'HEAD' });
     expect(r.status).toBe(200);
