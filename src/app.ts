@@ -13,6 +13,7 @@ import { EventSinkServer } from './events/sink-server.ts';
 import { KernelLogReceiver } from './kernel-log/receiver.ts';
 import { BootService } from './provision/service.ts';
 import { Talosconfigs, talosApiCredentials } from './provision/talosconfig-issuer.ts';
+import { Kubeconfigs } from './provision/kubeconfig-issuer.ts';
 import { ConfigError, splitList, unknownEnvSettings, type Config } from './config/config.ts';
 import { tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
@@ -172,6 +173,7 @@ export class Genesis {
       boot,
       configs,
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
+      kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
       metrics: this.metrics,

@@ -12,7 +12,7 @@ import { assetsCommand } from './assets.ts';
 import { doctorCommand } from './doctor.ts';
 import { clusterCommand } from './cluster.ts';
 import { nodesCommand } from './nodes.ts';
-import { configCommand, secretsCommand, talosconfigCommand } from './talos.ts';
+import { configCommand, kubeconfigCommand, secretsCommand, talosconfigCommand } from './talos.ts';
 
 const MAIN_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -28,6 +28,7 @@ Commands:
   secrets          Export or import the cluster secrets bundle (genesis secrets --help)
   config render    Print the machine config a node would receive (genesis config --help)
   talosconfig      Get a talosconfig for talosctl (genesis talosconfig --help)
+  kubeconfig       Get an admin kubeconfig for kubectl (genesis kubeconfig --help)
   cluster          Bootstrap state, join token, reset (genesis cluster --help)
   assets           Download, import and list Talos kernels and initramfs (genesis assets --help)
   doctor           Check this host and configuration for what keeps machines from booting
@@ -38,7 +39,7 @@ Options:
   -h, --help       Show this help (genesis help <command>: that command's)
   -v, --version    Show the version
 
-Commands that talk to a running Genesis (nodes, cluster, talosconfig) find it through
+Commands that talk to a running Genesis (nodes, cluster, talosconfig, kubeconfig) find it through
 GENESIS_URL (default http://127.0.0.1:8080) and GENESIS_API_TOKEN (default: the token file in
 the data dir). Every setting is also an environment variable: GENESIS_<SECTION>_<KEY>.
 
@@ -126,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
     secrets: secretsCommand,
     config: configCommand,
     talosconfig: talosconfigCommand,
+    kubeconfig: kubeconfigCommand,
     cluster: clusterCommand,
     assets: assetsCommand,
     doctor: doctorCommand,

@@ -47,6 +47,13 @@ Asks the running Genesis for a talosconfig (admin client certificate signed by t
 valid one year; endpoints: the control planes). Written to <file> with mode 0600, or to stdout.
 `;
 
+export const KUBECONFIG_USAGE = `Usage: genesis kubeconfig [-o <file>] [--url <url>] [--config <file>]
+
+Asks the running Genesis for an admin kubeconfig: a client certificate (CN=admin, O=system:masters)
+signed by the cluster's Kubernetes CA, valid cluster.admin_kubeconfig_days (365), for the cluster
+endpoint. No node needs to be up. Written to <file> with mode 0600, or to stdout.
+`;
+
 const COMMON = { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } as const;
 
 export async function secretsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
@@ -166,17 +173,27 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
   }
 }
 
-export async function talosconfigCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  const parsed = parseCommand(argv, { ...COMMON, output: { type: 'string', short: 'o' }, url: { type: 'string' } }, TALOSCONFIG_USAGE, 'talosconfig');
+export function talosconfigCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  return credentialFileCommand('talosconfig', TALOSCONFIG_USAGE, argv, out);
+}
+
+export function kubeconfigCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  return credentialFileCommand('kubeconfig', KUBECONFIG_USAGE, argv, out);
+}
+
+/** A credential file the running Genesis issues: to stdout, or to a file only its owner can read. */
+async function credentialFileCommand(name: 'talosconfig' | 'kubeconfig', usage: string, argv: string[], out: (s: string) => void): Promise<number> {
+  const parsed = parseCommand(argv, { ...COMMON, output: { type: 'string', short: 'o' }, url: { type: 'string' } }, usage, name);
   if (!parsed) return 2;
   const { values: v } = parsed;
   if (v.help) {
-    process.stdout.write(TALOSCONFIG_USAGE);
+    process.stdout.write(usage);
     return 0;
   }
   try {
-    const text = (await call(apiClient(v.config, v.url), 'GET', '/talosconfig', undefined, { text: true })) as string;
+    const text = (await call(apiClient(v.config, v.url), 'GET', `/${name}`, undefined, { text: true })) as string;
     if (v.output) {
+      // An existing file keeps its old mode on open; chmod makes it 0600 either way.
       writeFileSync(v.output, text, { mode: 0o600 });
       chmodSync(v.output, 0o600);
       out(`wrote ${v.output} (mode 0600)\n`);
@@ -185,7 +202,7 @@ export async function talosconfigCommand(argv: string[], out: (s: string) => voi
     }
     return 0;
   } catch (err) {
-    return cliFailure(err, 'genesis talosconfig');
+    return cliFailure(err, `genesis ${name}`);
   }
 }
 

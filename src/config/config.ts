@@ -43,6 +43,7 @@ export type Config = {
     cni: 'flannel' | 'none' | 'custom';
     cni_urls: string;
     allow_scheduling_on_controlplanes: boolean;
+    admin_kubeconfig_days: number;
   };
   auto_assign: { enabled: boolean; controlplanes: number; mode: 'all' | 'workers' | 'listed'; macs: string };
   inventory: { event_retention: number; max_nodes: number; discovery_per_minute: number };

@@ -100,6 +100,7 @@ export const FIELDS: readonly Field[] = [
   { key: 'cluster.cni', kind: { type: 'enum', values: ['flannel', 'none', 'custom'] }, default: 'flannel', doc: '`flannel` (Talos default), `none` (install your own, e.g. Cilium), or `custom` with `cluster.cni_urls`.' },
   { key: 'cluster.cni_urls', kind: { type: 'list', re: /^https:\/\/\S+$/, hint: 'https URLs of CNI manifests', optional: true }, default: '', doc: 'Manifests applied for `cluster.cni: custom`, comma-separated.' },
   { key: 'cluster.allow_scheduling_on_controlplanes', kind: { type: 'bool' }, default: false, doc: 'Let workloads run on control planes (small clusters without workers).' },
+  { key: 'cluster.admin_kubeconfig_days', kind: { type: 'int', min: 1, max: 3650 }, default: 365, doc: 'Days the client certificate in `genesis kubeconfig` stays valid (Talos: `cluster.adminKubeconfig.certLifetime`, one year).' },
   { key: 'auto_assign.enabled', kind: { type: 'bool' }, default: false, doc: 'Give machines a role the first time they boot (off: they wait for an operator).' },
   {
     key: 'auto_assign.mode',

@@ -11,6 +11,7 @@ import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type N
 import type { Inventory } from '../inventory/store.ts';
 import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
+import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import { RenderError } from '../talos/render.ts';
 import { buildTimeline } from '../inventory/timeline.ts';
 import { clusterRoutes, type ClusterDeps } from './cluster.ts';
@@ -22,6 +23,7 @@ export type ApiDeps = {
   tokenHash: Buffer;
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;
+  kubeconfigs: Kubeconfigs;
   cluster: ClusterDeps;
   /** Dashboard sessions, accepted besides the bearer token. */
   sessions?: Sessions;
@@ -173,6 +175,18 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
       .header('cache-control', 'no-store')
       .header('content-disposition', 'attachment; filename="talosconfig"')
       .send(await deps.talosconfigs.render());
+  });
+
+  // An admin kubeconfig from the secrets bundle alone: no node needs to be up.
+  app.get('/kubeconfig', async (_req, reply) => {
+    let text: string;
+    try {
+      text = await deps.kubeconfigs.render();
+    } catch (err) {
+      if (err instanceof RenderError) throw new HttpError(409, 'cluster_endpoint_unset', err.message);
+      throw err;
+    }
+    return reply.type('application/yaml').header('cache-control', 'no-store').header('content-disposition', 'attachment; filename="kubeconfig"').send(text);
   });
 
   app.get('/nodes/:mac/timeline', { schema: { params: macParams } }, async (req) => {

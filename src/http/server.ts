@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { BootService } from '../provision/service.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
+import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
 import { claimRoutes, type ClusterDeps } from './cluster.ts';
@@ -25,6 +26,7 @@ export type HttpServerOptions = {
   boot: BootService;
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;
+  kubeconfigs: Kubeconfigs;
   assetsDir: string;
   tokenHash: Buffer;
   cluster: ClusterDeps;
@@ -69,6 +71,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
         tokenHash: opts.tokenHash,
         configs: opts.configs,
         talosconfigs: opts.talosconfigs,
+        kubeconfigs: opts.kubeconfigs,
         cluster: opts.cluster,
         sessions: opts.sessions,
       }),

@@ -170,4 +170,9 @@ export function osCA(bundle: SecretsBundle): { cert: ReturnType<typeof certFromP
   return { cert: certFromPem(unb64(bundle.certs.os.crt)), key: keyFromPem(unb64(bundle.certs.os.key)) };
 }
 
+/** The Kubernetes CA, for signing admin kubeconfig client certificates. */
+export function kubernetesCA(bundle: SecretsBundle): { cert: ReturnType<typeof certFromPem>; key: KeyObject } {
+  return { cert: certFromPem(unb64(bundle.certs.k8s.crt)), key: keyFromPem(unb64(bundle.certs.k8s.key)) };
+}
+
 export { b64 as base64Pem, unb64 as pemFromBase64 };

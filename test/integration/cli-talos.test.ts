@@ -1,7 +1,7 @@
 // `genesis secrets`, `genesis config render`, `genesis talosconfig` and `genesis nodes config`,
 // run as real processes against real data dirs and a running Genesis.
 
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -166,6 +166,42 @@ describe('genesis talosconfig and nodes config', () => {
     const denied = await genesis(['talosconfig'], { GENESIS_URL: g.url, GENESIS_DATA_DIR: tmp() });
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain('GENESIS_API_TOKEN');
+  });
+
+  it('writes an admin kubeconfig with mode 0600 that openssl verifies against the Kubernetes CA and kubectl reads', async () => {
+    const dir = tmp();
+    const out = path.join(dir, 'kubeconfig');
+    // An existing file with a looser mode is tightened, not left readable.
+    writeFileSync(out, 'old\n', { mode: 0o644 });
+    const r = await genesis(['kubeconfig', '-o', out], env());
+    expect(r).toMatchObject({ code: 0, stdout: `wrote ${out} (mode 0600)\n` });
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    const doc = parseYaml(readFileSync(out, 'utf8'));
+    expect(doc).toMatchObject({ apiVersion: 'v1', kind: 'Config', 'current-context': 'admin@lab' });
+    expect(doc.clusters).toEqual([{ name: 'lab', cluster: { server: 'https://192.0.2.10:6443', 'certificate-authority-data': parseSecrets(readFileSync(FIXTURE_SECRETS, 'utf8')).certs.k8s.crt } }]);
+    expect(doc.contexts).toEqual([{ name: 'admin@lab', context: { cluster: 'lab', namespace: 'default', user: 'admin@lab' } }]);
+    const user = doc.users[0].user;
+    const caPem = path.join(dir, 'ca.pem');
+    const crtPem = path.join(dir, 'admin.pem');
+    writeFileSync(caPem, Buffer.from(doc.clusters[0].cluster['certificate-authority-data'], 'base64'));
+    writeFileSync(crtPem, Buffer.from(user['client-certificate-data'], 'base64'));
+    // openssl: the chain holds and the certificate is fit for TLS client authentication.
+    const verify = await run('openssl', ['verify', '-CAfile', caPem, '-purpose', 'sslclient', crtPem]);
+    expect(verify).toMatchObject({ code: 0, stdout: `${crtPem}: OK\n` });
+    const crt = new X509Certificate(readFileSync(crtPem));
+    expect(crt.subject.split('\n').sort()).toEqual(['CN=admin', 'O=system:masters']);
+    expect(crt.checkPrivateKey(createPrivateKey(Buffer.from(user['client-key-data'], 'base64').toString()))).toBe(true);
+    const days = (Date.parse(crt.validTo) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(364);
+    expect(days).toBeLessThanOrEqual(365);
+    // kubectl reads it as it would to talk to the cluster (no cluster needed for config view).
+    const view = await run('kubectl', ['config', 'view', '--kubeconfig', out, '--raw', '-o', 'json']);
+    expect(view.code, view.stderr).toBe(0);
+    const seen = JSON.parse(view.stdout);
+    expect(seen['current-context']).toBe('admin@lab');
+    expect(seen.users[0].user['client-certificate-data']).toBe(user['client-certificate-data']);
+    const current = await run('kubectl', ['config', 'current-context', '--kubeconfig', out]);
+    expect(current).toMatchObject({ code: 0, stdout: 'admin@lab\n' });
   });
 
   it('nodes assign takes a static address and a patch file; nodes config shows the masked result', async () => {

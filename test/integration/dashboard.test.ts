@@ -147,6 +147,9 @@ describe('dashboard in Chromium', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#talosconfig').click()]);
     expect(download.suggestedFilename()).toBe('talosconfig');
     expect(readFileSync((await download.path())!, 'utf8')).toMatch(/^context: /m);
+    const [kube] = await Promise.all([page.waitForEvent('download'), page.locator('#kubeconfig').click()]);
+    expect(kube.suggestedFilename()).toBe('kubeconfig');
+    expect(readFileSync((await kube.path())!, 'utf8')).toMatch(/^current-context: admin@/m);
 
     // Usable on a phone: nothing wider than the screen, machines as cards.
     await page.setViewportSize({ width: 390, height: 844 });

@@ -214,6 +214,30 @@ describe('API', () => {
     expect(doc.contexts.lab.endpoints).toContain('192.0.2.31');
     expect(doc.contexts.lab.ca).toBe(secrets.certs.os.crt);
   });
+
+  it('kubeconfig: authenticated, never cached, a fresh admin certificate from the Kubernetes CA each time', async () => {
+    expect((await fetch(`${g.url}/api/v1/kubeconfig`)).status).toBe(401);
+    const [a, b] = await Promise.all([g.api('GET', '/kubeconfig'), g.api('GET', '/kubeconfig')]);
+    expect(a.status).toBe(200);
+    expect(a.headers.get('cache-control')).toBe('no-store');
+    expect(a.headers.get('content-disposition')).toBe('attachment; filename="kubeconfig"');
+    const [docA, docB] = [parseYaml(await a.text()), parseYaml(await b.text())];
+    expect(docA.clusters[0].cluster['certificate-authority-data']).toBe(secrets.certs.k8s.crt);
+    expect(docA.users[0].user['client-key-data']).not.toBe(docB.users[0].user['client-key-data']);
+  });
+});
+
+describe('kubeconfig without a cluster endpoint', () => {
+  it('is a 409 that says which setting to make, not a 500', async () => {
+    const h = await startGenesis({ GENESIS_CLUSTER_ENDPOINT: '' });
+    try {
+      const res = await h.api('GET', '/kubeconfig');
+      expect(res.status).toBe(409);
+      expect(await res.json()).toEqual({ error: 'cluster_endpoint_unset', message: expect.stringContaining('set the Kubernetes API address') });
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 describe('a config that cannot be rendered', () => {

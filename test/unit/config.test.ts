@@ -126,6 +126,7 @@ describe('inventory, boot and API keys', () => {
       cni: 'flannel',
       cni_urls: '',
       allow_scheduling_on_controlplanes: false,
+      admin_kubeconfig_days: 365,
     });
     expect(c.api_token).toBe('');
     expect(c.ipxe.retry_seconds).toBe(15);
