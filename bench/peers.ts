@@ -8,6 +8,9 @@ import path from 'node:path';
 
 export const BENCH_TOKEN = 'bench-token-0123456789ab';
 
+/** The V8 flags `npm start` and the image run Genesis with (packaging.test.ts keeps the three equal). */
+export const SERVE_NODE_FLAGS = ['--max-semi-space-size=8'];
+
 export type Running = { port: number; tftpPort?: number; pid: number; stop: () => Promise<void> };
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -18,7 +21,7 @@ async function stop(child: ChildProcess): Promise<void> {
 
 /** `genesis serve` from `repo`, working in `dir` (its assets under dir/assets). */
 export async function startGenesis(repo: string, dir: string, env: Record<string, string> = {}): Promise<Running> {
-  const child = spawn(process.execPath, [path.join(repo, 'bin', 'genesis.js'), 'serve'], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? SERVE_NODE_FLAGS), path.join(repo, 'bin', 'genesis.js'), 'serve'], {
     cwd: dir,
     env: {
       PATH: process.env.PATH,

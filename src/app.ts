@@ -14,6 +14,9 @@ import { KernelLogReceiver } from './kernel-log/receiver.ts';
 import { BootService } from './provision/service.ts';
 import { Talosconfigs, talosApiCredentials } from './provision/talosconfig-issuer.ts';
 import { Kubeconfigs } from './provision/kubeconfig-issuer.ts';
+import { EtcdBackups } from './backup/etcd-backups.ts';
+import { SnapshotStore } from './backup/snapshot-store.ts';
+import { TalosDialer } from './talos/dialer.ts';
 import { ConfigError, splitList, unknownEnvSettings, type Config } from './config/config.ts';
 import { tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
@@ -62,6 +65,7 @@ export class Genesis {
   tftp: TftpServer | undefined;
   http: FastifyInstance | undefined;
   bootstrap: BootstrapOrchestrator | undefined;
+  backups: EtcdBackups | undefined;
   dhcp: ProxyDhcpServer | undefined;
   metrics: Metrics | undefined;
   eventSink: EventSinkServer | undefined;
@@ -117,6 +121,8 @@ export class Genesis {
       nodeCounts: () => inventory.countByStateAndRole(),
       lockState: () => locks.get(c.cluster.name),
       connections: () => ({ eventSink: this.eventSink?.connections ?? 0, kernelLog: this.kernelLog?.connections ?? 0 }),
+      backups: () => this.backups?.summary() ?? { ok: 0, failed: 0, lastSuccessAt: null, lastSizeBytes: null },
+      cluster: c.cluster.name,
     });
     // Before any config is rendered: the configs and kernel arguments name the ports bound here.
     const events = c.events.enabled ? await this.startTelemetry(this.inventory, this.metrics) : undefined;
@@ -150,11 +156,29 @@ export class Genesis {
     this.tftpFiles.register('boot.ipxe', () => Buffer.from(boot.entryScript()));
     this.ubootFiles = new UbootFiles(boot, c.assets_dir);
 
+    const credentials = talosApiCredentials(secrets);
+    this.backups = new EtcdBackups({
+      inventory: this.inventory,
+      store: new SnapshotStore(c.backup.dir || path.join(c.data_dir, 'backups')),
+      dialer: new TalosDialer(credentials, { port: c.bootstrap.talos_api_port, timeoutMs: c.bootstrap.rpc_timeout_ms }),
+      cluster: c.cluster.name,
+      bootstrapped: () => locks.get(c.cluster.name).state === 'bootstrapped',
+      settings: {
+        enabled: c.backup.enabled,
+        intervalMs: c.backup.interval_hours * 3_600_000,
+        streamTimeoutMs: c.backup.timeout * 1000,
+        retryMs: 15 * 60_000,
+        waitMs: c.bootstrap.poll_interval_ms,
+        retention: { dailyDays: c.backup.keep_daily, keepNewest: c.backup.keep_newest },
+      },
+      log: this.log.child({ component: 'backup' }),
+    });
+
     this.bootstrap = new BootstrapOrchestrator({
       inventory: this.inventory,
       locks,
       cluster: c.cluster.name,
-      credentials: talosApiCredentials(secrets),
+      credentials,
       settings: {
         enabled: c.bootstrap.enabled,
         apiPort: c.bootstrap.talos_api_port,
@@ -174,6 +198,7 @@ export class Genesis {
       configs,
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
+      backups: this.backups,
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
       metrics: this.metrics,
@@ -230,6 +255,7 @@ export class Genesis {
     if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
     if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
     this.bootstrap.start();
+    await this.backups.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), dashboard: `${this.baseUrl()}/`, apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
   }
@@ -391,6 +417,7 @@ export class Genesis {
       this.tftp?.close(graceMs),
       this.http?.close(),
       this.bootstrap?.stop(),
+      this.backups?.stop(),
       this.dhcp?.close(),
       this.eventSink?.close(),
       this.kernelLog?.close(),

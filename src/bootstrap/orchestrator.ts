@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { BootstrapLocks, LockHistoryEntry } from './lock-store.ts';
 import { nodeAddress, type Node } from '../domain/node.ts';
 import type { Inventory } from '../inventory/store.ts';
-import { TalosApiClient, TalosApiError, type TalosApiCredentials } from '../talos/api-client.ts';
+import { TalosApiError, type TalosApiClient, type TalosApiCredentials } from '../talos/api-client.ts';
+import { TalosDialer } from '../talos/dialer.ts';
 import { failpoint } from './failpoint.ts';
 import {
   chooseCandidate,
@@ -90,7 +91,7 @@ export class BootstrapOrchestrator {
   readonly owner = randomUUID();
   private readonly d: OrchestratorDeps;
   private readonly now: () => number;
-  private readonly clients = new Map<string, { creds: TalosApiCredentials; client: TalosApiClient }>();
+  private readonly dialer: TalosDialer;
   private readonly reachableSince = new Map<string, number>();
   private probes: ControlPlaneProbe[] = [];
   private rounds = 0;
@@ -103,6 +104,7 @@ export class BootstrapOrchestrator {
   constructor(deps: OrchestratorDeps) {
     this.d = deps;
     this.now = deps.now ?? Date.now;
+    this.dialer = new TalosDialer(deps.credentials, { port: deps.settings.apiPort, timeoutMs: deps.settings.rpcTimeoutMs });
   }
 
   start(): void {
@@ -119,8 +121,7 @@ export class BootstrapOrchestrator {
   }
 
   private closeClients(): void {
-    for (const { client } of this.clients.values()) client.close();
-    this.clients.clear();
+    this.dialer.closeAll();
   }
 
   private schedule(ms: number): void {
@@ -350,14 +351,8 @@ export class BootstrapOrchestrator {
     return p;
   }
 
-  private async client(addr: string): Promise<TalosApiClient> {
-    const creds = await this.d.credentials();
-    const have = this.clients.get(addr);
-    if (have && have.creds === creds) return have.client;
-    have?.client.close();
-    const client = new TalosApiClient(addr, this.d.settings.apiPort, creds, { timeoutMs: this.d.settings.rpcTimeoutMs });
-    this.clients.set(addr, { creds, client });
-    return client;
+  private client(addr: string): Promise<TalosApiClient> {
+    return this.dialer.dial(addr);
   }
 
   /**

@@ -12,6 +12,7 @@ import { assetsCommand } from './assets.ts';
 import { doctorCommand } from './doctor.ts';
 import { clusterCommand } from './cluster.ts';
 import { nodesCommand } from './nodes.ts';
+import { backupCommand } from './backup.ts';
 import { configCommand, kubeconfigCommand, secretsCommand, talosconfigCommand } from './talos.ts';
 
 const MAIN_OPTIONS = {
@@ -30,6 +31,7 @@ Commands:
   talosconfig      Get a talosconfig for talosctl (genesis talosconfig --help)
   kubeconfig       Get an admin kubeconfig for kubectl (genesis kubeconfig --help)
   cluster          Bootstrap state, join token, reset (genesis cluster --help)
+  backup           etcd snapshots: take one now, list, verify (genesis backup --help)
   assets           Download, import and list Talos kernels and initramfs (genesis assets --help)
   doctor           Check this host and configuration for what keeps machines from booting
   token show       Print the API token generated on first start (from the data dir, mode 0600)
@@ -39,9 +41,9 @@ Options:
   -h, --help       Show this help (genesis help <command>: that command's)
   -v, --version    Show the version
 
-Commands that talk to a running Genesis (nodes, cluster, talosconfig, kubeconfig) find it through
-GENESIS_URL (default http://127.0.0.1:8080) and GENESIS_API_TOKEN (default: the token file in
-the data dir). Every setting is also an environment variable: GENESIS_<SECTION>_<KEY>.
+Commands that talk to a running Genesis (nodes, cluster, backup, talosconfig, kubeconfig) find
+it through GENESIS_URL (default http://127.0.0.1:8080) and GENESIS_API_TOKEN (default: the token
+file in the data dir). Every setting is also an environment variable: GENESIS_<SECTION>_<KEY>.
 
 Examples:
   genesis doctor                          what keeps machines from booting, with fixes
@@ -128,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
     config: configCommand,
     talosconfig: talosconfigCommand,
     kubeconfig: kubeconfigCommand,
+    backup: backupCommand,
     cluster: clusterCommand,
     assets: assetsCommand,
     doctor: doctorCommand,

@@ -121,6 +121,9 @@ export const EVENT_TYPES = [
   'bootstrap-deferred',
   'bootstrapped',
   'bootstrap-claimed',
+  // An etcd snapshot taken from this control plane (detail: name, size, sha256), or the attempt that failed.
+  'etcd-snapshot',
+  'etcd-snapshot-failed',
   // What the node's Talos published to the event sink (detail.kind: sequence, phase, task, ...).
   'talos-event',
 ] as const;

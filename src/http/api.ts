@@ -15,6 +15,8 @@ import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import { RenderError } from '../talos/render.ts';
 import { buildTimeline } from '../inventory/timeline.ts';
 import { clusterRoutes, type ClusterDeps } from './cluster.ts';
+import { backupRoutes } from './backups.ts';
+import type { EtcdBackups } from '../backup/etcd-backups.ts';
 import { streamRoutes } from './stream.ts';
 import { HttpError } from './errors.ts';
 
@@ -24,6 +26,7 @@ export type ApiDeps = {
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
+  backups: EtcdBackups;
   cluster: ClusterDeps;
   /** Dashboard sessions, accepted besides the bearer token. */
   sessions?: Sessions;
@@ -167,6 +170,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   });
 
   clusterRoutes(app, deps.cluster, actor);
+  backupRoutes(app, deps.backups, actor);
   streamRoutes(app, inventory);
 
   app.get('/talosconfig', async (_req, reply) => {

@@ -7,6 +7,7 @@ import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { BootService } from '../provision/service.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
+import type { EtcdBackups } from '../backup/etcd-backups.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
 import { claimRoutes, type ClusterDeps } from './cluster.ts';
@@ -27,6 +28,7 @@ export type HttpServerOptions = {
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
+  backups: EtcdBackups;
   assetsDir: string;
   tokenHash: Buffer;
   cluster: ClusterDeps;
@@ -72,6 +74,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
         configs: opts.configs,
         talosconfigs: opts.talosconfigs,
         kubeconfigs: opts.kubeconfigs,
+        backups: opts.backups,
         cluster: opts.cluster,
         sessions: opts.sessions,
       }),

@@ -5,6 +5,7 @@
 
 import client from 'prom-client';
 import { LOCK_STATES } from '../bootstrap/lock.ts';
+import type { BackupSummary } from '../backup/etcd-backups.ts';
 import type { ProxyAnswer } from '../dhcp/proxy.ts';
 import { BOOT_STATES, ROLES, type BootState, type Role } from '../domain/node.ts';
 import type { TransferSummary } from '../tftp/server.ts';
@@ -15,6 +16,10 @@ export type MetricsSources = {
   lockState: () => { state: string; epoch: number };
   /** Open connections from nodes to the Talos event sink and to the kernel-log receiver. */
   connections?: () => { eventSink: number; kernelLog: number };
+  /** etcd snapshots: runs by result since start, the newest snapshot's time (ms) and size. */
+  backups?: () => BackupSummary;
+  /** The cluster name, the one label of the backup series. */
+  cluster?: string;
 };
 
 /** What became of one event a node published to the sink. */
@@ -113,6 +118,49 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.lockState().epoch);
+      },
+    });
+    // etcd snapshots. Age is a gauge of its own so an alert needs no time() arithmetic. With no
+    // snapshot yet these series are absent rather than 0 (a 0 age would read as fresh): the
+    // `cluster` label is what lets prom-client leave them out.
+    const newest = (pick: (s: BackupSummary) => number | null) =>
+      function (this: client.Gauge<'cluster'>) {
+        this.reset();
+        const s = sources.backups?.();
+        const v = s ? pick(s) : null;
+        if (v !== null) this.set({ cluster: sources.cluster ?? '' }, v);
+      };
+    new client.Gauge({
+      name: 'genesis_etcd_backup_last_success_timestamp_seconds',
+      help: 'When the newest stored etcd snapshot was taken (Unix seconds); absent before the first',
+      labelNames: ['cluster'],
+      registers,
+      collect: newest((s) => (s.lastSuccessAt === null ? null : s.lastSuccessAt / 1000)),
+    });
+    new client.Gauge({
+      name: 'genesis_etcd_backup_age_seconds',
+      help: 'Seconds since the newest stored etcd snapshot was taken; absent before the first',
+      labelNames: ['cluster'],
+      registers,
+      collect: newest((s) => (s.lastSuccessAt === null ? null : Math.max(0, (Date.now() - s.lastSuccessAt) / 1000))),
+    });
+    new client.Gauge({
+      name: 'genesis_etcd_backup_last_size_bytes',
+      help: 'Size of the newest stored etcd snapshot; absent before the first',
+      labelNames: ['cluster'],
+      registers,
+      collect: newest((s) => s.lastSizeBytes),
+    });
+    new client.Counter({
+      name: 'genesis_etcd_backup_runs_total',
+      help: 'etcd snapshot runs since start, by result (ok, failed)',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const s = sources.backups?.() ?? { ok: 0, failed: 0 };
+        this.reset();
+        this.inc({ result: 'ok' }, s.ok);
+        this.inc({ result: 'failed' }, s.failed);
       },
     });
     // Zero series exist from the start, so rate() and absent() work before the first event.

@@ -1,10 +1,10 @@
 // A fake Talos apid: a real gRPC server over mutual TLS on a loopback address, with a server
 // certificate from the cluster's OS CA (IP SAN = its address), requiring a client certificate
-// from the same CA with Organization os:admin, as apid does. It implements the four
-// MachineService calls Genesis makes, counts Bootstrap calls, and can be scripted to be slow,
-// refuse, fail or die.
+// from the same CA with Organization os:admin, as apid does. It implements the five
+// MachineService calls Genesis makes (EtcdSnapshot streaming a database with etcd's appended
+// hash), counts Bootstrap calls, and can be scripted to be slow, refuse, fail or die.
 
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import grpc from '@grpc/grpc-js';
 import { machineServiceDefinition } from '../../src/talos/api-client.ts';
 import { osCA, type SecretsBundle } from '../../src/talos/secrets.ts';
@@ -30,7 +30,24 @@ export type FakeTalosOptions = {
   dieOnVersion?: (fake: FakeTalos) => boolean;
   /** Called when a Bootstrap call arrives, before it is answered. */
   onBootstrap?: (fake: FakeTalos) => void;
+  /** What EtcdSnapshot streams (etcd running only); default: a small database with its hash appended. */
+  snapshot?: FakeSnapshot;
 };
+
+/**
+ * An etcd snapshot as etcd's maintenance API streams it: `pages` × 4096 bytes of database, then
+ * the sha256 of those bytes (unless `noHash`), sent in `chunkSize` pieces (1024, as Talos does). `dieAfterBytes`: the
+ * node loses power once that much was sent. Bytes are generated as they go, so a 1 GiB snapshot
+ * costs no memory.
+ */
+export type FakeSnapshot = { pages: number; chunkSize?: number; noHash?: boolean; dieAfterBytes?: number; corrupt?: boolean };
+
+/** The database bytes of a fake snapshot at [offset, offset+n): a repeating pattern, cheap to make. */
+export function fakeDatabaseBytes(offset: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = ((offset + i) * 31 + ((offset + i) >> 12)) & 0xff;
+  return b;
+}
 
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
 
@@ -41,6 +58,7 @@ export class FakeTalos {
   /** Calls that started etcd (answered ok, or died after starting it). */
   accepted = 0;
   versionCalls = 0;
+  snapshotCalls = 0;
   /** Calls refused because the client certificate was not os:admin of our CA. */
   refusedClients = 0;
   members: string[];
@@ -128,6 +146,20 @@ export class FakeTalos {
         const etcd = this.members.length ? { id: 'etcd', state: 'Running', health: { healthy: true } } : { id: 'etcd', state: 'Preparing', health: { unknown: true } };
         cb(null, { messages: [{ metadata, services: [{ id: 'apid', state: 'Running', health: { healthy: true } }, etcd] }] });
       }),
+      EtcdSnapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const subject = call.getAuthContext()?.sslPeerCertificate?.subject as { O?: string | string[] } | undefined;
+        if (![subject?.O ?? []].flat().includes('os:admin')) {
+          this.refusedClients++;
+          call.destroy(Object.assign(new Error('not authorized'), { code: grpc.status.PERMISSION_DENIED, details: 'not authorized' }));
+          return;
+        }
+        this.snapshotCalls++;
+        if (!this.members.length) {
+          call.destroy(Object.assign(new Error('etcd is not running'), { code: grpc.status.FAILED_PRECONDITION, details: 'etcd is not running' }));
+          return;
+        }
+        void this.streamSnapshot(call, metadata);
+      },
       Bootstrap: guard((_call, cb) => {
         const reply = this.opts.bootstrap?.[this.bootstrapCalls] ?? 'ok';
         this.bootstrapCalls++;
@@ -159,6 +191,45 @@ export class FakeTalos {
       server.bindAsync(`${this.opts.host}:${this.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
     );
     this.server = server;
+  }
+
+  private async streamSnapshot(call: grpc.ServerWritableStream<unknown, unknown>, metadata: { hostname: string }): Promise<void> {
+    const spec = this.opts.snapshot ?? { pages: 16 };
+    // Talos's chunker (pkg/chunker/stream) sends 1 KiB messages.
+    const chunk = spec.chunkSize ?? 1024;
+    const dbSize = spec.pages * 4096;
+    const hash = createHash('sha256');
+    let sent = 0;
+    let cancelled = false;
+    call.on('cancelled', () => (cancelled = true));
+    const send = async (bytes: Buffer) => {
+      if (spec.dieAfterBytes !== undefined && sent + bytes.length > spec.dieAfterBytes) {
+        const part = bytes.subarray(0, Math.max(0, spec.dieAfterBytes - sent));
+        if (part.length) call.write({ metadata, bytes: part });
+        // Let the partial chunk leave before the power goes.
+        await new Promise((r) => setImmediate(r));
+        this.die();
+        throw new Error('died');
+      }
+      sent += bytes.length;
+      if (!call.write({ metadata, bytes })) await new Promise((r) => call.once('drain', r));
+    };
+    try {
+      for (let off = 0; off < dbSize && !cancelled; off += chunk) {
+        const bytes = fakeDatabaseBytes(off, Math.min(chunk, dbSize - off));
+        hash.update(bytes);
+        await send(bytes);
+      }
+      if (cancelled) return;
+      if (!spec.noHash) {
+        const digest = hash.digest();
+        if (spec.corrupt) digest[0]! ^= 0xff;
+        await send(digest);
+      }
+      call.end();
+    } catch {
+      // The node died mid-stream: the client sees the connection drop.
+    }
   }
 
   private startEtcd(): void {

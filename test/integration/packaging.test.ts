@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { SERVE_NODE_FLAGS } from '../../bench/peers.ts';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { envName, FIELDS } from '../../src/config/schema.ts';
@@ -76,8 +77,17 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\/healthz/m);
     expect(dockerfile).toMatch(/^VOLUME \["\/data", "\/app\/assets\/talos"\]$/m);
     // The entry point and the `genesis` command work from compose's working directory (/config).
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "\/app\/bin\/genesis\.js"\]$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=8", "\/app\/bin\/genesis\.js"\]$/m);
     expect(dockerfile).toContain('exec node /app/bin/genesis.js');
+  });
+
+  it('runs Genesis with the same V8 flags from npm start, the image and the benches', () => {
+    // A smaller young generation keeps an etcd snapshot's million messages from growing the heap
+    // by ~100 MB (bench/etcd-snapshot-memory.ts); the flag only works on the command line.
+    const start = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start as string;
+    const flags = SERVE_NODE_FLAGS.join(' ');
+    expect(start).toBe(`node ${flags} bin/genesis.js serve`);
+    expect(dockerfile).toContain(`ENTRYPOINT ["node", ${SERVE_NODE_FLAGS.map((f) => JSON.stringify(f)).join(', ')}, "/app/bin/genesis.js"]`);
   });
 
   it('leaves secrets, the inventory and downloaded assets out of the build context (.dockerignore)', async () => {
