@@ -16,6 +16,7 @@ import { Talosconfigs, talosApiCredentials } from './provision/talosconfig-issue
 import { Kubeconfigs } from './provision/kubeconfig-issuer.ts';
 import { EtcdBackups } from './backup/etcd-backups.ts';
 import { SnapshotStore } from './backup/snapshot-store.ts';
+import { PassphraseError, readPassphraseFile } from './backup/secrets-envelope.ts';
 import { TalosDialer } from './talos/dialer.ts';
 import { ConfigError, splitList, unknownEnvSettings, type Config } from './config/config.ts';
 import { tightenDataDir } from './config/data-dir.ts';
@@ -41,7 +42,7 @@ import type { Arch } from './domain/node.ts';
 import { sourceAddress } from './net/address.ts';
 import { PatchError } from './talos/patch.ts';
 import { RenderError } from './talos/render.ts';
-import { SecretsError } from './talos/secrets.ts';
+import { SecretsError, serializeSecrets } from './talos/secrets.ts';
 import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-store.ts';
 
 /** Pending connections the HTTP listener queues (Node's default is 511). */
@@ -170,6 +171,9 @@ export class Genesis {
         retryMs: 15 * 60_000,
         waitMs: c.bootstrap.poll_interval_ms,
         retention: { dailyDays: c.backup.keep_daily, keepNewest: c.backup.keep_newest },
+        secrets: c.backup.secrets_passphrase_file
+          ? { bundle: () => serializeSecrets(secrets.current()), passphrase: () => readPassphraseFile(c.backup.secrets_passphrase_file) }
+          : null,
       },
       log: this.log.child({ component: 'backup' }),
     });
@@ -392,6 +396,16 @@ export class Genesis {
         readPatchFile(c.talos.patches[role], `talos.patches.${role}`);
       } catch (err) {
         if (err instanceof PatchError) throw new ConfigError(`invalid configuration: ${err.message}`);
+        throw err;
+      }
+    }
+    // The secrets copy beside each snapshot: a passphrase file that cannot be used stops the start
+    // now, not the first backup a day later.
+    if (c.backup.secrets_passphrase_file) {
+      try {
+        readPassphraseFile(c.backup.secrets_passphrase_file);
+      } catch (err) {
+        if (err instanceof PassphraseError) throw new ConfigError(`invalid configuration: ${err.message}`);
         throw err;
       }
     }

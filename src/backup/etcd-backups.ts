@@ -8,6 +8,7 @@ import { nodeAddress } from '../domain/node.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { TalosDialer } from '../talos/dialer.ts';
 import { snapshotsToPrune, type RetentionPolicy } from './retention.ts';
+import { encryptForOpenssl } from './secrets-envelope.ts';
 import { SnapshotError, type SnapshotRecord, type SnapshotSource, type SnapshotStore } from './snapshot-store.ts';
 
 export type BackupSettings = {
@@ -20,6 +21,11 @@ export type BackupSettings = {
   /** While the cluster is not bootstrapped, look again this often (it only reads the lock). */
   waitMs: number;
   retention: RetentionPolicy;
+  /**
+   * The secrets bundle to encrypt beside each snapshot, with the operator's passphrase (read at
+   * each run, so a rotated passphrase file takes effect); null: no copy, and the status says so.
+   */
+  secrets: { bundle: () => string; passphrase: () => string } | null;
 };
 
 export type BackupStatus = {
@@ -35,6 +41,8 @@ export type BackupStatus = {
   /** Why the schedule is not taking snapshots yet, if it is not. */
   waiting: string | null;
   count: number;
+  /** Where the secrets bundle is kept safe, in a sentence: beside each snapshot, or the operator's job. */
+  secrets: string;
 };
 
 export type BackupDeps = {
@@ -129,9 +137,14 @@ export class EtcdBackups {
     let source: (SnapshotSource & { client: Awaited<ReturnType<TalosDialer['dial']>> }) | undefined;
     try {
       source = await this.pickSource();
+      // Encrypted before the stream starts: a passphrase file that cannot be read fails the run
+      // before any node is asked for anything.
+      const s = this.d.settings.secrets;
+      const secrets = s ? await encryptForOpenssl(Buffer.from(s.bundle(), 'utf8'), s.passphrase()) : undefined;
       const record = await this.d.store.write({
         cluster: this.d.cluster,
         takenAt,
+        secrets,
         source: { mac: source.mac, hostname: source.hostname, address: source.address, talosVersion: source.talosVersion },
         chunks: source.client.etcdSnapshot(this.d.settings.streamTimeoutMs),
       });
@@ -201,6 +214,9 @@ export class EtcdBackups {
       nextAt: this.nextAt?.toISOString() ?? null,
       waiting: this.waiting,
       count: all.length,
+      secrets: this.d.settings.secrets
+        ? 'encrypted beside each snapshot (<name>.secrets.enc; openssl enc -d -aes-256-cbc -pbkdf2 -iter 600000 -md sha256 opens it)'
+        : 'not backed up by Genesis: set backup.secrets_passphrase_file, or keep `genesis secrets export` safe yourself (a snapshot cannot be restored without the bundle)',
     };
   }
 

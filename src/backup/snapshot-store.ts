@@ -1,9 +1,11 @@
-// etcd snapshots on disk: `<dir>/<name>.db` beside `<name>.json` (its metadata). A snapshot is
+// etcd snapshots on disk: `<dir>/<name>.db` beside `<name>.json` (its metadata) and, when the
+// operator gave a passphrase, `<name>.secrets.enc` (the secrets bundle, encrypted). A snapshot is
 // streamed to a hidden `.part` file, fsynced, and renamed into place only once complete and
 // checked, so a failed or partial snapshot (a node dying mid-stream, a full disk) never replaces
 // or hides a good one. The metadata file is written last: a `.db` without one is an unfinished
 // write and is not listed.
 
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,11 +27,17 @@ export type SnapshotRecord = {
   revision: number | null;
   source: SnapshotSource;
   durationMs: number;
+  /** `<name>.secrets.enc` beside it: the secrets bundle, encrypted (secrets-envelope.ts); null when none. */
+  secretsFile: string | null;
+  /** sha256 of that file (openssl's format has no authentication tag; this tells a damaged copy). */
+  secretsSha256: string | null;
 };
 
 export type VerifyResult = { name: string; ok: boolean; problems: string[]; sha256: string; size: number; etcdIntegrity: EtcdIntegrity };
 
 export class SnapshotError extends Error {}
+
+const SECRETS_EXT = '.secrets.enc';
 
 const NAME = /^etcd-[a-z0-9-]+-\d{8}T\d{6}Z(-\d+)?$/;
 
@@ -49,7 +57,7 @@ export class SnapshotStore {
     this.dir = dir;
   }
 
-  private file(name: string, ext: '.db' | '.json'): string {
+  private file(name: string, ext: '.db' | '.json' | typeof SECRETS_EXT): string {
     if (!isSnapshotName(name)) throw new SnapshotError(`${JSON.stringify(name)} is not a snapshot name`);
     return path.join(this.dir, name + ext);
   }
@@ -93,7 +101,7 @@ export class SnapshotStore {
    * Stream `chunks` into a new snapshot. Throws SnapshotError (and leaves nothing behind) when the
    * stream fails, the disk is full, or the data is empty or fails etcd's appended hash.
    */
-  async write(opts: { cluster: string; takenAt: Date; source: SnapshotSource; chunks: AsyncIterable<Buffer> }): Promise<SnapshotRecord> {
+  async write(opts: { cluster: string; takenAt: Date; source: SnapshotSource; chunks: AsyncIterable<Buffer>; secrets?: Buffer }): Promise<SnapshotRecord> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.removeLeftovers();
     const name = await this.freeName(snapshotName(opts.cluster, opts.takenAt));
@@ -146,14 +154,18 @@ export class SnapshotStore {
       revision: null,
       source: opts.source,
       durationMs: Date.now() - started,
+      secretsFile: opts.secrets ? `${name}${SECRETS_EXT}` : null,
+      secretsSha256: opts.secrets ? createHash('sha256').update(opts.secrets).digest('hex') : null,
     };
     try {
       await rename(part, this.file(name, '.db'));
+      if (opts.secrets) await writeFileDurably(this.file(name, SECRETS_EXT), opts.secrets);
       await writeFileDurably(this.file(name, '.json'), JSON.stringify(record, null, 2) + '\n');
       await syncDir(this.dir);
     } catch (err) {
       await rm(part, { force: true });
       await rm(this.file(name, '.db'), { force: true });
+      await rm(this.file(name, SECRETS_EXT), { force: true });
       throw new SnapshotError(writeFailure(err, this.dir));
     }
     return record;
@@ -175,6 +187,11 @@ export class SnapshotStore {
     if (digest.size !== record.size) problems.push(`size is ${digest.size} bytes, ${record.size} when taken`);
     if (sha256 !== record.sha256) problems.push(`sha256 is ${sha256}, ${record.sha256} when taken`);
     if (etcd === 'hash-mismatch') problems.push("etcd's appended sha256 does not match the database");
+    if (record.secretsFile && record.secretsSha256) {
+      const enc = await readFile(this.file(name, SECRETS_EXT)).catch((err: NodeJS.ErrnoException) => err);
+      if (!Buffer.isBuffer(enc)) problems.push(`cannot read ${record.secretsFile}: ${enc.code ?? enc.message}`);
+      else if (createHash('sha256').update(enc).digest('hex') !== record.secretsSha256) problems.push(`${record.secretsFile} does not match its sha256 when taken`);
+    }
     return { name, ok: problems.length === 0, problems, sha256, size: digest.size, etcdIntegrity: etcd };
   }
 
@@ -182,6 +199,7 @@ export class SnapshotStore {
     // Metadata first: a crash in between leaves an unlisted .db, never a listed snapshot without data.
     await rm(this.file(name, '.json'), { force: true });
     await rm(this.file(name, '.db'), { force: true });
+    await rm(this.file(name, SECRETS_EXT), { force: true });
   }
 
   /** `.part` files of writes a crash interrupted, and `.db` files whose metadata never landed. */
@@ -189,8 +207,9 @@ export class SnapshotStore {
     const entries = await readdir(this.dir);
     const names = new Set(entries);
     for (const e of entries) {
-      const orphanDb = e.endsWith('.db') && isSnapshotName(e.slice(0, -3)) && !names.has(e.slice(0, -3) + '.json');
-      if ((e.startsWith('.etcd-') && e.endsWith('.part')) || orphanDb) await rm(path.join(this.dir, e), { force: true });
+      const base = e.endsWith('.db') ? e.slice(0, -3) : e.endsWith(SECRETS_EXT) ? e.slice(0, -SECRETS_EXT.length) : null;
+      const orphan = base !== null && isSnapshotName(base) && !names.has(base + '.json');
+      if ((e.startsWith('.etcd-') && e.endsWith('.part')) || orphan) await rm(path.join(this.dir, e), { force: true });
     }
   }
 
@@ -213,7 +232,7 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
   for (let at = 0; at < buf.length; ) at += (await fh.write(buf, at, buf.length - at)).bytesWritten;
 }
 
-async function writeFileDurably(file: string, text: string): Promise<void> {
+async function writeFileDurably(file: string, text: string | Buffer): Promise<void> {
   const part = `${path.dirname(file)}/.${path.basename(file)}.part`;
   const fh = await open(part, 'w', 0o600);
   try {

@@ -46,7 +46,7 @@ export type Config = {
     admin_kubeconfig_days: number;
   };
   auto_assign: { enabled: boolean; controlplanes: number; mode: 'all' | 'workers' | 'listed'; macs: string };
-  backup: { enabled: boolean; dir: string; interval_hours: number; keep_daily: number; keep_newest: number; timeout: number };
+  backup: { enabled: boolean; dir: string; interval_hours: number; keep_daily: number; keep_newest: number; timeout: number; secrets_passphrase_file: string };
   inventory: { event_retention: number; max_nodes: number; discovery_per_minute: number };
   ipxe: { retry_seconds: number };
   dhcp: { proxy: boolean; interface: string; port: number; pxe_port: number };

@@ -126,6 +126,7 @@ export const FIELDS: readonly Field[] = [
   { key: 'backup.keep_daily', kind: { type: 'int', min: 0, max: 3650 }, default: 30, doc: 'Keep the newest snapshot of each of the last this-many days.' },
   { key: 'backup.keep_newest', kind: { type: 'int', min: 1, max: 1000 }, default: 3, doc: 'Also keep this many newest snapshots, whatever their day.' },
   { key: 'backup.timeout', kind: { type: 'int', min: 10, max: 86400 }, default: 1800, doc: 'Seconds one snapshot stream may take before it is abandoned (and discarded).' },
+  { key: 'backup.secrets_passphrase_file', kind: { type: 'optional-path' }, default: '', doc: 'A file whose first line (12 characters or more) is the passphrase the secrets bundle is encrypted with beside each snapshot (`<name>.secrets.enc`, opened with `openssl enc -d`). Empty: the bundle is not copied; keep `genesis secrets export` safe yourself.' },
   { key: 'events.enabled', kind: { type: 'bool' }, default: true, doc: 'Run the Talos event sink and kernel-log receiver, and point nodes at them (kernel arguments and config documents): install detection, stages and kernel logs.' },
   { key: 'events.host', kind: { type: 'host' }, default: '0.0.0.0', doc: 'Listen address of the event sink and the kernel-log receiver.' },
   { key: 'events.sink_port', kind: port, default: 8090, doc: 'Port of the Talos event sink (plaintext gRPC; 0: any free port).' },

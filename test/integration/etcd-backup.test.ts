@@ -4,7 +4,7 @@
 // snapshots already taken.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -164,13 +164,47 @@ describe('etcd snapshots', () => {
     const { g, talos } = await lab(7, { snapshot: { pages: 4 } });
     // The existing etcd is adopted as bootstrapped, and the schedule (no snapshot on disk yet) runs at once.
     const status = await until(async () => {
-      const s = (await (await g.api('GET', '/backups')).json()) as { status: { lastSuccess: { name: string } | null; nextAt: string | null } };
-      return s.status.lastSuccess ? s.status : undefined;
+      const s = (await (await g.api('GET', '/backups')).json()) as { status: { lastSuccess: { name: string } | null; nextAt: string | null; running: boolean } };
+      // The files land a moment before the run ends and the next one is scheduled.
+      return s.status.lastSuccess && !s.status.running ? s.status : undefined;
     }, 'the first scheduled snapshot');
     expect(Date.parse(status.nextAt!) - Date.parse((status.lastSuccess as unknown as { takenAt: string }).takenAt)).toBeGreaterThanOrEqual(24 * 3600_000 - 60_000);
     expect(talos.snapshotCalls).toBe(1);
     const events = (await (await g.api('GET', `/nodes/${MAC}/events`)).json()) as { events: Array<{ type: string; actor: string }> };
     expect(events.events.find((e) => e.type === 'etcd-snapshot')?.actor).toBe('schedule');
+  });
+
+  it('with a passphrase file, the secrets bundle lies encrypted beside each snapshot and opens with openssl alone', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-pass-'));
+    const passFile = path.join(dir, 'passphrase');
+    writeFileSync(passFile, 'correct horse battery staple\nsecond line is ignored\n', { mode: 0o600 });
+    const { g, backups } = await lab(9, { snapshot: { pages: 4 } }, { GENESIS_BACKUP_ENABLED: 'false', GENESIS_BACKUP_SECRETS_PASSPHRASE_FILE: passFile });
+    const res = await g.api('POST', '/backups');
+    expect(res.status).toBe(201);
+    const { snapshot } = (await res.json()) as { snapshot: { name: string; secretsFile: string } };
+    expect(snapshot.secretsFile).toBe(`${snapshot.name}.secrets.enc`);
+    const enc = path.join(backups, snapshot.secretsFile);
+    expect(statSync(enc).mode & 0o777).toBe(0o600);
+    // Not readable as it is…
+    expect(readFileSync(enc).includes(Buffer.from(bundle.certs.k8s.key))).toBe(false);
+    // …and openssl, with nothing from Genesis but the documented command, gets the bundle back.
+    const out = await run('openssl', ['enc', '-d', '-aes-256-cbc', '-pbkdf2', '-iter', '600000', '-md', 'sha256', '-in', enc, '-pass', `file:${passFile}`]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(parseSecrets(out.stdout)).toEqual(bundle);
+    const wrong = path.join(dir, 'wrong');
+    writeFileSync(wrong, 'not the passphrase at all\n');
+    const refused = await run('openssl', ['enc', '-d', '-aes-256-cbc', '-pbkdf2', '-iter', '600000', '-md', 'sha256', '-in', enc, '-pass', `file:${wrong}`]);
+    expect(refused.code === 0 && refused.stdout.includes('certs:')).toBe(false);
+    expect(((await (await g.api('GET', '/backups')).json()) as { status: { secrets: string } }).status.secrets).toMatch(/^encrypted beside each snapshot/);
+  });
+
+  it('without a passphrase the status says the bundle is the operator\'s to keep; a short one stops the start', async () => {
+    const { g } = await lab(10, {}, { GENESIS_BACKUP_ENABLED: 'false' });
+    expect(((await (await g.api('GET', '/backups')).json()) as { status: { secrets: string } }).status.secrets).toMatch(/^not backed up by Genesis: set backup.secrets_passphrase_file, or keep `genesis secrets export` safe yourself/);
+    const short = path.join(mkdtempSync(path.join(tmpdir(), 'genesis-pass-')), 'short');
+    writeFileSync(short, 'hunter2\n');
+    const failed = await startGenesis({ GENESIS_BACKUP_SECRETS_PASSPHRASE_FILE: short }).catch((e: Error) => e);
+    expect(String(failed)).toContain(`invalid configuration: backup.secrets_passphrase_file (${short}): the first line must be a passphrase of 12 characters or more`);
   });
 
   it('is behind the API token', async () => {

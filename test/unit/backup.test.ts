@@ -129,6 +129,20 @@ describe('snapshot files', () => {
     expect(readdirSync(store.dir).sort()).toEqual([`${r.name}.db`, `${r.name}.json`, `${next.name}.db`, `${next.name}.json`]);
     await store.remove(r.name);
     expect(existsSync(store.databasePath(r.name))).toBe(false);
+
+    // The encrypted bundle beside a snapshot goes with it, and an orphaned one is cleared.
+    const withSecrets = await store.write({ cluster: 'lab', takenAt: day('2026-12-01T05:00:00Z'), source, chunks: chunks(snap, 4096), secrets: Buffer.from('Salted__x') });
+    expect(withSecrets.secretsFile).toBe(`${withSecrets.name}.secrets.enc`);
+    expect(readFileSync(path.join(store.dir, withSecrets.secretsFile!), 'utf8')).toBe('Salted__x');
+    expect(withSecrets.secretsSha256).toBe(createHash('sha256').update('Salted__x').digest('hex'));
+    expect(await store.verify(withSecrets.name)).toMatchObject({ ok: true });
+    writeFileSync(path.join(store.dir, withSecrets.secretsFile!), 'Salted__y');
+    expect((await store.verify(withSecrets.name)).problems).toEqual([`${withSecrets.secretsFile} does not match its sha256 when taken`]);
+    await store.remove(withSecrets.name);
+    expect(existsSync(path.join(store.dir, withSecrets.secretsFile!))).toBe(false);
+    writeFileSync(path.join(store.dir, `${snapshotName('lab', day('2026-12-01T06:00:00Z'))}.secrets.enc`), 'orphan');
+    await store.write({ cluster: 'lab', takenAt: day('2026-12-01T07:00:00Z'), source, chunks: chunks(snap, 4096) });
+    expect(readdirSync(store.dir).filter((e) => e.endsWith('.secrets.enc'))).toEqual([]);
   });
 });
 
