@@ -1,6 +1,6 @@
 # Genesis container image. Runs the TypeScript sources directly on Node 24 (type stripping: no build step).
 # The steps mirror .ci/run: production dependencies with `npm ci`, iPXE binaries from Debian's ipxe package
-# copied with scripts/copy-ipxe.sh. It runs as an unprivileged user; the node binary carries
+# copied with scripts/copy-ipxe.sh; ipmitool for power control of machines with a BMC. It runs as an unprivileged user; the node binary carries
 # CAP_NET_BIND_SERVICE so TFTP (69) and the proxyDHCP (67, 4011) can still bind.
 
 FROM node:24-bookworm-slim AS deps
@@ -10,7 +10,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ipxe libcap2-bin \
+ && apt-get install -y --no-install-recommends ipxe ipmitool libcap2-bin \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
  && apt-get purge -y libcap2-bin \
  && rm -rf /var/lib/apt/lists/* \

@@ -18,6 +18,7 @@ import { EtcdBackups } from './backup/etcd-backups.ts';
 import { SnapshotStore } from './backup/snapshot-store.ts';
 import { PassphraseError, readPassphraseFile } from './backup/secrets-envelope.ts';
 import { TalosDialer } from './talos/dialer.ts';
+import { PowerControl } from './power/power-control.ts';
 import { ConfigError, splitList, unknownEnvSettings, type Config } from './config/config.ts';
 import { tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
@@ -67,6 +68,7 @@ export class Genesis {
   http: FastifyInstance | undefined;
   bootstrap: BootstrapOrchestrator | undefined;
   backups: EtcdBackups | undefined;
+  private talosDialer: TalosDialer | undefined;
   dhcp: ProxyDhcpServer | undefined;
   metrics: Metrics | undefined;
   eventSink: EventSinkServer | undefined;
@@ -158,10 +160,12 @@ export class Genesis {
     this.ubootFiles = new UbootFiles(boot, c.assets_dir);
 
     const credentials = talosApiCredentials(secrets);
+    // One set of node connections for backups and power actions (the orchestrator keeps its own).
+    this.talosDialer = new TalosDialer(credentials, { port: c.bootstrap.talos_api_port, timeoutMs: c.bootstrap.rpc_timeout_ms });
     this.backups = new EtcdBackups({
       inventory: this.inventory,
       store: new SnapshotStore(c.backup.dir || path.join(c.data_dir, 'backups')),
-      dialer: new TalosDialer(credentials, { port: c.bootstrap.talos_api_port, timeoutMs: c.bootstrap.rpc_timeout_ms }),
+      dialer: this.talosDialer,
       cluster: c.cluster.name,
       bootstrapped: () => locks.get(c.cluster.name).state === 'bootstrapped',
       settings: {
@@ -203,6 +207,13 @@ export class Genesis {
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
       backups: this.backups,
+      power: new PowerControl({
+        inventory: this.inventory,
+        dialer: this.talosDialer,
+        wol: { target: c.power.wol_address, port: c.power.wol_port, source: c.advertise_addr },
+        ipmi: { cipherSuite: c.power.ipmi_cipher_suite, port: c.power.ipmi_port },
+        log: this.log.child({ component: 'power' }),
+      }),
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
       metrics: this.metrics,
@@ -432,6 +443,7 @@ export class Genesis {
       this.http?.close(),
       this.bootstrap?.stop(),
       this.backups?.stop(),
+      this.talosDialer?.closeAll(),
       this.dhcp?.close(),
       this.eventSink?.close(),
       this.kernelLog?.close(),

@@ -90,12 +90,11 @@ export class EtcdBackups {
     this.schedule(Math.max(0, due - this.now().getTime()));
   }
 
-  /** Stop the schedule and close node connections (a snapshot under way fails and is discarded). */
+  /** Stop the schedule (the app closes the node connections: a snapshot under way then fails and is discarded). */
   stop(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.nextAt = null;
-    this.d.dialer.closeAll();
   }
 
   private schedule(delayMs: number): void {

@@ -8,6 +8,7 @@ import { CLI_TOKEN_FILE, readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import type { Node, NodeEvent, StoredKernelLogLine } from '../domain/node.ts';
+import { POWER_ACTIONS, type PowerResult as PowerAnswer } from '../power/power-control.ts';
 
 export const NODES_USAGE = `Usage: genesis nodes <command> [options]
 
@@ -19,7 +20,15 @@ Commands:
          [--bootstrap]   (control plane to bootstrap etcd on; else the first one reachable)
   config <mac>                       The machine config it would receive, keys and tokens masked
   unassign <mac>                     Take the role away (the machine waits at its next boot)
-  reinstall <mac>                    Install Talos again at the next PXE boot (opens a new install window)
+  reinstall <mac> [--reset [--force]] Install Talos again at the next PXE boot (opens a new install window);
+                                     --reset: and make that boot happen now (Talos wipes its system disk and
+                                     reboots; --force skips leaving etcd and draining, as talosctl reset --graceful=false)
+  power <mac> on|off|cycle|reboot|pxe|status
+                                     Power it through its power method: Wake-on-LAN (on), its BMC (IPMI),
+                                     or Talos (reboot); pxe: next boot from the network (IPMI)
+  power-method <mac> wol|manual|ipmi [--bmc ADDRESS --bmc-user USER --bmc-password-file /root/bmc.pass]
+                                     How Genesis may power it (manual: never); the BMC password stays in
+                                     its file (mode 0600), read at each use, never stored or returned
   confirm <mac> [<address>]          Two machines claimed this MAC: the one at <address> is real
                                      (without one: the next machine that asks is bound)
   installed <mac>                    Mark installed: the next PXE boot goes to the local disk
@@ -173,6 +182,11 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       patch: { type: 'string' },
       bootstrap: { type: 'boolean' },
       lines: { type: 'string' },
+      reset: { type: 'boolean' },
+      force: { type: 'boolean' },
+      bmc: { type: 'string' },
+      'bmc-user': { type: 'string' },
+      'bmc-password-file': { type: 'string' },
     },
     NODES_USAGE,
     'nodes',
@@ -248,7 +262,36 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         print(node, () => nodeLine(node));
         return 0;
       }
-      case 'reinstall':
+      case 'reinstall': {
+        if (v.force && !v.reset) throw new CliError('--force goes with --reset');
+        const body = v.reset ? { reset: true, graceful: !v.force } : undefined;
+        const node = (await call(client, 'POST', `/nodes/${needMac()}/reinstall`, body)) as Node & { power?: PowerAnswer };
+        print(node, () => nodeLine(node) + (node.power ? `${node.power.result}\n` : ''));
+        return 0;
+      }
+      case 'power': {
+        const m = needMac();
+        // The third word is the action here, not a role.
+        if (!role || !(POWER_ACTIONS as readonly string[]).includes(role)) throw new CliError(`power needs an action: ${POWER_ACTIONS.join(', ')}`);
+        const r = (await call(client, 'POST', `/nodes/${m}/power`, { action: role })) as PowerAnswer;
+        print(r, () => `${r.mac}  ${r.action} (${r.method}): ${r.result}${r.power !== undefined ? `\npower: ${r.power ?? 'unknown'}` : ''}\n`);
+        return 0;
+      }
+      case 'power-method': {
+        const m = needMac();
+        if (role !== 'wol' && role !== 'manual' && role !== 'ipmi') throw new CliError('power-method needs a method: wol, manual or ipmi');
+        const bmcFlags = [v.bmc, v['bmc-user'], v['bmc-password-file']];
+        let power: Record<string, unknown> = { method: role };
+        if (role === 'ipmi') {
+          if (bmcFlags.some((f) => f === undefined)) throw new CliError('ipmi needs --bmc ADDRESS --bmc-user USER --bmc-password-file FILE');
+          power = { method: role, bmc: { address: v.bmc, username: v['bmc-user'], passwordFile: path.resolve(v['bmc-password-file']!) } };
+        } else if (bmcFlags.some((f) => f !== undefined)) {
+          throw new CliError('--bmc, --bmc-user and --bmc-password-file go with ipmi');
+        }
+        const node = (await call(client, 'PATCH', `/nodes/${m}`, { power })) as Node;
+        print(node, () => `${node.mac}  power=${node.power?.method ?? 'wol'}${node.power?.bmc ? `  bmc=${node.power.bmc.username}@${node.power.bmc.address}` : ''}\n`);
+        return 0;
+      }
       case 'installed': {
         const node = (await call(client, 'POST', `/nodes/${needMac()}/${sub}`)) as Node;
         print(node, () => nodeLine(node));

@@ -130,6 +130,13 @@ function renderNode() {
     ['Hardware', [n.manufacturer, n.product].filter(Boolean).join(' ') || '—'],
     ['First seen', n.firstSeen ? new Date(n.firstSeen).toLocaleString() : '—'],
   ];
+  const method = n.power?.method || 'wol';
+  $('#power-method').textContent = method === 'ipmi' ? `IPMI, BMC ${n.power.bmc.address}` : method === 'wol' ? 'Wake-on-LAN' : 'manual';
+  // What the method cannot do is not offered (the API would refuse it with the reason anyway).
+  for (const b of document.querySelectorAll('#power [data-power]')) {
+    const a = b.dataset.power;
+    b.hidden = a === 'reboot' || a === 'reinstall-now' ? false : method === 'manual' || (method === 'wol' && a !== 'on');
+  }
   $('#node-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v, k === 'State' ? { id: 'node-state' } : {})]));
   renderConflict(n);
 }
@@ -320,6 +327,30 @@ $('#reinstall').addEventListener('click', async () => {
     await api('POST', `/nodes/${encodeURIComponent(mac)}/reinstall`);
     msg.className = '';
     msg.textContent = 'Reinstall requested: power-cycle the machine (or reboot it) to start.';
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+});
+
+const POWER_CONFIRM = {
+  off: 'Power off %s? Its workloads stop at once.',
+  cycle: 'Power-cycle %s? It restarts without shutting down.',
+  reboot: 'Reboot %s through Talos?',
+  'reinstall-now': 'Reinstall %s now? Talos wipes its system disk and reboots into the installer.',
+};
+
+$('#power').addEventListener('click', async (e) => {
+  const action = e.target.closest('[data-power]')?.dataset.power;
+  if (!action) return;
+  const mac = ui.selected;
+  if (POWER_CONFIRM[action] && !confirm(POWER_CONFIRM[action].replace('%s', mac))) return;
+  const msg = $('#node-message');
+  try {
+    const path = `/nodes/${encodeURIComponent(mac)}`;
+    const r = action === 'reinstall-now' ? (await api('POST', `${path}/reinstall`, { reset: true })).power : await api('POST', `${path}/power`, { action });
+    msg.className = '';
+    msg.textContent = `${action === 'reinstall-now' ? 'Reinstall' : `Power ${action}`}: ${r.result}.`;
   } catch (err) {
     msg.className = 'error';
     msg.textContent = err.message;

@@ -47,6 +47,8 @@ export type Node = {
   configPatch: string | null;
   /** The operator chose this control plane to bootstrap etcd (else the first reachable one is). */
   bootstrap: boolean;
+  /** How Genesis may power it on and off; null: Wake-on-LAN. */
+  power: PowerSettings | null;
   /** What Talos last reported through the event sink (null: nothing yet). */
   talosStage: string | null;
   talosReady: boolean | null;
@@ -82,9 +84,20 @@ export type NodeChanges = {
   network?: StaticNetwork | null;
   configPatch?: string | null;
   bootstrap?: boolean;
+  power?: PowerSettings | null;
 };
 
 export type StaticNetwork = { address: string; gateway?: string; nameservers?: string[] };
+
+/** How Genesis may power a machine on or off (see src/power). */
+export const POWER_METHODS = ['wol', 'ipmi', 'manual'] as const;
+export type PowerMethod = (typeof POWER_METHODS)[number];
+/**
+ * `wol`: magic packets to its MAC (the default when none is set); `ipmi`: its BMC through
+ * ipmitool (lanplus), the password read from `passwordFile` (owner-only) at each use and never
+ * stored or returned; `manual`: Genesis never powers it on (a desktop whose VMs come and go).
+ */
+export type PowerSettings = { method: PowerMethod; bmc?: { address: string; username: string; passwordFile: string } };
 
 /** What a machine tells us about itself when it asks for its boot script. */
 export type BootFacts = {
@@ -124,6 +137,8 @@ export const EVENT_TYPES = [
   // An etcd snapshot taken from this control plane (detail: name, size, sha256), or the attempt that failed.
   'etcd-snapshot',
   'etcd-snapshot-failed',
+  // A power action Genesis took (detail: action, method, result), or one that failed (detail.error).
+  'power',
   // What the node's Talos published to the event sink (detail.kind: sequence, phase, task, ...).
   'talos-event',
 ] as const;
@@ -215,6 +230,7 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     network: null,
     configPatch: null,
     bootstrap: false,
+    power: null,
     talosStage: null,
     talosReady: null,
     talosAddresses: [],

@@ -7,7 +7,7 @@ import { checkBearer } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { normalizeMac } from '../domain/mac.ts';
-import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
+import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, POWER_METHODS, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
@@ -16,6 +16,8 @@ import { RenderError } from '../talos/render.ts';
 import { buildTimeline } from '../inventory/timeline.ts';
 import { clusterRoutes, type ClusterDeps } from './cluster.ts';
 import { backupRoutes } from './backups.ts';
+import { powerAnswer, powerRoutes } from './power.ts';
+import type { PowerControl } from '../power/power-control.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
 import { streamRoutes } from './stream.ts';
 import { HttpError } from './errors.ts';
@@ -27,6 +29,7 @@ export type ApiDeps = {
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
   backups: EtcdBackups;
+  power: PowerControl;
   cluster: ClusterDeps;
   /** Dashboard sessions, accepted besides the bearer token. */
   sessions?: Sessions;
@@ -63,6 +66,20 @@ const changesSchema = {
     },
     configPatch: nullableString(32 * 1024),
     bootstrap: { type: 'boolean' },
+    power: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['method'],
+      properties: {
+        method: { enum: POWER_METHODS },
+        bmc: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['address', 'username', 'passwordFile'],
+          properties: { address: { type: 'string', maxLength: 253 }, username: { type: 'string', maxLength: 64 }, passwordFile: { type: 'string', maxLength: 1024 } },
+        },
+      },
+    },
   },
 } as const;
 
@@ -171,6 +188,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
 
   clusterRoutes(app, deps.cluster, actor);
   backupRoutes(app, deps.backups, actor);
+  powerRoutes(app, deps.power, actor);
   streamRoutes(app, inventory);
 
   app.get('/talosconfig', async (_req, reply) => {
@@ -243,9 +261,23 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     },
   );
 
-  app.post('/nodes/:mac/reinstall', { schema: { params: macParams } }, async (req) => {
-    return inventory.setState(macOf(req), 'reinstall-requested', actor(req));
-  });
+  // Reinstall at the next PXE boot; with {"reset": true}, also make that boot happen now: Talos
+  // wipes its system disk and reboots (graceful unless {"graceful": false}: a control plane leaves etcd first).
+  app.post<{ Body: { reset?: boolean; graceful?: boolean } | undefined }>(
+    '/nodes/:mac/reinstall',
+    {
+      schema: {
+        params: macParams,
+        body: { type: ['object', 'null'], additionalProperties: false, properties: { reset: { type: 'boolean' }, graceful: { type: 'boolean' } } },
+      },
+    },
+    async (req) => {
+      const mac = macOf(req);
+      if (!req.body?.reset) return inventory.setState(mac, 'reinstall-requested', actor(req));
+      const result = await powerAnswer(() => deps.power.reinstall(mac, actor(req), { graceful: req.body?.graceful ?? true }));
+      return { ...inventory.get(mac)!, power: result };
+    },
+  );
   app.post('/nodes/:mac/installed', { schema: { params: macParams } }, async (req) => {
     return inventory.setState(macOf(req), 'installed', actor(req));
   });

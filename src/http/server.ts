@@ -8,6 +8,7 @@ import type { BootService } from '../provision/service.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
+import type { PowerControl } from '../power/power-control.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
 import { claimRoutes, type ClusterDeps } from './cluster.ts';
@@ -29,6 +30,7 @@ export type HttpServerOptions = {
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
   backups: EtcdBackups;
+  power: PowerControl;
   assetsDir: string;
   tokenHash: Buffer;
   cluster: ClusterDeps;
@@ -75,6 +77,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
         talosconfigs: opts.talosconfigs,
         kubeconfigs: opts.kubeconfigs,
         backups: opts.backups,
+        power: opts.power,
         cluster: opts.cluster,
         sessions: opts.sessions,
       }),

@@ -18,6 +18,13 @@ import { DiskSelectorError, diskSelectorToCel } from '../talos/disk-selector.ts'
 
 export class ChangeError extends Error {}
 
+function isValidBmcAddress(a: string): boolean {
+  const ipv4 = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$/;
+  // All digits and dots is meant as an address (192.0.2.300 is a typo, not a host name).
+  if (/^[\d.]+$/.test(a)) return ipv4.test(a);
+  return /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(a);
+}
+
 export function checkNodeChanges(c: NodeChanges): NodeChanges {
   if (c.hostname != null && !isValidHostname(c.hostname)) {
     throw new ChangeError(`hostname ${JSON.stringify(c.hostname)} is not a valid lower-case RFC 1123 host name`);
@@ -41,6 +48,17 @@ export function checkNodeChanges(c: NodeChanges): NodeChanges {
     } catch (err) {
       if (err instanceof DiskSelectorError) throw new ChangeError(err.message);
       throw err;
+    }
+  }
+  if (c.power != null) {
+    if (c.power.method === 'ipmi' && !c.power.bmc) throw new ChangeError('power.method ipmi needs power.bmc: {address, username, passwordFile}');
+    if (c.power.method !== 'ipmi' && c.power.bmc) throw new ChangeError(`power.bmc goes with power.method ipmi, not ${c.power.method}`);
+    const bmc = c.power.bmc;
+    if (bmc) {
+      if (!isValidBmcAddress(bmc.address)) throw new ChangeError(`power.bmc.address ${JSON.stringify(bmc.address)} must be an IPv4 address or a host name`);
+      if (!/^[\x21-\x7e]{1,16}$/.test(bmc.username)) throw new ChangeError('power.bmc.username must be 1 to 16 printable characters (IPMI user names are at most 16)');
+      // The password stays in a file the operator controls; Genesis stores where it is, never what it is.
+      if (!bmc.passwordFile.startsWith('/') || bmc.passwordFile.includes('\0')) throw new ChangeError('power.bmc.passwordFile must be an absolute path to a file holding the BMC password (mode 0600)');
     }
   }
   if (c.labels) {

@@ -216,6 +216,11 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 9,
+    description: 'power settings per node (method, BMC address and user, the password file path; never the password)',
+    sql: `ALTER TABLE nodes ADD COLUMN power TEXT;`,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -73,6 +73,7 @@ type Row = {
   network: string | null;
   config_patch: string | null;
   bootstrap: number;
+  power: string | null;
   talos_stage: string | null;
   talos_ready: number | null;
   talos_addresses: string;
@@ -107,6 +108,7 @@ function toNode(r: Row): Node {
     network: r.network === null ? null : (JSON.parse(r.network) as Node['network']),
     configPatch: r.config_patch,
     bootstrap: r.bootstrap === 1,
+    power: r.power === null ? null : (JSON.parse(r.power) as Node['power']),
     talosStage: r.talos_stage,
     talosReady: r.talos_ready === null ? null : r.talos_ready === 1,
     talosAddresses: JSON.parse(r.talos_addresses) as string[],
@@ -532,7 +534,7 @@ export class Inventory {
           `UPDATE nodes SET role = @role, state = @state, ${set('hostname', changes.hostname)}, ${set('install_disk', changes.installDisk)},
              ${set('disk_selector', changes.diskSelector)}, ${set('labels', changes.labels)}, ${set('talos_version', changes.talosVersion)},
              ${set('local_boot', changes.localBoot)}, ${set('network', changes.network)}, ${set('config_patch', changes.configPatch)},
-             ${set('bootstrap', changes.bootstrap)}, updated_at = @at
+             ${set('bootstrap', changes.bootstrap)}, ${set('power', changes.power)}, updated_at = @at
            WHERE mac = @mac`,
         )
         .run({
@@ -549,6 +551,7 @@ export class Inventory {
           network: changes.network ? JSON.stringify(changes.network) : null,
           config_patch: changes.configPatch ?? null,
           bootstrap: changes.bootstrap ? 1 : 0,
+          power: changes.power ? JSON.stringify(changes.power) : null,
         });
       // A node without a role must not be able to fetch a config with a token issued before.
       if (role === 'unassigned') {

@@ -1,6 +1,6 @@
 // A client for the Talos machine API (apid, port 50000): gRPC over mutual TLS, the server checked
 // against the cluster's OS CA and Genesis presenting an os:admin certificate signed by that CA,
-// exactly as talosctl does with a talosconfig. The calls bootstrap needs, and the etcd snapshot.
+// exactly as talosctl does with a talosconfig. The calls bootstrap needs, the etcd snapshot, reboot and reset.
 
 import { createPrivateKey } from 'node:crypto';
 import { checkServerIdentity } from 'node:tls';
@@ -35,6 +35,17 @@ export class TalosApiError extends Error {
     super(message);
     this.code = code;
   }
+}
+
+/**
+ * grpc-js's text for a failed connection ("No connection established. Last error: Error: connect
+ * ECONNREFUSED 192.0.2.5:50000. Resolution note: ") as what it means: the machine's Talos API
+ * could not be reached, and why.
+ */
+export function grpcErrorText(err: { details?: string; message: string }): string {
+  const text = err.details || err.message;
+  const m = /No connection established\. Last error: (?:Error: )?(.*?)\.?\s*(?:Resolution note:.*)?$/s.exec(text);
+  return m ? `cannot reach the Talos API (${m[1]!.trim()})` : text;
 }
 
 export type EtcdMember = { id: string; hostname: string; isLearner: boolean };
@@ -72,7 +83,7 @@ export class TalosApiClient {
   private call<T>(method: string, request: unknown): Promise<T> {
     return new Promise((resolve, reject) => {
       this.client[method]!(request, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
-        if (err) reject(new TalosApiError(`${method}: ${err.details || err.message}`, err.code));
+        if (err) reject(new TalosApiError(`${method}: ${grpcErrorText(err)}`, err.code));
         else resolve(res as T);
       });
     });
@@ -118,6 +129,21 @@ export class TalosApiClient {
     if (res.messages?.length) TalosApiClient.first('Bootstrap', res);
   }
 
+  async reboot(): Promise<void> {
+    const res = await this.call<{ messages?: Array<{ metadata?: Metadata }> }>('Reboot', { mode: 'DEFAULT' });
+    if (res.messages?.length) TalosApiClient.first('Reboot', res);
+  }
+
+  /**
+   * Wipe the system disk and reboot, as `talosctl reset --wipe-mode system-disk --reboot`: the
+   * machine then finds no bootable disk and PXE-boots. User disks (data volumes) are left alone.
+   * `graceful` leaves etcd first (a control plane); Talos refuses it when that would break quorum.
+   */
+  async reset(opts: { graceful: boolean }): Promise<void> {
+    const res = await this.call<{ messages?: Array<{ metadata?: Metadata }> }>('Reset', { graceful: opts.graceful, reboot: true, mode: 'SYSTEM_DISK' });
+    if (res.messages?.length) TalosApiClient.first('Reset', res);
+  }
+
   /**
    * The node's etcd snapshot as a stream of chunks (MachineService/EtcdSnapshot). The deadline
    * covers the whole stream, not one call, so a large database gets `deadlineMs`, not the RPC
@@ -142,7 +168,7 @@ export class TalosApiClient {
     } catch (err) {
       if (err instanceof TalosApiError) throw err;
       const e = err as grpc.ServiceError;
-      throw new TalosApiError(`EtcdSnapshot: ${e.details || e.message}`, e.code);
+      throw new TalosApiError(`EtcdSnapshot: ${grpcErrorText(e)}`, e.code);
     } finally {
       // A consumer that stops early (a full disk) must not leave the node streaming.
       stream.cancel();

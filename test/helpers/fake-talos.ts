@@ -59,6 +59,9 @@ export class FakeTalos {
   accepted = 0;
   versionCalls = 0;
   snapshotCalls = 0;
+  /** Every Reboot and Reset request, as decoded (mode names as strings). */
+  reboots: Array<{ mode: string }> = [];
+  resets: Array<{ graceful: boolean; reboot: boolean; mode: string; systemPartitionsToWipe: unknown[]; userDisksToWipe: string[] }> = [];
   /** Calls refused because the client certificate was not os:admin of our CA. */
   refusedClients = 0;
   members: string[];
@@ -160,6 +163,23 @@ export class FakeTalos {
         }
         void this.streamSnapshot(call, metadata);
       },
+      // Like Talos, both answer first and then go down: the API is gone until the machine is back.
+      Reboot: guard((call, cb) => {
+        this.reboots.push(call.request as { mode: string });
+        cb(null, { messages: [{ metadata, actorId: 'fake' }] });
+        this.goDown();
+      }),
+      Reset: guard((call, cb) => {
+        const req = call.request as FakeTalos['resets'][number];
+        // Talos refuses a graceful reset of the last etcd member: leaving would lose the cluster.
+        if (req.graceful && this.members.length === 1 && this.members[0] === hostname) {
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: 'etcd member is the only member of the cluster, cannot leave gracefully' });
+          return;
+        }
+        this.resets.push(req);
+        cb(null, { messages: [{ metadata, actorId: 'fake' }] });
+        this.goDown();
+      }),
       Bootstrap: guard((_call, cb) => {
         const reply = this.opts.bootstrap?.[this.bootstrapCalls] ?? 'ok';
         this.bootstrapCalls++;
@@ -238,6 +258,13 @@ export class FakeTalos {
   }
 
   /** Stop at once, as a node losing power: open calls are cut. */
+  /** Go down as a rebooting machine does: the answer already given still arrives, then nothing does. */
+  goDown(): void {
+    const server = this.server;
+    this.server = undefined;
+    server?.tryShutdown(() => {});
+  }
+
   die(): void {
     this.server?.forceShutdown();
     this.server = undefined;

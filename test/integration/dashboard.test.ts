@@ -60,6 +60,8 @@ describe('dashboard in Chromium', () => {
 
     await login(page, 'not-the-token');
     await expect.poll(() => page.locator('#login-error').textContent()).toBe('That token was not accepted.');
+    // Nothing to log out of yet: the button's `hidden` is not overridden by the button styles.
+    expect(await page.locator('#logout').isHidden()).toBe(true);
     await login(page, TEST_TOKEN);
     await page.locator('#empty').waitFor();
     expect(await page.locator('#login').isHidden()).toBe(true);
@@ -159,8 +161,22 @@ describe('dashboard in Chromium', () => {
 
     // Reinstall from the page: confirmed, then the state follows.
     page.once('dialog', (d) => void d.accept());
-    await page.getByRole('button', { name: 'Reinstall' }).click();
+    await page.getByRole('button', { name: 'Reinstall', exact: true }).click();
     await expect.poll(() => row.locator('td.state').textContent()).toBe('reinstall-requested');
+
+    // Power: the buttons are what the machine's power method can do.
+    expect(await page.locator('#power-method').textContent()).toBe('Wake-on-LAN');
+    expect(await page.getByRole('button', { name: 'Power on' }).isVisible()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Power off' }).isHidden()).toBe(true);
+    expect((await g.api('PATCH', `/nodes/${mac}`, { power: { method: 'manual' } })).status).toBe(200);
+    await expect.poll(() => page.locator('#power-method').textContent()).toBe('manual');
+    expect(await page.getByRole('button', { name: 'Power on' }).isHidden()).toBe(true);
+    // Reboot goes to Talos, which does not run here: the reason is on the page, not a stack trace.
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Reboot' }).click();
+    await expect.poll(() => page.locator('#node-message').getAttribute('class')).toBe('error');
+    expect(await page.locator('#node-message').textContent()).toBe('Reboot: cannot reach the Talos API (connect ECONNREFUSED 127.0.11.2:50000)');
+    expect(((await (await g.api('GET', `/nodes/${mac}/events`)).json()) as { events: Array<{ type: string; actor: string }> }).events[0]).toMatchObject({ type: 'power' });
 
     expect(errors).toEqual([]);
     await context.close();

@@ -141,7 +141,7 @@ describe('node connections: caps per address, silent and idle ones closed', () =
   it('the 5th connection from one address is closed at once; a silent one after firstByteMs', async () => {
     const refused: string[] = [];
     const accepted: net.Socket[] = [];
-    const l = new NodeListener({ host: '127.0.0.1', port: 0, maxConnections: 256, maxPerAddress: 4, firstByteMs: 200, idleMs: 5000 }, (s) => void accepted.push(s), (r) => void refused.push(r.reason));
+    const l = new NodeListener({ host: '127.0.0.1', port: 0, maxConnections: 256, maxPerAddress: 4, firstByteMs: 200, idleMs: 5000 }, (s) => void accepted.push(s), (r) => void refused.push(`${r.reason} ${r.address}`));
     const { port } = await l.start();
     try {
       const clients = await Promise.all(
@@ -149,12 +149,13 @@ describe('node connections: caps per address, silent and idle ones closed', () =
       );
       const closed = await Promise.race(clients.map((c, i) => new Promise<number>((resolve) => c.once('close', () => resolve(i)))));
       expect(closed).toBeGreaterThanOrEqual(0);
-      expect(refused).toEqual(['per-address-cap']);
+      expect(refused[0]).toBe('per-address-cap 127.0.15.1');
       // Another address is not affected by the first one's cap.
       const other = await new Promise<net.Socket>((resolve) => { const c = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.15.2' }, () => resolve(c)); });
       // The four that never send a byte are closed by the server, without anything here ending them.
       await Promise.all(clients.filter((c) => !c.destroyed).map((c) => new Promise((resolve) => c.once('close', resolve))));
-      expect(refused.filter((r) => r === 'silent')).toHaveLength(4);
+      // (Only 127.0.15.1's: on a loaded machine the other one may fall silent too by now.)
+      expect(refused.filter((r) => r === 'silent 127.0.15.1')).toHaveLength(4);
       other.destroy();
     } finally {
       await l.close();
