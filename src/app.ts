@@ -162,9 +162,10 @@ export class Genesis {
     const credentials = talosApiCredentials(secrets);
     // One set of node connections for backups and power actions (the orchestrator keeps its own).
     this.talosDialer = new TalosDialer(credentials, { port: c.bootstrap.talos_api_port, timeoutMs: c.bootstrap.rpc_timeout_ms });
+    const snapshots = new SnapshotStore(c.backup.dir || path.join(c.data_dir, 'backups'));
     this.backups = new EtcdBackups({
       inventory: this.inventory,
-      store: new SnapshotStore(c.backup.dir || path.join(c.data_dir, 'backups')),
+      store: snapshots,
       dialer: this.talosDialer,
       cluster: c.cluster.name,
       bootstrapped: () => locks.get(c.cluster.name).state === 'bootstrapped',
@@ -195,7 +196,9 @@ export class Genesis {
         leaseMs: c.bootstrap.lease_ms,
         retryAfterMs: c.bootstrap.retry_after_ms,
         rpcTimeoutMs: c.bootstrap.rpc_timeout_ms,
+        uploadTimeoutMs: c.backup.timeout * 1000,
       },
+      snapshots,
       log: this.log.child({ component: 'bootstrap' }),
     });
 

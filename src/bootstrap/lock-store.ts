@@ -4,7 +4,7 @@
 // request of every Genesis process sharing the file, so a rule that allows one winner gets one.
 
 import type Database from 'better-sqlite3';
-import { claim, claimIsSettled, unclaimedLock, type ClaimDecision, type Lock, type LockState, type Outcome } from './lock.ts';
+import { claim, claimIsSettled, unclaimedLock, type ClaimDecision, type Lock, type LockState, type Outcome, type RecoveryPlan } from './lock.ts';
 
 type LockRow = {
   cluster: string;
@@ -18,6 +18,7 @@ type LockRow = {
   retry_at: number | null;
   attempts: number;
   updated_at: number;
+  recovery: string | null;
 };
 
 export type LockHistoryEntry = { id: number; at: string; from: LockState; to: LockState; holder: string | null; epoch: number; actor: string; note: string };
@@ -35,6 +36,7 @@ function toLock(r: LockRow): Lock {
     retryAt: r.retry_at,
     attempts: r.attempts,
     updatedAt: r.updated_at,
+    recovery: r.recovery ? (JSON.parse(r.recovery) as RecoveryPlan) : null,
   };
 }
 
@@ -50,11 +52,11 @@ export class BootstrapLocks {
     this.now = now;
     this.select = db.prepare('SELECT * FROM bootstrap_lock WHERE cluster = ?');
     this.upsert = db.prepare(
-      `INSERT INTO bootstrap_lock (cluster, state, holder, holder_addr, epoch, owner, lease_expires_at, sent_at, retry_at, attempts, updated_at)
-       VALUES (@cluster, @state, @holder, @holderAddr, @epoch, @owner, @leaseExpiresAt, @sentAt, @retryAt, @attempts, @updatedAt)
+      `INSERT INTO bootstrap_lock (cluster, state, holder, holder_addr, epoch, owner, lease_expires_at, sent_at, retry_at, attempts, updated_at, recovery)
+       VALUES (@cluster, @state, @holder, @holderAddr, @epoch, @owner, @leaseExpiresAt, @sentAt, @retryAt, @attempts, @updatedAt, @recovery)
        ON CONFLICT (cluster) DO UPDATE SET state = excluded.state, holder = excluded.holder, holder_addr = excluded.holder_addr,
          epoch = excluded.epoch, owner = excluded.owner, lease_expires_at = excluded.lease_expires_at, sent_at = excluded.sent_at,
-         retry_at = excluded.retry_at, attempts = excluded.attempts, updated_at = excluded.updated_at`,
+         retry_at = excluded.retry_at, attempts = excluded.attempts, updated_at = excluded.updated_at, recovery = excluded.recovery`,
     );
     this.appendHistory = db.prepare(
       'INSERT INTO bootstrap_history (cluster, at, from_state, to_state, holder, epoch, actor, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -118,7 +120,7 @@ export class BootstrapLocks {
   }
 
   private store(before: Lock, after: Lock, actor: string, note: string): void {
-    this.upsert.run(after);
+    this.upsert.run({ ...after, recovery: after.recovery ? JSON.stringify(after.recovery) : null });
     this.appendHistory.run(after.cluster, after.updatedAt, before.state, after.state, after.holder, after.epoch, actor, note);
   }
 }

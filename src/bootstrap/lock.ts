@@ -8,12 +8,24 @@
 //       │                       expired or own lease │
 //       └──────────── operator reset (refused while etcd has members) ◀──────┘
 //
+// Recovery from an etcd snapshot, when every control plane lost etcd, takes the same path:
+//
+//   bootstrapped ──request-recovery──▶ recovering ──elect, upload──▶ bootstrap-sent ──▶ bootstrapped
+//   (or unclaimed)   (refused while       │  ▲                     (recover_etcd: true;
+//                     etcd has members)   └──┘ re-elect: lease      re-send only to the holder)
+//
+// `recovering` is `elected` with the snapshot to upload: the holder may change until
+// bootstrap-sent is written (an uploaded snapshot does nothing by itself), never after.
+//
 // The one thing that must never happen is a Bootstrap call to a second node. So the holder may
 // change only while nothing has been sent (`elected`); once `bootstrap-sent` is written, only
 // evidence from the cluster (an etcd member list) or an operator moves the lock on.
 
-export const LOCK_STATES = ['unclaimed', 'elected', 'bootstrap-sent', 'bootstrapped'] as const;
+export const LOCK_STATES = ['unclaimed', 'elected', 'recovering', 'bootstrap-sent', 'bootstrapped'] as const;
 export type LockState = (typeof LOCK_STATES)[number];
+
+/** The snapshot a recovery restores: which one, and what it must hash to when it is uploaded. */
+export type RecoveryPlan = { snapshot: string; sha256: string; size: number; requestedAt: number; requestedBy: string };
 
 export type Lock = {
   cluster: string;
@@ -33,6 +45,8 @@ export type Lock = {
   retryAt: number | null;
   attempts: number;
   updatedAt: number;
+  /** While recovering, and in the bootstrap-sent that follows: the snapshot being restored. */
+  recovery: RecoveryPlan | null;
 };
 
 export type Refusal = { ok: false; why: string };
@@ -52,8 +66,12 @@ export function unclaimedLock(cluster: string, now: number): Lock {
     retryAt: null,
     attempts: 0,
     updatedAt: now,
+    recovery: null,
   };
 }
+
+/** Claims never own an election lease, so they cannot take over one a process holds. */
+const CLAIMANT = '';
 
 const refuse = (why: string): Refusal => ({ ok: false, why });
 const apply = (lock: Lock, changes: Partial<Lock>, now: number, note: string): Applied => ({
@@ -65,6 +83,8 @@ const apply = (lock: Lock, changes: Partial<Lock>, now: number, note: string): A
 /** Is the lock open to a new election by `owner` at `now`? */
 export function electable(lock: Lock, owner: string, now: number): boolean {
   if (lock.state === 'unclaimed') return true;
+  // Claims (owner '') never take part in a recovery: it belongs to the Talos orchestrator.
+  if (lock.state === 'recovering') return owner !== CLAIMANT && (lock.holder === null || lock.owner === owner || (lock.leaseExpiresAt ?? 0) <= now);
   if (lock.state !== 'elected') return false;
   return lock.owner === owner || (lock.leaseExpiresAt ?? 0) <= now;
 }
@@ -76,15 +96,37 @@ export function electable(lock: Lock, owner: string, now: number): boolean {
  */
 export function elect(lock: Lock, r: { candidate: string; addr: string | null; owner: string; now: number; leaseMs: number }): Outcome {
   if (!electable(lock, r.owner, r.now)) {
-    if (lock.state === 'elected') return refuse(`${lock.holder} is elected (epoch ${lock.epoch}) under a lease held by another process until ${new Date(lock.leaseExpiresAt ?? 0).toISOString()}`);
+    if (lock.state === 'elected' || lock.state === 'recovering') {
+      return refuse(`${lock.holder} is elected (epoch ${lock.epoch}) under a lease held by another process until ${new Date(lock.leaseExpiresAt ?? 0).toISOString()}`);
+    }
     return refuse(`the lock is ${lock.state}; no new election`);
   }
-  const replaced = lock.state === 'elected' ? ` (replacing ${lock.holder}, epoch ${lock.epoch})` : '';
+  const replaced = lock.holder && lock.state !== 'unclaimed' ? ` (replacing ${lock.holder}, epoch ${lock.epoch})` : '';
+  const recovering = lock.state === 'recovering';
   return apply(
     lock,
-    { state: 'elected', holder: r.candidate, holderAddr: r.addr, epoch: lock.epoch + 1, owner: r.owner, leaseExpiresAt: r.now + r.leaseMs, sentAt: null, retryAt: null, attempts: 0 },
+    { state: recovering ? 'recovering' : 'elected', holder: r.candidate, holderAddr: r.addr, epoch: lock.epoch + 1, owner: r.owner, leaseExpiresAt: r.now + r.leaseMs, sentAt: null, retryAt: null, attempts: 0 },
     r.now,
-    `elected ${r.candidate}${replaced}`,
+    `elected ${r.candidate}${recovering ? ` to restore ${lock.recovery?.snapshot}` : ''}${replaced}`,
+  );
+}
+
+/**
+ * The operator asks to restore etcd from a snapshot. Allowed once the cluster was bootstrapped
+ * (or on a lock that never was: a fresh Genesis for a cluster that only lives in a snapshot); the
+ * caller checks that no control plane reports etcd members. Refused while a bootstrap or another
+ * recovery is under way: there is never more than one.
+ */
+export function requestRecovery(lock: Lock, r: { plan: RecoveryPlan; now: number }): Outcome {
+  if (lock.state === 'recovering' || (lock.state === 'bootstrap-sent' && lock.recovery)) {
+    return refuse(`a recovery from ${lock.recovery?.snapshot} is already under way (epoch ${lock.epoch})`);
+  }
+  if (lock.state === 'elected' || lock.state === 'bootstrap-sent') return refuse(`a bootstrap is under way (${lock.state}, epoch ${lock.epoch}); wait for it, or reset the lock`);
+  return apply(
+    lock,
+    { state: 'recovering', holder: null, holderAddr: null, epoch: lock.epoch + 1, owner: null, leaseExpiresAt: null, sentAt: null, retryAt: null, attempts: 0, recovery: r.plan },
+    r.now,
+    `recovery from ${r.plan.snapshot} requested by ${r.plan.requestedBy}`,
   );
 }
 
@@ -93,9 +135,10 @@ export function elect(lock: Lock, r: { candidate: string; addr: string | null; o
  * never lead to a call on another node. Only the owner of the current epoch may do it.
  */
 export function markSent(lock: Lock, r: { epoch: number; owner: string; now: number; retryAfterMs: number }): Outcome {
-  if (lock.state !== 'elected') return refuse(`the lock is ${lock.state}, not elected`);
+  if (lock.state !== 'elected' && !(lock.state === 'recovering' && lock.holder)) return refuse(`the lock is ${lock.state}, not elected`);
   if (lock.epoch !== r.epoch || lock.owner !== r.owner) return refuse(`epoch ${r.epoch} is stale: the lock is at epoch ${lock.epoch}`);
-  return apply(lock, { state: 'bootstrap-sent', leaseExpiresAt: null, sentAt: r.now, retryAt: r.now + r.retryAfterMs, attempts: 1 }, r.now, `sending Bootstrap to ${lock.holder}`);
+  const what = lock.recovery ? `Bootstrap (recover_etcd from ${lock.recovery.snapshot})` : 'Bootstrap';
+  return apply(lock, { state: 'bootstrap-sent', leaseExpiresAt: null, sentAt: r.now, retryAt: r.now + r.retryAfterMs, attempts: 1 }, r.now, `sending ${what} to ${lock.holder}`);
 }
 
 /**
@@ -122,7 +165,15 @@ export function deferResend(lock: Lock, r: { epoch: number; now: number; retryAt
  */
 export function markBootstrapped(lock: Lock, r: { now: number; evidence: string; by: string; addr: string | null }): Outcome {
   if (lock.state === 'bootstrapped') return refuse('already bootstrapped');
-  const found = lock.state === 'unclaimed' || lock.state === 'elected';
+  const found = lock.state === 'unclaimed' || lock.state === 'elected' || lock.state === 'recovering';
+  const note =
+    lock.state === 'recovering'
+      ? `recovery from ${lock.recovery?.snapshot} abandoned before anything was sent: etcd is there: ${r.evidence}`
+      : found
+        ? `found an existing cluster: ${r.evidence}`
+        : lock.recovery
+          ? `recovered from ${lock.recovery.snapshot}: ${r.evidence}`
+          : `bootstrapped: ${r.evidence}`;
   return apply(
     lock,
     {
@@ -132,9 +183,10 @@ export function markBootstrapped(lock: Lock, r: { now: number; evidence: string;
       owner: null,
       leaseExpiresAt: null,
       retryAt: null,
+      recovery: null,
     },
     r.now,
-    found ? `found an existing cluster: ${r.evidence}` : `bootstrapped: ${r.evidence}`,
+    note,
   );
 }
 
@@ -142,11 +194,12 @@ export function markBootstrapped(lock: Lock, r: { now: number; evidence: string;
 export function resetLock(lock: Lock, r: { now: number }): Outcome {
   if (lock.state === 'unclaimed') return refuse('the lock is already unclaimed');
   // The epoch is kept (and grows on the next election): fencing must never go backwards.
-  return apply(lock, { state: 'unclaimed', holder: null, holderAddr: null, owner: null, leaseExpiresAt: null, sentAt: null, retryAt: null, attempts: 0 }, r.now, `reset (was ${lock.state}, holder ${lock.holder ?? 'none'})`);
+  return apply(lock, { state: 'unclaimed', holder: null, holderAddr: null, owner: null, leaseExpiresAt: null, sentAt: null, retryAt: null, attempts: 0, recovery: null }, r.now, `reset (was ${lock.state}, holder ${lock.holder ?? 'none'})`);
 }
 
-/** Claims never own an election lease, so they cannot take over one a process holds. */
-const CLAIMANT = '';
+
+/** A claim that cannot be answered now (a recovery holds the lock). */
+export class ClaimRefused extends Error {}
 
 export type ClaimDecision = { decision: 'init' | 'join'; leader: { mac: string; ip: string | null }; epoch: number };
 
@@ -157,6 +210,7 @@ export type ClaimDecision = { decision: 'init' | 'join'; leader: { mac: string; 
  * joins it. While a Talos election is in flight (`elected`, lease live) claimants join its holder.
  */
 export function claim(lock: Lock, r: { mac: string; addr: string | null; now: number }): { outcome: Outcome | null; answer: ClaimDecision } {
+  if (lock.state === 'recovering') throw new ClaimRefused(`a recovery from ${lock.recovery?.snapshot} is under way (epoch ${lock.epoch}); claims wait for it`);
   if (lock.holder === r.mac && lock.state !== 'unclaimed') {
     return { outcome: null, answer: { decision: 'init', leader: { mac: r.mac, ip: lock.holderAddr }, epoch: lock.epoch } };
   }
@@ -179,7 +233,7 @@ export function claim(lock: Lock, r: { mac: string; addr: string | null; now: nu
 
 /** Would a claim by `mac` need a write? (Read-only answers skip the write lock.) */
 export function claimIsSettled(lock: Lock, mac: string, now: number): boolean {
-  return lock.state !== 'unclaimed' && (lock.holder === mac || (lock.holder !== null && !electable(lock, CLAIMANT, now)));
+  return lock.state !== 'unclaimed' && lock.state !== 'recovering' && (lock.holder === mac || (lock.holder !== null && !electable(lock, CLAIMANT, now)));
 }
 
 export type Candidate = {

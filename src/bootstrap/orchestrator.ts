@@ -3,7 +3,8 @@
 // one step. Every decision is re-made from the lock on disk and what the nodes answer, never from
 // memory, so a Genesis killed at any point and restarted continues where the facts say it is.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BootstrapLocks, LockHistoryEntry } from './lock-store.ts';
 import { nodeAddress, type Node } from '../domain/node.ts';
@@ -11,6 +12,7 @@ import type { Inventory } from '../inventory/store.ts';
 import { TalosApiError, type TalosApiClient, type TalosApiCredentials } from '../talos/api-client.ts';
 import { TalosDialer } from '../talos/dialer.ts';
 import { failpoint } from './failpoint.ts';
+import type { SnapshotStore } from '../backup/snapshot-store.ts';
 import {
   chooseCandidate,
   claimResend,
@@ -20,6 +22,7 @@ import {
   electable,
   markBootstrapped,
   markSent,
+  requestRecovery,
   resetLock,
   type Lock,
 } from './lock.ts';
@@ -36,6 +39,8 @@ export type BootstrapSettings = {
   /** In bootstrap-sent without etcd members yet: re-send to the same holder after this long. */
   retryAfterMs: number;
   rpcTimeoutMs: number;
+  /** How long uploading a snapshot for a recovery may take (backup.timeout). */
+  uploadTimeoutMs?: number;
 };
 
 /** What one control plane answered in the latest round. */
@@ -69,9 +74,22 @@ export type ClusterStatus = {
   orchestrator: { enabled: boolean; rounds: number; lastRoundAt: string | null; waiting: string | null };
   controlplanes: ControlPlaneProbe[];
   history: LockHistoryEntry[];
+  /** The snapshot being restored, while a recovery is under way. */
+  recovery: { snapshot: string; sha256: string; size: number; requestedAt: string; requestedBy: string } | null;
 };
 
 export class ResetRefused extends Error {}
+
+/** A recovery that cannot start: 404 no such snapshot, 409 etcd still running or the lock busy, 422 a damaged snapshot. */
+export class RecoveryRefused extends Error {
+  readonly status: 404 | 409 | 422;
+  readonly code: string;
+  constructor(message: string, status: 404 | 409 | 422, code: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
 
 export type OrchestratorDeps = {
   inventory: Inventory;
@@ -81,6 +99,8 @@ export type OrchestratorDeps = {
   settings: BootstrapSettings;
   log: Logger;
   now?: () => number;
+  /** Where `recover` finds snapshots (backup.dir). */
+  snapshots?: SnapshotStore;
 };
 
 const ACTOR = 'genesis';
@@ -99,6 +119,8 @@ export class BootstrapOrchestrator {
   private waiting: string | null = null;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** An operator action (recover, reset) is probing: no round runs meanwhile (a round may close the channels it uses). */
+  private operatorAction: Promise<unknown> | undefined;
   private stopped = true;
 
   constructor(deps: OrchestratorDeps) {
@@ -130,6 +152,10 @@ export class BootstrapOrchestrator {
     this.timer = setTimeout(() => {
       // One round at a time: a running round schedules the next one when it ends.
       if (this.running) return;
+      if (this.operatorAction) {
+        void this.operatorAction.finally(() => this.schedule(0));
+        return;
+      }
       this.running = this.round()
         .catch((err: unknown) => this.d.log.error({ err }, 'bootstrap round failed'))
         .finally(() => {
@@ -156,6 +182,7 @@ export class BootstrapOrchestrator {
       orchestrator: { enabled: this.d.settings.enabled, rounds: this.rounds, lastRoundAt: iso(this.lastRoundAt), waiting: this.waiting },
       controlplanes: this.probes,
       history: this.d.locks.history(this.d.cluster, 50),
+      recovery: lock.recovery && { ...lock.recovery, requestedAt: new Date(lock.recovery.requestedAt).toISOString() },
     };
   }
 
@@ -248,12 +275,28 @@ export class BootstrapOrchestrator {
       this.d.log.warn({ holder: choice.mac, epoch, err: (err as Error).message }, 'elected control plane stopped answering; Bootstrap not sent');
       return;
     }
+    if (elected.lock.recovery) {
+      // Uploading changes nothing by itself (Talos only keeps the file), so a failure here, or a
+      // crash, lets the next round elect again and upload again; the point of no return is below.
+      const plan = elected.lock.recovery;
+      try {
+        await client.etcdRecover(snapshotChunks(this.d.snapshots!.databasePath(plan.snapshot), plan.sha256), this.d.settings.uploadTimeoutMs ?? 1_800_000);
+      } catch (err) {
+        this.waiting = `uploading ${plan.snapshot} to ${choice.mac} failed (${(err as Error).message}); trying again`;
+        this.d.inventory.record(choice.mac, 'bootstrap-deferred', ACTOR, { epoch, reason: `EtcdRecover: ${(err as Error).message}` });
+        this.d.log.warn({ holder: choice.mac, epoch, err: (err as Error).message }, 'snapshot upload for the recovery failed');
+        return;
+      }
+      this.d.inventory.record(choice.mac, 'etcd-recover-uploaded', ACTOR, { epoch, snapshot: plan.snapshot, size: plan.size });
+      this.d.log.info({ holder: choice.mac, epoch, snapshot: plan.snapshot }, 'snapshot uploaded for the recovery');
+      failpoint('after-recover-upload');
+    }
     const sent = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => markSent(l, { epoch, owner: this.owner, now: at, retryAfterMs: this.d.settings.retryAfterMs }));
     if (!sent.ok) {
       this.waiting = sent.why;
       return;
     }
-    this.d.inventory.record(choice.mac, 'bootstrap-sent', ACTOR, { epoch, attempt: 1 });
+    this.d.inventory.record(choice.mac, 'bootstrap-sent', ACTOR, { epoch, attempt: 1, ...(sent.lock.recovery ? { recoverFrom: sent.lock.recovery.snapshot } : {}) });
     failpoint('after-mark-sent');
     await this.send(sent.lock, client);
   }
@@ -281,11 +324,11 @@ export class BootstrapOrchestrator {
   private async send(lock: Lock, client: TalosApiClient): Promise<void> {
     const mac = lock.holder!;
     try {
-      await client.bootstrap();
+      await client.bootstrap({ recoverEtcd: lock.recovery !== null });
       failpoint('after-bootstrap-rpc');
       // Accepted is not done: Talos keeps the request in memory until etcd starts. The lock
       // becomes bootstrapped when a member list proves it, in a later round.
-      this.waiting = `Bootstrap accepted by ${mac}; waiting for etcd to report members`;
+      this.waiting = `Bootstrap${lock.recovery ? ` (recovering from ${lock.recovery.snapshot})` : ''} accepted by ${mac}; waiting for etcd to report members`;
       this.d.log.info({ holder: mac, epoch: lock.epoch }, 'Bootstrap accepted');
     } catch (err) {
       const e = err as TalosApiError;
@@ -356,10 +399,73 @@ export class BootstrapOrchestrator {
   }
 
   /**
+   * Restore etcd from a stored snapshot, for when every control plane lost it (or new machines
+   * replace them). Refused while any control plane reports etcd members or runs etcd: a recovery
+   * then would start a second cluster. From here the rounds take it as the first bootstrap: elect
+   * one control plane, upload the snapshot (EtcdRecover), write bootstrap-sent, then Bootstrap
+   * with recover_etcd, once.
+   */
+  async recover(snapshot: string, actor: string): Promise<Lock> {
+    return this.exclusively(() => this.recoverNow(snapshot, actor));
+  }
+
+  /** Run an operator action with no round running before or during it. */
+  private async exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.operatorAction || this.running) await (this.operatorAction ?? this.running)!.catch(() => {});
+    const action = fn();
+    this.operatorAction = action;
+    try {
+      return await action;
+    } finally {
+      this.operatorAction = undefined;
+    }
+  }
+
+  private async recoverNow(snapshot: string, actor: string): Promise<Lock> {
+    if (!this.d.settings.enabled) throw new RecoveryRefused('the bootstrap orchestrator is off (bootstrap.enabled: false); it is what carries out a recovery', 409, 'recover_refused');
+    const store = this.d.snapshots;
+    const record = store ? await store.get(snapshot) : undefined;
+    if (!store || !record) throw new RecoveryRefused(`no snapshot named ${JSON.stringify(snapshot)} (genesis backup list shows them)`, 404, 'not_found');
+    const check = await store.verify(snapshot);
+    if (!check.ok) throw new RecoveryRefused(`${snapshot} is damaged: ${check.problems.join('; ')}`, 422, 'snapshot_damaged');
+    if (record.cluster !== this.d.cluster) throw new RecoveryRefused(`${snapshot} is a snapshot of cluster ${record.cluster}, not ${this.d.cluster}`, 409, 'recover_refused');
+    const probes = await this.probeControlPlanes();
+    if (!probes.length) throw new RecoveryRefused('no control plane with a known address to recover onto: assign one (it installs over PXE), then ask again', 409, 'recover_refused');
+    // Silence is not evidence: a control plane that does not answer may still hold etcd.
+    const silent = probes.filter((p) => !p.reachable);
+    if (silent.length) {
+      throw new RecoveryRefused(
+        `control plane(s) ${silent.map((p) => `${p.mac} (${p.addr}): ${p.error ?? 'no answer'}`).join(', ')} did not answer, so Genesis cannot tell they have no etcd; power them on, or delete the ones that are gone (genesis nodes delete)`,
+        409,
+        'recover_refused',
+      );
+    }
+    const alive = probes.filter((p) => (p.members ?? 0) > 0 || p.etcd === 'Running');
+    if (alive.length) {
+      throw new RecoveryRefused(
+        `control plane(s) ${alive.map((p) => `${p.mac} (${p.addr})`).join(', ')} still report etcd members; recovery is for when no control plane has etcd (reset them first: talosctl reset --system-labels-to-wipe EPHEMERAL)`,
+        409,
+        'recover_refused',
+      );
+    }
+    const plan = { snapshot, sha256: record.sha256, size: record.size, requestedAt: this.now(), requestedBy: actor };
+    const r = this.d.locks.apply(this.d.cluster, actor, (l, now) => requestRecovery(l, { plan: { ...plan, requestedAt: now }, now }));
+    if (!r.ok) throw new RecoveryRefused(r.why, 409, 'recover_refused');
+    this.reachableSince.clear();
+    this.d.log.warn({ actor, epoch: r.lock.epoch, snapshot }, r.note);
+    this.schedule(0);
+    return r.lock;
+  }
+
+  /**
    * Operator reset, for deliberately rebuilding the cluster. Refused while any control plane
    * reports etcd members: resetting then would let a second etcd cluster be born.
    */
   async reset(actor: string): Promise<Lock> {
+    return this.exclusively(() => this.resetNow(actor));
+  }
+
+  private async resetNow(actor: string): Promise<Lock> {
     const probes = await this.probeControlPlanes();
     const alive = probes.filter((p) => (p.members ?? 0) > 0 || p.etcd === 'Running');
     if (alive.length) {
@@ -372,4 +478,21 @@ export class BootstrapOrchestrator {
     this.schedule(0);
     return r.lock;
   }
+}
+
+/**
+ * The snapshot file in 1 MiB chunks, hashed on the way: if it does not match the sha256 the
+ * recovery was planned with, the last chunk is never handed over and the upload is cancelled.
+ */
+async function* snapshotChunks(file: string, sha256: string): AsyncGenerator<Buffer> {
+  const hash = createHash('sha256');
+  let pending: Buffer | undefined;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    if (pending) yield pending;
+    hash.update(chunk as Buffer);
+    pending = chunk as Buffer;
+  }
+  const got = hash.digest('hex');
+  if (got !== sha256) throw new Error(`the snapshot file changed since the recovery was asked for (sha256 ${got}, expected ${sha256})`);
+  if (pending) yield pending;
 }

@@ -13,6 +13,11 @@ Commands:
   join-token                  The token nodes send to POST /api/v1/bootstrap/claim
   reset --confirm <cluster>   Clear the lock to bootstrap a new cluster (refused while any
                               control plane still reports etcd members)
+  recover --from <snapshot> --confirm <cluster>
+                              Restore etcd from a stored snapshot (genesis backup list) when every
+                              control plane lost it: one control plane is elected, gets the
+                              snapshot and is bootstrapped from it, once (refused while any
+                              control plane still reports etcd members)
 
 Options:
   --url <url>      Genesis HTTP address (default: from the configuration, on 127.0.0.1)
@@ -27,6 +32,7 @@ function describe(s: ClusterStatus): string {
     `holder    ${s.holder ? `${s.holder.mac}${s.holder.hostname ? ` (${s.holder.hostname})` : ''}${s.holder.ip ? ` at ${s.holder.ip}` : ''}` : '-'}`,
     `epoch     ${s.epoch}`,
   ];
+  if (s.recovery) lines.push(`recovery  from ${s.recovery.snapshot} (sha256 ${s.recovery.sha256.slice(0, 16)}…), asked by ${s.recovery.requestedBy} at ${s.recovery.requestedAt}`);
   if (s.orchestrator.waiting) lines.push(`waiting   ${s.orchestrator.waiting}`);
   if (s.controlplanes.length) {
     lines.push('', 'control planes (last probe):');
@@ -43,7 +49,7 @@ function describe(s: ClusterStatus): string {
 }
 
 export async function clusterCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  const parsed = parseCommand(argv, { ...API_CLIENT_OPTIONS, confirm: { type: 'string' } }, CLUSTER_USAGE, 'cluster');
+  const parsed = parseCommand(argv, { ...API_CLIENT_OPTIONS, confirm: { type: 'string' }, from: { type: 'string' } }, CLUSTER_USAGE, 'cluster');
   if (!parsed) return 2;
   const { values: v, positionals } = parsed;
   const [sub] = positionals;
@@ -68,6 +74,13 @@ export async function clusterCommand(argv: string[], out: (s: string) => void = 
         if (!v.confirm) throw new CliError('reset needs --confirm <cluster name>: it lets a new etcd cluster be bootstrapped');
         const s = (await call(client, 'POST', '/cluster/reset', { confirm: v.confirm })) as ClusterStatus;
         out(v.json ? JSON.stringify(s, null, 2) + '\n' : describe(s));
+        return 0;
+      }
+      case 'recover': {
+        if (!v.from) throw new CliError('recover needs --from <snapshot> (genesis backup list shows them)');
+        if (!v.confirm) throw new CliError('recover needs --confirm <cluster name>: it bootstraps etcd again from the snapshot');
+        const s = (await call(client, 'POST', '/cluster/recover', { snapshot: v.from, confirm: v.confirm })) as ClusterStatus;
+        out(v.json ? JSON.stringify(s, null, 2) + '\n' : describe(s) + '\nThe recovery runs in the background: genesis cluster status follows it.\n');
         return 0;
       }
       default:

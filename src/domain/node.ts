@@ -134,6 +134,8 @@ export const EVENT_TYPES = [
   'bootstrap-deferred',
   'bootstrapped',
   'bootstrap-claimed',
+  // A recovery's snapshot uploaded to this control plane (EtcdRecover), before its Bootstrap.
+  'etcd-recover-uploaded',
   // An etcd snapshot taken from this control plane (detail: name, size, sha256), or the attempt that failed.
   'etcd-snapshot',
   'etcd-snapshot-failed',

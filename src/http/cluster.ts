@@ -4,7 +4,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
 import { checkJoinToken } from '../bootstrap/join-token.ts';
-import { ResetRefused, type BootstrapOrchestrator } from '../bootstrap/orchestrator.ts';
+import { RecoveryRefused, ResetRefused, type BootstrapOrchestrator } from '../bootstrap/orchestrator.ts';
+import { ClaimRefused } from '../bootstrap/lock.ts';
 import type { BootstrapLocks } from '../bootstrap/lock-store.ts';
 import { normalizeMac } from '../domain/mac.ts';
 import type { Inventory } from '../inventory/store.ts';
@@ -22,6 +23,7 @@ export type ClusterDeps = {
 /** Under the API token (registered inside the /api/v1 context). */
 export function clusterRoutes(app: FastifyInstance, deps: ClusterDeps, actor: (req: FastifyRequest) => string): void {
   app.get('/cluster', async () => deps.orchestrator.status());
+  recoverRoute(app, deps, actor);
 
   app.get('/cluster/join-token', async (_req, reply) => {
     return reply.header('cache-control', 'no-store').send({ cluster: deps.cluster, token: deps.joinToken() });
@@ -50,6 +52,35 @@ export function clusterRoutes(app: FastifyInstance, deps: ClusterDeps, actor: (r
   );
 }
 
+/** POST /api/v1/cluster/recover: restore etcd from a stored snapshot, through the bootstrap lock. */
+export function recoverRoute(app: FastifyInstance, deps: ClusterDeps, actor: (req: FastifyRequest) => string): void {
+  app.post<{ Body: { snapshot: string; confirm: string } }>(
+    '/cluster/recover',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['snapshot', 'confirm'],
+          properties: { snapshot: { type: 'string', maxLength: 255 }, confirm: { type: 'string', maxLength: 253 } },
+        },
+      },
+    },
+    async (req, reply) => {
+      if (req.body.confirm !== deps.cluster) {
+        throw new HttpError(400, 'confirmation_required', `to recover etcd from a snapshot, send {"snapshot": "<name>", "confirm": "${deps.cluster}"} (the cluster name)`);
+      }
+      try {
+        await deps.orchestrator.recover(req.body.snapshot, actor(req));
+      } catch (err) {
+        if (err instanceof RecoveryRefused) throw new HttpError(err.status, err.code, err.message);
+        throw err;
+      }
+      return reply.code(202).send(deps.orchestrator.status());
+    },
+  );
+}
+
 /**
  * POST /api/v1/bootstrap/claim, in its own context: it takes the cluster's join token (what a
  * cloud-init node carries), or the API token.
@@ -69,7 +100,14 @@ export async function claimRoutes(app: FastifyInstance, deps: ClusterDeps & { to
     async (req) => {
       const mac = normalizeMac(req.body.mac);
       if (!mac) throw new HttpError(400, 'invalid_mac', `${JSON.stringify(req.body.mac)} is not a MAC address`);
-      const { changed, ...answer } = deps.locks.claim(deps.cluster, mac, sourceAddress(req.ip), 'claim');
+      let result: ReturnType<typeof deps.locks.claim>;
+      try {
+        result = deps.locks.claim(deps.cluster, mac, sourceAddress(req.ip), 'claim');
+      } catch (err) {
+        if (err instanceof ClaimRefused) throw new HttpError(409, 'claim_refused', err.message);
+        throw err;
+      }
+      const { changed, ...answer } = result;
       if (changed) deps.inventory.record(mac, 'bootstrap-claimed', 'claim', { decision: answer.decision, epoch: answer.epoch, ip: sourceAddress(req.ip) });
       return answer;
     },

@@ -221,6 +221,31 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'power settings per node (method, BMC address and user, the password file path; never the password)',
     sql: `ALTER TABLE nodes ADD COLUMN power TEXT;`,
   },
+  {
+    version: 10,
+    description: "the bootstrap lock's recovering state and the snapshot a recovery restores",
+    // SQLite cannot change a CHECK constraint in place: the table is rebuilt, rows copied.
+    sql: `
+      CREATE TABLE bootstrap_lock_v10 (
+        cluster          TEXT PRIMARY KEY,
+        state            TEXT NOT NULL CHECK (state IN ('unclaimed', 'elected', 'recovering', 'bootstrap-sent', 'bootstrapped')),
+        holder           TEXT,
+        holder_addr      TEXT,
+        epoch            INTEGER NOT NULL CHECK (epoch >= 0),
+        owner            TEXT,
+        lease_expires_at INTEGER,
+        sent_at          INTEGER,
+        retry_at         INTEGER,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        updated_at       INTEGER NOT NULL,
+        recovery         TEXT
+      ) STRICT;
+      INSERT INTO bootstrap_lock_v10 (cluster, state, holder, holder_addr, epoch, owner, lease_expires_at, sent_at, retry_at, attempts, updated_at)
+        SELECT cluster, state, holder, holder_addr, epoch, owner, lease_expires_at, sent_at, retry_at, attempts, updated_at FROM bootstrap_lock;
+      DROP TABLE bootstrap_lock;
+      ALTER TABLE bootstrap_lock_v10 RENAME TO bootstrap_lock;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

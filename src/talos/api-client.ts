@@ -7,7 +7,7 @@ import { checkServerIdentity } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { decodeDataMessage, type DataMessage } from './data-message.ts';
+import { decodeDataMessage, decodeRecoverResponse, encodeDataMessage, type DataMessage } from './data-message.ts';
 
 const PROTO_FILE = fileURLToPath(new URL('./proto/machine.proto', import.meta.url));
 
@@ -123,8 +123,9 @@ export class TalosApiClient {
     return (m.services ?? []).map((s) => ({ id: s.id, state: s.state, healthy: Boolean(s.health?.healthy) }));
   }
 
-  async bootstrap(): Promise<void> {
-    const res = await this.call<{ messages?: Array<{ metadata?: Metadata }> }>('Bootstrap', { recoverEtcd: false, recoverSkipHashCheck: false });
+  /** Bootstrap etcd; with `recoverEtcd`, from the snapshot uploaded before with etcdRecover. */
+  async bootstrap(opts: { recoverEtcd?: boolean } = {}): Promise<void> {
+    const res = await this.call<{ messages?: Array<{ metadata?: Metadata }> }>('Bootstrap', { recoverEtcd: Boolean(opts.recoverEtcd), recoverSkipHashCheck: false });
     // Success may come with no message at all; a message only matters if it carries an error.
     if (res.messages?.length) TalosApiClient.first('Bootstrap', res);
   }
@@ -173,6 +174,41 @@ export class TalosApiClient {
       // A consumer that stops early (a full disk) must not leave the node streaming.
       stream.cancel();
     }
+  }
+
+  /**
+   * Upload an etcd snapshot for a recovery (MachineService/EtcdRecover, a client stream of
+   * common.Data). Talos writes it to a file and keeps it only if the stream ends cleanly, so a
+   * `source` that throws (a hash that does not match) cancels the call and leaves nothing there.
+   */
+  async etcdRecover(source: AsyncIterable<Buffer>, deadlineMs: number): Promise<void> {
+    let call: grpc.ClientWritableStream<Buffer> | undefined;
+    const answered = new Promise<{ error: string | null; code: number | null }>((resolve, reject) => {
+      call = this.client.makeClientStreamRequest(
+        '/machine.MachineService/EtcdRecover',
+        encodeDataMessage,
+        decodeRecoverResponse,
+        new grpc.Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (err, res) => (err ? reject(new TalosApiError(`EtcdRecover: ${grpcErrorText(err)}`, err.code)) : resolve(res!)),
+      );
+    });
+    // Until the answer, a failure of the call shows as a rejected `answered`; keep it observed.
+    answered.catch(() => {});
+    try {
+      for await (const chunk of source) {
+        if (!call!.write(chunk)) {
+          await Promise.race([new Promise((resolve) => call!.once('drain', resolve)), answered]);
+        }
+      }
+    } catch (err) {
+      call!.cancel();
+      await answered.catch(() => {});
+      throw err;
+    }
+    call!.end();
+    const res = await answered;
+    if (res.error) throw new TalosApiError(`EtcdRecover: ${res.error}`, res.code ?? undefined);
   }
 
   close(): void {

@@ -83,3 +83,28 @@ export function decodeDataMessage(buf: Buffer): DataMessage {
   }
   return { bytes, ...meta };
 }
+
+/** common.Data with only its bytes (field 2): what EtcdRecover's client stream sends. */
+export function encodeDataMessage(bytes: Buffer): Buffer {
+  const len: number[] = [];
+  let n = bytes.length;
+  while (n >= 0x80) {
+    len.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  len.push(n);
+  return Buffer.concat([Buffer.from([0x12, ...len]), bytes]);
+}
+
+/**
+ * EtcdRecoverResponse { repeated EtcdRecover messages = 1 } with EtcdRecover { Metadata metadata = 1 }:
+ * the node's error, if its message carries one.
+ */
+export function decodeRecoverResponse(buf: Buffer): { error: string | null; code: number | null } {
+  for (const [field, wire, start, end] of fields(buf)) {
+    if (field !== 1 || wire !== 2) continue;
+    const message = buf.subarray(start, end);
+    for (const [f, w, s, e] of fields(message)) if (f === 1 && w === 2) return metadataError(message.subarray(s, e));
+  }
+  return { error: null, code: null };
+}

@@ -5,12 +5,14 @@ import { describe, expect, it } from 'vitest';
 import {
   chooseCandidate,
   claim,
+  ClaimRefused,
   claimResend,
   classifyBootstrapError,
   deferResend,
   elect,
   markBootstrapped,
   markSent,
+  requestRecovery,
   resetLock,
   unclaimedLock,
   type Lock,
@@ -131,5 +133,60 @@ describe('choosing and classifying', () => {
     expect(classifyBootstrapError(7, 'not authorized')).toBe('not-sent');
     expect(classifyBootstrapError(14, 'connection reset')).toBe('unknown');
     expect(classifyBootstrapError(4, 'deadline exceeded')).toBe('unknown');
+  });
+});
+
+describe('recovery', () => {
+  const plan = { snapshot: 'etcd-c-20261201T000000Z', sha256: 'ab'.repeat(32), size: 4128, requestedAt: T0, requestedBy: 'api:cli' };
+  const bootstrapped = () => ok(markBootstrapped(unclaimedLock('c', T0), { now: T0, evidence: 'aa lists 3', by: 'aa', addr: '192.0.2.11' }));
+  const recover = (l: Lock, now = T0) => requestRecovery(l, { plan, now });
+
+  it('starts from a bootstrapped lock with a new epoch, no holder, and the plan', () => {
+    const before = bootstrapped();
+    const l = ok(recover(before));
+    expect(l).toMatchObject({ state: 'recovering', holder: null, epoch: before.epoch + 1, recovery: plan, attempts: 0 });
+    // A Genesis that lost everything but the snapshot: from unclaimed too.
+    expect(ok(recover(unclaimedLock('c', T0))).state).toBe('recovering');
+  });
+
+  it('never runs two, and never beside a bootstrap in flight', () => {
+    const r = ok(recover(bootstrapped()));
+    expect(recover(r)).toMatchObject({ ok: false, why: expect.stringContaining('already under way') });
+    const sent = ok(markSent(ok(electA(r)), { epoch: r.epoch + 1, owner: 'p1', now: T0, retryAfterMs: 1000 }));
+    expect(sent).toMatchObject({ state: 'bootstrap-sent', recovery: plan });
+    expect(recover(sent)).toMatchObject({ ok: false, why: expect.stringContaining('already under way') });
+    const firstBoot = ok(electA(unclaimedLock('c', T0)));
+    expect(recover(firstBoot)).toMatchObject({ ok: false, why: expect.stringContaining('a bootstrap is under way') });
+  });
+
+  it('elects under a lease like the first bootstrap, keeping the plan; the holder is fixed once sent', () => {
+    const r = ok(recover(bootstrapped()));
+    const a = ok(electA(r));
+    expect(a).toMatchObject({ state: 'recovering', holder: 'aa', epoch: r.epoch + 1, recovery: plan });
+    expect(electB(a, T0 + lease - 1)).toMatchObject({ ok: false });
+    const b = ok(electB(a, T0 + lease));
+    expect(b).toMatchObject({ state: 'recovering', holder: 'bb', epoch: r.epoch + 2 });
+    // The stale owner's send is fenced off.
+    expect(markSent(b, { epoch: a.epoch, owner: 'p1', now: T0 + lease, retryAfterMs: 1000 })).toMatchObject({ ok: false });
+    const sent = ok(markSent(b, { epoch: b.epoch, owner: 'p2', now: T0 + lease, retryAfterMs: 1000 }));
+    expect(electA(sent, T0 + 10 * lease)).toMatchObject({ ok: false });
+    // Nothing to send before someone is elected.
+    expect(markSent(r, { epoch: r.epoch, owner: 'p1', now: T0, retryAfterMs: 1000 })).toMatchObject({ ok: false });
+  });
+
+  it('ends bootstrapped with the plan cleared; members seen before the send abandon it', () => {
+    const r = ok(recover(bootstrapped()));
+    const sent = ok(markSent(ok(electA(r)), { epoch: r.epoch + 1, owner: 'p1', now: T0, retryAfterMs: 1000 }));
+    const done = markBootstrapped(sent, { now: T0, evidence: 'aa lists 1', by: 'aa', addr: null });
+    expect(done).toMatchObject({ ok: true, lock: { state: 'bootstrapped', holder: 'aa', recovery: null }, note: `recovered from ${plan.snapshot}: aa lists 1` });
+    const abandoned = markBootstrapped(ok(electA(r)), { now: T0, evidence: 'bb lists 3', by: 'bb', addr: '192.0.2.12' });
+    expect(abandoned).toMatchObject({ ok: true, lock: { state: 'bootstrapped', holder: 'bb', recovery: null } });
+    expect((abandoned as { note: string }).note).toMatch(/^recovery from .* abandoned before anything was sent/);
+  });
+
+  it('turns claims away while it runs, and an operator reset clears it', () => {
+    const r = ok(recover(bootstrapped()));
+    expect(() => claim(r, { mac: 'cc', addr: null, now: T0 })).toThrow(ClaimRefused);
+    expect(ok(resetLock(r, { now: T0 }))).toMatchObject({ state: 'unclaimed', recovery: null, epoch: r.epoch });
   });
 });
