@@ -19,6 +19,7 @@ import { SnapshotStore } from './backup/snapshot-store.ts';
 import { PassphraseError, readPassphraseFile } from './backup/secrets-envelope.ts';
 import { TalosDialer } from './talos/dialer.ts';
 import { PowerControl } from './power/power-control.ts';
+import { ColdStart } from './power/cold-start.ts';
 import { ConfigError, splitList, unknownEnvSettings, type Config } from './config/config.ts';
 import { tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
@@ -68,6 +69,7 @@ export class Genesis {
   http: FastifyInstance | undefined;
   bootstrap: BootstrapOrchestrator | undefined;
   backups: EtcdBackups | undefined;
+  coldStart: ColdStart | undefined;
   private talosDialer: TalosDialer | undefined;
   dhcp: ProxyDhcpServer | undefined;
   metrics: Metrics | undefined;
@@ -202,6 +204,22 @@ export class Genesis {
       log: this.log.child({ component: 'bootstrap' }),
     });
 
+    const power = new PowerControl({
+      inventory: this.inventory,
+      dialer: this.talosDialer,
+      wol: { target: c.power.wol_address, port: c.power.wol_port, source: c.advertise_addr },
+      ipmi: { cipherSuite: c.power.ipmi_cipher_suite, port: c.power.ipmi_port },
+      log: this.log.child({ component: 'power' }),
+    });
+    this.coldStart = new ColdStart({
+      inventory: this.inventory,
+      dialer: this.talosDialer,
+      power,
+      bootstrapped: () => locks.get(c.cluster.name).state === 'bootstrapped',
+      settings: { enabled: c.power.cold_start, delayMs: c.power.cold_start_delay * 1000, pollMs: c.bootstrap.poll_interval_ms, quorumTimeoutMs: c.power.cold_start_quorum_timeout * 1000 },
+      log: this.log.child({ component: 'cold-start' }),
+    });
+
     this.http = await buildHttpServer({
       logger: this.log.child({ component: 'http' }),
       inventory: this.inventory,
@@ -210,13 +228,8 @@ export class Genesis {
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
       backups: this.backups,
-      power: new PowerControl({
-        inventory: this.inventory,
-        dialer: this.talosDialer,
-        wol: { target: c.power.wol_address, port: c.power.wol_port, source: c.advertise_addr },
-        ipmi: { cipherSuite: c.power.ipmi_cipher_suite, port: c.power.ipmi_port },
-        log: this.log.child({ component: 'power' }),
-      }),
+      power,
+      coldStart: this.coldStart,
       assetsDir: c.assets_dir,
       tokenHash: this.apiToken.hash,
       metrics: this.metrics,
@@ -274,6 +287,7 @@ export class Genesis {
     if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
     this.bootstrap.start();
     await this.backups.start();
+    this.coldStart.start();
     this.log.info({ ...listening, baseUrl: this.baseUrl(), dashboard: `${this.baseUrl()}/`, apiToken: this.apiToken.source }, 'genesis ready');
     return listening;
   }
@@ -446,6 +460,7 @@ export class Genesis {
       this.http?.close(),
       this.bootstrap?.stop(),
       this.backups?.stop(),
+      this.coldStart?.stop(),
       this.talosDialer?.closeAll(),
       this.dhcp?.close(),
       this.eventSink?.close(),

@@ -12,7 +12,6 @@ import type { Inventory } from '../inventory/store.ts';
 import { TalosApiError, type TalosApiClient, type TalosApiCredentials } from '../talos/api-client.ts';
 import { TalosDialer } from '../talos/dialer.ts';
 import { failpoint } from './failpoint.ts';
-import type { SnapshotStore } from '../backup/snapshot-store.ts';
 import {
   chooseCandidate,
   claimResend,
@@ -99,8 +98,16 @@ export type OrchestratorDeps = {
   settings: BootstrapSettings;
   log: Logger;
   now?: () => number;
-  /** Where `recover` finds snapshots (backup.dir). */
-  snapshots?: SnapshotStore;
+  /** Where `recover` finds snapshots (backup.dir): the backup module's store fits this. */
+  snapshots?: RecoverySnapshots;
+};
+
+/** What a recovery needs of the stored snapshots. */
+export type RecoverySnapshots = {
+  get(name: string): Promise<{ cluster: string; sha256: string; size: number } | undefined>;
+  verify(name: string): Promise<{ ok: boolean; problems: string[] }>;
+  /** The database file to upload (throws for a name that is not a snapshot's). */
+  databasePath(name: string): string;
 };
 
 const ACTOR = 'genesis';

@@ -47,7 +47,7 @@ export type Config = {
   };
   auto_assign: { enabled: boolean; controlplanes: number; mode: 'all' | 'workers' | 'listed'; macs: string };
   backup: { enabled: boolean; dir: string; interval_hours: number; keep_daily: number; keep_newest: number; timeout: number; secrets_passphrase_file: string };
-  power: { wol_address: string; wol_port: number; ipmi_port: number; ipmi_cipher_suite: number };
+  power: { wol_address: string; wol_port: number; ipmi_port: number; cold_start: boolean; cold_start_delay: number; cold_start_quorum_timeout: number; ipmi_cipher_suite: number };
   inventory: { event_retention: number; max_nodes: number; discovery_per_minute: number };
   ipxe: { retry_seconds: number };
   dhcp: { proxy: boolean; interface: string; port: number; pxe_port: number };

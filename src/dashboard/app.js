@@ -86,7 +86,7 @@ function renderFleet() {
 }
 
 async function renderCluster() {
-  const c = await api('GET', '/cluster');
+  const [c, cold] = await Promise.all([api('GET', '/cluster'), api('GET', '/power/cold-start')]);
   const dl = $('#cluster-state');
   const holder = c.holder ? [c.holder.hostname, c.holder.mac, c.holder.ip && `(${c.holder.ip})`].filter(Boolean).join(' ') : '—';
   const facts = [
@@ -97,6 +97,8 @@ async function renderCluster() {
     ['Control planes answering', `${c.controlplanes.filter((p) => p.reachable).length} of ${c.controlplanes.length}`],
   ];
   if (c.orchestrator.waiting) facts.push(['Waiting', c.orchestrator.waiting]);
+  if (c.recovery) facts.push(['Recovering from', c.recovery.snapshot]);
+  if (cold.phase !== 'off') facts.push(['Cold start', `${cold.phase}: ${cold.message}`]);
   dl.replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v ?? '—', k === 'Bootstrap' ? { id: 'bootstrap-state' } : {})]));
 }
 

@@ -18,6 +18,7 @@ import { clusterRoutes, type ClusterDeps } from './cluster.ts';
 import { backupRoutes } from './backups.ts';
 import { powerAnswer, powerRoutes } from './power.ts';
 import type { PowerControl } from '../power/power-control.ts';
+import type { ColdStart } from '../power/cold-start.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
 import { streamRoutes } from './stream.ts';
 import { HttpError } from './errors.ts';
@@ -30,6 +31,7 @@ export type ApiDeps = {
   kubeconfigs: Kubeconfigs;
   backups: EtcdBackups;
   power: PowerControl;
+  coldStart: ColdStart;
   cluster: ClusterDeps;
   /** Dashboard sessions, accepted besides the bearer token. */
   sessions?: Sessions;
@@ -189,6 +191,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   clusterRoutes(app, deps.cluster, actor);
   backupRoutes(app, deps.backups, actor);
   powerRoutes(app, deps.power, actor);
+  app.get('/power/cold-start', async () => deps.coldStart.status());
   streamRoutes(app, inventory);
 
   app.get('/talosconfig', async (_req, reply) => {

@@ -8,6 +8,7 @@ import type { BootService } from '../provision/service.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
+import type { ColdStart } from '../power/cold-start.ts';
 import type { PowerControl } from '../power/power-control.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
@@ -31,6 +32,7 @@ export type HttpServerOptions = {
   kubeconfigs: Kubeconfigs;
   backups: EtcdBackups;
   power: PowerControl;
+  coldStart: ColdStart;
   assetsDir: string;
   tokenHash: Buffer;
   cluster: ClusterDeps;
@@ -78,6 +80,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
         kubeconfigs: opts.kubeconfigs,
         backups: opts.backups,
         power: opts.power,
+        coldStart: opts.coldStart,
         cluster: opts.cluster,
         sessions: opts.sessions,
       }),

@@ -10,6 +10,8 @@ import { ipmitoolArgs, parsePowerStatus } from '../../src/power/ipmi.ts';
 import { PowerFailed, PowerRefused, readBmcPassword } from '../../src/power/power-control.ts';
 import { MAGIC_PACKET_SIZE, magicPacket } from '../../src/power/wol.ts';
 import { grpcErrorText } from '../../src/talos/api-client.ts';
+import { hasQuorum, planColdStart } from '../../src/power/cold-start-plan.ts';
+import { blankNode } from '../../src/domain/node.ts';
 
 describe('magic packet', () => {
   it('is six 0xFF bytes, then the MAC sixteen times', () => {
@@ -88,5 +90,38 @@ describe('Talos API errors', () => {
     );
     expect(grpcErrorText({ details: 'etcd member is the only member of the cluster', message: '' })).toBe('etcd member is the only member of the cluster');
     expect(grpcErrorText({ message: '14 UNAVAILABLE: Connection dropped' })).toBe('14 UNAVAILABLE: Connection dropped');
+  });
+});
+
+describe('cold start plan', () => {
+  const since = '2026-12-01T10:00:00.000Z';
+  const node = (mac: string, over: Parameters<typeof blankNode>[1]) => blankNode(mac, { state: 'installed', ...over });
+
+  it('wakes installed machines that are silent: control planes and workers apart; never manual ones', () => {
+    const nodes = [
+      node('52:54:00:00:00:05', { role: 'worker' }),
+      node('52:54:00:00:00:02', { role: 'controlplane' }),
+      node('52:54:00:00:00:01', { role: 'controlplane' }),
+      node('52:54:00:00:00:03', { role: 'controlplane' }), // answered the probe
+      node('52:54:00:00:00:04', { role: 'worker', talosSeen: '2026-12-01T10:00:05.000Z' }), // sent an event since start
+      node('52:54:00:00:00:06', { role: 'worker', talosSeen: '2026-12-01T09:00:00.000Z' }), // last heard before the cut
+      node('52:54:00:00:00:07', { role: 'worker', power: { method: 'manual' } }),
+      node('52:54:00:00:00:08', { role: 'worker', state: 'installing' }), // never ran from its disk
+      node('52:54:00:00:00:09', { role: 'unassigned' }),
+    ];
+    expect(planColdStart(nodes, new Set(['52:54:00:00:00:03']), since)).toEqual({
+      controlplanes: ['52:54:00:00:00:01', '52:54:00:00:00:02'],
+      workers: ['52:54:00:00:00:05', '52:54:00:00:00:06'],
+      skipped: [{ mac: '52:54:00:00:00:07', reason: 'manual power' }],
+    });
+  });
+
+  it('has quorum with more than half of the members healthy', () => {
+    expect(hasQuorum(3, 1)).toBe(false);
+    expect(hasQuorum(3, 2)).toBe(true);
+    expect(hasQuorum(4, 2)).toBe(false);
+    expect(hasQuorum(4, 3)).toBe(true);
+    expect(hasQuorum(1, 1)).toBe(true);
+    expect(hasQuorum(0, 0)).toBe(false);
   });
 });
