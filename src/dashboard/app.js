@@ -102,6 +102,35 @@ async function renderCluster() {
   dl.replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v ?? '—', k === 'Bootstrap' ? { id: 'bootstrap-state' } : {})]));
 }
 
+function mib(bytes) {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+async function renderBackups() {
+  const { status, snapshots } = await api('GET', '/backups');
+  const last = status.lastSuccess ? `last ${status.lastSuccess.name} ${ago(status.lastSuccess.takenAt)}` : 'no snapshot yet';
+  const next = status.nextAt ? `next ${new Date(status.nextAt).toLocaleString()}` : status.waiting || 'not scheduled';
+  const failed = status.lastFailure ? `; last failure: ${status.lastFailure.error}` : '';
+  $('#backup-status').textContent = `${last}; ${next}${failed}`;
+  $('#snapshots').replaceChildren(
+    ...snapshots.slice(0, 10).map((s) => el('li', `${s.name} · ${mib(s.size)} · from ${s.source.hostname || s.source.mac}${s.secretsFile ? ' · secrets bundle encrypted beside it' : ''}`)),
+  );
+}
+
+$('#backup-now').addEventListener('click', async () => {
+  const msg = $('#backup-message');
+  msg.className = '';
+  msg.textContent = 'Taking a snapshot…';
+  try {
+    const { snapshot } = await api('POST', '/backups');
+    msg.textContent = `Stored ${snapshot.name} (${mib(snapshot.size)}).`;
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+  await renderBackups().catch(() => {});
+});
+
 async function select(mac) {
   ui.selected = mac;
   ui.logAfter = 0;
@@ -294,12 +323,13 @@ async function start() {
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#logout').hidden = false;
-  await Promise.all([loadFleet(), renderCluster()]);
+  await Promise.all([loadFleet(), renderCluster(), renderBackups()]);
   connectStream();
   // "Last seen" ages; the cluster state moves without node events after the bootstrap.
   setInterval(() => {
     renderFleet();
     void renderCluster().catch(() => {});
+    void renderBackups().catch(() => {});
   }, 10_000);
 }
 

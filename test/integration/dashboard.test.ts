@@ -164,6 +164,14 @@ describe('dashboard in Chromium', () => {
     await page.getByRole('button', { name: 'Reinstall', exact: true }).click();
     await expect.poll(() => row.locator('td.state').textContent()).toBe('reinstall-requested');
 
+    // Backups: the schedule's state, and "Back up now" with the reason it cannot (no etcd here).
+    expect(await page.locator('#backup-status').textContent()).toMatch(/^no snapshot yet; /);
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await expect.poll(() => page.locator('#backup-message').getAttribute('class')).toBe('error');
+    const refusal = (await (await g.api('POST', '/backups')).json()) as { error: string; message: string };
+    expect(refusal.error).toBe('backup_unavailable');
+    expect(await page.locator('#backup-message').textContent()).toBe(refusal.message);
+
     // Power: the buttons are what the machine's power method can do.
     expect(await page.locator('#power-method').textContent()).toBe('Wake-on-LAN');
     expect(await page.getByRole('button', { name: 'Power on' }).isVisible()).toBe(true);
