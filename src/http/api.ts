@@ -17,6 +17,7 @@ import { buildTimeline } from '../inventory/timeline.ts';
 import { clusterRoutes, type ClusterDeps } from './cluster.ts';
 import { backupRoutes } from './backups.ts';
 import { powerAnswer, powerRoutes } from './power.ts';
+import { openApiRoutes } from './openapi.ts';
 import type { PowerControl } from '../power/power-control.ts';
 import type { ColdStart } from '../power/cold-start.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
@@ -191,6 +192,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   clusterRoutes(app, deps.cluster, actor);
   backupRoutes(app, deps.backups, actor);
   powerRoutes(app, deps.power, actor);
+  await openApiRoutes(app);
   app.get('/power/cold-start', async () => deps.coldStart.status());
   streamRoutes(app, inventory);
 

@@ -8,6 +8,8 @@ import type { BootService } from '../provision/service.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
+import fastifySwagger from '@fastify/swagger';
+import { openApiOptions } from './openapi.ts';
 import type { ColdStart } from '../power/cold-start.ts';
 import type { PowerControl } from '../power/power-control.ts';
 import type { Inventory } from '../inventory/store.ts';
@@ -64,6 +66,8 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   // The headers alone get less time than the whole request (Node's default is 60 s).
   app.server.headersTimeout = Math.min(15_000, opts.requestTimeoutMs ?? 30_000);
   installErrorHandling(app);
+  // Collects every route's schema as it is added, for GET /api/v1/openapi.json (openapi.ts).
+  await app.register(fastifySwagger, openApiOptions());
   metricsRoutes(app, opts.metrics);
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir });
   bootRoutes(app, opts.boot);
