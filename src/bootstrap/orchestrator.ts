@@ -420,7 +420,9 @@ export class BootstrapOrchestrator {
   private async exclusively<T>(fn: () => Promise<T>): Promise<T> {
     while (this.operatorAction || this.running) await (this.operatorAction ?? this.running)!.catch(() => {});
     const action = fn();
-    this.operatorAction = action;
+    // Rounds only wait for it to end; its failure is the caller's (an unhandled rejection here
+    // would end the process).
+    this.operatorAction = action.catch(() => {});
     try {
       return await action;
     } finally {
