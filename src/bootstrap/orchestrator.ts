@@ -449,7 +449,7 @@ export class BootstrapOrchestrator {
         'recover_refused',
       );
     }
-    const alive = probes.filter((p) => (p.members ?? 0) > 0 || p.etcd === 'Running');
+    const alive = probes.filter(runsEtcd);
     if (alive.length) {
       throw new RecoveryRefused(
         `control plane(s) ${alive.map((p) => `${p.mac} (${p.addr})`).join(', ')} still report etcd members; recovery is for when no control plane has etcd (reset them first: talosctl reset --system-labels-to-wipe EPHEMERAL)`,
@@ -476,7 +476,7 @@ export class BootstrapOrchestrator {
 
   private async resetNow(actor: string): Promise<Lock> {
     const probes = await this.probeControlPlanes();
-    const alive = probes.filter((p) => (p.members ?? 0) > 0 || p.etcd === 'Running');
+    const alive = probes.filter(runsEtcd);
     if (alive.length) {
       throw new ResetRefused(`control plane(s) ${alive.map((p) => `${p.mac} (${p.addr})`).join(', ')} still report etcd members; reset (wipe) them first`);
     }
@@ -504,4 +504,9 @@ async function* snapshotChunks(file: string, sha256: string): AsyncGenerator<Buf
   const got = hash.digest('hex');
   if (got !== sha256) throw new Error(`the snapshot file changed since the recovery was asked for (sha256 ${got}, expected ${sha256})`);
   if (pending) yield pending;
+}
+
+/** The probe shows etcd there: members listed, or the service running. */
+function runsEtcd(p: ControlPlaneProbe): boolean {
+  return (p.members ?? 0) > 0 || p.etcd === 'Running';
 }

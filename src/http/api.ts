@@ -6,7 +6,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
-import { normalizeMac } from '../domain/mac.ts';
 import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, POWER_METHODS, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
 import type { Inventory } from '../inventory/store.ts';
 import type { MachineConfigService } from '../provision/machine-config.ts';
@@ -17,6 +16,7 @@ import { buildTimeline } from '../inventory/timeline.ts';
 import { clusterRoutes, type ClusterDeps } from './cluster.ts';
 import { backupRoutes } from './backups.ts';
 import { powerAnswer, powerRoutes } from './power.ts';
+import { macOf, macParams } from './mac-param.ts';
 import { openApiRoutes } from './openapi.ts';
 import type { PowerControl } from '../power/power-control.ts';
 import type { ColdStart } from '../power/cold-start.ts';
@@ -86,14 +86,6 @@ const changesSchema = {
   },
 } as const;
 
-const macParams = { type: 'object', required: ['mac'], properties: { mac: { type: 'string', maxLength: 32 } } } as const;
-
-function macOf(req: FastifyRequest): string {
-  const raw = (req.params as { mac: string }).mac;
-  const mac = normalizeMac(raw);
-  if (!mac) throw new HttpError(400, 'invalid_mac', `${JSON.stringify(raw)} is not a MAC address (use aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff)`);
-  return mac;
-}
 
 /** Who made an API change, for the event log: the client's own label, else "api". */
 function actor(req: FastifyRequest): string {

@@ -3,11 +3,9 @@
 // the bearer-token check covers it. Thin: the rules are in src/power.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { normalizeMac } from '../domain/mac.ts';
 import { POWER_ACTIONS, PowerFailed, PowerNotFound, PowerRefused, type PowerAction, type PowerControl, type PowerResult } from '../power/power-control.ts';
 import { HttpError } from './errors.ts';
-
-const macParams = { type: 'object', required: ['mac'], properties: { mac: { type: 'string', maxLength: 32 } } } as const;
+import { macOf, macParams } from './mac-param.ts';
 
 /** The power errors as HTTP answers; anything else is a bug and goes to the error handler. */
 export async function powerAnswer(fn: () => Promise<PowerResult>): Promise<PowerResult> {
@@ -26,8 +24,7 @@ export function powerRoutes(app: FastifyInstance, power: PowerControl, actor: (r
     '/nodes/:mac/power',
     { schema: { params: macParams, body: { type: 'object', additionalProperties: false, required: ['action'], properties: { action: { enum: POWER_ACTIONS } } } } },
     async (req) => {
-      const mac = normalizeMac(req.params.mac);
-      if (!mac) throw new HttpError(400, 'invalid_mac', `${JSON.stringify(req.params.mac)} is not a MAC address`);
+      const mac = macOf(req);
       return powerAnswer(() => power.act(mac, req.body.action, actor(req)));
     },
   );

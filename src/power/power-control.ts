@@ -25,8 +25,7 @@ export class PowerRefused extends Error {}
 /** The action was tried and failed (502): BMC unreachable, wrong password, Talos API error. */
 export class PowerFailed extends Error {}
 
-export type RunResult = { code: number | null; stdout: string; stderr: string };
-export type CommandRunner = (cmd: string, args: string[], env: NodeJS.ProcessEnv) => Promise<RunResult>;
+type RunResult = { code: number | null; stdout: string; stderr: string };
 
 export type PowerDeps = {
   inventory: Inventory;
@@ -35,10 +34,9 @@ export type PowerDeps = {
   wol: { target: string; port: number; source: string };
   ipmi: { cipherSuite: number; port?: number };
   log: Logger;
-  run?: CommandRunner;
 };
 
-const runCommand: CommandRunner = (cmd, args, env) =>
+const runCommand = (cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> =>
   new Promise((resolve) => {
     execFile(cmd, args, { env, timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
@@ -48,11 +46,9 @@ const runCommand: CommandRunner = (cmd, args, env) =>
 
 export class PowerControl {
   private readonly d: PowerDeps;
-  private readonly run: CommandRunner;
 
   constructor(deps: PowerDeps) {
     this.d = deps;
-    this.run = deps.run ?? runCommand;
   }
 
   async act(mac: string, action: PowerAction, actor: string): Promise<PowerResult> {
@@ -153,7 +149,7 @@ export class PowerControl {
     const password = readBmcPassword(bmc.passwordFile);
     const args = ['-C', String(this.d.ipmi.cipherSuite), ...ipmitoolArgs({ address: bmc.address, username: bmc.username, port: this.d.ipmi.port }, action as IpmiAction)];
     // The password reaches ipmitool in its environment (-E), never on its command line.
-    const r = await this.run('ipmitool', args, { PATH: process.env.PATH, IPMI_PASSWORD: password });
+    const r = await runCommand('ipmitool', args, { PATH: process.env.PATH, IPMI_PASSWORD: password });
     if (r.code === null && !r.stderr) throw new PowerFailed('ipmitool is not installed or did not finish (Debian: apt install ipmitool)');
     if (r.code !== 0) throw new PowerFailed(`BMC ${bmc.address}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
     if (action === 'status') return { result: r.stdout.trim(), power: parsePowerStatus(r.stdout) };

@@ -51,6 +51,12 @@ export function fakeDatabaseBytes(offset: number, n: number): Buffer {
 
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
 
+/** Like apid: only a client certificate with Organization os:admin (from the cluster's OS CA) may call. */
+function isAdmin(call: { getAuthContext(): { sslPeerCertificate?: { subject?: unknown } } | null | undefined }): boolean {
+  const subject = call.getAuthContext()?.sslPeerCertificate?.subject as { O?: string | string[] } | undefined;
+  return [subject?.O ?? []].flat().includes('os:admin');
+}
+
 export class FakeTalos {
   readonly opts: FakeTalosOptions;
   /** Every Bootstrap call that reached the handler. */
@@ -127,9 +133,7 @@ export class FakeTalos {
   async listen(): Promise<void> {
     const server = new grpc.Server();
     const guard = (fn: Unary): Unary => (call, cb) => {
-      const subject = call.getAuthContext()?.sslPeerCertificate?.subject as { O?: string | string[] } | undefined;
-      const orgs = [subject?.O ?? []].flat();
-      if (!orgs.includes('os:admin')) {
+      if (!isAdmin(call)) {
         this.refusedClients++;
         cb({ code: grpc.status.PERMISSION_DENIED, details: 'not authorized' });
         return;
@@ -160,8 +164,7 @@ export class FakeTalos {
         cb(null, { messages: [{ metadata, services: [{ id: 'apid', state: 'Running', health: { healthy: true } }, etcd] }] });
       }),
       EtcdSnapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        const subject = call.getAuthContext()?.sslPeerCertificate?.subject as { O?: string | string[] } | undefined;
-        if (![subject?.O ?? []].flat().includes('os:admin')) {
+        if (!isAdmin(call)) {
           this.refusedClients++;
           call.destroy(Object.assign(new Error('not authorized'), { code: grpc.status.PERMISSION_DENIED, details: 'not authorized' }));
           return;
@@ -192,8 +195,7 @@ export class FakeTalos {
       }),
       // As Talos: the upload goes to a file that is kept only when the stream ends cleanly.
       EtcdRecover: (call: grpc.ServerReadableStream<{ bytes: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        const subject = call.getAuthContext()?.sslPeerCertificate?.subject as { O?: string | string[] } | undefined;
-        if (![subject?.O ?? []].flat().includes('os:admin')) {
+        if (!isAdmin(call)) {
           this.refusedClients++;
           cb({ code: grpc.status.PERMISSION_DENIED, details: 'not authorized' });
           return;
