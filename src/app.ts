@@ -33,6 +33,8 @@ import { joinToken } from './bootstrap/join-token.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
 import { UbootFiles } from './uboot/tftp-files.ts';
+import { GrubFiles } from './grub/tftp-files.ts';
+import { GRUB_NETBOOT_ARM64 } from './ipxe/binaries.ts';
 import { LogThrottle } from './logging/throttle.ts';
 import { ChainloadLoopDetector } from './provision/chainload-loop.ts';
 import { fetchTalosAssets, talosAssetsPresent } from './assets/fetch.ts';
@@ -63,6 +65,7 @@ export class Genesis {
   readonly log: Logger;
   readonly tftpFiles = new VirtualProvider();
   private ubootFiles: UbootFiles | undefined;
+  private grubFiles: GrubFiles | undefined;
   inventory: Inventory | undefined;
   apiToken: ApiToken | undefined;
   tftp: TftpServer | undefined;
@@ -160,6 +163,7 @@ export class Genesis {
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
     this.tftpFiles.register('boot.ipxe', () => Buffer.from(boot.entryScript()));
     this.ubootFiles = new UbootFiles(boot, c.assets_dir);
+    this.grubFiles = new GrubFiles(boot, c.assets_dir);
 
     const credentials = talosApiCredentials(secrets);
     // One set of node connections for backups and power actions (the orchestrator keeps its own).
@@ -258,8 +262,9 @@ export class Genesis {
         host: c.tftp.host,
         port: c.tftp.port,
         // Virtual (per-client) files first, then the iPXE binaries under assets/ipxe.
-        // Virtual files for U-Boot boards next (boot.scr.uimg, per-MAC scripts, Talos assets).
-        provider: new ChainProvider(this.tftpFiles, ...(this.ubootFiles ? [this.ubootFiles] : []), new DirectoryProvider(path.join(c.assets_dir, 'ipxe'))),
+        // Virtual files for U-Boot boards next (boot.scr.uimg, per-MAC scripts, Talos assets),
+        // then GRUB's (grub/: the image, its loop and per-MAC configs).
+        provider: new ChainProvider(this.tftpFiles, ...(this.ubootFiles ? [this.ubootFiles] : []), ...(this.grubFiles ? [this.grubFiles] : []), new DirectoryProvider(path.join(c.assets_dir, 'ipxe'))),
         limits: { maxBlksize: c.tftp.max_blksize, maxWindowsize: c.tftp.max_windowsize, maxTimeoutS: c.tftp.max_timeout },
         maxTransfers: c.tftp.max_transfers,
         maxTransfersPerClient: c.tftp.max_transfers_per_client,
@@ -364,7 +369,7 @@ export class Genesis {
       dhcpPort: c.dhcp.port,
       pxePort: c.dhcp.pxe_port,
       // The boot file must name an address the machine can reach: the advertised one.
-      context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)) }),
+      context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)), haveGrubArm64: () => existsSync(path.join(c.assets_dir, GRUB_NETBOOT_ARM64)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
     const ubootSeen = new LogThrottle(this.log.child({ component: 'dhcp' }));

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ASSET_FILES, importNames, sourceFor, type AssetSource } from '../assets/catalog.ts';
 import { AssetError, fetchTalosAssets, importTalosAssets, readSums, type Progress } from '../assets/fetch.ts';
-import { installIpxeBinary } from '../assets/ipxe-binary.ts';
+import { installGrubNetboot, installIpxeBinary } from '../assets/ipxe-binary.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../domain/node.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
@@ -25,6 +25,9 @@ Commands:
         Put an iPXE EFI binary (snponly.efi) where the proxyDHCP hands it out: arm64 builds to
         assets/ipxe/arm64-efi/, x86-64 ones to assets/ipxe/ (checked from its PE header).
         Without an argument: assets.ipxe_arm64_url, pinned by assets.ipxe_arm64_sha256
+  grub <file | url> [--sha256 <hex>]
+        Put Debian's arm64 network GRUB (grubnetaa64.efi.signed, package grub-efi-arm64-signed)
+        in assets/grub/: arm64 UEFI machines boot Talos through it when there is no arm64 iPXE
 
 Options:
   --config <file>  Configuration file (assets_dir, talos.version, assets.*)
@@ -113,6 +116,14 @@ export async function assetsCommand(argv: string[], out: (s: string) => void = (
         const sha256 = v.sha256?.toLowerCase() ?? (rest.length ? undefined : config.assets.ipxe_arm64_sha256 || undefined);
         if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new CliError(`--sha256 ${sha256}: 64 hex characters`);
         const r = await installIpxeBinary({ assetsDir: config.assets_dir, from: rest[0] ?? config.assets.ipxe_arm64_url, sha256 });
+        out(`installed ${path.relative(config.assets_dir, r.dest)} (${r.arch})  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
+        return 0;
+      }
+      case 'grub': {
+        if (rest.length !== 1) throw new CliError('grub takes one file or URL: grubnetaa64.efi.signed from grub-efi-arm64-signed');
+        const sha256 = v.sha256?.toLowerCase();
+        if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new CliError(`--sha256 ${sha256}: 64 hex characters`);
+        const r = await installGrubNetboot({ assetsDir: config.assets_dir, from: rest[0]!, sha256 });
         out(`installed ${path.relative(config.assets_dir, r.dest)} (${r.arch})  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
         return 0;
       }

@@ -77,10 +77,18 @@ function row(n) {
   return tr;
 }
 
+/** "5" for one architecture, "5: 3 amd64, 2 arm64" for a mixed fleet (unknown ones counted as such). */
+function fleetCount(nodes) {
+  const byArch = new Map();
+  for (const n of nodes) byArch.set(n.arch ?? 'arch unknown', (byArch.get(n.arch ?? 'arch unknown') ?? 0) + 1);
+  if (byArch.size < 2) return String(nodes.length);
+  return `${nodes.length}: ${[...byArch].sort(([a], [b]) => a.localeCompare(b)).map(([a, k]) => `${k} ${a}`).join(', ')}`;
+}
+
 function renderFleet() {
   const body = $('#fleet tbody');
   body.replaceChildren(...[...ui.nodes.values()].map(row));
-  $('#count').textContent = ui.nodes.size ? `(${ui.nodes.size})` : '';
+  $('#count').textContent = ui.nodes.size ? `(${fleetCount([...ui.nodes.values()])})` : '';
   $('#empty').hidden = ui.nodes.size > 0;
   $('#fleet').hidden = ui.nodes.size === 0;
 }

@@ -4,8 +4,9 @@
 //   firmware PXE (BIOS, UEFI)  → TFTP: the iPXE binary for its architecture (option 93)
 //   UEFI HTTP Boot             → an http:// URL of that binary (vendor class HTTPClient)
 //   iPXE itself (77 / 175)     → the HTTP boot.ipxe URL, so iPXE does not load iPXE again
+//   arm64 UEFI PXE, no arm64 iPXE but Debian's network GRUB in assets/grub → that (grub/config.ts)
 
-import { ipxeBinaryFor } from '../ipxe/binaries.ts';
+import { GRUB_NETBOOT_ARM64, ipxeBinaryFor } from '../ipxe/binaries.ts';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -26,6 +27,8 @@ export type ProxyContext = {
   baseUrl: string;
   /** Is this iPXE binary present in assets/ipxe (served by TFTP and HTTP)? */
   haveBinary: (name: string) => boolean;
+  /** Is Debian's network GRUB for arm64 in assets/grub (the fallback for arm64 UEFI PXE)? */
+  haveGrubArm64?: () => boolean;
 };
 
 export type ClientKind = 'ipxe' | 'pxe' | 'http';
@@ -73,9 +76,14 @@ export function proxyAnswer(req: DhcpPacket, port: 'dhcp' | 'pxe', ctx: ProxyCon
     const choice = ipxeBinaryFor(arch);
     if (choice.kind === 'unsupported') return { kind: 'ignore', reason: choice.reason, mac };
     const name = choice.candidates.find(ctx.haveBinary);
-    if (!name) return { kind: 'ignore', reason: `none of ${choice.candidates.join(', ')} is in assets/ipxe`, mac };
     client = http || choice.kind === 'http' ? 'http' : 'pxe';
-    bootfile = client === 'http' ? `${ctx.baseUrl}/assets/ipxe/${name}` : name;
+    if (name) bootfile = client === 'http' ? `${ctx.baseUrl}/assets/ipxe/${name}` : name;
+    // GRUB takes its config from its prefix on the TFTP server it came from, so only PXE can use it.
+    else if (client === 'pxe' && choice.arch === 'arm64' && ctx.haveGrubArm64?.()) bootfile = GRUB_NETBOOT_ARM64;
+    else {
+      const fallback = choice.arch === 'arm64' && client === 'pxe' ? ` (nor ${GRUB_NETBOOT_ARM64} in assets)` : '';
+      return { kind: 'ignore', reason: `none of ${choice.candidates.join(', ')} is in assets/ipxe${fallback}`, mac };
+    }
   }
 
   const options = new Map<number, Buffer>();

@@ -217,9 +217,9 @@ export function checkAssets(f: Facts): CheckResult[] {
     out.push({
       id: 'ipxe-arm64',
       status: 'warn',
-      title: `no arm64 iPXE binary (assets/ipxe/arm64-efi/snponly.efi): ${who}`,
-      detail: "Debian's ipxe package has no arm64 build; the proxyDHCP does not answer arm64 UEFI firmware without one. U-Boot boards need none (boot.scr.uimg)",
-      fix: 'genesis assets ipxe <snponly.efi you built or downloaded>, or set assets.ipxe_arm64_sha256 (and assets.ipxe_arm64_url) and run genesis assets ipxe',
+      title: `no arm64 iPXE binary (assets/ipxe/arm64-efi/snponly.efi) and no arm64 GRUB (assets/grub/grubnetaa64.efi): ${who}`,
+      detail: "Debian's ipxe package has no arm64 build; the proxyDHCP does not answer arm64 UEFI firmware without one of these. U-Boot boards need neither (boot.scr.uimg)",
+      fix: 'apt-get download grub-efi-arm64-signed:arm64 && dpkg-deb -x grub-efi-arm64-signed_*.deb g && genesis assets grub g/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed (PXE only; the router must name Genesis as next-server), or genesis assets ipxe <an arm64 snponly.efi>',
     });
   }
   for (const a of f.talosAssets) {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { talosAssetsPresent } from '../assets/fetch.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
 import { ipv4ByInterface } from '../config/network.ts';
-import { IPXE_BIOS, ipxeEfiPath } from '../ipxe/binaries.ts';
+import { IPXE_BIOS, ipxeEfiPath, GRUB_NETBOOT_ARM64 } from '../ipxe/binaries.ts';
 import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
 import { readSecretsFile } from '../talos/secrets-store.ts';
@@ -204,7 +204,8 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     ipxeBinaries: [IPXE_BIOS, ipxeEfiPath('amd64')].map((name) => ({ name, present: existsSync(path.join(c.assets_dir, 'ipxe', name)) })),
     ipxeArm64: (() => {
       const machines = nodes.filter((n) => n.arch === 'arm64' && n.firmware === 'uefi' && n.state !== 'installed').map((n) => n.hostname ?? n.mac);
-      return { present: existsSync(path.join(c.assets_dir, 'ipxe', ipxeEfiPath('arm64'))), wanted: splitList(c.assets.arches).includes('arm64') || machines.length > 0, machines };
+      // Either an arm64 iPXE or Debian's network GRUB (the fallback) lets them boot.
+      return { present: existsSync(path.join(c.assets_dir, 'ipxe', ipxeEfiPath('arm64'))) || existsSync(path.join(c.assets_dir, GRUB_NETBOOT_ARM64)), wanted: splitList(c.assets.arches).includes('arm64') || machines.length > 0, machines };
     })(),
     dataDir: opts.dataDir === false ? { path: c.data_dir, writable: true } : dataDirWritable(c.data_dir),
     now: new Date(),

@@ -68,7 +68,7 @@ export function recoverRoute(app: FastifyInstance, deps: ClusterDeps, actor: (re
     },
     async (req, reply) => {
       if (req.body.confirm !== deps.cluster) {
-        throw new HttpError(400, 'confirmation_required', `to recover etcd from a snapshot, send {"snapshot": "<name>", "confirm": "${deps.cluster}"} (the cluster name)`);
+        throw new HttpError(400, 'confirmation_required', `to recover etcd from a snapshot, confirm with the cluster's name, ${deps.cluster} (genesis cluster recover --from <snapshot> --confirm ${deps.cluster}; over the API, "confirm": "${deps.cluster}")`);
       }
       try {
         await deps.orchestrator.recover(req.body.snapshot, actor(req));

@@ -6,6 +6,11 @@
 export const IPXE_BIOS = 'undionly.kpxe';
 export const IPXE_EFI_AMD64 = ['snponly.efi', 'ipxe.efi'] as const;
 export const IPXE_EFI_ARM64 = ['arm64-efi/snponly.efi', 'arm64-efi/ipxe.efi'] as const;
+/**
+ * Not iPXE: Debian's network GRUB for arm64 UEFI (grub-efi-arm64-signed), the proxyDHCP's fallback
+ * for client arch 11 when no arm64 iPXE is there. Its TFTP name, below <assets_dir>; see grub/config.ts.
+ */
+export const GRUB_NETBOOT_ARM64 = 'grub/grubnetaa64.efi';
 /** Every name an iPXE binary is served under (also the legacy ipxe.pxe some routers name). */
 export const IPXE_BINARY_NAMES: ReadonlySet<string> = new Set([IPXE_BIOS, 'ipxe.pxe', ...IPXE_EFI_AMD64, ...IPXE_EFI_ARM64]);
 

@@ -67,7 +67,7 @@ export class PowerControl {
           return { result: `magic packet sent to ${this.d.wol.target}:${this.d.wol.port} from ${this.d.wol.source}` };
         }
         if (action === 'status') return { result: 'Wake-on-LAN cannot tell', power: null };
-        throw new PowerRefused(`Wake-on-LAN can only power ${mac} on; to ${action} it, give it an IPMI BMC (power.method ipmi), or use reboot (Talos API)`);
+        throw new PowerRefused(`Wake-on-LAN can only power ${mac} on; to ${action === 'off' ? 'switch it off' : `${action} it`}, give it an IPMI BMC (power.method ipmi), or use reboot (Talos API)`);
       }
       return this.ipmi(node, action);
     });
@@ -163,7 +163,9 @@ export function readBmcPassword(file: string): string {
   try {
     mode = statSync(file).mode;
   } catch (err) {
-    throw new PowerFailed(`BMC password file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist (write the password into it, chmod 600, or point the node at another: genesis nodes power-method <mac> ipmi --bmc-password-file <file>)' : code === 'EACCES' ? 'cannot be read by Genesis (permission denied)' : (code ?? String(err));
+    throw new PowerFailed(`BMC password file ${file} ${why}`);
   }
   if (mode & 0o077) throw new PowerRefused(`BMC password file ${file} can be read by others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
   const password = readFileSync(file, 'utf8').split(/\r?\n/, 1)[0] ?? '';

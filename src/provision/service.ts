@@ -15,6 +15,7 @@ import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
 import type { MachineConfigService } from './machine-config.ts';
 import { encodeScriptImage } from '../uboot/script-image.ts';
 import { renderPxelinuxConfig, renderUbootBootScript, renderUbootMachineScript } from '../uboot/script.ts';
+import { renderGrubBootstrap, renderGrubMachineConfig } from '../grub/config.ts';
 
 export type BootServiceOptions = {
   inventory: Inventory;
@@ -179,6 +180,24 @@ export class BootService {
     if (turn.refused || turn.plan.kind !== 'install') return undefined;
     const plan = turn.plan;
     return Buffer.from(renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: turn.configUrl!, extraKernelArgs: this.o.extraKernelArgs }));
+  }
+
+  /** grub/grub.cfg: the same loop for every machine GRUB boots (see grub/config.ts). */
+  grubBootstrap(): Buffer {
+    return Buffer.from(renderGrubBootstrap(this.o.retrySeconds));
+  }
+
+  /**
+   * grub/genesis/<mac>.cfg: what this machine does now, with a fresh config token for an install.
+   * Genesis hands out only the arm64 GRUB image (x86 firmware gets iPXE), so a machine that asks
+   * is recorded as arm64 UEFI.
+   */
+  grubMachineConfig(mac: string, ip: string | undefined): Buffer {
+    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip);
+    const config = turn.refused
+      ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
+      : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.o.extraKernelArgs });
+    return Buffer.from(config);
   }
 
   nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {

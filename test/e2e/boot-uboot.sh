@@ -13,6 +13,10 @@
 # (dnsmasq hands out addresses only): PXE → TFTP arm64-efi/snponly.efi, or HTTP Boot → the same
 # file over HTTP. Whatever <workdir>/assets/ipxe/arm64-efi/snponly.efi is gets started; the run
 # ends when the serial log shows the EFI stub of a kernel standing in for it.
+# FW=aavmf-grub: UEFI arm64 with no arm64 iPXE: <workdir>/assets/grub/grubnetaa64.efi (Debian's
+# signed network GRUB) is handed out, and the board goes the U-Boot flow's way (wait, assign,
+# install, AGAIN) through Genesis's GRUB configs. The router names the file and next-server, as
+# the README's recipe says (GRUB 2.06 reads the router's answer, not the proxy's).
 set -u
 W=$1
 NS=genesis-uboot-$$
@@ -50,6 +54,8 @@ FW=${FW:-uboot}
 ROUTER=()
 # The README's dnsmasq recipe for U-Boot boards, as written there.
 [ "$FW" = uboot ] && ROUTER=(--dhcp-vendorclass=set:uboot,U-Boot --dhcp-boot=tag:uboot,boot.scr.uimg,,192.0.2.1)
+# The README's dnsmasq recipe for arm64 UEFI through GRUB, as written there.
+[ "$FW" = aavmf-grub ] && ROUTER=(--dhcp-match=set:arm64efi,option:client-arch,11 --dhcp-boot=tag:arm64efi,grub/grubnetaa64.efi,,192.0.2.1)
 $X dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
   --dhcp-range=192.0.2.100,192.0.2.126,255.255.255.128,10m --no-ping "${ROUTER[@]}" \
   --dhcp-leasefile="$W/leases" --log-dhcp --log-facility="$W/dnsmasq.log" &
@@ -65,12 +71,18 @@ PIDS+=($!)
 for _ in $(seq 100); do $X curl -sf http://192.0.2.1:8080/healthz >/dev/null && break; sleep 0.1; done
 
 vm() { # $1 serial log, $2 timeout
+  local fw=(-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin)
+  if [ "$FW" = aavmf-grub ]; then
+    [ -e "$W/vars.fd" ] || cp /usr/share/AAVMF/AAVMF_VARS.fd "$W/vars.fd"
+    fw=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd -drive if=pflash,format=raw,file="$W/vars.fd"
+        -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n)
+  fi
   $X timeout "$2" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 1024 -nodefaults -display none -no-reboot \
-    -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -serial file:"$1" -monitor none \
+    "${fw[@]}" -serial file:"$1" -monitor none \
     -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0,mac=$MAC 2>>"$W/qemu.err"
 }
 
-if [ "$FW" != uboot ]; then
+if [ "$FW" = aavmf-pxe ] || [ "$FW" = aavmf-http ]; then
   cp /usr/share/AAVMF/AAVMF_VARS.fd "$W/vars.fd"
   KNOBS=(-fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n)
   [ "$FW" = aavmf-http ] && KNOBS+=(-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n)
@@ -90,7 +102,7 @@ if [ "$FW" != uboot ]; then
   exit 0
 fi
 
-vm "$W/serial-uboot.log" 300 &
+vm "$W/serial-uboot.log" 400 &
 VM=$!
 # The board is recorded from its first machine-script request; then the operator assigns it.
 for _ in $(seq 1200); do
@@ -110,9 +122,11 @@ echo "qemu exit $?" > "$W/qemu.status"
 $X curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "authorization: Bearer $TOKEN" "$API/nodes/$MAC/installed" > "$W/installed.status"
 vm "$W/serial-uboot-again.log" 120 &
 AGAIN_VM=$!
-# After Genesis's answer U-Boot has nothing else to boot here and stops at its prompt.
+# After Genesis's answer U-Boot has nothing else to boot here and stops at its prompt; AAVMF goes
+# on to its next boot option (its setup front page here).
 for _ in $(seq 1200); do
-  grep -aq '^=> ' "$W/serial-uboot-again.log" 2>/dev/null && grep -aq 'is installed' "$W/serial-uboot-again.log" && break
+  # U-Boot stops at its prompt; AAVMF, after GRUB's exit, starts its next boot option.
+  grep -aq 'is installed' "$W/serial-uboot-again.log" 2>/dev/null && grep -aEq '^=> |starting Boot0000' "$W/serial-uboot-again.log" && break
   kill -0 $AGAIN_VM 2>/dev/null || break
   sleep 0.1
 done

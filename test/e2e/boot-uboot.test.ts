@@ -12,7 +12,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.ts';
-import { buildArm64Standin, stageArm64Standin } from '../helpers/standin.ts';
+import { ARM64_STANDIN_CACHE, buildArm64Standin, stageArm64Standin } from '../helpers/standin.ts';
 
 const HERE = import.meta.dirname;
 const MAC = '52:54:00:a6:00:01';
@@ -124,6 +124,48 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     const fetched = r.log.filter((l) => l.msg === 'tftp transfer' && l.file === 'arm64-efi/snponly.efi');
     expect(fetched.some((t) => t.outcome === 'ok' && t.windowsize === 4)).toBe(true);
   }, 600_000);
+
+  // arm64 UEFI with no arm64 iPXE at all: Debian's signed network GRUB, imported with
+  // `genesis assets grub`, and Genesis's GRUB configs take the machine from power-on to its
+  // installer, as iPXE would: waiting for a role, the install, then sent on once installed.
+  const installGrub = async (work: string) => {
+    const r = await run(process.execPath, [BIN, 'assets', 'grub', path.join(ARM64_STANDIN_CACHE, 'grubnetaa64.efi')], { env: { PATH: process.env.PATH, GENESIS_ASSETS_DIR: path.join(work, 'assets'), GENESIS_DATA_DIR: path.join(work, 'data') } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('installed grub/grubnetaa64.efi (arm64)');
+  };
+
+  it.skipIf(noAavmf)('AAVMF through GRUB (no arm64 iPXE): waits for a role, installs over its tokenised config URL, then leaves for its next boot option once installed', async () => {
+    const r = await bootUboot({ FW: 'aavmf-grub', AGAIN: '1' }, installGrub);
+    const out = r.serial('uboot');
+    expect(out.match(/recorded, no role yet/g)?.length ?? 0, out.slice(-3000)).toBeGreaterThanOrEqual(2);
+    expect(r.file('assign.status').trim()).toBe('200');
+    expect(out).toMatch(/STANDIN: cmdline .*console=ttyAMA0 console=tty0 .*talos\.config=http:\/\/192\.0\.2\.1:8080\/talos\/config\/52:54:00:a6:00:01\/[0-9a-f]{64}/);
+    expect(out).toMatch(/STANDIN: config sha256 [0-9a-f]{64}/);
+    expect(out).toMatch(/STANDIN: machine\.type controlplane/);
+    expect(r.events.filter((e) => e.type === 'config-served')).toHaveLength(1);
+    expect(r.node).toMatchObject({ role: 'controlplane', arch: 'arm64', firmware: 'uefi', last_ip: expect.stringMatching(/^192\.0\.2\./) });
+    // The proxyDHCP, with no arm64 iPXE, named GRUB too.
+    expect(r.log.find((l) => l.msg === 'proxyDHCP answered' && l.mac === MAC)).toMatchObject({ client: 'pxe', arch: 11, bootfile: 'grub/grubnetaa64.efi' });
+    const kernel = r.log.find((l) => l.msg === 'tftp transfer' && String(l.file).endsWith('arm64/vmlinuz'));
+    expect(kernel).toMatchObject({ outcome: 'ok' });
+    expect(r.file('installed.status').trim()).toBe('200');
+    const again = r.serial('uboot-again');
+    expect(again).toContain('is installed, leaving to the next boot option');
+    // GRUB's exit handed the machine back to the firmware, which started its next boot option.
+    expect(again.slice(again.indexOf('is installed'))).toMatch(/BdsDxe: starting Boot0000/);
+    expect(again).not.toContain('STANDIN:');
+  }, 900_000);
+
+  it.skipIf(noAavmf || noNft)('AAVMF through GRUB completes its install with 5 percent of frames lost each way', async () => {
+    const r = await bootUboot({ FW: 'aavmf-grub', LOSS: '5' }, installGrub);
+    const out = r.serial('uboot');
+    expect(out, out.slice(-3000)).toMatch(/STANDIN: machine\.type controlplane/);
+    const transfers = r.log.filter((l) => l.msg === 'tftp transfer');
+    const lost = transfers.filter((t) => !['ok', 'aborted', 'unconfirmed'].includes(String(t.outcome)));
+    console.log(`AAVMF + GRUB at 5% loss: ${transfers.length} TFTP transfers, ${transfers.filter((t) => t.outcome === 'ok').length} ok, ${lost.length} failed; ${transfers.reduce((n, t) => n + Number(t.retransmits ?? 0), 0)} retransmissions; nft: ${(r.file('nft.txt').match(/counter packets \d+/g) ?? []).join(', ')}`);
+    expect(lost).toEqual([]);
+    expect(r.file('nft.txt')).toMatch(/counter packets [1-9]/);
+  }, 900_000);
 
   it.skipIf(noAavmf)('AAVMF UEFI HTTP Boot: the proxyDHCP answers arch 19 with the URL, served as application/efi and started', async () => {
     const r = await bootUboot({ FW: 'aavmf-http' }, installStub);

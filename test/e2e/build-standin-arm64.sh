@@ -3,10 +3,12 @@
 # of the arm64 package, never installed; its vmlinuz is an uncompressed Image) and a static arm64
 # busybox initramfs whose /init takes DHCP, fetches talos.config= as Talos would, prints what it
 # did (STANDIN: lines) on the serial console and powers off.
-# usage: build-standin-arm64.sh <out-dir>   (writes vmlinuz and initramfs.xz; reuses a previous build)
+# Also Debian's signed arm64 network GRUB (grub-efi-arm64-signed), the first binary of arm64 UEFI
+# machines when there is no arm64 iPXE: grubnetaa64.efi.
+# usage: build-standin-arm64.sh <out-dir>   (writes vmlinuz, initramfs.xz and grubnetaa64.efi; reuses a previous build)
 set -eu
 OUT=$1
-[ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initramfs.xz" ] && exit 0
+[ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initramfs.xz" ] && [ -s "$OUT/grubnetaa64.efi" ] && exit 0
 WORK=$OUT/build
 mkdir -p "$WORK"
 cd "$WORK"
@@ -17,6 +19,9 @@ KPKG=$(kpkg)
 [ -n "$KPKG" ] || { apt-get update -qq; KPKG=$(kpkg); }
 ls linux-image-*_arm64.deb >/dev/null 2>&1 || apt-get download "$KPKG" >/dev/null 2>&1 || apt-get download "$KPKG"
 ls busybox-static_*_arm64.deb >/dev/null 2>&1 || apt-get download busybox-static:arm64 >/dev/null 2>&1 || apt-get download busybox-static:arm64
+ls grub-efi-arm64-signed_*_arm64.deb >/dev/null 2>&1 || apt-get download grub-efi-arm64-signed:arm64 >/dev/null 2>&1 || apt-get download grub-efi-arm64-signed:arm64
+rm -rf grub && mkdir grub && dpkg-deb -x grub-efi-arm64-signed_*_arm64.deb grub
+cp grub/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed "$OUT/grubnetaa64.efi"
 rm -rf kpkg bb root && mkdir -p kpkg bb
 dpkg-deb --fsys-tarfile linux-image-*_arm64.deb | tar -x -C kpkg --wildcards './boot/vmlinuz-*' \
   './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/net/core/failover.ko' \

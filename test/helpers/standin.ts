@@ -40,3 +40,4 @@ export const buildStandin = amd64.build;
 export const stageStandin = amd64.stage;
 export const buildArm64Standin = arm64.build;
 export const stageArm64Standin = arm64.stage;
+export const ARM64_STANDIN_CACHE = arm64.cache;

@@ -134,6 +134,26 @@ describe('genesis assets ipxe (an iPXE EFI binary Debian does not ship)', () => 
   });
 });
 
+describe('genesis assets grub (Debian\'s arm64 network GRUB, the fallback without arm64 iPXE)', () => {
+  it('puts an arm64 EFI application in assets/grub and refuses an x86-64 one', async () => {
+    const w = workdir();
+    mkdirSync(w.dir, { recursive: true });
+    const arm = path.join(w.dir, 'grubnetaa64.efi.signed');
+    writeFileSync(arm, fakePe(0xaa64));
+    const ok = await genesis(w, ['grub', arm]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('installed grub/grubnetaa64.efi (arm64)');
+    expect(readFileSync(path.join(w.assets, 'grub', 'grubnetaa64.efi'))).toEqual(readFileSync(arm));
+    const x64 = path.join(w.dir, 'grubx64.efi');
+    writeFileSync(x64, fakePe(0x8664));
+    const refused = await genesis(w, ['grub', x64]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/an x86-64 EFI application: Genesis uses GRUB for arm64 only/);
+    expect(readdirSync(w.assets).filter((n) => n.startsWith('.incoming'))).toEqual([]);
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+});
+
 describe('genesis assets fetch', () => {
   it('downloads, verifies against sha256sum.txt, records the sums, and keeps what is already there', async () => {
     const w = workdir();

@@ -127,6 +127,11 @@ describe('dashboard in Chromium', () => {
       .poll(() => page.locator(`#fleet tr[data-mac="${held}"] .attention`).textContent())
       .toBe('⚠ waiting for the Talos v1.13.0 amd64 kernel and initramfs (genesis assets fetch --talos v1.13.0 --arch amd64)');
 
+    // A mixed fleet is counted by architecture in the heading.
+    expect(await page.locator('#count').textContent()).toBe('(2)');
+    expect((await run('curl', ['-sf', '-o', '/dev/null', '--interface', '127.0.11.13', nodeScriptUrl(g.url, '52:54:00:0b:00:0e', { buildarch: 'arm64' })])).code).toBe(0);
+    await expect.poll(() => page.locator('#count').textContent()).toBe('(3: 2 amd64, 1 arm64)');
+
     // Two machines claim one MAC: the row says so, and the operator says which one is real.
     const claimed = '52:54:00:0b:00:0d';
     await g.api('PUT', `/nodes/${claimed}`, { role: 'worker' });

@@ -69,7 +69,7 @@ describe('Wake-on-LAN', () => {
     // Wake-on-LAN cannot switch a machine off: a clear refusal, not a silent no-op.
     const off = await g.api('POST', `/nodes/${MAC}/power`, { action: 'off' });
     expect(off.status).toBe(409);
-    expect(await off.json()).toEqual({ error: 'power_refused', message: `Wake-on-LAN can only power ${MAC} on; to off it, give it an IPMI BMC (power.method ipmi), or use reboot (Talos API)` });
+    expect(await off.json()).toEqual({ error: 'power_refused', message: `Wake-on-LAN can only power ${MAC} on; to switch it off, give it an IPMI BMC (power.method ipmi), or use reboot (Talos API)` });
     expect((await g.api('POST', `/nodes/${MAC}/power`, { action: 'dance' })).status).toBe(400);
     expect((await g.api('POST', '/nodes/52:54:00:00:50:99/power', { action: 'on' })).status).toBe(404);
     expect(got).toHaveLength(1);

@@ -22,6 +22,7 @@ const LAYERS: Record<string, number> = {
   tftp: 1,
   dhcp: 2,
   uboot: 2,
+  grub: 2, // GRUB configs for arm64 UEFI without iPXE (pure), and their TFTP names
   assets: 2,
   config: 2,
   inventory: 3, // SQLite stores

@@ -50,6 +50,7 @@ describe('ipmitool', () => {
     chmodSync(file, 0o644);
     expect(() => readBmcPassword(file)).toThrow(PowerRefused);
     expect(() => readBmcPassword(file)).toThrow(`BMC password file ${file} can be read by others (mode 644); chmod 600 it`);
+    expect(() => readBmcPassword(`${file}.missing`)).toThrow(`BMC password file ${file}.missing does not exist (write the password into it, chmod 600, or point the node at another: genesis nodes power-method <mac> ipmi --bmc-password-file <file>)`);
     chmodSync(file, 0o600);
     expect(readBmcPassword(file)).toBe('hunter2-hunter2');
     expect(() => readBmcPassword(path.join(dir, 'missing'))).toThrow(PowerFailed);

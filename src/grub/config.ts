@@ -1,0 +1,104 @@
+// arm64 UEFI without iPXE: Debian's signed network GRUB (grubnetaa64.efi, package
+// grub-efi-arm64-signed) as the first binary, and GRUB configs Genesis answers over TFTP.
+// Pure: names in, meanings out; plain values in, text out.
+//
+// The image's prefix is built in: `/grub` on the TFTP server it was loaded from (the DHCP
+// next-server; Debian's GRUB 2.06 reads the router's ACK, not a proxyDHCP offer). Its embedded
+// config sources `$prefix/arm64-efi/grub.cfg` if there is one, else `$prefix/grub.cfg`. Genesis
+// answers grub/grub.cfg with a loop, the same for every machine: source
+// grub/genesis/<mac>.cfg (GRUB's own $net_default_mac), which says what this machine does now;
+// a waiting machine's file only prints why, and the loop asks again; an install loads the Talos
+// kernel and initramfs over TFTP and boots them; an installed machine's file runs `exit`, so the
+// firmware moves on to its next boot option.
+//
+// GRUB's script language expands $ and splits at whitespace, ';', quotes and braces: values go
+// through the same token() check as iPXE's, and echo text through a plain charset.
+
+import { normalizeMac } from '../domain/mac.ts';
+import type { Arch } from '../domain/node.ts';
+import { GRUB_NETBOOT_ARM64 } from '../ipxe/binaries.ts';
+import { talosKernelArgs } from '../ipxe/kernel-args.ts';
+import type { BootPlan } from '../ipxe/plan.ts';
+import { holdReason } from '../ipxe/plan.ts';
+import { token } from '../ipxe/script.ts';
+
+
+export type GrubFile =
+  | { kind: 'image' } // grub/grubnetaa64.efi, from <assets_dir>/grub
+  | { kind: 'bootstrap' } // grub/grub.cfg: the same loop for every machine
+  | { kind: 'machine'; mac: string } // grub/genesis/<mac>.cfg
+  | { kind: 'other' }; // anything else GRUB probes below its prefix (arm64-efi/grub.cfg, modules, locale)
+
+/** `name` is already normalised by the TFTP layer (no leading '/', no '..'). */
+export function classifyGrubFile(name: string): GrubFile | undefined {
+  if (!name.startsWith('grub/')) return undefined;
+  if (name === GRUB_NETBOOT_ARM64) return { kind: 'image' };
+  if (name === 'grub/grub.cfg') return { kind: 'bootstrap' };
+  const m = /^grub\/genesis\/([0-9a-fA-F:]{17})\.cfg$/.exec(name);
+  if (m) {
+    const mac = normalizeMac(m[1]!);
+    return mac ? { kind: 'machine', mac } : { kind: 'other' };
+  }
+  return { kind: 'other' };
+}
+
+/** Free text inside a double-quoted GRUB `echo`: no quote, '$' or backslash reaches its parser. */
+function text(value: string): string {
+  return value.replace(/[^A-Za-z0-9 ._:/=+,@()<>-]/g, '?').replace(/\s+/g, ' ').trim();
+}
+
+export function renderGrubBootstrap(retrySeconds: number): string {
+  return [
+    '# Genesis for GRUB (arm64 UEFI without iPXE): ask Genesis what this machine does, until it says stop.',
+    'set timeout=0',
+    'while true; do',
+    '  source $prefix/genesis/${net_default_mac}.cfg',
+    `  sleep ${Math.max(1, Math.trunc(retrySeconds))}`,
+    'done',
+    '',
+  ].join('\n');
+}
+
+export type GrubMachineInput = {
+  plan: BootPlan;
+  mac: string;
+  hostname?: string | null;
+  /** For an install: the node's tokenised config URL. */
+  configUrl?: string;
+  extraKernelArgs?: string[];
+};
+
+/** The TFTP directory of a Talos version's kernel and initramfs (served from <assets_dir>/talos). */
+export function talosTftpDir(version: string, arch: Arch): string {
+  return `/talos/${token(version)}/${arch}`;
+}
+
+export function renderGrubMachineConfig(input: GrubMachineInput): string {
+  const { plan } = input;
+  const mac = token(input.mac);
+  const who = input.hostname ? `${text(input.hostname)} (${mac})` : mac;
+  switch (plan.kind) {
+    case 'wait': {
+      const why = holdReason(plan) ?? `recorded, no role yet: genesis nodes assign ${mac} worker`;
+      return [`echo "Genesis: ${who}: ${text(why.slice(0, 200))}"`, ''].join('\n');
+    }
+    case 'unsupported':
+      return [`echo "Genesis: cannot boot ${who}: ${text(plan.reason)}"`, ''].join('\n');
+    case 'local':
+      // GRUB's exit returns to the firmware, which tries its next boot option (the disk).
+      return [`echo "Genesis: ${who} is installed, leaving to the next boot option"`, 'exit', ''].join('\n');
+    case 'install': {
+      if (!input.configUrl) throw new Error('an install config needs the config URL');
+      const dir = talosTftpDir(plan.talosVersion, plan.arch);
+      const args = [...talosKernelArgs(plan.talosVersion, plan.arch), ...(input.extraKernelArgs ?? []), `talos.config=${input.configUrl}`].map(token);
+      return [
+        `echo "Genesis: booting Talos ${token(plan.talosVersion)} ${token(plan.arch)} for ${who} as ${plan.role}"`,
+        `linux ${dir}/vmlinuz ${args.join(' ')}`,
+        `initrd ${dir}/initramfs.xz`,
+        'boot',
+        'echo "Genesis: could not boot Talos, asking again"',
+        '',
+      ].join('\n');
+    }
+  }
+}
