@@ -5,6 +5,8 @@
 //   UEFI HTTP Boot             → an http:// URL of that binary (vendor class HTTPClient)
 //   iPXE itself (77 / 175)     → the HTTP boot.ipxe URL, so iPXE does not load iPXE again
 //   arm64 UEFI PXE, no arm64 iPXE but Debian's network GRUB in assets/grub → that (grub/config.ts)
+//   a Raspberry Pi 4's EEPROM bootloader → the "Raspberry Pi Boot" PXE menu it looks for, and
+//                                Genesis as TFTP server (it then asks for <serial>/start4.elf)
 
 import { GRUB_NETBOOT_ARM64, ipxeBinaryFor } from '../ipxe/binaries.ts';
 import {
@@ -31,7 +33,39 @@ export type ProxyContext = {
   haveGrubArm64?: () => boolean;
 };
 
-export type ClientKind = 'ipxe' | 'pxe' | 'http';
+export type ClientKind = 'ipxe' | 'pxe' | 'http' | 'rpi';
+
+/** The PXE menu entry a Raspberry Pi's bootloader requires in option 43 before it network-boots. */
+export const RPI_BOOT_MENU = 'Raspberry Pi Boot';
+/** IEEE OUIs of Raspberry Pi boards' Ethernet (Raspberry Pi Foundation and Raspberry Pi Trading). */
+const RPI_OUIS = ['b8:27:eb', 'dc:a6:32', 'e4:5f:01', 'd8:3a:dd', '28:cd:c1', '2c:cf:67'];
+
+/**
+ * A Raspberry Pi 4's bootloader announces itself as BIOS PXE (arch 0, UNDI 2.1), like an x86
+ * machine. Its client GUID (option 97) starts with the fourcc "RPi4" (0x34695052, little-endian)
+ * by default (bootloader DHCP_OPTION97=1); older bootloaders repeat the serial number, so the
+ * board's MAC vendor prefix is the other sign.
+ */
+export function isRaspberryPi(req: DhcpPacket, mac: string): boolean {
+  const guid = req.options.get(Option.CLIENT_GUID);
+  if (guid && guid.length >= 5 && guid.subarray(1, 5).toString('latin1') === 'RPi4') return true;
+  if (guid && guid.length >= 4 && guid.subarray(0, 4).toString('latin1') === 'RPi4') return true;
+  return RPI_OUIS.includes(mac.slice(0, 8));
+}
+
+/** Option 43 for a Pi: discovery control 3 (use this offer's server), the menu item and a zero-second prompt. */
+function rpiVendorOptions(): Buffer {
+  const item = Buffer.from(RPI_BOOT_MENU, 'latin1');
+  const prompt = Buffer.from('PXE', 'latin1');
+  return Buffer.concat([
+    Buffer.from([6, 1, 3]),
+    Buffer.from([9, item.length + 3, 0, 0, item.length]),
+    item,
+    Buffer.from([10, prompt.length + 1, 0]),
+    prompt,
+    Buffer.from([255]),
+  ]);
+}
 
 export type ProxyAnswer =
   | {
@@ -69,7 +103,11 @@ export function proxyAnswer(req: DhcpPacket, port: 'dhcp' | 'pxe', ctx: ProxyCon
 
   let client: ClientKind;
   let bootfile: string;
-  if (userClasses(req).includes('iPXE') || req.options.has(Option.IPXE_ENCAP)) {
+  if (arch === 0 && !http && isRaspberryPi(req, mac)) {
+    // The Pi asks Genesis's TFTP for <serial>/start4.elf and the rest (uboot/raspberry-pi.ts).
+    client = 'rpi';
+    bootfile = '';
+  } else if (userClasses(req).includes('iPXE') || req.options.has(Option.IPXE_ENCAP)) {
     client = 'ipxe';
     bootfile = `${ctx.baseUrl}/boot.ipxe`;
   } else {
@@ -94,9 +132,10 @@ export function proxyAnswer(req: DhcpPacket, port: 'dhcp' | 'pxe', ctx: ProxyCon
   const guid = req.options.get(Option.CLIENT_GUID);
   if (guid) options.set(Option.CLIENT_GUID, guid);
   // PXE_DISCOVERY_CONTROL = 8: take the boot file from this offer, skip boot-server discovery.
-  if (client !== 'http') options.set(Option.VENDOR_SPECIFIC, Buffer.from([6, 1, 8, 255]));
-  if (client === 'pxe') options.set(Option.SERVER_NAME, Buffer.from(ctx.serverIp));
-  options.set(Option.BOOTFILE_NAME, Buffer.from(bootfile));
+  if (client === 'rpi') options.set(Option.VENDOR_SPECIFIC, rpiVendorOptions());
+  else if (client !== 'http') options.set(Option.VENDOR_SPECIFIC, Buffer.from([6, 1, 8, 255]));
+  if (client === 'pxe' || client === 'rpi') options.set(Option.SERVER_NAME, Buffer.from(ctx.serverIp));
+  if (bootfile) options.set(Option.BOOTFILE_NAME, Buffer.from(bootfile));
 
   const packet: DhcpPacket = {
     op: BOOTREPLY,

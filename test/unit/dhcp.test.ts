@@ -166,3 +166,42 @@ describe('proxyDHCP answers', () => {
   });
 });
 
+
+// No Pi can be emulated here: the DISCOVER is a BIOS PXE one (arch 0, UNDI 2.1, as the Pi 4's
+// bootloader announces itself) with the Pi's marks written from Raspberry Pi's bootloader
+// documentation: option 97 starting with the fourcc "RPi4", or a Raspberry Pi MAC prefix.
+describe('the proxyDHCP and a Raspberry Pi 4 bootloader', () => {
+  const piDiscover = (mac: string, guid?: Buffer) => {
+    const p = packet('ipxe-bios-rom-discover');
+    for (const o of [Option.USER_CLASS, Option.IPXE_ENCAP, Option.CLIENT_GUID]) p.options.delete(o);
+    p.options.set(Option.VENDOR_CLASS, Buffer.from('PXEClient:Arch:00000:UNDI:002001'));
+    p.options.set(Option.CLIENT_ARCH, Buffer.from([0, 0]));
+    if (guid) p.options.set(Option.CLIENT_GUID, guid);
+    p.chaddr = Buffer.concat([Buffer.from(mac.split(':').map((h) => parseInt(h, 16))), Buffer.alloc(10)]);
+    return p;
+  };
+  const rpiGuid = Buffer.concat([Buffer.from([0]), Buffer.from('RPi4', 'latin1'), Buffer.from([0x11, 0x31, 0xc0, 0x00, 0x0a, 0x00, 0x00, 0x01, 0x12, 0x34, 0xab, 0xcd])]);
+
+  it('answers with the "Raspberry Pi Boot" menu and Genesis as TFTP server, and no boot file', () => {
+    for (const p of [piDiscover('02:00:00:0a:00:01', rpiGuid), piDiscover('dc:a6:32:0a:00:01')]) {
+      const a = reply(proxyAnswer(p, 'dhcp', ctx));
+      expect(a.client).toBe('rpi');
+      const o43 = a.packet.options.get(Option.VENDOR_SPECIFIC)!;
+      expect(o43.toString('latin1')).toContain('Raspberry Pi Boot');
+      // Sub-options in order: discovery control 3, the menu (type 0, its text), the prompt, the end.
+      expect([...o43.subarray(0, 8)]).toEqual([6, 1, 3, 9, 20, 0, 0, 17]);
+      expect(o43.at(-1)).toBe(255);
+      expect(a.packet.siaddr).toBe('192.0.2.1');
+      expect(a.packet.options.get(Option.SERVER_NAME)?.toString()).toBe('192.0.2.1');
+      expect(a.packet.options.has(Option.BOOTFILE_NAME)).toBe(false);
+      expect(a.packet.file).toBe('');
+      // The round trip through the codec keeps it.
+      expect(decode(encode(a.packet)).options.get(Option.VENDOR_SPECIFIC)).toEqual(o43);
+    }
+  });
+
+  it('an x86 BIOS machine with the same DISCOVER still gets undionly.kpxe', () => {
+    const a = reply(proxyAnswer(piDiscover('52:54:00:0a:00:01'), 'dhcp', ctx));
+    expect(a).toMatchObject({ client: 'pxe', bootfile: 'undionly.kpxe' });
+  });
+});
