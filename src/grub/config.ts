@@ -19,7 +19,7 @@ import type { Arch } from '../domain/node.ts';
 import { GRUB_NETBOOT_ARM64 } from '../ipxe/binaries.ts';
 import { talosKernelArgs } from '../ipxe/kernel-args.ts';
 import type { BootPlan } from '../ipxe/plan.ts';
-import { holdReason } from '../ipxe/plan.ts';
+import { holdEcho, whoText } from '../ipxe/echo.ts';
 import { token } from '../ipxe/script.ts';
 
 
@@ -40,11 +40,6 @@ export function classifyGrubFile(name: string): GrubFile | undefined {
     return mac ? { kind: 'machine', mac } : { kind: 'other' };
   }
   return { kind: 'other' };
-}
-
-/** Free text inside a double-quoted GRUB `echo`: no quote, '$' or backslash reaches its parser. */
-function text(value: string): string {
-  return value.replace(/[^A-Za-z0-9 ._:/=+,@()<>-]/g, '?').replace(/\s+/g, ' ').trim();
 }
 
 export function renderGrubBootstrap(retrySeconds: number): string {
@@ -76,14 +71,11 @@ export function talosTftpDir(version: string, arch: Arch): string {
 export function renderGrubMachineConfig(input: GrubMachineInput): string {
   const { plan } = input;
   const mac = token(input.mac);
-  const who = input.hostname ? `${text(input.hostname)} (${mac})` : mac;
+  const who = whoText(mac, input.hostname);
   switch (plan.kind) {
-    case 'wait': {
-      const why = holdReason(plan) ?? `recorded, no role yet: genesis nodes assign ${mac} worker`;
-      return [`echo "Genesis: ${who}: ${text(why.slice(0, 200))}"`, ''].join('\n');
-    }
+    case 'wait':
     case 'unsupported':
-      return [`echo "Genesis: cannot boot ${who}: ${text(plan.reason)}"`, ''].join('\n');
+      return [holdEcho(plan, mac, who), ''].join('\n');
     case 'local':
       // GRUB's exit returns to the firmware, which tries its next boot option (the disk).
       return [`echo "Genesis: ${who} is installed, leaving to the next boot option"`, 'exit', ''].join('\n');

@@ -8,12 +8,12 @@
 // installed machine's script ends the loop, so distro boot moves on to its next target.
 //
 // U-Boot's shell expands ${...} and splits at whitespace and ';': values written into a script
-// go through the same token()/text() checks as iPXE's.
+// go through the same token() check as iPXE's, and echo text through ipxe/echo.ts.
 
 import type { Arch } from '../domain/node.ts';
 import { talosKernelArgs } from '../ipxe/kernel-args.ts';
 import type { BootPlan } from '../ipxe/plan.ts';
-import { holdReason } from '../ipxe/plan.ts';
+import { holdEcho, whoText } from '../ipxe/echo.ts';
 import { token } from '../ipxe/script.ts';
 
 /** RFC 7440 window U-Boot asks for when the script sets it: 8 doubled TFTP throughput under QEMU. */
@@ -21,14 +21,6 @@ export const UBOOT_TFTP_WINDOW = 8;
 /** U-Boot's own TFTP timer (ms; its minimum is 1000) and how many timeouts a file may take. */
 export const UBOOT_TFTP_TIMEOUT_MS = 1000;
 export const UBOOT_TFTP_TIMEOUTS = 100;
-
-/**
- * Free text inside a double-quoted `echo`: anything outside a plain set becomes '?', so no quote,
- * '$', ';' or backslash reaches U-Boot's shell. (Unlike iPXE, a word may start with '-'.)
- */
-function text(value: string): string {
-  return value.replace(/[^A-Za-z0-9 ._:/=+,@()<>-]/g, '?').replace(/\s+/g, ' ').trim();
-}
 
 export function renderUbootBootScript(retrySeconds: number): string {
   return [
@@ -54,14 +46,11 @@ export type UbootMachineInput = { plan: BootPlan; mac: string; hostname?: string
 export function renderUbootMachineScript(input: UbootMachineInput): string {
   const { plan } = input;
   const mac = token(input.mac);
-  const who = input.hostname ? `${text(input.hostname)} (${mac})` : mac;
+  const who = whoText(mac, input.hostname);
   switch (plan.kind) {
-    case 'wait': {
-      const why = holdReason(plan) ?? `recorded, no role yet: genesis nodes assign ${mac} worker`;
-      return [`echo "Genesis: ${who}: ${text(why.slice(0, 200))}"`, ''].join('\n');
-    }
+    case 'wait':
     case 'unsupported':
-      return [`echo "Genesis: cannot boot ${who}: ${text(plan.reason)}"`, ''].join('\n');
+      return [holdEcho(plan, mac, who), ''].join('\n');
     case 'local':
       return [`echo "Genesis: ${who} is installed, leaving to the next boot target"`, 'setenv genesis_loop 0', ''].join('\n');
     case 'install':
