@@ -284,7 +284,17 @@ export class Genesis {
         const ip = sourceAddress(t.client.slice(0, t.client.lastIndexOf(':')));
         this.recordForKnownNode(() => this.inventory?.byIp(ip)?.mac, 'tftp-served', { file: t.file, bytes: t.bytes, durationMs: t.durationMs });
         const warning = loops.observe(ip, t.file, Date.now());
-        if (warning) this.log.warn({ client: ip, file: t.file }, warning);
+        if (warning) {
+          this.log.warn({ client: ip, file: t.file }, warning);
+          // A known machine's record says so too (the dashboard's "iPXE loop" badge); reaching its
+          // boot script clears it, as for any other hold.
+          try {
+            const mac = this.inventory?.byIp(ip)?.mac;
+            if (mac) this.inventory!.setWaiting(mac, warning);
+          } catch (err) {
+            this.log.warn({ err }, 'could not record the iPXE loop on the node');
+          }
+        }
       });
     }
     if (events) listening.events = events;

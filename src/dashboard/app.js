@@ -5,14 +5,48 @@
 'use strict';
 
 const $ = (selector) => document.querySelector(selector);
-const COLUMNS = ['MAC', 'Hostname', 'Role', 'Arch / firmware', 'State', 'Talos', 'Version', 'IP', 'Last seen'];
+/** The fleet's columns: heading, and the key its sort button orders by. */
+const COLUMNS = [
+  ['MAC', 'mac'],
+  ['Hostname', 'hostname'],
+  ['Role', 'role'],
+  ['Arch / firmware', 'arch'],
+  ['State', 'state'],
+  ['Talos', 'talosStage'],
+  ['Version', 'talosVersion'],
+  ['IP', 'lastIp'],
+  ['Last seen', 'lastSeen'],
+];
 
-const ui = { csrf: null, defaultTalosVersion: '', nodes: new Map(), selected: null, logAfter: 0, logBusy: false, logAgain: false, stream: null };
+const ui = {
+  csrf: null,
+  defaultTalosVersion: '',
+  nodes: new Map(),
+  selected: null,
+  logAfter: 0,
+  logBusy: false,
+  logAgain: false,
+  stream: null,
+  filter: '',
+  sort: { key: 'mac', dir: 1 },
+  // The settings form holds the operator's unsaved edits: live updates do not overwrite them.
+  detailsDirty: false,
+};
 
 class ApiError extends Error {}
 
 async function api(method, path, body) {
-  const headers = { accept: 'application/json' };
+  const res = await request(method, path, body, 'application/json');
+  return res.status === 204 ? null : await res.json().catch(() => null);
+}
+
+/** A text answer (the config preview is YAML). */
+async function apiText(path) {
+  return (await request('GET', path, undefined, 'application/yaml')).text();
+}
+
+async function request(method, path, body, accept) {
+  const headers = { accept };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET') headers['x-genesis-csrf'] = ui.csrf;
   const res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
@@ -20,9 +54,11 @@ async function api(method, path, body) {
     showLogin('Your session ended; log in again.');
     throw new ApiError('not logged in');
   }
-  const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new ApiError((data && data.message) || `${res.status} ${res.statusText}`);
-  return data;
+  if (!res.ok) {
+    const data = await res.json().catch(() => null);
+    throw new ApiError((data && data.message) || `${res.status} ${res.statusText}`);
+  }
+  return res;
 }
 
 function el(tag, text, attrs = {}) {
@@ -47,6 +83,25 @@ function talosText(n) {
   return n.talosStage + (n.talosReady ? ', ready' : '');
 }
 
+/**
+ * Why this machine needs the operator, or null: two machines claim its MAC, Genesis holds it back
+ * (assets missing, a config that cannot be rendered, iPXE loading itself in a loop).
+ */
+function attentionOf(n) {
+  if (n.conflict) return `held: ${n.conflict} (genesis nodes confirm ${n.mac} <address>)`;
+  return n.waiting || null;
+}
+
+/** A short name for the attention reason, for the badge beside the MAC. */
+function badgeOf(n) {
+  if (n.conflict) return 'conflict';
+  const w = n.waiting || '';
+  if (/kernel and initramfs|assets/.test(w)) return 'needs assets';
+  if (/cannot be rendered/.test(w)) return 'config error';
+  if (/loading iPXE again/.test(w)) return 'iPXE loop';
+  return w ? 'waiting' : null;
+}
+
 function row(n) {
   const tr = el('tr', undefined, { 'data-mac': n.mac, 'aria-selected': String(n.mac === ui.selected) });
   const cells = [
@@ -61,20 +116,78 @@ function row(n) {
     ago(n.talosSeen && (!n.lastSeen || n.talosSeen > n.lastSeen) ? n.talosSeen : n.lastSeen),
   ];
   cells.forEach((text, i) => {
-    const td = el('td', text, { 'data-label': COLUMNS[i] });
-    if (i === 0) td.className = 'mac';
+    const td = el('td', undefined, { 'data-label': COLUMNS[i][0] });
+    if (i === 0) {
+      td.className = 'mac';
+      // A real link: the permalink of the machine, reachable with the keyboard.
+      const a = el('a', text, { href: `#node=${n.mac}` });
+      a.addEventListener('click', (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        void select(n.mac);
+      });
+      td.append(a);
+      const badge = badgeOf(n);
+      if (badge) td.append(el('span', badge, { class: 'badge' }));
+    } else {
+      td.textContent = text;
+    }
     if (i === 4) {
       td.className = 'state';
       td.dataset.state = n.state;
       // Why Genesis holds this machine back from installing: shown in full, not only on hover.
       // A conflict first: two machines claim this MAC, and nothing is served until it is resolved.
-      const attention = n.conflict ? `held: ${n.conflict} (genesis nodes confirm ${n.mac} <address>)` : n.waiting;
+      const attention = attentionOf(n);
       if (attention) td.append(el('div', `⚠ ${attention}`, { class: 'attention', role: 'status' }));
     }
     tr.append(td);
   });
   tr.addEventListener('click', () => select(n.mac));
   return tr;
+}
+
+/** "2 installed, 1 waiting · 2 controlplane, 1 worker · 1 needs attention": counts for the heading. */
+function fleetSummary(nodes) {
+  const count = (key) => {
+    const m = new Map();
+    for (const n of nodes) m.set(key(n), (m.get(key(n)) ?? 0) + 1);
+    return [...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${v} ${k}`).join(', ');
+  };
+  const attention = nodes.filter(attentionOf).length;
+  return [count((n) => n.state), count((n) => n.role), attention ? `${attention} need${attention === 1 ? 's' : ''} attention` : ''].filter(Boolean).join(' · ');
+}
+
+/** Does the machine match the search words (every word somewhere in its MAC, names, addresses, labels, state)? */
+function matches(n, filter) {
+  if (!filter) return true;
+  const hay = [n.mac, n.hostname, n.role, n.state, n.arch, n.firmware, n.lastIp, ...(n.talosAddresses || []), n.product, n.manufacturer, n.serial, attentionOf(n),
+    ...Object.entries(n.labels || {}).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(' ').toLowerCase();
+  return filter.toLowerCase().split(/\s+/).every((w) => hay.includes(w));
+}
+
+function sortValue(n, key) {
+  if (key === 'lastIp') return (n.lastIp || '').split('.').map((p) => p.padStart(3, '0')).join('.');
+  if (key === 'lastSeen') return (n.talosSeen && (!n.lastSeen || n.talosSeen > n.lastSeen) ? n.talosSeen : n.lastSeen) || '';
+  if (key === 'talosVersion') return n.talosVersion || ui.defaultTalosVersion;
+  return String(n[key] ?? '');
+}
+
+function renderHeader() {
+  const tr = $('#fleet thead tr');
+  tr.replaceChildren(
+    ...COLUMNS.map(([title, key]) => {
+      const th = el('th', undefined, { scope: 'col' });
+      if (ui.sort.key === key) th.setAttribute('aria-sort', ui.sort.dir > 0 ? 'ascending' : 'descending');
+      const b = el('button', title, { type: 'button', class: 'sort', 'data-sort': key });
+      b.addEventListener('click', () => {
+        ui.sort = { key, dir: ui.sort.key === key ? -ui.sort.dir : 1 };
+        renderHeader();
+        renderFleet();
+      });
+      th.append(b);
+      return th;
+    }),
+  );
 }
 
 /** "5" for one architecture, "5: 3 amd64, 2 arm64" for a mixed fleet (unknown ones counted as such). */
@@ -86,12 +199,20 @@ function fleetCount(nodes) {
 }
 
 function renderFleet() {
-  const body = $('#fleet tbody');
-  body.replaceChildren(...[...ui.nodes.values()].map(row));
-  $('#count').textContent = ui.nodes.size ? `(${fleetCount([...ui.nodes.values()])})` : '';
+  const all = [...ui.nodes.values()];
+  const { key, dir } = ui.sort;
+  const shown = all.filter((n) => matches(n, ui.filter)).sort((a, b) => dir * sortValue(a, key).localeCompare(sortValue(b, key)) || a.mac.localeCompare(b.mac));
+  $('#fleet tbody').replaceChildren(...shown.map(row));
+  $('#count').textContent = ui.nodes.size ? `(${fleetCount(all)}${shown.length < all.length ? `, ${shown.length} shown` : ''})` : '';
+  $('#summary').textContent = all.length ? fleetSummary(all) : '';
   $('#empty').hidden = ui.nodes.size > 0;
   $('#fleet').hidden = ui.nodes.size === 0;
 }
+
+$('#search').addEventListener('input', (e) => {
+  ui.filter = e.target.value.trim();
+  renderFleet();
+});
 
 async function renderCluster() {
   const [c, cold] = await Promise.all([api('GET', '/cluster'), api('GET', '/power/cold-start')]);
@@ -142,14 +263,233 @@ $('#backup-now').addEventListener('click', async () => {
 async function select(mac) {
   ui.selected = mac;
   ui.logAfter = 0;
+  ui.detailsDirty = false;
+  // The address bar is the permalink: reload or share it and the same machine is open.
+  if (location.hash !== `#node=${mac}`) history.replaceState(null, '', `#node=${mac}`);
+  $('#permalink').href = `#node=${mac}`;
   $('#klog').textContent = '';
+  $('#config-preview').hidden = true;
+  clearFieldErrors();
   for (const tr of document.querySelectorAll('#fleet tbody tr')) tr.setAttribute('aria-selected', String(tr.dataset.mac === mac));
   $('#node').hidden = false;
   $('#node-message').textContent = '';
   renderNode();
   await Promise.all([renderTimeline(), appendLog()]);
-  if (window.matchMedia('(max-width: 700px)').matches) $('#node').scrollIntoView({ behavior: 'smooth' });
+  if (!window.matchMedia('(min-width: 1100px)').matches) $('#node').scrollIntoView({ behavior: 'smooth' });
 }
+
+function closeNode() {
+  ui.selected = null;
+  history.replaceState(null, '', location.pathname);
+  $('#node').hidden = true;
+  for (const tr of document.querySelectorAll('#fleet tbody tr')) tr.setAttribute('aria-selected', 'false');
+}
+
+$('#close-node').addEventListener('click', closeNode);
+
+/** The permalink opened, or changed by hand: open that machine (once the fleet is loaded). */
+function selectFromHash() {
+  const mac = /^#node=([0-9a-f:]{17})$/i.exec(location.hash)?.[1]?.toLowerCase();
+  if (mac && mac !== ui.selected && ui.nodes.has(mac)) void select(mac);
+}
+window.addEventListener('hashchange', selectFromHash);
+
+const selectorText = (o) => Object.entries(o || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+
+/** "a=b, c=d" → {a: "b", c: "d"}; a part without "=" is an error naming it. */
+function parsePairs(text, field) {
+  const out = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new FieldError(field, `${field}: "${part}" is not key=value`);
+    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+class FieldError extends Error {
+  constructor(field, message) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** The settings form from the node, unless the operator is editing it. */
+function fillDetails(n, force) {
+  if (ui.detailsDirty && !force) return;
+  $('#install-disk').value = n.installDisk || '';
+  $('#disk-selector').value = selectorText(n.diskSelector);
+  $('#labels').value = selectorText(n.labels);
+  $('#talos-version').value = n.talosVersion || '';
+  $('#talos-version').placeholder = `${ui.defaultTalosVersion} (default)`;
+  $('#address').value = n.network?.address || '';
+  $('#gateway').value = n.network?.gateway || '';
+  $('#nameservers').value = (n.network?.nameservers || []).join(', ');
+  $('#patch').value = n.configPatch || '';
+  ui.detailsDirty = false;
+}
+
+$('#details').addEventListener('input', () => {
+  ui.detailsDirty = true;
+});
+
+/** Which input a server message is about: the API names the field first ("installDisk …", "network.gateway …"). */
+const FIELD_OF_MESSAGE = [
+  [/^installDisk/, 'install-disk'],
+  [/^diskSelector|^give installDisk or diskSelector/, 'disk-selector'],
+  [/^labels?\b/, 'labels'],
+  [/^talosVersion/, 'talos-version'],
+  [/^network(\.|\/)?address|^network\b(?!\.)/, 'address'],
+  [/^network(\.|\/)gateway/, 'gateway'],
+  [/^network(\.|\/)nameservers/, 'nameservers'],
+  [/^configPatch/, 'patch'],
+];
+
+function clearFieldErrors() {
+  for (const e of document.querySelectorAll('#details [aria-invalid]')) {
+    e.removeAttribute('aria-invalid');
+    e.removeAttribute('aria-describedby');
+  }
+  for (const e of document.querySelectorAll('#details .field-error')) e.remove();
+  $('#details-error').hidden = true;
+}
+
+/** The server's reason beside the field it names (and in the form's alert line). */
+function showFieldError(message, field) {
+  // A schema refusal reads "body field labels.x must …"; the field's own checks name it first.
+  const about = message.replace(/^body field /, '');
+  const id = field || FIELD_OF_MESSAGE.find(([re]) => re.test(about))?.[1];
+  const box = $('#details-error');
+  box.hidden = false;
+  box.textContent = message;
+  if (!id) return;
+  const input = document.getElementById(id);
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-describedby', `${id}-error`);
+  input.parentElement.append(el('span', message, { id: `${id}-error`, class: 'field-error' }));
+  input.focus();
+}
+
+/** Only what the operator changed is sent: a field left alone is not re-validated or rewritten. */
+function detailChanges(n) {
+  const changes = {};
+  const text = (id) => document.getElementById(id).value.trim();
+  const disk = text('install-disk') || null;
+  if (disk !== (n.installDisk || null)) changes.installDisk = disk;
+  const selector = text('disk-selector');
+  if (selector !== selectorText(n.diskSelector)) changes.diskSelector = selector ? parsePairs(selector, 'diskSelector') : null;
+  const labels = text('labels');
+  if (labels !== selectorText(n.labels)) changes.labels = parsePairs(labels, 'labels');
+  const version = text('talos-version') || null;
+  if (version !== (n.talosVersion || null)) changes.talosVersion = version;
+  const address = text('address');
+  const gateway = text('gateway');
+  const nameservers = text('nameservers').split(',').map((s) => s.trim()).filter(Boolean);
+  const network = address ? { address, ...(gateway ? { gateway } : {}), ...(nameservers.length ? { nameservers } : {}) } : null;
+  if (!address && (gateway || nameservers.length)) throw new FieldError('address', 'network: a gateway or nameservers need a static address');
+  if (JSON.stringify(network) !== JSON.stringify(n.network || null)) changes.network = network;
+  const patch = $('#patch').value.trim() ? $('#patch').value : null;
+  if (patch !== (n.configPatch || null)) changes.configPatch = patch;
+  return changes;
+}
+
+$('#details').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const mac = ui.selected;
+  const n = ui.nodes.get(mac);
+  const msg = $('#node-message');
+  clearFieldErrors();
+  try {
+    const changes = detailChanges(n);
+    if (!Object.keys(changes).length) {
+      msg.className = '';
+      msg.textContent = 'Nothing to save: no setting changed.';
+      return;
+    }
+    const node = await api('PATCH', `/nodes/${encodeURIComponent(mac)}`, changes);
+    ui.nodes.set(node.mac, node);
+    ui.detailsDirty = false;
+    renderFleet();
+    renderNode();
+    fillDetails(node, true);
+    msg.className = node.warnings?.length ? 'error' : '';
+    msg.textContent = `Saved ${Object.keys(changes).join(', ')}.${node.warnings?.length ? ` Warnings: ${node.warnings.join('; ')}` : ''}`;
+  } catch (err) {
+    if (err instanceof FieldError) return showFieldError(err.message, err.field);
+    showFieldError(err.message);
+  }
+});
+
+$('#show-config').addEventListener('click', async () => {
+  const pre = $('#config-preview');
+  const msg = $('#node-message');
+  if (!pre.hidden) {
+    pre.hidden = true;
+    return;
+  }
+  try {
+    pre.textContent = await apiText(`/nodes/${encodeURIComponent(ui.selected)}/config`);
+    pre.hidden = false;
+    msg.className = '';
+    msg.textContent = 'The machine config it would receive; keys and tokens masked.';
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+});
+
+$('#mark-installed').addEventListener('click', async () => {
+  const mac = ui.selected;
+  if (!confirm(`Mark ${mac} installed? Its next network boot goes to its own disk.`)) return;
+  const msg = $('#node-message');
+  try {
+    const node = await api('POST', `/nodes/${encodeURIComponent(mac)}/installed`);
+    ui.nodes.set(node.mac, node);
+    renderFleet();
+    renderNode();
+    msg.className = '';
+    msg.textContent = 'Marked installed: its next network boot goes to its own disk.';
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+});
+
+$('#delete-node').addEventListener('click', async () => {
+  const mac = ui.selected;
+  if (!confirm(`Delete ${mac}? Genesis forgets the machine (its events are kept); if it boots again it is discovered anew.`)) return;
+  try {
+    await api('DELETE', `/nodes/${encodeURIComponent(mac)}`);
+    ui.nodes.delete(mac);
+    closeNode();
+    renderFleet();
+    $('#register-message').textContent = '';
+  } catch (err) {
+    $('#node-message').className = 'error';
+    $('#node-message').textContent = err.message;
+  }
+});
+
+$('#register').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const msg = $('#register-message');
+  const mac = $('#new-mac').value.trim().toLowerCase().replace(/-/g, ':');
+  const hostname = $('#new-hostname').value.trim();
+  try {
+    if (ui.nodes.has(mac)) throw new ApiError(`${mac} is already in the fleet`);
+    const node = await api('PUT', `/nodes/${encodeURIComponent(mac)}`, { role: $('#new-role').value, ...(hostname ? { hostname } : {}) });
+    ui.nodes.set(node.mac, node);
+    renderFleet();
+    msg.className = '';
+    msg.textContent = `Added ${node.mac}: it gets its role the first time it boots.`;
+    $('#new-mac').value = '';
+    $('#new-hostname').value = '';
+    void select(node.mac);
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+});
 
 function renderNode() {
   const n = ui.nodes.get(ui.selected);
@@ -176,7 +516,11 @@ function renderNode() {
     const a = b.dataset.power;
     b.hidden = a === 'reboot' || a === 'reinstall-now' ? false : method === 'manual' || (method === 'wol' && a !== 'on');
   }
-  $('#node-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v, k === 'State' ? { id: 'node-state' } : {})]));
+  const attention = attentionOf(n);
+  if (attention) facts.unshift(['Needs attention', attention]);
+  $('#node-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v, k === 'State' ? { id: 'node-state' } : k === 'Needs attention' ? { id: 'node-attention', class: 'attention' } : {})]));
+  $('#mark-installed').hidden = n.state === 'installed' || n.role === 'unassigned';
+  fillDetails(n, false);
   renderConflict(n);
 }
 
@@ -215,7 +559,8 @@ async function renderTimeline() {
   const items = t.steps.map((s) => {
     const gap = s.sincePreviousMs === null ? '' : ` +${(s.sincePreviousMs / 1000).toFixed(1)}s`;
     const li = el('li', `${new Date(s.at).toLocaleTimeString()} ${s.step}${gap}`);
-    if (s.detail && (s.detail.error || s.detail.reason)) li.title = String(s.detail.error || s.detail.reason);
+    // The reason in the text itself: a phone has no hover.
+    if (s.detail && (s.detail.error || s.detail.reason)) li.append(el('span', String(s.detail.error || s.detail.reason), { class: 'reason' }));
     return li;
   });
   $('#timeline').replaceChildren(...items);
@@ -285,6 +630,7 @@ function connectStream() {
     const { event, node } = JSON.parse(m.data);
     if (node) ui.nodes.set(node.mac, node);
     else ui.nodes.delete(event.mac);
+    if (!node && event.mac === ui.selected) closeNode();
     renderFleet();
     if (event.mac === ui.selected) {
       renderNode();
@@ -303,6 +649,7 @@ async function loadFleet() {
   ui.nodes = new Map(nodes.map((n) => [n.mac, n]));
   renderFleet();
   renderNode();
+  selectFromHash();
 }
 
 function showLogin(message) {
@@ -331,6 +678,7 @@ async function start() {
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#logout').hidden = false;
+  renderHeader();
   await Promise.all([loadFleet(), renderCluster(), renderBackups()]);
   connectStream();
   // "Last seen" ages; the cluster state moves without node events after the bootstrap.

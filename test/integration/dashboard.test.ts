@@ -11,6 +11,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeScriptUrl, startGenesis, TEST_TOKEN, type TestGenesis } from '../helpers/genesis-app.ts';
+import { contrastFailuresScript, type ContrastFailure } from '../helpers/contrast.ts';
 import { run } from '../helpers/run.ts';
 import { kmsg, TalosReporter } from '../helpers/talos-reporter.ts';
 import { until } from '../helpers/wait.ts';
@@ -194,6 +195,162 @@ describe('dashboard in Chromium', () => {
     expect(errors).toEqual([]);
     await context.close();
   }, 90_000);
+
+  it('does everything `genesis nodes` does: add by MAC, settings with inline errors, config preview, mark installed, delete; search, sort, counts, permalinks', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('dialog', (d) => void d.accept());
+    await login(page, TEST_TOKEN);
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+
+    // Pre-register a machine before it first boots.
+    const mac = '52:54:00:0b:00:21';
+    await page.locator('#add summary').click();
+    await page.locator('#new-mac').fill(mac.toUpperCase());
+    await page.locator('#new-role').selectOption('worker');
+    await page.locator('#new-hostname').fill('nuc-21');
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    await expect.poll(() => page.locator('#register-message').textContent()).toBe(`Added ${mac}: it gets its role the first time it boots.`);
+    const row = page.locator(`#fleet tr[data-mac="${mac}"]`);
+    await row.waitFor();
+    expect(await row.locator('td.state').textContent()).toBe('assigned');
+    // Its panel opened, and the address bar is its permalink.
+    await expect.poll(() => page.locator('#node-title').textContent()).toBe(`nuc-21 (${mac})`);
+    expect(new URL(page.url()).hash).toBe(`#node=${mac}`);
+    // Beside the fleet on a wide screen.
+    const side = await page.locator('#node').boundingBox();
+    const fleetBox = await page.locator('#fleet-card').boundingBox();
+    expect(side!.x).toBeGreaterThan(fleetBox!.x + fleetBox!.width - 1);
+
+    // Settings: a wrong value is refused by the server and shown at its field.
+    await page.locator('#settings summary').click();
+    await page.locator('#install-disk').fill('sda');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#install-disk').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#install-disk-error').textContent()).toBe('installDisk "sda" must be a device path such as /dev/sda or /dev/disk/by-id/…');
+    await page.locator('#patch').fill('machine: [unclosed');
+    await page.locator('#install-disk').fill('/dev/nvme0n1');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#patch').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#install-disk').getAttribute('aria-invalid')).toBeNull();
+    expect(await page.locator('#patch-error').textContent()).toMatch(/^configPatch: /);
+    expect(((await (await g.api('GET', `/nodes/${mac}`)).json()) as { installDisk: string | null }).installDisk).toBeNull();
+
+    // Then every setting at once, as `genesis nodes assign` sets them.
+    await page.locator('#labels').fill('zone=rack1, disk=ssd');
+    await page.locator('#talos-version').fill('v1.13.9');
+    await page.locator('#address').fill('192.0.2.21/24');
+    await page.locator('#gateway').fill('192.0.2.1');
+    await page.locator('#nameservers').fill('192.0.2.1, 192.0.2.2');
+    await page.locator('#patch').fill('machine:\n  sysctls:\n    vm.max_map_count: "262144"\n');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#node-message').textContent()).toBe('Saved installDisk, labels, talosVersion, network, configPatch.');
+    expect(await page.locator('#details-error').isHidden()).toBe(true);
+    expect(await (await g.api('GET', `/nodes/${mac}`)).json()).toMatchObject({
+      installDisk: '/dev/nvme0n1',
+      labels: { zone: 'rack1', disk: 'ssd' },
+      talosVersion: 'v1.13.9',
+      network: { address: '192.0.2.21/24', gateway: '192.0.2.1', nameservers: ['192.0.2.1', '192.0.2.2'] },
+      configPatch: 'machine:\n  sysctls:\n    vm.max_map_count: "262144"\n',
+    });
+    // A disk selector replaces the disk path.
+    await page.locator('#install-disk').fill('');
+    await page.locator('#disk-selector').fill('type=nvme');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#node-message').textContent()).toBe('Saved installDisk, diskSelector.');
+    expect(await (await g.api('GET', `/nodes/${mac}`)).json()).toMatchObject({ installDisk: null, diskSelector: { type: 'nvme' } });
+
+    // The config it would receive, masked exactly as the API masks it.
+    await page.getByRole('button', { name: 'Preview config' }).click();
+    await page.locator('#config-preview').waitFor();
+    const preview = await page.locator('#config-preview').textContent();
+    expect(preview).toBe(await (await g.api('GET', `/nodes/${mac}/config`)).text());
+    expect(preview).toContain('vm.max_map_count');
+    // Certificates are public; no private key, plain or base64, is on the page.
+    const blobs = [...preview!.matchAll(/[A-Za-z0-9+/=]{100,}/g)].map((m) => Buffer.from(m[0], 'base64').toString('latin1'));
+    expect(blobs.length).toBeGreaterThan(0);
+    for (const text of [preview!, ...blobs]) expect(text).not.toContain('PRIVATE KEY');
+
+    // Search, counts, sort.
+    expect(await page.locator('#summary').textContent()).toMatch(/\b\d+ assigned\b.*\b\d+ worker\b/);
+    const before = await page.locator('#fleet tbody tr').count();
+    expect(before).toBeGreaterThan(1);
+    await page.locator('#search').fill('rack1');
+    await expect.poll(() => page.locator('#fleet tbody tr').count()).toBe(1);
+    expect(await page.locator('#count').textContent()).toMatch(/, 1 shown\)$/);
+    await page.locator('#search').fill('');
+    await expect.poll(() => page.locator('#fleet tbody tr').count()).toBe(before);
+    const hostnames = async () => (await page.locator('#fleet tbody tr td:nth-child(2)').allTextContents());
+    await page.getByRole('button', { name: 'Hostname' }).click();
+    expect(await page.locator('th[aria-sort]').getAttribute('aria-sort')).toBe('ascending');
+    const up = await hostnames();
+    expect(up).toEqual([...up].sort((a, b) => a.localeCompare(b)));
+    await page.getByRole('button', { name: 'Hostname' }).click();
+    expect(await page.locator('th[aria-sort]').getAttribute('aria-sort')).toBe('descending');
+    expect(await hostnames()).toEqual([...up].reverse());
+
+    // The permalink opens the same machine in a new tab.
+    const other = await context.newPage();
+    await other.goto(`${g.url}/#node=${mac}`);
+    await expect.poll(() => other.locator('#node-title').textContent()).toBe(`nuc-21 (${mac})`);
+    expect(await other.locator('#install-disk').inputValue()).toBe('');
+    expect(await other.locator('#disk-selector').inputValue()).toBe('type=nvme');
+    await other.close();
+
+    // A machine held back wears a badge with the reason.
+    const held = '52:54:00:0b:00:22';
+    await g.api('PUT', `/nodes/${held}`, { role: 'worker', talosVersion: 'v1.13.0' });
+    await bootFrom('127.0.11.22', held);
+    await expect.poll(() => page.locator(`#fleet tr[data-mac="${held}"] .badge`).textContent()).toBe('needs assets');
+    await expect.poll(() => page.locator('#summary').textContent()).toMatch(/need(s)? attention$/);
+
+    // Mark installed, then delete.
+    await page.getByRole('button', { name: 'Mark installed' }).click();
+    await expect.poll(() => row.locator('td.state').textContent()).toBe('installed');
+    await expect.poll(() => page.getByRole('button', { name: 'Mark installed' }).isHidden()).toBe(true);
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => row.count()).toBe(0);
+    expect(await page.locator('#node').isHidden()).toBe(true);
+    expect((await g.api('GET', `/nodes/${mac}`)).status).toBe(404);
+
+    // On a phone the machine opens above the fleet, and timeline reasons are text, not hover titles.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.locator(`#fleet tr[data-mac="${held}"] td.mac a`).click();
+    await expect.poll(() => page.locator('#timeline .reason').first().textContent()).toMatch(/^waiting for the Talos v1\.13\.0 amd64 kernel/);
+    expect(await page.locator('#timeline .reason').first().isVisible()).toBe(true);
+    const nodeTop = (await page.locator('#node').boundingBox())!.y;
+    expect(nodeTop).toBeLessThan((await page.locator('#fleet-card').boundingBox())!.y);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-node-phone.png'), fullPage: true });
+
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 90_000);
+
+  it('every text passes WCAG AA contrast (4.5:1) in the light and the dark theme', async () => {
+    for (const colorScheme of ['light', 'dark'] as const) {
+      const context = await browser.newContext({ colorScheme, viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      // The login page, then the app with a machine open, its settings and a held machine's reason.
+      await page.goto(g.url);
+      await page.locator('#token').waitFor();
+      expect(await page.evaluate(contrastFailuresScript(4.5)), `${colorScheme}: login`).toEqual([]);
+      await login(page, TEST_TOKEN);
+      await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+      const held = '52:54:00:0b:00:0c';
+      await page.locator(`#fleet tr[data-mac="${held}"] td.mac a`).click();
+      await page.locator('#settings summary').click();
+      await page.locator('#add summary').click();
+      await page.locator(`#fleet tr[data-mac="${held}"]`).hover();
+      await expect.poll(() => page.locator('#timeline li').count()).toBeGreaterThan(0);
+      const failures = (await page.evaluate(contrastFailuresScript(4.5))) as ContrastFailure[];
+      expect(failures, `${colorScheme}: ${JSON.stringify(failures.slice(0, 5))}`).toEqual([]);
+      await page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${colorScheme}.png`), fullPage: true });
+      await context.close();
+    }
+  }, 60_000);
 
   it('a page on another site cannot act with the operator\'s session (SameSite=Strict)', async () => {
     const mac = '52:54:00:0b:00:03';

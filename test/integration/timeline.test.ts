@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode, MessageType, Option } from '../../src/dhcp/packet.ts';
+import { LOOP_ADVICE } from '../../src/provision/chainload-loop.ts';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
 import { run } from '../helpers/run.ts';
 
@@ -70,6 +71,26 @@ describe('GET /api/v1/nodes/:mac/timeline', () => {
     await pxeRequest(stranger);
     expect(((await (await g.api('GET', `/nodes/${stranger}/events`)).json()) as Json).events).toEqual([]);
     expect((await g.api('GET', `/nodes/${stranger}/timeline`)).status).toBe(404);
+  });
+
+  it('a known machine that loads iPXE again and again is held with the reason, until it reaches its script', async () => {
+    writeFileSync(path.join(g.assetsDir, 'ipxe', 'undionly.kpxe'), Buffer.alloc(3_000, 3));
+    const mac = '52:54:00:00:0f:03';
+    const ip = '127.0.15.3';
+    expect((await g.api('PUT', `/nodes/${mac}`, { role: 'worker' })).status).toBe(201);
+    expect((await run('curl', ['-sf', '-o', '/dev/null', '--interface', ip, nodeScriptUrl(g.url, mac)])).code).toBe(0);
+    const node = async () => (await (await g.api('GET', `/nodes/${mac}`)).json()) as Json;
+    expect((await node()).waiting).toBeNull();
+    // A router that hands iPXE its own binary: the same address fetches it three times.
+    for (let i = 0; i < 3; i++) {
+      const ended = once(g.app.tftp!, 'transfer-end');
+      expect((await run('curl', ['-sS', '-o', '/dev/null', '--interface', ip, `tftp://127.0.0.1:${g.tftpPort}/undionly.kpxe`])).code).toBe(0);
+      await ended;
+    }
+    expect((await node()).waiting).toBe(`${ip} fetched undionly.kpxe 3 times in 120 s: it ${LOOP_ADVICE}`);
+    // The router is fixed: the machine reaches its script, and the hold is gone.
+    expect((await run('curl', ['-sf', '-o', '/dev/null', '--interface', ip, nodeScriptUrl(g.url, mac)])).code).toBe(0);
+    expect((await node()).waiting).toBeNull();
   });
 
   it('needs the API token', async () => {
