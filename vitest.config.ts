@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -7,5 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // `genesis serve` records its data dir under the user's state directory for the CLI
+    // (src/config/serve-marker.ts): tests keep theirs to this run, never the machine's own.
+    env: { XDG_STATE_HOME: path.join(tmpdir(), `genesis-test-state-${process.pid}`) },
   },
 });

@@ -10,7 +10,8 @@ import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../domain/node.ts';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { parseCommand, unknownCommand } from './args.ts';
-import { CliError, cliFailure } from './nodes.ts';
+import { formatted, OUTPUT_HELP, OUTPUT_OPTIONS, outputFormatOf } from './output.ts';
+import { CliError, cliFailure, UsageError } from './nodes.ts';
 
 export const ASSETS_USAGE = `Usage: genesis assets <command> [options]
 
@@ -20,7 +21,8 @@ Commands:
         (published sha256, or recorded on the first fetch from the Image Factory), resumable
   import --talos vX.Y.Z --arch amd64 <dir | kernel initramfs>
         Copy files you brought (air-gapped): vmlinuz-<arch>/kernel-<arch> and initramfs-<arch>.xz
-  list  What is present: versions, sizes, sha256, and which nodes use each version
+  list [-o table|json|yaml]
+        What is present: versions, sizes, sha256, and which nodes use each version
   ipxe [<file | url>] [--sha256 <hex>]
         Put an iPXE EFI binary (snponly.efi) where the proxyDHCP hands it out: arm64 builds to
         assets/ipxe/arm64-efi/, x86-64 ones to assets/ipxe/ (checked from its PE header).
@@ -31,17 +33,18 @@ Commands:
 
 Options:
   --config <file>  Configuration file (assets_dir, talos.version, assets.*)
+${OUTPUT_HELP}
 `;
 
 function arches(v: string | undefined, config: Config): Arch[] {
   const list = splitList(v ?? config.assets.arches);
-  for (const a of list) if (a !== 'amd64' && a !== 'arm64') throw new CliError(`--arch ${a}: amd64 or arm64`);
+  for (const a of list) if (a !== 'amd64' && a !== 'arm64') throw new UsageError(`--arch ${a}: amd64 or arm64`);
   return list as Arch[];
 }
 
 function version(v: string | undefined, config: Config): string {
   const ver = v ?? config.talos.version;
-  if (!isValidTalosVersion(ver)) throw new CliError(`--talos ${ver}: a Talos release tag such as v1.14.0`);
+  if (!isValidTalosVersion(ver)) throw new UsageError(`--talos ${ver}: a Talos release tag such as v1.14.0`);
   return ver;
 }
 
@@ -67,14 +70,14 @@ function progressPrinter(tty: boolean): Progress {
 
 function assetSource(config: Config, schematic: string | undefined): AssetSource {
   const id = schematic ?? config.talos.schematic_id;
-  if (id && !/^[0-9a-f]{64}$/.test(id)) throw new CliError(`--schematic ${id}: a 64-character Image Factory schematic id`);
+  if (id && !/^[0-9a-f]{64}$/.test(id)) throw new UsageError(`--schematic ${id}: a 64-character Image Factory schematic id`);
   return sourceFor({ schematic: id, talosUrl: config.assets.talos_url, factoryUrl: config.assets.factory_url });
 }
 
 export async function assetsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const parsed = parseCommand(
     argv,
-    { config: { type: 'string', short: 'c' }, talos: { type: 'string' }, arch: { type: 'string' }, schematic: { type: 'string' }, sha256: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    { config: { type: 'string', short: 'c' }, talos: { type: 'string' }, arch: { type: 'string' }, schematic: { type: 'string' }, sha256: { type: 'string' }, ...OUTPUT_OPTIONS, help: { type: 'boolean', short: 'h' } },
     ASSETS_USAGE,
     'assets',
   );
@@ -85,7 +88,9 @@ export async function assetsCommand(argv: string[], out: (s: string) => void = (
     (v.help ? process.stdout : process.stderr).write(ASSETS_USAGE);
     return v.help ? 0 : 2;
   }
-  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
+  const format = outputFormatOf(v, 'assets');
+  if (!format) return 2;
+  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1', discover: true });
   try {
     switch (sub) {
       case 'fetch': {
@@ -100,29 +105,31 @@ export async function assetsCommand(argv: string[], out: (s: string) => void = (
         return 0;
       }
       case 'import': {
-        if (!v.talos || !v.arch) throw new CliError('import needs --talos <version> and --arch <arch>');
+        if (!v.talos || !v.arch) throw new UsageError('import needs --talos <version> and --arch <arch>');
         const arch = arches(v.arch, config);
-        if (arch.length !== 1) throw new CliError('import takes one --arch');
+        if (arch.length !== 1) throw new UsageError('import takes one --arch');
         const files = importFiles(rest, arch[0]!);
         const results = await importTalosAssets({ assetsDir: config.assets_dir, version: version(v.talos, config), arch: arch[0]!, files });
         for (const r of results) out(`imported ${v.talos}/${r.arch}/${r.file}  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
         return 0;
       }
-      case 'list':
-        out(listAssets(config));
+      case 'list': {
+        const listing = listAssets(config);
+        out(formatted(format, listing, () => assetsTable(listing)));
         return 0;
+      }
       case 'ipxe': {
-        if (rest.length > 1) throw new CliError('ipxe takes one file or URL');
+        if (rest.length > 1) throw new UsageError('ipxe takes one file or URL');
         const sha256 = v.sha256?.toLowerCase() ?? (rest.length ? undefined : config.assets.ipxe_arm64_sha256 || undefined);
-        if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new CliError(`--sha256 ${sha256}: 64 hex characters`);
+        if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new UsageError(`--sha256 ${sha256}: 64 hex characters`);
         const r = await installIpxeBinary({ assetsDir: config.assets_dir, from: rest[0] ?? config.assets.ipxe_arm64_url, sha256 });
         out(`installed ${path.relative(config.assets_dir, r.dest)} (${r.arch})  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
         return 0;
       }
       case 'grub': {
-        if (rest.length !== 1) throw new CliError('grub takes one file or URL: grubnetaa64.efi.signed from grub-efi-arm64-signed');
+        if (rest.length !== 1) throw new UsageError('grub takes one file or URL: grubnetaa64.efi.signed from grub-efi-arm64-signed');
         const sha256 = v.sha256?.toLowerCase();
-        if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new CliError(`--sha256 ${sha256}: 64 hex characters`);
+        if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new UsageError(`--sha256 ${sha256}: 64 hex characters`);
         const r = await installGrubNetboot({ assetsDir: config.assets_dir, from: rest[0]!, sha256 });
         out(`installed ${path.relative(config.assets_dir, r.dest)} (${r.arch})  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
         return 0;
@@ -139,7 +146,7 @@ export async function assetsCommand(argv: string[], out: (s: string) => void = (
 /** A directory holding release/factory names, or two files: the kernel, then the initramfs. */
 function importFiles(args: string[], arch: Arch): Record<string, string> {
   if (args.length === 2) return { vmlinuz: args[0]!, 'initramfs.xz': args[1]! };
-  if (args.length !== 1) throw new CliError('import takes a directory, or the kernel and the initramfs');
+  if (args.length !== 1) throw new UsageError('import takes a directory, or the kernel and the initramfs');
   const dir = args[0]!;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${dir} is not a directory`);
   const names = importNames(arch);
@@ -152,7 +159,15 @@ function importFiles(args: string[], arch: Arch): Record<string, string> {
   return files;
 }
 
-function listAssets(config: Config): string {
+type AssetFile = { arch: string; file: string; bytes: number | null; sha256: string | null };
+type AssetsListing = {
+  versions: Array<{ version: string; default: boolean; nodes: number; files: AssetFile[] }>;
+  /** Versions machines are assigned that are not present. */
+  missing: Array<{ version: string; nodes: number }>;
+};
+
+/** What is in the assets directory, and how many assigned machines use each version. */
+function listAssets(config: Config): AssetsListing {
   const root = path.join(config.assets_dir, 'talos');
   const usage = new Map<string, number>();
   const dbFile = path.join(config.data_dir, DB_FILE);
@@ -164,20 +179,35 @@ function listAssets(config: Config): string {
       inv.close();
     }
   }
+  const names = existsSync(root) ? readdirSync(root).filter((d) => statSync(path.join(root, d)).isDirectory()).sort() : [];
+  const versions = names.map((version) => ({
+    version,
+    default: version === config.talos.version,
+    nodes: usage.get(version) ?? 0,
+    files: readdirSync(path.join(root, version))
+      .sort()
+      .flatMap((arch) => {
+        const dir = path.join(root, version, arch);
+        const sums = readSums(dir);
+        return ASSET_FILES.map((file) => {
+          const p = path.join(dir, file);
+          return existsSync(p) ? { arch, file, bytes: statSync(p).size, sha256: sums.get(file) ?? null } : { arch, file, bytes: null, sha256: null };
+        });
+      }),
+  }));
+  const missing = [...usage].filter(([v]) => !names.includes(v)).map(([version, nodes]) => ({ version, nodes }));
+  return { versions, missing };
+}
+
+function assetsTable(l: AssetsListing): string {
+  const plural = (n: number) => `${n} node${n === 1 ? '' : 's'}`;
   const lines: string[] = [];
-  const versions = existsSync(root) ? readdirSync(root).filter((d) => statSync(path.join(root, d)).isDirectory()).sort() : [];
-  for (const ver of versions) {
-    const nodes = usage.get(ver) ?? 0;
-    lines.push(`${ver}${ver === config.talos.version ? ' (default)' : ''}  used by ${nodes} node${nodes === 1 ? '' : 's'}`);
-    for (const arch of readdirSync(path.join(root, ver)).sort()) {
-      const dir = path.join(root, ver, arch);
-      const sums = readSums(dir);
-      for (const f of ASSET_FILES) {
-        const p = path.join(dir, f);
-        lines.push(existsSync(p) ? `  ${arch}/${f.padEnd(12)} ${String(statSync(p).size).padStart(10)} bytes  sha256 ${sums.get(f) ?? '(not recorded)'}` : `  ${arch}/${f.padEnd(12)} missing`);
-      }
+  for (const v of l.versions) {
+    lines.push(`${v.version}${v.default ? ' (default)' : ''}  used by ${plural(v.nodes)}`);
+    for (const f of v.files) {
+      lines.push(f.bytes === null ? `  ${f.arch}/${f.file.padEnd(12)} missing` : `  ${f.arch}/${f.file.padEnd(12)} ${String(f.bytes).padStart(10)} bytes  sha256 ${f.sha256 ?? '(not recorded)'}`);
     }
   }
-  for (const [ver, n] of usage) if (!versions.includes(ver)) lines.push(`${ver}  used by ${n} node${n === 1 ? '' : 's'}  NOT PRESENT: genesis assets fetch --talos ${ver}`);
+  for (const m of l.missing) lines.push(`${m.version}  used by ${plural(m.nodes)}  NOT PRESENT: genesis assets fetch --talos ${m.version}`);
   return (lines.length ? lines.join('\n') : 'no Talos assets yet: genesis assets fetch') + '\n';
 }

@@ -4,7 +4,8 @@
 import type { BackupStatus } from '../backup/etcd-backups.ts';
 import type { SnapshotRecord, VerifyResult } from '../backup/snapshot-store.ts';
 import { parseCommand, unknownCommand } from './args.ts';
-import { API_CLIENT_OPTIONS, apiClient, call, CliError, cliFailure } from './nodes.ts';
+import { OUTPUT_HELP, formatted, outputFormatOf } from './output.ts';
+import { API_CLIENT_OPTIONS, apiClient, call, cliFailure, UsageError } from './nodes.ts';
 
 export const BACKUP_USAGE = `Usage: genesis backup <command> [options]
 
@@ -16,7 +17,7 @@ Commands:
 
 Options:
   --url <url>      Genesis HTTP address (default: from the configuration, on 127.0.0.1)
-  --json           Print the API's JSON
+${OUTPUT_HELP}
   --config <file>  Configuration file to read the port and data dir from
 
 Snapshots are files in backup.dir (default: backups/ in the data dir): <name>.db is what
@@ -52,24 +53,25 @@ export async function backupCommand(argv: string[], out: (s: string) => void = (
     (v.help ? process.stdout : process.stderr).write(BACKUP_USAGE);
     return v.help ? 0 : 2;
   }
+  const format = outputFormatOf(v, 'backup');
+  if (!format) return 2;
   const client = apiClient(v.config, v.url);
   try {
     switch (sub) {
       case 'now': {
         const r = (await call(client, 'POST', '/backups')) as { snapshot: SnapshotRecord };
-        out(v.json ? JSON.stringify(r.snapshot, null, 2) + '\n' : `stored ${r.snapshot.name} (${mib(r.snapshot.size)}, sha256 ${r.snapshot.sha256}) from ${r.snapshot.source.hostname ?? r.snapshot.source.mac}\n`);
+        out(formatted(format, r.snapshot, () => `stored ${r.snapshot.name} (${mib(r.snapshot.size)}, sha256 ${r.snapshot.sha256}) from ${r.snapshot.source.hostname ?? r.snapshot.source.mac}\n`));
         return 0;
       }
       case 'list': {
         const r = (await call(client, 'GET', '/backups')) as { status: BackupStatus; snapshots: SnapshotRecord[] };
-        out(v.json ? JSON.stringify(r, null, 2) + '\n' : describe(r.status, r.snapshots));
+        out(formatted(format, r, () => describe(r.status, r.snapshots)));
         return 0;
       }
       case 'verify': {
-        if (!name) throw new CliError('verify needs a snapshot name (genesis backup list shows them)');
+        if (!name) throw new UsageError('verify needs a snapshot name (genesis backup list shows them)');
         const r = (await call(client, 'POST', `/backups/${encodeURIComponent(name)}/verify`)) as VerifyResult;
-        if (v.json) out(JSON.stringify(r, null, 2) + '\n');
-        else out(r.ok ? `${r.name}: OK (${r.size} bytes, sha256 ${r.sha256}, etcd hash ${r.etcdIntegrity === 'hash-ok' ? 'ok' : 'absent'})\n` : `${r.name}: DAMAGED: ${r.problems.join('; ')}\n`);
+        out(formatted(format, r, () => r.ok ? `${r.name}: OK (${r.size} bytes, sha256 ${r.sha256}, etcd hash ${r.etcdIntegrity === 'hash-ok' ? 'ok' : 'absent'})\n` : `${r.name}: DAMAGED: ${r.problems.join('; ')}\n`));
         return r.ok ? 0 : 1;
       }
       default:

@@ -3,7 +3,8 @@
 
 import type { ClusterStatus } from '../bootstrap/orchestrator.ts';
 import { parseCommand, unknownCommand } from './args.ts';
-import { API_CLIENT_OPTIONS, apiClient, call, CliError, cliFailure } from './nodes.ts';
+import { OUTPUT_HELP, formatted, outputFormatOf } from './output.ts';
+import { API_CLIENT_OPTIONS, apiClient, call, cliFailure, UsageError } from './nodes.ts';
 
 export const CLUSTER_USAGE = `Usage: genesis cluster <command> [options]
 
@@ -21,7 +22,7 @@ Commands:
 
 Options:
   --url <url>      Genesis HTTP address (default: from the configuration, on 127.0.0.1)
-  --json           Print the API's JSON
+${OUTPUT_HELP}
   --config <file>  Configuration file to read the port and data dir from
 `;
 
@@ -57,30 +58,32 @@ export async function clusterCommand(argv: string[], out: (s: string) => void = 
     (v.help ? process.stdout : process.stderr).write(CLUSTER_USAGE);
     return v.help ? 0 : 2;
   }
+  const format = outputFormatOf(v, 'cluster');
+  if (!format) return 2;
   const client = apiClient(v.config, v.url);
   try {
     switch (sub) {
       case 'status': {
         const s = (await call(client, 'GET', '/cluster')) as ClusterStatus;
-        out(v.json ? JSON.stringify(s, null, 2) + '\n' : describe(s));
+        out(formatted(format, s, () => describe(s)));
         return 0;
       }
       case 'join-token': {
         const t = (await call(client, 'GET', '/cluster/join-token')) as { token: string };
-        out(v.json ? JSON.stringify(t) + '\n' : t.token + '\n');
+        out(formatted(format, t, () => t.token + '\n'));
         return 0;
       }
       case 'reset': {
-        if (!v.confirm) throw new CliError('reset needs --confirm <cluster name>: it lets a new etcd cluster be bootstrapped');
+        if (!v.confirm) throw new UsageError('reset needs --confirm <cluster name>: it lets a new etcd cluster be bootstrapped');
         const s = (await call(client, 'POST', '/cluster/reset', { confirm: v.confirm })) as ClusterStatus;
-        out(v.json ? JSON.stringify(s, null, 2) + '\n' : describe(s));
+        out(formatted(format, s, () => describe(s)));
         return 0;
       }
       case 'recover': {
-        if (!v.from) throw new CliError('recover needs --from <snapshot> (genesis backup list shows them)');
-        if (!v.confirm) throw new CliError('recover needs --confirm <cluster name>: it bootstraps etcd again from the snapshot');
+        if (!v.from) throw new UsageError('recover needs --from <snapshot> (genesis backup list shows them)');
+        if (!v.confirm) throw new UsageError('recover needs --confirm <cluster name>: it bootstraps etcd again from the snapshot');
         const s = (await call(client, 'POST', '/cluster/recover', { snapshot: v.from, confirm: v.confirm })) as ClusterStatus;
-        out(v.json ? JSON.stringify(s, null, 2) + '\n' : describe(s) + '\nThe recovery runs in the background: genesis cluster status follows it.\n');
+        out(formatted(format, s, () => describe(s) + '\nThe recovery runs in the background: genesis cluster status follows it.\n'));
         return 0;
       }
       default:

@@ -5,15 +5,17 @@ import { parseArgs } from 'node:util';
 import { Genesis } from '../app.ts';
 import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
+import { writeServeMarker } from '../config/serve-marker.ts';
 import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../logging/logger.ts';
-import { optionProblem, unknownCommand } from './args.ts';
-import { assetsCommand } from './assets.ts';
-import { doctorCommand } from './doctor.ts';
-import { clusterCommand } from './cluster.ts';
-import { nodesCommand } from './nodes.ts';
-import { backupCommand } from './backup.ts';
-import { configCommand, kubeconfigCommand, secretsCommand, talosconfigCommand } from './talos.ts';
+import { optionProblem, parseCommand, unknownCommand } from './args.ts';
+import { bashCompletion, commandTable, zshCompletion } from './completion.ts';
+import { ASSETS_USAGE, assetsCommand } from './assets.ts';
+import { DOCTOR_USAGE, doctorCommand } from './doctor.ts';
+import { CLUSTER_USAGE, clusterCommand } from './cluster.ts';
+import { NODES_USAGE, nodesCommand } from './nodes.ts';
+import { BACKUP_USAGE, backupCommand } from './backup.ts';
+import { CONFIG_USAGE, configCommand, KUBECONFIG_USAGE, kubeconfigCommand, SECRETS_USAGE, secretsCommand, TALOSCONFIG_USAGE, talosconfigCommand } from './talos.ts';
 
 const MAIN_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -35,6 +37,8 @@ Commands:
   assets           Download, import and list Talos kernels and initramfs (genesis assets --help)
   doctor           Check this host and configuration for what keeps machines from booting
   token show       Print the API token generated on first start (from the data dir, mode 0600)
+  completion       Shell completion: source <(genesis completion bash)   (or zsh)
+  help [command]   This help, or a command's
 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
@@ -95,7 +99,14 @@ async function serve(configFile: string | undefined): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   try {
-    await app.start();
+    const listening = await app.start();
+    // For the CLI run from another directory (serve-marker.ts); never a reason not to serve.
+    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+    try {
+      writeServeMarker({ dataDir: config.data_dir, assetsDir: config.assets_dir, url: `http://${host.includes(':') ? `[${host}]` : host}:${listening.http.port}`, pid: process.pid, startedAt: new Date().toISOString() });
+    } catch (err) {
+      log.debug({ reason: (err as Error).message }, 'could not record the data dir for the CLI');
+    }
     // Where to go next, for the person at the terminal (the 'genesis ready' log line has it too).
     if (process.stderr.isTTY) process.stderr.write(`\nGenesis is up. Dashboard: http://${config.advertise_addr}:${config.http.port}/  (genesis doctor checks the setup)\n`);
     if (app.apiToken?.plaintext) {
@@ -135,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
     assets: assetsCommand,
     doctor: doctorCommand,
     token: tokenCommand,
+    completion: completionCommand,
   }[argv[0] ?? ''];
   if (sub) return reportingConfigErrors(() => sub(argv.slice(1)));
   // genesis help [command]: the same as --help, for those who type it that way.
@@ -173,6 +185,53 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+const COMPLETION_USAGE = `Usage: genesis completion bash|zsh
+
+Prints a completion script for the shell, generated from the commands' help texts.
+
+Examples:
+  source <(genesis completion bash)                       this shell
+  genesis completion bash > /etc/bash_completion.d/genesis  every new bash
+  genesis completion zsh > "\${fpath[1]}/_genesis"           every new zsh
+`;
+
+/** Every command's usage text: the command table completion is generated from. */
+function usages(): Record<string, string> {
+  return {
+    serve: SERVE_USAGE,
+    nodes: NODES_USAGE,
+    secrets: SECRETS_USAGE,
+    config: CONFIG_USAGE,
+    talosconfig: TALOSCONFIG_USAGE,
+    kubeconfig: KUBECONFIG_USAGE,
+    cluster: CLUSTER_USAGE,
+    backup: BACKUP_USAGE,
+    assets: ASSETS_USAGE,
+    doctor: DOCTOR_USAGE,
+    token: TOKEN_USAGE,
+    completion: COMPLETION_USAGE,
+  };
+}
+
+/** `genesis completion bash|zsh`. */
+async function completionCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, { help: { type: 'boolean', short: 'h' } }, COMPLETION_USAGE, 'completion');
+  if (!parsed) return 2;
+  if (parsed.values.help) {
+    process.stdout.write(COMPLETION_USAGE);
+    return 0;
+  }
+  const [shell, extra] = parsed.positionals;
+  const table = commandTable(usages());
+  if (shell === 'bash' && !extra) process.stdout.write(bashCompletion(table));
+  else if (shell === 'zsh' && !extra) process.stdout.write(zshCompletion(table));
+  else {
+    process.stderr.write(`genesis completion: ${shell ? `no completion for "${[shell, extra].filter(Boolean).join(' ')}"` : 'which shell?'}: bash or zsh\n${COMPLETION_USAGE}`);
+    return 2;
+  }
+  return 0;
+}
+
 const TOKEN_USAGE = `Usage: genesis token show [--config <file>]
 
 Prints the API token Genesis generated on its first start, from <data_dir>/admin.token (mode
@@ -197,7 +256,7 @@ async function tokenCommand(argv: string[]): Promise<number> {
     process.stderr.write(TOKEN_USAGE);
     return 2;
   }
-  const config = loadConfig({ file: parsed.values.config });
+  const config = loadConfig({ file: parsed.values.config, discover: true });
   const token = readCliToken(config.data_dir, {});
   if (!token) {
     process.stderr.write(`genesis token: no generated token in ${config.data_dir} (it is created on the first start; a GENESIS_API_TOKEN is never stored)\n`);

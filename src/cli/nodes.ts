@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_TOKEN_FILE, readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
+import { readServeMarker } from '../config/serve-marker.ts';
 import { parseCommand, unknownCommand } from './args.ts';
+import { OUTPUT_HELP, formatted, formattedRecord, OUTPUT_OPTIONS, outputFormatOf } from './output.ts';
 import type { Node, NodeEvent, StoredKernelLogLine } from '../domain/node.ts';
 import { POWER_ACTIONS, type PowerResult as PowerAnswer } from '../power/power-control.ts';
 
@@ -38,28 +40,31 @@ Commands:
 
 Options:
   --url <url>      Genesis HTTP address (default: from the configuration, on 127.0.0.1)
-  --json           Print the API's JSON instead of a table
+${OUTPUT_HELP}
   --config <file>  Configuration file to read the port and data dir from
 `;
 
+/** A runtime failure (Genesis unreachable, refused, a file missing): one line, exit 1. */
 export class CliError extends Error {}
+/** The command was given wrong or missing arguments: one line, exit 2 (as for a bad option). */
+export class UsageError extends CliError {}
 
 /** Options of every command that talks to the API. */
 export const API_CLIENT_OPTIONS = {
   url: { type: 'string' },
-  json: { type: 'boolean' },
+  ...OUTPUT_OPTIONS,
   config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 /**
  * The end of every subcommand's catch: a CliError (or an error of one of `also`) is one line on
- * stderr and exit 1; anything else is a bug and propagates.
+ * stderr and exit 1 (2 for a UsageError); anything else is a bug and propagates.
  */
 export function cliFailure(err: unknown, label: string, also: Array<abstract new (...args: never[]) => Error> = []): number {
   if (err instanceof CliError || also.some((E) => err instanceof E)) {
     process.stderr.write(`${label}: ${(err as Error).message}\n`);
-    return 1;
+    return err instanceof UsageError ? 2 : 1;
   }
   throw err;
 }
@@ -70,10 +75,13 @@ export type Client = { url: string; token: string | undefined; tokenFile?: strin
 /** Where the API is and the token to use: --url, GENESIS_URL, else the local configuration. */
 export function apiClient(configFile: string | undefined, url: string | undefined): Client {
   // Only what locating the API needs; advertise_addr is irrelevant here, so skip its detection.
-  const config = loadConfig({ file: configFile, detect: () => '127.0.0.1' });
+  const config = loadConfig({ file: configFile, detect: () => '127.0.0.1', discover: true });
   const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  // Found through the running server's marker: its address too (its port may not be the default).
+  const marker = readServeMarker();
+  const local = marker && marker.dataDir === config.data_dir ? marker.url : `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
   return {
-    url: (url ?? process.env.GENESIS_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`).replace(/\/+$/, ''),
+    url: (url ?? process.env.GENESIS_URL ?? local).replace(/\/+$/, ''),
     token: readCliToken(config.data_dir),
     tokenFile: process.env.GENESIS_API_TOKEN ? undefined : path.join(config.data_dir, CLI_TOKEN_FILE),
   };
@@ -159,7 +167,7 @@ function labelsFrom(values: string[] | undefined): Record<string, string> | unde
   const out: Record<string, string> = {};
   for (const v of values) {
     const eq = v.indexOf('=');
-    if (eq <= 0) throw new CliError(`--label ${v}: expected key=value`);
+    if (eq <= 0) throw new UsageError(`--label ${v}: expected key=value`);
     out[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return out;
@@ -198,12 +206,14 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
     process.stdout.write(NODES_USAGE);
     return v.help ? 0 : 2;
   }
+  const format = outputFormatOf(v, 'nodes');
+  if (!format) return 2;
   const client = apiClient(v.config, v.url);
   const needMac = () => {
-    if (!mac) throw new CliError(`${sub} needs a MAC address`);
+    if (!mac) throw new UsageError(`${sub} needs a MAC address`);
     return encodeURIComponent(mac);
   };
-  const print = (data: unknown, human: () => string) => out(v.json ? JSON.stringify(data, null, 2) + '\n' : human());
+  const print = (data: unknown, human: () => string) => out(formatted(format, data, human));
   const nodeLine = (n: Node) => `${n.mac}  role=${n.role}  state=${n.state}${n.hostname ? `  hostname=${n.hostname}` : ''}\n`;
 
   try {
@@ -230,13 +240,13 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       }
       case 'assign': {
         const m = needMac();
-        if (role !== 'controlplane' && role !== 'worker') throw new CliError('assign needs a role: controlplane or worker');
+        if (role !== 'controlplane' && role !== 'worker') throw new UsageError('assign needs a role: controlplane or worker');
         const body: Record<string, unknown> = { role };
         if (v.hostname !== undefined) body.hostname = v.hostname;
         if (v.disk !== undefined) body.installDisk = v.disk;
         if (v['talos-version'] !== undefined) body.talosVersion = v['talos-version'];
         if (v.bootstrap) {
-          if (role !== 'controlplane') throw new CliError('--bootstrap is for control planes');
+          if (role !== 'controlplane') throw new UsageError('--bootstrap is for control planes');
           body.bootstrap = true;
         }
         const labels = labelsFrom(v.label);
@@ -244,7 +254,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         if (v.address !== undefined) {
           body.network = { address: v.address, ...(v.gateway ? { gateway: v.gateway } : {}), ...(v.nameserver ? { nameservers: v.nameserver } : {}) };
         } else if (v.gateway !== undefined || v.nameserver !== undefined) {
-          throw new CliError('--gateway and --nameserver go with --address');
+          throw new UsageError('--gateway and --nameserver go with --address');
         }
         if (v.patch !== undefined) {
           try {
@@ -263,7 +273,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         return 0;
       }
       case 'reinstall': {
-        if (v.force && !v.reset) throw new CliError('--force goes with --reset');
+        if (v.force && !v.reset) throw new UsageError('--force goes with --reset');
         const body = v.reset ? { reset: true, graceful: !v.force } : undefined;
         const node = (await call(client, 'POST', `/nodes/${needMac()}/reinstall`, body)) as Node & { power?: PowerAnswer };
         print(node, () => nodeLine(node) + (node.power ? `${node.power.result}\n` : ''));
@@ -272,21 +282,21 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       case 'power': {
         const m = needMac();
         // The third word is the action here, not a role.
-        if (!role || !(POWER_ACTIONS as readonly string[]).includes(role)) throw new CliError(`power needs an action: ${POWER_ACTIONS.join(', ')}`);
+        if (!role || !(POWER_ACTIONS as readonly string[]).includes(role)) throw new UsageError(`power needs an action: ${POWER_ACTIONS.join(', ')}`);
         const r = (await call(client, 'POST', `/nodes/${m}/power`, { action: role })) as PowerAnswer;
         print(r, () => `${r.mac}  ${r.action} (${r.method}): ${r.result}${r.power !== undefined ? `\npower: ${r.power ?? 'unknown'}` : ''}\n`);
         return 0;
       }
       case 'power-method': {
         const m = needMac();
-        if (role !== 'wol' && role !== 'manual' && role !== 'ipmi') throw new CliError('power-method needs a method: wol, manual or ipmi');
+        if (role !== 'wol' && role !== 'manual' && role !== 'ipmi') throw new UsageError('power-method needs a method: wol, manual or ipmi');
         const bmcFlags = [v.bmc, v['bmc-user'], v['bmc-password-file']];
         let power: Record<string, unknown> = { method: role };
         if (role === 'ipmi') {
-          if (bmcFlags.some((f) => f === undefined)) throw new CliError('ipmi needs --bmc ADDRESS --bmc-user USER --bmc-password-file FILE');
+          if (bmcFlags.some((f) => f === undefined)) throw new UsageError('ipmi needs --bmc ADDRESS --bmc-user USER --bmc-password-file FILE');
           power = { method: role, bmc: { address: v.bmc, username: v['bmc-user'], passwordFile: path.resolve(v['bmc-password-file']!) } };
         } else if (bmcFlags.some((f) => f !== undefined)) {
-          throw new CliError('--bmc, --bmc-user and --bmc-password-file go with ipmi');
+          throw new UsageError('--bmc, --bmc-user and --bmc-password-file go with ipmi');
         }
         const node = (await call(client, 'PATCH', `/nodes/${m}`, { power })) as Node;
         print(node, () => `${node.mac}  power=${node.power?.method ?? 'wol'}${node.power?.bmc ? `  bmc=${node.power.bmc.username}@${node.power.bmc.address}` : ''}\n`);
@@ -309,7 +319,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       case 'logs': {
         const m = needMac();
         const lines = v.lines ?? '200';
-        if (!/^[1-9][0-9]{0,4}$/.test(lines)) throw new CliError('--lines must be a number from 1 to 10000');
+        if (!/^[1-9][0-9]{0,4}$/.test(lines)) throw new UsageError('--lines must be a number from 1 to 10000');
         const data = (await call(client, 'GET', `/nodes/${m}/logs?limit=${lines}`)) as { lines: StoredKernelLogLine[] };
         print(data, () => data.lines.map((l) => `${l.talosTime ?? l.receivedAt}  ${(l.level ?? '-').padEnd(5)}  ${l.msg}\n`).join('') || '(no kernel log received from this machine)\n');
         return 0;
@@ -317,12 +327,12 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       case 'watch':
         await watch(client, (change) => {
           const { event, node } = change;
-          out(v.json ? JSON.stringify(change) + '\n' : `${event.at}  ${event.mac}  ${event.type.padEnd(18)} ${node ? `${node.role}/${node.state}${node.hostname ? ` ${node.hostname}` : ''}` : 'deleted'}\n`);
+          out(formattedRecord(format, change, () => `${event.at}  ${event.mac}  ${event.type.padEnd(18)} ${node ? `${node.role}/${node.state}${node.hostname ? ` ${node.hostname}` : ''}` : 'deleted'}\n`));
         });
         return 0;
       case 'delete':
         await call(client, 'DELETE', `/nodes/${needMac()}`);
-        if (!v.json) out(`deleted ${mac}\n`);
+        if (format === 'table') out(`deleted ${mac}\n`);
         return 0;
       default:
         unknownCommand('genesis nodes', String(sub), NODES_USAGE);

@@ -12,7 +12,7 @@ import { RenderError } from '../talos/render.ts';
 import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from '../talos/secrets.ts';
 import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
 import { parseCommand, unknownCommand } from './args.ts';
-import { apiClient, call, CliError, cliFailure } from './nodes.ts';
+import { apiClient, call, CliError, cliFailure, UsageError } from './nodes.ts';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 
@@ -33,12 +33,17 @@ export const CONFIG_USAGE = `Usage: genesis config render (--mac <mac> | --role 
 
 Prints the machine config a node would receive, for review. Nothing is recorded and no token is used.
 
+Options:
   --mac <mac>                  A node from the inventory, with its role and settings
   --role <role>                No inventory: a node of this role with default settings
   --secrets <file>             With --role: use this bundle instead of the data dir's
   --talos-version <vX.Y.Z>     Override the node's (or the default) Talos version
   --hostname <name>            With --role: set a hostname
   --config <file>              Configuration file
+
+Examples:
+  genesis config render --mac 52:54:00:12:34:56 | less
+  genesis config render --role controlplane --talos-version v1.14.0 > cp.yaml
 `;
 
 export const TALOSCONFIG_USAGE = `Usage: genesis talosconfig [-o <file>] [--url <url>] [--config <file>]
@@ -65,7 +70,7 @@ export async function secretsCommand(argv: string[], out: (s: string) => void = 
     process.stdout.write(SECRETS_USAGE);
     return v.help ? 0 : 2;
   }
-  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
+  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1', discover: true });
   const dir = config.data_dir;
   try {
     switch (sub) {
@@ -76,7 +81,7 @@ export async function secretsCommand(argv: string[], out: (s: string) => void = 
         return 0;
       }
       case 'import': {
-        if (!file) throw new CliError('import needs the bundle file (from talosctl gen secrets)');
+        if (!file) throw new UsageError('import needs the bundle file (from talosctl gen secrets)');
         let incoming: SecretsBundle;
         try {
           incoming = parseSecrets(readFileSync(file, 'utf8'));
@@ -121,16 +126,16 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     process.stdout.write(CONFIG_USAGE);
     return v.help ? 0 : 2;
   }
-  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1' });
+  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1', discover: true });
   const mac = v.mac;
   const role = v.role;
   let inventory: Inventory | undefined;
   try {
-    if ((mac === undefined) === (role === undefined)) throw new CliError('give --mac or --role (one of them)');
-    if (role !== undefined && role !== 'controlplane' && role !== 'worker') throw new CliError('--role must be controlplane or worker');
+    if ((mac === undefined) === (role === undefined)) throw new UsageError('give --mac or --role (one of them)');
+    if (role !== undefined && role !== 'controlplane' && role !== 'worker') throw new UsageError('--role must be controlplane or worker');
     let bundle: SecretsBundle | undefined;
     if (v.secrets !== undefined) {
-      if (mac !== undefined) throw new CliError('--secrets goes with --role; a node renders with the data dir bundle it will receive');
+      if (mac !== undefined) throw new UsageError('--secrets goes with --role; a node renders with the data dir bundle it will receive');
       try {
         bundle = parseSecrets(readFileSync(v.secrets, 'utf8'));
       } catch (err) {
@@ -144,7 +149,7 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     let node: Node;
     if (mac !== undefined) {
       const m = normalizeMac(mac);
-      if (!m) throw new CliError(`${JSON.stringify(mac)} is not a MAC address`);
+      if (!m) throw new UsageError(`${JSON.stringify(mac)} is not a MAC address`);
       inventory = Inventory.open(path.join(config.data_dir, DB_FILE));
       const found = inventory.get(m);
       if (!found) throw new CliError(`no node with MAC ${m} in ${config.data_dir}`);

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { readServeMarker } from './serve-marker.ts';
 import { parse as parseYaml } from 'yaml';
 import { isSupportedTalosVersion, SUPPORTED_RANGE } from '../talos/contract.ts';
 import { isScriptWord, SCRIPT_WORD_CHARS } from '../ipxe/word.ts';
@@ -174,6 +175,12 @@ export type LoadOptions = {
   cwd?: string;
   /** Resolves advertise_addr "auto"; injectable for tests. */
   detect?: () => string | undefined;
+  /**
+   * For the CLI: when no setting names a data dir and ./data does not exist, use the one the
+   * last `genesis serve` of this user recorded (serve-marker.ts), so a command run from another
+   * directory finds the token and the inventory.
+   */
+  discover?: boolean;
 };
 
 export function loadConfig(opts: LoadOptions = {}): Config {
@@ -215,6 +222,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     flat[field.key] = coerce(field, src);
   }
   for (const key of ['data_dir', 'assets_dir']) flat[key] = path.resolve(cwd, flat[key] as string);
+  if (opts.discover && !sources.has('data_dir') && !existsSync(flat['data_dir'] as string)) {
+    const marker = readServeMarker(env);
+    if (marker && existsSync(marker.dataDir)) {
+      flat['data_dir'] = marker.dataDir;
+      if (!sources.has('assets_dir')) flat['assets_dir'] = marker.assetsDir;
+    }
+  }
   for (const f of FIELDS) if (f.kind.type === 'optional-path' && flat[f.key] !== '') flat[f.key] = path.resolve(cwd, flat[f.key] as string);
   if (flat['cluster.cni'] === 'custom' && flat['cluster.cni_urls'] === '') {
     throw new ConfigError('invalid configuration: cluster.cni_urls: cluster.cni is "custom" but no manifest URLs are given');

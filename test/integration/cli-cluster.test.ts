@@ -41,7 +41,7 @@ describe('genesis cluster', () => {
 
   it('reset needs --confirm and says why the server refused', async () => {
     const bare = await genesis(['cluster', 'reset']);
-    expect(bare.code).toBe(1);
+    expect(bare.code).toBe(2);
     expect(bare.stderr).toContain('reset needs --confirm <cluster name>');
     const wrong = await genesis(['cluster', 'reset', '--confirm', 'other']);
     expect(wrong.code).toBe(1);
@@ -81,7 +81,7 @@ describe('genesis nodes assign --bootstrap', () => {
     expect(cp.code).toBe(0);
     expect(JSON.parse(cp.stdout)).toMatchObject({ role: 'controlplane', bootstrap: true });
     const worker = await genesis(['nodes', 'assign', '52:54:00:00:0d:03', 'worker', '--bootstrap']);
-    expect(worker.code).toBe(1);
+    expect(worker.code).toBe(2);
     expect(worker.stderr).toContain('--bootstrap is for control planes');
     const api = await g.api('PATCH', '/nodes/52:54:00:00:0d:02', { role: 'worker', bootstrap: true });
     expect(api.status).toBe(400);

@@ -136,7 +136,7 @@ describe('genesis config render', () => {
       expect(docs.find((d) => d.kind === 'HostnameConfig')).toEqual({ apiVersion: 'v1alpha1', kind: 'HostnameConfig', hostname: 'cp-c' });
       expect(await genesis(['config', 'render', '--mac', '52:54:00:00:0c:09'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('no node with MAC 52:54:00:00:0c:09') });
       expect(await genesis(['config', 'render', '--mac', '52:54:00:00:0c:02'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('has no role') });
-      expect(await genesis(['config', 'render'], env)).toMatchObject({ code: 1, stderr: 'genesis config render: give --mac or --role (one of them)\n' });
+      expect(await genesis(['config', 'render'], env)).toMatchObject({ code: 2, stderr: 'genesis config render: give --mac or --role (one of them)\n' });
     } finally {
       await g.close();
     }

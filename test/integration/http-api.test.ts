@@ -245,7 +245,7 @@ describe('genesis nodes (CLI, a real process)', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(`genesis nodes show: no node with MAC ${MAC}\n`);
     const badRole = await cli('assign', MAC, 'boss');
-    expect(badRole).toMatchObject({ code: 1, stderr: 'genesis nodes assign: assign needs a role: controlplane or worker\n' });
+    expect(badRole).toMatchObject({ code: 2, stderr: 'genesis nodes assign: assign needs a role: controlplane or worker\n' });
     const noToken = await run(process.execPath, [BIN, 'nodes', 'list'], { env: { ...env, GENESIS_API_TOKEN: '' }, timeoutMs: 30_000 });
     expect(noToken.code).toBe(1);
     expect(noToken.stderr).toMatch(/needs Authorization: Bearer <token> \(no API token: .*admin\.token does not exist; set GENESIS_API_TOKEN \(genesis token show prints it where Genesis runs\)/);
