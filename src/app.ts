@@ -387,7 +387,7 @@ export class Genesis {
       this.metrics?.dhcpAnswer(a);
       if (a !== 'malformed' && a.kind === 'ignore' && a.uboot && a.mac) {
         // Once a minute per board: the operator learns why the board never got an answer from us.
-        ubootSeen.note('uboot-dhcp', a.mac, { mac: a.mac, from }, `a U-Boot board asked for DHCP: ${a.reason} (README: U-Boot boards)`);
+        ubootSeen.note('uboot-dhcp', a.mac, { mac: a.mac, from }, `a U-Boot board asked for DHCP: ${a.reason} (docs/router-recipes.md: U-Boot boards)`);
         this.recordForKnownNode(() => (this.inventory?.get(a.mac!) ? a.mac : undefined), 'dhcp-offered', { client: 'u-boot', answered: false, port });
       }
       if (a !== 'malformed' && a.kind === 'reply') {

@@ -23,7 +23,7 @@ const MAIN_OPTIONS = {
   version: { type: 'boolean', short: 'v' },
 } as const;
 
-const USAGE = `Usage: genesis <command> [options]
+export const USAGE = `Usage: genesis <command> [options]
 
 Commands:
   serve            Run Genesis (TFTP, HTTP, inventory)
@@ -64,7 +64,7 @@ inventory, the Talos event sink and, with dhcp.proxy, the proxyDHCP. Runs until 
 Options:
   --config <file>  Configuration file (default: ./genesis.yaml when present)
 
-Settings come from defaults, the file, then GENESIS_* environment variables (README: Configuration).
+Settings come from defaults, the file, then GENESIS_* environment variables (docs/configuration.md).
 
 Examples:
   GENESIS_CLUSTER_VIP=192.0.2.10 genesis serve
@@ -196,7 +196,7 @@ Examples:
 `;
 
 /** Every command's usage text: the command table completion is generated from. */
-function usages(): Record<string, string> {
+export function usages(): Record<string, string> {
   return {
     serve: SERVE_USAGE,
     nodes: NODES_USAGE,

@@ -1,6 +1,6 @@
 // Every configuration key Genesis knows: its type, default, bounds and meaning. The loader, the
 // environment-variable names (GENESIS_ + the key path in upper case, dots as underscores) and the
-// README's configuration reference all come from this one table.
+// configuration reference (docs/configuration.md) all come from this one table.
 
 export type FieldKind =
   | { type: 'string' }

@@ -179,7 +179,7 @@ export function checkEnvNames(f: Facts): CheckResult[] {
     id: `env-${u.name}`,
     status: 'warn' as const,
     title: `${u.name} is not a Genesis setting and is ignored`,
-    fix: u.suggestion ? `did you mean ${u.suggestion}?` : 'see README: Configuration for the settings and their variables',
+    fix: u.suggestion ? `did you mean ${u.suggestion}?` : 'see docs/configuration.md for the settings and their variables',
   }));
 }
 

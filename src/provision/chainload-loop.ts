@@ -7,7 +7,7 @@ import { IPXE_BINARY_NAMES } from '../ipxe/binaries.ts';
 
 export const LOOP_ADVICE =
   'is loading iPXE again and again: the DHCP server hands the iPXE binary to iPXE itself. ' +
-  'Give iPXE (user class "iPXE") the http://…/boot.ipxe URL instead (README, way A), or clear the router\'s boot file name and set dhcp.proxy: true (way B)';
+  'Give iPXE (user class "iPXE") the http://…/boot.ipxe URL instead (docs/dhcp.md, way A), or clear the router\'s boot file name and set dhcp.proxy: true (way B)';
 
 export class ChainloadLoopDetector {
   private readonly fetches = new Map<string, number[]>();

@@ -9,7 +9,7 @@
 # Environment:
 #   MODE=proxy   (default) dnsmasq hands out addresses only; Genesis's proxyDHCP supplies the boot
 #   MODE=router  dnsmasq plays a router that sets next-server and a file name, with the iPXE
-#                user-class rule (README "A"); Genesis's proxyDHCP is off
+#                user-class rule (docs/dhcp.md, way A); Genesis's proxyDHCP is off
 #   MODE=router-plain  a router that names one file per architecture and has no user-class
 #                rule: iPXE loads iPXE forever. The VMs are stopped once Genesis warns about it.
 #   LOSS=N       drop N% of frames each way on every tap (nftables netdev rules)
@@ -79,7 +79,7 @@ N
 fi
 
 # The LAN's DHCP server. proxy mode: addresses only, and --bind-interfaces lets Genesis share
-# port 67. router mode: it also names the boot file, as a router configured per README "A" does.
+# port 67. router mode: it also names the boot file, as a router configured per docs/dhcp.md way A does.
 BOOT=()
 PROXY=true
 if [ "${MODE:-proxy}" = router-plain ]; then

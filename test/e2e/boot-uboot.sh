@@ -1,7 +1,7 @@
 #!/bin/bash
 # An arm64 board with U-Boot (QEMU virt, Debian's u-boot-qemu qemu_arm64) boots through Genesis on
 # a private L2 segment (needs root). dnsmasq plays the LAN's router and names Genesis's
-# boot.scr.uimg and next-server (U-Boot ignores proxyDHCP offers; README "U-Boot boards").
+# boot.scr.uimg and next-server (U-Boot ignores proxyDHCP offers; docs/router-recipes.md "U-Boot boards").
 # Genesis's proxyDHCP also runs, to show it learns U-Boot's requests without answering them.
 # usage: boot-uboot.sh <workdir>      <workdir>/assets holds the arm64 stand-in; logs go to <workdir>
 # The board first waits for a role (its script loops); the script assigns one through the API
@@ -16,7 +16,7 @@
 # FW=aavmf-grub: UEFI arm64 with no arm64 iPXE: <workdir>/assets/grub/grubnetaa64.efi (Debian's
 # signed network GRUB) is handed out, and the board goes the U-Boot flow's way (wait, assign,
 # install, AGAIN) through Genesis's GRUB configs. The router names the file and next-server, as
-# the README's recipe says (GRUB 2.06 reads the router's answer, not the proxy's).
+# docs/router-recipes.md says (GRUB 2.06 reads the router's answer, not the proxy's).
 set -u
 W=$1
 NS=genesis-uboot-$$
@@ -52,9 +52,9 @@ fi
 
 FW=${FW:-uboot}
 ROUTER=()
-# The README's dnsmasq recipe for U-Boot boards, as written there.
+# The dnsmasq recipe (docs/router-recipes.md) for U-Boot boards, as written there.
 [ "$FW" = uboot ] && ROUTER=(--dhcp-vendorclass=set:uboot,U-Boot --dhcp-boot=tag:uboot,boot.scr.uimg,,192.0.2.1)
-# The README's dnsmasq recipe for arm64 UEFI through GRUB, as written there.
+# The dnsmasq recipe (docs/router-recipes.md) for arm64 UEFI through GRUB, as written there.
 [ "$FW" = aavmf-grub ] && ROUTER=(--dhcp-match=set:arm64efi,option:client-arch,11 --dhcp-boot=tag:arm64efi,grub/grubnetaa64.efi,,192.0.2.1)
 $X dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=br0 --bind-interfaces \
   --dhcp-range=192.0.2.100,192.0.2.126,255.255.255.128,10m --no-ping "${ROUTER[@]}" \

@@ -91,7 +91,7 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     expect(r.events.some((e) => e.type === 'dhcp-offered' && JSON.parse(e.detail).client === 'u-boot' && JSON.parse(e.detail).answered === false)).toBe(true);
   }, 900_000);
 
-  // 5% is the issue's bar; at 10% U-Boot's own budget (10 timeouts per file, 5 s each) is the limit: see the README.
+  // 5% is the issue's bar; at 10% U-Boot's own budget (10 timeouts per file, 5 s each) is the limit: see docs/router-recipes.md.
   it.skipIf(noNft).each(['5'])('completes its install with %s percent of frames lost each way', async (loss) => {
     const r = await bootUboot({ LOSS: loss });
     const out = r.serial('uboot');

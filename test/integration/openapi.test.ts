@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCS_CSP } from '../../src/http/openapi.ts';
 import { startGenesis, TEST_TOKEN, type TestGenesis } from '../helpers/genesis-app.ts';
+import { serverRoutes } from '../helpers/routes.ts';
 
 let g: TestGenesis;
 beforeAll(async () => {
@@ -14,21 +15,6 @@ afterAll(async () => {
 });
 
 type Doc = { openapi: string; paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown }>> };
-
-/** Every route and its methods, from fastify's own route tree (printRoutes), in OpenAPI's path form. */
-function serverRoutes(tree: string): Map<string, string[]> {
-  const routes = new Map<string, string[]>();
-  const stack: string[] = [];
-  for (const line of tree.split('\n')) {
-    const m = /^([│ ]*)[└├]── (\S+)(?: \(([A-Z, ]+)\))?/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    const full = (depth === 0 ? '' : stack[depth - 1]!).replace(/\/$/, '') + (m[2]!.startsWith('/') || depth === 0 ? '' : '/') + m[2]!;
-    stack[depth] = full;
-    if (m[3]) routes.set(full.replace(/:(\w+)/g, '{$1}').replace(/\*$/, '{*}'), m[3].split(', ').filter((x) => x !== 'HEAD'));
-  }
-  return routes;
-}
 
 describe('OpenAPI', () => {
   it('describes every route the server has, with its methods', async () => {

@@ -1,7 +1,8 @@
-// The README's router recipes for ISC dhcpd and Kea, run as written by the real servers in a pair
-// of test network namespaces joined by a veth (192.0.2.0/25, no route out): each kind of client
-// (the firmware's own PXE, BIOS and UEFI, and iPXE after it) gets the boot file the recipe means.
-// The recipe text is taken from README.md, so the README cannot drift from what was checked.
+// The router recipes for dnsmasq, ISC dhcpd and Kea (docs/router-recipes.md), run as written by
+// the real servers in a pair of test network namespaces joined by a veth (192.0.2.0/25, no route
+// out): each kind of client (the firmware's own PXE, BIOS and UEFI, UEFI HTTP Boot for x86-64 and
+// arm64, and iPXE after them) gets the boot file the recipe means. The recipe text is taken from
+// the doc, so the doc cannot drift from what was checked.
 
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.ts';
 
-const README = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+const RECIPES = readFileSync(path.resolve(import.meta.dirname, '../../docs/router-recipes.md'), 'utf8');
 const PROBE = path.resolve(import.meta.dirname, '../helpers/dhcp-probe.ts');
 const GENESIS = '10.69.1.5';
 const S = `gen-rs-${process.pid}`;
@@ -18,9 +19,9 @@ const C = `gen-rc-${process.pid}`;
 
 /** The first fenced block after the line that names `marker`. */
 function recipe(marker: string): string {
-  const at = README.indexOf(marker);
-  if (at < 0) throw new Error(`README has no ${marker}`);
-  const m = /```[a-z]*\n([\s\S]*?)```/.exec(README.slice(at));
+  const at = RECIPES.indexOf(marker);
+  if (at < 0) throw new Error(`docs/router-recipes.md has no ${marker}`);
+  const m = /```[a-z]*\n([\s\S]*?)```/.exec(RECIPES.slice(at));
   return m![1]!.replace(/^ {2}/gm, '');
 }
 
@@ -70,10 +71,11 @@ async function serve(cmd: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}):
   return p;
 }
 
-async function offer(fixture: string, noIpxe = false): Promise<{ siaddr: string; file: string }> {
-  const r = await run('ip', ['netns', 'exec', C, process.execPath, PROBE, fixture, ...(noIpxe ? ['--no-ipxe'] : [])], { timeoutMs: 30_000 });
+async function offer(fixture: string, noIpxe = false, arch?: number): Promise<{ siaddr: string; file: string; vendorClass: string | null }> {
+  const flags = noIpxe ? ['--no-ipxe'] : arch !== undefined ? ['--arch', String(arch)] : [];
+  const r = await run('ip', ['netns', 'exec', C, process.execPath, PROBE, fixture, ...flags], { timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`probe ${fixture}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { siaddr: string; file: string };
+  return JSON.parse(r.stdout) as { siaddr: string; file: string; vendorClass: string | null };
 }
 
 /** What each kind of client must be offered: the iPXE script over HTTP, or the right iPXE binary over TFTP from Genesis. */
@@ -82,11 +84,34 @@ async function expectRecipe(): Promise<void> {
   expect(await offer('ipxe-bios-rom-discover', true)).toMatchObject({ siaddr: GENESIS, file: 'undionly.kpxe' });
   expect((await offer('ipxe-bios-rom-discover')).file).toBe(`http://${GENESIS}:8080/boot.ipxe`);
   expect((await offer('ipxe-snponly-after-ovmf-pxe-discover')).file).toBe(`http://${GENESIS}:8080/boot.ipxe`);
+  // UEFI HTTP Boot: the binary's URL, and option 60 HTTPClient (UEFI will not download without it).
+  expect(await offer('ovmf-http-boot-discover')).toMatchObject({ file: `http://${GENESIS}:8080/assets/ipxe/snponly.efi`, vendorClass: 'HTTPClient' });
+  expect(await offer('ovmf-http-boot-discover', false, 19)).toMatchObject({ file: `http://${GENESIS}:8080/assets/ipxe/arm64-efi/snponly.efi`, vendorClass: 'HTTPClient' });
+  expect((await offer('ipxe-snponly-after-http-boot-discover')).file).toBe(`http://${GENESIS}:8080/boot.ipxe`);
 }
 
 const have = async (cmd: string) => (await run('sh', ['-c', `command -v ${cmd}`])).code === 0;
 
-describe('router recipes in the README, run by the real servers', () => {
+describe('router recipes in docs/router-recipes.md, run by the real servers', () => {
+  it('dnsmasq', async (ctx) => {
+    if (usable !== 'yes') ctx.skip(`no test namespaces here: ${usable}`);
+    if (!(await have('dnsmasq'))) ctx.skip('dnsmasq is not installed (Debian: dnsmasq-base)');
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-dnsmasq-'));
+    const conf = path.join(dir, 'dnsmasq.conf');
+    writeFileSync(conf, `${recipe('**dnsmasq, Pi-hole')}\ndhcp-range=192.0.2.100,192.0.2.120,255.255.255.128,10m\n`);
+    const check = await run('dnsmasq', ['--test', `--conf-file=${conf}`]);
+    expect(check.code, check.stderr).toBe(0);
+    const p = await serve(
+      ['dnsmasq', '--keep-in-foreground', `--conf-file=${conf}`, '--port=0', '--interface=vs', '--bind-interfaces', '--no-ping', `--dhcp-leasefile=${dir}/leases`, `--pid-file=${dir}/pid`, '--log-dhcp', '--log-facility=-'],
+      /DHCP, IP range/,
+    );
+    try {
+      await expectRecipe();
+    } finally {
+      p.kill('SIGKILL');
+    }
+  });
+
   it('ISC dhcpd', async (ctx) => {
     if (usable !== 'yes') ctx.skip(`no test namespaces here: ${usable}`);
     if (!(await have('dhcpd'))) ctx.skip('dhcpd is not installed (Debian: isc-dhcp-server)');

@@ -198,10 +198,10 @@ describe('inventory, boot and API keys', () => {
   });
 });
 
-describe('README configuration reference', () => {
+describe('docs/configuration.md, the configuration reference', () => {
   it('lists every key with its environment variable and default, as the schema defines them', async () => {
     const { readFileSync } = await import('node:fs');
-    const readme = readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+    const readme = readFileSync(path.resolve(import.meta.dirname, '../../docs/configuration.md'), 'utf8');
     for (const f of FIELDS) {
       const def = f.default === '' ? '(empty)' : String(f.default);
       expect(readme, f.key).toContain(`| \`${f.key}\` | \`${envName(f.key)}\` | \`${def}\` |`);
