@@ -10,5 +10,18 @@ if (major < 24) {
   );
   process.exit(1);
 }
+// One error boundary for every command: expected failures are already one line with an exit
+// code; anything else is a bug, said in one line too, with the trace behind --debug.
+const debug = process.argv.includes('--debug') || process.env.GENESIS_DEBUG === '1';
+const args = process.argv.slice(2).filter((a) => a !== '--debug');
 const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+try {
+  process.exitCode = await main(args);
+} catch (err) {
+  process.stderr.write(
+    debug
+      ? `${(err && err.stack) || err}\n`
+      : `genesis: unexpected error: ${(err && err.message) || err} (run again with --debug for the trace, and report it)\n`,
+  );
+  process.exitCode = 1;
+}

@@ -1,7 +1,7 @@
 // Genesis as one object: it owns the inventory and the servers, starts them in order and shuts
 // them down in reverse.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -21,7 +21,7 @@ import { TalosDialer } from './talos/dialer.ts';
 import { PowerControl } from './power/power-control.ts';
 import { ColdStart } from './power/cold-start.ts';
 import { ConfigError, splitList, unknownEnvSettings, type Config } from './config/config.ts';
-import { tightenDataDir } from './config/data-dir.ts';
+import { prepareWritableDir, tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
 import { buildHttpServer } from './http/server.ts';
@@ -104,9 +104,16 @@ export class Genesis {
 
   private async startServers(): Promise<Listening> {
     const c = this.config;
-    mkdirSync(c.data_dir, { recursive: true, mode: 0o700 });
-    mkdirSync(path.join(c.assets_dir, 'ipxe'), { recursive: true });
-    mkdirSync(path.join(c.assets_dir, 'talos'), { recursive: true });
+    const dataDirProblem = prepareWritableDir(c.data_dir);
+    if (dataDirProblem) throw new ConfigError(dataDirProblem);
+    for (const sub of ['ipxe', 'talos']) {
+      const dir = path.join(c.assets_dir, sub);
+      // A read-only assets dir is fine once it holds what machines need (an image with assets baked in).
+      if (!existsSync(dir)) {
+        const problem = prepareWritableDir(dir, 'assets dir', 'set GENESIS_ASSETS_DIR (or assets_dir) to a writable directory');
+        if (problem) throw new ConfigError(problem);
+      }
+    }
     this.log.info({ advertise: c.advertise_addr, dataDir: c.data_dir, assetsDir: c.assets_dir }, 'genesis starting');
     for (const u of unknownEnvSettings(process.env)) {
       this.log.warn({ variable: u.name, ...(u.suggestion ? { meant: u.suggestion } : {}) }, `${u.name} is not a Genesis setting and is ignored${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ''}`);

@@ -8,9 +8,9 @@ import { AssetError, fetchTalosAssets, importTalosAssets, readSums, type Progres
 import { installGrubNetboot, installIpxeBinary } from '../assets/ipxe-binary.ts';
 import { loadConfig, splitList, type Config } from '../config/config.ts';
 import { isValidTalosVersion, type Arch } from '../domain/node.ts';
-import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import { formatted, OUTPUT_HELP, OUTPUT_OPTIONS, outputFormatOf } from './output.ts';
+import { readInventory } from './inventory-read.ts';
 import { CliError, cliFailure, UsageError } from './nodes.ts';
 
 export const ASSETS_USAGE = `Usage: genesis assets <command> [options]
@@ -170,15 +170,9 @@ type AssetsListing = {
 function listAssets(config: Config): AssetsListing {
   const root = path.join(config.assets_dir, 'talos');
   const usage = new Map<string, number>();
-  const dbFile = path.join(config.data_dir, DB_FILE);
-  if (existsSync(dbFile)) {
-    const inv = Inventory.open(dbFile);
-    try {
-      for (const n of inv.list()) if (n.role !== 'unassigned') usage.set(n.talosVersion ?? config.talos.version, (usage.get(n.talosVersion ?? config.talos.version) ?? 0) + 1);
-    } finally {
-      inv.close();
-    }
-  }
+  readInventory(config.data_dir, (inv) => {
+    for (const n of inv.list()) if (n.role !== 'unassigned') usage.set(n.talosVersion ?? config.talos.version, (usage.get(n.talosVersion ?? config.talos.version) ?? 0) + 1);
+  });
   const names = existsSync(root) ? readdirSync(root).filter((d) => statSync(path.join(root, d)).isDirectory()).sort() : [];
   const versions = names.map((version) => ({
     version,

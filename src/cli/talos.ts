@@ -7,13 +7,12 @@ import { clusterSettings, ConfigRenderer } from '../provision/machine-config.ts'
 import { loadConfig } from '../config/config.ts';
 import { normalizeMac } from '../domain/mac.ts';
 import { blankNode, type Node } from '../domain/node.ts';
-import { DB_FILE, Inventory } from '../inventory/store.ts';
 import { RenderError } from '../talos/render.ts';
 import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from '../talos/secrets.ts';
 import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
 import { parseCommand, unknownCommand } from './args.ts';
+import { readInventory } from './inventory-read.ts';
 import { apiClient, call, CliError, cliFailure, UsageError } from './nodes.ts';
-import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 
 export const SECRETS_USAGE = `Usage: genesis secrets <command> [options]
@@ -129,7 +128,6 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
   const config = loadConfig({ file: v.config, detect: () => '127.0.0.1', discover: true });
   const mac = v.mac;
   const role = v.role;
-  let inventory: Inventory | undefined;
   try {
     if ((mac === undefined) === (role === undefined)) throw new UsageError('give --mac or --role (one of them)');
     if (role !== undefined && role !== 'controlplane' && role !== 'worker') throw new UsageError('--role must be controlplane or worker');
@@ -150,8 +148,7 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     if (mac !== undefined) {
       const m = normalizeMac(mac);
       if (!m) throw new UsageError(`${JSON.stringify(mac)} is not a MAC address`);
-      inventory = Inventory.open(path.join(config.data_dir, DB_FILE));
-      const found = inventory.get(m);
+      const found = readInventory(config.data_dir, (inv) => inv.get(m));
       if (!found) throw new CliError(`no node with MAC ${m} in ${config.data_dir}`);
       if (found.role === 'unassigned') throw new CliError(`node ${m} has no role; its config depends on one`);
       node = found;
@@ -173,8 +170,6 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     return 0;
   } catch (err) {
     return cliFailure(err, 'genesis config render', [RenderError]);
-  } finally {
-    inventory?.close();
   }
 }
 

@@ -2,10 +2,11 @@
 // interfaces, the kernel, the assets and data directories, the clock and the cluster CA.
 
 import dgram from 'node:dgram';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { prepareWritableDir } from '../config/data-dir.ts';
 import { talosAssetsPresent } from '../assets/fetch.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
 import { ipv4ByInterface } from '../config/network.ts';
@@ -128,8 +129,10 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
 }
 
 function dataDirWritable(dir: string): Facts['dataDir'] {
+  // Why not, in the words serve would use (read-only filesystem, a file in the way, an owner).
+  const problem = prepareWritableDir(dir);
+  if (problem) return { path: dir, writable: false, error: problem };
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const probe = path.join(dir, `.doctor-${process.pid}`);
     writeFileSync(probe, 'ok');
     rmSync(probe);
