@@ -222,7 +222,14 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         const q = new URLSearchParams();
         if (v.role) q.set('role', v.role);
         if (v.state) q.set('state', v.state);
-        const data = (await call(client, 'GET', `/nodes${q.size ? '?' + q : ''}`)) as { nodes: Node[] };
+        // Every page: the API gives at most 1000 at a time, with a cursor for the next.
+        const data: { nodes: Node[] } = { nodes: [] };
+        for (let after: string | null | undefined; after !== null; ) {
+          if (after) q.set('after', after);
+          const page = (await call(client, 'GET', `/nodes${q.size ? '?' + q : ''}`)) as { nodes: Node[]; next: string | null };
+          data.nodes.push(...page.nodes);
+          after = page.next;
+        }
         print(data, () => table(data.nodes));
         return 0;
       }

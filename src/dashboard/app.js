@@ -326,8 +326,21 @@ function fillDetails(n, force) {
   $('#gateway').value = n.network?.gateway || '';
   $('#nameservers').value = (n.network?.nameservers || []).join(', ');
   $('#patch').value = n.configPatch || '';
+  $('#bootstrap').checked = Boolean(n.bootstrap);
+  $('#power-method-select').value = n.power?.method || 'wol';
+  $('#bmc-address').value = n.power?.bmc?.address || '';
+  $('#bmc-user').value = n.power?.bmc?.username || '';
+  $('#bmc-password-file').value = n.power?.bmc?.passwordFile || '';
+  showBmcFields();
   ui.detailsDirty = false;
 }
+
+/** The BMC fields only for IPMI. */
+function showBmcFields() {
+  const ipmi = $('#power-method-select').value === 'ipmi';
+  for (const f of document.querySelectorAll('#details .bmc')) f.hidden = !ipmi;
+}
+$('#power-method-select').addEventListener('change', showBmcFields);
 
 $('#details').addEventListener('input', () => {
   ui.detailsDirty = true;
@@ -343,6 +356,11 @@ const FIELD_OF_MESSAGE = [
   [/^network(\.|\/)gateway/, 'gateway'],
   [/^network(\.|\/)nameservers/, 'nameservers'],
   [/^configPatch/, 'patch'],
+  [/^bootstrap/, 'bootstrap'],
+  [/^power\.bmc\.address/, 'bmc-address'],
+  [/^power\.bmc\.username/, 'bmc-user'],
+  [/^power\.bmc\.passwordFile/, 'bmc-password-file'],
+  [/^power/, 'power-method-select'],
 ];
 
 function clearFieldErrors() {
@@ -390,6 +408,10 @@ function detailChanges(n) {
   if (JSON.stringify(network) !== JSON.stringify(n.network || null)) changes.network = network;
   const patch = $('#patch').value.trim() ? $('#patch').value : null;
   if (patch !== (n.configPatch || null)) changes.configPatch = patch;
+  if ($('#bootstrap').checked !== Boolean(n.bootstrap)) changes.bootstrap = $('#bootstrap').checked;
+  const method = $('#power-method-select').value;
+  const power = method === 'ipmi' ? { method, bmc: { address: text('bmc-address'), username: text('bmc-user'), passwordFile: text('bmc-password-file') } } : { method };
+  if (JSON.stringify(power) !== JSON.stringify(n.power || { method: 'wol' })) changes.power = power;
   return changes;
 }
 
@@ -645,7 +667,13 @@ function connectStream() {
 }
 
 async function loadFleet() {
-  const { nodes } = await api('GET', '/nodes');
+  // Every page: the API gives at most 1000 at a time, with a cursor for the next.
+  const nodes = [];
+  for (let after; after !== null; ) {
+    const page = await api('GET', `/nodes${after ? `?after=${encodeURIComponent(after)}` : ''}`);
+    nodes.push(...page.nodes);
+    after = page.next;
+  }
   ui.nodes = new Map(nodes.map((n) => [n.mac, n]));
   renderFleet();
   renderNode();

@@ -7,7 +7,7 @@ import { checkBearer } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, POWER_METHODS, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { Inventory, ListCursor } from '../inventory/store.ts';
 import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
@@ -87,6 +87,23 @@ const changesSchema = {
 } as const;
 
 
+const NODE_PAGE = 1000;
+
+/** The node list's cursor, opaque to clients: base64url of [firstSeen, mac]. */
+function encodeCursor(c: ListCursor): string {
+  return Buffer.from(JSON.stringify([c.firstSeen, c.mac])).toString('base64url');
+}
+
+function decodeCursor(text: string): ListCursor {
+  try {
+    const v = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' && v[0].length <= 40 && v[1].length <= 17) return { firstSeen: v[0], mac: v[1] };
+  } catch {
+    // falls through to the refusal
+  }
+  throw new HttpError(400, 'invalid_request', 'after is not a cursor this API gave (use the "next" of the previous page)');
+}
+
 /** Who made an API change, for the event log: the client's own label, else "api". */
 function actor(req: FastifyRequest): string {
   const agent = req.headers['x-genesis-actor'];
@@ -113,10 +130,34 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     throw new HttpError(401, 'unauthorized', result === 'missing' ? 'this API needs Authorization: Bearer <token>' : 'the bearer token is not valid');
   });
 
-  app.get<{ Querystring: { role?: Role; state?: BootState } }>(
+  // A page at a time (default and most 1000), in the order machines were first seen; `next` is the
+  // cursor for the following page, null on the last one. Clients follow it (the CLI, the dashboard).
+  app.get<{ Querystring: { role?: Role; state?: BootState; limit?: string; after?: string } }>(
     '/nodes',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { role: { enum: ROLES }, state: { enum: BOOT_STATES } } } } },
-    async (req) => ({ nodes: inventory.list(req.query) }),
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            role: { enum: ROLES },
+            state: { enum: BOOT_STATES },
+            limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+            after: { type: 'string', maxLength: 200, pattern: '^[A-Za-z0-9_-]+$' },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const { role, state } = req.query;
+      const limit = Math.min(Number(req.query.limit ?? NODE_PAGE), NODE_PAGE);
+      const after = req.query.after === undefined ? undefined : decodeCursor(req.query.after);
+      const nodes = inventory.list({ role, state }, { limit: limit + 1, ...(after ? { after } : {}) });
+      const more = nodes.length > limit;
+      const page = more ? nodes.slice(0, limit) : nodes;
+      const last = page.at(-1);
+      return { nodes: page, next: more && last ? encodeCursor({ firstSeen: last.firstSeen, mac: last.mac }) : null };
+    },
   );
 
   app.get('/nodes/:mac', { schema: { params: macParams } }, async (req) => {

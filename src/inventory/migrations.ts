@@ -246,6 +246,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE bootstrap_lock_v10 RENAME TO bootstrap_lock;
     `,
   },
+  {
+    version: 11,
+    description: 'an index in the node list\'s order (first seen, then MAC), so a page of it is read, not the table sorted',
+    sql: `CREATE INDEX nodes_listing ON nodes (first_seen, mac);`,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -24,6 +24,9 @@ import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 /** The inventory's file name inside the data dir. */
 export const DB_FILE = 'genesis.db';
 
+/** Where a page of the node list ends: the last node's first-seen time and MAC. */
+export type ListCursor = { firstSeen: string; mac: string };
+
 export class InventoryError extends Error {
   readonly code: 'not_found' | 'conflict' | 'schema_too_new' | 'schema_too_old' | 'full';
   constructor(code: InventoryError['code'], message: string) {
@@ -274,9 +277,18 @@ export class Inventory {
     return r && toNode(r);
   }
 
-  list(filter: { role?: Role; state?: BootState } = {}): Node[] {
+  /**
+   * Nodes in the order they were first seen (then by MAC). With `page`: at most `limit` of them,
+   * after the node at `after` (the cursor's first-seen time and MAC), so a long fleet is read a page
+   * at a time along the `nodes_listing` index.
+   */
+  list(filter: { role?: Role; state?: BootState } = {}, page?: { limit: number; after?: ListCursor }): Node[] {
     const where: string[] = [];
-    const args: string[] = [];
+    const args: Array<string | number> = [];
+    if (page?.after) {
+      where.push('(first_seen, mac) > (?, ?)');
+      args.push(page.after.firstSeen, page.after.mac);
+    }
     if (filter.role) {
       where.push('role = ?');
       args.push(filter.role);
@@ -285,7 +297,8 @@ export class Inventory {
       where.push('state = ?');
       args.push(filter.state);
     }
-    const sql = `SELECT * FROM nodes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY first_seen, mac`;
+    const sql = `SELECT * FROM nodes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY first_seen, mac${page ? ' LIMIT ?' : ''}`;
+    if (page) args.push(page.limit);
     return (this.sql(sql).all(...args) as Row[]).map(toNode);
   }
 

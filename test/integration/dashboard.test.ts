@@ -255,6 +255,26 @@ describe('dashboard in Chromium', () => {
       network: { address: '192.0.2.21/24', gateway: '192.0.2.1', nameservers: ['192.0.2.1', '192.0.2.2'] },
       configPatch: 'machine:\n  sysctls:\n    vm.max_map_count: "262144"\n',
     });
+    // Bootstrap is for control planes; the refusal sits at the checkbox.
+    await page.locator('#bootstrap').check();
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#bootstrap').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#bootstrap-error').textContent()).toBe('bootstrap: true is for control planes: etcd is bootstrapped on one of them');
+    await page.locator('#bootstrap').uncheck();
+    // Power through its BMC: the fields appear for IPMI; a bad address is refused at its field.
+    expect(await page.locator('#bmc-address').isHidden()).toBe(true);
+    await page.locator('#power-method-select').selectOption('ipmi');
+    await page.locator('#bmc-address').fill('not an address!');
+    await page.locator('#bmc-user').fill('admin');
+    await page.locator('#bmc-password-file').fill('/root/bmc.pass');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#bmc-address').getAttribute('aria-invalid')).toBe('true');
+    await page.locator('#bmc-address').fill('192.0.2.121');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#node-message').textContent()).toBe('Saved power.');
+    expect(((await (await g.api('GET', `/nodes/${mac}`)).json()) as { power: unknown }).power).toEqual({ method: 'ipmi', bmc: { address: '192.0.2.121', username: 'admin', passwordFile: '/root/bmc.pass' } });
+    await expect.poll(() => page.locator('#power-method').textContent()).toBe('IPMI, BMC 192.0.2.121');
+
     // A disk selector replaces the disk path.
     await page.locator('#install-disk').fill('');
     await page.locator('#disk-selector').fill('type=nvme');

@@ -167,6 +167,33 @@ describe('the API end to end', () => {
     expect(after.events[0]).toMatchObject({ type: 'deleted', actor: 'api:alice' });
   });
 
+  it('lists a page at a time in the order machines were first seen; next is the cursor, null at the end', async () => {
+    const g = await genesis();
+    const macs = Array.from({ length: 7 }, (_, i) => `52:54:00:bb:01:0${i}`);
+    // First seen in this order, not MAC order (ties within a millisecond go by MAC).
+    const order = [macs[3]!, macs[0]!, macs[6]!, macs[1]!, macs[5]!, macs[2]!, macs[4]!];
+    for (const m of order) expect((await g.api('PUT', `/nodes/${m}`, { role: 'worker' })).status).toBe(201);
+    const seen: string[] = [];
+    let pages = 0;
+    for (let after: string | null = null; ; ) {
+      const page = (await (await g.api('GET', `/nodes?limit=3${after ? `&after=${after}` : ''}`)).json()) as { nodes: Array<{ mac: string }>; next: string | null };
+      pages++;
+      seen.push(...page.nodes.map((n) => n.mac));
+      expect(page.nodes.length).toBeLessThanOrEqual(3);
+      if (!page.next) break;
+      after = page.next;
+    }
+    expect(pages).toBe(3);
+    expect(seen).toEqual((await (await g.api('GET', '/nodes')).json() as { nodes: Array<{ mac: string }> }).nodes.map((n) => n.mac));
+    expect(new Set(seen).size).toBe(7);
+    expect((await (await g.api('GET', '/nodes')).json()) as { next: string | null }).toMatchObject({ next: null });
+    // A filter pages too; a cursor the API did not give, or a limit out of range, is 400.
+    expect(((await (await g.api('GET', '/nodes?role=worker&limit=7')).json()) as { next: string | null }).next).toBeNull();
+    expect(await errorOf(await g.api('GET', '/nodes?after=bm90LWEtY3Vyc29y'))).toMatchObject({ status: 400, error: 'invalid_request' });
+    expect((await g.api('GET', '/nodes?limit=0')).status).toBe(400);
+    expect((await g.api('GET', '/nodes?limit=10001')).status).toBe(400);
+  });
+
   it('data survives a restart', async () => {
     const g = await genesis();
     await g.api('PUT', `/nodes/${MAC}`, { role: 'worker', hostname: 'w-1' });

@@ -50,6 +50,9 @@ beforeAll(() => {
   inv.applyTalosEvent(mac, { id: 'e-2', detail: {}, installed: 'sequence install finished' });
   inv.appendKernelLog(mac, [{ talosTime: null, level: 'info', facility: 'kern', msg: 'hello', fields: {} }], 100);
   inv.events(mac, { limit: 20 });
+  // The node list, a page at a time (the API, the CLI, the dashboard).
+  const first = inv.list({}, { limit: 50 });
+  inv.list({}, { limit: 50, after: { firstSeen: first.at(-1)!.firstSeen, mac: first.at(-1)!.mac } });
   capture = false;
 });
 afterAll(() => {
@@ -60,7 +63,7 @@ afterAll(() => {
 describe('the boot path uses indexes', () => {
   it('captured the boot path (a trace that saw nothing would pass everything)', () => {
     const text = [...statements].join('\n');
-    for (const t of ['INSERT INTO nodes', 'config_tokens', 'talos_event_ids', 'kernel_logs', 'node_addresses', 'last_ip =']) expect(text).toContain(t);
+    for (const t of ['INSERT INTO nodes', 'config_tokens', 'talos_event_ids', 'kernel_logs', 'node_addresses', 'last_ip =', 'ORDER BY first_seen, mac LIMIT']) expect(text).toContain(t);
   });
 
   it('no statement scans a table that grows with the fleet', () => {
