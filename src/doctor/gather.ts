@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { prepareWritableDir } from '../config/data-dir.ts';
+import { readServeMarker } from '../config/serve-marker.ts';
 import { talosAssetsPresent } from '../assets/fetch.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
 import { ipv4ByInterface } from '../config/network.ts';
@@ -50,7 +51,8 @@ export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; 
         if (!m || !inodes.has(m[1]!)) continue;
         // Node names its main thread "MainThread" in comm; the command line says what it runs.
         const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-        const genesis = cmdline.some((a) => /(^|\/)bin\/genesis\.js$/.test(a)) && cmdline.includes('serve');
+        // bin/genesis.js itself, or the `genesis` command that runs it (npm link, the image's wrapper).
+        const genesis = cmdline.some((a) => /(^|\/)(bin\/genesis\.js|genesis)$/.test(a)) && cmdline.includes('serve');
         const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
         const name = genesis ? 'genesis serve' : comm === 'MainThread' || comm === 'node' ? `node ${cmdline.slice(1).join(' ').slice(0, 60)}`.trim() : comm;
         return { name, pid: Number(pid), genesis };
@@ -65,8 +67,12 @@ export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; 
 /** Does the Genesis on this HTTP port answer /healthz? (undefined: not asked) */
 async function genesisHealthy(host: string, port: number): Promise<boolean> {
   const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return genesisHealthyAt(`http://${h}:${port}`);
+}
+
+async function genesisHealthyAt(base: string): Promise<boolean> {
   try {
-    const r = await fetch(`http://${h}:${port}/healthz`, { signal: AbortSignal.timeout(2000) });
+    const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
     await r.arrayBuffer();
     return r.ok;
   } catch {
@@ -121,7 +127,10 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
       } catch {
         // another user's process, or gone
       }
-      fact.genesis = { pid: holder.pid, healthy: await (healthy ??= genesisHealthy(c.http.host, c.http.port)), ...(cwd ? { cwd } : {}) };
+      // Its own address when it left one (serve-marker.ts): it may not use this configuration's port.
+      const marker = readServeMarker();
+      const url = marker && marker.pid === holder.pid ? marker.url : undefined;
+      fact.genesis = { pid: holder.pid, healthy: await (healthy ??= url ? genesisHealthyAt(url) : genesisHealthy(c.http.host, c.http.port)), ...(cwd ? { cwd } : {}) };
     }
     out.push(fact);
   }
