@@ -55,8 +55,11 @@ export async function startGenesis(repo: string, dir: string, env: Record<string
   return { port: ready.http.port, tftpPort: ready.tftp?.port, pid: child.pid!, stop: () => stop(child) };
 }
 
-/** nginx serving `dir/assets` under /assets/ on 127.0.0.1:`port`, sendfile on, as the shared kit's peer. */
-export async function startNginx(dir: string, port: number): Promise<Running> {
+/**
+ * nginx serving `dir/assets` under /assets/ on 127.0.0.1:`port`, sendfile on, as the shared kit's
+ * peer; with `staticRoot`, also the pre-rendered boot files there, as the kit's nginx-peer.conf does.
+ */
+export async function startNginx(dir: string, port: number, staticRoot?: string): Promise<Running> {
   const work = path.join(dir, 'nginx');
   for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(path.join(work, d), { recursive: true });
   writeFileSync(
@@ -68,7 +71,18 @@ http {
   default_type application/octet-stream;
   client_body_temp_path ${work}/tmp/body; proxy_temp_path ${work}/tmp/proxy; fastcgi_temp_path ${work}/tmp/fastcgi;
   uwsgi_temp_path ${work}/tmp/uwsgi; scgi_temp_path ${work}/tmp/scgi;
-  server { listen 127.0.0.1:${port}; location /assets/ { alias ${dir}/assets/; } }
+  server {
+    listen 127.0.0.1:${port};
+    location /assets/ { alias ${dir}/assets/; }${
+      staticRoot
+        ? `
+    root ${staticRoot};
+    location = /boot.ipxe { default_type text/plain; }
+    location = /ipxe/node { default_type text/plain; try_files /ipxe-node/$arg_mac.ipxe =404; }
+    location /talos/config/ { default_type application/yaml; }`
+        : ''
+    }
+  }
 }
 `,
   );

@@ -3,19 +3,23 @@
 // each from its own 127.0.x.y, driven by the shared kit's simulator (../shared/bench/bootsim.py).
 // Machines are auto-assigned so every one gets an install script and its config.
 //
-//   node bench/storm.ts [--n 200] [--repo <another checkout>] [--sim ../shared/bench/bootsim.py]
+//   node bench/storm.ts [--n 200] [--repo <another checkout>] [--sim ../shared/bench/bootsim.py] [--peer]
 //
 // Prints the simulator's JSON line (wall time, per-step p50/p95, server CPU and peak RSS).
-// Loopback only; the simulator stops at its own timeout.
+// With --peer, the same storm then runs against the static stack in the same run: nginx
+// (sendfile) serving the same files, with boot.ipxe, every machine's script and config
+// pre-rendered by this Genesis, and dnsmasq's TFTP on 127.0.0.69:69 (root; Debian's nginx and
+// dnsmasq-base), and the ratios Genesis ÷ peer are printed. Loopback only; the simulator stops at
+// its own timeout.
 
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startGenesis } from './peers.ts';
+import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
 
-const { values } = parseArgs({ options: { n: { type: 'string' }, repo: { type: 'string' }, sim: { type: 'string' } } });
+const { values } = parseArgs({ options: { n: { type: 'string' }, repo: { type: 'string' }, sim: { type: 'string' }, peer: { type: 'boolean' } } });
 const here = path.join(import.meta.dirname, '..');
 const sim = path.resolve(values.sim ?? path.join(here, '..', 'shared', 'bench', 'bootsim.py'));
 const N = values.n ?? '200';
@@ -36,15 +40,74 @@ const genesis = await startGenesis(path.resolve(values.repo ?? here), dir, {
   GENESIS_AUTO_ASSIGN_ENABLED: 'true',
   GENESIS_TFTP_HOST: '127.0.0.1',
 });
-try {
-  const out = await new Promise<string>((resolve, reject) => {
-    const c = spawn('python3', [sim, '--n', N, '--http', `127.0.0.1:${genesis.port}`, '--tftp', `127.0.0.1:${genesis.tftpPort}`, '--kpxe', kpxe, '--kernel-size', String(KERNEL), '--initrd-size', String(INITRD), '--watch', String(genesis.pid)], { stdio: ['ignore', 'pipe', 'inherit'] });
+type SimResult = { wall_ms: number; ok: number; failed: number; server_cpu_s: number; server_peak_rss_kb: number | null };
+
+function simulate(http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const c = spawn('python3', [sim, '--n', N, '--http', http, '--tftp', tftp, '--kpxe', kpxe, '--kernel-size', String(KERNEL), '--initrd-size', String(INITRD), '--watch', watch, '--mac-prefix', macPrefix], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
     c.stdout.on('data', (d: Buffer) => (text += d.toString()));
-    c.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`bootsim exited ${code}: ${text}`))));
+    c.on('close', (code) => (code === 0 ? resolve(text.trim()) : reject(new Error(`bootsim exited ${code}: ${text}`))));
   });
-  console.log(out.trim());
+}
+
+/** bootsim's MAC for machine i ("52-54-01-00-00-07"). */
+const macOf = (prefix: string, i: number) => `${prefix}-${[(i >> 16) & 255, (i >> 8) & 255, i & 255].map((b) => b.toString(16).padStart(2, '0')).join('-')}`;
+
+let genesisResult: SimResult | undefined;
+const PEER_PORT = 18081;
+const peerPrefix = '52-54-02';
+try {
+  const out = await simulate(`127.0.0.1:${genesis.port}`, `127.0.0.1:${genesis.tftpPort}`, String(genesis.pid), '52-54-01');
+  console.log(`genesis: ${out}`);
+  genesisResult = JSON.parse(out) as SimResult;
+  if (values.peer) await prerender();
 } finally {
   await genesis.stop();
-  rmSync(dir, { recursive: true, force: true });
+}
+
+if (values.peer) {
+  // The static stack: what Genesis rendered, served by nginx; TFTP by dnsmasq.
+  const nginx = await startNginx(dir, PEER_PORT, path.join(dir, 'static'));
+  const dnsmasq = spawn('dnsmasq', ['-k', '--port=0', '--enable-tftp', `--tftp-root=${path.join(dir, 'assets', 'ipxe')}`, '--listen-address=127.0.0.69', '--bind-interfaces', '--conf-file=/dev/null', '--quiet-tftp', '--tftp-max=1000', '--pid-file=', '--user=root'], { stdio: 'inherit' });
+  try {
+    // bootsim adds each watched process's children (nginx's workers) itself.
+    const pids = [nginx.pid, dnsmasq.pid!].join(',');
+    const out = await simulate(`127.0.0.1:${PEER_PORT}`, '127.0.0.69:69', pids, peerPrefix);
+    console.log(`peer (dnsmasq + nginx): ${out}`);
+    const peer = JSON.parse(out) as SimResult;
+    const g = genesisResult!;
+    console.log(
+      `ratio genesis/peer: wall ${(g.wall_ms / peer.wall_ms).toFixed(2)}, server CPU ${(g.server_cpu_s / peer.server_cpu_s).toFixed(2)}, peak RSS ${g.server_peak_rss_kb && peer.server_peak_rss_kb ? (g.server_peak_rss_kb / peer.server_peak_rss_kb).toFixed(1) : '?'}; ok ${g.ok} vs ${peer.ok} of ${N}`,
+    );
+  } finally {
+    dnsmasq.kill('SIGTERM');
+    await nginx.stop();
+  }
+}
+rmSync(dir, { recursive: true, force: true });
+
+/**
+ * What the static stack serves, rendered by this Genesis: boot.ipxe, and for each of the peer's
+ * MACs its install script and its machine config, with Genesis's address replaced by nginx's.
+ */
+async function prerender(): Promise<void> {
+  const base = `http://127.0.0.1:${genesis.port}`;
+  const peerBase = `http://127.0.0.1:${PEER_PORT}`;
+  const staticDir = path.join(dir, 'static');
+  mkdirSync(path.join(staticDir, 'ipxe-node'), { recursive: true });
+  writeFileSync(path.join(staticDir, 'boot.ipxe'), (await (await fetch(`${base}/boot.ipxe`)).text()).replaceAll(base, peerBase));
+  for (let i = 0; i < Number(N); i++) {
+    const mac = macOf(peerPrefix, i);
+    // Registered through the API first: a burst of new machines from one address is throttled.
+    await fetch(`${base}/api/v1/nodes/${mac.replaceAll('-', ':')}`, { method: 'PUT', headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' }, body: '{"role":"worker"}' });
+    const script = await (await fetch(`${base}/ipxe/node?mac=${mac}&buildarch=i386&platform=pcbios`)).text();
+    const configUrl = / talos\.config=(\S+)/.exec(script)?.[1];
+    if (!configUrl) throw new Error(`no install script for ${mac}: ${script.slice(0, 200)}`);
+    const config = await (await fetch(configUrl)).text();
+    const configPath = path.join(staticDir, new URL(configUrl).pathname);
+    mkdirSync(path.dirname(configPath), { recursive: true });
+    writeFileSync(configPath, config);
+    writeFileSync(path.join(staticDir, 'ipxe-node', `${mac}.ipxe`), script.replaceAll(base, peerBase));
+  }
 }
