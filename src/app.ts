@@ -475,19 +475,18 @@ export class Genesis {
   }
 
   /** Stop accepting, let transfers finish within the grace period, close everything. */
+  /**
+   * Shut down in the reverse of start, in phases (each phase's parts in parallel, so the TFTP grace
+   * period is waited once): first what starts new work (the background loops and the proxyDHCP),
+   * then the servers drain (TFTP lets running transfers finish, HTTP its requests, the event
+   * receivers their streams), then the Talos connections the loops used, and the inventory last,
+   * when nothing can write to it any more.
+   */
   async close(): Promise<void> {
     const graceMs = this.config.shutdown_grace * 1000;
-    await Promise.all([
-      this.tftp?.close(graceMs),
-      this.http?.close(),
-      this.bootstrap?.stop(),
-      this.backups?.stop(),
-      this.coldStart?.stop(),
-      this.talosDialer?.closeAll(),
-      this.dhcp?.close(),
-      this.eventSink?.close(),
-      this.kernelLog?.close(),
-    ]);
+    await Promise.all([this.coldStart?.stop(), this.backups?.stop(), this.bootstrap?.stop(), this.dhcp?.close()]);
+    await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.eventSink?.close(), this.kernelLog?.close()]);
+    await this.talosDialer?.closeAll();
     this.inventory?.close();
     this.inventory = undefined;
     this.log.info('genesis stopped');

@@ -442,54 +442,51 @@ $('#details').addEventListener('submit', async (e) => {
   }
 });
 
-$('#show-config').addEventListener('click', async () => {
-  const pre = $('#config-preview');
+/** Run one action on the selected machine; its outcome (or the server's refusal) in the node's message line. */
+async function nodeAction(action) {
   const msg = $('#node-message');
+  try {
+    const said = await action(ui.selected);
+    msg.className = '';
+    msg.textContent = said || '';
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+}
+
+$('#show-config').addEventListener('click', () => {
+  const pre = $('#config-preview');
   if (!pre.hidden) {
     pre.hidden = true;
     return;
   }
-  try {
-    pre.textContent = await apiText(`/nodes/${encodeURIComponent(ui.selected)}/config`);
+  void nodeAction(async (mac) => {
+    pre.textContent = await apiText(`/nodes/${encodeURIComponent(mac)}/config`);
     pre.hidden = false;
-    msg.className = '';
-    msg.textContent = 'The machine config it would receive; keys and tokens masked.';
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return 'The machine config it would receive; keys and tokens masked.';
+  });
 });
 
-$('#mark-installed').addEventListener('click', async () => {
-  const mac = ui.selected;
-  if (!confirm(`Mark ${mac} installed? Its next network boot goes to its own disk.`)) return;
-  const msg = $('#node-message');
-  try {
+$('#mark-installed').addEventListener('click', () => {
+  if (!confirm(`Mark ${ui.selected} installed? Its next network boot goes to its own disk.`)) return;
+  void nodeAction(async (mac) => {
     const node = await api('POST', `/nodes/${encodeURIComponent(mac)}/installed`);
     ui.nodes.set(node.mac, node);
     renderFleet();
     renderNode();
-    msg.className = '';
-    msg.textContent = 'Marked installed: its next network boot goes to its own disk.';
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return 'Marked installed: its next network boot goes to its own disk.';
+  });
 });
 
-$('#delete-node').addEventListener('click', async () => {
-  const mac = ui.selected;
-  if (!confirm(`Delete ${mac}? Genesis forgets the machine (its events are kept); if it boots again it is discovered anew.`)) return;
-  try {
+$('#delete-node').addEventListener('click', () => {
+  if (!confirm(`Delete ${ui.selected}? Genesis forgets the machine (its events are kept); if it boots again it is discovered anew.`)) return;
+  void nodeAction(async (mac) => {
     await api('DELETE', `/nodes/${encodeURIComponent(mac)}`);
     ui.nodes.delete(mac);
     closeNode();
     renderFleet();
-    $('#register-message').textContent = '';
-  } catch (err) {
-    $('#node-message').className = 'error';
-    $('#node-message').textContent = err.message;
-  }
+  });
 });
 
 $('#register').addEventListener('submit', async (e) => {
