@@ -32,6 +32,7 @@ export default tseslint.config(
         EventSource: 'readonly',
         URLSearchParams: 'readonly',
         confirm: 'readonly',
+        prompt: 'readonly',
         setInterval: 'readonly',
       },
     },

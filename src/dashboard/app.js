@@ -242,9 +242,72 @@ async function renderBackups() {
   const failed = status.lastFailure ? `; last failure: ${status.lastFailure.error}` : '';
   $('#backup-status').textContent = `${last}; ${next}${failed}`;
   $('#snapshots').replaceChildren(
-    ...snapshots.slice(0, 10).map((s) => el('li', `${s.name} · ${mib(s.size)} · from ${s.source.hostname || s.source.mac}${s.secretsFile ? ' · secrets bundle encrypted beside it' : ''}`)),
+    ...snapshots.slice(0, 10).map((s) => {
+      const li = el('li', `${s.name} · ${mib(s.size)} · from ${s.source.hostname || s.source.mac}${s.secretsFile ? ' · secrets bundle encrypted beside it' : ''}`, { 'data-name': s.name });
+      li.append(el('button', 'Verify', { type: 'button', class: 'secondary', 'data-verify': s.name }), el('button', 'Recover from this…', { type: 'button', class: 'danger', 'data-recover': s.name }));
+      return li;
+    }),
   );
 }
+
+/** Run an action; its outcome (or the server's refusal) in the message line `where`. */
+async function act(where, action) {
+  const msg = $(where);
+  try {
+    const said = await action();
+    msg.className = '';
+    msg.textContent = said || '';
+  } catch (err) {
+    msg.className = 'error';
+    msg.textContent = err.message;
+  }
+}
+
+$('#snapshots').addEventListener('click', (e) => {
+  const verify = e.target.closest('[data-verify]')?.dataset.verify;
+  const recover = e.target.closest('[data-recover]')?.dataset.recover;
+  if (verify) {
+    void act('#backup-message', async () => {
+      const r = await api('POST', `/backups/${encodeURIComponent(verify)}/verify`);
+      if (!r.ok) throw new ApiError(`${r.name}: DAMAGED: ${r.problems.join('; ')}`);
+      return `${r.name}: OK (${mib(r.size)}, sha256 ${r.sha256.slice(0, 12)}…, etcd hash ${r.etcdIntegrity === 'hash-ok' ? 'ok' : 'absent'})`;
+    });
+  }
+  if (recover) {
+    // Typing the cluster's name is the "are you sure", as for genesis cluster recover --confirm.
+    const confirmName = prompt(`Recover the cluster's etcd from ${recover}? Every control plane must have no etcd left (reset them first). Type the cluster name to go on:`);
+    if (confirmName === null) return;
+    void act('#backup-message', async () => {
+      await api('POST', '/cluster/recover', { snapshot: recover, confirm: confirmName });
+      void renderCluster().catch(() => {});
+      return `Recovery from ${recover} started: the cluster card follows it.`;
+    });
+  }
+});
+
+$('#show-join-token').addEventListener('click', () => {
+  const code = $('#join-token');
+  if (!code.hidden) {
+    code.hidden = true;
+    return;
+  }
+  void act('#cluster-message', async () => {
+    const { token } = await api('GET', '/cluster/join-token');
+    code.textContent = token;
+    code.hidden = false;
+    return 'The join token for the claim API (POST /api/v1/bootstrap/claim); keep it to your machines.';
+  });
+});
+
+$('#reset-bootstrap').addEventListener('click', () => {
+  const confirmName = prompt('Reset the bootstrap lock? Only for tearing the cluster down: a new etcd cluster may then be bootstrapped. Type the cluster name to go on:');
+  if (confirmName === null) return;
+  void act('#cluster-message', async () => {
+    const c = await api('POST', '/cluster/reset', { confirm: confirmName });
+    void renderCluster().catch(() => {});
+    return `Bootstrap lock reset: ${c.state}.`;
+  });
+});
 
 $('#backup-now').addEventListener('click', async () => {
   const msg = $('#backup-message');
@@ -443,16 +506,9 @@ $('#details').addEventListener('submit', async (e) => {
 });
 
 /** Run one action on the selected machine; its outcome (or the server's refusal) in the node's message line. */
-async function nodeAction(action) {
-  const msg = $('#node-message');
-  try {
-    const said = await action(ui.selected);
-    msg.className = '';
-    msg.textContent = said || '';
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+function nodeAction(action) {
+  const mac = ui.selected;
+  return act('#node-message', () => action(mac));
 }
 
 $('#show-config').addEventListener('click', () => {
