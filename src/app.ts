@@ -474,7 +474,6 @@ export class Genesis {
     }
   }
 
-  /** Stop accepting, let transfers finish within the grace period, close everything. */
   /**
    * Shut down in the reverse of start, in phases (each phase's parts in parallel, so the TFTP grace
    * period is waited once): first what starts new work (the background loops and the proxyDHCP),

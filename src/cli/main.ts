@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { Genesis } from '../app.ts';
 import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
+import { localHttpUrl } from '../config/network.ts';
 import { writeServeMarker } from '../config/serve-marker.ts';
 import { InventoryError } from '../inventory/store.ts';
 import { createLogger } from '../logging/logger.ts';
@@ -101,9 +102,8 @@ async function serve(configFile: string | undefined): Promise<number> {
   try {
     const listening = await app.start();
     // For the CLI run from another directory (serve-marker.ts); never a reason not to serve.
-    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
     try {
-      writeServeMarker({ dataDir: config.data_dir, assetsDir: config.assets_dir, url: `http://${host.includes(':') ? `[${host}]` : host}:${listening.http.port}`, pid: process.pid, startedAt: new Date().toISOString() });
+      writeServeMarker({ dataDir: config.data_dir, assetsDir: config.assets_dir, url: localHttpUrl(config.http.host, listening.http.port), pid: process.pid, startedAt: new Date().toISOString() });
     } catch (err) {
       log.debug({ reason: (err as Error).message }, 'could not record the data dir for the CLI');
     }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_TOKEN_FILE, readCliToken } from '../auth/api-token.ts';
 import { loadConfig } from '../config/config.ts';
+import { localHttpUrl } from '../config/network.ts';
 import { readServeMarker } from '../config/serve-marker.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import { OUTPUT_HELP, formatted, formattedRecord, OUTPUT_OPTIONS, outputFormatOf } from './output.ts';
@@ -76,10 +77,9 @@ export type Client = { url: string; token: string | undefined; tokenFile?: strin
 export function apiClient(configFile: string | undefined, url: string | undefined): Client {
   // Only what locating the API needs; advertise_addr is irrelevant here, so skip its detection.
   const config = loadConfig({ file: configFile, detect: () => '127.0.0.1', discover: true });
-  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
   // Found through the running server's marker: its address too (its port may not be the default).
   const marker = readServeMarker();
-  const local = marker && marker.dataDir === config.data_dir ? marker.url : `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
+  const local = marker && marker.dataDir === config.data_dir ? marker.url : localHttpUrl(config.http.host, config.http.port);
   return {
     url: (url ?? process.env.GENESIS_URL ?? local).replace(/\/+$/, ''),
     token: readCliToken(config.data_dir),

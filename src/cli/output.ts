@@ -15,16 +15,6 @@ export const OUTPUT_OPTIONS = {
 
 export const OUTPUT_HELP = `  -o, --output <table|json|yaml>  Output format (default table); --json is -o json`;
 
-export class OutputFormatError extends Error {}
-
-/** The chosen format; a value that is none of them is a usage error (exit 2). */
-export function outputFormat(v: { output?: string; json?: boolean }): OutputFormat {
-  if (v.json && v.output !== undefined && v.output !== 'json') throw new OutputFormatError(`--json and -o ${v.output} disagree: give one`);
-  const f = v.output ?? (v.json ? 'json' : 'table');
-  if (!(OUTPUT_FORMATS as readonly string[]).includes(f)) throw new OutputFormatError(`-o ${f}: the output formats are ${OUTPUT_FORMATS.join(', ')}`);
-  return f as OutputFormat;
-}
-
 /** `data` as the format asks, or the human text for a table. */
 export function formatted(format: OutputFormat, data: unknown, human: () => string): string {
   if (format === 'json') return JSON.stringify(data, null, 2) + '\n';
@@ -39,13 +29,16 @@ export function formattedRecord(format: OutputFormat, data: unknown, human: () =
   return human();
 }
 
-/** outputFormat for a command: a bad value is one line on stderr and undefined (the caller exits 2). */
+/**
+ * The format a command's options ask for (`--json` is `-o json`). A value that is none of them, or
+ * `--json` beside another `-o`, is one line on stderr and undefined: the caller exits 2.
+ */
 export function outputFormatOf(v: { output?: string; json?: boolean }, command: string): OutputFormat | undefined {
-  try {
-    return outputFormat(v);
-  } catch (err) {
-    if (!(err instanceof OutputFormatError)) throw err;
-    process.stderr.write(`genesis ${command}: ${err.message}\n`);
-    return undefined;
-  }
+  const f = v.output ?? (v.json ? 'json' : 'table');
+  let problem: string | undefined;
+  if (v.json && f !== 'json') problem = `--json and -o ${f} disagree: give one`;
+  else if (!(OUTPUT_FORMATS as readonly string[]).includes(f)) problem = `-o ${f}: the output formats are ${OUTPUT_FORMATS.join(', ')}`;
+  if (!problem) return f as OutputFormat;
+  process.stderr.write(`genesis ${command}: ${problem}\n`);
+  return undefined;
 }

@@ -82,3 +82,12 @@ export function proxyDhcpAddress(
   }
   return { iface, address: addrs.includes(advertise) ? advertise : addrs[0]! };
 }
+
+/**
+ * How a process on this host reaches an HTTP server bound to `host`:`port`: a wildcard bind is
+ * reached on loopback; an IPv6 address goes in brackets. (The CLI, doctor and the serve marker.)
+ */
+export function localHttpUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}

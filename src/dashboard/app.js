@@ -310,16 +310,12 @@ $('#reset-bootstrap').addEventListener('click', () => {
 });
 
 $('#backup-now').addEventListener('click', async () => {
-  const msg = $('#backup-message');
-  msg.className = '';
-  msg.textContent = 'Taking a snapshot…';
-  try {
+  $('#backup-message').className = '';
+  $('#backup-message').textContent = 'Taking a snapshot…';
+  await act('#backup-message', async () => {
     const { snapshot } = await api('POST', '/backups');
-    msg.textContent = `Stored ${snapshot.name} (${mib(snapshot.size)}).`;
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return `Stored ${snapshot.name} (${mib(snapshot.size)}).`;
+  });
   await renderBackups().catch(() => {});
 });
 
@@ -415,9 +411,9 @@ const FIELD_OF_MESSAGE = [
   [/^diskSelector|^give installDisk or diskSelector/, 'disk-selector'],
   [/^labels?\b/, 'labels'],
   [/^talosVersion/, 'talos-version'],
-  [/^network(\.|\/)?address|^network\b(?!\.)/, 'address'],
-  [/^network(\.|\/)gateway/, 'gateway'],
-  [/^network(\.|\/)nameservers/, 'nameservers'],
+  [/^network\.address|^network\b(?!\.)/, 'address'],
+  [/^network\.gateway/, 'gateway'],
+  [/^network\.nameservers/, 'nameservers'],
   [/^configPatch/, 'patch'],
   [/^bootstrap/, 'bootstrap'],
   [/^power\.bmc\.address/, 'bmc-address'],
@@ -547,23 +543,18 @@ $('#delete-node').addEventListener('click', () => {
 
 $('#register').addEventListener('submit', async (e) => {
   e.preventDefault();
-  const msg = $('#register-message');
   const mac = $('#new-mac').value.trim().toLowerCase().replace(/-/g, ':');
   const hostname = $('#new-hostname').value.trim();
-  try {
+  await act('#register-message', async () => {
     if (ui.nodes.has(mac)) throw new ApiError(`${mac} is already in the fleet`);
     const node = await api('PUT', `/nodes/${encodeURIComponent(mac)}`, { role: $('#new-role').value, ...(hostname ? { hostname } : {}) });
     ui.nodes.set(node.mac, node);
     renderFleet();
-    msg.className = '';
-    msg.textContent = `Added ${node.mac}: it gets its role the first time it boots.`;
     $('#new-mac').value = '';
     $('#new-hostname').value = '';
     void select(node.mac);
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return `Added ${node.mac}: it gets its role the first time it boots.`;
+  });
 });
 
 function renderNode() {
@@ -615,16 +606,11 @@ function renderConflict(n) {
   );
 }
 
-async function confirmMachine(mac, ip) {
-  const msg = $('#node-message');
-  try {
+function confirmMachine(mac, ip) {
+  return act('#node-message', async () => {
     await api('POST', `/nodes/${encodeURIComponent(mac)}/confirm`, { ip });
-    msg.className = '';
-    msg.textContent = `Confirmed ${ip}: a new install window is open for it.`;
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return `Confirmed ${ip}: a new install window is open for it.`;
+  });
 }
 
 async function renderTimeline() {
@@ -770,36 +756,24 @@ async function start() {
   }, 10_000);
 }
 
-$('#assign').addEventListener('submit', async (e) => {
+$('#assign').addEventListener('submit', (e) => {
   e.preventDefault();
-  const mac = ui.selected;
-  const msg = $('#node-message');
   const hostname = $('#hostname').value.trim();
-  try {
+  void nodeAction(async (mac) => {
     const node = await api('PATCH', `/nodes/${encodeURIComponent(mac)}`, { role: $('#role').value, hostname: hostname || null });
     ui.nodes.set(node.mac, node);
     renderFleet();
     renderNode();
-    msg.className = '';
-    msg.textContent = `Saved: ${node.role}${node.hostname ? `, ${node.hostname}` : ''}.`;
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return `Saved: ${node.role}${node.hostname ? `, ${node.hostname}` : ''}.`;
+  });
 });
 
-$('#reinstall').addEventListener('click', async () => {
-  const mac = ui.selected;
-  if (!confirm(`Reinstall ${mac}? Its next network boot installs Talos again, wiping the install disk.`)) return;
-  const msg = $('#node-message');
-  try {
+$('#reinstall').addEventListener('click', () => {
+  if (!confirm(`Reinstall ${ui.selected}? Its next network boot installs Talos again, wiping the install disk.`)) return;
+  void nodeAction(async (mac) => {
     await api('POST', `/nodes/${encodeURIComponent(mac)}/reinstall`);
-    msg.className = '';
-    msg.textContent = 'Reinstall requested: power-cycle the machine (or reboot it) to start.';
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return 'Reinstall requested: power-cycle the machine (or reboot it) to start.';
+  });
 });
 
 const POWER_CONFIRM = {
@@ -809,21 +783,15 @@ const POWER_CONFIRM = {
   'reinstall-now': 'Reinstall %s now? Talos wipes its system disk and reboots into the installer.',
 };
 
-$('#power').addEventListener('click', async (e) => {
+$('#power').addEventListener('click', (e) => {
   const action = e.target.closest('[data-power]')?.dataset.power;
   if (!action) return;
-  const mac = ui.selected;
-  if (POWER_CONFIRM[action] && !confirm(POWER_CONFIRM[action].replace('%s', mac))) return;
-  const msg = $('#node-message');
-  try {
+  if (POWER_CONFIRM[action] && !confirm(POWER_CONFIRM[action].replace('%s', ui.selected))) return;
+  void nodeAction(async (mac) => {
     const path = `/nodes/${encodeURIComponent(mac)}`;
     const r = action === 'reinstall-now' ? (await api('POST', `${path}/reinstall`, { reset: true })).power : await api('POST', `${path}/power`, { action });
-    msg.className = '';
-    msg.textContent = `${action === 'reinstall-now' ? 'Reinstall' : `Power ${action}`}: ${r.result}.`;
-  } catch (err) {
-    msg.className = 'error';
-    msg.textContent = err.message;
-  }
+    return `${action === 'reinstall-now' ? 'Reinstall' : `Power ${action}`}: ${r.result}.`;
+  });
 });
 
 $('#logout').addEventListener('click', async () => {

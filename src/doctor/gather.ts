@@ -10,7 +10,7 @@ import { prepareWritableDir } from '../config/data-dir.ts';
 import { readServeMarker } from '../config/serve-marker.ts';
 import { talosAssetsPresent } from '../assets/fetch.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
-import { ipv4ByInterface } from '../config/network.ts';
+import { ipv4ByInterface, localHttpUrl } from '../config/network.ts';
 import { IPXE_BIOS, ipxeEfiPath, GRUB_NETBOOT_ARM64 } from '../ipxe/binaries.ts';
 import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
@@ -64,13 +64,8 @@ export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; 
   return undefined;
 }
 
-/** Does the Genesis on this HTTP port answer /healthz? (undefined: not asked) */
-async function genesisHealthy(host: string, port: number): Promise<boolean> {
-  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  return genesisHealthyAt(`http://${h}:${port}`);
-}
-
-async function genesisHealthyAt(base: string): Promise<boolean> {
+/** Does the Genesis at `base` answer /healthz? */
+async function genesisHealthy(base: string): Promise<boolean> {
   try {
     const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
     await r.arrayBuffer();
@@ -112,6 +107,7 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
   const out: PortFact[] = [];
   // Asked once, and only if one of the ports turns out to be held by a running Genesis.
   let healthy: Promise<boolean> | undefined;
+  const marker = readServeMarker();
   for (const w of wanted) {
     if (!w.enabled) {
       out.push({ proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result: 'skipped' });
@@ -127,10 +123,9 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
       } catch {
         // another user's process, or gone
       }
-      // Its own address when it left one (serve-marker.ts): it may not use this configuration's port.
-      const marker = readServeMarker();
-      const url = marker && marker.pid === holder.pid ? marker.url : undefined;
-      fact.genesis = { pid: holder.pid, healthy: await (healthy ??= url ? genesisHealthyAt(url) : genesisHealthy(c.http.host, c.http.port)), ...(cwd ? { cwd } : {}) };
+      // Asked at its own address when it left one (serve-marker.ts): it may not use this configuration's port.
+      healthy ??= genesisHealthy(marker?.pid === holder.pid ? marker.url : localHttpUrl(c.http.host, c.http.port));
+      fact.genesis = { pid: holder.pid, healthy: await healthy, ...(cwd ? { cwd } : {}) };
     }
     out.push(fact);
   }
