@@ -28,6 +28,7 @@ import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './domain/node.ts';
 import { DB_FILE, Inventory } from './inventory/store.ts';
 import { BootstrapLocks } from './bootstrap/lock-store.ts';
+import { FleetReconciler } from './fleet/reconciler.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken } from './bootstrap/join-token.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
@@ -78,6 +79,7 @@ export class Genesis {
   metrics: Metrics | undefined;
   eventSink: EventSinkServer | undefined;
   kernelLog: KernelLogReceiver | undefined;
+  fleet: FleetReconciler | undefined;
   /** The background asset fetch started by `assets.fetch_on_start`, for tests and shutdown. */
   assetFetch: Promise<void> | undefined;
   private httpPort = 0;
@@ -145,6 +147,18 @@ export class Genesis {
     const cluster = clusterSettings(c, telemetry);
     const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: c.talos.patches, defaultTalosVersion: c.talos.version });
     this.checkConfigRendering(renderer);
+    // The fleet file, before any server answers: machines boot with what it says.
+    this.fleet = new FleetReconciler({
+      inventory: this.inventory,
+      renderer,
+      running: (key) => key.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], c),
+      baseAutoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
+      path: c.fleet.path,
+      prune: c.fleet.prune,
+      dataDir: c.data_dir,
+      log: this.log.child({ component: 'fleet' }),
+    });
+    this.fleet.start();
     const configs = new MachineConfigService({
       inventory: this.inventory,
       renderer,
@@ -254,6 +268,7 @@ export class Genesis {
         inventory: this.inventory,
         joinToken: () => joinToken(secrets.current(), c.cluster.name),
       },
+      fleet: this.fleet,
     });
     // A cold boot of the whole fleet opens many connections at once; Node's default backlog (511)
     // overflowed in the 1000-machine storm. The kernel caps it at net.core.somaxconn.
@@ -483,6 +498,7 @@ export class Genesis {
    */
   async close(): Promise<void> {
     const graceMs = this.config.shutdown_grace * 1000;
+    this.fleet?.close();
     await Promise.all([this.coldStart?.stop(), this.backups?.stop(), this.bootstrap?.stop(), this.dhcp?.close()]);
     await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.eventSink?.close(), this.kernelLog?.close()]);
     await this.talosDialer?.closeAll();

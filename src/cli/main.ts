@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { Genesis } from '../app.ts';
 import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
+import { FleetError } from '../fleet/parse.ts';
+import { fleetSettingsOverlay } from '../fleet/reconciler.ts';
 import { localHttpUrl } from '../config/network.ts';
 import { writeServeMarker } from '../config/serve-marker.ts';
 import { InventoryError } from '../inventory/store.ts';
@@ -15,6 +17,7 @@ import { ASSETS_USAGE, assetsCommand } from './assets.ts';
 import { DOCTOR_USAGE, doctorCommand } from './doctor.ts';
 import { CLUSTER_USAGE, clusterCommand } from './cluster.ts';
 import { NODES_USAGE, nodesCommand } from './nodes.ts';
+import { FLEET_USAGE, fleetCommand } from './fleet.ts';
 import { BACKUP_USAGE, backupCommand } from './backup.ts';
 import { CONFIG_USAGE, configCommand, KUBECONFIG_USAGE, kubeconfigCommand, SECRETS_USAGE, secretsCommand, TALOSCONFIG_USAGE, talosconfigCommand } from './talos.ts';
 
@@ -29,6 +32,7 @@ export const USAGE = `Usage: genesis <command> [options]
 Commands:
   serve            Run Genesis (TFTP, HTTP, inventory)
   nodes            List and assign machines (genesis nodes --help)
+  fleet            The fleet file: diff, apply, export (genesis fleet --help)
   secrets          Export or import the cluster secrets bundle (genesis secrets --help)
   config render    Print the machine config a node would receive (genesis config --help)
   talosconfig      Get a talosconfig for talosctl (genesis talosconfig --help)
@@ -46,7 +50,7 @@ Options:
   -h, --help       Show this help (genesis help <command>: that command's)
   -v, --version    Show the version
 
-Commands that talk to a running Genesis (nodes, cluster, backup, talosconfig, kubeconfig) find
+Commands that talk to a running Genesis (nodes, fleet, cluster, backup, talosconfig, kubeconfig) find
 it through GENESIS_URL (default http://127.0.0.1:8080) and GENESIS_API_TOKEN (default: the token
 file in the data dir). Every setting is also an environment variable: GENESIS_<SECTION>_<KEY>.
 
@@ -77,8 +81,23 @@ function version(): string {
   return pkg.version;
 }
 
+/** genesis.yaml, with the fleet file's cluster.* and talos.* on top (they win); a broken fleet file stops the start at its line. */
+function serveConfig(configFile: string | undefined) {
+  const base = loadConfig({ file: configFile });
+  let overlay;
+  try {
+    overlay = fleetSettingsOverlay(base.fleet.path, base.data_dir);
+  } catch (err) {
+    if (err instanceof FleetError) throw new ConfigError(`the fleet file is not valid (nothing was applied):\n${err.message}`);
+    const e = err as NodeJS.ErrnoException;
+    if (e.code) throw new ConfigError(`fleet.path ${base.fleet.path}: cannot read: ${e.code}`);
+    throw err;
+  }
+  return overlay.length ? loadConfig({ file: configFile, overlay }) : base;
+}
+
 async function serve(configFile: string | undefined): Promise<number> {
-  const config = loadConfig({ file: configFile });
+  const config = serveConfig(configFile);
   const log = createLogger({ level: config.log_level, format: config.log_format });
   const app = new Genesis(config, log);
   let stopping = false;
@@ -137,6 +156,7 @@ export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own parse their own arguments.
   const sub = {
     nodes: nodesCommand,
+    fleet: fleetCommand,
     secrets: secretsCommand,
     config: configCommand,
     talosconfig: talosconfigCommand,
@@ -200,6 +220,7 @@ export function usages(): Record<string, string> {
   return {
     serve: SERVE_USAGE,
     nodes: NODES_USAGE,
+    fleet: FLEET_USAGE,
     secrets: SECRETS_USAGE,
     config: CONFIG_USAGE,
     talosconfig: TALOSCONFIG_USAGE,

@@ -46,6 +46,7 @@ export type Config = {
     allow_scheduling_on_controlplanes: boolean;
     admin_kubeconfig_days: number;
   };
+  fleet: { path: string; prune: boolean };
   auto_assign: { enabled: boolean; controlplanes: number; mode: 'all' | 'workers' | 'listed'; macs: string };
   backup: { enabled: boolean; dir: string; interval_hours: number; keep_daily: number; keep_newest: number; timeout: number; secrets_passphrase_file: string };
   power: { wol_address: string; wol_port: number; ipmi_port: number; cold_start: boolean; cold_start_delay: number; cold_start_quorum_timeout: number; ipmi_cipher_suite: number };
@@ -181,7 +182,19 @@ export type LoadOptions = {
    * directory finds the token and the inventory.
    */
   discover?: boolean;
+  /**
+   * Values that win over the file and the environment: the fleet file's cluster.* and talos.*
+   * (src/fleet), each with where it was set, so an invalid one is reported at its line.
+   */
+  overlay?: Array<{ key: string; value: unknown; from: string }>;
 };
+
+/** One setting's value checked and converted as the loader would (ConfigError naming `from` when invalid). */
+export function settingValue(key: string, value: unknown, from: string): string | number | boolean {
+  const field = FIELDS.find((f) => f.key === key);
+  if (!field) throw new ConfigError(`invalid configuration: ${key} (${from}): unknown key`);
+  return coerce(field, { value, from });
+}
 
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
@@ -214,6 +227,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     const name = envName(field.key);
     const v = env[name];
     if (v !== undefined && v !== '') sources.set(field.key, { value: v, from: name });
+  }
+  for (const o of opts.overlay ?? []) {
+    if (!FIELDS.some((f) => f.key === o.key)) throw new ConfigError(`invalid configuration: ${o.key} (${o.from}): unknown key`);
+    sources.set(o.key, { value: o.value, from: o.from });
   }
 
   const flat: Record<string, string | number | boolean> = {};

@@ -110,6 +110,13 @@ export const FIELDS: readonly Field[] = [
   },
   { key: 'auto_assign.macs', kind: { type: 'list', re: /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, hint: 'MAC addresses such as 52:54:00:aa:bb:01, lower case, comma-separated', optional: true }, default: '', doc: 'For `auto_assign.mode: listed`: the machines that may be assigned automatically.' },
   { key: 'auto_assign.controlplanes', kind: { type: 'int', min: 1, max: 99 }, default: 3, doc: 'With auto-assign on: the first this-many machines become control planes, the rest workers.' },
+  {
+    key: 'fleet.path',
+    kind: { type: 'optional-path' },
+    default: '',
+    doc: 'A fleet file, or a directory of them (docs/fleet.md): machines, roles and settings kept in git. Applied at start and whenever it changes; the fields it sets are read-only in the API and the dashboard. Empty: no file is watched (`genesis fleet apply` still works).',
+  },
+  { key: 'fleet.prune', kind: { type: 'bool' }, default: false, doc: 'Delete machines the fleet file does not list (except ones waiting unassigned). Off: they are only reported.' },
   { key: 'inventory.max_nodes', kind: { type: 'int', min: 1, max: 1000000 }, default: 1000, doc: 'Machines the inventory records at most; a new MAC beyond is refused (counted, logged once a minute). Known machines are never affected.' },
   { key: 'inventory.discovery_per_minute', kind: { type: 'int', min: 1, max: 100000 }, default: 30, doc: 'New MACs one source address may add per minute (a flood of made-up MACs is refused; known machines are never affected).' },
   { key: 'inventory.event_retention', kind: { type: 'int', min: 10, max: 1000000 }, default: 1000, doc: 'Events kept per machine; older ones are pruned.' },

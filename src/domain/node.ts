@@ -67,6 +67,11 @@ export type Node = {
   windowIp: string | null;
   /** Two addresses claimed this MAC inside its window: nothing is served until the operator confirms one. */
   conflict: string | null;
+  /**
+   * The settings (NodeChanges keys) the fleet file sets for this machine: the file owns them, so
+   * the API and the dashboard refuse to change them (src/fleet). Empty: nothing is file-managed.
+   */
+  fleetFields: string[];
   firstSeen: string;
   lastSeen: string | null;
   updatedAt: string;
@@ -127,6 +132,8 @@ export const EVENT_TYPES = [
   'conflict-resolved',
   'state-changed',
   'api-change',
+  // The fleet file changed the machine's settings (actor fleet-file; detail.file, detail.commit).
+  'fleet-change',
   'deleted',
   // The cluster bootstrap, recorded on the node it concerns.
   'bootstrap-elected',
@@ -241,6 +248,7 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     windowUntil: null,
     windowIp: null,
     conflict: null,
+    fleetFields: [],
     firstSeen: '',
     lastSeen: null,
     updatedAt: '',

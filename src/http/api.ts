@@ -6,7 +6,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
-import { blankNode, BOOT_STATES, LOCAL_BOOT_MODES, POWER_METHODS, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
+import { NODE_CHANGES_SCHEMA as changesSchema } from '../domain/node-changes-schema.ts';
+import { blankNode, BOOT_STATES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
 import type { Inventory, ListCursor } from '../inventory/store.ts';
 import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
@@ -23,6 +24,9 @@ import type { ColdStart } from '../power/cold-start.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
 import { streamRoutes } from './stream.ts';
 import { HttpError } from './errors.ts';
+import { fleetRoutes } from './fleet.ts';
+import { sameValue, samePatch } from '../fleet/plan.ts';
+import type { FleetReconciler } from '../fleet/reconciler.ts';
 
 export type ApiDeps = {
   inventory: Inventory;
@@ -34,57 +38,13 @@ export type ApiDeps = {
   power: PowerControl;
   coldStart: ColdStart;
   cluster: ClusterDeps;
+  fleet: FleetReconciler;
   /** Dashboard sessions, accepted besides the bearer token. */
   sessions?: Sessions;
 };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-const nullableString = (maxLength: number) => ({ type: ['string', 'null'], maxLength }) as const;
-
-const changesSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    role: { enum: ROLES },
-    hostname: nullableString(253),
-    installDisk: nullableString(256),
-    diskSelector: {
-      type: ['object', 'null'],
-      maxProperties: 16,
-      additionalProperties: { type: 'string', maxLength: 128 },
-    },
-    labels: { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 63 } },
-    talosVersion: nullableString(64),
-    localBoot: { enum: LOCAL_BOOT_MODES },
-    network: {
-      type: ['object', 'null'],
-      additionalProperties: false,
-      required: ['address'],
-      properties: {
-        address: { type: 'string', maxLength: 64 },
-        gateway: { type: 'string', maxLength: 64 },
-        nameservers: { type: 'array', maxItems: 8, items: { type: 'string', maxLength: 64 } },
-      },
-    },
-    configPatch: nullableString(32 * 1024),
-    bootstrap: { type: 'boolean' },
-    power: {
-      type: ['object', 'null'],
-      additionalProperties: false,
-      required: ['method'],
-      properties: {
-        method: { enum: POWER_METHODS },
-        bmc: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['address', 'username', 'passwordFile'],
-          properties: { address: { type: 'string', maxLength: 253 }, username: { type: 'string', maxLength: 64 }, passwordFile: { type: 'string', maxLength: 1024 } },
-        },
-      },
-    },
-  },
-} as const;
 
 
 const NODE_PAGE = 1000;
@@ -195,15 +155,32 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   /** The stored node, plus `warnings` when its config patch uses deprecated or moved fields. */
   const withWarnings = (node: Node, warnings: string[]) => (warnings.length ? { ...node, warnings } : node);
 
+  /** The fleet file wins: a change to a field it sets is refused, naming the field and the file. */
+  const fleetSource = () => deps.fleet.status().source ?? 'the fleet file';
+  function refuseFleetFields(mac: string, changes: NodeChanges): void {
+    const node = inventory.get(mac);
+    if (!node) return;
+    // The same value again is no change (the dashboard sends its whole form).
+    const differs = (k: keyof NodeChanges) => (k === 'configPatch' ? !samePatch(node.configPatch, changes.configPatch ?? null) : !sameValue(node[k] ?? null, changes[k] ?? null));
+    const clash = (Object.keys(changes) as Array<keyof NodeChanges>).filter((k) => changes[k] !== undefined && node.fleetFields.includes(k) && differs(k));
+    if (clash.length) {
+      throw new HttpError(409, 'owned_by_fleet_file', `${clash.join(', ')} of ${mac} ${clash.length > 1 ? 'are' : 'is'} set by the fleet file (${fleetSource()}); change ${clash.length > 1 ? 'them' : 'it'} there`, {
+        fields: clash,
+      });
+    }
+  }
+
   // PUT: create or update (register a machine before it first boots). PATCH: update only.
   app.put<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req, reply) => {
     const mac = macOf(req);
+    refuseFleetFields(mac, req.body);
     const { changes, warnings } = checkPatch(mac, checkNodeChanges(req.body));
     const { node, created } = inventory.update(mac, changes, actor(req), { create: true });
     return reply.code(created ? 201 : 200).send(withWarnings(node, warnings));
   });
   app.patch<{ Body: NodeChanges }>('/nodes/:mac', { schema: { params: macParams, body: changesSchema } }, async (req) => {
     const mac = macOf(req);
+    refuseFleetFields(mac, req.body);
     const { changes, warnings } = checkPatch(mac, checkNodeChanges(req.body));
     return withWarnings(inventory.update(mac, changes, actor(req), { create: false }).node, warnings);
   });
@@ -225,6 +202,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   clusterRoutes(app, deps.cluster, actor);
   backupRoutes(app, deps.backups, actor);
   powerRoutes(app, deps.power, actor);
+  fleetRoutes(app, deps.fleet);
   await openApiRoutes(app);
   app.get('/power/cold-start', async () => deps.coldStart.status());
   streamRoutes(app, inventory);
@@ -278,6 +256,9 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
 
   app.delete('/nodes/:mac', { schema: { params: macParams } }, async (req, reply) => {
     const mac = macOf(req);
+    if (inventory.get(mac)?.fleetFields.length) {
+      throw new HttpError(409, 'owned_by_fleet_file', `${mac} is listed in the fleet file (${fleetSource()}); remove it there (with fleet.prune it is then deleted)`);
+    }
     if (!inventory.delete(mac, actor(req))) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
     return reply.code(204).send();
   });

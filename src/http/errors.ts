@@ -12,10 +12,13 @@ export type ErrorBody = { error: string; message: string };
 export class HttpError extends Error {
   readonly statusCode: number;
   readonly code: string;
-  constructor(statusCode: number, code: string, message: string) {
+  /** More fields of the answer beside error and message (the fleet's problems, each with file:line:col). */
+  readonly details: Record<string, unknown> | undefined;
+  constructor(statusCode: number, code: string, message: string, details?: Record<string, unknown>) {
     super(message);
     this.statusCode = statusCode;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -55,7 +58,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (err.validation) {
       return reply.code(400).send({ error: 'invalid_request', message: describeValidation(err.validationContext ?? 'request', err.validation) });
     }
-    if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.code, message: err.message, ...err.details });
     if (err instanceof ChangeError) return reply.code(400).send({ error: 'invalid_request', message: err.message });
     if (err instanceof SecretsError) {
       req.log.error({ reason: err.message }, 'cluster secrets unavailable');

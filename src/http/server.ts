@@ -14,6 +14,7 @@ import type { ColdStart } from '../power/cold-start.ts';
 import type { PowerControl } from '../power/power-control.ts';
 import type { Inventory } from '../inventory/store.ts';
 import { apiRoutes } from './api.ts';
+import type { FleetReconciler } from '../fleet/reconciler.ts';
 import { claimRoutes, type ClusterDeps } from './cluster.ts';
 import { assetRoutes } from './assets.ts';
 import { bootRoutes } from './boot.ts';
@@ -38,6 +39,7 @@ export type HttpServerOptions = {
   assetsDir: string;
   tokenHash: Buffer;
   cluster: ClusterDeps;
+  fleet: FleetReconciler;
   metrics: Metrics;
   sessions: Sessions;
   defaultTalosVersion: string;
@@ -86,6 +88,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
         power: opts.power,
         coldStart: opts.coldStart,
         cluster: opts.cluster,
+        fleet: opts.fleet,
         sessions: opts.sessions,
       }),
     { prefix: '/api/v1' },

@@ -251,6 +251,11 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'an index in the node list\'s order (first seen, then MAC), so a page of it is read, not the table sorted',
     sql: `CREATE INDEX nodes_listing ON nodes (first_seen, mac);`,
   },
+  {
+    version: 12,
+    description: 'the node fields a fleet file sets (JSON list): read-only in the API while the file sets them',
+    sql: `ALTER TABLE nodes ADD COLUMN fleet_fields TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import Database from 'better-sqlite3';
 import { LATEST_SCHEMA, MIGRATIONS } from './migrations.ts';
 import {
+  blankNode,
   type BootFacts,
   type BootState,
   type EventType,
@@ -52,9 +53,17 @@ export type InventoryOptions = {
   now?: () => Date;
   /** How long an install window stays open once opened (ms). Default 4 hours. */
   installWindowMs?: number;
+  /**
+   * Settings for a machine booting for the first time, decided by the fleet file's match rules
+   * (src/fleet): applied in the transaction that records it, before the auto-assign policy.
+   */
+  discoveryRule?: DiscoveryRule;
   /** Called with every statement run, values filled in (better-sqlite3's `verbose`); for tests and debugging. Never log it: it carries token hashes. */
   trace?: (sql: string) => void;
 };
+
+/** What a fleet match rule gives a new machine: its settings, the fields the file owns, and the event's detail. */
+export type DiscoveryRule = (node: Node) => { changes: NodeChanges; fields: string[]; detail: Record<string, unknown> } | undefined;
 
 type Row = {
   mac: string;
@@ -85,6 +94,7 @@ type Row = {
   window_until: string | null;
   window_ip: string | null;
   conflict: string | null;
+  fleet_fields: string;
   first_seen: string;
   last_seen: string | null;
   updated_at: string;
@@ -120,6 +130,7 @@ function toNode(r: Row): Node {
     windowUntil: r.window_until,
     windowIp: r.window_ip,
     conflict: r.conflict,
+    fleetFields: JSON.parse(r.fleet_fields) as string[],
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     updatedAt: r.updated_at,
@@ -146,7 +157,8 @@ function stateForRole(role: Role, current: BootState): BootState {
 
 export class Inventory {
   readonly db: Database.Database;
-  private readonly autoAssign: AutoAssignPolicy;
+  private autoAssign: AutoAssignPolicy;
+  private discoveryRule: DiscoveryRule | undefined;
   private readonly retention: number;
   private readonly now: () => Date;
   private readonly installWindowMs: number;
@@ -156,6 +168,7 @@ export class Inventory {
   private constructor(db: Database.Database, opts: InventoryOptions) {
     this.db = db;
     this.autoAssign = opts.autoAssign ?? { enabled: false, controlplanes: 3 };
+    this.discoveryRule = opts.discoveryRule;
     this.retention = opts.eventRetention ?? 1000;
     this.now = opts.now ?? (() => new Date());
     this.installWindowMs = opts.installWindowMs ?? 4 * 3600_000;
@@ -198,6 +211,15 @@ export class Inventory {
       throw err;
     }
     return new Inventory(db, opts);
+  }
+
+  /** The fleet file sets these when it changes (its defaults and match rules); new machines see them at once. */
+  setAutoAssign(policy: AutoAssignPolicy): void {
+    this.autoAssign = policy;
+  }
+
+  setDiscoveryRule(rule: DiscoveryRule | undefined): void {
+    this.discoveryRule = rule;
   }
 
   close(): void {
@@ -423,7 +445,9 @@ export class Inventory {
         const total = (this.sql('SELECT count(*) AS n FROM nodes').get() as { n: number }).n;
         if (opts.maxNodes !== undefined && total >= opts.maxNodes) throw new InventoryError('full', `the inventory holds ${total} machines, its limit (inventory.max_nodes)`);
         const cps = (this.sql("SELECT count(*) AS n FROM nodes WHERE role = 'controlplane'").get() as { n: number }).n;
-        const role = roleForNewMachine(this.autoAssign, cps, mac);
+        // A fleet file's match rule decides before the auto-assign policy does.
+        const ruled = this.discoveryRule?.(blankNode(mac, { ...factFields(facts) }));
+        const role = ruled ? 'unassigned' : roleForNewMachine(this.autoAssign, cps, mac);
         const state = stateForRole(role, 'discovered');
         // Auto-assigned: its window opens now, bound to the address it was discovered from.
         const window = role === 'unassigned' ? { until: null, ip: null } : { until: this.windowEnd(), ip: facts.ip ?? null };
@@ -433,6 +457,7 @@ export class Inventory {
         ).run({ mac, role, state, at, ...factParams(facts), until: window.until, wip: window.ip });
         this.event(mac, 'discovered', 'boot', { ...facts });
         if (role !== 'unassigned') this.event(mac, 'state-changed', 'policy', { from: 'discovered', to: state, role });
+        if (ruled) this.update(mac, ruled.changes, FLEET_ACTOR, { create: false, fleet: { fields: ruled.fields, detail: ruled.detail } });
         const node = toNode(this.row(mac)!);
         return { node, created: true, access: bootAccess(node, facts.ip, this.now()) };
       }
@@ -521,7 +546,12 @@ export class Inventory {
    * Create or change a node from the API. `create: false` refuses unknown MACs (PATCH);
    * `create: true` registers a machine before it ever boots (PUT).
    */
-  update(mac: string, requested: NodeChanges, actor: string, opts: { create: boolean }): { node: Node; created: boolean } {
+  update(
+    mac: string,
+    requested: NodeChanges,
+    actor: string,
+    opts: { create: boolean; fleet?: { fields: string[]; detail: Record<string, unknown> } },
+  ): { node: Node; created: boolean } {
     // A node installs to one disk: naming a path drops the selector and the other way round.
     const changes: NodeChanges = { ...requested };
     if (changes.installDisk != null) changes.diskSelector ??= null;
@@ -574,7 +604,13 @@ export class Inventory {
         // Assigning opens the install window; the next address that asks for the script is bound to it.
         this.sql('UPDATE nodes SET window_until = ?, window_ip = NULL, conflict = NULL WHERE mac = ?').run(this.windowEnd(), mac);
       }
-      this.event(mac, 'api-change', actor, { created, changes: redactChanges(requested) });
+      if (opts.fleet) {
+        // The fleet file: its fields are recorded as owned; an adoption that changes no value is no event.
+        this.sql('UPDATE nodes SET fleet_fields = ? WHERE mac = ?').run(JSON.stringify([...opts.fleet.fields].sort()), mac);
+        if (created || Object.keys(requested).length) this.event(mac, 'fleet-change', actor, { created, changes: redactChanges(requested), ...opts.fleet.detail });
+      } else {
+        this.event(mac, 'api-change', actor, { created, changes: redactChanges(requested) });
+      }
       if (state !== before.state) this.event(mac, 'state-changed', actor, { from: before.state, to: state });
       return { node: toNode(this.row(mac)!), created };
     });
@@ -717,6 +753,14 @@ function redactChanges(c: NodeChanges): Record<string, unknown> {
   if (typeof c.configPatch === 'string') out['configPatch'] = { sha256: createHash('sha256').update(c.configPatch).digest('hex'), bytes: Buffer.byteLength(c.configPatch) };
   return out;
 }
+
+/** The facts as Node fields, for the fleet's match rules. */
+function factFields(f: BootFacts): Partial<Node> {
+  return { arch: f.arch ?? null, firmware: f.firmware ?? null, uuid: f.uuid ?? null, serial: f.serial ?? null, manufacturer: f.manufacturer ?? null, product: f.product ?? null, lastIp: f.ip ?? null };
+}
+
+/** Who changes a node when the fleet file does (events, the dashboard's history). */
+export const FLEET_ACTOR = 'fleet-file';
 
 function factParams(f: BootFacts) {
   return {

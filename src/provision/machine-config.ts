@@ -54,6 +54,10 @@ export function clusterSettings(c: Config, telemetry: Telemetry | undefined = te
 
 export type PatchFiles = { cluster: string; controlplane: string; worker: string };
 
+/** A patch given as text (the fleet file's), in place of a genesis.yaml patch file: its text and where it came from. */
+export type PatchText = { text: string; label: string };
+export type PatchTexts = Partial<Record<Role, PatchText>> & { cluster?: PatchText };
+
 export type RendererOptions = {
   secrets: SecretsStore;
   cluster: ClusterSettings;
@@ -91,9 +95,40 @@ export class ConfigRenderer {
   private readonly o: RendererOptions;
   /** Render verdicts by their inputs: the boot path asks on every install-script request. */
   private readonly verdicts = new Map<string, string | undefined>();
+  /** The fleet file's patches: each one given replaces the genesis.yaml patch file of its slot. */
+  private patchTexts: PatchTexts = {};
 
-  constructor(o: RendererOptions) {
+  constructor(o: RendererOptions, patchTexts: PatchTexts = {}) {
     this.o = o;
+    this.patchTexts = patchTexts;
+  }
+
+  /** The fleet file sets its patches here when it is applied; the next render uses them. */
+  setPatchTexts(patches: PatchTexts): void {
+    this.patchTexts = { ...patches };
+  }
+
+  /** The patches in force, as text (the fleet's, else the files'), for `genesis fleet export`. */
+  patchTextsInForce(): PatchTexts {
+    const out: PatchTexts = {};
+    for (const slot of ['cluster', 'controlplane', 'worker'] as const) {
+      const given = this.patchTexts[slot];
+      const file = this.o.patchFiles[slot];
+      if (given) out[slot] = given;
+      else if (file) {
+        try {
+          out[slot] = { text: readFileSync(file, 'utf8'), label: file };
+        } catch {
+          // unreadable: its render problem says so
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The same renderer with other patches: the fleet checks its machines against what it is about to set. */
+  withPatchTexts(patches: PatchTexts): ConfigRenderer {
+    return new ConfigRenderer(this.o, patches);
   }
 
   /**
@@ -122,7 +157,10 @@ export class ConfigRenderer {
    * and the secrets file's identity.
    */
   private inputsStamp(): string {
-    const files = [this.o.patchFiles.cluster, this.o.patchFiles.controlplane, this.o.patchFiles.worker].map((f) => {
+    const files = (['cluster', 'controlplane', 'worker'] as const).map((slot) => {
+      const given = this.patchTexts[slot];
+      if (given) return `text:${createHash('sha256').update(given.text).digest('hex')}`;
+      const f = this.o.patchFiles[slot];
       if (!f) return '-';
       try {
         return createHash('sha256').update(readFileSync(f)).digest('hex');
@@ -136,7 +174,11 @@ export class ConfigRenderer {
   /** Cluster patch, then the role's patch, then the node's own. */
   patchesFor(role: Role, nodePatch: string | null | undefined): Patch[] {
     const f = this.o.patchFiles;
-    const out: Array<Patch | undefined> = [readPatchFile(f.cluster, 'talos.patches.cluster'), readPatchFile(f[role], `talos.patches.${role}`)];
+    const slot = (name: 'cluster' | Role) => {
+      const given = this.patchTexts[name];
+      return given ? parsePatch(given.text, `fleet patches.${name} (${given.label})`) : readPatchFile(f[name], `talos.patches.${name}`);
+    };
+    const out: Array<Patch | undefined> = [slot('cluster'), slot(role)];
     if (nodePatch) out.push(parsePatch(nodePatch, 'node configPatch'));
     return out.filter((p): p is Patch => p !== undefined);
   }
@@ -195,7 +237,7 @@ export class ConfigRenderer {
       if (err instanceof PatchError) return { problems: [err.message], warnings: [] };
       throw err;
     }
-    const renderer = this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } });
+    const renderer = this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
     try {
       renderer.render(node, { role, configPatch: null });
     } catch (err) {
@@ -206,6 +248,21 @@ export class ConfigRenderer {
       return { problems: [], warnings: renderer.render(node, { role, configPatch }).warnings };
     } catch (err) {
       if (err instanceof RenderError) return { problems: err.problems.length ? err.problems : [err.message], warnings: [] };
+      throw err;
+    }
+  }
+
+  /**
+   * Why this node, with this role, would get no config (empty when it would): the fleet file's
+   * check before it applies. An unset endpoint is not a reason (placeholder, as for checkNodePatch).
+   */
+  renderProblems(node: Node, role: Role): string[] {
+    const renderer = this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
+    try {
+      renderer.render(node, { role });
+      return [];
+    } catch (err) {
+      if (err instanceof RenderError) return err.problems.length ? err.problems : [err.message];
       throw err;
     }
   }

@@ -27,6 +27,7 @@ const LAYERS: Record<string, number> = {
   config: 2,
   inventory: 3, // SQLite stores
   bootstrap: 4, // the lock's rules and store, the orchestrator
+  fleet: 4, // the fleet file: parse, plan, reconcile into the inventory
   power: 4, // power actions: magic packets, ipmitool, Talos reboot and reset
   backup: 4, // etcd snapshots: retention rules, the snapshot files, the schedule
   metrics: 5,
