@@ -587,7 +587,38 @@ function renderNode() {
   $('#node-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v, k === 'State' ? { id: 'node-state' } : k === 'Needs attention' ? { id: 'node-attention', class: 'attention' } : {})]));
   $('#mark-installed').hidden = n.state === 'installed' || n.role === 'unassigned';
   fillDetails(n, false);
+  renderFleetOwnership(n);
   renderConflict(n);
+}
+
+/** The inputs of each node field, to show the ones the fleet file sets as read-only. */
+const FLEET_FIELD_INPUTS = {
+  role: ['role'],
+  hostname: ['hostname'],
+  installDisk: ['install-disk'],
+  diskSelector: ['disk-selector'],
+  labels: ['labels'],
+  talosVersion: ['talos-version'],
+  network: ['address', 'gateway', 'nameservers'],
+  configPatch: ['patch'],
+  bootstrap: ['bootstrap'],
+  power: ['power-method-select', 'bmc-address', 'bmc-user', 'bmc-password-file'],
+};
+
+/** The file always wins: what it sets is read-only here, with where to change it. */
+function renderFleetOwnership(n) {
+  const owned = n.fleetFields || [];
+  for (const [field, ids] of Object.entries(FLEET_FIELD_INPUTS)) {
+    for (const id of ids) {
+      const input = document.getElementById(id);
+      input.disabled = owned.includes(field);
+      if (input.disabled) input.title = `Set by the fleet file (${ui.fleetSource || 'fleet.path'}); change it there.`;
+      else input.removeAttribute('title');
+    }
+  }
+  const note = $('#fleet-note');
+  note.hidden = owned.length === 0;
+  note.textContent = owned.length ? `Set by the fleet file (${ui.fleetSource || 'fleet.path'}): ${owned.join(', ')}. Change ${owned.length > 1 ? 'them' : 'it'} there; the rest is editable here.` : '';
 }
 
 /** Two machines claimed this MAC: say so, and let the operator say which address is the real one. */
@@ -746,6 +777,8 @@ async function start() {
   $('#app').hidden = false;
   $('#logout').hidden = false;
   renderHeader();
+  // Where the fleet file is, for the note on fields it owns (null: none in use).
+  ui.fleetSource = (await api('GET', '/fleet').catch(() => null))?.source ?? null;
   await Promise.all([loadFleet(), renderCluster(), renderBackups()]);
   connectStream();
   // "Last seen" ages; the cluster state moves without node events after the bootstrap.

@@ -350,6 +350,34 @@ describe('dashboard in Chromium', () => {
     await context.close();
   }, 90_000);
 
+  it('fields the fleet file sets are read-only, with where to change them; the rest stays editable', async () => {
+    const mac = '52:54:00:0b:00:f1';
+    const fleet = `apiVersion: genesis.dev/v1alpha1\nkind: Fleet\nmachines:\n  - mac: ${mac}\n    role: worker\n    hostname: nuc-f1\n`;
+    expect((await g.api('POST', '/fleet/apply', { documents: ['fleet.yaml'], files: { 'fleet.yaml': fleet } })).status).toBe(200);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await login(page, TEST_TOKEN);
+    await page.goto(`${g.url}/#node=${mac}`);
+    await expect.poll(() => page.locator('#node-title').textContent()).toBe(`nuc-f1 (${mac})`);
+    expect(await page.locator('#fleet-note').textContent()).toBe('Set by the fleet file (api): hostname, role. Change them there; the rest is editable here.');
+    expect(await page.locator('#role').isDisabled()).toBe(true);
+    expect(await page.locator('#hostname').isDisabled()).toBe(true);
+    expect(await page.locator('#hostname').getAttribute('title')).toBe('Set by the fleet file (api); change it there.');
+    // The rest saves as before (the unchanged role and host name go along and are no change).
+    await page.locator('#settings summary').click();
+    expect(await page.locator('#labels').isDisabled()).toBe(false);
+    await page.locator('#labels').fill('zone=rack9');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await expect.poll(() => page.locator('#node-message').textContent()).toBe('Saved labels.');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await expect.poll(() => page.locator('#node-message').textContent()).toBe('Saved: worker, nuc-f1.');
+    expect(await (await g.api('GET', `/nodes/${mac}`)).json()).toMatchObject({ role: 'worker', hostname: 'nuc-f1', labels: { zone: 'rack9' } });
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   it('does what genesis cluster and genesis backup do: join token, reset, verify a snapshot, recover from one', async () => {
     // A stored snapshot, as the schedule leaves one (its bytes and the metadata beside them).
     const name = 'etcd-homelab-20261201T000000Z';
