@@ -1,12 +1,15 @@
 #!/bin/bash
 # One machine boots through Genesis on QEMU user networking, inside a private network namespace
 # (unshare -n): the guest's 10.0.2.2 is this namespace's loopback, so nothing leaves the box.
-# usage: boot-usernet.sh <bios|uefi> <workdir> <mac>
+# usage: boot-usernet.sh <bios|uefi> <workdir> <mac> [fleet file]
 #   <workdir>/assets holds the stand-in kernel; Genesis's data dir, its log and the serial log go there too.
 # The machine first boots unassigned (it must wait), this script then assigns it a role through
-# the API as an operator would, and the machine boots the kernel on its next request.
+# the API as an operator would, and the machine boots the kernel on its next request. With a
+# fleet file, Genesis runs with fleet.path set to it and nobody calls the API: the machine boots
+# as its entry says from its first request.
 set -u
-FW=$1; W=$2; MAC=$3
+FW=$1; W=$2; MAC=$3; FLEET=${4:-}
+if [ -n "$FLEET" ]; then export GENESIS_FLEET_PATH=$FLEET; fi
 if [ -z "${IN_NS:-}" ]; then exec env IN_NS=1 unshare -n "$0" "$@"; fi
 ip link set lo up
 TOKEN=e2e-token-0123456789abcdef
@@ -26,11 +29,13 @@ timeout 150 qemu-system-x86_64 -accel tcg -m 512 -nodefaults -display none -no-r
 QP=$!
 # The operator: wait until the machine has shown up and been told to wait, then assign it.
 for i in $(seq 1200); do
+  [ -n "$FLEET" ] && break
   grep -aq 'has no role yet' "$W/serial.log" 2>/dev/null && break
   kill -0 $QP 2>/dev/null || break
   sleep 0.1
 done
-curl -sS -o "$W/assign.json" -w '%{http_code}\n' -X PUT -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+[ -n "$FLEET" ] && echo fleet > "$W/assign.status"
+[ -z "$FLEET" ] && curl -sS -o "$W/assign.json" -w '%{http_code}\n' -X PUT -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
   -d '{"role":"worker","hostname":"e2e-'"$FW"'"}' "http://127.0.0.1:8080/api/v1/nodes/$MAC" > "$W/assign.status"
 wait $QP
 echo "qemu exit $?" > "$W/qemu.status"

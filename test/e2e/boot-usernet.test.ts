@@ -1,11 +1,12 @@
 // Real firmware boots through Genesis: SeaBIOS + iPXE ROM and OVMF + iPXE ROM under QEMU (TCG),
 // on user networking inside `unshare -n`. The machine is recorded from its first request, waits
-// while it has no role, is assigned through the API, then boots the kernel Genesis names with the
+// while it has no role, is assigned through the API (or, in the last case, by a fleet file alone),
+// then boots the kernel Genesis names with the
 // Talos arguments and its own talos.config= URL. The "Talos" here is a stand-in kernel and
 // initramfs built from Debian packages at test time (build-standin.sh).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -85,4 +86,33 @@ describe.skipIf(skip !== undefined)('real firmware boots through Genesis (QEMU u
       rmSync(work, { recursive: true, force: true });
     }, 240_000);
   }
+
+  it('bios, defined only in a fleet file: no API call; it boots as its entry says from its first request', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'genesis-e2e-fleet-'));
+    stageStandin(path.join(work, 'assets'));
+    const mac = '52:54:00:e2:00:03';
+    const fleet = path.join(work, 'fleet.yaml');
+    writeFileSync(fleet, `apiVersion: genesis.dev/v1alpha1\nkind: Fleet\nmachines:\n  - mac: ${mac}\n    role: worker\n    hostname: e2e-fleet\n    labels: {from: fleet}\n`);
+    const r = await run('bash', [path.join(HERE, 'boot-usernet.sh'), 'bios', work, mac, fleet], { timeoutMs: 200_000 });
+    const serial = existsSync(path.join(work, 'serial.log')) ? readFileSync(path.join(work, 'serial.log'), 'latin1') : '';
+    const context = `script: ${r.stderr}\nserial tail:\n${serial.slice(-3000)}`;
+    expect(readFileSync(path.join(work, 'assign.status'), 'utf8').trim()).toBe('fleet');
+    expect(serial, context).not.toContain('has no role yet');
+    expect(serial, context).toContain(`Genesis: booting Talos v1.14.0 amd64 for e2e-fleet (${mac}) as worker`);
+    expect(serial, context).toContain('STANDIN: machine.type worker');
+    expect(serial, context).toContain('STANDIN: done');
+    const db = new Database(path.join(work, 'data', 'genesis.db'), { readonly: true });
+    const node = db.prepare('SELECT role, state, hostname, labels, fleet_fields AS fleetFields FROM nodes WHERE mac = ?').get(mac);
+    const rows = db.prepare('SELECT type, actor FROM node_events WHERE mac = ? ORDER BY id').all(mac) as Array<{ type: string; actor: string }>;
+    db.close();
+    expect(node).toEqual({ role: 'worker', state: 'installing', hostname: 'e2e-fleet', labels: '{"from":"fleet"}', fleetFields: '["hostname","labels","role"]' });
+    // The file made it; no actor but the file and the boot ever touched it.
+    expect(rows.slice(0, 3)).toEqual([
+      { type: 'fleet-change', actor: 'fleet-file' },
+      { type: 'state-changed', actor: 'fleet-file' },
+      { type: 'script-served', actor: 'boot' },
+    ]);
+    expect(rows.filter((e) => e.actor.startsWith('api'))).toEqual([]);
+    rmSync(work, { recursive: true, force: true });
+  }, 240_000);
 });

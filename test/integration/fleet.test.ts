@@ -106,6 +106,37 @@ describe('a watched fleet directory', () => {
     expect(((await (await g.api('GET', '/fleet')).json()) as { unlisted: string[] }).unlisted).toEqual([B]);
   });
 
+  it('API edits racing a save: the file wins, and once it owns the field every edit is refused', async () => {
+    const dir = tempDir('genesis-fleet-race-');
+    const file = path.join(dir, 'fleet.yaml');
+    writeFileSync(file, `${HEADER}machines: []\n`);
+    const g = await genesis({ GENESIS_FLEET_PATH: dir });
+    expect((await g.api('PUT', `/nodes/${A}`, { role: 'worker' })).status).toBe(201);
+    let done = false;
+    const applied = once(g.app.fleet!, 'applied').then(() => (done = true));
+    const answers: Array<{ role: string; status: number }> = [];
+    const edit = async (i: number) => {
+      const role = i % 2 ? 'worker' : 'controlplane';
+      answers.push({ role, status: (await g.api('PATCH', `/nodes/${A}`, { role })).status });
+    };
+    // An operator (or a script) keeps flipping the role while the file that sets it is saved.
+    const edits = (async () => {
+      for (let i = 0; i < 2000 && !done; i++) await edit(i);
+      for (let i = 0; i < 20; i++) await edit(i);
+    })();
+    saveAtomically(file, `${HEADER}machines:\n  - mac: ${A}\n    role: worker\n`);
+    await applied;
+    await edits;
+    expect(await node(g, A)).toMatchObject({ role: 'worker', fleetFields: ['role'] });
+    // Every edit was answered 200 until the file owned the role; from then on a change is 409 and
+    // the file's own value (worker) is no change, 200. Never a change accepted after the file won.
+    const owned = answers.findIndex((a) => a.status === 409);
+    expect(owned).toBeGreaterThanOrEqual(0);
+    expect(answers.slice(0, owned).every((a) => a.status === 200)).toBe(true);
+    expect(answers.slice(owned).map((a) => a.status)).toEqual(answers.slice(owned).map((a) => (a.role === 'worker' ? 200 : 409)));
+    expect(await (await g.api('PATCH', `/nodes/${A}`, { role: 'controlplane' })).json()).toMatchObject({ error: 'owned_by_fleet_file' });
+  });
+
   it('with fleet.prune, machines the file drops are deleted', async () => {
     const dir = tempDir('genesis-fleet-prune-');
     const file = path.join(dir, 'fleet.yaml');
@@ -137,6 +168,11 @@ describe('genesis fleet, as a real process', () => {
     const text = readFileSync(path.join(work, 'fleet.yaml'), 'utf8');
     expect(text).toContain('name: clicked');
     expect(text).toContain(`- mac: ${B}`);
+    // Secrets stay in the data dir: nothing of the bundle, the API token or a join token is exported.
+    const bundle = readFileSync(path.join(g.dataDir, 'secrets.yaml'), 'utf8');
+    const secretValues = [...bundle.matchAll(/(?:key|secret|token|crt): ([A-Za-z0-9+/=.]{16,})/g)].map((m) => m[1]!);
+    expect(secretValues.length).toBeGreaterThan(5);
+    for (const v of [...secretValues, TEST_TOKEN]) expect(text).not.toContain(v);
     // Never over an existing file.
     expect((await cli(g, ['export', '-f', path.join(work, 'fleet.yaml')])).code).toBe(1);
 
@@ -169,6 +205,29 @@ describe('genesis fleet, as a real process', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`${B} is installed as a worker: its role changes to controlplane only with reinstall: true`);
     expect(await node(g, B)).toMatchObject({ role: 'worker', state: 'installed' });
+  });
+});
+
+describe('a fleet applied through the API', () => {
+  it('stays in force across a restart: its rules, defaults and patches are kept in the data dir', async () => {
+    const first = await startGenesis();
+    const dataDir = first.dataDir;
+    const fleet = `${HEADER}patches:\n  worker: {inline: {machine: {sysctls: {fleet.patch: "1"}}}}\nmachines:\n  - match: {macPrefix: "52:54:00:0f:0a"}\n    role: worker\n`;
+    const applied = await first.api('POST', '/fleet/apply', { documents: ['fleet.yaml'], files: { 'fleet.yaml': fleet } });
+    expect(applied.status).toBe(200);
+    await first.app.close();
+    const again = await startGenesis({}, { dataDir });
+    cleanup.push(async () => {
+      await again.close();
+      rmSync(path.dirname(dataDir), { recursive: true, force: true });
+    });
+    expect(await (await again.api('GET', '/fleet')).json()).toMatchObject({ source: 'api', applied: { files: ['fleet.yaml'] }, failed: null });
+    // The rule: a new machine with that prefix is a worker from its first request.
+    expect((await fetch(`${again.url}/ipxe/node?mac=52:54:00:0f:0a:01&buildarch=x86_64&platform=efi`)).status).toBe(200);
+    expect(await node(again, '52:54:00:0f:0a:01')).toMatchObject({ role: 'worker', fleetFields: ['role'] });
+    // The worker patch is in its config.
+    const config = await (await again.api('GET', '/nodes/52:54:00:0f:0a:01/config')).text();
+    expect(config).toContain('fleet.patch: "1"');
   });
 });
 
