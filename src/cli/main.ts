@@ -86,7 +86,9 @@ function serveConfig(configFile: string | undefined) {
   const base = loadConfig({ file: configFile });
   let overlay;
   try {
-    overlay = fleetSettingsOverlay(base.fleet.path, base.data_dir);
+    const fleet = fleetSettingsOverlay(base.fleet.path, base.data_dir);
+    if (fleet.warning) process.stderr.write(`genesis: ${fleet.warning}\n`);
+    overlay = fleet.overlay;
   } catch (err) {
     if (err instanceof FleetError) throw new ConfigError(`the fleet file is not valid (nothing was applied):\n${err.message}`);
     const e = err as NodeJS.ErrnoException;

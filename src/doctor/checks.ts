@@ -66,6 +66,8 @@ export type Facts = {
   heldNodes: Array<{ mac: string; hostname: string | null; reason: string }>;
   /** The Node.js running this command (process.versions.node). */
   nodeVersion?: string;
+  /** fleet.path, when set: how many entries it has, or its problems (file:line:col: message). */
+  fleet?: { path: string; machines: number; problems: string[] };
 };
 
 const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
@@ -306,6 +308,22 @@ export function checkNodeVersion(f: Facts): CheckResult[] {
   return [ok('node-version', `Node ${f.nodeVersion} (LTS line)`)];
 }
 
+/** A fleet file that does not parse is not applied: the last good version stays in force. */
+export function checkFleet(f: Facts): CheckResult[] {
+  if (!f.fleet) return [];
+  if (!f.fleet.problems.length) return [ok('fleet', `the fleet file ${f.fleet.path} is valid (${f.fleet.machines} entries)`)];
+  const shown = f.fleet.problems.slice(0, 5).join('; ');
+  return [
+    {
+      id: 'fleet',
+      status: 'fail',
+      title: `the fleet file ${f.fleet.path} is not valid, so it is not applied (the version last applied, if any, stays in force)`,
+      detail: f.fleet.problems.length > 5 ? `${shown}; and ${f.fleet.problems.length - 5} more` : shown,
+      fix: 'fix the file at the lines named (genesis fleet diff checks it without applying anything)',
+    },
+  ];
+}
+
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkFleet(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

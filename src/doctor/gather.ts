@@ -10,6 +10,8 @@ import { prepareWritableDir } from '../config/data-dir.ts';
 import { readServeMarker } from '../config/serve-marker.ts';
 import { talosAssetsPresent } from '../assets/fetch.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
+import { FleetError, parseFleet } from '../fleet/parse.ts';
+import { readFleetSource } from '../fleet/source.ts';
 import { ipv4ByInterface, localHttpUrl } from '../config/network.ts';
 import { IPXE_BIOS, ipxeEfiPath, GRUB_NETBOOT_ARM64 } from '../ipxe/binaries.ts';
 import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
@@ -180,6 +182,17 @@ function talosAssets(c: Config, nodes: Node[]): Facts['talosAssets'] {
  * `nodes`: the inventory when the caller has it open (serve); otherwise it is read from disk.
  * `dataDir: false` skips the write probe (serve opens the inventory there anyway).
  */
+/** Does the fleet file (fleet.path) parse? Undefined when none is set. */
+function fleetFact(fleetPath: string): Facts['fleet'] {
+  if (!fleetPath) return undefined;
+  try {
+    return { path: fleetPath, machines: parseFleet(readFleetSource(fleetPath)).machines.length, problems: [] };
+  } catch (err) {
+    if (err instanceof FleetError) return { path: fleetPath, machines: 0, problems: err.problems.map((p) => `${p.at}: ${p.message}`) };
+    return { path: fleetPath, machines: 0, problems: [`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`] };
+  }
+}
+
 export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; ports: boolean; dataDir?: boolean; nodes?: Node[] }): Promise<Facts> {
   let kernel = '';
   try {
@@ -222,6 +235,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     unknownEnv: unknownEnvSettings(process.env),
     cwd: process.cwd(),
     nodeVersion: process.versions.node,
+    fleet: fleetFact(c.fleet.path),
     heldNodes: nodes
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),

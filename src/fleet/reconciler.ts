@@ -60,10 +60,14 @@ export type FleetStatus = {
 
 export type FleetResult = { plan: FleetPlan; text: string; changed: boolean; restartNeeded: FleetStatus['restartNeeded']; commit: string | null };
 
-/** The file where a fleet applied through the API is kept (its documents and patch files). */
+/**
+ * The last fleet applied, kept in the data dir (its documents and patch files, and where it came
+ * from): a fleet applied through the API survives a restart, and a watched file that is broken
+ * when Genesis starts leaves the last good version in force instead of none.
+ */
 export const APPLIED_FLEET_FILE = 'fleet-applied.json';
 
-type Stored = { documents: string[]; files: Record<string, string> };
+type Stored = { origin: string; at: string; commit: string | null; documents: string[]; files: Record<string, string> };
 
 function hashFiles(files: Record<string, string>): string {
   const h = createHash('sha256');
@@ -71,20 +75,35 @@ function hashFiles(files: Record<string, string>): string {
   return h.digest('hex');
 }
 
-/** The fleet's cluster.* and talos.* settings as loadConfig's overlay (checked there, at their line). */
-export function fleetSettingsOverlay(fleetPath: string, dataDir: string): Array<{ key: string; value: unknown; from: string }> {
-  if (fleetPath) {
-    const source = readFleetSource(fleetPath);
-    return parseFleet(source).settings.map((s) => ({ ...s, from: `fleet ${path.join(source.root, s.from)}` }));
-  }
+export type SettingsOverlay = { overlay: Array<{ key: string; value: unknown; from: string }>; warning?: string };
+
+/**
+ * The fleet's cluster.* and talos.* settings as loadConfig's overlay (checked there, at their
+ * line). A watched fleet that cannot be read or parsed: the last good version's settings, with a
+ * warning, when there is one from the same path; otherwise the error (Genesis does not start).
+ */
+export function fleetSettingsOverlay(fleetPath: string, dataDir: string): SettingsOverlay {
   const stored = readStored(dataDir);
-  return stored ? parseFleet(sourceFromFiles(stored.files, stored.documents)).settings.map((s) => ({ ...s, from: `fleet (applied) ${s.from}` })) : [];
+  const fromStored = (s: Stored) => parseFleet(sourceFromFiles(s.files, s.documents)).settings.map((x) => ({ ...x, from: `fleet (last applied ${s.at}) ${x.from}` }));
+  if (!fleetPath) return { overlay: stored?.origin === 'api' ? fromStored(stored) : [] };
+  try {
+    const source = readFleetSource(fleetPath);
+    return { overlay: parseFleet(source).settings.map((s) => ({ ...s, from: `fleet ${path.join(source.root, s.from)}` })) };
+  } catch (err) {
+    if (!stored || stored.origin !== fleetPath) throw err;
+    const why = err instanceof FleetError ? err.message : `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    return { overlay: fromStored(stored), warning: `the fleet file at ${fleetPath} is not valid; the version applied ${stored.at}${stored.commit ? ` (commit ${stored.commit.slice(0, 12)})` : ''} stays in force:\n${why}` };
+  }
 }
 
 function readStored(dataDir: string): Stored | undefined {
   const file = path.join(dataDir, APPLIED_FLEET_FILE);
   if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as Stored;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Stored;
+  } catch {
+    return undefined; // a torn or foreign file is as good as none: the watched path decides
+  }
 }
 
 export class FleetReconciler extends EventEmitter {
@@ -111,18 +130,25 @@ export class FleetReconciler extends EventEmitter {
 
   /** At start: apply the watched fleet (or the one last applied through the API), then watch. Problems are logged and kept in status(), never thrown. */
   start(): void {
+    const stored = readStored(this.o.dataDir);
     if (this.o.path) {
       this.reconcileFromPath();
       this.watch();
+      const failed = this.state.failed;
+      // Broken at start: the last good version from this path stays in force (its patches, rules
+      // and defaults live in memory only), and the failure stays reported until a good save.
+      if (failed && stored?.origin === this.o.path) {
+        try {
+          this.apply(sourceFromFiles(stored.files, stored.documents), { origin: this.o.path, store: false, commit: stored.commit });
+          this.state.failed = failed;
+          this.o.log.warn({ appliedAt: stored.at, commit: stored.commit }, 'the fleet file is not valid: the version last applied from it stays in force');
+        } catch (err) {
+          this.o.log.error({ reason: (err as Error).message }, 'the version of the fleet file last applied cannot be applied either');
+        }
+      }
       return;
     }
-    let stored: Stored | undefined;
-    try {
-      stored = readStored(this.o.dataDir);
-    } catch (err) {
-      this.o.log.error({ file: path.join(this.o.dataDir, APPLIED_FLEET_FILE), reason: (err as Error).message }, 'the fleet last applied cannot be read; its patches and rules are not in force');
-    }
-    if (!stored) return;
+    if (stored?.origin !== 'api') return;
     try {
       this.apply(sourceFromFiles(stored.files, stored.documents), { origin: 'api', store: false });
     } catch (err) {
@@ -173,7 +199,14 @@ export class FleetReconciler extends EventEmitter {
     this.o.inventory.setAutoAssign(
       fleet.defaults ? { enabled: fleet.defaults.unlisted === 'auto-assign', mode: fleet.defaults.autoAssign.mode, controlplanes: fleet.defaults.autoAssign.controlplanes } : this.o.baseAutoAssign,
     );
-    if (opts.store ?? opts.origin === 'api') this.store(source, fleet);
+    if (opts.store ?? true) {
+      try {
+        this.store(source, fleet, opts.origin, commit);
+      } catch (err) {
+        // Applied and committed all the same; only the copy for the next start is missing.
+        this.o.log.warn({ reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'the applied fleet could not be kept in the data dir; after a restart only the file itself counts');
+      }
+    }
     const changed = result.plan.nodes.filter((n) => n.kind === 'create' || n.kind === 'prune' || n.diffs.length).length;
     this.state = {
       ...this.state,
@@ -243,8 +276,8 @@ export class FleetReconciler extends EventEmitter {
     return { plan, text: formatPlan(plan, { prune }), changed: planChanges(plan), restartNeeded, commit: _commit };
   }
 
-  private store(source: FleetSource, fleet: Fleet): void {
-    const stored: Stored = { documents: source.documents.map((d) => d.name), files: fleet.files };
+  private store(source: FleetSource, fleet: Fleet, origin: string, commit: string | null): void {
+    const stored: Stored = { origin, at: (this.o.now?.() ?? new Date()).toISOString(), commit, documents: source.documents.map((d) => d.name), files: fleet.files };
     const file = path.join(this.o.dataDir, APPLIED_FLEET_FILE);
     writeFileSync(`${file}.tmp`, JSON.stringify(stored), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
@@ -297,7 +330,7 @@ export class FleetReconciler extends EventEmitter {
     if (hash === this.lastHash) return;
     this.lastHash = hash;
     try {
-      this.apply(source, { origin: this.o.path, store: false, commit: gitCommit(source.root) ?? null });
+      this.apply(source, { origin: this.o.path, commit: gitCommit(source.root) ?? null });
     } catch (err) {
       this.fail(err);
     }

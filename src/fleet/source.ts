@@ -1,7 +1,7 @@
 // Reading a fleet from disk: one file, or every *.yaml/*.yml directly in a directory (name order),
 // plus the patch files they name, relative to that directory. The parser never touches the disk.
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { FleetSource } from './parse.ts';
 
@@ -20,7 +20,14 @@ export function readFleetSource(fleetPath: string): FleetSource & { root: string
   return {
     root,
     documents: names.map((name) => ({ name, text: readFileSync(path.join(root, name), 'utf8') })),
-    readRelative: (name) => readFileSync(path.join(root, name), 'utf8'),
+    readRelative: (name) => {
+      // A symlink out of the fleet's directory is refused like a `../` path: the fleet names its
+      // own files and never reaches into the data dir (secrets) or elsewhere on the host.
+      const real = realpathSync(path.join(root, name));
+      const realRoot = realpathSync(root);
+      if (!real.startsWith(realRoot + path.sep)) throw Object.assign(new Error('it is a link out of the fleet directory'), { code: 'outside the fleet directory' });
+      return readFileSync(real, 'utf8');
+    },
   };
 }
 

@@ -276,4 +276,31 @@ describe('genesis serve with a fleet file', () => {
     expect(line).toMatchObject({ setting: 'cluster.name', from: 'fleet.yaml:4:3' });
     expect(await (await api('/fleet')).json()).toMatchObject({ restartNeeded: [{ key: 'cluster.name', running: 'from-fleet', file: 'renamed' }] });
   });
+
+  it('a file broken while Genesis was down: it starts with the version last applied, and says so', async () => {
+    const dir = tempDir('genesis-fleet-serve-');
+    const file = path.join(dir, 'fleet.yaml');
+    const env = { ...serveEnv(dir, file), GENESIS_CLUSTER_ENDPOINT: 'https://192.0.2.10:6443' };
+    writeFileSync(file, `${HEADER}cluster:\n  name: last-good\npatches:\n  worker: {inline: {machine: {sysctls: {last.good: "1"}}}}\nmachines:\n  - mac: ${A}\n    role: worker\n`);
+    const first = new GenesisProcess(['serve'], env);
+    await first.ready();
+    first.kill();
+    await first.exit();
+    writeFileSync(file, `${HEADER}cluster:\n  name: last-good\nmachines:\n  - mac: ${A}\n    role: wizard\n`);
+    const p = new GenesisProcess(['serve'], env);
+    cleanup.push(async () => {
+      p.kill();
+      await p.exit();
+    });
+    const { http } = await p.ready();
+    expect(p.stderr).toContain(`genesis: the fleet file at ${file} is not valid; the version applied `);
+    expect(p.stderr).toContain('fleet.yaml:7:11: machines[0].role: must be one of');
+    const api = (route: string) => fetch(`http://127.0.0.1:${http.port}/api/v1${route}`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+    expect(await (await api('/cluster')).json()).toMatchObject({ cluster: 'last-good' });
+    const status = (await (await api('/fleet')).json()) as { failed: { problems: FleetProblem[] } | null; applied: unknown };
+    expect(status.failed?.problems[0]).toMatchObject({ at: 'fleet.yaml:7:11' });
+    expect(status.applied).not.toBeNull();
+    // Its patch is still in force.
+    expect(await (await api(`/nodes/${A}/config`)).text()).toContain('last.good: "1"');
+  });
 });

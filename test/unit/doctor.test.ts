@@ -1,7 +1,7 @@
 // Each misconfiguration `genesis doctor` knows, as the exact facts it is about.
 
 import { describe, expect, it } from 'vitest';
-import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkHeldNodes, checkNodeVersion, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
+import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkFleet, checkHeldNodes, checkNodeVersion, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
 
 const healthy: Facts = {
   ports: [
@@ -143,6 +143,23 @@ describe('genesis doctor checks', () => {
         title: '52:54:00:aa:bb:01 (w1) is assigned but not installing',
         detail: reason,
         fix: 'fix the cause above; the machine installs at its next boot request (it asks again every ipxe.retry_seconds)',
+      },
+    ]);
+  });
+});
+
+describe('the fleet file', () => {
+  it('nothing without fleet.path; ok when it parses; fail with the first problems at their lines when not', () => {
+    expect(checkFleet({ ...healthy })).toEqual([]);
+    expect(checkFleet({ ...healthy, fleet: { path: '/srv/fleet', machines: 4, problems: [] } })).toEqual([{ id: 'fleet', status: 'ok', title: 'the fleet file /srv/fleet is valid (4 entries)' }]);
+    const problems = Array.from({ length: 7 }, (_, i) => `fleet.yaml:${i + 4}:5: machines[${i}]: unknown field`);
+    expect(checkFleet({ ...healthy, fleet: { path: '/srv/fleet', machines: 0, problems } })).toEqual([
+      {
+        id: 'fleet',
+        status: 'fail',
+        title: 'the fleet file /srv/fleet is not valid, so it is not applied (the version last applied, if any, stays in force)',
+        detail: `${problems.slice(0, 5).join('; ')}; and 2 more`,
+        fix: 'fix the file at the lines named (genesis fleet diff checks it without applying anything)',
       },
     ]);
   });

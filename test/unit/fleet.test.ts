@@ -368,3 +368,22 @@ describe('the git commit of a fleet directory', () => {
     expect(gitCommit(wt)).toBe(sha);
   });
 });
+
+describe('patch files on disk', () => {
+  it('a symlink out of the fleet directory is refused like ../', async () => {
+    const { readFleetSource } = await import('../../src/fleet/source.ts');
+    const { symlinkSync } = await import('node:fs');
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-fleet-link-'));
+    try {
+      writeFileSync(path.join(dir, 'outside.yaml'), 'machine:\n  env:\n    SECRET: x\n');
+      mkdirSync(path.join(dir, 'fleet/patches'), { recursive: true });
+      symlinkSync(path.join(dir, 'outside.yaml'), path.join(dir, 'fleet/patches/worker.yaml'));
+      writeFileSync(path.join(dir, 'fleet/patches/inside.yaml'), 'machine:\n  sysctls:\n    a: "1"\n');
+      writeFileSync(path.join(dir, 'fleet/fleet.yaml'), `${HEADER}patches:\n  worker: {file: patches/worker.yaml}\n  cluster: {file: patches/inside.yaml}\n`);
+      const p = problemsOf(() => parseFleet(readFleetSource(path.join(dir, 'fleet'))));
+      expect(p).toEqual([{ at: 'fleet.yaml:4:11', message: 'patches.worker.file: cannot read patches/worker.yaml: outside the fleet directory' }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
