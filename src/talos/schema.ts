@@ -68,14 +68,22 @@ function readJson<T>(file: URL, what: string): T {
 type SchemaFile = { $id: string; $defs: Record<string, SchemaNode & { properties?: Record<string, SchemaNode> & { kind?: { enum?: string[] } } }> };
 type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode>; items?: SchemaNode; patternProperties?: Record<string, SchemaNode>; additionalProperties?: SchemaNode | boolean };
 
-type Minor = { rules: MinorRules; schema: SchemaFile; byKind: Map<string, ValidateFunction>; config: ValidateFunction };
+/**
+ * A minor's rules and schema. Validators are compiled on first use, per document kind: a
+ * compiled validator for a Talos schema is megabytes of generated code, and a cluster's configs
+ * use a handful of the forty-odd kinds (compiling them all took about 80 MB at start).
+ */
+type Minor = { rules: MinorRules; schema: SchemaFile; pointerByKind: Map<string, string>; validatorFor(kind: string): ValidateFunction | undefined; config(): ValidateFunction };
 
 /**
  * One ajv instance holds every minor's schema (each has its own $id), so a field a newer schema
  * leaves out can be checked against the newest older schema that still documents it. Schemas and
  * validators are compiled lazily, once per minor and pointer in use.
  */
-const ajv = new Ajv2020({ strict: false, allErrors: true });
+// inlineRefs off: each $ref becomes its own function instead of a copy inlined at every use. The
+// Talos schemas refer to shared definitions hundreds of times, so inlining multiplied the
+// generated code (idle RSS 220 → 165 MB without it; validation is faster too: docs/performance.md).
+const ajv = new Ajv2020({ strict: false, allErrors: true, inlineRefs: false });
 addFormats(ajv);
 const minors = new Map<number, Minor>();
 const byPointer = new Map<string, ValidateFunction>();
@@ -107,12 +115,21 @@ function loadMinor(minor: number): Minor {
   for (const [name, def] of Object.entries(schema.$defs)) {
     for (const kind of def.properties?.kind?.enum ?? []) defBySchemaKind.set(kind, name);
   }
-  const byKind = new Map<string, ValidateFunction>();
+  const pointerByKind = new Map<string, string>();
   for (const kind of rules.kinds) {
     const def = defBySchemaKind.get(kind) ?? defBySchemaKind.get(SCHEMA_KIND_ALIASES[kind] ?? '');
-    if (def) byKind.set(kind, compile(`${schema.$id}#/$defs/${def}`));
+    if (def) pointerByKind.set(kind, `${schema.$id}#/$defs/${def}`);
   }
-  v = { rules, schema, byKind, config: compile(`${schema.$id}#/$defs/v1alpha1.Config`) };
+  v = {
+    rules,
+    schema,
+    pointerByKind,
+    validatorFor: (kind) => {
+      const pointer = pointerByKind.get(kind);
+      return pointer === undefined ? undefined : compile(pointer);
+    },
+    config: () => compile(`${schema.$id}#/$defs/v1alpha1.Config`),
+  };
   minors.set(minor, v);
   return v;
 }
@@ -292,7 +309,7 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
       if (seen.has(id)) problems.push(`${label}: appears more than once`);
       seen.add(id);
       const accepted = v.rules.documents.get(kind);
-      fn = v.byKind.get(kind);
+      fn = v.validatorFor(kind);
       // A kind Talos decodes but publishes no schema for: nothing to check it against.
       if (accepted === null && !fn) continue;
       if (!fn) continue;
@@ -302,7 +319,7 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
     } else {
       if (sawConfig) problems.push('v1alpha1 config: appears more than once');
       sawConfig = true;
-      fn = v.config;
+      fn = v.config();
       subject = withoutPaths(doc, v.rules.v1alpha1);
     }
     // Deduplicated: allErrors reports the same path through several schema branches.
