@@ -328,10 +328,14 @@ export class FleetReconciler extends EventEmitter {
     }
     const hash = hashFiles(fleet.files);
     if (hash === this.lastHash) return;
-    this.lastHash = hash;
     try {
       this.apply(source, { origin: this.o.path, commit: gitCommit(source.root) ?? null });
+      this.lastHash = hash;
     } catch (err) {
+      // Not remembered: a refusal that depends on the inventory (a host name another machine
+      // holds, an installed machine's role) may clear without the file changing, so the next
+      // change in the directory (a touch will do) tries the same content again.
+      this.lastHash = undefined;
       this.fail(err);
     }
   }

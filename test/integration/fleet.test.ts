@@ -4,7 +4,7 @@
 // serve` taking the file's cluster settings or refusing to start on a broken file.
 
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -135,6 +135,24 @@ describe('a watched fleet directory', () => {
     expect(answers.slice(0, owned).every((a) => a.status === 200)).toBe(true);
     expect(answers.slice(owned).map((a) => a.status)).toEqual(answers.slice(owned).map((a) => (a.role === 'worker' ? 200 : 409)));
     expect(await (await g.api('PATCH', `/nodes/${A}`, { role: 'controlplane' })).json()).toMatchObject({ error: 'owned_by_fleet_file' });
+  });
+
+  it('a refusal that depends on the inventory is tried again when the file is touched', async () => {
+    const dir = tempDir('genesis-fleet-retry-');
+    const file = path.join(dir, 'fleet.yaml');
+    writeFileSync(file, `${HEADER}machines: []\n`);
+    const g = await genesis({ GENESIS_FLEET_PATH: dir });
+    expect((await g.api('PUT', `/nodes/${B}`, { hostname: 'nas' })).status).toBe(201);
+    const failed = once(g.app.fleet!, 'failed');
+    saveAtomically(file, `${HEADER}machines:\n  - mac: ${A}\n    role: worker\n    hostname: nas\n`);
+    const [problems] = (await failed) as [FleetProblem[]];
+    expect(problems).toEqual([{ at: 'fleet.yaml:4:5', message: `hostname nas is held by ${B}, which keeps it` }]);
+    expect((await g.api('PATCH', `/nodes/${B}`, { hostname: null })).status).toBe(200);
+    const applied = once(g.app.fleet!, 'applied');
+    const now = new Date();
+    utimesSync(file, now, now);
+    await applied;
+    expect(await node(g, A)).toMatchObject({ hostname: 'nas', role: 'worker' });
   });
 
   it('with fleet.prune, machines the file drops are deleted', async () => {
