@@ -43,34 +43,81 @@ export function normalizeTftpPath(name: string): { ok: true; path: string } | { 
   return { ok: true, path: segments.join('/') };
 }
 
+/** Bytes a large file's transfer reads ahead: a lock-step client asks for one block per ACK. */
+const READ_AHEAD_BYTES = 256 * 1024;
+
 class FileSource implements TftpSource {
   readonly size: number;
   private readonly fh: import('node:fs/promises').FileHandle;
+  /** The last read-ahead chunk and where it starts: transfers move forward, so most reads are in it. */
+  private ahead: { offset: number; data: Buffer } | undefined;
   constructor(fh: import('node:fs/promises').FileHandle, size: number) {
     this.fh = fh;
     this.size = size;
   }
   async read(offset: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
+    const a = this.ahead;
+    if (a && offset >= a.offset && offset + length <= a.offset + a.data.length) return a.data.subarray(offset - a.offset, offset - a.offset + length);
+    const want = Math.min(Math.max(length, READ_AHEAD_BYTES), this.size - offset);
+    const buf = Buffer.allocUnsafe(Math.max(want, length));
     let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new Error(`file shrank while being served (wanted ${length} bytes at ${offset})`);
+    while (done < want) {
+      const { bytesRead } = await this.fh.read(buf, done, want - done, offset + done);
+      if (bytesRead === 0) break;
       done += bytesRead;
     }
-    return buf;
+    if (done < length) throw new Error(`file shrank while being served (wanted ${length} bytes at ${offset})`);
+    this.ahead = { offset, data: buf.subarray(0, done) };
+    return buf.subarray(0, length);
   }
   async close(): Promise<void> {
     await this.fh.close();
   }
 }
 
-/** Serves regular files below a root directory; symlinks may not lead outside it. */
+/** Files up to this size are read once and shared by every transfer of that version (iPXE binaries, U-Boot scripts). */
+const SHARED_FILE_MAX_BYTES = 8 * 1024 * 1024;
+/** What the shared copies may hold together; the oldest goes first. */
+const SHARED_TOTAL_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Serves regular files below a root directory; symlinks may not lead outside it. A small file is
+ * read whole once and its copy shared by every transfer (50 machines fetching undionly.kpxe read
+ * it once, not once per window each), keyed by its inode, size and mtime so a replaced file is
+ * read again at the next request while running transfers finish the version they started.
+ */
 export class DirectoryProvider implements FileProvider {
   private readonly root: string;
   private realRoot: string | undefined;
+  private readonly shared = new Map<string, { key: string; size: number; data: Promise<Buffer> }>();
   constructor(root: string) {
     this.root = path.resolve(root);
+  }
+
+  /** The shared copy of a small file (reading it through `fh` the first time), or undefined for a large one. */
+  private sharedCopy(real: string, key: string, size: number, fh: import('node:fs/promises').FileHandle): Promise<Buffer> | undefined {
+    const hit = this.shared.get(real);
+    if (hit?.key === key) return hit.data;
+    if (size > SHARED_FILE_MAX_BYTES) return undefined;
+    const data = fh.readFile().then((b) => {
+      if (b.length !== size) throw new Error(`file changed while being read (${b.length} of ${size} bytes)`);
+      return b;
+    });
+    // A failed read is not kept: the next request reads again.
+    data.catch(() => {
+      if (this.shared.get(real)?.data === data) this.shared.delete(real);
+    });
+    this.shared.delete(real);
+    this.shared.set(real, { key, size, data });
+    // Oldest first out, never the one just added.
+    let total = 0;
+    for (const e of this.shared.values()) total += e.size;
+    for (const [name, e] of this.shared) {
+      if (total <= SHARED_TOTAL_MAX_BYTES || name === real) break;
+      this.shared.delete(name);
+      total -= e.size;
+    }
+    return data;
   }
 
   async open(name: string): Promise<OpenResult> {
@@ -96,7 +143,16 @@ export class DirectoryProvider implements FileProvider {
       await fh.close();
       return { ok: false, error: 'not-found', message: 'not a regular file' };
     }
-    return { ok: true, source: new FileSource(fh, st.size) };
+    const copy = this.sharedCopy(real, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`, st.size, fh);
+    if (!copy) return { ok: true, source: new FileSource(fh, st.size) };
+    try {
+      return { ok: true, source: new BufferSource(await copy) };
+    } catch {
+      return { ok: true, source: new FileSource(fh, st.size) };
+    } finally {
+      // The copy is read (or failed): this handle is not needed unless it serves the fallback.
+      if (this.shared.get(real)?.data === copy) await fh.close().catch(() => {});
+    }
   }
 }
 
