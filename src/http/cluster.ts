@@ -1,6 +1,7 @@
 // Where the cluster stands (the bootstrap lock, its history, what the control planes answered),
 // the operator reset, and the generic claim API for nodes that bootstrap themselves.
 
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkBearer } from '../auth/api-token.ts';
 import { checkJoinToken } from '../bootstrap/join-token.ts';
@@ -94,21 +95,38 @@ export async function claimRoutes(app: FastifyInstance, deps: ClusterDeps & { to
     throw new HttpError(401, 'unauthorized', auth ? 'the join token is not valid' : 'claims need Authorization: Bearer <join token> (genesis cluster join-token)');
   });
 
-  app.post<{ Body: { mac: string } }>(
+  app.post<{ Body: { mac: string; address?: string } }>(
     '/claim',
-    { schema: { body: { type: 'object', additionalProperties: false, required: ['mac'], properties: { mac: { type: 'string', maxLength: 32 } } } } },
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['mac'],
+          properties: {
+            mac: { type: 'string', maxLength: 32 },
+            address: { type: 'string', maxLength: 45, description: "The address the other nodes reach this one on (its own report); default: the request's source address, which is wrong behind NAT or a proxy" },
+          },
+        },
+      },
+    },
     async (req) => {
       const mac = normalizeMac(req.body.mac);
       if (!mac) throw new HttpError(400, 'invalid_mac', `${JSON.stringify(req.body.mac)} is not a MAC address`);
+      const reported = req.body.address;
+      if (reported !== undefined && isIP(reported) === 0) throw new HttpError(400, 'invalid_request', `address ${JSON.stringify(reported)} is not an IP address`);
+      const source = sourceAddress(req.ip);
+      // The leader's address is what the winner says it is: the source address is the NAT's or the proxy's.
+      const address = reported ?? source;
       let result: ReturnType<typeof deps.locks.claim>;
       try {
-        result = deps.locks.claim(deps.cluster, mac, sourceAddress(req.ip), 'claim');
+        result = deps.locks.claim(deps.cluster, mac, address, 'claim');
       } catch (err) {
         if (err instanceof ClaimRefused) throw new HttpError(409, 'claim_refused', err.message);
         throw err;
       }
       const { changed, ...answer } = result;
-      if (changed) deps.inventory.record(mac, 'bootstrap-claimed', 'claim', { decision: answer.decision, epoch: answer.epoch, ip: sourceAddress(req.ip) });
+      if (changed) deps.inventory.record(mac, 'bootstrap-claimed', 'claim', { decision: answer.decision, epoch: answer.epoch, ip: source, ...(reported ? { address: reported } : {}) });
       return answer;
     },
   );

@@ -220,4 +220,20 @@ describe('claim API', () => {
     expect(s).toMatchObject({ state: 'bootstrap-sent', holder: { mac: '52:54:00:00:0c:01' }, epoch: 1 });
     expect(s.history).toHaveLength(1);
   });
+
+  it("the leader's address is the one the winner reports, not the request's source (NAT, proxies)", async () => {
+    const g = await startGenesis({ ...FAST, GENESIS_BOOTSTRAP_ENABLED: 'false' });
+    cleanup.push(() => g.close());
+    const { token } = (await (await g.api('GET', '/cluster/join-token')).json()) as { token: string };
+    const claim = (body: unknown) =>
+      fetch(`${g.url}/api/v1/bootstrap/claim`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const bad = await claim({ mac: '52:54:00:00:0c:11', address: '192.0.2.300' });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: 'invalid_request', message: 'address "192.0.2.300" is not an IP address' });
+    // The refusal claimed nothing: the first valid claim is still init.
+    expect(await (await claim({ mac: '52:54:00:00:0c:11', address: '192.0.2.11' })).json()).toEqual({ decision: 'init', leader: { mac: '52:54:00:00:0c:11', ip: '192.0.2.11' }, epoch: 1 });
+    expect(await (await claim({ mac: '52:54:00:00:0c:12', address: '192.0.2.12' })).json()).toEqual({ decision: 'join', leader: { mac: '52:54:00:00:0c:11', ip: '192.0.2.11' }, epoch: 1 });
+    const events = (await (await g.api('GET', '/nodes/52:54:00:00:0c:11/events')).json()) as { events: Array<{ type: string; detail: Record<string, unknown> }> };
+    expect(events.events.find((e) => e.type === 'bootstrap-claimed')?.detail).toMatchObject({ decision: 'init', ip: '127.0.0.1', address: '192.0.2.11' });
+  });
 });
