@@ -9,7 +9,7 @@
 // machines show up, and a match rule or an operator may yet claim them).
 
 import { parseAllDocuments } from 'yaml';
-import type { Node, NodeChanges } from '../domain/node.ts';
+import { blankNode, type Node, type NodeChanges } from '../domain/node.ts';
 import { matches, type Fleet, type FleetMachine, type FleetProblem } from './parse.ts';
 
 export type FieldDiff = { field: keyof NodeChanges; from: unknown; to: unknown };
@@ -80,9 +80,9 @@ export function samePatch(a: string | null, b: string | null): boolean {
   return sameValue(docs(a), docs(b));
 }
 
-function current(node: Node | undefined, field: keyof NodeChanges): unknown {
-  if (!node) return field === 'labels' ? {} : field === 'localBoot' ? 'exit' : field === 'bootstrap' ? false : field === 'role' ? 'unassigned' : null;
-  return node[field];
+/** A field's value now; a machine not in the inventory yet has a blank record's. */
+function current(node: Node | undefined, mac: string, field: keyof NodeChanges): unknown {
+  return (node ?? blankNode(mac))[field];
 }
 
 /** The fields an entry owns: what it sets, and the install disk's two forms together. */
@@ -114,7 +114,7 @@ export function planFleet(fleet: Fleet, nodes: Node[], opts: { prune: boolean })
     for (const field of CHANGE_FIELDS) {
       const to = entry.changes[field];
       if (to === undefined) continue;
-      const from = current(node, field);
+      const from = current(node, mac, field);
       const same = field === 'configPatch' ? samePatch(from as string | null, to as string | null) : sameValue(from ?? null, to ?? null);
       if (same) continue;
       diffs.push({ field, from, to });

@@ -10,7 +10,6 @@ import { existsSync, readFileSync, renameSync, watch, writeFileSync, type FSWatc
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, settingValue } from '../config/config.ts';
-import { FIELDS } from '../config/schema.ts';
 import { blankNode, type Node, type Role } from '../domain/node.ts';
 import type { AutoAssignPolicy } from '../inventory/policy.ts';
 import { FLEET_ACTOR, InventoryError, type DiscoveryRule, type Inventory } from '../inventory/store.ts';
@@ -19,7 +18,8 @@ import { exportFleet } from './export.ts';
 import { gitCommit } from './git.ts';
 import { FleetError, matches, parseFleet, type Fleet, type FleetPatch, type FleetProblem, type FleetSource, type PatchSlot } from './parse.ts';
 import { ownedFields, planChanges, planFleet, type FleetPlan } from './plan.ts';
-import { readFleetSource, sourceFromFiles } from './source.ts';
+import { fleetConfigFields } from './schema.ts';
+import { fleetRoot, readFleetSource, sourceFromFiles } from './source.ts';
 
 /** What the reconciler needs of the config renderer (provision/machine-config.ts). */
 export type FleetRenderer = {
@@ -166,7 +166,7 @@ export class FleetReconciler extends EventEmitter {
   /** What applying `source` would do, checked as apply checks it; writes nothing. Throws FleetError. */
   plan(source: FleetSource, opts: { prune?: boolean } = {}): FleetResult {
     const fleet = parseFleet(source);
-    return this.check(fleet, opts.prune ?? this.o.prune, this.o.path ? gitCommit(this.root()) ?? null : null);
+    return this.check(fleet, opts.prune ?? this.o.prune, this.o.path ? gitCommit(fleetRoot(this.o.path)) ?? null : null);
   }
 
   /**
@@ -224,7 +224,7 @@ export class FleetReconciler extends EventEmitter {
 
   /** genesis fleet export: the inventory and the settings in force, as a fleet file. */
   export(): string {
-    const settings = FIELDS.filter((f) => (f.key.startsWith('cluster.') || f.key.startsWith('talos.')) && !f.key.startsWith('talos.patches.'))
+    const settings = fleetConfigFields()
       .map((f) => ({ key: f.key, value: this.o.running(f.key), def: f.default }))
       .filter((s) => s.value !== s.def)
       .map(({ key, value }) => ({ key, value }));
@@ -232,11 +232,8 @@ export class FleetReconciler extends EventEmitter {
     return exportFleet({ nodes: this.o.inventory.list(), settings, patches, generatedAt: (this.o.now?.() ?? new Date()).toISOString() });
   }
 
-  private root(): string {
-    return readFleetSource(this.o.path).root;
-  }
 
-  private check(fleet: Fleet, prune: boolean, _commit: string | null): FleetResult {
+  private check(fleet: Fleet, prune: boolean, commit: string | null): FleetResult {
     const problems: FleetProblem[] = [];
     const restartNeeded: FleetStatus['restartNeeded'] = [];
     for (const s of fleet.settings) {
@@ -273,7 +270,7 @@ export class FleetReconciler extends EventEmitter {
       for (const why of renderer.renderProblems(sample, m.changes.role).slice(0, 3)) problems.push({ at: m.at, message: `machines matching this rule would get no config: ${why}` });
     }
     if (problems.length) throw new FleetError(problems);
-    return { plan, text: formatPlan(plan, { prune }), changed: planChanges(plan), restartNeeded, commit: _commit };
+    return { plan, text: formatPlan(plan, { prune }), changed: planChanges(plan), restartNeeded, commit };
   }
 
   private store(source: FleetSource, fleet: Fleet, origin: string, commit: string | null): void {
@@ -284,12 +281,7 @@ export class FleetReconciler extends EventEmitter {
   }
 
   private watch(): void {
-    let root: string;
-    try {
-      root = this.root();
-    } catch {
-      root = path.dirname(this.o.path);
-    }
+    const root = fleetRoot(this.o.path);
     try {
       // The directory, not the file: an editor's atomic save replaces the file's inode.
       this.watcher = watch(root, { recursive: true }, () => this.schedule());

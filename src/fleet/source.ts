@@ -7,10 +7,21 @@ import type { FleetSource } from './parse.ts';
 
 export const FLEET_FILE_PATTERN = /\.ya?ml$/;
 
+/** The directory a fleet's names are relative to: the path itself, or a file's directory (also when it does not exist yet). */
+export function fleetRoot(fleetPath: string): string {
+  try {
+    if (statSync(fleetPath).isDirectory()) return fleetPath;
+  } catch {
+    // missing: as for a file, its directory
+  }
+  return path.dirname(fleetPath);
+}
+
 /** The fleet at `fleetPath` (a file or a directory); throws ENOENT and the like as they come. */
 export function readFleetSource(fleetPath: string): FleetSource & { root: string } {
   const isDir = statSync(fleetPath).isDirectory();
   const root = isDir ? fleetPath : path.dirname(fleetPath);
+  let realRoot: string | undefined;
   const names = isDir
     ? readdirSync(fleetPath, { withFileTypes: true })
         .filter((e) => e.isFile() && FLEET_FILE_PATTERN.test(e.name) && !e.name.startsWith('.'))
@@ -24,7 +35,7 @@ export function readFleetSource(fleetPath: string): FleetSource & { root: string
       // A symlink out of the fleet's directory is refused like a `../` path: the fleet names its
       // own files and never reaches into the data dir (secrets) or elsewhere on the host.
       const real = realpathSync(path.join(root, name));
-      const realRoot = realpathSync(root);
+      realRoot ??= realpathSync(root);
       if (!real.startsWith(realRoot + path.sep)) throw Object.assign(new Error('it is a link out of the fleet directory'), { code: 'outside the fleet directory' });
       return readFileSync(real, 'utf8');
     },

@@ -97,15 +97,33 @@ export class ConfigRenderer {
   private readonly verdicts = new Map<string, string | undefined>();
   /** The fleet file's patches: each one given replaces the genesis.yaml patch file of its slot. */
   private patchTexts: PatchTexts = {};
+  /**
+   * The same, parsed (or the reason they do not parse) and hashed once when they are set: the
+   * boot path asks for a verdict on every install-script request, and they change only on apply.
+   */
+  private givenPatches: Partial<Record<'cluster' | Role, { patch: Patch | PatchError; sha256: string }>> = {};
 
   constructor(o: RendererOptions, patchTexts: PatchTexts = {}) {
     this.o = o;
-    this.patchTexts = patchTexts;
+    this.setPatchTexts(patchTexts);
   }
 
   /** The fleet file sets its patches here when it is applied; the next render uses them. */
   setPatchTexts(patches: PatchTexts): void {
     this.patchTexts = { ...patches };
+    this.givenPatches = {};
+    for (const slot of ['cluster', 'controlplane', 'worker'] as const) {
+      const given = patches[slot];
+      if (!given) continue;
+      let patch: Patch | PatchError;
+      try {
+        patch = parsePatch(given.text, `fleet patches.${slot} (${given.label})`);
+      } catch (err) {
+        if (!(err instanceof PatchError)) throw err;
+        patch = err;
+      }
+      this.givenPatches[slot] = { patch, sha256: createHash('sha256').update(given.text).digest('hex') };
+    }
   }
 
   /** The patches in force, as text (the fleet's, else the files'), for `genesis fleet export`. */
@@ -124,6 +142,11 @@ export class ConfigRenderer {
       }
     }
     return out;
+  }
+
+  /** This renderer, or with a placeholder endpoint when none is set: checks run before the cluster is configured. */
+  private withEndpoint(): ConfigRenderer {
+    return this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
   }
 
   /** The same renderer with other patches: the fleet checks its machines against what it is about to set. */
@@ -158,8 +181,8 @@ export class ConfigRenderer {
    */
   private inputsStamp(): string {
     const files = (['cluster', 'controlplane', 'worker'] as const).map((slot) => {
-      const given = this.patchTexts[slot];
-      if (given) return `text:${createHash('sha256').update(given.text).digest('hex')}`;
+      const given = this.givenPatches[slot];
+      if (given) return `text:${given.sha256}`;
       const f = this.o.patchFiles[slot];
       if (!f) return '-';
       try {
@@ -175,8 +198,10 @@ export class ConfigRenderer {
   patchesFor(role: Role, nodePatch: string | null | undefined): Patch[] {
     const f = this.o.patchFiles;
     const slot = (name: 'cluster' | Role) => {
-      const given = this.patchTexts[name];
-      return given ? parsePatch(given.text, `fleet patches.${name} (${given.label})`) : readPatchFile(f[name], `talos.patches.${name}`);
+      const given = this.givenPatches[name];
+      if (!given) return readPatchFile(f[name], `talos.patches.${name}`);
+      if (given.patch instanceof PatchError) throw given.patch;
+      return given.patch;
     };
     const out: Array<Patch | undefined> = [slot('cluster'), slot(role)];
     if (nodePatch) out.push(parsePatch(nodePatch, 'node configPatch'));
@@ -237,7 +262,7 @@ export class ConfigRenderer {
       if (err instanceof PatchError) return { problems: [err.message], warnings: [] };
       throw err;
     }
-    const renderer = this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
+    const renderer = this.withEndpoint();
     try {
       renderer.render(node, { role, configPatch: null });
     } catch (err) {
@@ -257,7 +282,7 @@ export class ConfigRenderer {
    * check before it applies. An unset endpoint is not a reason (placeholder, as for checkNodePatch).
    */
   renderProblems(node: Node, role: Role): string[] {
-    const renderer = this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
+    const renderer = this.withEndpoint();
     try {
       renderer.render(node, { role });
       return [];

@@ -40,6 +40,14 @@ function saveAtomically(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
+/** A Genesis watching a new fleet directory whose fleet.yaml lists no machine yet. */
+async function watchingEmptyFleet(name: string): Promise<{ file: string; g: TestGenesis }> {
+  const dir = tempDir(`genesis-fleet-${name}-`);
+  const file = path.join(dir, 'fleet.yaml');
+  writeFileSync(file, `${HEADER}machines: []\n`);
+  return { file, g: await genesis({ GENESIS_FLEET_PATH: dir }) };
+}
+
 const node = async (g: TestGenesis, mac: string) => (await (await g.api('GET', `/nodes/${mac}`)).json()) as Record<string, unknown>;
 
 describe('a watched fleet directory', () => {
@@ -107,10 +115,7 @@ describe('a watched fleet directory', () => {
   });
 
   it('API edits racing a save: the file wins, and once it owns the field every edit is refused', async () => {
-    const dir = tempDir('genesis-fleet-race-');
-    const file = path.join(dir, 'fleet.yaml');
-    writeFileSync(file, `${HEADER}machines: []\n`);
-    const g = await genesis({ GENESIS_FLEET_PATH: dir });
+    const { file, g } = await watchingEmptyFleet('race');
     expect((await g.api('PUT', `/nodes/${A}`, { role: 'worker' })).status).toBe(201);
     let done = false;
     const applied = once(g.app.fleet!, 'applied').then(() => (done = true));
@@ -138,10 +143,7 @@ describe('a watched fleet directory', () => {
   });
 
   it('a refusal that depends on the inventory is tried again when the file is touched', async () => {
-    const dir = tempDir('genesis-fleet-retry-');
-    const file = path.join(dir, 'fleet.yaml');
-    writeFileSync(file, `${HEADER}machines: []\n`);
-    const g = await genesis({ GENESIS_FLEET_PATH: dir });
+    const { file, g } = await watchingEmptyFleet('retry');
     expect((await g.api('PUT', `/nodes/${B}`, { hostname: 'nas' })).status).toBe(201);
     const failed = once(g.app.fleet!, 'failed');
     saveAtomically(file, `${HEADER}machines:\n  - mac: ${A}\n    role: worker\n    hostname: nas\n`);
