@@ -3,7 +3,7 @@
 
 import { parseCommand } from './args.ts';
 import { formatted, OUTPUT_HELP, OUTPUT_OPTIONS, outputFormatOf } from './output.ts';
-import { loadConfig } from '../config/config.ts';
+import { loadConfigWithFleet } from './fleet-config.ts';
 import { detectAdvertiseAddr } from '../config/network.ts';
 import { runChecks, type CheckResult } from '../doctor/checks.ts';
 import { gatherFacts } from '../doctor/gather.ts';
@@ -40,7 +40,8 @@ export async function doctorCommand(argv: string[], out: (s: string) => void = (
   if (!format) return 2;
   let auto = false;
   // "auto" finding nothing is itself a finding here, not a reason to stop.
-  const config = loadConfig({ file: parsed.values.config, detect: () => ((auto = true), detectAdvertiseAddr() ?? '0.0.0.0'), discover: true });
+  // The configuration serve runs with: the fleet file's cluster settings count (a broken file is the fleet check's finding).
+  const { config } = loadConfigWithFleet({ file: parsed.values.config, detect: () => ((auto = true), detectAdvertiseAddr() ?? '0.0.0.0'), discover: true }, 'ignore');
   const results = runChecks(await gatherFacts(config, { advertiseAuto: auto, ports: true }));
   out(formatted(format, { results }, () => formatResults(results)));
   return results.some((r) => r.status === 'fail') ? 1 : 0;

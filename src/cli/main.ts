@@ -5,8 +5,7 @@ import { parseArgs } from 'node:util';
 import { Genesis } from '../app.ts';
 import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
-import { FleetError } from '../fleet/parse.ts';
-import { fleetSettingsOverlay } from '../fleet/reconciler.ts';
+import { loadConfigWithFleet } from './fleet-config.ts';
 import { localHttpUrl } from '../config/network.ts';
 import { writeServeMarker } from '../config/serve-marker.ts';
 import { InventoryError } from '../inventory/store.ts';
@@ -81,25 +80,9 @@ function version(): string {
   return pkg.version;
 }
 
-/** genesis.yaml, with the fleet file's cluster.* and talos.* on top (they win); a broken fleet file stops the start at its line. */
-function serveConfig(configFile: string | undefined) {
-  const base = loadConfig({ file: configFile });
-  let overlay;
-  try {
-    const fleet = fleetSettingsOverlay(base.fleet.path, base.data_dir);
-    if (fleet.warning) process.stderr.write(`genesis: ${fleet.warning}\n`);
-    overlay = fleet.overlay;
-  } catch (err) {
-    if (err instanceof FleetError) throw new ConfigError(`the fleet file is not valid (nothing was applied):\n${err.message}`);
-    const e = err as NodeJS.ErrnoException;
-    if (e.code) throw new ConfigError(`fleet.path ${base.fleet.path}: cannot read: ${e.code}`);
-    throw err;
-  }
-  return overlay.length ? loadConfig({ file: configFile, overlay }) : base;
-}
-
 async function serve(configFile: string | undefined): Promise<number> {
-  const config = serveConfig(configFile);
+  const { config, warning } = loadConfigWithFleet({ file: configFile }, 'throw');
+  if (warning) process.stderr.write(`genesis: ${warning}\n`);
   const log = createLogger({ level: config.log_level, format: config.log_format });
   const app = new Genesis(config, log);
   let stopping = false;

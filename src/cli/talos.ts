@@ -5,6 +5,7 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { clusterSettings, ConfigRenderer } from '../provision/machine-config.ts';
 import { loadConfig } from '../config/config.ts';
+import { loadConfigWithFleet } from './fleet-config.ts';
 import { normalizeMac } from '../domain/mac.ts';
 import { blankNode, type Node } from '../domain/node.ts';
 import { RenderError } from '../talos/render.ts';
@@ -125,7 +126,8 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     process.stdout.write(CONFIG_USAGE);
     return v.help ? 0 : 2;
   }
-  const config = loadConfig({ file: v.config, detect: () => '127.0.0.1', discover: true });
+  // As serve renders: with the fleet file's settings and patches (a broken file is doctor's and fleet diff's finding).
+  const { config, patches: fleetPatches } = loadConfigWithFleet({ file: v.config, detect: () => '127.0.0.1', discover: true }, 'ignore');
   const mac = v.mac;
   const role = v.role;
   try {
@@ -162,7 +164,7 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
       cluster: clusterSettings(config),
       patchFiles: config.talos.patches,
       defaultTalosVersion: config.talos.version,
-    });
+    }, fleetPatches);
     const rendered = renderer.render(node);
     // Warnings on stderr, so the YAML on stdout stays a config talosctl and Talos take as it is.
     for (const w of rendered.warnings) process.stderr.write(`genesis config render: warning: ${w}\n`);

@@ -75,24 +75,27 @@ function hashFiles(files: Record<string, string>): string {
   return h.digest('hex');
 }
 
-export type SettingsOverlay = { overlay: Array<{ key: string; value: unknown; from: string }>; warning?: string };
+/** What the fleet in force at start gives: its settings as loadConfig's overlay, its patches, and a warning. */
+export type FleetAtStart = { overlay: Array<{ key: string; value: unknown; from: string }>; patches: Fleet['patches']; warning?: string };
 
 /**
- * The fleet's cluster.* and talos.* settings as loadConfig's overlay (checked there, at their
- * line). A watched fleet that cannot be read or parsed: the last good version's settings, with a
- * warning, when there is one from the same path; otherwise the error (Genesis does not start).
+ * The fleet Genesis starts with: the watched one, or the one last applied through the API. Its
+ * cluster.* and talos.* settings become loadConfig's overlay (checked there, at their line). A
+ * watched fleet that cannot be read or parsed: the last good version from that path, with a
+ * warning; with none, the error (Genesis does not start).
  */
-export function fleetSettingsOverlay(fleetPath: string, dataDir: string): SettingsOverlay {
+export function fleetAtStart(fleetPath: string, dataDir: string): FleetAtStart {
   const stored = readStored(dataDir);
-  const fromStored = (s: Stored) => parseFleet(sourceFromFiles(s.files, s.documents)).settings.map((x) => ({ ...x, from: `fleet (last applied ${s.at}) ${x.from}` }));
-  if (!fleetPath) return { overlay: stored?.origin === 'api' ? fromStored(stored) : [] };
+  const from = (fleet: Fleet, where: (at: string) => string) => ({ overlay: fleet.settings.map((x) => ({ ...x, from: where(x.from) })), patches: fleet.patches });
+  const fromStored = (s: Stored) => from(parseFleet(sourceFromFiles(s.files, s.documents)), (at) => `fleet (last applied ${s.at}) ${at}`);
+  if (!fleetPath) return stored?.origin === 'api' ? fromStored(stored) : { overlay: [], patches: {} };
   try {
     const source = readFleetSource(fleetPath);
-    return { overlay: parseFleet(source).settings.map((s) => ({ ...s, from: `fleet ${path.join(source.root, s.from)}` })) };
+    return from(parseFleet(source), (at) => `fleet ${path.join(source.root, at)}`);
   } catch (err) {
     if (!stored || stored.origin !== fleetPath) throw err;
     const why = err instanceof FleetError ? err.message : `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
-    return { overlay: fromStored(stored), warning: `the fleet file at ${fleetPath} is not valid; the version applied ${stored.at}${stored.commit ? ` (commit ${stored.commit.slice(0, 12)})` : ''} stays in force:\n${why}` };
+    return { ...fromStored(stored), warning: `the fleet file at ${fleetPath} is not valid; the version applied ${stored.at}${stored.commit ? ` (commit ${stored.commit.slice(0, 12)})` : ''} stays in force:\n${why}` };
   }
 }
 

@@ -251,6 +251,23 @@ describe('a fleet applied through the API', () => {
   });
 });
 
+describe('the commands that judge or render what serve runs with', () => {
+  it('config render and doctor count the cluster endpoint and the patches set only in the fleet file', async () => {
+    const dir = tempDir('genesis-fleet-render-');
+    const dataDir = path.join(dir, 'data');
+    seedSecrets(dataDir);
+    writeFileSync(path.join(dir, 'fleet.yaml'), `${HEADER}cluster:\n  endpoint: https://192.0.2.10:6443\npatches:\n  worker: {inline: {machine: {sysctls: {from.fleet: "1"}}}}\n`);
+    const env = { PATH: process.env.PATH, GENESIS_DATA_DIR: dataDir, GENESIS_ASSETS_DIR: path.join(dir, 'assets'), GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_FLEET_PATH: path.join(dir, 'fleet.yaml') };
+    const render = await run(process.execPath, [BIN, 'config', 'render', '--role', 'worker'], { env, cwd: dir });
+    expect(render.code, render.stderr).toBe(0);
+    expect(render.stdout).toContain('endpoint: https://192.0.2.10:6443');
+    expect(render.stdout).toContain('from.fleet: "1"');
+    const doctor = await run(process.execPath, [BIN, 'doctor'], { env, cwd: dir });
+    expect(doctor.stdout).toContain('ok    the Kubernetes API endpoint is https://192.0.2.10:6443');
+    expect(doctor.stdout).toContain(`ok    the fleet file ${path.join(dir, 'fleet.yaml')} is valid (0 entries)`);
+  });
+});
+
 describe('genesis serve with a fleet file', () => {
   function serveEnv(dir: string, fleetPath: string): NodeJS.ProcessEnv {
     const dataDir = path.join(dir, 'data');
