@@ -26,7 +26,8 @@ import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
 import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './domain/node.ts';
-import { DB_FILE, Inventory } from './inventory/store.ts';
+import { DB_FILE, InventoryDatabase } from './inventory/database.ts';
+import { Inventory } from './inventory/store.ts';
 import { BootstrapLocks } from './bootstrap/lock-store.ts';
 import { FleetReconciler } from './fleet/reconciler.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
@@ -68,6 +69,8 @@ export class Genesis {
   private ubootFiles: UbootFiles | undefined;
   private grubFiles: GrubFiles | undefined;
   inventory: Inventory | undefined;
+  /** The inventory's file, shared with the bootstrap lock's store (and by tests that make its disk fail). */
+  database: InventoryDatabase | undefined;
   apiToken: ApiToken | undefined;
   tftp: TftpServer | undefined;
   http: FastifyInstance | undefined;
@@ -121,7 +124,9 @@ export class Genesis {
       this.log.warn({ variable: u.name, ...(u.suggestion ? { meant: u.suggestion } : {}) }, `${u.name} is not a Genesis setting and is ignored${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ''}`);
     }
 
-    this.inventory = Inventory.open(path.join(c.data_dir, DB_FILE), {
+    // One file for the inventory and the bootstrap lock: the lock's transitions and the nodes' share a write lock.
+    this.database = InventoryDatabase.open(path.join(c.data_dir, DB_FILE));
+    this.inventory = new Inventory(this.database, {
       autoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
       eventRetention: c.inventory.event_retention,
       installWindowMs: c.talos.install_window * 1000,
@@ -132,7 +137,7 @@ export class Genesis {
     await this.preflight(this.inventory);
     this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
-    const locks = new BootstrapLocks(this.inventory.db);
+    const locks = new BootstrapLocks(this.database.connection);
     const inventory = this.inventory;
     this.metrics = new Metrics({
       nodeCounts: () => inventory.countByStateAndRole(),
@@ -504,6 +509,7 @@ export class Genesis {
     await this.talosDialer?.closeAll();
     this.inventory?.close();
     this.inventory = undefined;
+    this.database = undefined;
     this.log.info('genesis stopped');
   }
 }

@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino';
 import { nodeAddress } from '../domain/node.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { HistoryWriter, NodeReader } from '../inventory/ports.ts';
 import type { TalosDialer } from '../talos/dialer.ts';
 import { snapshotsToPrune, type RetentionPolicy } from './retention.ts';
 import { encryptForOpenssl } from './secrets-envelope.ts';
@@ -46,7 +46,7 @@ export type BackupStatus = {
 };
 
 export type BackupDeps = {
-  inventory: Inventory;
+  inventory: Pick<NodeReader, 'list'> & HistoryWriter;
   store: SnapshotStore;
   dialer: TalosDialer;
   cluster: string;

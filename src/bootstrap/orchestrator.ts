@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
 import type { BootstrapLocks, LockHistoryEntry } from './lock-store.ts';
 import { nodeAddress, type Node } from '../domain/node.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { HistoryWriter, NodeReader } from '../inventory/ports.ts';
 import { TalosApiError, type TalosApiClient, type TalosApiCredentials } from '../talos/api-client.ts';
 import { TalosDialer } from '../talos/dialer.ts';
 import { failpoint } from './failpoint.ts';
@@ -91,7 +91,7 @@ export class RecoveryRefused extends Error {
 }
 
 export type OrchestratorDeps = {
-  inventory: Inventory;
+  inventory: Pick<NodeReader, 'get' | 'list'> & HistoryWriter;
   locks: BootstrapLocks;
   cluster: string;
   credentials: () => Promise<TalosApiCredentials>;

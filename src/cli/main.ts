@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from '../config/config.ts';
 import { loadConfigWithFleet } from './fleet-config.ts';
 import { localHttpUrl } from '../config/network.ts';
 import { writeServeMarker } from '../config/serve-marker.ts';
-import { InventoryError } from '../inventory/store.ts';
+import { InventoryError } from '../inventory/errors.ts';
 import { createLogger } from '../logging/logger.ts';
 import { optionProblem, parseCommand, unknownCommand } from './args.ts';
 import { bashCompletion, commandTable, zshCompletion } from './completion.ts';
@@ -127,8 +127,8 @@ async function serve(configFile: string | undefined): Promise<number> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     // Start-up problems the operator must fix: one line, exit 2, no stack trace.
+    if (err instanceof InventoryError && err.isStorageFailure) throw new ConfigError(`cannot open the inventory in ${config.data_dir}: ${err.message}`);
     if (err instanceof InventoryError) throw new ConfigError(err.message);
-    if (typeof e.code === 'string' && e.code.startsWith('SQLITE_')) throw new ConfigError(`cannot open the inventory in ${config.data_dir}: ${e.message}`);
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
       throw new ConfigError(`cannot listen: ${e.message}${e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; set GENESIS_TFTP_PORT, or GENESIS_DHCP_PORT and GENESIS_DHCP_PXE_PORT)' : ''}`);
     }

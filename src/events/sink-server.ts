@@ -15,7 +15,7 @@ import protoLoader from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import { LogThrottle, sample } from '../logging/throttle.ts';
 import type { Node } from '../domain/node.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { TalosReports } from '../inventory/ports.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from './talos-event.ts';
 import { NodeListener } from '../net/node-listener.ts';
@@ -40,7 +40,7 @@ export function eventSinkService(): grpc.ServiceDefinition {
 export type EventSinkOptions = {
   host: string;
   port: number;
-  inventory: Inventory;
+  inventory: TalosReports;
   metrics?: Metrics;
   log: Logger;
   /** Nodes are few; anything beyond this is not a homelab fleet and is refused. */

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { ConfigError, settingValue } from '../config/config.ts';
 import { blankNode, type Node, type Role } from '../domain/node.ts';
 import type { AutoAssignPolicy } from '../inventory/policy.ts';
-import { FLEET_ACTOR, InventoryError, type DiscoveryRule, type Inventory } from '../inventory/store.ts';
+import { InventoryError } from '../inventory/errors.ts';
+import { FLEET_ACTOR, type DiscoverySettings, type DiscoveryRule, type NodeAdmin } from '../inventory/ports.ts';
 import { formatPlan } from './diff-text.ts';
 import { exportFleet } from './export.ts';
 import { gitCommit } from './git.ts';
@@ -29,7 +30,7 @@ export type FleetRenderer = {
 };
 
 export type FleetReconcilerOptions = {
-  inventory: Inventory;
+  inventory: NodeAdmin & DiscoverySettings;
   renderer: FleetRenderer;
   /** The running value of a genesis.yaml key (the fleet's cluster.* and talos.* take effect at start). */
   running: (key: string) => unknown;

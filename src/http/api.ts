@@ -8,7 +8,8 @@ import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, t
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { NODE_CHANGES_SCHEMA as changesSchema } from '../domain/node-changes-schema.ts';
 import { blankNode, BOOT_STATES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
-import type { Inventory, ListCursor } from '../inventory/store.ts';
+import type { ChangeFeed, HistoryReader, KernelLogReader, NodeAdmin } from '../inventory/ports.ts';
+import type { ListCursor } from '../inventory/node-store.ts';
 import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
@@ -29,7 +30,7 @@ import { sameValue, samePatch } from '../fleet/plan.ts';
 import type { FleetReconciler } from '../fleet/reconciler.ts';
 
 export type ApiDeps = {
-  inventory: Inventory;
+  inventory: NodeAdmin & HistoryReader & KernelLogReader & ChangeFeed;
   tokenHash: Buffer;
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;

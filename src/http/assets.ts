@@ -14,7 +14,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import send from '@fastify/send';
 import type { FastifyInstance } from 'fastify';
-import type { Inventory } from '../inventory/store.ts';
+import type { HistoryWriter, NodeReader } from '../inventory/ports.ts';
 import { sourceAddress } from '../net/address.ts';
 
 /** Bytes per read from disk for an asset download (and so per write to the socket). */
@@ -49,7 +49,7 @@ export async function insideRoot(realRoot: string, rel: string): Promise<boolean
   return real === realRoot || real.startsWith(realRoot + path.sep);
 }
 
-export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; inventory: Inventory }): Promise<void> {
+export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; inventory: Pick<NodeReader, 'byIp'> & HistoryWriter }): Promise<void> {
   const notFound = { error: 'not_found', message: 'not found' };
   // Resolved once: the root does not move while Genesis runs (it creates it before listening).
   const realRoot = await realpath(deps.assetsDir);

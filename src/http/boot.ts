@@ -23,7 +23,16 @@ export function bootRoutes(app: FastifyInstance, boot: BootService): void {
     },
     async (req, reply) => {
       const answer = boot.nodeScript(req.query, sourceAddress(req.ip));
-      return reply.code(answer.status).type(IPXE).header('cache-control', 'no-store').send(answer.body);
+      reply.type(IPXE).header('cache-control', 'no-store');
+      switch (answer.outcome) {
+        case 'script':
+          return reply.code(200).send(answer.script);
+        case 'no-mac':
+          return reply.code(400).send(answer.script);
+        case 'local-disk':
+          // Failing the request is what sends iPXE on to the next boot device.
+          return reply.code(404).send('installed: boot from local disk\n');
+      }
     },
   );
 }

@@ -9,7 +9,7 @@ import { RecoveryRefused, ResetRefused, type BootstrapOrchestrator } from '../bo
 import { ClaimRefused } from '../bootstrap/lock.ts';
 import type { BootstrapLocks } from '../bootstrap/lock-store.ts';
 import { normalizeMac } from '../domain/mac.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { HistoryWriter } from '../inventory/ports.ts';
 import { sourceAddress } from '../net/address.ts';
 import { HttpError } from './errors.ts';
 
@@ -17,7 +17,7 @@ export type ClusterDeps = {
   cluster: string;
   orchestrator: BootstrapOrchestrator;
   locks: BootstrapLocks;
-  inventory: Inventory;
+  inventory: HistoryWriter;
   joinToken: () => string;
 };
 

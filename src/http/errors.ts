@@ -4,7 +4,7 @@
 
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ChangeError } from '../inventory/changes.ts';
-import { InventoryError } from '../inventory/store.ts';
+import { InventoryError, translateStorageError } from '../inventory/errors.ts';
 import { SecretsError } from '../talos/secrets.ts';
 
 export type ErrorBody = { error: string; message: string };
@@ -21,9 +21,6 @@ export class HttpError extends Error {
     this.details = details;
   }
 }
-
-/** SQLite result codes that mean "the disk or the lock", not "your request". */
-const STORAGE_CODES = /^SQLITE_(FULL|BUSY|LOCKED|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|PROTOCOL)/;
 
 const FRAMEWORK_ERRORS: Record<string, ErrorBody> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { error: 'unsupported_media_type', message: 'send the body as application/json' },
@@ -54,7 +51,9 @@ export function installErrorHandling(app: FastifyInstance): void {
     reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` });
   });
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
+  app.setErrorHandler((raised: FastifyError, req, reply) => {
+    // The bootstrap lock's store shares the inventory's file: its storage failures read the same.
+    const err = translateStorageError(raised) as FastifyError;
     if (err.validation) {
       return reply.code(400).send({ error: 'invalid_request', message: describeValidation(err.validationContext ?? 'request', err.validation) });
     }
@@ -64,18 +63,17 @@ export function installErrorHandling(app: FastifyInstance): void {
       req.log.error({ reason: err.message }, 'cluster secrets unavailable');
       return reply.code(503).send({ error: 'secrets_unavailable', message: err.message });
     }
-    if (err instanceof InventoryError) {
-      const status = err.code === 'not_found' ? 404 : err.code === 'conflict' ? 409 : 503;
-      return reply.code(status).send({ error: err.code, message: err.message });
-    }
-    const sqlite = typeof err.code === 'string' && STORAGE_CODES.test(err.code);
-    if (sqlite) {
-      req.log.error({ code: err.code, msg: err.message }, 'inventory storage error');
-      const full = err.code === 'SQLITE_FULL';
+    if (err instanceof InventoryError && err.isStorageFailure) {
+      req.log.error({ code: err.storageCode, msg: err.message }, 'inventory storage error');
+      const full = err.code === 'storage_full';
       return reply
         .code(503)
         .header('retry-after', '10')
         .send({ error: 'storage_unavailable', message: full ? 'the data disk is full; nothing was changed' : 'the inventory database is unavailable; nothing was changed' });
+    }
+    if (err instanceof InventoryError) {
+      const status = err.code === 'not_found' ? 404 : err.code === 'conflict' ? 409 : 503;
+      return reply.code(status).send({ error: err.code, message: err.message });
     }
     // Errors fastify raises for the request itself (bad JSON, wrong content type, too large).
     const status = err.statusCode ?? 500;

@@ -4,9 +4,10 @@
 
 import { accessSync, constants } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import type { Inventory } from '../inventory/store.ts';
+import { InventoryError } from '../inventory/errors.ts';
+import type { StorageProbe } from '../inventory/ports.ts';
 
-export function healthRoutes(app: FastifyInstance, deps: { inventory: Inventory; assetsDir: string }): void {
+export function healthRoutes(app: FastifyInstance, deps: { inventory: StorageProbe; assetsDir: string }): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const checks: Record<string, string> = {};
@@ -20,8 +21,9 @@ export function healthRoutes(app: FastifyInstance, deps: { inventory: Inventory;
       deps.inventory.probeWrite();
       checks.storage = 'ok';
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      checks.storage = code === 'SQLITE_FULL' ? 'the data disk is full: writes fail' : code === 'SQLITE_READONLY' ? 'the inventory is read-only: writes fail' : `writes fail (${code ?? 'error'})`;
+      const e = err instanceof InventoryError ? err : undefined;
+      checks.storage =
+        e?.code === 'storage_full' ? 'the data disk is full: writes fail' : e?.code === 'storage_read_only' ? 'the inventory is read-only: writes fail' : `writes fail (${e?.storageCode ?? e?.code ?? 'error'})`;
     }
     try {
       accessSync(deps.assetsDir, constants.R_OK | constants.X_OK);

@@ -12,7 +12,7 @@ import fastifySwagger from '@fastify/swagger';
 import { openApiOptions } from './openapi.ts';
 import type { ColdStart } from '../power/cold-start.ts';
 import type { PowerControl } from '../power/power-control.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { InventoryPorts } from '../inventory/ports.ts';
 import { apiRoutes } from './api.ts';
 import type { FleetReconciler } from '../fleet/reconciler.ts';
 import { claimRoutes, type ClusterDeps } from './cluster.ts';
@@ -28,7 +28,7 @@ import type { Sessions } from '../auth/sessions.ts';
 
 export type HttpServerOptions = {
   logger: Logger;
-  inventory: Inventory;
+  inventory: InventoryPorts;
   boot: BootService;
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;

@@ -5,9 +5,9 @@
 
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import type { Inventory } from '../inventory/store.ts';
+import type { ChangeFeed } from '../inventory/ports.ts';
 
-export function streamRoutes(app: FastifyInstance, inventory: Inventory): void {
+export function streamRoutes(app: FastifyInstance, inventory: ChangeFeed): void {
   const open = new Set<ServerResponse>();
   app.addHook('preClose', async () => {
     for (const res of open) res.end();

@@ -2,8 +2,10 @@
 // the other boot endpoints (the kernel cannot authenticate), so the token in the URL is what
 // proves the request comes from the boot Genesis started for that MAC.
 
-import type { FastifyInstance } from 'fastify';
-import type { MachineConfigService } from '../provision/machine-config.ts';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ConfigOutcome, MachineConfigService } from '../provision/machine-config.ts';
+
+const TEXT = 'text/plain; charset=utf-8';
 import { normalizeMac } from '../domain/mac.ts';
 import { sourceAddress } from '../net/address.ts';
 
@@ -12,11 +14,22 @@ export function talosRoutes(app: FastifyInstance, configs: MachineConfigService)
     '/talos/config/:mac/:token',
     { schema: { params: { type: 'object', properties: { mac: { type: 'string', maxLength: 32 }, token: { type: 'string', maxLength: 128 } } } } },
     async (req, reply) => {
-      const answer = configs.serve(normalizeMac(req.params.mac), req.params.token, sourceAddress(req.ip));
-      if (answer.status === 503) reply.header('retry-after', '10');
-      return reply.code(answer.status).type(answer.contentType).header('cache-control', 'no-store').send(answer.body);
+      return answer(reply, configs.serve(normalizeMac(req.params.mac), req.params.token, sourceAddress(req.ip)));
     },
   );
   // A config URL without a token (an old script, a guess) gets the same answer as a wrong token.
-  app.get('/talos/config/*', async (_req, reply) => reply.code(403).type('text/plain; charset=utf-8').send('forbidden\n'));
+  app.get('/talos/config/*', async (req, reply) => answer(reply, configs.serve(undefined, '', sourceAddress(req.ip))));
+}
+
+/** The outcome in HTTP: a denial says nothing more than 403; a config not renderable yet is retried. */
+function answer(reply: FastifyReply, o: ConfigOutcome): FastifyReply {
+  reply.header('cache-control', 'no-store');
+  switch (o.outcome) {
+    case 'served':
+      return reply.code(200).type('application/yaml').send(o.yaml);
+    case 'denied':
+      return reply.code(403).type(TEXT).send('forbidden\n');
+    case 'unrenderable':
+      return reply.code(503).header('retry-after', '10').type(TEXT).send('the machine config cannot be rendered yet; Genesis has recorded why\n');
+  }
 }

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { LogThrottle, sample } from '../logging/throttle.ts';
 import type { KernelLogLine } from '../domain/node.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { TalosReports } from '../inventory/ports.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { sourceAddress } from '../net/address.ts';
 import { NodeListener } from '../net/node-listener.ts';
@@ -17,7 +17,7 @@ import { LineSplitter, parseKernelLogLine, type SplitResult } from './kmsg.ts';
 export type KernelLogReceiverOptions = {
   host: string;
   port: number;
-  inventory: Inventory;
+  inventory: Pick<TalosReports, 'bySource' | 'appendKernelLog'>;
   /** Lines kept per node. */
   keep: number;
   metrics?: Metrics;

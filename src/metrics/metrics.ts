@@ -203,7 +203,11 @@ export class Metrics {
   httpResponse(route: string, method: string, status: number, bytes: number): void {
     this.httpRequests.inc({ route, method, status: String(status) });
     if (route.startsWith('/assets/') && (status === 200 || status === 206) && method === 'GET') this.assetBytes.inc({ kind: 'assets' }, bytes);
-    if (route.startsWith('/talos/config/')) this.configs.inc({ result: status === 200 ? 'served' : status === 403 ? 'refused' : 'failed' });
+  }
+
+  /** One machine-config request, as the provisioning decided it. */
+  configOutcome(result: 'served' | 'refused' | 'failed'): void {
+    this.configs.inc({ result });
   }
 
   text(): Promise<string> {

@@ -7,7 +7,7 @@
 
 import type { Logger } from 'pino';
 import { nodeAddress, type Node } from '../domain/node.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { NodeReader } from '../inventory/ports.ts';
 import type { TalosDialer } from '../talos/dialer.ts';
 import { hasQuorum, planColdStart, type ColdStartPlan } from './cold-start-plan.ts';
 import type { PowerControl } from './power-control.ts';
@@ -26,7 +26,7 @@ export type ColdStartStatus = {
 };
 
 export type ColdStartDeps = {
-  inventory: Inventory;
+  inventory: Pick<NodeReader, 'list'>;
   dialer: TalosDialer;
   power: PowerControl;
   /** Whether the cluster was ever bootstrapped (nothing to bring back otherwise). */

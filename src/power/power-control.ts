@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { nodeAddress, type Node, type PowerMethod } from '../domain/node.ts';
-import type { Inventory } from '../inventory/store.ts';
+import type { NodeAdmin } from '../inventory/ports.ts';
 import type { TalosDialer } from '../talos/dialer.ts';
 import { ipmitoolArgs, parsePowerStatus, type IpmiAction } from './ipmi.ts';
 import { magicPacket } from './wol.ts';
@@ -28,7 +28,7 @@ export class PowerFailed extends Error {}
 type RunResult = { code: number | null; stdout: string; stderr: string };
 
 export type PowerDeps = {
-  inventory: Inventory;
+  inventory: Pick<NodeAdmin, 'get' | 'record' | 'setState'>;
   dialer: TalosDialer;
   /** Where magic packets go (a broadcast address) and the local address they leave from (the LAN interface's). */
   wol: { target: string; port: number; source: string };

@@ -11,7 +11,7 @@ import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { splitList, type Config } from '../config/config.ts';
 import type { Node } from '../domain/node.ts';
-import type { ConfigDenial, Inventory } from '../inventory/store.ts';
+import type { ConfigDenial, ConfigTokens } from '../inventory/ports.ts';
 import type { Cni, Role } from '../talos/documents.ts';
 import { parsePatch, PatchError, type Patch } from '../talos/patch.ts';
 import { redactDocuments } from '../talos/redact.ts';
@@ -66,7 +66,7 @@ export type RendererOptions = {
 };
 
 export type MachineConfigOptions = {
-  inventory: Inventory;
+  inventory: ConfigTokens;
   renderer: ConfigRenderer;
   defaultTalosVersion: string;
   tokenTtlMs: number;
@@ -75,7 +75,11 @@ export type MachineConfigOptions = {
   log: Logger;
 };
 
-export type ConfigAnswer = { status: 200 | 403 | 503; body: string; contentType: string };
+/**
+ * What a config request comes to, in the provisioning's terms (http/talos.ts says it in HTTP).
+ * `denied`: the requester learns nothing more than that; the reason is for the log and metrics.
+ */
+export type ConfigOutcome = { outcome: 'served'; yaml: string } | { outcome: 'denied'; reason: ConfigDenial | 'bad-request' } | { outcome: 'unrenderable'; reason: string };
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -315,15 +319,16 @@ export class MachineConfigService {
     return token;
   }
 
-  /** GET /talos/config/<mac>/<token>: the node's config, or 403 without a reason, or 503 to retry. */
-  serve(mac: string | undefined, token: string, ip: string | undefined): ConfigAnswer {
-    const deny = (reason: ConfigDenial | 'bad-request', node?: Node): ConfigAnswer => {
+  /** A config request with the node's MAC and token: its config, a denial, or a config that cannot be rendered yet. */
+  serve(mac: string | undefined, token: string, ip: string | undefined): ConfigOutcome {
+    const deny = (reason: ConfigDenial | 'bad-request', node?: Node): ConfigOutcome => {
       // The requester learns nothing; the operator gets the reason (never the token), summarised
       // when it repeats, so bad-token floods neither fill the log nor push a node's history out.
       this.o.metrics?.refused('config', reason);
+      this.o.metrics?.configOutcome('refused');
       this.throttle.note(`config-${reason}`, ip ?? 'unknown', { mac }, 'machine config refused');
       if (node && this.eventDue(`${node.mac} ${reason}`)) this.o.inventory.record(node.mac, 'config-denied', 'boot', { reason, ip });
-      return { status: 403, body: 'forbidden\n', contentType: 'text/plain; charset=utf-8' };
+      return { outcome: 'denied', reason };
     };
     if (!mac || !/^[0-9a-f]{64}$/.test(token)) return deny('bad-request');
     const hash = sha256(token);
@@ -344,7 +349,8 @@ export class MachineConfigService {
       if (!(err instanceof RenderError)) throw err;
       this.o.log.error({ mac, ip, problems: err.problems.length ? err.problems : undefined, reason: err.message }, 'machine config not served: it cannot be rendered');
       this.o.inventory.record(mac, 'config-failed', 'boot', { reason: err.message, problems: err.problems.slice(0, 20) });
-      return { status: 503, body: 'the machine config cannot be rendered yet; Genesis has recorded why\n', contentType: 'text/plain; charset=utf-8' };
+      this.o.metrics?.configOutcome('failed');
+      return { outcome: 'unrenderable', reason: err.message };
     }
     const spent = this.o.inventory.consumeConfigToken(
       mac,
@@ -361,7 +367,8 @@ export class MachineConfigService {
     );
     if (!spent.ok) return deny(spent.reason, spent.node);
     this.o.log.info({ mac, ip, role: check.node.role, sha256: rendered.sha256, fetchesLeft: spent.fetchesLeft }, 'machine config served');
-    return { status: 200, body: rendered.yaml, contentType: 'application/yaml' };
+    this.o.metrics?.configOutcome('served');
+    return { outcome: 'served', yaml: rendered.yaml };
   }
 
   /** At most one recorded event per key a minute: refusals repeat, the node's history must not fill with them. */

@@ -5,21 +5,27 @@
 import type { Logger } from 'pino';
 import type { Arch, BootFacts, Node } from '../domain/node.ts';
 import { normalizeMac } from '../domain/mac.ts';
-import { InventoryError, type BootRecord, type Inventory } from '../inventory/store.ts';
+import { InventoryError } from '../inventory/errors.ts';
+import type { BootRecord, BootRecorder } from '../inventory/ports.ts';
 import { conflictText, type BootAccess } from '../inventory/install-window.ts';
 import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type WindowHold } from '../ipxe/plan.ts';
 import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RateLimiter } from '../net/rate-limiter.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
-import type { MachineConfigService } from './machine-config.ts';
 import { encodeScriptImage } from '../uboot/script-image.ts';
 import { renderPxelinuxConfig, renderUbootBootScript, renderUbootMachineScript } from '../uboot/script.ts';
 import { renderGrubBootstrap, renderGrubMachineConfig } from '../grub/config.ts';
 
+/** What the boot conversation needs of the machine configs: why one would not render, and a token for its URL. */
+export type ConfigIssuer = {
+  renderer: { problem(node: Node): string | undefined };
+  issueToken(mac: string, ip?: string): string;
+};
+
 export type BootServiceOptions = {
-  inventory: Inventory;
-  configs: MachineConfigService;
+  inventory: BootRecorder;
+  configs: ConfigIssuer;
   /** http://<advertise_addr>:<port>, no trailing slash. */
   baseUrl: () => string;
   defaultTalosVersion: string;
@@ -46,7 +52,12 @@ export type IpxeIdentity = {
   product?: string;
 };
 
-export type BootAnswer = { status: 200 | 400 | 404; body: string };
+/**
+ * What a machine's script request comes to (http/boot.ts says it in HTTP): its iPXE script; a
+ * request without a valid MAC, answered with a script that says so; or an installed machine whose
+ * local-boot mode is `http404`, which leaves iPXE for the disk when the request fails.
+ */
+export type NodeScriptOutcome = { outcome: 'script'; script: string } | { outcome: 'no-mac'; script: string } | { outcome: 'local-disk' };
 
 /** SMBIOS strings are free text from the vendor; keep what fits in a record and drop the rest. */
 function smbios(v: string | undefined): string | undefined {
@@ -200,10 +211,10 @@ export class BootService {
     return Buffer.from(config);
   }
 
-  nodeScript(id: IpxeIdentity, ip: string | undefined): BootAnswer {
+  nodeScript(id: IpxeIdentity, ip: string | undefined): NodeScriptOutcome {
     const mac = id.mac === undefined ? undefined : normalizeMac(id.mac);
     if (!mac) {
-      return { status: 400, body: `#!ipxe\necho Genesis: the request carried no valid MAC address\nexit 1\n` };
+      return { outcome: 'no-mac', script: `#!ipxe\necho Genesis: the request carried no valid MAC address\nexit 1\n` };
     }
     const facts: BootFacts = {
       arch: archFromIpxe(id.buildarch),
@@ -215,12 +226,12 @@ export class BootService {
       ip,
     };
     const turn = this.converseAndIssue(mac, facts, ip);
-    if (turn.refused) return { status: 200, body: `#!ipxe\necho Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}.\nsleep 60\nexit 1\n` };
+    if (turn.refused) return { outcome: 'script', script: `#!ipxe\necho Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}.\nsleep 60\nexit 1\n` };
     const { node, plan } = turn;
     if (plan.kind === 'local' && plan.mode === 'http404') {
-      return { status: 404, body: 'installed: boot from local disk\n' };
+      return { outcome: 'local-disk' };
     }
-    const body = renderNodeScript({
+    const script = renderNodeScript({
       plan,
       baseUrl: this.o.baseUrl(),
       mac,
@@ -229,6 +240,6 @@ export class BootService {
       configUrl: turn.configUrl,
       extraKernelArgs: this.o.extraKernelArgs,
     });
-    return { status: 200, body };
+    return { outcome: 'script', script };
   }
 }

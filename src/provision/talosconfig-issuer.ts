@@ -2,7 +2,7 @@
 // the client certificate is issued fresh by the OS CA on every call; and the credentials Genesis
 // itself uses on the Talos API.
 
-import type { Inventory } from '../inventory/store.ts';
+import type { NodeReader } from '../inventory/ports.ts';
 import { nodeAddress } from '../domain/node.ts';
 import { clusterEndpoint, type ClusterSettings } from '../talos/render.ts';
 import type { TalosApiCredentials } from '../talos/api-client.ts';
@@ -11,11 +11,11 @@ import type { SecretsStore } from '../talos/secrets-store.ts';
 import { issueAdminCertificate, renderTalosconfig } from '../talos/talosconfig.ts';
 
 export class Talosconfigs {
-  private readonly inventory: Inventory;
+  private readonly inventory: Pick<NodeReader, 'list'>;
   private readonly secrets: SecretsStore;
   private readonly cluster: ClusterSettings;
 
-  constructor(inventory: Inventory, secrets: SecretsStore, cluster: ClusterSettings) {
+  constructor(inventory: Pick<NodeReader, 'list'>, secrets: SecretsStore, cluster: ClusterSettings) {
     this.inventory = inventory;
     this.secrets = secrets;
     this.cluster = cluster;

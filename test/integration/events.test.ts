@@ -187,13 +187,13 @@ describe('Talos event sink', () => {
     await install(mac, '127.0.9.7', 'w-6');
     const r = await reporter('127.0.9.7');
     // The database refuses writes, as on a full disk.
-    g.app.inventory!.db.pragma('query_only = 1');
+    g.app.database!.connection.pragma('query_only = 1');
     try {
       r.publish(['SequenceEvent', { sequence: 'boot', action: 'START' }]);
       await until(() => r.failures > 0, 'a refused publish');
       expect(await metric('genesis_talos_events_total', { result: 'failed', kind: 'sequence' })).toBeGreaterThan(0);
     } finally {
-      g.app.inventory!.db.pragma('query_only = 0');
+      g.app.database!.connection.pragma('query_only = 0');
     }
     await r.flushed();
     expect((await node(mac)).state).toBe('installed');
@@ -257,12 +257,12 @@ describe('kernel-log receiver', () => {
     await install(mac, '127.0.9.10', 'w-9');
     const r = await reporter('127.0.9.10');
     const failedBefore = await metric('genesis_kernel_log_lines_total', { result: 'failed' });
-    g.app.inventory!.db.pragma('query_only = 1');
+    g.app.database!.connection.pragma('query_only = 1');
     try {
       await r.kernelLog([kmsg('lost on a full disk', 1)]);
       await until(async () => (await metric('genesis_kernel_log_lines_total', { result: 'failed' })) === failedBefore + 1, 'the refused line');
     } finally {
-      g.app.inventory!.db.pragma('query_only = 0');
+      g.app.database!.connection.pragma('query_only = 0');
     }
     await r.kernelLog([kmsg('after the disk was freed', 2)]);
     const lines = await until(async () => {

@@ -118,7 +118,7 @@ describe('validation and errors', () => {
   it('a full database answers 503 storage_unavailable and keeps what it had', async () => {
     const g = await genesis();
     expect((await g.api('PUT', `/nodes/${MAC}`, { role: 'worker', hostname: 'kept' })).status).toBe(201);
-    const db = g.app.inventory!.db;
+    const db = g.app.database!.connection;
     // SQLite's own page limit stands in for a full disk: the same SQLITE_FULL error, no root needed.
     db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
     const macs = Array.from({ length: 300 }, (_, i) => `52:54:00:cc:${String(Math.floor(i / 100)).padStart(2, '0')}:${String(i % 100).padStart(2, '0')}`);
@@ -232,7 +232,7 @@ describe('boot storms', () => {
     }
     const { nodes } = (await (await g.api('GET', '/nodes')).json()) as { nodes: Array<{ mac: string }> };
     expect(nodes.map((n) => n.mac).sort()).toEqual([...macs].sort());
-    const db = g.app.inventory!.db;
+    const db = g.app.database!.connection;
     expect(db.prepare("SELECT count(*) AS n FROM node_events WHERE type = 'discovered'").get()).toEqual({ n: 200 });
   });
 

@@ -119,7 +119,7 @@ describe('1. a MAC is not a credential', () => {
     const mac = '52:54:00:0d:00:04';
     await g.api('PUT', `/nodes/${mac}`, { role: 'worker' });
     // The window closes (as an hour passing would): Genesis's own clock is not faked, its record is.
-    g.app.inventory!.db.prepare('UPDATE nodes SET window_until = ? WHERE mac = ?').run('2000-01-01T00:00:00.000Z', mac);
+    g.app.database!.connection.prepare('UPDATE nodes SET window_until = ? WHERE mac = ?').run('2000-01-01T00:00:00.000Z', mac);
     const s = await curlFrom(REAL, nodeScriptUrl(g.url, mac));
     expect(configUrlIn(s.body)).toBeUndefined();
     expect(s.body).toContain(`has no open install window. On Genesis: genesis nodes reinstall ${mac}`);
@@ -225,11 +225,11 @@ describe('9. the smaller findings', () => {
   it('/readyz says not ready while the inventory refuses writes', async () => {
     const g = await start();
     expect((await fetch(`${g.url}/readyz`)).status).toBe(200);
-    g.app.inventory!.db.pragma('query_only = ON');
+    g.app.database!.connection.pragma('query_only = ON');
     const r = await fetch(`${g.url}/readyz`);
     expect(r.status).toBe(503);
     expect(((await r.json()) as { checks: Record<string, string> }).checks['storage']).toMatch(/writes fail/);
-    g.app.inventory!.db.pragma('query_only = OFF');
+    g.app.database!.connection.pragma('query_only = OFF');
     expect((await fetch(`${g.url}/readyz`)).status).toBe(200);
   });
 

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InventoryDatabase } from '../../src/inventory/database.ts';
 import { Inventory } from '../../src/inventory/store.ts';
 
 /** Tables whose size follows the fleet or its traffic (small fixed tables may be scanned). */
@@ -16,15 +17,17 @@ const GROWING = ['nodes', 'node_events', 'config_tokens', 'talos_event_ids', 'ke
 
 let dir: string;
 let inv: Inventory;
+let database: InventoryDatabase;
 const statements = new Set<string>();
 
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'genesis-plans-'));
   let capture = false;
-  inv = Inventory.open(path.join(dir, 'genesis.db'), { trace: (sql) => capture && statements.add(sql) });
+  database = InventoryDatabase.open(path.join(dir, 'genesis.db'), { trace: (sql) => capture && statements.add(sql) });
+  inv = new Inventory(database);
   // A fleet to plan against: the planner's choice can depend on what it knows of the tables.
   for (let i = 0; i < 200; i++) inv.recordBoot(`52:54:00:01:${String(Math.floor(i / 100)).padStart(2, '0')}:${String(i % 100).padStart(2, '0')}`, { arch: 'amd64', firmware: 'uefi', ip: `192.0.2.${i % 250}` });
-  inv.db.exec('ANALYZE');
+  database.connection.exec('ANALYZE');
   capture = true;
 
   const mac = '52:54:00:02:00:01';
@@ -70,7 +73,7 @@ describe('the boot path uses indexes', () => {
     const scans: string[] = [];
     for (const sql of statements) {
       if (!/^\s*(SELECT|UPDATE|DELETE|INSERT|WITH)/i.test(sql)) continue;
-      const plan = inv.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>;
+      const plan = database.connection.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>;
       for (const { detail } of plan) {
         const m = /^SCAN (\w+)(?! USING (?:COVERING )?INDEX)/.exec(detail);
         if (m && GROWING.includes(m[1]!) && !/USING (COVERING )?INDEX|USING INTEGER PRIMARY KEY/.test(detail)) scans.push(`${detail}  ←  ${sql.replace(/\s+/g, ' ').slice(0, 160)}`);

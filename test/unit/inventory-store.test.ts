@@ -6,15 +6,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LATEST_SCHEMA, MIGRATIONS } from '../../src/inventory/migrations.ts';
+import { InventoryDatabase } from '../../src/inventory/database.ts';
 import { Inventory, InventoryError } from '../../src/inventory/store.ts';
 
 let dir: string;
 let file: string;
 const open: Inventory[] = [];
+/** The file's connection beside each inventory opened here, for the assertions on the file itself. */
+const connections = new WeakMap<Inventory, Database.Database>();
 function openInv(opts: Parameters<typeof Inventory.open>[1] = {}): Inventory {
-  const inv = Inventory.open(file, opts);
+  const database = InventoryDatabase.open(file, opts);
+  const inv = new Inventory(database, opts);
+  connections.set(inv, database.connection);
   open.push(inv);
   return inv;
+}
+function sqlite(inv: Inventory): Database.Database {
+  return connections.get(inv)!;
 }
 
 beforeEach(() => {
@@ -22,7 +30,7 @@ beforeEach(() => {
   file = path.join(dir, 'genesis.db');
 });
 afterEach(() => {
-  for (const inv of open.splice(0)) if (inv.db.open) inv.close();
+  for (const inv of open.splice(0)) if (sqlite(inv)?.open) inv.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -32,9 +40,9 @@ const B = '52:54:00:00:00:0b';
 describe('schema', () => {
   it('creates the schema in WAL mode with a busy timeout', () => {
     const inv = openInv();
-    expect(inv.db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(inv.db.pragma('busy_timeout', { simple: true })).toBe(5000);
-    expect(inv.db.pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA);
+    expect(sqlite(inv).pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(sqlite(inv).pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(sqlite(inv).pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA);
   });
 
   it('refuses a database from a newer Genesis, and leaves it untouched', () => {
@@ -231,7 +239,7 @@ describe('config tokens', () => {
     }
     inv.issueConfigToken(A, H1, 60_000, 5);
     inv.delete(A, 'test');
-    expect(inv.db.prepare('SELECT count(*) AS n FROM config_tokens WHERE mac = ?').get(A)).toEqual({ n: 0 });
+    expect(sqlite(inv).prepare('SELECT count(*) AS n FROM config_tokens WHERE mac = ?').get(A)).toEqual({ n: 0 });
   });
 
   it('a v1 database is upgraded in place: nodes keep their data and gain the new fields', () => {
@@ -256,13 +264,13 @@ describe('config tokens', () => {
       .run(A);
     raw.close();
     const inv = openInv();
-    expect(inv.db.pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA);
+    expect(sqlite(inv).pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA);
     expect(inv.get(A)).toMatchObject({ role: 'controlplane', state: 'installed', hostname: 'cp1', arch: 'amd64', firmware: 'uefi', serial: 'S1', lastIp: '192.0.2.5', labels: { rack: 'a' }, bootstrap: true, waiting: 'w', windowIp: '192.0.2.5', conflict: 'c' });
     inv.recordBoot(B, { arch: 'arm64', firmware: 'u-boot', ip: '192.0.2.6' });
     expect(inv.get(B)).toMatchObject({ arch: 'arm64', firmware: 'u-boot' });
     // The rebuilt table keeps its index and its constraints.
-    expect(inv.db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'nodes_role'").get()).toBeTruthy();
-    expect(() => inv.db.prepare("UPDATE nodes SET firmware = 'coreboot' WHERE mac = ?").run(A)).toThrow(/CHECK/);
+    expect(sqlite(inv).prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'nodes_role'").get()).toBeTruthy();
+    expect(() => sqlite(inv).prepare("UPDATE nodes SET firmware = 'coreboot' WHERE mac = ?").run(A)).toThrow(/CHECK/);
   });
 });
 

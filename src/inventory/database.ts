@@ -1,0 +1,160 @@
+// The inventory's file: one SQLite database (better-sqlite3) in the data dir, shared by the stores
+// beside this file (nodes, config tokens, the event log, the kernel-log ring) and by the bootstrap
+// lock. Every write is one transaction started with BEGIN IMMEDIATE, so concurrent writers (requests
+// in this process, or a second Genesis sharing the data dir) queue on the write lock instead of
+// interleaving, and readers never see half a change. Storage errors leave here as InventoryError.
+
+import Database from 'better-sqlite3';
+import { InventoryError, translateStorageError } from './errors.ts';
+import { LATEST_SCHEMA, MIGRATIONS } from './migrations.ts';
+
+/** The inventory's file name inside the data dir. */
+export const DB_FILE = 'genesis.db';
+
+export type DatabaseOptions = {
+  busyTimeoutMs?: number;
+  /** Called with every statement run, values filled in (better-sqlite3's `verbose`); for tests and debugging. Never log it: it carries token hashes. */
+  trace?: (sql: string) => void;
+};
+
+/** The tables that keep only the newest rows per MAC. */
+export type RingTable = 'node_events' | 'talos_event_ids' | 'kernel_logs';
+
+export class InventoryDatabase<Announcement = unknown> {
+  /** The open connection; for the stores and the bootstrap lock's store, which share the file. */
+  readonly connection: Database.Database;
+  /** Prepared once per SQL text: boot requests hit the same few statements over and over. */
+  private readonly statements = new Map<string, Database.Statement>();
+  /** What the running transaction wrote, announced only once it has committed. */
+  private pending: Announcement[] = [];
+  /** Told what a transaction wrote, after it committed (the stores' change feed). */
+  onCommit: ((done: Announcement[]) => void) | undefined;
+
+  private constructor(connection: Database.Database) {
+    this.connection = connection;
+  }
+
+  /** Open (or create) the file and bring its schema up to date: `genesis serve` only. */
+  static open<A = unknown>(file: string, opts: DatabaseOptions = {}): InventoryDatabase<A> {
+    const db = connect(file, opts.trace ? { verbose: (sql) => opts.trace!(String(sql)) } : {});
+    try {
+      db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+      db.pragma('journal_mode = WAL');
+      // WAL with synchronous=NORMAL can lose the last commits on power loss but never corrupts;
+      // the inventory must not lose an assignment, so keep FULL.
+      db.pragma('synchronous = FULL');
+      migrate(db);
+    } catch (err) {
+      db.close();
+      throw translateStorageError(err);
+    }
+    return new InventoryDatabase<A>(db);
+  }
+
+  /**
+   * For diagnostics and local commands: read what is there, never migrate or write. A file at an
+   * older schema than this Genesis knows is reported rather than upgraded (serve upgrades it).
+   */
+  static openReadOnly<A = unknown>(file: string, opts: DatabaseOptions = {}): InventoryDatabase<A> {
+    const db = connect(file, { readonly: true, fileMustExist: true });
+    try {
+      db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+      const current = db.pragma('user_version', { simple: true }) as number;
+      if (current > LATEST_SCHEMA) throw tooNew(file, current);
+      if (current < LATEST_SCHEMA) {
+        throw new InventoryError('schema_too_old', `inventory ${file} has schema version ${current}; genesis serve upgrades it to ${LATEST_SCHEMA} at its next start`);
+      }
+    } catch (err) {
+      db.close();
+      throw translateStorageError(err);
+    }
+    return new InventoryDatabase<A>(db);
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+
+  sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.connection.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
+
+  /** A read, with storage errors translated. */
+  read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw translateStorageError(err);
+    }
+  }
+
+  /**
+   * `fn` as one transaction: one commit (one fsync). Nested calls are savepoints, so a caller can
+   * group the stores' writes into one commit; what a rolled-back part announced is forgotten.
+   */
+  write<T>(fn: () => T): T {
+    if (this.connection.inTransaction) {
+      const mark = this.pending.length;
+      try {
+        return this.connection.transaction(fn)();
+      } catch (err) {
+        this.pending.length = mark;
+        throw translateStorageError(err);
+      }
+    }
+    let result: T;
+    try {
+      result = this.connection.transaction(fn).immediate();
+    } catch (err) {
+      this.pending = [];
+      throw translateStorageError(err);
+    }
+    const done = this.pending;
+    this.pending = [];
+    if (done.length) this.onCommit?.(done);
+    return result;
+  }
+
+  /** Inside a write: announce this once the outermost transaction commits. */
+  announce(item: Announcement): void {
+    this.pending.push(item);
+  }
+
+  /** Inside a write: drop all but the newest `keep` rows of `mac` in a ring table (of those `where` selects). */
+  keepNewest(table: RingTable, order: 'id' | 'seq', mac: string, keep: number, where = '1'): void {
+    this.sql(
+      `DELETE FROM ${table} WHERE mac = @mac AND ${where} AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac AND ${where} ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
+    ).run({ mac, keep });
+  }
+}
+
+function connect(file: string, options: Database.Options): Database.Database {
+  try {
+    return new Database(file, options);
+  } catch (err) {
+    throw translateStorageError(err);
+  }
+}
+
+function tooNew(file: string, version: number): InventoryError {
+  return new InventoryError('schema_too_new', `inventory ${file} has schema version ${version}, newer than this Genesis knows (${LATEST_SCHEMA}); run a newer Genesis or restore a backup`);
+}
+
+function migrate(db: Database.Database): void {
+  // The version is read inside the write transaction: two processes opening a fresh file at once
+  // must not both run step 1.
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > LATEST_SCHEMA) throw tooNew(db.name, current);
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }
+  }).immediate();
+}
