@@ -27,6 +27,7 @@ import { ProxyDhcpServer } from './dhcp/server.ts';
 import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './domain/node.ts';
 import { DB_FILE, InventoryDatabase } from './inventory/database.ts';
+import { failpointsFrom } from './bootstrap/failpoint.ts';
 import { Inventory } from './inventory/store.ts';
 import { BootstrapLocks } from './bootstrap/lock-store.ts';
 import { FleetReconciler } from './fleet/reconciler.ts';
@@ -220,6 +221,7 @@ export class Genesis {
       locks,
       cluster: c.cluster.name,
       credentials,
+      failpoints: failpointsFrom(process.env.GENESIS_FAILPOINT),
       settings: {
         enabled: c.bootstrap.enabled,
         apiPort: c.bootstrap.talos_api_port,

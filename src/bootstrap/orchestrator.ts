@@ -6,25 +6,32 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
-import type { BootstrapLocks, LockHistoryEntry } from './lock-store.ts';
+import type { LockHistoryEntry } from './lock-store.ts';
 import { nodeAddress, type Node } from '../domain/node.ts';
 import type { HistoryWriter, NodeReader } from '../inventory/ports.ts';
 import { TalosApiError, type TalosApiClient, type TalosApiCredentials } from '../talos/api-client.ts';
 import { TalosDialer } from '../talos/dialer.ts';
-import { failpoint } from './failpoint.ts';
-import {
-  chooseCandidate,
-  claimResend,
-  classifyBootstrapError,
-  deferResend,
-  elect,
-  electable,
-  markBootstrapped,
-  markSent,
-  requestRecovery,
-  resetLock,
-  type Lock,
-} from './lock.ts';
+import type { Failpoints } from './failpoint.ts';
+import { claimResend, classifyBootstrapError, deferResend, elect, markBootstrapped, markSent, requestRecovery, resetLock, type Lock, type Outcome } from './lock.ts';
+import { nextStep, resendDelay, type ControlPlaneProbe } from './next-step.ts';
+
+export type { ControlPlaneProbe } from './next-step.ts';
+
+/** What the orchestrator asks of one control plane's Talos API. */
+export type TalosNode = Pick<TalosApiClient, 'version' | 'etcdMembers' | 'services' | 'bootstrap' | 'etcdRecover'>;
+
+/** Connections to the control planes: Talos's API in production (talos/dialer.ts), a fake in unit tests. */
+export interface TalosNodes {
+  dial(addr: string): Promise<TalosNode>;
+  closeAll(): void;
+}
+
+/** What the orchestrator needs of the lock's storage (lock-store.ts; a fake in unit tests). */
+export interface LockStore {
+  get(cluster: string): Lock;
+  apply(cluster: string, actor: string, rule: (lock: Lock, now: number) => Outcome): Outcome;
+  history(cluster: string, limit?: number): LockHistoryEntry[];
+}
 
 export type BootstrapSettings = {
   enabled: boolean;
@@ -40,24 +47,6 @@ export type BootstrapSettings = {
   rpcTimeoutMs: number;
   /** How long uploading a snapshot for a recovery may take (backup.timeout). */
   uploadTimeoutMs?: number;
-};
-
-/** What one control plane answered in the latest round. */
-export type ControlPlaneProbe = {
-  mac: string;
-  hostname: string | null;
-  addr: string;
-  /** It fetched its config (installing/installed): only these can be elected. */
-  configured: boolean;
-  preferred: boolean;
-  reachable: boolean;
-  talosVersion?: string;
-  /** etcd member count, or null when the node could not list them (etcd not running). */
-  members: number | null;
-  /** The etcd service state (Talos ServiceList), when known. */
-  etcd: string | null;
-  error?: string;
-  at: string;
 };
 
 export type ClusterStatus = {
@@ -92,9 +81,13 @@ export class RecoveryRefused extends Error {
 
 export type OrchestratorDeps = {
   inventory: Pick<NodeReader, 'get' | 'list'> & HistoryWriter;
-  locks: BootstrapLocks;
+  locks: LockStore;
   cluster: string;
   credentials: () => Promise<TalosApiCredentials>;
+  /** How the control planes are reached; default: Talos's API with `credentials`. */
+  nodes?: TalosNodes;
+  /** The crash tests' kill points (failpoint.ts); none by default. */
+  failpoints?: Failpoints;
   settings: BootstrapSettings;
   log: Logger;
   now?: () => number;
@@ -118,7 +111,8 @@ export class BootstrapOrchestrator {
   readonly owner = randomUUID();
   private readonly d: OrchestratorDeps;
   private readonly now: () => number;
-  private readonly dialer: TalosDialer;
+  private readonly dialer: TalosNodes;
+  private readonly failpoint: Failpoints;
   private readonly reachableSince = new Map<string, number>();
   private probes: ControlPlaneProbe[] = [];
   private rounds = 0;
@@ -133,7 +127,8 @@ export class BootstrapOrchestrator {
   constructor(deps: OrchestratorDeps) {
     this.d = deps;
     this.now = deps.now ?? Date.now;
-    this.dialer = new TalosDialer(deps.credentials, { port: deps.settings.apiPort, timeoutMs: deps.settings.rpcTimeoutMs });
+    this.failpoint = deps.failpoints ?? (() => {});
+    this.dialer = deps.nodes ?? new TalosDialer(deps.credentials, { port: deps.settings.apiPort, timeoutMs: deps.settings.rpcTimeoutMs });
   }
 
   start(): void {
@@ -212,56 +207,38 @@ export class BootstrapOrchestrator {
       return;
     }
     const probes = await this.probeControlPlanes();
-    if (!probes.length) {
-      this.waiting = 'no control plane has fetched its machine config yet';
-      return;
+    const step = nextStep(lock, probes, {
+      now: this.now(),
+      owner: this.owner,
+      settleMs: this.d.settings.settleMs,
+      reachableSince: this.reachableSince,
+      // The operator's choice counts from the moment it is made, before that node ever booted.
+      preferredKnown: this.d.inventory.list({ role: 'controlplane' }).some((n) => n.bootstrap),
+    });
+    switch (step.kind) {
+      case 'wait':
+        this.waiting = step.waiting;
+        return;
+      case 'record-evidence':
+        return this.recordEvidence(step.witness, step.evidence);
+      case 'follow-up':
+        return this.followUp(lock, step.holder);
+      case 'elect':
+        return this.electAndSend(step.candidate);
     }
-    if (this.recordEvidence(probes)) return;
-
-    if (lock.state === 'bootstrap-sent') return this.followUp(lock, probes);
-    if (!electable(lock, this.owner, this.now())) {
-      this.waiting = `another Genesis process holds the election for ${lock.holder} until ${iso(lock.leaseExpiresAt)}`;
-      return;
-    }
-    return this.electAndSend(probes);
   }
 
-  /** Any control plane with etcd members (or etcd running) means the cluster exists: record it, call nothing. */
-  private recordEvidence(probes: ControlPlaneProbe[]): boolean {
-    const witness = probes.find((p) => (p.members ?? 0) > 0) ?? probes.find((p) => p.etcd === 'Running');
-    if (!witness) return false;
-    const evidence = witness.members ? `${witness.mac} (${witness.addr}) lists ${witness.members} etcd member(s)` : `${witness.mac} (${witness.addr}) runs etcd`;
+  /** The cluster exists: record it, call nothing. */
+  private recordEvidence(witness: ControlPlaneProbe, evidence: string): void {
     const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, now) => markBootstrapped(l, { now, evidence, by: witness.mac, addr: witness.addr }));
     if (r.ok) {
       this.waiting = null;
       this.d.inventory.record(r.lock.holder ?? witness.mac, 'bootstrapped', ACTOR, { epoch: r.lock.epoch, evidence });
       this.d.log.info({ holder: r.lock.holder, epoch: r.lock.epoch, evidence }, r.note);
     }
-    return true;
   }
 
-  private async electAndSend(probes: ControlPlaneProbe[]): Promise<void> {
-    const now = this.now();
-    const eligible = probes.filter((p) => p.reachable && p.configured);
-    if (!eligible.length) {
-      this.waiting = 'waiting for a control plane to answer on the Talos API';
-      return;
-    }
-    const since = Math.min(...eligible.map((p) => this.reachableSince.get(p.mac) ?? now));
-    if (now - since < this.d.settings.settleMs) {
-      this.waiting = `control planes answering; electing at ${iso(since + this.d.settings.settleMs)} (settle time)`;
-      return;
-    }
-    const choice = chooseCandidate(
-      eligible.map((p) => ({ mac: p.mac, addr: p.addr, preferred: p.preferred, reachableSince: this.reachableSince.get(p.mac) ?? now })),
-      // The operator's choice counts from the moment it is made, before that node ever booted.
-      this.d.inventory.list({ role: 'controlplane' }).some((n) => n.bootstrap),
-    );
-    if (!choice) return;
-    if ('waitingFor' in choice) {
-      this.waiting = 'waiting for the control plane marked bootstrap: true to answer';
-      return;
-    }
+  private async electAndSend(choice: { mac: string; addr: string }): Promise<void> {
     const elected = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => elect(l, { candidate: choice.mac, addr: choice.addr, owner: this.owner, now: at, leaseMs: this.d.settings.leaseMs }));
     if (!elected.ok) {
       this.waiting = elected.why;
@@ -270,7 +247,7 @@ export class BootstrapOrchestrator {
     const { epoch } = elected.lock;
     this.d.inventory.record(choice.mac, 'bootstrap-elected', ACTOR, { epoch });
     this.d.log.info({ holder: choice.mac, addr: choice.addr, epoch }, elected.note);
-    failpoint('after-elect');
+    this.failpoint('after-elect');
 
     // Last look before the point of no return. If the node stopped answering, nothing was sent:
     // the next round elects again (a new epoch), possibly another node.
@@ -296,7 +273,7 @@ export class BootstrapOrchestrator {
       }
       this.d.inventory.record(choice.mac, 'etcd-recover-uploaded', ACTOR, { epoch, snapshot: plan.snapshot, size: plan.size });
       this.d.log.info({ holder: choice.mac, epoch, snapshot: plan.snapshot }, 'snapshot uploaded for the recovery');
-      failpoint('after-recover-upload');
+      this.failpoint('after-recover-upload');
     }
     const sent = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => markSent(l, { epoch, owner: this.owner, now: at, retryAfterMs: this.d.settings.retryAfterMs }));
     if (!sent.ok) {
@@ -304,7 +281,7 @@ export class BootstrapOrchestrator {
       return;
     }
     this.d.inventory.record(choice.mac, 'bootstrap-sent', ACTOR, { epoch, attempt: 1, ...(sent.lock.recovery ? { recoverFrom: sent.lock.recovery.snapshot } : {}) });
-    failpoint('after-mark-sent');
+    this.failpoint('after-mark-sent');
     await this.send(sent.lock, client);
   }
 
@@ -312,12 +289,7 @@ export class BootstrapOrchestrator {
    * bootstrap-sent and no etcd members anywhere yet. Never another node: only the holder, and only
    * when it answers and the retry time has come (the first call may still be taking effect).
    */
-  private async followUp(lock: Lock, probes: ControlPlaneProbe[]): Promise<void> {
-    const holder = probes.find((p) => p.mac === lock.holder);
-    if (!holder?.reachable) {
-      this.waiting = `Bootstrap went to ${lock.holder}; waiting for it (or any control plane) to report etcd members`;
-      return;
-    }
+  private async followUp(lock: Lock, holder: ControlPlaneProbe): Promise<void> {
     const again = this.d.locks.apply(this.d.cluster, ACTOR, (l, now) => claimResend(l, { now, retryAfterMs: this.d.settings.retryAfterMs }));
     if (!again.ok) {
       this.waiting = `Bootstrap went to ${lock.holder}; waiting for etcd members (${again.why})`;
@@ -328,11 +300,11 @@ export class BootstrapOrchestrator {
     await this.send(again.lock, await this.client(holder.addr));
   }
 
-  private async send(lock: Lock, client: TalosApiClient): Promise<void> {
+  private async send(lock: Lock, client: TalosNode): Promise<void> {
     const mac = lock.holder!;
     try {
       await client.bootstrap({ recoverEtcd: lock.recovery !== null });
-      failpoint('after-bootstrap-rpc');
+      this.failpoint('after-bootstrap-rpc');
       // Accepted is not done: Talos keeps the request in memory until etcd starts. The lock
       // becomes bootstrapped when a member list proves it, in a later round.
       this.waiting = `Bootstrap${lock.recovery ? ` (recovering from ${lock.recovery.snapshot})` : ''} accepted by ${mac}; waiting for etcd to report members`;
@@ -349,7 +321,7 @@ export class BootstrapOrchestrator {
       }
       if (kind === 'not-yet' || kind === 'not-sent') {
         // Refused before anything ran: retry soon, backing off with each attempt.
-        const delay = Math.min(this.d.settings.retryAfterMs, this.d.settings.pollMs * 2 ** Math.min(lock.attempts, 8));
+        const delay = resendDelay(lock.attempts, this.d.settings.pollMs, this.d.settings.retryAfterMs);
         const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => deferResend(l, { epoch: lock.epoch, now: at, retryAt: now + delay, why: e.message }));
         if (r.ok) this.d.inventory.record(mac, 'bootstrap-deferred', ACTOR, { epoch: lock.epoch, reason: e.message, retryAt: iso(now + delay) });
       }
@@ -401,7 +373,7 @@ export class BootstrapOrchestrator {
     return p;
   }
 
-  private client(addr: string): Promise<TalosApiClient> {
+  private client(addr: string): Promise<TalosNode> {
     return this.dialer.dial(addr);
   }
 

@@ -7,12 +7,12 @@ import { blankNode, type BootFacts, type EventType, type Node } from '../../src/
 import { InventoryError } from '../../src/inventory/errors.ts';
 import { bootAccess, mayRecordFacts } from '../../src/inventory/install-window.ts';
 import { applyLifecycle } from '../../src/inventory/node-lifecycle.ts';
-import type { BootRecord, BootRecorder } from '../../src/inventory/ports.ts';
+import type { BootRecord, BootRecorder, NodeReader } from '../../src/inventory/ports.ts';
 
-export type RecordedEvent = { mac: string; type: EventType; actor: string; detail: Record<string, unknown> };
+export type RecordedEvent = { mac: string; type: EventType; actor: string; detail: Record<string, unknown>; at?: string };
 
 /** Machines in memory; boot requests follow the real install-window rules. Nothing is auto-assigned. */
-export class FixedInventory implements BootRecorder {
+export class FixedInventory implements BootRecorder, Pick<NodeReader, 'get' | 'list'> {
   readonly nodes = new Map<string, Node>();
   readonly events: RecordedEvent[] = [];
   readonly now: () => Date;
@@ -31,8 +31,23 @@ export class FixedInventory implements BootRecorder {
     return n && { ...n };
   }
 
-  record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
-    this.events.push({ mac, type, actor, detail });
+  byIp(ip: string): Node | undefined {
+    const n = [...this.nodes.values()].find((x) => x.lastIp === ip);
+    return n && { ...n };
+  }
+
+  /** The PXE-port addresses seen, in order (the real store checks them against the window). */
+  readonly bootAddresses: Array<{ mac: string; ip: string }> = [];
+  noteBootAddress(mac: string, ip: string): void {
+    this.bootAddresses.push({ mac, ip });
+  }
+
+  list(filter: { role?: Node['role']; state?: Node['state'] } = {}): Node[] {
+    return [...this.nodes.values()].filter((n) => (!filter.role || n.role === filter.role) && (!filter.state || n.state === filter.state)).map((n) => ({ ...n }));
+  }
+
+  record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>, at?: string): void {
+    this.events.push({ mac, type, actor, detail, ...(at ? { at } : {}) });
   }
 
   recordBoot(mac: string, facts: BootFacts, opts: { maxNodes?: number } = {}): BootRecord {
@@ -87,6 +102,12 @@ export class BrokenInventory implements BootRecorder {
     return this.fail();
   }
   setWaiting(): void {
+    this.fail();
+  }
+  byIp(): Node | undefined {
+    return this.fail();
+  }
+  noteBootAddress(): void {
     this.fail();
   }
 }
