@@ -12,6 +12,7 @@ import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile, t
 import { EventSinkServer } from './events/sink-server.ts';
 import { KernelLogReceiver } from './kernel-log/receiver.ts';
 import { BootService } from './provision/service.ts';
+import { BootSteps } from './provision/boot-steps.ts';
 import { Talosconfigs, talosApiCredentials } from './provision/talosconfig-issuer.ts';
 import { Kubeconfigs } from './provision/kubeconfig-issuer.ts';
 import { EtcdBackups } from './backup/etcd-backups.ts';
@@ -38,15 +39,13 @@ import { TftpServer, type TransferSummary } from './tftp/server.ts';
 import { UbootFiles } from './uboot/tftp-files.ts';
 import { GrubFiles } from './grub/tftp-files.ts';
 import { GRUB_NETBOOT_ARM64 } from './ipxe/binaries.ts';
-import { LogThrottle } from './logging/throttle.ts';
-import { ChainloadLoopDetector } from './provision/chainload-loop.ts';
 import { fetchTalosAssets, talosAssetsPresent } from './assets/fetch.ts';
 import { sourceFor } from './assets/catalog.ts';
 import { runChecks } from './doctor/checks.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { gatherFacts } from './doctor/gather.ts';
 import type { Arch } from './domain/node.ts';
-import { sourceAddress } from './net/address.ts';
+import { hostOfEndpoint } from './net/address.ts';
 import { PatchError } from './talos/patch.ts';
 import { RenderError } from './talos/render.ts';
 import { SecretsError, serializeSecrets } from './talos/secrets.ts';
@@ -174,6 +173,7 @@ export class Genesis {
       metrics: this.metrics,
       log: this.log.child({ component: 'talos' }),
     });
+    const steps = new BootSteps({ inventory: this.inventory, metrics: this.metrics, log: this.log.child({ component: 'boot' }) });
     const boot = new BootService({
       inventory: this.inventory,
       configs,
@@ -185,6 +185,7 @@ export class Genesis {
       discoveryPerMinute: c.inventory.discovery_per_minute,
       maxNodes: c.inventory.max_nodes,
       metrics: this.metrics,
+      steps,
       log: this.log.child({ component: 'boot' }),
     });
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
@@ -256,6 +257,7 @@ export class Genesis {
       logger: this.log.child({ component: 'http' }),
       inventory: this.inventory,
       boot,
+      steps,
       configs,
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
@@ -305,29 +307,11 @@ export class Genesis {
         logger: this.log.child({ component: 'tftp' }),
       });
       listening.tftp = await this.tftp.start();
-      const loops = new ChainloadLoopDetector();
       this.tftp.on('refused', (r: { reason: string }) => this.metrics!.refused('tftp', r.reason.split(':')[0]!));
-      this.tftp.on('transfer-end', (t: TransferSummary) => {
-        this.metrics!.tftpTransfer(t);
-        if (t.outcome !== 'ok') return;
-        const ip = sourceAddress(t.client.slice(0, t.client.lastIndexOf(':')));
-        this.recordForKnownNode(() => this.inventory?.byIp(ip)?.mac, 'tftp-served', { file: t.file, bytes: t.bytes, durationMs: t.durationMs });
-        const warning = loops.observe(ip, t.file, Date.now());
-        if (warning) {
-          this.log.warn({ client: ip, file: t.file }, warning);
-          // A known machine's record says so too (the dashboard's "iPXE loop" badge); reaching its
-          // boot script clears it, as for any other hold.
-          try {
-            const mac = this.inventory?.byIp(ip)?.mac;
-            if (mac) this.inventory!.setWaiting(mac, warning);
-          } catch (err) {
-            this.log.warn({ err }, 'could not record the iPXE loop on the node');
-          }
-        }
-      });
+      this.tftp.on('transfer-end', (t: TransferSummary) => steps.tftp(t, hostOfEndpoint(t.client)));
     }
     if (events) listening.events = events;
-    if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp();
+    if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp(steps);
     if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
     this.bootstrap.start();
     await this.backups.start();
@@ -351,16 +335,6 @@ export class Genesis {
       log: this.log.child({ component: 'kernel-log' }),
     });
     return { sink: await this.eventSink.start(), kernelLog: await this.kernelLog.start() };
-  }
-
-  /** A boot step seen outside HTTP (DHCP, TFTP), on the node's timeline; never fatal to the server. */
-  private recordForKnownNode(mac: () => string | undefined, type: 'dhcp-offered' | 'tftp-served', detail: Record<string, unknown>): void {
-    try {
-      const m = mac();
-      if (m) this.inventory?.record(m, type, 'boot', detail);
-    } catch (err) {
-      this.log.warn({ err, type }, 'could not record a boot step');
-    }
   }
 
   /**
@@ -397,7 +371,7 @@ export class Genesis {
     );
   }
 
-  private async startProxyDhcp(): Promise<NonNullable<Listening['dhcp']>> {
+  private async startProxyDhcp(steps: BootSteps): Promise<NonNullable<Listening['dhcp']>> {
     const c = this.config;
     const where = proxyDhcpAddress(c.dhcp.interface, c.advertise_addr, os.networkInterfaces(), (name) => /^[\w.:-]+$/.test(name) && existsSync(`/sys/class/net/${name}`));
     if ('problem' in where) throw new ConfigError(`cannot run the proxyDHCP: ${where.problem}`);
@@ -411,27 +385,7 @@ export class Genesis {
       context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)), haveGrubArm64: () => existsSync(path.join(c.assets_dir, GRUB_NETBOOT_ARM64)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
-    const ubootSeen = new LogThrottle(this.log.child({ component: 'dhcp' }));
-    this.dhcp.onAnswer = (a, port, from) => {
-      this.metrics?.dhcpAnswer(a);
-      if (a !== 'malformed' && a.kind === 'ignore' && a.uboot && a.mac) {
-        // Once a minute per board: the operator learns why the board never got an answer from us.
-        ubootSeen.note('uboot-dhcp', a.mac, { mac: a.mac, from }, `a U-Boot board asked for DHCP: ${a.reason} (docs/router-recipes.md: U-Boot boards)`);
-        this.recordForKnownNode(() => (this.inventory?.get(a.mac!) ? a.mac : undefined), 'dhcp-offered', { client: 'u-boot', answered: false, port });
-      }
-      if (a !== 'malformed' && a.kind === 'reply') {
-        this.recordForKnownNode(() => (this.inventory?.get(a.mac) ? a.mac : undefined), 'dhcp-offered', { client: a.client, arch: a.arch, bootfile: a.bootfile, port });
-        // On the PXE port the request comes from the machine's own lease: inside an install window
-        // that address is checked (and bound) like a boot-script request's.
-        if (port === 'pxe') {
-          try {
-            this.inventory?.noteBootAddress(a.mac, from);
-          } catch (err) {
-            this.log.warn({ err: (err as Error).message }, 'could not check a PXE request against the install window');
-          }
-        }
-      }
-    };
+    this.dhcp.onAnswer = (a, port, from) => steps.dhcp(a, port, from);
     let ports;
     try {
       ports = await this.dhcp.start();

@@ -117,7 +117,8 @@ export type BootFacts = {
 
 export const EVENT_TYPES = [
   'discovered',
-  // Recorded only for machines already in the inventory (a stranger's DHCP request is not stored).
+  // Boot steps (provision/boot-steps.ts): a machine not yet known has them held in memory and written
+  // when its first script request records it; a stranger that never gets that far leaves nothing stored.
   'dhcp-offered',
   'tftp-served',
   'script-served',

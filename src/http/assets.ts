@@ -14,7 +14,8 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import send from '@fastify/send';
 import type { FastifyInstance } from 'fastify';
-import type { HistoryWriter, NodeReader } from '../inventory/ports.ts';
+import { ASSET_FILES } from '../assets/catalog.ts';
+import type { AssetKind, BootSteps } from '../provision/boot-steps.ts';
 import { sourceAddress } from '../net/address.ts';
 
 /** Bytes per read from disk for an asset download (and so per write to the socket). */
@@ -49,7 +50,7 @@ export async function insideRoot(realRoot: string, rel: string): Promise<boolean
   return real === realRoot || real.startsWith(realRoot + path.sep);
 }
 
-export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; inventory: Pick<NodeReader, 'byIp'> & HistoryWriter }): Promise<void> {
+export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; steps: Pick<BootSteps, 'asset'> }): Promise<void> {
   const notFound = { error: 'not_found', message: 'not found' };
   // Resolved once: the root does not move while Genesis runs (it creates it before listening).
   const realRoot = await realpath(deps.assetsDir);
@@ -95,11 +96,13 @@ export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: strin
     const range = req.headers.range;
     const whole = reply.statusCode === 200 || (reply.statusCode === 206 && typeof range === 'string' && /^bytes=0-/.test(range));
     if (!whole) return;
-    try {
-      const node = deps.inventory.byIp(sourceAddress(req.ip));
-      if (node) deps.inventory.record(node.mac, 'asset-fetched', 'boot', { path: req.url.split('?')[0], status: reply.statusCode });
-    } catch (err) {
-      req.log.warn({ err }, 'could not record the asset download');
-    }
+    const file = req.url.split('?')[0]!;
+    deps.steps.asset(sourceAddress(req.ip), assetKind(file), { path: file, status: reply.statusCode });
   });
+}
+
+/** Which Talos file the route served, by the names the asset layout gives them (assets/catalog.ts). */
+function assetKind(file: string): AssetKind {
+  const name = file.slice(file.lastIndexOf('/') + 1);
+  return name === ASSET_FILES[0] ? 'kernel' : name === ASSET_FILES[1] ? 'initramfs' : 'asset';
 }

@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { BootService } from '../provision/service.ts';
+import type { BootSteps } from '../provision/boot-steps.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
@@ -30,6 +31,8 @@ export type HttpServerOptions = {
   logger: Logger;
   inventory: InventoryPorts;
   boot: BootService;
+  /** Where the asset route reports whole downloads (provision/boot-steps.ts). */
+  steps: BootSteps;
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
@@ -74,7 +77,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir });
   bootRoutes(app, opts.boot);
   talosRoutes(app, opts.configs);
-  await assetRoutes(app, { assetsDir: opts.assetsDir, inventory: opts.inventory });
+  await assetRoutes(app, { assetsDir: opts.assetsDir, steps: opts.steps });
   // Child contexts inherit the error handler; the token check is a hook of this context only.
   await app.register(
     (api) =>

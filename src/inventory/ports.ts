@@ -44,7 +44,8 @@ export interface NodeReader {
 
 /** Appending to a machine's history (script served, asset fetched, bootstrap steps, power actions). */
 export interface HistoryWriter {
-  record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void;
+  /** `at`: when it happened, if not now (a step held until the machine was known). */
+  record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>, at?: string): void;
 }
 
 export interface HistoryReader {

@@ -399,8 +399,8 @@ export class Inventory implements InventoryPorts {
   }
 
   /** Append an event on its own (script served, asset fetched); same retention as all others. */
-  record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
-    this.database.write(() => this.history.append(mac, this.stamp(), type, actor, detail));
+  record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>, at?: string): void {
+    this.database.write(() => this.history.append(mac, at ?? this.stamp(), type, actor, detail));
   }
 
   events(mac: string, opts: { limit?: number; before?: number } = {}): NodeEvent[] {

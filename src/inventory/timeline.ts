@@ -22,10 +22,9 @@ function stepName(e: NodeEvent): string {
       return 'tftp';
     case 'script-served':
       return 'script';
-    case 'asset-fetched': {
-      const p = String(e.detail['path'] ?? '');
-      return p.endsWith('/vmlinuz') ? 'kernel' : p.endsWith('/initramfs.xz') ? 'initramfs' : 'asset';
-    }
+    case 'asset-fetched':
+      // Which file it was is recorded with the step (provision/boot-steps.ts); older records say 'asset'.
+      return typeof e.detail['asset'] === 'string' ? e.detail['asset'] : 'asset';
     case 'config-served':
       return 'config';
     case 'state-changed':
@@ -37,9 +36,12 @@ function stepName(e: NodeEvent): string {
   }
 }
 
-/** `events` in any order; returns them oldest first with durations. */
+/**
+ * `events` in any order; returns them oldest first with durations. By time, then by id: the steps a
+ * machine took before it was known are written when it is, with their own earlier times.
+ */
 export function buildTimeline(events: NodeEvent[]): TimelineStep[] {
-  const sorted = [...events].sort((a, b) => a.id - b.id);
+  const sorted = [...events].sort((a, b) => a.at.localeCompare(b.at) || a.id - b.id);
   const start = sorted.length ? Date.parse(sorted[0]!.at) : 0;
   let previous: number | null = null;
   return sorted.map((e) => {

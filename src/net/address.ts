@@ -7,6 +7,12 @@ export function sourceAddress(address: string): string {
   return bare.toLowerCase().startsWith('::ffff:') && bare.includes('.') ? bare.slice(7) : bare;
 }
 
+/** A "host:port" client key (the TFTP server's) → the host, as nodes are matched by it. */
+export function hostOfEndpoint(endpoint: string): string {
+  const colon = endpoint.lastIndexOf(':');
+  return sourceAddress(colon > 0 ? endpoint.slice(0, colon).replace(/^\[(.*)\]$/, '$1') : endpoint);
+}
+
 /** grpc-js's peer string ("ipv4:192.0.2.21:5000", "192.0.2.21:5000", "[::1]:5000") → the address. */
 export function peerAddress(peer: string): string {
   const p = peer.replace(/^ipv[46]:/, '');

@@ -12,6 +12,7 @@ import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, ty
 import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RateLimiter } from '../net/rate-limiter.ts';
+import type { BootSteps } from './boot-steps.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
 import { encodeScriptImage } from '../uboot/script-image.ts';
 import { renderPxelinuxConfig, renderUbootBootScript, renderUbootMachineScript } from '../uboot/script.ts';
@@ -38,6 +39,8 @@ export type BootServiceOptions = {
   /** Machines the inventory holds at most; a new MAC beyond is refused. */
   maxNodes?: number;
   metrics?: Metrics;
+  /** Told when a machine is first recorded, so the steps it took before are written to its history. */
+  steps?: Pick<BootSteps, 'discovered'>;
   log: Logger;
 };
 
@@ -129,7 +132,10 @@ export class BootService {
       throw err;
     }
     const { node, created, access } = recorded;
-    if (created) this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
+    if (created) {
+      this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
+      this.o.steps?.discovered(mac, ip);
+    }
     if (access.kind === 'conflict') {
       this.o.metrics?.refused('boot', 'conflict');
       this.o.log.warn({ mac, addresses: access.addresses }, 'two machines claim one MAC inside its install window: nothing is served to either until the operator confirms one (genesis nodes confirm)');

@@ -93,6 +93,21 @@ describe('GET /api/v1/nodes/:mac/timeline', () => {
     expect((await node()).waiting).toBeNull();
   });
 
+  it("a first boot: the DHCP and TFTP steps taken before the machine was known start its timeline", async () => {
+    const mac = '52:54:00:00:0f:04';
+    const ip = '127.0.15.4';
+    await pxeRequest(mac);
+    const ended = once(g.app.tftp!, 'transfer-end');
+    expect((await run('curl', ['-sS', '-o', '/dev/null', '--interface', ip, `tftp://127.0.0.1:${g.tftpPort}/snponly.efi`])).code).toBe(0);
+    await ended;
+    expect((await g.api('GET', `/nodes/${mac}/timeline`)).status).toBe(404);
+    expect((await run('curl', ['-sf', '-o', '/dev/null', '--interface', ip, nodeScriptUrl(g.url, mac)])).code).toBe(0);
+    const { steps } = (await (await g.api('GET', `/nodes/${mac}/timeline`)).json()) as Json;
+    expect(steps.map((s: Json) => s.step)).toEqual(['dhcp', 'tftp', 'discovered']);
+    expect(steps[1].detail).toMatchObject({ file: 'snponly.efi', bytes: 50_000 });
+    expect(steps[2].sinceStartMs).toBeGreaterThanOrEqual(steps[1].sinceStartMs);
+  });
+
   it('needs the API token', async () => {
     expect((await fetch(`${g.url}/api/v1/nodes/52:54:00:00:0f:01/timeline`)).status).toBe(401);
   });
