@@ -25,6 +25,8 @@ import { ConfigError, splitList, unknownEnvSettings, type Config } from './confi
 import { prepareWritableDir, tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
+import { LanWatch } from './dhcp/lan-watch.ts';
+import { randomUUID } from 'node:crypto';
 import { buildHttpServer } from './http/server.ts';
 import { blankNode } from './domain/node.ts';
 import { DB_FILE, InventoryDatabase } from './inventory/database.ts';
@@ -69,6 +71,10 @@ export class Genesis {
   private ubootFiles: UbootFiles | undefined;
   private grubFiles: GrubFiles | undefined;
   inventory: Inventory | undefined;
+  /** Who this Genesis is on /healthz: its cluster, and an id per process (a second Genesis on the LAN is told from this one by it). */
+  readonly identity: { cluster: string; instance: string };
+  /** The LAN probe for other PXE servers (with the proxyDHCP), or why it does not run. */
+  private readonly lan: { watch?: LanWatch; disabledBecause: string };
   /** The inventory's file, shared with the bootstrap lock's store (and by tests that make its disk fail). */
   database: InventoryDatabase | undefined;
   apiToken: ApiToken | undefined;
@@ -90,6 +96,8 @@ export class Genesis {
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
+    this.identity = { cluster: config.cluster.name, instance: randomUUID() };
+    this.lan = { disabledBecause: !config.dhcp.proxy ? 'the LAN probe runs with the proxyDHCP (dhcp.proxy)' : 'dhcp.lan_probe_interval is 0' };
   }
 
   /** Where machines reach the HTTP server: the advertised address and the port actually bound. */
@@ -258,6 +266,8 @@ export class Genesis {
       inventory: this.inventory,
       boot,
       steps,
+      identity: this.identity,
+      lan: this.lan,
       configs,
       talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
@@ -386,6 +396,14 @@ export class Genesis {
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
     this.dhcp.onAnswer = (a, port, from) => steps.dhcp(a, port, from);
+    if (c.dhcp.lan_probe_interval > 0) {
+      this.lan.watch = new LanWatch({
+        address: where.address,
+        self: { ...this.identity, addresses: [where.address, c.advertise_addr] },
+        intervalMs: c.dhcp.lan_probe_interval * 1000,
+        log: this.log.child({ component: 'lan' }),
+      });
+    }
     let ports;
     try {
       ports = await this.dhcp.start();
@@ -394,6 +412,8 @@ export class Genesis {
       if (e.code === 'EADDRNOTAVAIL') throw new ConfigError(`cannot run the proxyDHCP: ${where.address} is not an address of this host (set advertise_addr or dhcp.interface)`);
       throw err;
     }
+    // After the proxyDHCP is up: its own answer to the probe is then heard, and known as its own.
+    this.lan.watch?.start();
     return { address: where.address, port: ports.dhcp, pxePort: ports.pxe };
   }
 
@@ -460,7 +480,7 @@ export class Genesis {
   async close(): Promise<void> {
     const graceMs = this.config.shutdown_grace * 1000;
     this.fleet?.close();
-    await Promise.all([this.coldStart?.stop(), this.backups?.stop(), this.bootstrap?.stop(), this.dhcp?.close()]);
+    await Promise.all([this.coldStart?.stop(), this.backups?.stop(), this.bootstrap?.stop(), this.lan.watch?.stop(), this.dhcp?.close()]);
     await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.eventSink?.close(), this.kernelLog?.close()]);
     await this.talosDialer?.closeAll();
     this.inventory?.close();

@@ -12,7 +12,8 @@ export const DOCTOR_USAGE = `Usage: genesis doctor [-o table|json|yaml] [--confi
 
 Checks: ports (HTTP, TFTP, proxyDHCP) free and bindable, advertise_addr on this host and not
 ambiguous, not under Docker Desktop, iPXE binaries and Talos assets present, data dir writable,
-clock plausible. Exit 1 if any check fails.
+clock plausible; with dhcp.proxy, other PXE servers on the LAN (a second Genesis for this cluster
+fails). Exit 1 if any check fails.
 
 Options:
 ${OUTPUT_HELP}
@@ -42,7 +43,9 @@ export async function doctorCommand(argv: string[], out: (s: string) => void = (
   // "auto" finding nothing is itself a finding here, not a reason to stop.
   // The configuration serve runs with: the fleet file's cluster settings count (a broken file is the fleet check's finding).
   const { config } = loadConfigWithFleet({ file: parsed.values.config, detect: () => ((auto = true), detectAdvertiseAddr() ?? '0.0.0.0'), discover: true }, 'ignore');
-  const results = runChecks(await gatherFacts(config, { advertiseAuto: auto, ports: true }));
+  // The LAN probe sends one DHCP DISCOVER: only where Genesis already speaks DHCP (its proxyDHCP).
+  const lan = config.dhcp.proxy && config.dhcp.lan_probe_interval > 0;
+  const results = runChecks(await gatherFacts(config, { advertiseAuto: auto, ports: true, lan }));
   out(formatted(format, { results }, () => formatResults(results)));
   return results.some((r) => r.status === 'fail') ? 1 : 0;
 }

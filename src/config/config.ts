@@ -52,7 +52,7 @@ export type Config = {
   power: { wol_address: string; wol_port: number; ipmi_port: number; cold_start: boolean; cold_start_delay: number; cold_start_quorum_timeout: number; ipmi_cipher_suite: number };
   inventory: { event_retention: number; max_nodes: number; discovery_per_minute: number };
   ipxe: { retry_seconds: number };
-  dhcp: { proxy: boolean; interface: string; port: number; pxe_port: number };
+  dhcp: { proxy: boolean; interface: string; port: number; pxe_port: number; lan_probe_interval: number };
   assets: { talos_url: string; factory_url: string; ipxe_arm64_url: string; ipxe_arm64_sha256: string; arches: string; fetch_on_start: boolean };
   bootstrap: {
     enabled: boolean;

@@ -68,6 +68,12 @@ export const FIELDS: readonly Field[] = [
   { key: 'dhcp.interface', kind: { type: 'pattern', re: /^[A-Za-z0-9_.:@-]{1,15}$/, hint: 'a network interface name such as eth0', optional: true }, default: '', doc: 'Interface the proxyDHCP answers on. Empty: the one holding `advertise_addr`.' },
   { key: 'dhcp.port', kind: port, default: 67, doc: 'proxyDHCP port for DHCPDISCOVER (67; needs root or CAP_NET_BIND_SERVICE).' },
   { key: 'dhcp.pxe_port', kind: port, default: 4011, doc: 'PXE boot-server port (4011) for firmware that asks there after the offer.' },
+  {
+    key: 'dhcp.lan_probe_interval',
+    kind: { type: 'int', min: 0, max: 86400 },
+    default: 600,
+    doc: 'With `dhcp.proxy`: every this many seconds (and at start), send one PXE DISCOVER on the proxyDHCP\'s interface and report any other PXE server that answers, a second Genesis above all (dashboard, `GET /api/v1/lan`, the log). 0: never. Needs port 68 (root or CAP_NET_BIND_SERVICE).',
+  },
   { key: 'api_token', kind: { type: 'secret' }, default: '', doc: 'API bearer token. Empty: generated on first start, stored hashed in the data dir, printed once.' },
   {
     key: 'talos.version',

@@ -231,6 +231,15 @@ async function renderCluster() {
   dl.replaceChildren(...facts.flatMap(([k, v]) => [el('dt', k), el('dd', v ?? '—', k === 'Bootstrap' ? { id: 'bootstrap-state' } : {})]));
 }
 
+/** Another proxyDHCP, or a second Genesis for this cluster, answering PXE clients (GET /lan): shown until it is gone. */
+async function renderLan() {
+  const { findings } = await api('GET', '/lan');
+  const rank = (f) => (f.severity === 'fail' ? 0 : 1);
+  const problems = findings.filter((f) => f.severity !== 'ok').sort((a, b) => rank(a) - rank(b));
+  $('#lan-findings').replaceChildren(...problems.map((f) => el('li', f.text, { 'data-severity': f.severity })));
+  $('#lan').hidden = problems.length === 0;
+}
+
 function mib(bytes) {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
@@ -779,13 +788,14 @@ async function start() {
   renderHeader();
   // Where the fleet file is, for the note on fields it owns (null: none in use).
   ui.fleetSource = (await api('GET', '/fleet').catch(() => null))?.source ?? null;
-  await Promise.all([loadFleet(), renderCluster(), renderBackups()]);
+  await Promise.all([loadFleet(), renderCluster(), renderBackups(), renderLan().catch(() => {})]);
   connectStream();
   // "Last seen" ages; the cluster state moves without node events after the bootstrap.
   setInterval(() => {
     renderFleet();
     void renderCluster().catch(() => {});
     void renderBackups().catch(() => {});
+    void renderLan().catch(() => {});
   }, 10_000);
 }
 

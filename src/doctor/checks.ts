@@ -2,6 +2,8 @@
 // fix. Pure: every check takes facts gathered elsewhere (gather.ts), so each can be tested with
 // the exact situation it is about.
 
+import type { LanProbeResult } from '../dhcp/lan-probe.ts';
+
 export type CheckResult = { id: string; status: 'ok' | 'warn' | 'fail'; title: string; detail?: string; fix?: string };
 
 /** `genesis`: in use by a running Genesis (its process line names bin/genesis.js): not a clash. */
@@ -68,6 +70,8 @@ export type Facts = {
   nodeVersion?: string;
   /** fleet.path, when set: how many entries it has, or its problems (file:line:col: message). */
   fleet?: { path: string; machines: number; problems: string[] };
+  /** With the proxyDHCP on: who answered one PXE DISCOVER on its interface (dhcp/lan-watch.ts). */
+  lan?: LanProbeResult;
 };
 
 const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
@@ -309,6 +313,23 @@ export function checkNodeVersion(f: Facts): CheckResult[] {
 }
 
 /** A fleet file that does not parse is not applied: the last good version stays in force. */
+/** Other PXE servers on the LAN: a second Genesis for this cluster fails, any other PXE server warns. */
+export function checkLan(f: Facts): CheckResult[] {
+  if (!f.lan) return [];
+  if ('unavailable' in f.lan) return [{ id: 'lan', status: 'warn', title: `no check for other PXE servers on the LAN: ${f.lan.unavailable}`, fix: 'run genesis doctor as root (or with CAP_NET_BIND_SERVICE)' }];
+  const others = f.lan.findings.filter((x) => x.severity !== 'ok');
+  if (!others.length) {
+    const heard = f.lan.findings.map((x) => x.server);
+    return [ok('lan', `no other PXE server answers on the LAN${heard.length ? ` (heard: ${heard.join(', ')})` : ''}`)];
+  }
+  return others.map((x) => ({
+    id: 'lan',
+    status: x.severity === 'fail' ? 'fail' : 'warn',
+    title: x.text,
+    fix: x.genesis ? 'stop the other Genesis, or give it its own LAN or cluster; one Genesis per cluster (docs/beyond-one-host.md)' : 'turn off the other proxyDHCP, or its PXE answers (docs/dhcp.md)',
+  }));
+}
+
 export function checkFleet(f: Facts): CheckResult[] {
   if (!f.fleet) return [];
   if (!f.fleet.problems.length) return [ok('fleet', `the fleet file ${f.fleet.path} is valid (${f.fleet.machines} entries)`)];
@@ -325,5 +346,5 @@ export function checkFleet(f: Facts): CheckResult[] {
 }
 
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkFleet(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkFleet(f), ...checkLan(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

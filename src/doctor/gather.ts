@@ -12,7 +12,9 @@ import { talosAssetsPresent } from '../assets/fetch.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
 import { FleetError, parseFleet } from '../fleet/parse.ts';
 import { readFleetSource } from '../fleet/source.ts';
-import { ipv4ByInterface, localHttpUrl } from '../config/network.ts';
+import { ipv4ByInterface, localHttpUrl, proxyDhcpAddress } from '../config/network.ts';
+import { probeLan } from '../dhcp/lan-watch.ts';
+import type { LanProbeResult } from '../dhcp/lan-probe.ts';
 import { IPXE_BIOS, ipxeEfiPath, GRUB_NETBOOT_ARM64 } from '../ipxe/binaries.ts';
 import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
@@ -193,7 +195,7 @@ function fleetFact(fleetPath: string): Facts['fleet'] {
   }
 }
 
-export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; ports: boolean; dataDir?: boolean; nodes?: Node[] }): Promise<Facts> {
+export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; ports: boolean; dataDir?: boolean; nodes?: Node[]; lan?: boolean }): Promise<Facts> {
   let kernel = '';
   try {
     kernel = readFileSync('/proc/version', 'utf8');
@@ -214,6 +216,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
   const nodes = onDisk.nodes;
   return {
     ports: opts.ports ? await gatherPorts(c) : [],
+    lan: opts.lan ? await gatherLan(c) : undefined,
     advertiseAddr: c.advertise_addr,
     advertiseAuto: opts.advertiseAuto,
     interfaces: ipv4ByInterface(os.networkInterfaces()),
@@ -240,4 +243,15 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),
   };
+}
+
+/**
+ * Who answers a PXE DISCOVER on the proxyDHCP's interface. This command has no instance of its
+ * own: a Genesis at one of this host's addresses counts as this host's (the running serve).
+ */
+async function gatherLan(c: Config): Promise<LanProbeResult> {
+  const where = proxyDhcpAddress(c.dhcp.interface, c.advertise_addr, os.networkInterfaces());
+  if ('problem' in where) return { probedAt: new Date().toISOString(), unavailable: where.problem };
+  const addresses = [...ipv4ByInterface(os.networkInterfaces()).values()].flat();
+  return probeLan({ address: where.address, self: { instance: '', cluster: c.cluster.name, addresses: [...addresses, c.advertise_addr] } });
 }

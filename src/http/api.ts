@@ -26,6 +26,7 @@ import type { EtcdBackups } from '../backup/etcd-backups.ts';
 import { streamRoutes } from './stream.ts';
 import { HttpError } from './errors.ts';
 import { fleetRoutes } from './fleet.ts';
+import { lanRoutes, type LanStatus } from './lan.ts';
 import { sameValue, samePatch } from '../fleet/plan.ts';
 import type { FleetReconciler } from '../fleet/reconciler.ts';
 
@@ -42,6 +43,8 @@ export type ApiDeps = {
   fleet: FleetReconciler;
   /** Dashboard sessions, accepted besides the bearer token. */
   sessions?: Sessions;
+  /** The LAN probe (dhcp/lan-watch.ts), or why it does not run. */
+  lan?: { watch?: LanStatus; disabledBecause: string };
 };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -204,6 +207,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   backupRoutes(app, deps.backups, actor);
   powerRoutes(app, deps.power, actor);
   fleetRoutes(app, deps.fleet);
+  lanRoutes(app, deps.lan);
   await openApiRoutes(app);
   app.get('/power/cold-start', async () => deps.coldStart.status());
   streamRoutes(app, inventory);

@@ -7,8 +7,11 @@ import type { FastifyInstance } from 'fastify';
 import { InventoryError } from '../inventory/errors.ts';
 import type { StorageProbe } from '../inventory/ports.ts';
 
-export function healthRoutes(app: FastifyInstance, deps: { inventory: StorageProbe; assetsDir: string }): void {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+/** Who this Genesis is: another one probing the LAN (dhcp/lan-watch.ts) tells a second Genesis for the same cluster from itself. */
+export type GenesisIdentity = { cluster: string; instance: string };
+
+export function healthRoutes(app: FastifyInstance, deps: { inventory: StorageProbe; assetsDir: string; identity: GenesisIdentity }): void {
+  app.get('/healthz', async () => ({ status: 'ok', genesis: deps.identity }));
   app.get('/readyz', async (_req, reply) => {
     const checks: Record<string, string> = {};
     try {

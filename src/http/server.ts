@@ -20,7 +20,8 @@ import { claimRoutes, type ClusterDeps } from './cluster.ts';
 import { assetRoutes } from './assets.ts';
 import { bootRoutes } from './boot.ts';
 import { installErrorHandling } from './errors.ts';
-import { healthRoutes } from './health.ts';
+import { healthRoutes, type GenesisIdentity } from './health.ts';
+import type { LanStatus } from './lan.ts';
 import { metricsRoutes } from './metrics.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { talosRoutes } from './talos.ts';
@@ -33,6 +34,9 @@ export type HttpServerOptions = {
   boot: BootService;
   /** Where the asset route reports whole downloads (provision/boot-steps.ts). */
   steps: BootSteps;
+  /** This Genesis's cluster and instance, on /healthz (another Genesis probing the LAN reads it). */
+  identity: GenesisIdentity;
+  lan?: { watch?: LanStatus; disabledBecause: string };
   configs: MachineConfigService;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
@@ -74,7 +78,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   // Collects every route's schema as it is added, for GET /api/v1/openapi.json (openapi.ts).
   await app.register(fastifySwagger, openApiOptions());
   metricsRoutes(app, opts.metrics);
-  healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir });
+  healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir, identity: opts.identity });
   bootRoutes(app, opts.boot);
   talosRoutes(app, opts.configs);
   await assetRoutes(app, { assetsDir: opts.assetsDir, steps: opts.steps });
@@ -93,6 +97,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
         cluster: opts.cluster,
         fleet: opts.fleet,
         sessions: opts.sessions,
+        lan: opts.lan,
       }),
     { prefix: '/api/v1' },
   );

@@ -15,8 +15,10 @@ export class GenesisProcess {
   stderr = '';
   private readonly waiters: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
 
-  constructor(args: string[], env: NodeJS.ProcessEnv, cwd?: string) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+  /** `prefix`: a command to run it under, e.g. ['ip', 'netns', 'exec', 'ns'] for a test namespace. */
+  constructor(args: string[], env: NodeJS.ProcessEnv, cwd?: string, prefix: string[] = []) {
+    const argv = [...prefix, process.execPath, BIN, ...args];
+    this.child = spawn(argv[0]!, argv.slice(1), {
       cwd,
       env: { PATH: process.env.PATH, GENESIS_LOG_FORMAT: 'json', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -433,6 +433,31 @@ describe('dashboard in Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('other PXE servers the LAN probe heard are shown at the top, a second Genesis for this cluster first among them', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    // With the proxyDHCP off (as here) the probe does not run: its answer's shape is stood in for
+    // (test/integration/lan-probe.test.ts gets it from real servers in test namespaces).
+    expect(await (await g.api('GET', '/lan')).json()).toEqual({ probing: false, reason: 'the LAN probe runs with the proxyDHCP (dhcp.proxy)', findings: [] });
+    const findings = [
+      { server: '192.0.2.1', kind: 'proxy-dhcp', bootfile: 'bootx64.efi', nextServer: '192.0.2.1', own: false, genesis: null, severity: 'warn', text: 'another proxyDHCP at 192.0.2.1 answers PXE clients' },
+      { server: '192.0.2.2', kind: 'proxy-dhcp', bootfile: 'http://192.0.2.2:8080/boot.ipxe', nextServer: '192.0.2.2', own: false, genesis: { cluster: 'lab', instance: 'x' }, severity: 'fail', text: 'a second Genesis for cluster "lab" answers PXE clients at 192.0.2.2' },
+      { server: '192.0.2.9', kind: 'proxy-dhcp', bootfile: 'http://192.0.2.9:8080/boot.ipxe', nextServer: '192.0.2.9', own: true, genesis: null, severity: 'ok', text: "this Genesis's proxyDHCP (192.0.2.9)" },
+    ];
+    await page.route('**/api/v1/lan', (route) => route.fulfill({ json: { probing: true, probedAt: new Date().toISOString(), findings } }));
+    await login(page, TEST_TOKEN);
+    const alert = page.getByRole('alert').filter({ hasText: 'Other PXE servers on the LAN' });
+    await expect.poll(() => alert.isVisible()).toBe(true);
+    expect(await alert.locator('li').allTextContents()).toEqual([findings[1]!.text, findings[0]!.text]);
+    expect(await alert.locator('li').first().getAttribute('data-severity')).toBe('fail');
+    // Gone once the probe hears no one else.
+    await page.route('**/api/v1/lan', (route) => route.fulfill({ json: { probing: true, probedAt: new Date().toISOString(), findings: [findings[2]] } }));
+    await page.reload();
+    await expect.poll(() => page.locator('#fleet-card').isVisible()).toBe(true);
+    expect(await page.locator('#lan').isHidden()).toBe(true);
+    await context.close();
+  });
+
   it('every text passes WCAG AA contrast (4.5:1) in the light and the dark theme', async () => {
     for (const colorScheme of ['light', 'dark'] as const) {
       const context = await browser.newContext({ colorScheme, viewport: { width: 1280, height: 900 } });
