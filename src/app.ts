@@ -8,7 +8,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
 import { Sessions } from './auth/sessions.ts';
-import { clusterSettings, ConfigRenderer, MachineConfigService, readPatchFile, telemetryEndpoints, telemetryKernelArgs } from './provision/machine-config.ts';
+import { MachineConfigService } from './provision/machine-config.ts';
+import { clusterSettings, telemetryEndpoints, telemetryKernelArgs } from './provision/cluster-settings.ts';
+import { ConfigRenderer } from './provision/config-renderer.ts';
+import { PATCH_SLOTS, PatchFileSet } from './provision/patch-files.ts';
 import { EventSinkServer } from './events/sink-server.ts';
 import { KernelLogReceiver } from './kernel-log/receiver.ts';
 import { BootService } from './provision/service.ts';
@@ -48,7 +51,6 @@ import { Metrics } from './metrics/metrics.ts';
 import { gatherFacts } from './doctor/gather.ts';
 import type { Arch } from './domain/node.ts';
 import { hostOfEndpoint } from './net/address.ts';
-import { PatchError } from './talos/patch.ts';
 import { RenderError } from './talos/render.ts';
 import { SecretsError, serializeSecrets } from './talos/secrets.ts';
 import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-store.ts';
@@ -84,6 +86,7 @@ export class Genesis {
   backups: EtcdBackups | undefined;
   coldStart: ColdStart | undefined;
   private talosDialer: TalosDialer | undefined;
+  private patchFiles: PatchFileSet | undefined;
   dhcp: ProxyDhcpServer | undefined;
   metrics: Metrics | undefined;
   eventSink: EventSinkServer | undefined;
@@ -158,8 +161,10 @@ export class Genesis {
     const events = c.events.enabled ? await this.startTelemetry(this.inventory, this.metrics) : undefined;
     const telemetry = events && telemetryEndpoints(c, { eventSink: events.sink.port, kernelLog: events.kernelLog.port });
     const cluster = clusterSettings(c, telemetry);
-    const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: c.talos.patches, defaultTalosVersion: c.talos.version });
-    this.checkConfigRendering(renderer);
+    // Read now and again when they change, not on every request (provision/patch-files.ts).
+    this.patchFiles = new PatchFileSet(c.talos.patches, { watch: true });
+    const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: this.patchFiles, defaultTalosVersion: c.talos.version });
+    this.checkConfigRendering(this.patchFiles, renderer);
     // The fleet file, before any server answers: machines boot with what it says.
     this.fleet = new FleetReconciler({
       inventory: this.inventory,
@@ -435,15 +440,11 @@ export class Genesis {
    * Patch files are read and a config for each role rendered once at start, so a broken patch or
    * setting stops Genesis with one line instead of failing every node's install later.
    */
-  private checkConfigRendering(renderer: ConfigRenderer): void {
+  private checkConfigRendering(patchFiles: PatchFileSet, renderer: ConfigRenderer): void {
     const c = this.config;
-    for (const role of ['cluster', 'controlplane', 'worker'] as const) {
-      try {
-        readPatchFile(c.talos.patches[role], `talos.patches.${role}`);
-      } catch (err) {
-        if (err instanceof PatchError) throw new ConfigError(`invalid configuration: ${err.message}`);
-        throw err;
-      }
+    for (const slot of PATCH_SLOTS) {
+      const problem = patchFiles.slot(slot)?.error;
+      if (problem) throw new ConfigError(`invalid configuration: ${problem.message}`);
     }
     // The secrets copy beside each snapshot: a passphrase file that cannot be used stops the start
     // now, not the first backup a day later.
@@ -483,6 +484,7 @@ export class Genesis {
     await Promise.all([this.coldStart?.stop(), this.backups?.stop(), this.bootstrap?.stop(), this.lan.watch?.stop(), this.dhcp?.close()]);
     await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.eventSink?.close(), this.kernelLog?.close()]);
     await this.talosDialer?.closeAll();
+    this.patchFiles?.close();
     this.inventory?.close();
     this.inventory = undefined;
     this.database = undefined;

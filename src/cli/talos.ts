@@ -3,7 +3,9 @@
 // own files); talosconfig asks the running Genesis, which knows the control planes' addresses.
 
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { clusterSettings, ConfigRenderer } from '../provision/machine-config.ts';
+import { clusterSettings } from '../provision/cluster-settings.ts';
+import { ConfigRenderer } from '../provision/config-renderer.ts';
+import { PatchFileSet } from '../provision/patch-files.ts';
 import { loadConfig } from '../config/config.ts';
 import { loadConfigWithFleet } from './fleet-config.ts';
 import { normalizeMac } from '../domain/mac.ts';
@@ -162,7 +164,7 @@ export async function configCommand(argv: string[], out: (s: string) => void = (
     const renderer = new ConfigRenderer({
       secrets: new SecretsStore(config.data_dir, bundle),
       cluster: clusterSettings(config),
-      patchFiles: config.talos.patches,
+      patchFiles: new PatchFileSet(config.talos.patches),
       defaultTalosVersion: config.talos.version,
     }, fleetPatches);
     const rendered = renderer.render(node);

@@ -22,7 +22,7 @@ import { ownedFields, planChanges, planFleet, type FleetPlan } from './plan.ts';
 import { fleetConfigFields } from './schema.ts';
 import { fleetRoot, readFleetSource, sourceFromFiles } from './source.ts';
 
-/** What the reconciler needs of the config renderer (provision/machine-config.ts). */
+/** What the reconciler needs of the config renderer (provision/config-renderer.ts). */
 export type FleetRenderer = {
   setPatchTexts(patches: Partial<Record<PatchSlot, FleetPatch>>): void;
   withPatchTexts(patches: Partial<Record<PatchSlot, FleetPatch>>): { renderProblems(node: Node, role: Role): string[] };

@@ -1,0 +1,220 @@
+// ConfigRenderer turns an inventory record into its Talos machine config: the pure rendering lives
+// in src/talos; this adds the cluster's secrets, the patches (genesis.yaml's files or the fleet
+// file's text) and the node's own patch, and remembers verdicts for the boot path. It needs no
+// inventory, so `genesis config render` uses it alone.
+
+import { createHash } from 'node:crypto';
+import type { Node } from '../domain/node.ts';
+import type { Role } from '../talos/documents.ts';
+import { parsePatch, PatchError, type Patch } from '../talos/patch.ts';
+import { redactDocuments } from '../talos/redact.ts';
+import { renderConfig, RenderError, toYaml, type ClusterSettings, type NodeInput, type RenderedConfig } from '../talos/render.ts';
+import { SecretsError } from '../talos/secrets.ts';
+import type { SecretsStore } from '../talos/secrets-store.ts';
+import { PATCH_SLOTS, type PatchFileSet, type PatchSlot } from './patch-files.ts';
+
+/** A patch given as text (the fleet file's), in place of a genesis.yaml patch file: its text and where it came from. */
+export type PatchText = { text: string; label: string };
+export type PatchTexts = Partial<Record<Role, PatchText>> & { cluster?: PatchText };
+
+export type RendererOptions = {
+  secrets: SecretsStore;
+  cluster: ClusterSettings;
+  /** genesis.yaml's patch files, read at start and on change (patch-files.ts). */
+  patchFiles: PatchFileSet;
+  defaultTalosVersion: string;
+};
+
+export class ConfigRenderer {
+  private readonly o: RendererOptions;
+  /** Render verdicts by their inputs: the boot path asks on every install-script request. */
+  private readonly verdicts = new Map<string, string | undefined>();
+  /** The fleet file's patches: each one given replaces the genesis.yaml patch file of its slot. */
+  private patchTexts: PatchTexts = {};
+  /**
+   * The same, parsed (or the reason they do not parse) and hashed once when they are set: the
+   * boot path asks for a verdict on every install-script request, and they change only on apply.
+   */
+  private givenPatches: Partial<Record<'cluster' | Role, { patch: Patch | PatchError; sha256: string }>> = {};
+
+  constructor(o: RendererOptions, patchTexts: PatchTexts = {}) {
+    this.o = o;
+    this.setPatchTexts(patchTexts);
+  }
+
+  /** The fleet file sets its patches here when it is applied; the next render uses them. */
+  setPatchTexts(patches: PatchTexts): void {
+    this.patchTexts = { ...patches };
+    this.givenPatches = {};
+    for (const slot of PATCH_SLOTS) {
+      const given = patches[slot];
+      if (!given) continue;
+      let patch: Patch | PatchError;
+      try {
+        patch = parsePatch(given.text, `fleet patches.${slot} (${given.label})`);
+      } catch (err) {
+        if (!(err instanceof PatchError)) throw err;
+        patch = err;
+      }
+      this.givenPatches[slot] = { patch, sha256: createHash('sha256').update(given.text).digest('hex') };
+    }
+  }
+
+  /** The patches in force, as text (the fleet's, else the files'), for `genesis fleet export`. */
+  patchTextsInForce(): PatchTexts {
+    const out: PatchTexts = {};
+    for (const slot of PATCH_SLOTS) {
+      const given = this.patchTexts[slot];
+      const file = this.o.patchFiles.slot(slot);
+      if (given) out[slot] = given;
+      // An unreadable file is left out: its render problem says so.
+      else if (file?.text != null) out[slot] = { text: file.text, label: file.file };
+    }
+    return out;
+  }
+
+  /** This renderer, or with a placeholder endpoint when none is set: checks run before the cluster is configured. */
+  private withEndpoint(): ConfigRenderer {
+    return this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
+  }
+
+  /** The same renderer with other patches: the fleet checks its machines against what it is about to set. */
+  withPatchTexts(patches: PatchTexts): ConfigRenderer {
+    return new ConfigRenderer(this.o, patches);
+  }
+
+  /**
+   * Why this node's config cannot be rendered now (one line), or undefined when it can. Remembered
+   * until an input changes (the node's settings, a patch file, the secrets file), so a machine
+   * asking for its script does not render, patch and validate its whole config each time.
+   */
+  problem(node: Node): string | undefined {
+    const role = node.role === 'unassigned' ? null : node.role;
+    const key = JSON.stringify([role && this.nodeInput(node, role), node.configPatch, this.inputsStamp()]);
+    if (this.verdicts.has(key)) return this.verdicts.get(key);
+    let verdict: string | undefined;
+    try {
+      this.render(node);
+    } catch (err) {
+      if (!(err instanceof RenderError)) throw err;
+      verdict = err.message.length > 300 ? `${err.message.slice(0, 297)}...` : err.message;
+    }
+    if (this.verdicts.size >= 1000) this.verdicts.clear();
+    this.verdicts.set(key, verdict);
+    return verdict;
+  }
+
+  /** The patches' contents (as last read: patch-files.ts sees changes) and the secrets file's identity. */
+  private inputsStamp(): string {
+    const files = PATCH_SLOTS.map((slot) => {
+      const given = this.givenPatches[slot];
+      if (given) return `text:${given.sha256}`;
+      return this.o.patchFiles.slot(slot)?.sha256 ?? '-';
+    });
+    return `${files.join('|')}|${this.o.secrets.statStamp()}`;
+  }
+
+  /** Cluster patch, then the role's patch, then the node's own. */
+  patchesFor(role: Role, nodePatch: string | null | undefined): Patch[] {
+    const slot = (name: PatchSlot): Patch | undefined => {
+      const given = this.givenPatches[name];
+      if (given) {
+        if (given.patch instanceof PatchError) throw given.patch;
+        return given.patch;
+      }
+      const file = this.o.patchFiles.slot(name);
+      if (file?.error) throw file.error;
+      return file?.patch ?? undefined;
+    };
+    const out: Array<Patch | undefined> = [slot('cluster'), slot(role)];
+    if (nodePatch) out.push(parsePatch(nodePatch, 'node configPatch'));
+    return out.filter((p): p is Patch => p !== undefined);
+  }
+
+  nodeInput(node: Node, role: Role): NodeInput {
+    return {
+      mac: node.mac,
+      role,
+      talosVersion: node.talosVersion ?? this.o.defaultTalosVersion,
+      hostname: node.hostname,
+      installDisk: node.installDisk,
+      diskSelector: node.diskSelector,
+      labels: node.labels,
+      network: node.network,
+    };
+  }
+
+  /** Render a node's config; throws RenderError with the reason (never the config itself). */
+  render(node: Node, opts: { role?: Role; configPatch?: string | null } = {}): RenderedConfig {
+    const role = opts.role ?? (node.role === 'unassigned' ? undefined : node.role);
+    if (!role) throw new RenderError(`node ${node.mac} has no role; assign one first`);
+    let secrets;
+    try {
+      secrets = this.o.secrets.current();
+    } catch (err) {
+      if (err instanceof SecretsError) throw new RenderError(err.message);
+      throw err;
+    }
+    let patches: Patch[];
+    try {
+      patches = this.patchesFor(role, opts.configPatch === undefined ? node.configPatch : opts.configPatch);
+    } catch (err) {
+      if (err instanceof PatchError) throw new RenderError(`patch failed: ${err.message}`);
+      throw err;
+    }
+    return renderConfig({ cluster: this.o.cluster, secrets, node: this.nodeInput(node, role), patches });
+  }
+
+  /** The config with keys and tokens masked, for the API; its warnings as comments on top. */
+  redacted(node: Node): string {
+    const rendered = this.render(node);
+    return rendered.warnings.map((w) => `# warning: ${w.replace(/\n/g, ' ')}\n`).join('') + toYaml(redactDocuments(rendered.documents));
+  }
+
+  /**
+   * Would this node patch produce a valid config for the node's effective Talos version? Returns
+   * the problems (empty when it would) and the warnings its config would carry. When the cluster
+   * settings are incomplete (no endpoint yet) the patch is still checked, against a config rendered
+   * with a placeholder endpoint; only when even that base config cannot be rendered (a broken
+   * cluster patch file, say) is the patch checked for syntax alone: the node then waits, with why.
+   */
+  checkNodePatch(node: Node, role: Role, configPatch: string): { problems: string[]; warnings: string[] } {
+    try {
+      parsePatch(configPatch, 'configPatch');
+    } catch (err) {
+      if (err instanceof PatchError) return { problems: [err.message], warnings: [] };
+      throw err;
+    }
+    const renderer = this.withEndpoint();
+    try {
+      renderer.render(node, { role, configPatch: null });
+    } catch (err) {
+      if (err instanceof RenderError) return { problems: [], warnings: [] };
+      throw err;
+    }
+    try {
+      return { problems: [], warnings: renderer.render(node, { role, configPatch }).warnings };
+    } catch (err) {
+      if (err instanceof RenderError) return { problems: err.problems.length ? err.problems : [err.message], warnings: [] };
+      throw err;
+    }
+  }
+
+  /**
+   * Why this node, with this role, would get no config (empty when it would): the fleet file's
+   * check before it applies. An unset endpoint is not a reason (placeholder, as for checkNodePatch).
+   */
+  renderProblems(node: Node, role: Role): string[] {
+    const renderer = this.withEndpoint();
+    try {
+      renderer.render(node, { role });
+      return [];
+    } catch (err) {
+      if (err instanceof RenderError) return err.problems.length ? err.problems : [err.message];
+      throw err;
+    }
+  }
+}
+
+/** Stands in for an unset cluster.endpoint when a node patch is checked before the cluster is configured. */
+const PLACEHOLDER_ENDPOINT = 'https://endpoint.invalid:6443';
