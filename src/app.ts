@@ -1,5 +1,14 @@
-// Genesis as one object: it owns the inventory and the servers, starts them in order and shuts
-// them down in reverse.
+// Genesis as one object: the wiring. It constructs the parts from the configuration and connects
+// them; the decisions are theirs (start-time checks: provision/start-checks.ts; boot steps:
+// provision/boot-steps.ts; the asset fetch: assets/fetch.ts). Start order:
+//   1. the data and assets dirs, the inventory's file (migrated), the inventory;
+//   2. preflight warnings, the API token, the cluster secrets, the bootstrap lock's store, metrics;
+//   3. the event sink and kernel-log receiver (the configs name the ports they bound);
+//   4. patch files, the renderer and the start checks; the fleet file (applied before anyone asks);
+//   5. the boot conversation, backups, the orchestrator, power and cold start, the HTTP server;
+//   6. TFTP, the proxyDHCP (and the LAN probe), the asset fetch; then the background loops.
+// close() runs in reverse, in phases: what starts new work, the servers draining, the Talos
+// connections, the inventory last.
 
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -11,7 +20,8 @@ import { Sessions } from './auth/sessions.ts';
 import { MachineConfigService } from './provision/machine-config.ts';
 import { clusterSettings, telemetryEndpoints, telemetryKernelArgs } from './provision/cluster-settings.ts';
 import { ConfigRenderer } from './provision/config-renderer.ts';
-import { PATCH_SLOTS, PatchFileSet } from './provision/patch-files.ts';
+import { checkBeforeServing } from './provision/start-checks.ts';
+import { PatchFileSet } from './provision/patch-files.ts';
 import { EventSinkServer } from './events/sink-server.ts';
 import { KernelLogReceiver } from './kernel-log/receiver.ts';
 import { BootService } from './provision/service.ts';
@@ -20,7 +30,7 @@ import { Talosconfigs, talosApiCredentials } from './provision/talosconfig-issue
 import { Kubeconfigs } from './provision/kubeconfig-issuer.ts';
 import { EtcdBackups } from './backup/etcd-backups.ts';
 import { SnapshotStore } from './backup/snapshot-store.ts';
-import { PassphraseError, readPassphraseFile } from './backup/secrets-envelope.ts';
+import { readPassphraseFile } from './backup/secrets-envelope.ts';
 import { TalosDialer } from './talos/dialer.ts';
 import { PowerControl } from './power/power-control.ts';
 import { ColdStart } from './power/cold-start.ts';
@@ -31,7 +41,6 @@ import { ProxyDhcpServer } from './dhcp/server.ts';
 import { LanWatch } from './dhcp/lan-watch.ts';
 import { randomUUID } from 'node:crypto';
 import { buildHttpServer } from './http/server.ts';
-import { blankNode } from './domain/node.ts';
 import { DB_FILE, InventoryDatabase } from './inventory/database.ts';
 import { failpointsFrom } from './bootstrap/failpoint.ts';
 import { Inventory } from './inventory/store.ts';
@@ -44,14 +53,13 @@ import { TftpServer, type TransferSummary } from './tftp/server.ts';
 import { UbootFiles } from './uboot/tftp-files.ts';
 import { GrubFiles } from './grub/tftp-files.ts';
 import { GRUB_NETBOOT_ARM64 } from './ipxe/binaries.ts';
-import { fetchTalosAssets, talosAssetsPresent } from './assets/fetch.ts';
+import { fetchMissingInBackground, talosAssetsPresent } from './assets/fetch.ts';
 import { sourceFor } from './assets/catalog.ts';
 import { runChecks } from './doctor/checks.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { gatherFacts } from './doctor/gather.ts';
 import type { Arch } from './domain/node.ts';
 import { hostOfEndpoint } from './net/address.ts';
-import { RenderError } from './talos/render.ts';
 import { SecretsError, serializeSecrets } from './talos/secrets.ts';
 import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-store.ts';
 
@@ -72,29 +80,73 @@ export class Genesis {
   readonly tftpFiles = new VirtualProvider();
   private ubootFiles: UbootFiles | undefined;
   private grubFiles: GrubFiles | undefined;
-  inventory: Inventory | undefined;
   /** Who this Genesis is on /healthz: its cluster, and an id per process (a second Genesis on the LAN is told from this one by it). */
   readonly identity: { cluster: string; instance: string };
   /** The LAN probe for other PXE servers (with the proxyDHCP), or why it does not run. */
   private readonly lan: { watch?: LanWatch; disabledBecause: string };
-  /** The inventory's file, shared with the bootstrap lock's store (and by tests that make its disk fail). */
-  database: InventoryDatabase | undefined;
-  apiToken: ApiToken | undefined;
-  tftp: TftpServer | undefined;
-  http: FastifyInstance | undefined;
-  bootstrap: BootstrapOrchestrator | undefined;
-  backups: EtcdBackups | undefined;
-  coldStart: ColdStart | undefined;
   private talosDialer: TalosDialer | undefined;
   private patchFiles: PatchFileSet | undefined;
-  dhcp: ProxyDhcpServer | undefined;
-  metrics: Metrics | undefined;
-  eventSink: EventSinkServer | undefined;
-  kernelLog: KernelLogReceiver | undefined;
-  fleet: FleetReconciler | undefined;
-  /** The background asset fetch started by `assets.fetch_on_start`, for tests and shutdown. */
-  assetFetch: Promise<void> | undefined;
   private httpPort = 0;
+  // What start() builds, in the order it builds it; set once there, read-only from outside (tests
+  // reach the servers through these getters).
+  private _database: InventoryDatabase | undefined;
+  private _inventory: Inventory | undefined;
+  private _apiToken: ApiToken | undefined;
+  private _metrics: Metrics | undefined;
+  private _eventSink: EventSinkServer | undefined;
+  private _kernelLog: KernelLogReceiver | undefined;
+  private _fleet: FleetReconciler | undefined;
+  private _backups: EtcdBackups | undefined;
+  private _bootstrap: BootstrapOrchestrator | undefined;
+  private _coldStart: ColdStart | undefined;
+  private _http: FastifyInstance | undefined;
+  private _tftp: TftpServer | undefined;
+  private _dhcp: ProxyDhcpServer | undefined;
+  /** The background asset fetch started by `assets.fetch_on_start`. */
+  private _assetFetch: Promise<void> | undefined;
+
+  get inventory(): Inventory | undefined {
+    return this._inventory;
+  }
+  get database(): InventoryDatabase | undefined {
+    return this._database;
+  }
+  get apiToken(): ApiToken | undefined {
+    return this._apiToken;
+  }
+  get tftp(): TftpServer | undefined {
+    return this._tftp;
+  }
+  get http(): FastifyInstance | undefined {
+    return this._http;
+  }
+  get bootstrap(): BootstrapOrchestrator | undefined {
+    return this._bootstrap;
+  }
+  get backups(): EtcdBackups | undefined {
+    return this._backups;
+  }
+  get coldStart(): ColdStart | undefined {
+    return this._coldStart;
+  }
+  get dhcp(): ProxyDhcpServer | undefined {
+    return this._dhcp;
+  }
+  get metrics(): Metrics | undefined {
+    return this._metrics;
+  }
+  get eventSink(): EventSinkServer | undefined {
+    return this._eventSink;
+  }
+  get kernelLog(): KernelLogReceiver | undefined {
+    return this._kernelLog;
+  }
+  get fleet(): FleetReconciler | undefined {
+    return this._fleet;
+  }
+  get assetFetch(): Promise<void> | undefined {
+    return this._assetFetch;
+  }
 
   constructor(config: Config, log: Logger) {
     this.config = config;
@@ -136,8 +188,8 @@ export class Genesis {
     }
 
     // One file for the inventory and the bootstrap lock: the lock's transitions and the nodes' share a write lock.
-    this.database = InventoryDatabase.open(path.join(c.data_dir, DB_FILE));
-    this.inventory = new Inventory(this.database, {
+    this._database = InventoryDatabase.open(path.join(c.data_dir, DB_FILE));
+    this._inventory = new Inventory(this._database, {
       autoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
       eventRetention: c.inventory.event_retention,
       installWindowMs: c.talos.install_window * 1000,
@@ -145,29 +197,31 @@ export class Genesis {
     // Secrets live here: the directory 0700 and every file 0600 (the database SQLite just created
     // included), also for a data dir from before. Files Genesis writes later are created 0600.
     for (const p of tightenDataDir(c.data_dir)) this.log.warn({ path: p }, 'could not restrict the permissions of a data-dir entry to its owner');
-    await this.preflight(this.inventory);
-    this.apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
+    await this.preflight(this._inventory);
+    this._apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
-    const locks = new BootstrapLocks(this.database.connection);
-    const inventory = this.inventory;
-    this.metrics = new Metrics({
+    const locks = new BootstrapLocks(this._database.connection);
+    const inventory = this._inventory;
+    this._metrics = new Metrics({
       nodeCounts: () => inventory.countByStateAndRole(),
       lockState: () => locks.get(c.cluster.name),
-      connections: () => ({ eventSink: this.eventSink?.connections ?? 0, kernelLog: this.kernelLog?.connections ?? 0 }),
-      backups: () => this.backups?.summary() ?? { ok: 0, failed: 0, lastSuccessAt: null, lastSizeBytes: null },
+      connections: () => ({ eventSink: this._eventSink?.connections ?? 0, kernelLog: this._kernelLog?.connections ?? 0 }),
+      backups: () => this._backups?.summary() ?? { ok: 0, failed: 0, lastSuccessAt: null, lastSizeBytes: null },
       cluster: c.cluster.name,
     });
     // Before any config is rendered: the configs and kernel arguments name the ports bound here.
-    const events = c.events.enabled ? await this.startTelemetry(this.inventory, this.metrics) : undefined;
+    const events = c.events.enabled ? await this.startTelemetry(this._inventory, this._metrics) : undefined;
     const telemetry = events && telemetryEndpoints(c, { eventSink: events.sink.port, kernelLog: events.kernelLog.port });
     const cluster = clusterSettings(c, telemetry);
     // Read now and again when they change, not on every request (provision/patch-files.ts).
     this.patchFiles = new PatchFileSet(c.talos.patches, { watch: true });
     const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: this.patchFiles, defaultTalosVersion: c.talos.version });
-    this.checkConfigRendering(this.patchFiles, renderer);
+    const check = checkBeforeServing({ patchFiles: this.patchFiles, renderer, passphraseFile: c.backup.secrets_passphrase_file, endpointSet: Boolean(c.cluster.endpoint || c.cluster.vip) });
+    if ('problem' in check) throw new ConfigError(check.problem);
+    if ('warning' in check) this.log.warn(check.warning);
     // The fleet file, before any server answers: machines boot with what it says.
-    this.fleet = new FleetReconciler({
-      inventory: this.inventory,
+    this._fleet = new FleetReconciler({
+      inventory: this._inventory,
       renderer,
       running: (key) => key.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], c),
       baseAutoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
@@ -176,19 +230,19 @@ export class Genesis {
       dataDir: c.data_dir,
       log: this.log.child({ component: 'fleet' }),
     });
-    this.fleet.start();
+    this._fleet.start();
     const configs = new MachineConfigService({
-      inventory: this.inventory,
+      inventory: this._inventory,
       renderer,
       defaultTalosVersion: c.talos.version,
       tokenTtlMs: c.talos.config_token_ttl * 1000,
       tokenFetches: c.talos.config_token_fetches,
-      metrics: this.metrics,
+      metrics: this._metrics,
       log: this.log.child({ component: 'talos' }),
     });
-    const steps = new BootSteps({ inventory: this.inventory, metrics: this.metrics, log: this.log.child({ component: 'boot' }) });
+    const steps = new BootSteps({ inventory: this._inventory, metrics: this._metrics, log: this.log.child({ component: 'boot' }) });
     const boot = new BootService({
-      inventory: this.inventory,
+      inventory: this._inventory,
       configs,
       baseUrl: () => this.baseUrl(),
       defaultTalosVersion: c.talos.version,
@@ -197,7 +251,7 @@ export class Genesis {
       assetsPresent: (version, arch) => talosAssetsPresent(c.assets_dir, version, arch),
       discoveryPerMinute: c.inventory.discovery_per_minute,
       maxNodes: c.inventory.max_nodes,
-      metrics: this.metrics,
+      metrics: this._metrics,
       steps,
       log: this.log.child({ component: 'boot' }),
     });
@@ -210,8 +264,8 @@ export class Genesis {
     // One set of node connections for backups and power actions (the orchestrator keeps its own).
     this.talosDialer = new TalosDialer(credentials, { port: c.bootstrap.talos_api_port, timeoutMs: c.bootstrap.rpc_timeout_ms });
     const snapshots = new SnapshotStore(c.backup.dir || path.join(c.data_dir, 'backups'));
-    this.backups = new EtcdBackups({
-      inventory: this.inventory,
+    this._backups = new EtcdBackups({
+      inventory: this._inventory,
       store: snapshots,
       dialer: this.talosDialer,
       cluster: c.cluster.name,
@@ -230,8 +284,8 @@ export class Genesis {
       log: this.log.child({ component: 'backup' }),
     });
 
-    this.bootstrap = new BootstrapOrchestrator({
-      inventory: this.inventory,
+    this._bootstrap = new BootstrapOrchestrator({
+      inventory: this._inventory,
       locks,
       cluster: c.cluster.name,
       credentials,
@@ -251,14 +305,14 @@ export class Genesis {
     });
 
     const power = new PowerControl({
-      inventory: this.inventory,
+      inventory: this._inventory,
       dialer: this.talosDialer,
       wol: { target: c.power.wol_address, port: c.power.wol_port, source: c.advertise_addr },
       ipmi: { cipherSuite: c.power.ipmi_cipher_suite, port: c.power.ipmi_port },
       log: this.log.child({ component: 'power' }),
     });
-    this.coldStart = new ColdStart({
-      inventory: this.inventory,
+    this._coldStart = new ColdStart({
+      inventory: this._inventory,
       dialer: this.talosDialer,
       power,
       bootstrapped: () => locks.get(c.cluster.name).state === 'bootstrapped',
@@ -266,45 +320,45 @@ export class Genesis {
       log: this.log.child({ component: 'cold-start' }),
     });
 
-    this.http = await buildHttpServer({
+    this._http = await buildHttpServer({
       logger: this.log.child({ component: 'http' }),
-      inventory: this.inventory,
+      inventory: this._inventory,
       boot,
       steps,
       identity: this.identity,
       lan: this.lan,
       configs,
-      talosconfigs: new Talosconfigs(this.inventory, secrets, cluster),
+      talosconfigs: new Talosconfigs(this._inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
-      backups: this.backups,
+      backups: this._backups,
       power,
-      coldStart: this.coldStart,
+      coldStart: this._coldStart,
       assetsDir: c.assets_dir,
-      tokenHash: this.apiToken.hash,
-      metrics: this.metrics,
+      tokenHash: this._apiToken.hash,
+      metrics: this._metrics,
       sessions: new Sessions(),
       defaultTalosVersion: c.talos.version,
       requestTimeoutMs: c.http.request_timeout * 1000,
       cluster: {
         cluster: c.cluster.name,
-        orchestrator: this.bootstrap,
+        orchestrator: this._bootstrap,
         locks,
-        inventory: this.inventory,
+        inventory: this._inventory,
         joinToken: () => joinToken(secrets.current(), c.cluster.name),
       },
-      fleet: this.fleet,
+      fleet: this._fleet,
     });
     // A cold boot of the whole fleet opens many connections at once; Node's default backlog (511)
     // overflowed in the 1000-machine storm. The kernel caps it at net.core.somaxconn.
-    await this.http.listen({ host: c.http.host, port: c.http.port, backlog: HTTP_LISTEN_BACKLOG });
-    const ha = this.http.server.address();
+    await this._http.listen({ host: c.http.host, port: c.http.port, backlog: HTTP_LISTEN_BACKLOG });
+    const ha = this._http.server.address();
     const listening: Listening = {
       http: typeof ha === 'object' && ha ? { address: ha.address, port: ha.port } : { address: c.http.host, port: c.http.port },
     };
     this.httpPort = listening.http.port;
 
     if (c.tftp.enabled) {
-      this.tftp = new TftpServer({
+      this._tftp = new TftpServer({
         host: c.tftp.host,
         port: c.tftp.port,
         // Virtual (per-client) files first, then the iPXE binaries under assets/ipxe.
@@ -321,17 +375,25 @@ export class Genesis {
         maxRetries: c.tftp.max_retries,
         logger: this.log.child({ component: 'tftp' }),
       });
-      listening.tftp = await this.tftp.start();
-      this.tftp.on('refused', (r: { reason: string }) => this.metrics!.refused('tftp', r.reason.split(':')[0]!));
-      this.tftp.on('transfer-end', (t: TransferSummary) => steps.tftp(t, hostOfEndpoint(t.client)));
+      listening.tftp = await this._tftp.start();
+      this._tftp.on('refused', (r: { reason: string }) => this._metrics!.refused('tftp', r.reason.split(':')[0]!));
+      this._tftp.on('transfer-end', (t: TransferSummary) => steps.tftp(t, hostOfEndpoint(t.client)));
     }
     if (events) listening.events = events;
     if (c.dhcp.proxy) listening.dhcp = await this.startProxyDhcp(steps);
-    if (c.assets.fetch_on_start) this.fetchAssetsInBackground();
-    this.bootstrap.start();
-    await this.backups.start();
-    this.coldStart.start();
-    this.log.info({ ...listening, baseUrl: this.baseUrl(), dashboard: `${this.baseUrl()}/`, apiToken: this.apiToken.source }, 'genesis ready');
+    if (c.assets.fetch_on_start) {
+      this._assetFetch = fetchMissingInBackground({
+        assetsDir: c.assets_dir,
+        version: c.talos.version,
+        arches: splitList(c.assets.arches) as Arch[],
+        source: sourceFor({ schematic: c.talos.schematic_id, talosUrl: c.assets.talos_url, factoryUrl: c.assets.factory_url }),
+        log: this.log.child({ component: 'assets' }),
+      });
+    }
+    this._bootstrap.start();
+    await this._backups.start();
+    this._coldStart.start();
+    this.log.info({ ...listening, baseUrl: this.baseUrl(), dashboard: `${this.baseUrl()}/`, apiToken: this._apiToken.source }, 'genesis ready');
     return listening;
   }
 
@@ -339,8 +401,8 @@ export class Genesis {
   private async startTelemetry(inventory: Inventory, metrics: Metrics): Promise<NonNullable<Listening['events']>> {
     const c = this.config;
     const caps = { maxPerAddress: c.events.max_connections_per_address, idleMs: c.events.idle_timeout * 1000 };
-    this.eventSink = new EventSinkServer({ host: c.events.host, port: c.events.sink_port, inventory, metrics, ...caps, log: this.log.child({ component: 'events' }) });
-    this.kernelLog = new KernelLogReceiver({
+    this._eventSink = new EventSinkServer({ host: c.events.host, port: c.events.sink_port, inventory, metrics, ...caps, log: this.log.child({ component: 'events' }) });
+    this._kernelLog = new KernelLogReceiver({
       host: c.events.host,
       port: c.events.kernel_log_port,
       inventory,
@@ -349,7 +411,7 @@ export class Genesis {
       ...caps,
       log: this.log.child({ component: 'kernel-log' }),
     });
-    return { sink: await this.eventSink.start(), kernelLog: await this.kernelLog.start() };
+    return { sink: await this._eventSink.start(), kernelLog: await this._kernelLog.start() };
   }
 
   /**
@@ -364,35 +426,13 @@ export class Genesis {
     }
   }
 
-  /**
-   * Download what the default Talos version needs, without holding up the start: machines that
-   * ask meanwhile are told to wait (the boot plan checks the files), not sent to a 404.
-   */
-  private fetchAssetsInBackground(): void {
-    const c = this.config;
-    const log = this.log.child({ component: 'assets' });
-    const arches = splitList(c.assets.arches) as Arch[];
-    const missing = arches.filter((a) => !talosAssetsPresent(c.assets_dir, c.talos.version, a));
-    if (!missing.length) return;
-    log.info({ version: c.talos.version, arches: missing }, 'fetching Talos assets in the background');
-    this.assetFetch = fetchTalosAssets({
-      assetsDir: c.assets_dir,
-      version: c.talos.version,
-      arches: missing,
-      source: sourceFor({ schematic: c.talos.schematic_id, talosUrl: c.assets.talos_url, factoryUrl: c.assets.factory_url }),
-    }).then(
-      (results) => log.info({ version: c.talos.version, files: results.map((r) => `${r.arch}/${r.file}`) }, 'Talos assets ready'),
-      (err: unknown) => log.error({ err: (err as Error).message }, 'could not fetch the Talos assets; machines wait until they are present (genesis assets fetch)'),
-    );
-  }
-
   private async startProxyDhcp(steps: BootSteps): Promise<NonNullable<Listening['dhcp']>> {
     const c = this.config;
     const where = proxyDhcpAddress(c.dhcp.interface, c.advertise_addr, os.networkInterfaces(), (name) => /^[\w.:-]+$/.test(name) && existsSync(`/sys/class/net/${name}`));
     if ('problem' in where) throw new ConfigError(`cannot run the proxyDHCP: ${where.problem}`);
     if (where.warning) this.log.warn({ iface: where.iface }, where.warning);
     const ipxeDir = path.join(c.assets_dir, 'ipxe');
-    this.dhcp = new ProxyDhcpServer({
+    this._dhcp = new ProxyDhcpServer({
       address: where.address,
       dhcpPort: c.dhcp.port,
       pxePort: c.dhcp.pxe_port,
@@ -400,7 +440,7 @@ export class Genesis {
       context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)), haveGrubArm64: () => existsSync(path.join(c.assets_dir, GRUB_NETBOOT_ARM64)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
-    this.dhcp.onAnswer = (a, port, from) => steps.dhcp(a, port, from);
+    this._dhcp.onAnswer = (a, port, from) => steps.dhcp(a, port, from);
     if (c.dhcp.lan_probe_interval > 0) {
       this.lan.watch = new LanWatch({
         address: where.address,
@@ -411,7 +451,7 @@ export class Genesis {
     }
     let ports;
     try {
-      ports = await this.dhcp.start();
+      ports = await this._dhcp.start();
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRNOTAVAIL') throw new ConfigError(`cannot run the proxyDHCP: ${where.address} is not an address of this host (set advertise_addr or dhcp.interface)`);
@@ -437,41 +477,6 @@ export class Genesis {
   }
 
   /**
-   * Patch files are read and a config for each role rendered once at start, so a broken patch or
-   * setting stops Genesis with one line instead of failing every node's install later.
-   */
-  private checkConfigRendering(patchFiles: PatchFileSet, renderer: ConfigRenderer): void {
-    const c = this.config;
-    for (const slot of PATCH_SLOTS) {
-      const problem = patchFiles.slot(slot)?.error;
-      if (problem) throw new ConfigError(`invalid configuration: ${problem.message}`);
-    }
-    // The secrets copy beside each snapshot: a passphrase file that cannot be used stops the start
-    // now, not the first backup a day later.
-    if (c.backup.secrets_passphrase_file) {
-      try {
-        readPassphraseFile(c.backup.secrets_passphrase_file);
-      } catch (err) {
-        if (err instanceof PassphraseError) throw new ConfigError(`invalid configuration: ${err.message}`);
-        throw err;
-      }
-    }
-    if (!c.cluster.endpoint && !c.cluster.vip) {
-      this.log.warn('cluster.endpoint is not set: machines are recorded and assigned, but they wait instead of installing until it is (set cluster.endpoint or cluster.vip and restart)');
-      return;
-    }
-    const sample = blankNode('02:00:00:00:00:00');
-    for (const role of ['controlplane', 'worker'] as const) {
-      try {
-        renderer.render(sample, { role });
-      } catch (err) {
-        if (err instanceof RenderError) throw new ConfigError(`invalid configuration: ${role} machine config: ${err.message}`);
-        throw err;
-      }
-    }
-  }
-
-  /**
    * Shut down in the reverse of start, in phases (each phase's parts in parallel, so the TFTP grace
    * period is waited once): first what starts new work (the background loops and the proxyDHCP),
    * then the servers drain (TFTP lets running transfers finish, HTTP its requests, the event
@@ -480,14 +485,14 @@ export class Genesis {
    */
   async close(): Promise<void> {
     const graceMs = this.config.shutdown_grace * 1000;
-    this.fleet?.close();
-    await Promise.all([this.coldStart?.stop(), this.backups?.stop(), this.bootstrap?.stop(), this.lan.watch?.stop(), this.dhcp?.close()]);
-    await Promise.all([this.tftp?.close(graceMs), this.http?.close(), this.eventSink?.close(), this.kernelLog?.close()]);
+    this._fleet?.close();
+    await Promise.all([this._coldStart?.stop(), this._backups?.stop(), this._bootstrap?.stop(), this.lan.watch?.stop(), this._dhcp?.close()]);
+    await Promise.all([this._tftp?.close(graceMs), this._http?.close(), this._eventSink?.close(), this._kernelLog?.close()]);
     await this.talosDialer?.closeAll();
     this.patchFiles?.close();
-    this.inventory?.close();
-    this.inventory = undefined;
-    this.database = undefined;
+    this._inventory?.close();
+    this._inventory = undefined;
+    this._database = undefined;
     this.log.info('genesis stopped');
   }
 }

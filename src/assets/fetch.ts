@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import type { Arch } from '../domain/node.ts';
 import { ASSET_FILES, checksumUrl, formatSums, parseSums, remoteAssets, SUMS_FILE, talosAssetDir, type AssetSource } from './catalog.ts';
 
@@ -209,4 +210,19 @@ export async function importTalosAssets(o: { assetsDir: string; version: string;
     );
   }
   return out;
+}
+
+/**
+ * `assets.fetch_on_start`: download what the default Talos version lacks without holding up the
+ * start; machines that ask meanwhile are told to wait (the boot plan checks the files), not sent
+ * to a 404. Undefined when nothing is missing; the promise never rejects (failures are logged).
+ */
+export function fetchMissingInBackground(o: { assetsDir: string; version: string; arches: Arch[]; source: AssetSource; log: Logger }): Promise<void> | undefined {
+  const missing = o.arches.filter((a) => !talosAssetsPresent(o.assetsDir, o.version, a));
+  if (!missing.length) return undefined;
+  o.log.info({ version: o.version, arches: missing }, 'fetching Talos assets in the background');
+  return fetchTalosAssets({ assetsDir: o.assetsDir, version: o.version, arches: missing, source: o.source }).then(
+    (results) => o.log.info({ version: o.version, files: results.map((r) => `${r.arch}/${r.file}`) }, 'Talos assets ready'),
+    (err: unknown) => o.log.error({ err: (err as Error).message }, 'could not fetch the Talos assets; machines wait until they are present (genesis assets fetch)'),
+  );
 }

@@ -41,7 +41,8 @@ describe('genesis serve', () => {
     expect(ready.tftp?.port).toBeGreaterThan(0);
     const res = await fetch(`http://127.0.0.1:${ready.http.port}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok' });
+    // Who this Genesis is: another one probing the LAN tells a second Genesis for its cluster by it.
+    expect(await res.json()).toEqual({ status: 'ok', genesis: { cluster: 'homelab', instance: expect.stringMatching(/^[0-9a-f-]{36}$/) } });
     const dest = path.join(dir, 'got');
     const r = await run('curl', ['-sS', '-o', dest, `tftp://127.0.0.1:${ready.tftp!.port}/undionly.kpxe`]);
     expect(r.code, r.stderr).toBe(0);

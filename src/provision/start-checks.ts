@@ -1,0 +1,40 @@
+// What must hold before Genesis answers anyone, checked once at start so a broken setting stops it
+// with one line instead of failing every node's install later: the patch files parse, the secrets
+// copy's passphrase file can be used, and a config renders for each role. Without a cluster
+// endpoint nothing can render yet: that is a warning (machines wait), not a stop.
+
+import { PassphraseError, readPassphraseFile } from '../backup/secrets-envelope.ts';
+import { blankNode } from '../domain/node.ts';
+import { RenderError } from '../talos/render.ts';
+import type { ConfigRenderer } from './config-renderer.ts';
+import { PATCH_SLOTS, type PatchFileSet } from './patch-files.ts';
+
+export type StartCheck = { problem: string } | { warning: string } | { ok: true };
+
+export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: ConfigRenderer; passphraseFile: string; endpointSet: boolean }): StartCheck {
+  for (const slot of PATCH_SLOTS) {
+    const problem = o.patchFiles.slot(slot)?.error;
+    if (problem) return { problem: `invalid configuration: ${problem.message}` };
+  }
+  // The secrets copy beside each snapshot: a passphrase file that cannot be used stops the start
+  // now, not the first backup a day later.
+  if (o.passphraseFile) {
+    try {
+      readPassphraseFile(o.passphraseFile);
+    } catch (err) {
+      if (err instanceof PassphraseError) return { problem: `invalid configuration: ${err.message}` };
+      throw err;
+    }
+  }
+  if (!o.endpointSet) return { warning: 'cluster.endpoint is not set: machines are recorded and assigned, but they wait instead of installing until it is (set cluster.endpoint or cluster.vip and restart)' };
+  const sample = blankNode('02:00:00:00:00:00');
+  for (const role of ['controlplane', 'worker'] as const) {
+    try {
+      o.renderer.render(sample, { role });
+    } catch (err) {
+      if (err instanceof RenderError) return { problem: `invalid configuration: ${role} machine config: ${err.message}` };
+      throw err;
+    }
+  }
+  return { ok: true };
+}
