@@ -22,7 +22,7 @@ import { clusterSettings, telemetryEndpoints, telemetryKernelArgs } from './prov
 import { ConfigRenderer } from './provision/config-renderer.ts';
 import { checkBeforeServing } from './provision/start-checks.ts';
 import { PatchFileSet } from './provision/patch-files.ts';
-import { EventSinkServer } from './events/sink-server.ts';
+import { EventSinkServer } from './talos-events/sink-server.ts';
 import { KernelLogReceiver } from './kernel-log/receiver.ts';
 import { BootService } from './provision/service.ts';
 import { BootSteps } from './provision/boot-steps.ts';

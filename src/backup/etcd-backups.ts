@@ -62,7 +62,7 @@ export type BackupSummary = { ok: number; failed: number; lastSuccessAt: number 
 export class BackupUnavailable extends Error {}
 
 export class EtcdBackups {
-  private readonly d: BackupDeps;
+  private readonly deps: BackupDeps;
   readonly store: SnapshotStore;
   private readonly now: () => Date;
   private running: Promise<SnapshotRecord> | undefined;
@@ -76,17 +76,17 @@ export class EtcdBackups {
   private newest: SnapshotRecord | null = null;
 
   constructor(deps: BackupDeps) {
-    this.d = deps;
+    this.deps = deps;
     this.store = deps.store;
     this.now = deps.now ?? (() => new Date());
   }
 
   /** Start the schedule: the first snapshot is due one interval after the newest on disk (at once if that is past). */
   async start(): Promise<void> {
-    const newest = (await this.d.store.list().catch(() => []))[0];
+    const newest = (await this.deps.store.list().catch(() => []))[0];
     this.newest = newest ?? null;
-    if (!this.d.settings.enabled) return;
-    const due = newest ? Date.parse(newest.takenAt) + this.d.settings.intervalMs : this.now().getTime();
+    if (!this.deps.settings.enabled) return;
+    const due = newest ? Date.parse(newest.takenAt) + this.deps.settings.intervalMs : this.now().getTime();
     this.schedule(Math.max(0, due - this.now().getTime()));
   }
 
@@ -108,16 +108,16 @@ export class EtcdBackups {
 
   private async scheduled(remainingMs: number): Promise<void> {
     if (remainingMs > 0) return this.schedule(remainingMs);
-    if (!this.d.bootstrapped()) {
+    if (!this.deps.bootstrapped()) {
       this.waiting = 'the cluster is not bootstrapped yet: nothing to back up';
-      return this.schedule(this.d.settings.waitMs);
+      return this.schedule(this.deps.settings.waitMs);
     }
     this.waiting = null;
     try {
       await this.runNow('schedule');
-      this.schedule(this.d.settings.intervalMs);
+      this.schedule(this.deps.settings.intervalMs);
     } catch {
-      this.schedule(Math.min(this.d.settings.retryMs, this.d.settings.intervalMs));
+      this.schedule(Math.min(this.deps.settings.retryMs, this.deps.settings.intervalMs));
     }
   }
 
@@ -138,19 +138,19 @@ export class EtcdBackups {
       source = await this.pickSource();
       // Encrypted before the stream starts: a passphrase file that cannot be read fails the run
       // before any node is asked for anything.
-      const s = this.d.settings.secrets;
+      const s = this.deps.settings.secrets;
       const secrets = s ? await encryptForOpenssl(Buffer.from(s.bundle(), 'utf8'), s.passphrase()) : undefined;
-      const record = await this.d.store.write({
-        cluster: this.d.cluster,
+      const record = await this.deps.store.write({
+        cluster: this.deps.cluster,
         takenAt,
         secrets,
         source: { mac: source.mac, hostname: source.hostname, address: source.address, talosVersion: source.talosVersion },
-        chunks: source.client.etcdSnapshot(this.d.settings.streamTimeoutMs),
+        chunks: source.client.etcdSnapshot(this.deps.settings.streamTimeoutMs),
       });
       this.runs.ok++;
       this.newest = record;
-      this.d.inventory.record(source.mac, 'etcd-snapshot', actor, { name: record.name, size: record.size, sha256: record.sha256, etcdIntegrity: record.etcdIntegrity });
-      this.d.log.info({ name: record.name, size: record.size, node: source.mac, actor }, 'etcd snapshot stored');
+      this.deps.inventory.record(source.mac, 'etcd-snapshot', actor, { name: record.name, size: record.size, sha256: record.sha256, etcdIntegrity: record.etcdIntegrity });
+      this.deps.log.info({ name: record.name, size: record.size, node: source.mac, actor }, 'etcd snapshot stored');
       await this.prune();
       return record;
     } catch (err) {
@@ -158,21 +158,21 @@ export class EtcdBackups {
       this.failures++;
       this.runs.failed++;
       this.lastFailure = { at: takenAt.toISOString(), error: message };
-      if (source) this.d.inventory.record(source.mac, 'etcd-snapshot-failed', actor, { error: message });
-      this.d.log.warn({ error: message, node: source?.mac, actor }, 'etcd snapshot failed; earlier snapshots are untouched');
+      if (source) this.deps.inventory.record(source.mac, 'etcd-snapshot-failed', actor, { error: message });
+      this.deps.log.warn({ error: message, node: source?.mac, actor }, 'etcd snapshot failed; earlier snapshots are untouched');
       throw err instanceof SnapshotError || err instanceof BackupUnavailable ? err : new SnapshotError(message);
     }
   }
 
   /** The first control plane (by MAC) that answers and reports etcd running and healthy. */
   private async pickSource(): Promise<SnapshotSource & { client: Awaited<ReturnType<TalosDialer['dial']>> }> {
-    const nodes = this.d.inventory.list({ role: 'controlplane' }).filter((n) => nodeAddress(n) !== null);
+    const nodes = this.deps.inventory.list({ role: 'controlplane' }).filter((n) => nodeAddress(n) !== null);
     if (!nodes.length) throw new BackupUnavailable('no control plane with a known address in the inventory');
     const reasons: string[] = [];
     for (const n of [...nodes].sort((a, b) => (a.mac < b.mac ? -1 : 1))) {
       const address = nodeAddress(n)!;
       try {
-        const client = await this.d.dialer.dial(address);
+        const client = await this.deps.dialer.dial(address);
         const etcd = (await client.services()).find((s) => s.id === 'etcd');
         if (etcd?.state === 'Running' && etcd.healthy) {
           const talosVersion = await client.version().then(
@@ -190,22 +190,22 @@ export class EtcdBackups {
   }
 
   private async prune(): Promise<void> {
-    const all = await this.d.store.list();
+    const all = await this.deps.store.list();
     const doomed = snapshotsToPrune(
       all.map((r) => ({ name: r.name, takenAt: new Date(r.takenAt) })),
-      this.d.settings.retention,
+      this.deps.settings.retention,
       this.now(),
     );
-    for (const name of doomed) await this.d.store.remove(name);
-    if (doomed.length) this.d.log.info({ pruned: doomed }, 'pruned etcd snapshots past retention');
+    for (const name of doomed) await this.deps.store.remove(name);
+    if (doomed.length) this.deps.log.info({ pruned: doomed }, 'pruned etcd snapshots past retention');
   }
 
   async status(): Promise<BackupStatus> {
-    const all = await this.d.store.list().catch(() => []);
+    const all = await this.deps.store.list().catch(() => []);
     return {
-      enabled: this.d.settings.enabled,
-      dir: this.d.store.dir,
-      intervalSeconds: Math.round(this.d.settings.intervalMs / 1000),
+      enabled: this.deps.settings.enabled,
+      dir: this.deps.store.dir,
+      intervalSeconds: Math.round(this.deps.settings.intervalMs / 1000),
       running: this.running !== undefined,
       lastSuccess: all[0] ?? null,
       lastFailure: this.lastFailure,
@@ -213,7 +213,7 @@ export class EtcdBackups {
       nextAt: this.nextAt?.toISOString() ?? null,
       waiting: this.waiting,
       count: all.length,
-      secrets: this.d.settings.secrets
+      secrets: this.deps.settings.secrets
         ? 'encrypted beside each snapshot (<name>.secrets.enc; openssl enc -d -aes-256-cbc -pbkdf2 -iter 600000 -md sha256 opens it)'
         : 'not backed up by Genesis: set backup.secrets_passphrase_file, or keep `genesis secrets export` safe yourself (a snapshot cannot be restored without the bundle)',
     };

@@ -109,7 +109,7 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 export class BootstrapOrchestrator {
   /** This process's identity as a lease owner: a restarted process is a new owner. */
   readonly owner = randomUUID();
-  private readonly d: OrchestratorDeps;
+  private readonly deps: OrchestratorDeps;
   private readonly now: () => number;
   private readonly dialer: TalosNodes;
   private readonly failpoint: Failpoints;
@@ -125,14 +125,14 @@ export class BootstrapOrchestrator {
   private stopped = true;
 
   constructor(deps: OrchestratorDeps) {
-    this.d = deps;
+    this.deps = deps;
     this.now = deps.now ?? Date.now;
     this.failpoint = deps.failpoints ?? (() => {});
     this.dialer = deps.nodes ?? new TalosDialer(deps.credentials, { port: deps.settings.apiPort, timeoutMs: deps.settings.rpcTimeoutMs });
   }
 
   start(): void {
-    if (!this.d.settings.enabled || !this.stopped) return;
+    if (!this.deps.settings.enabled || !this.stopped) return;
     this.stopped = false;
     this.schedule(0);
   }
@@ -159,18 +159,18 @@ export class BootstrapOrchestrator {
         return;
       }
       this.running = this.round()
-        .catch((err: unknown) => this.d.log.error({ err }, 'bootstrap round failed'))
+        .catch((err: unknown) => this.deps.log.error({ err }, 'bootstrap round failed'))
         .finally(() => {
           this.running = undefined;
-          this.schedule(this.d.settings.pollMs);
+          this.schedule(this.deps.settings.pollMs);
         });
     }, ms);
     this.timer.unref();
   }
 
   status(): ClusterStatus {
-    const lock = this.d.locks.get(this.d.cluster);
-    const holderNode = lock.holder ? this.d.inventory.get(lock.holder) : undefined;
+    const lock = this.deps.locks.get(this.deps.cluster);
+    const holderNode = lock.holder ? this.deps.inventory.get(lock.holder) : undefined;
     return {
       cluster: lock.cluster,
       state: lock.state,
@@ -181,9 +181,9 @@ export class BootstrapOrchestrator {
       retryAt: iso(lock.retryAt),
       attempts: lock.attempts,
       updatedAt: new Date(lock.updatedAt).toISOString(),
-      orchestrator: { enabled: this.d.settings.enabled, rounds: this.rounds, lastRoundAt: iso(this.lastRoundAt), waiting: this.waiting },
+      orchestrator: { enabled: this.deps.settings.enabled, rounds: this.rounds, lastRoundAt: iso(this.lastRoundAt), waiting: this.waiting },
       controlplanes: this.probes,
-      history: this.d.locks.history(this.d.cluster, 50),
+      history: this.deps.locks.history(this.deps.cluster, 50),
       recovery: lock.recovery && { ...lock.recovery, requestedAt: new Date(lock.recovery.requestedAt).toISOString() },
     };
   }
@@ -199,7 +199,7 @@ export class BootstrapOrchestrator {
   }
 
   private async step(): Promise<void> {
-    const lock = this.d.locks.get(this.d.cluster);
+    const lock = this.deps.locks.get(this.deps.cluster);
     if (lock.state === 'bootstrapped') {
       // Nothing more to ask the nodes: drop the channels (grpc keeps reconnecting otherwise).
       this.waiting = null;
@@ -210,10 +210,10 @@ export class BootstrapOrchestrator {
     const step = nextStep(lock, probes, {
       now: this.now(),
       owner: this.owner,
-      settleMs: this.d.settings.settleMs,
+      settleMs: this.deps.settings.settleMs,
       reachableSince: this.reachableSince,
       // The operator's choice counts from the moment it is made, before that node ever booted.
-      preferredKnown: this.d.inventory.list({ role: 'controlplane' }).some((n) => n.bootstrap),
+      preferredKnown: this.deps.inventory.list({ role: 'controlplane' }).some((n) => n.bootstrap),
     });
     switch (step.kind) {
       case 'wait':
@@ -230,23 +230,23 @@ export class BootstrapOrchestrator {
 
   /** The cluster exists: record it, call nothing. */
   private recordEvidence(witness: ControlPlaneProbe, evidence: string): void {
-    const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, now) => markBootstrapped(l, { now, evidence, by: witness.mac, addr: witness.addr }));
+    const r = this.deps.locks.apply(this.deps.cluster, ACTOR, (l, now) => markBootstrapped(l, { now, evidence, by: witness.mac, addr: witness.addr }));
     if (r.ok) {
       this.waiting = null;
-      this.d.inventory.record(r.lock.holder ?? witness.mac, 'bootstrapped', ACTOR, { epoch: r.lock.epoch, evidence });
-      this.d.log.info({ holder: r.lock.holder, epoch: r.lock.epoch, evidence }, r.note);
+      this.deps.inventory.record(r.lock.holder ?? witness.mac, 'bootstrapped', ACTOR, { epoch: r.lock.epoch, evidence });
+      this.deps.log.info({ holder: r.lock.holder, epoch: r.lock.epoch, evidence }, r.note);
     }
   }
 
   private async electAndSend(choice: { mac: string; addr: string }): Promise<void> {
-    const elected = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => elect(l, { candidate: choice.mac, addr: choice.addr, owner: this.owner, now: at, leaseMs: this.d.settings.leaseMs }));
+    const elected = this.deps.locks.apply(this.deps.cluster, ACTOR, (l, at) => elect(l, { candidate: choice.mac, addr: choice.addr, owner: this.owner, now: at, leaseMs: this.deps.settings.leaseMs }));
     if (!elected.ok) {
       this.waiting = elected.why;
       return;
     }
     const { epoch } = elected.lock;
-    this.d.inventory.record(choice.mac, 'bootstrap-elected', ACTOR, { epoch });
-    this.d.log.info({ holder: choice.mac, addr: choice.addr, epoch }, elected.note);
+    this.deps.inventory.record(choice.mac, 'bootstrap-elected', ACTOR, { epoch });
+    this.deps.log.info({ holder: choice.mac, addr: choice.addr, epoch }, elected.note);
     this.failpoint('after-elect');
 
     // Last look before the point of no return. If the node stopped answering, nothing was sent:
@@ -256,7 +256,7 @@ export class BootstrapOrchestrator {
       await client.version();
     } catch (err) {
       this.waiting = `${choice.mac} stopped answering before Bootstrap was sent; electing again`;
-      this.d.log.warn({ holder: choice.mac, epoch, err: (err as Error).message }, 'elected control plane stopped answering; Bootstrap not sent');
+      this.deps.log.warn({ holder: choice.mac, epoch, err: (err as Error).message }, 'elected control plane stopped answering; Bootstrap not sent');
       return;
     }
     if (elected.lock.recovery) {
@@ -264,23 +264,23 @@ export class BootstrapOrchestrator {
       // crash, lets the next round elect again and upload again; the point of no return is below.
       const plan = elected.lock.recovery;
       try {
-        await client.etcdRecover(snapshotChunks(this.d.snapshots!.databasePath(plan.snapshot), plan.sha256), this.d.settings.uploadTimeoutMs ?? 1_800_000);
+        await client.etcdRecover(snapshotChunks(this.deps.snapshots!.databasePath(plan.snapshot), plan.sha256), this.deps.settings.uploadTimeoutMs ?? 1_800_000);
       } catch (err) {
         this.waiting = `uploading ${plan.snapshot} to ${choice.mac} failed (${(err as Error).message}); trying again`;
-        this.d.inventory.record(choice.mac, 'bootstrap-deferred', ACTOR, { epoch, reason: `EtcdRecover: ${(err as Error).message}` });
-        this.d.log.warn({ holder: choice.mac, epoch, err: (err as Error).message }, 'snapshot upload for the recovery failed');
+        this.deps.inventory.record(choice.mac, 'bootstrap-deferred', ACTOR, { epoch, reason: `EtcdRecover: ${(err as Error).message}` });
+        this.deps.log.warn({ holder: choice.mac, epoch, err: (err as Error).message }, 'snapshot upload for the recovery failed');
         return;
       }
-      this.d.inventory.record(choice.mac, 'etcd-recover-uploaded', ACTOR, { epoch, snapshot: plan.snapshot, size: plan.size });
-      this.d.log.info({ holder: choice.mac, epoch, snapshot: plan.snapshot }, 'snapshot uploaded for the recovery');
+      this.deps.inventory.record(choice.mac, 'etcd-recover-uploaded', ACTOR, { epoch, snapshot: plan.snapshot, size: plan.size });
+      this.deps.log.info({ holder: choice.mac, epoch, snapshot: plan.snapshot }, 'snapshot uploaded for the recovery');
       this.failpoint('after-recover-upload');
     }
-    const sent = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => markSent(l, { epoch, owner: this.owner, now: at, retryAfterMs: this.d.settings.retryAfterMs }));
+    const sent = this.deps.locks.apply(this.deps.cluster, ACTOR, (l, at) => markSent(l, { epoch, owner: this.owner, now: at, retryAfterMs: this.deps.settings.retryAfterMs }));
     if (!sent.ok) {
       this.waiting = sent.why;
       return;
     }
-    this.d.inventory.record(choice.mac, 'bootstrap-sent', ACTOR, { epoch, attempt: 1, ...(sent.lock.recovery ? { recoverFrom: sent.lock.recovery.snapshot } : {}) });
+    this.deps.inventory.record(choice.mac, 'bootstrap-sent', ACTOR, { epoch, attempt: 1, ...(sent.lock.recovery ? { recoverFrom: sent.lock.recovery.snapshot } : {}) });
     this.failpoint('after-mark-sent');
     await this.send(sent.lock, client);
   }
@@ -290,13 +290,13 @@ export class BootstrapOrchestrator {
    * when it answers and the retry time has come (the first call may still be taking effect).
    */
   private async followUp(lock: Lock, holder: ControlPlaneProbe): Promise<void> {
-    const again = this.d.locks.apply(this.d.cluster, ACTOR, (l, now) => claimResend(l, { now, retryAfterMs: this.d.settings.retryAfterMs }));
+    const again = this.deps.locks.apply(this.deps.cluster, ACTOR, (l, now) => claimResend(l, { now, retryAfterMs: this.deps.settings.retryAfterMs }));
     if (!again.ok) {
       this.waiting = `Bootstrap went to ${lock.holder}; waiting for etcd members (${again.why})`;
       return;
     }
-    this.d.inventory.record(holder.mac, 'bootstrap-sent', ACTOR, { epoch: again.lock.epoch, attempt: again.lock.attempts });
-    this.d.log.warn({ holder: holder.mac, epoch: again.lock.epoch, attempt: again.lock.attempts }, again.note);
+    this.deps.inventory.record(holder.mac, 'bootstrap-sent', ACTOR, { epoch: again.lock.epoch, attempt: again.lock.attempts });
+    this.deps.log.warn({ holder: holder.mac, epoch: again.lock.epoch, attempt: again.lock.attempts }, again.note);
     await this.send(again.lock, await this.client(holder.addr));
   }
 
@@ -308,22 +308,22 @@ export class BootstrapOrchestrator {
       // Accepted is not done: Talos keeps the request in memory until etcd starts. The lock
       // becomes bootstrapped when a member list proves it, in a later round.
       this.waiting = `Bootstrap${lock.recovery ? ` (recovering from ${lock.recovery.snapshot})` : ''} accepted by ${mac}; waiting for etcd to report members`;
-      this.d.log.info({ holder: mac, epoch: lock.epoch }, 'Bootstrap accepted');
+      this.deps.log.info({ holder: mac, epoch: lock.epoch }, 'Bootstrap accepted');
     } catch (err) {
       const e = err as TalosApiError;
       const kind = classifyBootstrapError(e.code, e.message);
-      this.d.log.warn({ holder: mac, epoch: lock.epoch, code: e.code, kind, err: e.message }, 'Bootstrap call failed');
+      this.deps.log.warn({ holder: mac, epoch: lock.epoch, code: e.code, kind, err: e.message }, 'Bootstrap call failed');
       const now = this.now();
       if (kind === 'already-bootstrapped') {
-        const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => markBootstrapped(l, { now: at, evidence: `${mac} answered: ${e.message}`, by: mac, addr: lock.holderAddr }));
-        if (r.ok) this.d.inventory.record(mac, 'bootstrapped', ACTOR, { epoch: r.lock.epoch, evidence: e.message });
+        const r = this.deps.locks.apply(this.deps.cluster, ACTOR, (l, at) => markBootstrapped(l, { now: at, evidence: `${mac} answered: ${e.message}`, by: mac, addr: lock.holderAddr }));
+        if (r.ok) this.deps.inventory.record(mac, 'bootstrapped', ACTOR, { epoch: r.lock.epoch, evidence: e.message });
         return;
       }
       if (kind === 'not-yet' || kind === 'not-sent') {
         // Refused before anything ran: retry soon, backing off with each attempt.
-        const delay = resendDelay(lock.attempts, this.d.settings.pollMs, this.d.settings.retryAfterMs);
-        const r = this.d.locks.apply(this.d.cluster, ACTOR, (l, at) => deferResend(l, { epoch: lock.epoch, now: at, retryAt: now + delay, why: e.message }));
-        if (r.ok) this.d.inventory.record(mac, 'bootstrap-deferred', ACTOR, { epoch: lock.epoch, reason: e.message, retryAt: iso(now + delay) });
+        const delay = resendDelay(lock.attempts, this.deps.settings.pollMs, this.deps.settings.retryAfterMs);
+        const r = this.deps.locks.apply(this.deps.cluster, ACTOR, (l, at) => deferResend(l, { epoch: lock.epoch, now: at, retryAt: now + delay, why: e.message }));
+        if (r.ok) this.deps.inventory.record(mac, 'bootstrap-deferred', ACTOR, { epoch: lock.epoch, reason: e.message, retryAt: iso(now + delay) });
       }
       // 'unknown': the call may have arrived. The retry time set when it was sent stands.
       this.waiting = `Bootstrap to ${mac} failed (${e.message}); ${kind === 'unknown' ? 'checking for etcd members before any retry' : 'will retry'}`;
@@ -335,7 +335,7 @@ export class BootstrapOrchestrator {
    * ServiceList. Failures are facts (unreachable, etcd not running), not errors.
    */
   async probeControlPlanes(): Promise<ControlPlaneProbe[]> {
-    const nodes = this.d.inventory.list({ role: 'controlplane' }).filter((n) => nodeAddress(n) !== null);
+    const nodes = this.deps.inventory.list({ role: 'controlplane' }).filter((n) => nodeAddress(n) !== null);
     // One timestamp per round: nodes first heard in the same round tie, and the MAC decides.
     const roundAt = this.now();
     const probes = await Promise.all(nodes.map((n) => this.probe(n, roundAt)));
@@ -403,13 +403,13 @@ export class BootstrapOrchestrator {
   }
 
   private async recoverNow(snapshot: string, actor: string): Promise<Lock> {
-    if (!this.d.settings.enabled) throw new RecoveryRefused('the bootstrap orchestrator is off (bootstrap.enabled: false); it is what carries out a recovery', 409, 'recover_refused');
-    const store = this.d.snapshots;
+    if (!this.deps.settings.enabled) throw new RecoveryRefused('the bootstrap orchestrator is off (bootstrap.enabled: false); it is what carries out a recovery', 409, 'recover_refused');
+    const store = this.deps.snapshots;
     const record = store ? await store.get(snapshot) : undefined;
     if (!store || !record) throw new RecoveryRefused(`no snapshot named ${JSON.stringify(snapshot)} (genesis backup list shows them)`, 404, 'not_found');
     const check = await store.verify(snapshot);
     if (!check.ok) throw new RecoveryRefused(`${snapshot} is damaged: ${check.problems.join('; ')}`, 422, 'snapshot_damaged');
-    if (record.cluster !== this.d.cluster) throw new RecoveryRefused(`${snapshot} is a snapshot of cluster ${record.cluster}, not ${this.d.cluster}`, 409, 'recover_refused');
+    if (record.cluster !== this.deps.cluster) throw new RecoveryRefused(`${snapshot} is a snapshot of cluster ${record.cluster}, not ${this.deps.cluster}`, 409, 'recover_refused');
     const probes = await this.probeControlPlanes();
     if (!probes.length) throw new RecoveryRefused('no control plane with a known address to recover onto: assign one (it installs over PXE), then ask again', 409, 'recover_refused');
     // Silence is not evidence: a control plane that does not answer may still hold etcd.
@@ -430,10 +430,10 @@ export class BootstrapOrchestrator {
       );
     }
     const plan = { snapshot, sha256: record.sha256, size: record.size, requestedAt: this.now(), requestedBy: actor };
-    const r = this.d.locks.apply(this.d.cluster, actor, (l, now) => requestRecovery(l, { plan: { ...plan, requestedAt: now }, now }));
+    const r = this.deps.locks.apply(this.deps.cluster, actor, (l, now) => requestRecovery(l, { plan: { ...plan, requestedAt: now }, now }));
     if (!r.ok) throw new RecoveryRefused(r.why, 409, 'recover_refused');
     this.reachableSince.clear();
-    this.d.log.warn({ actor, epoch: r.lock.epoch, snapshot }, r.note);
+    this.deps.log.warn({ actor, epoch: r.lock.epoch, snapshot }, r.note);
     this.schedule(0);
     return r.lock;
   }
@@ -452,10 +452,10 @@ export class BootstrapOrchestrator {
     if (alive.length) {
       throw new ResetRefused(`control plane(s) ${alive.map((p) => `${p.mac} (${p.addr})`).join(', ')} still report etcd members; reset (wipe) them first`);
     }
-    const r = this.d.locks.apply(this.d.cluster, actor, (l, now) => resetLock(l, { now }));
+    const r = this.deps.locks.apply(this.deps.cluster, actor, (l, now) => resetLock(l, { now }));
     if (!r.ok) throw new ResetRefused(r.why);
     this.reachableSince.clear();
-    this.d.log.warn({ actor, epoch: r.lock.epoch }, r.note);
+    this.deps.log.warn({ actor, epoch: r.lock.epoch }, r.note);
     this.schedule(0);
     return r.lock;
   }

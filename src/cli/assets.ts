@@ -11,7 +11,7 @@ import { isValidTalosVersion, type Arch } from '../domain/node.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import { formatted, OUTPUT_HELP, OUTPUT_OPTIONS, outputFormatOf } from './output.ts';
 import { readInventory } from './inventory-read.ts';
-import { CliError, cliFailure, UsageError } from './nodes.ts';
+import { CliError, cliFailure, UsageError } from './api-client.ts';
 
 export const ASSETS_USAGE = `Usage: genesis assets <command> [options]
 

@@ -5,7 +5,7 @@ import type { BackupStatus } from '../backup/etcd-backups.ts';
 import type { SnapshotRecord, VerifyResult } from '../backup/snapshot-store.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import { OUTPUT_HELP, formatted, outputFormatOf } from './output.ts';
-import { API_CLIENT_OPTIONS, apiClient, call, cliFailure, UsageError } from './nodes.ts';
+import { API_CLIENT_OPTIONS, apiClient, call, cliFailure, UsageError } from './api-client.ts';
 
 export const BACKUP_USAGE = `Usage: genesis backup <command> [options]
 

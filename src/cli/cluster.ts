@@ -4,7 +4,7 @@
 import type { ClusterStatus } from '../bootstrap/orchestrator.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import { OUTPUT_HELP, formatted, outputFormatOf } from './output.ts';
-import { API_CLIENT_OPTIONS, apiClient, call, cliFailure, UsageError } from './nodes.ts';
+import { API_CLIENT_OPTIONS, apiClient, call, cliFailure, UsageError } from './api-client.ts';
 
 export const CLUSTER_USAGE = `Usage: genesis cluster <command> [options]
 

@@ -9,7 +9,7 @@ import { readFleetSource } from '../fleet/source.ts';
 import type { FleetStatus } from '../fleet/reconciler.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import { formatted, outputFormatOf, OUTPUT_HELP } from './output.ts';
-import { API_CLIENT_OPTIONS, apiClient, call, CliError, cliFailure, UsageError } from './nodes.ts';
+import { API_CLIENT_OPTIONS, apiClient, call, CliError, cliFailure, UsageError } from './api-client.ts';
 
 export const FLEET_USAGE = `Usage: genesis fleet <command> [options]
 

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DB_FILE, Inventory } from '../inventory/store.ts';
-import { CliError } from './nodes.ts';
+import { CliError } from './api-client.ts';
 
 /** `use` on the data dir's inventory; undefined when there is none yet. */
 export function readInventory<T>(dataDir: string, use: (inventory: Inventory) => T): T | undefined {

@@ -15,7 +15,7 @@ import { parseSecrets, SecretsError, serializeSecrets, type SecretsBundle } from
 import { readSecretsFile, SecretsStore, secretsPath, writeSecrets } from '../talos/secrets-store.ts';
 import { parseCommand, unknownCommand } from './args.ts';
 import { readInventory } from './inventory-read.ts';
-import { apiClient, call, CliError, cliFailure, UsageError } from './nodes.ts';
+import { apiClient, call, CliError, cliFailure, UsageError } from './api-client.ts';
 import { isDeepStrictEqual } from 'node:util';
 
 export const SECRETS_USAGE = `Usage: genesis secrets <command> [options]

@@ -100,15 +100,15 @@ export async function probeLan(o: LanProbeOptions): Promise<LanProbeResult> {
 
 /** The serve side: probe at start and every `intervalMs`, keep the latest result, log what changed. */
 export class LanWatch {
-  private readonly o: LanProbeOptions & { intervalMs: number; log: Logger; probe?: (o: LanProbeOptions) => Promise<LanProbeResult> };
+  private readonly opts: LanProbeOptions & { intervalMs: number; log: Logger; probe?: (o: LanProbeOptions) => Promise<LanProbeResult> };
   private latest: LanProbeResult | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private reported = '';
   private stopped = false;
 
-  constructor(o: LanWatch['o']) {
-    this.o = o;
+  constructor(o: LanWatch['opts']) {
+    this.opts = o;
   }
 
   start(): void {
@@ -128,19 +128,19 @@ export class LanWatch {
   }
 
   private async round(): Promise<void> {
-    const result = await (this.o.probe ?? probeLan)(this.o);
+    const result = await (this.opts.probe ?? probeLan)(this.opts);
     this.latest = result;
     const problems = 'findings' in result ? result.findings.filter((f) => f.severity !== 'ok') : [];
     const key = problems.map((p) => p.text).join('\n');
     // Said when it changes, not every interval.
     if (key !== this.reported) {
-      for (const p of problems) this.o.log[p.severity === 'fail' ? 'error' : 'warn']({ server: p.server, kind: p.kind }, p.text);
-      if (!problems.length && this.reported) this.o.log.info('no other PXE server answers on the LAN any more');
+      for (const p of problems) this.opts.log[p.severity === 'fail' ? 'error' : 'warn']({ server: p.server, kind: p.kind }, p.text);
+      if (!problems.length && this.reported) this.opts.log.info('no other PXE server answers on the LAN any more');
       this.reported = key;
     }
-    if ('unavailable' in result) this.o.log.debug({ reason: result.unavailable }, 'LAN probe not run');
-    if (this.o.intervalMs > 0 && !this.stopped) {
-      this.timer = setTimeout(() => (this.running = this.round()), this.o.intervalMs);
+    if ('unavailable' in result) this.opts.log.debug({ reason: result.unavailable }, 'LAN probe not run');
+    if (this.opts.intervalMs > 0 && !this.stopped) {
+      this.timer = setTimeout(() => (this.running = this.round()), this.opts.intervalMs);
       this.timer.unref();
     }
   }

@@ -111,7 +111,7 @@ function readStored(dataDir: string): Stored | undefined {
 }
 
 export class FleetReconciler extends EventEmitter {
-  private readonly o: FleetReconcilerOptions;
+  private readonly opts: FleetReconcilerOptions;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastHash: string | undefined;
@@ -119,7 +119,7 @@ export class FleetReconciler extends EventEmitter {
 
   constructor(o: FleetReconcilerOptions) {
     super();
-    this.o = o;
+    this.opts = o;
     this.state = { source: o.path || null, watching: false, prune: o.prune, applied: null, failed: null, unlisted: [], restartNeeded: [] };
   }
 
@@ -129,25 +129,25 @@ export class FleetReconciler extends EventEmitter {
 
   /** Is the fleet kept in a watched path (then only that path changes it)? */
   get watched(): boolean {
-    return this.o.path !== '';
+    return this.opts.path !== '';
   }
 
   /** At start: apply the watched fleet (or the one last applied through the API), then watch. Problems are logged and kept in status(), never thrown. */
   start(): void {
-    const stored = readStored(this.o.dataDir);
-    if (this.o.path) {
+    const stored = readStored(this.opts.dataDir);
+    if (this.opts.path) {
       this.reconcileFromPath();
       this.watch();
       const failed = this.state.failed;
       // Broken at start: the last good version from this path stays in force (its patches, rules
       // and defaults live in memory only), and the failure stays reported until a good save.
-      if (failed && stored?.origin === this.o.path) {
+      if (failed && stored?.origin === this.opts.path) {
         try {
-          this.apply(sourceFromFiles(stored.files, stored.documents), { origin: this.o.path, store: false, commit: stored.commit });
+          this.apply(sourceFromFiles(stored.files, stored.documents), { origin: this.opts.path, store: false, commit: stored.commit });
           this.state.failed = failed;
-          this.o.log.warn({ appliedAt: stored.at, commit: stored.commit }, 'the fleet file is not valid: the version last applied from it stays in force');
+          this.opts.log.warn({ appliedAt: stored.at, commit: stored.commit }, 'the fleet file is not valid: the version last applied from it stays in force');
         } catch (err) {
-          this.o.log.error({ reason: (err as Error).message }, 'the version of the fleet file last applied cannot be applied either');
+          this.opts.log.error({ reason: (err as Error).message }, 'the version of the fleet file last applied cannot be applied either');
         }
       }
       return;
@@ -170,7 +170,7 @@ export class FleetReconciler extends EventEmitter {
   /** What applying `source` would do, checked as apply checks it; writes nothing. Throws FleetError. */
   plan(source: FleetSource, opts: { prune?: boolean } = {}): FleetResult {
     const fleet = parseFleet(source);
-    return this.check(fleet, opts.prune ?? this.o.prune, this.o.path ? gitCommit(fleetRoot(this.o.path)) ?? null : null);
+    return this.check(fleet, opts.prune ?? this.opts.prune, this.opts.path ? gitCommit(fleetRoot(this.opts.path)) ?? null : null);
   }
 
   /**
@@ -180,8 +180,8 @@ export class FleetReconciler extends EventEmitter {
   apply(source: FleetSource, opts: { prune?: boolean; origin: string; store?: boolean; commit?: string | null }): FleetResult {
     const fleet = parseFleet(source);
     const commit = opts.commit !== undefined ? opts.commit : null;
-    const result = this.check(fleet, opts.prune ?? this.o.prune, commit);
-    const inv = this.o.inventory;
+    const result = this.check(fleet, opts.prune ?? this.opts.prune, commit);
+    const inv = this.opts.inventory;
     const detail = (at: string) => ({ file: at, ...(commit ? { commit } : {}) });
     try {
       inv.atomically(() => {
@@ -198,30 +198,30 @@ export class FleetReconciler extends EventEmitter {
       if (err instanceof InventoryError) throw new FleetError([{ at: '(inventory)', message: err.message }]);
       throw err;
     }
-    this.o.renderer.setPatchTexts(fleet.patches);
-    this.o.inventory.setDiscoveryRule(discoveryRule(fleet, commit));
-    this.o.inventory.setAutoAssign(
-      fleet.defaults ? { enabled: fleet.defaults.unlisted === 'auto-assign', mode: fleet.defaults.autoAssign.mode, controlplanes: fleet.defaults.autoAssign.controlplanes } : this.o.baseAutoAssign,
+    this.opts.renderer.setPatchTexts(fleet.patches);
+    this.opts.inventory.setDiscoveryRule(discoveryRule(fleet, commit));
+    this.opts.inventory.setAutoAssign(
+      fleet.defaults ? { enabled: fleet.defaults.unlisted === 'auto-assign', mode: fleet.defaults.autoAssign.mode, controlplanes: fleet.defaults.autoAssign.controlplanes } : this.opts.baseAutoAssign,
     );
     if (opts.store ?? true) {
       try {
         this.store(source, fleet, opts.origin, commit);
       } catch (err) {
         // Applied and committed all the same; only the copy for the next start is missing.
-        this.o.log.warn({ reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'the applied fleet could not be kept in the data dir; after a restart only the file itself counts');
+        this.opts.log.warn({ reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'the applied fleet could not be kept in the data dir; after a restart only the file itself counts');
       }
     }
     const changed = result.plan.nodes.filter((n) => n.kind === 'create' || n.kind === 'prune' || n.diffs.length).length;
     this.state = {
       ...this.state,
-      source: this.o.path || opts.origin,
-      applied: { at: (this.o.now?.() ?? new Date()).toISOString(), commit, sha256: hashFiles(fleet.files), files: Object.keys(fleet.files).sort(), changed },
+      source: this.opts.path || opts.origin,
+      applied: { at: (this.opts.now?.() ?? new Date()).toISOString(), commit, sha256: hashFiles(fleet.files), files: Object.keys(fleet.files).sort(), changed },
       failed: null,
       unlisted: result.plan.unlisted,
       restartNeeded: result.restartNeeded,
     };
-    if (changed) this.o.log.info({ changed, commit, origin: opts.origin }, 'fleet file applied');
-    for (const r of result.restartNeeded) this.o.log.warn({ setting: r.key, from: r.from }, `${r.key} in the fleet file differs from the running value: restart Genesis to apply it`);
+    if (changed) this.opts.log.info({ changed, commit, origin: opts.origin }, 'fleet file applied');
+    for (const r of result.restartNeeded) this.opts.log.warn({ setting: r.key, from: r.from }, `${r.key} in the fleet file differs from the running value: restart Genesis to apply it`);
     this.emit('applied', result);
     return result;
   }
@@ -229,11 +229,11 @@ export class FleetReconciler extends EventEmitter {
   /** genesis fleet export: the inventory and the settings in force, as a fleet file. */
   export(): string {
     const settings = fleetConfigFields()
-      .map((f) => ({ key: f.key, value: this.o.running(f.key), def: f.default }))
+      .map((f) => ({ key: f.key, value: this.opts.running(f.key), def: f.default }))
       .filter((s) => s.value !== s.def)
       .map(({ key, value }) => ({ key, value }));
-    const patches = Object.fromEntries(Object.entries(this.o.renderer.patchTextsInForce()).map(([slot, p]) => [slot, p!.text]));
-    return exportFleet({ nodes: this.o.inventory.list(), settings, patches, generatedAt: (this.o.now?.() ?? new Date()).toISOString() });
+    const patches = Object.fromEntries(Object.entries(this.opts.renderer.patchTextsInForce()).map(([slot, p]) => [slot, p!.text]));
+    return exportFleet({ nodes: this.opts.inventory.list(), settings, patches, generatedAt: (this.opts.now?.() ?? new Date()).toISOString() });
   }
 
 
@@ -249,14 +249,14 @@ export class FleetReconciler extends EventEmitter {
         problems.push({ at: s.from, message: err.message.replace(/^invalid configuration: /, '') });
         continue;
       }
-      const running = this.o.running(s.key);
+      const running = this.opts.running(s.key);
       if (running !== value) restartNeeded.push({ key: s.key, running, file: value, from: s.from });
     }
-    const nodes = this.o.inventory.list();
+    const nodes = this.opts.inventory.list();
     const plan = planFleet(fleet, nodes, { prune });
     problems.push(...plan.problems);
     // Every machine that will have a role must get a config from what the file is about to set.
-    const renderer = this.o.renderer.withPatchTexts(fleet.patches);
+    const renderer = this.opts.renderer.withPatchTexts(fleet.patches);
     const byMac = new Map(nodes.map((n) => [n.mac, n]));
     const planned = new Map(plan.nodes.map((n) => [n.mac, n]));
     const macs = new Set([...byMac.keys(), ...plan.nodes.map((n) => n.mac)]);
@@ -278,27 +278,27 @@ export class FleetReconciler extends EventEmitter {
   }
 
   private store(source: FleetSource, fleet: Fleet, origin: string, commit: string | null): void {
-    const stored: Stored = { origin, at: (this.o.now?.() ?? new Date()).toISOString(), commit, documents: source.documents.map((d) => d.name), files: fleet.files };
-    const file = path.join(this.o.dataDir, APPLIED_FLEET_FILE);
+    const stored: Stored = { origin, at: (this.opts.now?.() ?? new Date()).toISOString(), commit, documents: source.documents.map((d) => d.name), files: fleet.files };
+    const file = path.join(this.opts.dataDir, APPLIED_FLEET_FILE);
     writeFileSync(`${file}.tmp`, JSON.stringify(stored), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
   }
 
   private watch(): void {
-    const root = fleetRoot(this.o.path);
+    const root = fleetRoot(this.opts.path);
     try {
       // The directory, not the file: an editor's atomic save replaces the file's inode.
       this.watcher = watch(root, { recursive: true }, () => this.schedule());
-      this.watcher.on('error', (err) => this.o.log.error({ path: root, reason: err.message }, 'the fleet directory cannot be watched any more; restart Genesis to watch it again'));
+      this.watcher.on('error', (err) => this.opts.log.error({ path: root, reason: err.message }, 'the fleet directory cannot be watched any more; restart Genesis to watch it again'));
       this.state.watching = true;
     } catch (err) {
-      this.o.log.error({ path: root, reason: (err as Error).message }, 'the fleet directory cannot be watched: changes apply at the next start');
+      this.opts.log.error({ path: root, reason: (err as Error).message }, 'the fleet directory cannot be watched: changes apply at the next start');
     }
   }
 
   private schedule(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reconcileFromPath(), this.o.debounceMs ?? 300);
+    this.timer = setTimeout(() => this.reconcileFromPath(), this.opts.debounceMs ?? 300);
     this.timer.unref();
   }
 
@@ -306,10 +306,10 @@ export class FleetReconciler extends EventEmitter {
   reconcileFromPath(): void {
     let source: ReturnType<typeof readFleetSource>;
     try {
-      source = readFleetSource(this.o.path);
+      source = readFleetSource(this.opts.path);
     } catch (err) {
       // Mid-rename or deleted: the inventory stays as it is; the next change is tried again.
-      this.fail(new FleetError([{ at: this.o.path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]));
+      this.fail(new FleetError([{ at: this.opts.path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]));
       return;
     }
     let fleet: Fleet;
@@ -325,7 +325,7 @@ export class FleetReconciler extends EventEmitter {
     const hash = hashFiles(fleet.files);
     if (hash === this.lastHash) return;
     try {
-      this.apply(source, { origin: this.o.path, commit: gitCommit(source.root) ?? null });
+      this.apply(source, { origin: this.opts.path, commit: gitCommit(source.root) ?? null });
       this.lastHash = hash;
     } catch (err) {
       // Not remembered: a refusal that depends on the inventory (a host name another machine
@@ -338,12 +338,12 @@ export class FleetReconciler extends EventEmitter {
 
   private fail(err: unknown): void {
     if (!(err instanceof FleetError)) {
-      this.o.log.error({ err }, 'the fleet file could not be applied');
-      err = new FleetError([{ at: this.o.path || 'fleet', message: (err as Error).message }]);
+      this.opts.log.error({ err }, 'the fleet file could not be applied');
+      err = new FleetError([{ at: this.opts.path || 'fleet', message: (err as Error).message }]);
     }
     const problems = (err as FleetError).problems;
-    this.state = { ...this.state, failed: { at: (this.o.now?.() ?? new Date()).toISOString(), problems } };
-    this.o.log.error({ problems: problems.slice(0, 10).map((p) => `${p.at}: ${p.message}`) }, 'the fleet file was not applied; the inventory is unchanged');
+    this.state = { ...this.state, failed: { at: (this.opts.now?.() ?? new Date()).toISOString(), problems } };
+    this.opts.log.error({ problems: problems.slice(0, 10).map((p) => `${p.at}: ${p.message}`) }, 'the fleet file was not applied; the inventory is unchanged');
     this.emit('failed', problems);
   }
 }

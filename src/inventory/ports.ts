@@ -18,7 +18,7 @@ export type BootRecord = { node: Node; created: boolean; access: BootAccess };
 export type ConfigDenial = 'unknown-node' | 'no-token' | 'wrong-token' | 'expired' | 'used-up' | 'no-role' | 'window-closed' | 'conflict' | 'other-address';
 export type ConfigTokenCheck = { ok: true; node: Node; fetchesLeft: number } | { ok: false; reason: ConfigDenial; node?: Node; tokenIp?: string };
 
-/** One event from the node's Talos, with what the pure rules (src/events) make of it. */
+/** One event from the node's Talos, with what the pure rules (src/talos-events) make of it. */
 export type TalosEventRecord = {
   /** Talos's event id; an id already recorded for the node is a resend and changes nothing. */
   id: string;

@@ -29,18 +29,18 @@ export type KernelLogReceiverOptions = {
 };
 
 export class KernelLogReceiver {
-  private readonly o: KernelLogReceiverOptions;
+  private readonly opts: KernelLogReceiverOptions;
   private readonly listener: NodeListener;
   private readonly throttle: LogThrottle;
 
   constructor(o: KernelLogReceiverOptions) {
-    this.o = o;
+    this.opts = o;
     this.throttle = new LogThrottle(o.log);
     this.listener = new NodeListener(
       { host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256, maxPerAddress: o.maxPerAddress, idleMs: o.idleMs },
       (socket) => this.accept(socket),
       (r) => {
-        this.o.metrics?.refused('kernel-log', r.reason);
+        this.opts.metrics?.refused('kernel-log', r.reason);
         this.throttle.note(`kernel-log-${r.reason}`, r.address, {}, 'kernel-log connection closed');
       },
     );
@@ -59,7 +59,7 @@ export class KernelLogReceiver {
   }
 
   private accept(socket: net.Socket): void {
-    this.o.metrics?.nodeConnection('kernel-log');
+    this.opts.metrics?.nodeConnection('kernel-log');
     const source = sourceAddress(socket.remoteAddress ?? '');
     const splitter = new LineSplitter();
     socket.on('data', (chunk: Buffer) => {
@@ -73,27 +73,27 @@ export class KernelLogReceiver {
   }
 
   private receive(source: string, { lines, tooLong }: SplitResult, unknown: () => void): void {
-    if (tooLong) this.o.metrics?.kernelLog('too-long', tooLong);
+    if (tooLong) this.opts.metrics?.kernelLog('too-long', tooLong);
     const parsed: KernelLogLine[] = [];
     for (const l of lines) {
       const p = parseKernelLogLine(l);
       if (p) parsed.push(p);
-      else this.o.metrics?.kernelLog('malformed');
+      else this.opts.metrics?.kernelLog('malformed');
     }
     if (!parsed.length) return;
     // Looked up per chunk: a node may become known (or report this address) after it connected.
-    const node = this.o.inventory.bySource(source);
+    const node = this.opts.inventory.bySource(source);
     if (!node) {
-      this.o.metrics?.kernelLog('unknown-source', parsed.length);
+      this.opts.metrics?.kernelLog('unknown-source', parsed.length);
       unknown();
       return;
     }
     try {
-      this.o.inventory.appendKernelLog(node.mac, parsed, this.o.keep);
+      this.opts.inventory.appendKernelLog(node.mac, parsed, this.opts.keep);
     } catch (err) {
-      this.o.metrics?.kernelLog('failed', parsed.length);
+      this.opts.metrics?.kernelLog('failed', parsed.length);
       throw err;
     }
-    this.o.metrics?.kernelLog('stored', parsed.length);
+    this.opts.metrics?.kernelLog('stored', parsed.length);
   }
 }

@@ -37,7 +37,7 @@ export type ColdStartDeps = {
 };
 
 export class ColdStart {
-  private readonly d: ColdStartDeps;
+  private readonly deps: ColdStartDeps;
   private readonly now: () => number;
   private readonly startedAt: string;
   private state: ColdStartStatus;
@@ -47,19 +47,19 @@ export class ColdStart {
   private stopped = false;
 
   constructor(deps: ColdStartDeps) {
-    this.d = deps;
+    this.deps = deps;
     this.now = deps.now ?? Date.now;
     this.startedAt = new Date(this.now()).toISOString();
     this.state = { phase: 'off', at: null, plan: null, quorum: null, message: 'off (power.cold_start: false)' };
   }
 
   start(): void {
-    if (!this.d.settings.enabled) return;
-    const at = this.now() + this.d.settings.delayMs;
+    if (!this.deps.settings.enabled) return;
+    const at = this.now() + this.deps.settings.delayMs;
     this.state = { phase: 'scheduled', at: new Date(at).toISOString(), plan: null, quorum: null, message: 'giving machines time to come back on their own first' };
-    this.running = this.pause(this.d.settings.delayMs).then(() => this.run()).catch((err: unknown) => {
+    this.running = this.pause(this.deps.settings.delayMs).then(() => this.run()).catch((err: unknown) => {
       this.set('gave-up', `cold start failed: ${(err as Error).message}`);
-      this.d.log.error({ err }, 'cold start failed');
+      this.deps.log.error({ err }, 'cold start failed');
     });
   }
 
@@ -90,12 +90,12 @@ export class ColdStart {
   private async run(): Promise<void> {
     if (this.stopped) return;
     this.state.at = new Date(this.now()).toISOString();
-    if (!this.d.bootstrapped()) {
+    if (!this.deps.bootstrapped()) {
       this.set('done', 'the cluster was never bootstrapped: nothing to bring back');
       return;
     }
     this.set('probing', 'asking every installed machine over the Talos API');
-    const nodes = this.d.inventory.list().filter((n) => n.state === 'installed' && n.role !== 'unassigned');
+    const nodes = this.deps.inventory.list().filter((n) => n.state === 'installed' && n.role !== 'unassigned');
     const answers = await Promise.all(nodes.map(async (n) => ((await this.answers(n)) ? n.mac : null)));
     const plan = planColdStart(nodes, new Set(answers.filter((m): m is string => m !== null)), this.startedAt);
     this.state.plan = plan;
@@ -103,38 +103,38 @@ export class ColdStart {
       this.set('done', plan.skipped.length ? `nothing to wake (${plan.skipped.length} silent with manual power)` : 'every machine is back');
       return;
     }
-    this.d.log.warn({ controlplanes: plan.controlplanes, workers: plan.workers, skipped: plan.skipped }, 'cold start: waking silent machines, control planes first');
+    this.deps.log.warn({ controlplanes: plan.controlplanes, workers: plan.workers, skipped: plan.skipped }, 'cold start: waking silent machines, control planes first');
 
     this.set('waking-controlplanes', `waking ${plan.controlplanes.length} control plane(s)`);
     await this.wakeAll(plan.controlplanes);
 
-    const deadline = this.now() + this.d.settings.quorumTimeoutMs;
+    const deadline = this.now() + this.deps.settings.quorumTimeoutMs;
     for (;;) {
       if (this.stopped) return;
       const quorum = await this.quorum();
       this.state.quorum = quorum;
       if (hasQuorum(quorum.members, quorum.healthy)) break;
       if (this.now() >= deadline) {
-        const why = `etcd has no quorum after ${Math.round(this.d.settings.quorumTimeoutMs / 1000)} s (${quorum.healthy} healthy of ${quorum.members} member(s))`;
+        const why = `etcd has no quorum after ${Math.round(this.deps.settings.quorumTimeoutMs / 1000)} s (${quorum.healthy} healthy of ${quorum.members} member(s))`;
         this.set('gave-up', `${why}; workers were not woken (genesis nodes power <mac> on wakes one)`);
-        this.d.log.error({ quorum }, `cold start gave up: ${why}`);
+        this.deps.log.error({ quorum }, `cold start gave up: ${why}`);
         return;
       }
       this.set('waiting-for-quorum', `waiting for etcd quorum: ${quorum.healthy} healthy of ${quorum.members} member(s)`);
-      await this.pause(this.d.settings.pollMs);
+      await this.pause(this.deps.settings.pollMs);
     }
 
     this.set('waking-workers', `etcd has quorum; waking ${plan.workers.length} worker(s)`);
     await this.wakeAll(plan.workers);
     this.set('done', `woke ${plan.controlplanes.length} control plane(s), then ${plan.workers.length} worker(s) once etcd had quorum`);
-    this.d.log.info({ quorum: this.state.quorum }, this.state.message);
+    this.deps.log.info({ quorum: this.state.quorum }, this.state.message);
   }
 
   private async answers(n: Node): Promise<boolean> {
     const addr = nodeAddress(n);
     if (!addr) return false;
     try {
-      await (await this.d.dialer.dial(addr)).version();
+      await (await this.deps.dialer.dial(addr)).version();
       return true;
     } catch {
       return false;
@@ -145,21 +145,21 @@ export class ColdStart {
     for (const mac of macs) {
       if (this.stopped) return;
       try {
-        await this.d.power.act(mac, 'on', COLD_START_ACTOR);
+        await this.deps.power.act(mac, 'on', COLD_START_ACTOR);
       } catch (err) {
         // Recorded on the machine's timeline by PowerControl; the others are still woken.
-        this.d.log.warn({ mac, err: (err as Error).message }, 'cold start could not wake a machine');
+        this.deps.log.warn({ mac, err: (err as Error).message }, 'cold start could not wake a machine');
       }
     }
   }
 
   /** The longest member list any control plane reports, and how many control planes run a healthy etcd. */
   private async quorum(): Promise<{ members: number; healthy: number }> {
-    const cps = this.d.inventory.list({ role: 'controlplane' }).map((n) => nodeAddress(n)).filter((a): a is string => a !== null);
+    const cps = this.deps.inventory.list({ role: 'controlplane' }).map((n) => nodeAddress(n)).filter((a): a is string => a !== null);
     const answers = await Promise.all(
       cps.map(async (addr) => {
         try {
-          const client = await this.d.dialer.dial(addr);
+          const client = await this.deps.dialer.dial(addr);
           const [members, services] = await Promise.all([client.etcdMembers(), client.services()]);
           return { members: members.length, healthy: services.some((s) => s.id === 'etcd' && s.state === 'Running' && s.healthy) };
         } catch {

@@ -45,10 +45,10 @@ const runCommand = (cmd: string, args: string[], env: NodeJS.ProcessEnv): Promis
   });
 
 export class PowerControl {
-  private readonly d: PowerDeps;
+  private readonly deps: PowerDeps;
 
   constructor(deps: PowerDeps) {
-    this.d = deps;
+    this.deps = deps;
   }
 
   async act(mac: string, action: PowerAction, actor: string): Promise<PowerResult> {
@@ -64,7 +64,7 @@ export class PowerControl {
       if (method === 'wol') {
         if (action === 'on') {
           await this.sendMagicPacket(mac);
-          return { result: `magic packet sent to ${this.d.wol.target}:${this.d.wol.port} from ${this.d.wol.source}` };
+          return { result: `magic packet sent to ${this.deps.wol.target}:${this.deps.wol.port} from ${this.deps.wol.source}` };
         }
         if (action === 'status') return { result: 'Wake-on-LAN cannot tell', power: null };
         throw new PowerRefused(`Wake-on-LAN can only power ${mac} on; to ${action === 'off' ? 'switch it off' : `${action} it`}, give it an IPMI BMC (power.method ipmi), or use reboot (Talos API)`);
@@ -81,7 +81,7 @@ export class PowerControl {
   async reinstall(mac: string, actor: string, opts: { graceful: boolean }): Promise<PowerResult> {
     const node = this.node(mac);
     if (node.role === 'unassigned') throw new PowerRefused(`${mac} has no role: there is nothing to reinstall it as`);
-    this.d.inventory.setState(mac, 'reinstall-requested', actor);
+    this.deps.inventory.setState(mac, 'reinstall-requested', actor);
     return this.recorded(node, 'reinstall', 'talos', actor, async () => {
       try {
         await (await this.talos(node)).reset({ graceful: opts.graceful });
@@ -93,7 +93,7 @@ export class PowerControl {
   }
 
   private node(mac: string): Node {
-    const node = this.d.inventory.get(mac);
+    const node = this.deps.inventory.get(mac);
     if (!node) throw new PowerNotFound(`no node with MAC ${mac}`);
     return node;
   }
@@ -108,13 +108,13 @@ export class PowerControl {
     try {
       const r = await fn();
       if (action !== 'status') {
-        this.d.inventory.record(node.mac, 'power', actor, { action, method, result: r.result });
-        this.d.log.info({ mac: node.mac, action, method, actor }, r.result);
+        this.deps.inventory.record(node.mac, 'power', actor, { action, method, result: r.result });
+        this.deps.log.info({ mac: node.mac, action, method, actor }, r.result);
       }
       return { mac: node.mac, action, method, ...r };
     } catch (err) {
       const e = err instanceof PowerRefused || err instanceof PowerFailed ? err : new PowerFailed((err as Error).message);
-      if (action !== 'status') this.d.inventory.record(node.mac, 'power', actor, { action, method, error: e.message });
+      if (action !== 'status') this.deps.inventory.record(node.mac, 'power', actor, { action, method, error: e.message });
       throw e;
     }
   }
@@ -122,7 +122,7 @@ export class PowerControl {
   private async talos(node: Node) {
     const addr = nodeAddress(node);
     if (!addr) throw new PowerRefused(`${node.mac} has no known address to reach its Talos API at`);
-    return this.d.dialer.dial(addr);
+    return this.deps.dialer.dial(addr);
   }
 
   private async sendMagicPacket(mac: string): Promise<void> {
@@ -131,13 +131,13 @@ export class PowerControl {
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
         // Bound to the LAN address, so the packet leaves on that interface and not on the default route's.
-        socket.bind({ address: this.d.wol.source, port: 0 }, () => resolve());
+        socket.bind({ address: this.deps.wol.source, port: 0 }, () => resolve());
       });
       socket.setBroadcast(true);
       const packet = magicPacket(mac);
-      await new Promise<void>((resolve, reject) => socket.send(packet, this.d.wol.port, this.d.wol.target, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => socket.send(packet, this.deps.wol.port, this.deps.wol.target, (err) => (err ? reject(err) : resolve())));
     } catch (err) {
-      throw new PowerFailed(`cannot send the magic packet to ${this.d.wol.target}:${this.d.wol.port} from ${this.d.wol.source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new PowerFailed(`cannot send the magic packet to ${this.deps.wol.target}:${this.deps.wol.port} from ${this.deps.wol.source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     } finally {
       socket.close();
     }
@@ -147,7 +147,7 @@ export class PowerControl {
     const bmc = node.power?.bmc;
     if (!bmc) throw new PowerRefused(`${node.mac} is set to IPMI power but has no BMC (power.bmc: address, username, passwordFile)`);
     const password = readBmcPassword(bmc.passwordFile);
-    const args = ['-C', String(this.d.ipmi.cipherSuite), ...ipmitoolArgs({ address: bmc.address, username: bmc.username, port: this.d.ipmi.port }, action as IpmiAction)];
+    const args = ['-C', String(this.deps.ipmi.cipherSuite), ...ipmitoolArgs({ address: bmc.address, username: bmc.username, port: this.deps.ipmi.port }, action as IpmiAction)];
     // The password reaches ipmitool in its environment (-E), never on its command line.
     const r = await runCommand('ipmitool', args, { PATH: process.env.PATH, IPMI_PASSWORD: password });
     if (r.code === null && !r.stderr) throw new PowerFailed('ipmitool is not installed or did not finish (Debian: apt install ipmitool)');

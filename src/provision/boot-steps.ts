@@ -46,7 +46,7 @@ export type BootStepsOptions = {
 };
 
 export class BootSteps {
-  private readonly o: BootStepsOptions;
+  private readonly opts: BootStepsOptions;
   private readonly now: () => number;
   private readonly loops = new ChainloadLoopDetector();
   private readonly ubootSeen: LogThrottle;
@@ -54,14 +54,14 @@ export class BootSteps {
   private readonly held = new Map<string, { since: number; steps: HeldStep[] }>();
 
   constructor(o: BootStepsOptions) {
-    this.o = o;
+    this.opts = o;
     this.now = o.now ?? Date.now;
     this.ubootSeen = new LogThrottle(o.log);
   }
 
   /** The proxyDHCP answered (or ignored) a request; `from` is the sender's address. */
   dhcp(answer: ProxyAnswer | 'malformed', port: 'dhcp' | 'pxe', from: string): void {
-    this.o.metrics?.dhcpAnswer(answer);
+    this.opts.metrics?.dhcpAnswer(answer);
     if (answer === 'malformed') return;
     if (answer.kind === 'ignore') {
       if (!answer.uboot || !answer.mac) return;
@@ -73,22 +73,22 @@ export class BootSteps {
     this.step({ mac: answer.mac }, 'dhcp-offered', { client: answer.client, arch: answer.arch, bootfile: answer.bootfile, port });
     // On the PXE port the request comes from the machine's own lease: inside an install window
     // that address is checked (and bound) like a boot-script request's.
-    if (port === 'pxe') this.safely('check a PXE request against the install window', () => this.o.inventory.noteBootAddress(answer.mac, from));
+    if (port === 'pxe') this.safely('check a PXE request against the install window', () => this.opts.inventory.noteBootAddress(answer.mac, from));
   }
 
   /** A TFTP transfer ended; `ip` is the client's address. */
   tftp(t: TransferSummary, ip: string): void {
-    this.o.metrics?.tftpTransfer(t);
+    this.opts.metrics?.tftpTransfer(t);
     if (t.outcome !== 'ok') return;
     this.step({ ip }, 'tftp-served', { file: t.file, bytes: t.bytes, durationMs: t.durationMs });
     const warning = this.loops.observe(ip, t.file, this.now());
     if (!warning) return;
-    this.o.log.warn({ client: ip, file: t.file }, warning);
+    this.opts.log.warn({ client: ip, file: t.file }, warning);
     // A known machine's record says so too (the dashboard's "iPXE loop" badge); reaching its
     // boot script clears it, as for any other hold.
     this.safely('record the iPXE loop on the node', () => {
-      const mac = this.o.inventory.byIp(ip)?.mac;
-      if (mac) this.o.inventory.setWaiting(mac, warning);
+      const mac = this.opts.inventory.byIp(ip)?.mac;
+      if (mac) this.opts.inventory.setWaiting(mac, warning);
     });
   }
 
@@ -102,7 +102,7 @@ export class BootSteps {
     const steps = [...this.take(`mac ${mac}`), ...(ip ? this.take(`ip ${ip}`) : [])].sort((a, b) => a.at.localeCompare(b.at));
     if (!steps.length) return;
     this.safely('record the steps before discovery', () => {
-      for (const s of steps) this.o.inventory.record(mac, s.type, 'boot', s.detail, s.at);
+      for (const s of steps) this.opts.inventory.record(mac, s.type, 'boot', s.detail, s.at);
     });
   }
 
@@ -113,32 +113,32 @@ export class BootSteps {
 
   private step(who: { mac: string } | { ip: string }, type: EventType, detail: Record<string, unknown>): void {
     this.safely('record a boot step', () => {
-      const mac = 'mac' in who ? (this.o.inventory.get(who.mac) ? who.mac : undefined) : this.o.inventory.byIp(who.ip)?.mac;
-      if (mac) this.o.inventory.record(mac, type, 'boot', detail);
+      const mac = 'mac' in who ? (this.opts.inventory.get(who.mac) ? who.mac : undefined) : this.opts.inventory.byIp(who.ip)?.mac;
+      if (mac) this.opts.inventory.record(mac, type, 'boot', detail);
       else this.hold('mac' in who ? `mac ${who.mac}` : `ip ${who.ip}`, { type, detail, at: new Date(this.now()).toISOString() });
     });
   }
 
   private hold(key: string, step: HeldStep): void {
     const now = this.now();
-    const holdMs = this.o.holdMs ?? 300_000;
+    const holdMs = this.opts.holdMs ?? 300_000;
     for (const [k, v] of this.held) {
       if (now - v.since < holdMs) break;
       this.held.delete(k);
     }
     let entry = this.held.get(key);
     if (!entry) {
-      if (this.held.size >= (this.o.maxHeld ?? 1024)) this.held.delete(this.held.keys().next().value!);
+      if (this.held.size >= (this.opts.maxHeld ?? 1024)) this.held.delete(this.held.keys().next().value!);
       entry = { since: now, steps: [] };
       this.held.set(key, entry);
     }
-    if (entry.steps.length < (this.o.maxStepsEach ?? 16)) entry.steps.push(step);
+    if (entry.steps.length < (this.opts.maxStepsEach ?? 16)) entry.steps.push(step);
   }
 
   private take(key: string): HeldStep[] {
     const entry = this.held.get(key);
     this.held.delete(key);
-    if (!entry || this.now() - entry.since >= (this.o.holdMs ?? 300_000)) return [];
+    if (!entry || this.now() - entry.since >= (this.opts.holdMs ?? 300_000)) return [];
     return entry.steps;
   }
 
@@ -147,7 +147,7 @@ export class BootSteps {
     try {
       fn();
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, `could not ${what}`);
+      this.opts.log.warn({ err: (err as Error).message }, `could not ${what}`);
     }
   }
 }

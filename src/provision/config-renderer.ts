@@ -26,7 +26,7 @@ export type RendererOptions = {
 };
 
 export class ConfigRenderer {
-  private readonly o: RendererOptions;
+  private readonly opts: RendererOptions;
   /** Render verdicts by their inputs: the boot path asks on every install-script request. */
   private readonly verdicts = new Map<string, string | undefined>();
   /** The fleet file's patches: each one given replaces the genesis.yaml patch file of its slot. */
@@ -38,7 +38,7 @@ export class ConfigRenderer {
   private givenPatches: Partial<Record<'cluster' | Role, { patch: Patch | PatchError; sha256: string }>> = {};
 
   constructor(o: RendererOptions, patchTexts: PatchTexts = {}) {
-    this.o = o;
+    this.opts = o;
     this.setPatchTexts(patchTexts);
   }
 
@@ -65,7 +65,7 @@ export class ConfigRenderer {
     const out: PatchTexts = {};
     for (const slot of PATCH_SLOTS) {
       const given = this.patchTexts[slot];
-      const file = this.o.patchFiles.slot(slot);
+      const file = this.opts.patchFiles.slot(slot);
       if (given) out[slot] = given;
       // An unreadable file is left out: its render problem says so.
       else if (file?.text != null) out[slot] = { text: file.text, label: file.file };
@@ -75,12 +75,12 @@ export class ConfigRenderer {
 
   /** This renderer, or with a placeholder endpoint when none is set: checks run before the cluster is configured. */
   private withEndpoint(): ConfigRenderer {
-    return this.o.cluster.endpoint || this.o.cluster.vip ? this : new ConfigRenderer({ ...this.o, cluster: { ...this.o.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
+    return this.opts.cluster.endpoint || this.opts.cluster.vip ? this : new ConfigRenderer({ ...this.opts, cluster: { ...this.opts.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
   }
 
   /** The same renderer with other patches: the fleet checks its machines against what it is about to set. */
   withPatchTexts(patches: PatchTexts): ConfigRenderer {
-    return new ConfigRenderer(this.o, patches);
+    return new ConfigRenderer(this.opts, patches);
   }
 
   /**
@@ -109,9 +109,9 @@ export class ConfigRenderer {
     const files = PATCH_SLOTS.map((slot) => {
       const given = this.givenPatches[slot];
       if (given) return `text:${given.sha256}`;
-      return this.o.patchFiles.slot(slot)?.sha256 ?? '-';
+      return this.opts.patchFiles.slot(slot)?.sha256 ?? '-';
     });
-    return `${files.join('|')}|${this.o.secrets.statStamp()}`;
+    return `${files.join('|')}|${this.opts.secrets.statStamp()}`;
   }
 
   /** Cluster patch, then the role's patch, then the node's own. */
@@ -122,7 +122,7 @@ export class ConfigRenderer {
         if (given.patch instanceof PatchError) throw given.patch;
         return given.patch;
       }
-      const file = this.o.patchFiles.slot(name);
+      const file = this.opts.patchFiles.slot(name);
       if (file?.error) throw file.error;
       return file?.patch ?? undefined;
     };
@@ -135,7 +135,7 @@ export class ConfigRenderer {
     return {
       mac: node.mac,
       role,
-      talosVersion: node.talosVersion ?? this.o.defaultTalosVersion,
+      talosVersion: node.talosVersion ?? this.opts.defaultTalosVersion,
       hostname: node.hostname,
       installDisk: node.installDisk,
       diskSelector: node.diskSelector,
@@ -150,7 +150,7 @@ export class ConfigRenderer {
     if (!role) throw new RenderError(`node ${node.mac} has no role; assign one first`);
     let secrets;
     try {
-      secrets = this.o.secrets.current();
+      secrets = this.opts.secrets.current();
     } catch (err) {
       if (err instanceof SecretsError) throw new RenderError(err.message);
       throw err;
@@ -162,7 +162,7 @@ export class ConfigRenderer {
       if (err instanceof PatchError) throw new RenderError(`patch failed: ${err.message}`);
       throw err;
     }
-    return renderConfig({ cluster: this.o.cluster, secrets, node: this.nodeInput(node, role), patches });
+    return renderConfig({ cluster: this.opts.cluster, secrets, node: this.nodeInput(node, role), patches });
   }
 
   /** The config with keys and tokens masked, for the API; its warnings as comments on top. */

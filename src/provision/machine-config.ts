@@ -30,12 +30,12 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export class MachineConfigService {
   readonly renderer: ConfigRenderer;
-  private readonly o: MachineConfigOptions;
+  private readonly opts: MachineConfigOptions;
   private readonly throttle: LogThrottle;
   private readonly lastEvent = new Map<string, number>();
 
   constructor(o: MachineConfigOptions) {
-    this.o = o;
+    this.opts = o;
     this.renderer = o.renderer;
     this.throttle = new LogThrottle(o.log);
   }
@@ -43,7 +43,7 @@ export class MachineConfigService {
   /** A fresh token for a node's install script, bound to the address the script goes to; only its hash is stored. Hex: safe in iPXE and on a kernel command line. */
   issueToken(mac: string, ip?: string): string {
     const token = randomBytes(32).toString('hex');
-    this.o.inventory.issueConfigToken(mac, sha256(token), this.o.tokenTtlMs, this.o.tokenFetches, ip ?? null);
+    this.opts.inventory.issueConfigToken(mac, sha256(token), this.opts.tokenTtlMs, this.opts.tokenFetches, ip ?? null);
     return token;
   }
 
@@ -52,41 +52,41 @@ export class MachineConfigService {
     const deny = (reason: ConfigDenial | 'bad-request', node?: Node): ConfigOutcome => {
       // The requester learns nothing; the operator gets the reason (never the token), summarised
       // when it repeats, so bad-token floods neither fill the log nor push a node's history out.
-      this.o.metrics?.refused('config', reason);
-      this.o.metrics?.configOutcome('refused');
+      this.opts.metrics?.refused('config', reason);
+      this.opts.metrics?.configOutcome('refused');
       this.throttle.note(`config-${reason}`, ip ?? 'unknown', { mac }, 'machine config refused');
-      if (node && this.eventDue(`${node.mac} ${reason}`)) this.o.inventory.record(node.mac, 'config-denied', 'boot', { reason, ip });
+      if (node && this.eventDue(`${node.mac} ${reason}`)) this.opts.inventory.record(node.mac, 'config-denied', 'boot', { reason, ip });
       return { outcome: 'denied', reason };
     };
     if (!mac || !/^[0-9a-f]{64}$/.test(token)) return deny('bad-request');
     const hash = sha256(token);
-    const check = this.o.inventory.checkConfigToken(mac, hash, ip);
+    const check = this.opts.inventory.checkConfigToken(mac, hash, ip);
     if (!check.ok) {
       if (check.reason === 'other-address' && check.tokenIp && ip) {
         // The right token from the wrong address: it was copied off the wire. Hold both sides.
-        this.o.inventory.recordTokenConflict(mac, [check.tokenIp, ip]);
-        this.o.log.warn({ mac, addresses: [check.tokenIp, ip] }, 'a config token was used from another address than its script went to: both held until the operator confirms one');
+        this.opts.inventory.recordTokenConflict(mac, [check.tokenIp, ip]);
+        this.opts.log.warn({ mac, addresses: [check.tokenIp, ip] }, 'a config token was used from another address than its script went to: both held until the operator confirms one');
       }
       return deny(check.reason, check.node);
     }
 
     let rendered: RenderedConfig;
     try {
-      rendered = this.o.renderer.render(check.node);
+      rendered = this.opts.renderer.render(check.node);
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
-      this.o.log.error({ mac, ip, problems: err.problems.length ? err.problems : undefined, reason: err.message }, 'machine config not served: it cannot be rendered');
-      this.o.inventory.record(mac, 'config-failed', 'boot', { reason: err.message, problems: err.problems.slice(0, 20) });
-      this.o.metrics?.configOutcome('failed');
+      this.opts.log.error({ mac, ip, problems: err.problems.length ? err.problems : undefined, reason: err.message }, 'machine config not served: it cannot be rendered');
+      this.opts.inventory.record(mac, 'config-failed', 'boot', { reason: err.message, problems: err.problems.slice(0, 20) });
+      this.opts.metrics?.configOutcome('failed');
       return { outcome: 'unrenderable', reason: err.message };
     }
-    const spent = this.o.inventory.consumeConfigToken(
+    const spent = this.opts.inventory.consumeConfigToken(
       mac,
       hash,
       {
         ip,
         role: check.node.role,
-        talosVersion: check.node.talosVersion ?? this.o.defaultTalosVersion,
+        talosVersion: check.node.talosVersion ?? this.opts.defaultTalosVersion,
         sha256: rendered.sha256,
         // Deprecated fields and moved settings, on the node's timeline where the operator looks.
         ...(rendered.warnings.length ? { warnings: rendered.warnings } : {}),
@@ -94,8 +94,8 @@ export class MachineConfigService {
       ip,
     );
     if (!spent.ok) return deny(spent.reason, spent.node);
-    this.o.log.info({ mac, ip, role: check.node.role, sha256: rendered.sha256, fetchesLeft: spent.fetchesLeft }, 'machine config served');
-    this.o.metrics?.configOutcome('served');
+    this.opts.log.info({ mac, ip, role: check.node.role, sha256: rendered.sha256, fetchesLeft: spent.fetchesLeft }, 'machine config served');
+    this.opts.metrics?.configOutcome('served');
     return { outcome: 'served', yaml: rendered.yaml };
   }
 

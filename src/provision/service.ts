@@ -81,18 +81,18 @@ function windowHold(access: BootAccess, node: Node): WindowHold | undefined {
 }
 
 export class BootService {
-  private readonly o: BootServiceOptions;
+  private readonly opts: BootServiceOptions;
   private readonly discovery: RateLimiter;
   private readonly throttle: LogThrottle;
 
   constructor(o: BootServiceOptions) {
-    this.o = o;
+    this.opts = o;
     this.discovery = new RateLimiter(o.discoveryPerMinute ?? 30, 60_000);
     this.throttle = new LogThrottle(o.log);
   }
 
   private refuseDiscovery(mac: string, ip: string, why: 'rate' | 'full'): void {
-    this.o.metrics?.refused('boot', why === 'rate' ? 'discovery-rate' : 'inventory-full');
+    this.opts.metrics?.refused('boot', why === 'rate' ? 'discovery-rate' : 'inventory-full');
     const message =
       why === 'rate'
         ? 'a new machine was not recorded: too many new MACs from this address (inventory.discovery_per_minute)'
@@ -101,12 +101,12 @@ export class BootService {
   }
 
   entryScript(): string {
-    return renderEntryScript(this.o.baseUrl());
+    return renderEntryScript(this.opts.baseUrl());
   }
 
   /** Talos fetches its machine config here: the MAC and a fresh single-node token written in by us. */
   configUrl(mac: string, token: string): string {
-    return `${this.o.baseUrl()}/talos/config/${mac}/${token}`;
+    return `${this.opts.baseUrl()}/talos/config/${mac}/${token}`;
   }
 
   /**
@@ -117,13 +117,13 @@ export class BootService {
   private converse(mac: string, facts: BootFacts, ip: string | undefined): { refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan } {
     // Discovery of unknown MACs is what an unauthenticated flood can grow without bound: per
     // address it is rate-limited, in total capped. Known machines are never affected.
-    if (!this.o.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) {
+    if (!this.opts.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) {
       this.refuseDiscovery(mac, ip, 'rate');
       return { refused: 'rate' };
     }
     let recorded: BootRecord;
     try {
-      recorded = this.o.inventory.recordBoot(mac, facts, { maxNodes: this.o.maxNodes });
+      recorded = this.opts.inventory.recordBoot(mac, facts, { maxNodes: this.opts.maxNodes });
     } catch (err) {
       if (err instanceof InventoryError && err.code === 'full') {
         this.refuseDiscovery(mac, ip ?? 'unknown', 'full');
@@ -133,25 +133,25 @@ export class BootService {
     }
     const { node, created, access } = recorded;
     if (created) {
-      this.o.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
-      this.o.steps?.discovered(mac, ip);
+      this.opts.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
+      this.opts.steps?.discovered(mac, ip);
     }
     if (access.kind === 'conflict') {
-      this.o.metrics?.refused('boot', 'conflict');
-      this.o.log.warn({ mac, addresses: access.addresses }, 'two machines claim one MAC inside its install window: nothing is served to either until the operator confirms one (genesis nodes confirm)');
+      this.opts.metrics?.refused('boot', 'conflict');
+      this.opts.log.warn({ mac, addresses: access.addresses }, 'two machines claim one MAC inside its install window: nothing is served to either until the operator confirms one (genesis nodes confirm)');
     }
-    const plan = planBoot(node, this.o.defaultTalosVersion, this.o.assetsPresent, (n) => this.o.configs.renderer.problem(n), windowHold(access, node));
+    const plan = planBoot(node, this.opts.defaultTalosVersion, this.opts.assetsPresent, (n) => this.opts.configs.renderer.problem(n), windowHold(access, node));
     // An installed machine's record is not touched by an unauthenticated request, not even to note it asked.
     if (access.kind !== 'frozen') {
       const hold = holdReason(plan);
       // Written and logged when the reason changes, not on every retry of a waiting machine.
       if (hold !== node.waiting) {
-        this.o.inventory.setWaiting(mac, hold);
-        if (hold) this.o.log.warn({ mac, reason: hold }, 'an assigned machine is held back from installing');
-        else if (node.waiting) this.o.log.info({ mac, was: node.waiting }, 'a held machine may go ahead');
+        this.opts.inventory.setWaiting(mac, hold);
+        if (hold) this.opts.log.warn({ mac, reason: hold }, 'an assigned machine is held back from installing');
+        else if (node.waiting) this.opts.log.info({ mac, was: node.waiting }, 'a held machine may go ahead');
       }
       // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
-      if (plan.kind !== 'wait') this.o.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
+      if (plan.kind !== 'wait') this.opts.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
     }
     return { node, plan };
   }
@@ -161,17 +161,17 @@ export class BootService {
    * costs one commit, however many facts it records. Rendering happens after, outside it.
    */
   private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined): ReturnType<BootService['converse']> & { configUrl?: string } {
-    return this.o.inventory.atomically(() => {
+    return this.opts.inventory.atomically(() => {
       const turn = this.converse(mac, facts, ip);
       // Only an install script carries a config URL, so only it costs a token.
       if (turn.refused || turn.plan.kind !== 'install') return turn;
-      return { ...turn, configUrl: this.configUrl(mac, this.o.configs.issueToken(mac, ip)) };
+      return { ...turn, configUrl: this.configUrl(mac, this.opts.configs.issueToken(mac, ip)) };
     });
   }
 
   /** boot.scr.uimg: the same loop for every U-Boot board (see uboot/script.ts). */
   ubootBootScript(): Buffer {
-    return encodeScriptImage(renderUbootBootScript(this.o.retrySeconds), { name: 'genesis boot' });
+    return encodeScriptImage(renderUbootBootScript(this.opts.retrySeconds), { name: 'genesis boot' });
   }
 
   /**
@@ -180,7 +180,7 @@ export class BootService {
    * so a board that runs it is recorded as arm64.
    */
   ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.o.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
+    const turn = this.opts.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
     const script = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderUbootMachineScript({ plan: turn.plan, mac, hostname: turn.node.hostname });
@@ -196,12 +196,12 @@ export class BootService {
     const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
     if (turn.refused || turn.plan.kind !== 'install') return undefined;
     const plan = turn.plan;
-    return Buffer.from(renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: turn.configUrl!, extraKernelArgs: this.o.extraKernelArgs }));
+    return Buffer.from(renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: turn.configUrl!, extraKernelArgs: this.opts.extraKernelArgs }));
   }
 
   /** grub/grub.cfg: the same loop for every machine GRUB boots (see grub/config.ts). */
   grubBootstrap(): Buffer {
-    return Buffer.from(renderGrubBootstrap(this.o.retrySeconds));
+    return Buffer.from(renderGrubBootstrap(this.opts.retrySeconds));
   }
 
   /**
@@ -213,7 +213,7 @@ export class BootService {
     const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip);
     const config = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
-      : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.o.extraKernelArgs });
+      : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.opts.extraKernelArgs });
     return Buffer.from(config);
   }
 
@@ -239,12 +239,12 @@ export class BootService {
     }
     const script = renderNodeScript({
       plan,
-      baseUrl: this.o.baseUrl(),
+      baseUrl: this.opts.baseUrl(),
       mac,
       hostname: node.hostname,
-      retrySeconds: this.o.retrySeconds,
+      retrySeconds: this.opts.retrySeconds,
       configUrl: turn.configUrl,
-      extraKernelArgs: this.o.extraKernelArgs,
+      extraKernelArgs: this.opts.extraKernelArgs,
     });
     return { outcome: 'script', script };
   }

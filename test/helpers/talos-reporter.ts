@@ -12,9 +12,9 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { eventSinkService } from '../../src/events/sink-server.ts';
+import { eventSinkService } from '../../src/talos-events/sink-server.ts';
 
-const EVENTS_PROTO = fileURLToPath(new URL('../../src/events/proto/machine-events.proto', import.meta.url));
+const EVENTS_PROTO = fileURLToPath(new URL('../../src/talos-events/proto/machine-events.proto', import.meta.url));
 let root: protobuf.Root | undefined;
 
 /** An Any as Talos packs it: "type.googleapis.com/machine.<Type>" and the encoded message. */

@@ -1,6 +1,6 @@
 // The folders of src/ in layers: a module may import only from its own folder or a lower layer,
 // and no chain of imports may come back to where it started. A boot flows dhcp → tftp →
-// http/ipxe → provision → talos config → events at run time; the imports point the other way
+// http/ipxe → provision → talos config → talos-events at run time; the imports point the other way
 // (the outer layers call the inner ones), and this test keeps them that way. The README's Layout
 // section draws the same picture; change both together.
 
@@ -31,7 +31,7 @@ const LAYERS: Record<string, number> = {
   power: 4, // power actions: magic packets, ipmitool, Talos reboot and reset
   backup: 4, // etcd snapshots: retention rules, the snapshot files, the schedule
   metrics: 5,
-  events: 6,
+  'talos-events': 6, // the Talos event sink: decoding and install rules (pure), gRPC server
   'kernel-log': 6,
   provision: 6, // the boot conversation
   http: 7,

@@ -2,7 +2,7 @@
 // rules for what an event means for a node, and reading Talos's JSON-lines kernel log.
 
 import { describe, expect, it } from 'vitest';
-import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from '../../src/events/talos-event.ts';
+import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from '../../src/talos-events/talos-event.ts';
 import { peerAddress, sourceAddress } from '../../src/net/address.ts';
 import { LineSplitter, parseKernelLogLine } from '../../src/kernel-log/kmsg.ts';
 import { talosAny } from '../helpers/talos-reporter.ts';

@@ -51,24 +51,24 @@ export type EventSinkOptions = {
 };
 
 export class EventSinkServer {
-  private readonly o: EventSinkOptions;
+  private readonly opts: EventSinkOptions;
   private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 });
   private readonly listener: NodeListener;
   private readonly throttle: LogThrottle;
 
   constructor(o: EventSinkOptions) {
-    this.o = o;
+    this.opts = o;
     this.grpcServer.addService(eventSinkService(), { Publish: this.publish.bind(this) });
     const injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     this.throttle = new LogThrottle(o.log);
     this.listener = new NodeListener(
       { host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256, maxPerAddress: o.maxPerAddress, idleMs: o.idleMs },
       (socket) => {
-        this.o.metrics?.nodeConnection('event-sink');
+        this.opts.metrics?.nodeConnection('event-sink');
         injector.injectConnection(socket);
       },
       (r) => {
-        this.o.metrics?.refused('event-sink', r.reason);
+        this.opts.metrics?.refused('event-sink', r.reason);
         this.throttle.note(`event-sink-${r.reason}`, r.address, {}, 'event-sink connection closed');
       },
     );
@@ -101,7 +101,7 @@ export class EventSinkServer {
       done(null, {});
     } catch (err) {
       // Not stored (disk full, database locked, or a bug): Talos keeps the event and sends it again.
-      this.o.metrics?.talosEvent('failed', seen.kind);
+      this.opts.metrics?.talosEvent('failed', seen.kind);
       this.throttle.note('event-store-failed', 'storage', { err: sample((err as Error).message, 120), kind: seen.kind }, 'could not record a Talos event; the node will send it again');
       done({ code: grpc.status.UNAVAILABLE, details: 'genesis cannot store events right now; retry' });
     }
@@ -115,7 +115,7 @@ export class EventSinkServer {
       event = decodeTalosEvent(typeUrl, req.data?.value ?? Buffer.alloc(0));
     } catch (err) {
       if (!(err instanceof EventDecodeError)) throw err;
-      this.o.metrics?.talosEvent('malformed', 'unknown');
+      this.opts.metrics?.talosEvent('malformed', 'unknown');
       this.throttle.note('event-malformed', peer, { type: sample(typeUrl), err: sample(err.message, 80) }, 'dropped an event that does not decode');
       return;
     }
@@ -124,14 +124,14 @@ export class EventSinkServer {
     const reported = event.kind === 'addresses' ? event.addresses.map(sourceAddress) : undefined;
     const node = this.nodeFor(peer, event, reported);
     if (!node) {
-      this.o.metrics?.talosEvent('unknown-source', event.kind);
+      this.opts.metrics?.talosEvent('unknown-source', event.kind);
       this.throttle.note('event-unknown-source', peer, { kind: event.kind }, 'event from an address no node in the inventory has; dropped');
       return;
     }
     const effect = eventEffect(event, node);
     // Talos always sets an id; without one the event cannot be recognised when resent.
     const id = (req.id ?? '').slice(0, 64) || `genesis-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-    const result = this.o.inventory.applyTalosEvent(node.mac, {
+    const result = this.opts.inventory.applyTalosEvent(node.mac, {
       id,
       detail: { ...event, summary: eventSummary(event), ...(req.actor_id ? { actor: req.actor_id.slice(0, 64) } : {}) },
       ...(effect.stage ? { stage: effect.stage } : {}),
@@ -139,10 +139,10 @@ export class EventSinkServer {
       ...(reported ? { addresses: reported } : {}),
       ...(effect.installed ? { installed: effect.installed } : {}),
     });
-    this.o.metrics?.talosEvent(result.duplicate ? 'duplicate' : 'recorded', event.kind);
+    this.opts.metrics?.talosEvent(result.duplicate ? 'duplicate' : 'recorded', event.kind);
     if (!result.duplicate) {
-      if (result.installed) this.o.log.info({ mac: node.mac, reason: effect.installed }, 'node installed: its next network boot goes to its disk');
-      if (effect.problem) this.o.log.warn({ mac: node.mac, hostname: node.hostname }, effect.problem);
+      if (result.installed) this.opts.log.info({ mac: node.mac, reason: effect.installed }, 'node installed: its next network boot goes to its disk');
+      if (effect.problem) this.opts.log.warn({ mac: node.mac, hostname: node.hostname }, effect.problem);
     }
   }
 
@@ -151,9 +151,9 @@ export class EventSinkServer {
    * naming a hostname we assigned (a node back from its disk with a new lease says who it is).
    */
   private nodeFor(peer: string, event: TalosEvent, reported: string[] | undefined): Node | undefined {
-    const bySource = this.o.inventory.bySource(peer);
+    const bySource = this.opts.inventory.bySource(peer);
     if (bySource) return bySource;
     if (event.kind !== 'addresses' || !event.hostname || !reported?.includes(peer)) return undefined;
-    return this.o.inventory.byHostname(event.hostname);
+    return this.opts.inventory.byHostname(event.hostname);
   }
 }
