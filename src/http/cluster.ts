@@ -15,8 +15,8 @@ import { HttpError } from './errors.ts';
 
 export type ClusterDeps = {
   cluster: string;
-  orchestrator: BootstrapOrchestrator;
-  locks: BootstrapLocks;
+  orchestrator: Pick<BootstrapOrchestrator, 'status' | 'reset' | 'recover'>;
+  locks: Pick<BootstrapLocks, 'claim'>;
   inventory: HistoryWriter;
   joinToken: () => string;
 };

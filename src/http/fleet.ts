@@ -29,7 +29,7 @@ function asHttp(err: unknown): never {
   throw err;
 }
 
-export function fleetRoutes(app: FastifyInstance, fleet: FleetReconciler): void {
+export function fleetRoutes(app: FastifyInstance, fleet: Pick<FleetReconciler, 'status' | 'plan' | 'apply' | 'export' | 'watched'>): void {
   app.get('/fleet', async () => fleet.status());
 
   app.post<{ Body: FleetBody }>('/fleet/diff', { schema: { body: bodySchema } }, async (req) => {

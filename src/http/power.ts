@@ -19,7 +19,7 @@ export async function powerAnswer(fn: () => Promise<PowerResult>): Promise<Power
   }
 }
 
-export function powerRoutes(app: FastifyInstance, power: PowerControl, actor: (req: FastifyRequest) => string): void {
+export function powerRoutes(app: FastifyInstance, power: Pick<PowerControl, 'act'>, actor: (req: FastifyRequest) => string): void {
   app.post<{ Params: { mac: string }; Body: { action: PowerAction } }>(
     '/nodes/:mac/power',
     { schema: { params: macParams, body: { type: 'object', additionalProperties: false, required: ['action'], properties: { action: { enum: POWER_ACTIONS } } } } },

@@ -9,7 +9,7 @@ const TEXT = 'text/plain; charset=utf-8';
 import { normalizeMac } from '../domain/mac.ts';
 import { sourceAddress } from '../net/address.ts';
 
-export function talosRoutes(app: FastifyInstance, configs: MachineConfigService): void {
+export function talosRoutes(app: FastifyInstance, configs: Pick<MachineConfigService, 'serve'>): void {
   app.get<{ Params: { mac: string; token: string } }>(
     '/talos/config/:mac/:token',
     { schema: { params: { type: 'object', properties: { mac: { type: 'string', maxLength: 32 }, token: { type: 'string', maxLength: 128 } } } } },

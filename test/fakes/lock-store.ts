@@ -4,7 +4,7 @@
 // the crash tests.
 
 import type { LockStore } from '../../src/bootstrap/orchestrator.ts';
-import { unclaimedLock, type Lock, type Outcome } from '../../src/bootstrap/lock.ts';
+import { claim, unclaimedLock, type ClaimDecision, type Lock, type Outcome } from '../../src/bootstrap/lock.ts';
 import type { LockHistoryEntry } from '../../src/bootstrap/lock-store.ts';
 
 export class MemoryLocks implements LockStore {
@@ -29,6 +29,17 @@ export class MemoryLocks implements LockStore {
       this.entries.push({ cluster, id: this.entries.length + 1, at: new Date(l.updatedAt).toISOString(), from: before.state, to: l.state, holder: l.holder, epoch: l.epoch, actor, note: outcome.note });
     }
     return outcome;
+  }
+
+  /** The generic claim (init or join), decided by the same rule the real store applies. */
+  claim(cluster: string, mac: string, addr: string | null, actor: string): ClaimDecision & { changed: boolean } {
+    let answer: ClaimDecision | undefined;
+    const outcome = this.apply(cluster, actor, (lock, now) => {
+      const r = claim(lock, { mac, addr, now });
+      answer = r.answer;
+      return r.outcome ?? { ok: false, why: 'settled' };
+    });
+    return { ...answer!, changed: outcome.ok };
   }
 
   history(cluster: string, limit = 100): LockHistoryEntry[] {
