@@ -243,7 +243,7 @@ export class Genesis {
     const steps = new BootSteps({ inventory: this._inventory, metrics: this._metrics, log: this.log.child({ component: 'boot' }) });
     const boot = new BootService({
       inventory: this._inventory,
-      configs,
+      configs: { renderer, issueToken: (mac, ip) => configs.issueToken(mac, ip) },
       baseUrl: () => this.baseUrl(),
       defaultTalosVersion: c.talos.version,
       retrySeconds: c.ipxe.retry_seconds,
@@ -328,6 +328,7 @@ export class Genesis {
       identity: this.identity,
       lan: this.lan,
       configs,
+      renderer,
       talosconfigs: new Talosconfigs(this._inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),
       backups: this._backups,

@@ -7,10 +7,11 @@ import { checkBearer } from '../auth/api-token.ts';
 import { cookieValue, csrfMatches, CSRF_HEADER, originAllowed, SESSION_COOKIE, type Sessions } from '../auth/sessions.ts';
 import { checkNodeChanges } from '../inventory/changes.ts';
 import { NODE_CHANGES_SCHEMA as changesSchema } from '../domain/node-changes-schema.ts';
-import { blankNode, BOOT_STATES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
+import { BOOT_STATES, ROLES, type BootState, type Node, type NodeChanges, type Role } from '../domain/node.ts';
 import type { ChangeFeed, HistoryReader, KernelLogReader, NodeAdmin } from '../inventory/ports.ts';
 import type { ListCursor } from '../inventory/node-store.ts';
-import type { MachineConfigService } from '../provision/machine-config.ts';
+import type { ConfigRenderer } from '../provision/config-renderer.ts';
+import { checkNodeChange } from '../provision/node-change-check.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import { RenderError } from '../talos/render.ts';
@@ -33,7 +34,8 @@ import type { FleetReconciler } from '../fleet/reconciler.ts';
 export type ApiDeps = {
   inventory: NodeAdmin & HistoryReader & KernelLogReader & ChangeFeed;
   tokenHash: Buffer;
-  configs: MachineConfigService;
+  /** What a node's config would be (masked) and whether a node patch renders. */
+  renderer: Pick<ConfigRenderer, 'checkNodePatch' | 'redacted'>;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
   backups: EtcdBackups;
@@ -135,25 +137,11 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
    * A node patch is checked before it is stored: it must parse, and the config it produces for
    * this node must pass Talos's schema, so a bad patch is a 400 now, not a failed install later.
    */
+  /** The change's rules (provision/node-change-check.ts) as an answer: 400 with what to fix. */
   function checkPatch(mac: string, changes: NodeChanges): { changes: NodeChanges; warnings: string[] } {
-    const current = inventory.get(mac);
-    if (changes.bootstrap && (changes.role ?? current?.role) !== 'controlplane') {
-      throw new HttpError(400, 'invalid_request', 'bootstrap: true is for control planes: etcd is bootstrapped on one of them');
-    }
-    // The patch is checked against the version the node will install (its own, or the default it
-    // falls back to): a new patch, and the stored one when the version changes under it.
-    const patch = changes.configPatch !== undefined ? changes.configPatch : current?.configPatch;
-    if (patch == null || (changes.configPatch === undefined && changes.talosVersion === undefined)) return { changes, warnings: [] };
-    const role = changes.role && changes.role !== 'unassigned' ? changes.role : current && current.role !== 'unassigned' ? current.role : 'worker';
-    // A PUT may create the node: check its patch against a blank record.
-    const base = current ?? blankNode(mac);
-    const proposed = { ...base, ...Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) } as typeof base;
-    const { problems, warnings } = deps.configs.renderer.checkNodePatch(proposed, role, patch);
-    if (problems.length) {
-      const text = problems.slice(0, 5).join('; ');
-      throw new HttpError(400, 'invalid_config_patch', text.startsWith('configPatch') ? text : `configPatch: ${text}`);
-    }
-    return { changes, warnings };
+    const verdict = checkNodeChange(mac, inventory.get(mac), changes, deps.renderer);
+    if (!verdict.ok) throw new HttpError(400, verdict.code, verdict.message);
+    return { changes, warnings: verdict.warnings };
   }
 
   /** The stored node, plus `warnings` when its config patch uses deprecated or moved fields. */
@@ -196,7 +184,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     if (!node) throw new HttpError(404, 'not_found', `no node with MAC ${mac}`);
     if (node.role === 'unassigned') throw new HttpError(409, 'no_role', `node ${mac} has no role; its config depends on one`);
     try {
-      return reply.type('application/yaml').header('cache-control', 'no-store').send(deps.configs.renderer.redacted(node));
+      return reply.type('application/yaml').header('cache-control', 'no-store').send(deps.renderer.redacted(node));
     } catch (err) {
       if (err instanceof RenderError) throw new HttpError(422, 'config_invalid', err.message);
       throw err;

@@ -4,6 +4,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { MachineConfigService } from '../provision/machine-config.ts';
+import type { ConfigRenderer } from '../provision/config-renderer.ts';
 import type { BootService } from '../provision/service.ts';
 import type { BootSteps } from '../provision/boot-steps.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
@@ -38,6 +39,7 @@ export type HttpServerOptions = {
   identity: GenesisIdentity;
   lan?: { watch?: LanStatus; disabledBecause: string };
   configs: MachineConfigService;
+  renderer: ConfigRenderer;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
   backups: EtcdBackups;
@@ -88,7 +90,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
       apiRoutes(api, {
         inventory: opts.inventory,
         tokenHash: opts.tokenHash,
-        configs: opts.configs,
+        renderer: opts.renderer,
         talosconfigs: opts.talosconfigs,
         kubeconfigs: opts.kubeconfigs,
         backups: opts.backups,

@@ -12,7 +12,7 @@ import type { ConfigRenderer } from './config-renderer.ts';
 
 export type MachineConfigOptions = {
   inventory: ConfigTokens;
-  renderer: ConfigRenderer;
+  renderer: Pick<ConfigRenderer, 'render'>;
   defaultTalosVersion: string;
   tokenTtlMs: number;
   tokenFetches: number;
@@ -29,14 +29,12 @@ export type ConfigOutcome = { outcome: 'served'; yaml: string } | { outcome: 'de
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export class MachineConfigService {
-  readonly renderer: ConfigRenderer;
   private readonly opts: MachineConfigOptions;
   private readonly throttle: LogThrottle;
   private readonly lastEvent = new Map<string, number>();
 
   constructor(o: MachineConfigOptions) {
     this.opts = o;
-    this.renderer = o.renderer;
     this.throttle = new LogThrottle(o.log);
   }
 
