@@ -80,7 +80,8 @@ export class BootSteps {
   tftp(t: TransferSummary, ip: string): void {
     this.opts.metrics?.tftpTransfer(t);
     if (t.outcome !== 'ok') return;
-    this.step({ ip }, 'tftp-served', { file: t.file, bytes: t.bytes, durationMs: t.durationMs });
+    // The negotiated options and the retransmissions: what made a slow transfer slow, on the timeline.
+    this.step({ ip }, 'tftp-served', { file: t.file, bytes: t.bytes, durationMs: t.durationMs, blksize: t.blksize, windowsize: t.windowsize, retransmits: t.retransmits });
     const warning = this.loops.observe(ip, t.file, this.now());
     if (!warning) return;
     this.opts.log.warn({ client: ip, file: t.file }, warning);

@@ -26,6 +26,8 @@ MAC=52:54:00:a6:00:01
 API=http://192.0.2.1:8080/api/v1
 PIDS=()
 cleanup() {
+  # What Genesis counted (TFTP outcomes and retransmissions), for the test to read as API state.
+  $X curl -s -m 5 http://192.0.2.1:8080/metrics > "$W/metrics.txt" 2>/dev/null
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in $(ip netns pids $NS 2>/dev/null); do kill "$p" 2>/dev/null; done
   wait 2>/dev/null

@@ -31,7 +31,7 @@ describe('BootSteps', () => {
     o.steps.asset(IP, 'kernel', { path: '/assets/talos/v1.14.0/amd64/vmlinuz', status: 200 });
     expect(o.inventory.events.map((e) => [e.type, e.detail])).toEqual([
       ['dhcp-offered', { client: 'pxe', arch: 7, bootfile: 'snponly.efi', port: 'pxe' }],
-      ['tftp-served', { file: 'snponly.efi', bytes: 100, durationMs: 12 }],
+      ['tftp-served', { file: 'snponly.efi', bytes: 100, durationMs: 12, blksize: 1468, windowsize: 1, retransmits: 0 }],
       ['asset-fetched', { path: '/assets/talos/v1.14.0/amd64/vmlinuz', status: 200, asset: 'kernel' }],
     ]);
     expect(o.inventory.bootAddresses).toEqual([{ mac: MAC, ip: IP }]);
