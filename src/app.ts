@@ -38,6 +38,7 @@ import { ConfigError, splitList, unknownEnvSettings, type Config } from './confi
 import { prepareWritableDir, tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
+import type { ProxyAnswer } from './dhcp/proxy.ts';
 import { LanWatch } from './dhcp/lan-watch.ts';
 import { randomUUID } from 'node:crypto';
 import { buildHttpServer } from './http/server.ts';
@@ -441,7 +442,7 @@ export class Genesis {
       context: () => ({ serverIp: c.advertise_addr, baseUrl: this.baseUrl(), haveBinary: (name) => existsSync(path.join(ipxeDir, name)), haveGrubArm64: () => existsSync(path.join(c.assets_dir, GRUB_NETBOOT_ARM64)) }),
       logger: this.log.child({ component: 'dhcp', iface: where.iface }),
     });
-    this._dhcp.onAnswer = (a, port, from) => steps.dhcp(a, port, from);
+    this._dhcp.on('answer', (a: ProxyAnswer | 'malformed', port: 'dhcp' | 'pxe', from: string) => steps.dhcp(a, port, from));
     if (c.dhcp.lan_probe_interval > 0) {
       this.lan.watch = new LanWatch({
         address: where.address,

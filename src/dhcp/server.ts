@@ -6,6 +6,7 @@
 // lets a DHCP server on the same host keep port 67 (dnsmasq needs --bind-interfaces for that).
 
 import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { decode, DhcpDecodeError, encode } from './packet.ts';
 import { proxyAnswer, type ProxyAnswer, type ProxyContext } from './proxy.ts';
@@ -19,7 +20,6 @@ export type ProxyDhcpOptions = {
   logger: Logger;
 };
 
-export type ProxyDhcpCounters = { received: number; malformed: number; ignored: number; replies: number; failures: number };
 
 function bind(socket: dgram.Socket, address: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -31,18 +31,20 @@ function bind(socket: dgram.Socket, address: string, port: number): Promise<numb
   });
 }
 
-export class ProxyDhcpServer {
-  readonly counters: ProxyDhcpCounters = { received: 0, malformed: 0, ignored: 0, replies: 0, failures: 0 };
+/**
+ * Reports, as events (as the TFTP server reports its transfers): 'answer' with (answer, port, from)
+ * after every decision, the answer 'malformed' for a packet that did not decode; `from` is the
+ * sender's address (on the PXE port, the client's own lease). The wiring hands them to the
+ * boot-step observer, which counts them.
+ */
+export class ProxyDhcpServer extends EventEmitter {
   private readonly opts: ProxyDhcpOptions;
   private readonly log: Logger;
   private sockets: dgram.Socket[] = [];
   private sender: dgram.Socket | undefined;
   private pxe: dgram.Socket | undefined;
-  /** Called after every decision, or with 'malformed' for a packet that did not decode (metrics). */
-  /** Each request's fate; `from` is the sender's address (on the PXE port, the client's own lease). */
-  onAnswer: ((a: ProxyAnswer | 'malformed', port: 'dhcp' | 'pxe', from: string) => void) | undefined;
-
   constructor(opts: ProxyDhcpOptions) {
+    super();
     this.opts = opts;
     this.log = opts.logger;
   }
@@ -69,22 +71,19 @@ export class ProxyDhcpServer {
   }
 
   private handle(msg: Buffer, from: dgram.RemoteInfo, port: 'dhcp' | 'pxe'): void {
-    this.counters.received++;
     let answer: ProxyAnswer;
     try {
       answer = proxyAnswer(decode(msg), port, this.opts.context());
     } catch (err) {
       // A malformed packet is the sender's problem; anything else is a bug, but still never
       // allowed to take the process down from a UDP handler.
-      this.counters.malformed++;
-      this.onAnswer?.('malformed', port, from.address);
+      this.emit('answer', 'malformed', port, from.address);
       if (err instanceof DhcpDecodeError) this.log.debug({ from: from.address, port, err: err.message, hex: msg.subarray(0, 1500).toString('hex') }, 'malformed DHCP packet dropped');
       else this.log.error({ from: from.address, port, err: (err as Error).message }, 'DHCP request could not be handled; dropped');
       return;
     }
-    this.onAnswer?.(answer, port, from.address);
+    this.emit('answer', answer, port, from.address);
     if (answer.kind === 'ignore') {
-      this.counters.ignored++;
       // The request itself, in hex, for captures (no secrets travel in DHCP).
       this.log.debug({ mac: answer.mac, port, reason: answer.reason, hex: msg.toString('hex') }, 'DHCP request not answered');
       return;
@@ -94,11 +93,9 @@ export class ProxyDhcpServer {
       answer.to === 'sender' ? [this.pxe!, from.address, from.port] : answer.to === 'relay' ? [this.sender!, answer.packet.giaddr, 67] : [this.sender!, '255.255.255.255', 68];
     socket.send(bytes, dport, host, (err) => {
       if (err) {
-        this.counters.failures++;
         this.log.warn({ mac: answer.mac, err: err.message }, 'proxyDHCP reply not sent');
         return;
       }
-      this.counters.replies++;
       // Debug: anyone can send PXE requests; answers are counted in metrics and, for known machines, on their timeline.
       this.log.debug({ mac: answer.mac, client: answer.client, arch: answer.arch, bootfile: answer.bootfile, port }, 'proxyDHCP answered');
       this.log.debug({ mac: answer.mac, port, hex: msg.toString('hex') }, 'proxyDHCP request');

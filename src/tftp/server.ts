@@ -42,14 +42,6 @@ export type TransferSummary = {
   detail?: string;
 };
 
-export type TftpCounters = {
-  requests: number;
-  refused: Record<string, number>;
-  transfers: Record<Outcome['result'], number>;
-  bytes: number;
-  retransmits: number;
-  malformed: number;
-};
 
 /** Emits 'transfer-end' (TransferSummary) for each finished transfer and 'refused' for each refused request. */
 export class TftpServer extends EventEmitter {
@@ -61,14 +53,6 @@ export class TftpServer extends EventEmitter {
   private readonly throttle: LogThrottle;
   /** Active transfers per client address, for the per-client cap. */
   private readonly perClient = new Map<string, number>();
-  readonly counters: TftpCounters = {
-    requests: 0,
-    refused: {},
-    transfers: { ok: 0, aborted: 0, 'client-error': 0, timeout: 0, unconfirmed: 0, 'read-error': 0 },
-    bytes: 0,
-    retransmits: 0,
-    malformed: 0,
-  };
 
   constructor(opts: TftpServerOptions) {
     super();
@@ -130,7 +114,6 @@ export class TftpServer extends EventEmitter {
   private refuse(client: TftpClient, code: ErrorCode, message: string, reason: string, file?: string): void {
     // Counted by the fixed part of the reason (`bad-path: ...` details stay out of the label).
     const kind = reason.split(':')[0]!;
-    this.counters.refused[kind] = (this.counters.refused[kind] ?? 0) + 1;
     this.socket?.send(encodeError(code, message), client.port, client.address);
     this.throttle.note(`tftp-${kind}`, client.address, { port: client.port, ...(file === undefined ? {} : { file: sample(file) }), reason: sample(reason, 80) }, 'tftp request refused');
     this.emit('refused', { client, file, reason });
@@ -141,22 +124,18 @@ export class TftpServer extends EventEmitter {
     const packet = decode(msg);
     switch (packet.kind) {
       case 'rrq':
-        this.counters.requests++;
         this.startTransfer(packet, client);
         return;
       case 'wrq':
-        this.counters.requests++;
         this.refuse(client, ErrorCode.AccessViolation, 'Genesis TFTP is read-only', 'write-request', packet.filename);
         return;
       case 'error':
         // Never answer an error with an error: two servers could ping-pong forever.
         return;
       case 'malformed':
-        this.counters.malformed++;
         this.refuse(client, ErrorCode.IllegalOperation, `malformed request: ${packet.reason}`, 'malformed');
         return;
       default:
-        this.counters.malformed++;
         this.refuse(client, ErrorCode.IllegalOperation, 'expected a read request on this port', 'unexpected-opcode');
     }
   }
@@ -238,9 +217,6 @@ export class TftpServer extends EventEmitter {
       summary.outcome = 'aborted';
       summary.detail = 'superseded: no ACK to the OACK, and the client asked for the same file again meanwhile (its abort after a size probe was likely lost)';
     }
-    this.counters.transfers[summary.outcome]++;
-    this.counters.bytes += summary.bytes;
-    this.counters.retransmits += summary.retransmits;
     const level = summary.outcome === 'ok' || summary.outcome === 'aborted' || summary.outcome === 'unconfirmed' ? 'info' : 'warn';
     this.log[level](summary, 'tftp transfer');
     this.emit('transfer-end', summary);
