@@ -39,6 +39,7 @@ import { prepareWritableDir, tightenDataDir } from './config/data-dir.ts';
 import { proxyDhcpAddress } from './config/network.ts';
 import { ProxyDhcpServer } from './dhcp/server.ts';
 import type { ProxyAnswer } from './dhcp/proxy.ts';
+import type { GenesisIdentity } from './dhcp/lan-probe.ts';
 import { LanWatch } from './dhcp/lan-watch.ts';
 import { randomUUID } from 'node:crypto';
 import { buildHttpServer } from './http/server.ts';
@@ -82,7 +83,7 @@ export class Genesis {
   private ubootFiles: UbootFiles | undefined;
   private grubFiles: GrubFiles | undefined;
   /** Who this Genesis is on /healthz: its cluster, and an id per process (a second Genesis on the LAN is told from this one by it). */
-  readonly identity: { cluster: string; instance: string };
+  readonly identity: GenesisIdentity;
   /** The LAN probe for other PXE servers (with the proxyDHCP), or why it does not run. */
   private readonly lan: { watch?: LanWatch; disabledBecause: string };
   private talosDialer: TalosDialer | undefined;

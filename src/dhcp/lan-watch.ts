@@ -27,12 +27,21 @@ export type LanProbeOptions = {
   identify?: (origin: string) => Promise<GenesisIdentity | null>;
 };
 
+const IDENTITY_MAX_BYTES = 4096;
+
 /** GET <origin>/healthz: a Genesis says its cluster and instance; anything else is not one. */
 export async function identifyGenesis(origin: string): Promise<GenesisIdentity | null> {
   try {
     const res = await fetch(`${origin}/healthz`, { signal: AbortSignal.timeout(2000), redirect: 'error' });
-    if (!res.ok) return null;
-    const body = (await res.json()) as { genesis?: { cluster?: unknown; instance?: unknown } };
+    if (!res.ok || !res.body) return null;
+    // Whoever answers on the LAN may send anything: a Genesis's answer is a few dozen bytes.
+    let text = '';
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.length > IDENTITY_MAX_BYTES) return null;
+    }
+    const body = JSON.parse(text) as { genesis?: { cluster?: unknown; instance?: unknown } };
     const g = body.genesis;
     return typeof g?.cluster === 'string' && typeof g.instance === 'string' ? { cluster: g.cluster, instance: g.instance } : null;
   } catch {
@@ -98,16 +107,18 @@ export async function probeLan(o: LanProbeOptions): Promise<LanProbeResult> {
   return { probedAt, findings: judgeBootServers(offers, identities, o.self) };
 }
 
+export type LanWatchOptions = LanProbeOptions & { intervalMs: number; log: Logger; probe?: (o: LanProbeOptions) => Promise<LanProbeResult> };
+
 /** The serve side: probe at start and every `intervalMs`, keep the latest result, log what changed. */
 export class LanWatch {
-  private readonly opts: LanProbeOptions & { intervalMs: number; log: Logger; probe?: (o: LanProbeOptions) => Promise<LanProbeResult> };
+  private readonly opts: LanWatchOptions;
   private latest: LanProbeResult | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private reported = '';
   private stopped = false;
 
-  constructor(o: LanWatch['opts']) {
+  constructor(o: LanWatchOptions) {
     this.opts = o;
   }
 

@@ -6,9 +6,8 @@ import { accessSync, constants } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { InventoryError } from '../inventory/errors.ts';
 import type { StorageProbe } from '../inventory/ports.ts';
-
-/** Who this Genesis is: another one probing the LAN (dhcp/lan-watch.ts) tells a second Genesis for the same cluster from itself. */
-export type GenesisIdentity = { cluster: string; instance: string };
+// Who this Genesis is: another one probing the LAN (dhcp/lan-watch.ts) reads it here.
+import type { GenesisIdentity } from '../dhcp/lan-probe.ts';
 
 export function healthRoutes(app: FastifyInstance, deps: { inventory: StorageProbe; assetsDir: string; identity: GenesisIdentity }): void {
   app.get('/healthz', async () => ({ status: 'ok', genesis: deps.identity }));

@@ -39,12 +39,6 @@ export class InventoryError extends Error {
 /** SQLite result codes that mean "the disk or the lock", not "the request". */
 const STORAGE_CODES = /^SQLITE_(FULL|BUSY|LOCKED|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|PROTOCOL)/;
 
-/** Is this a storage failure (SQLite's, or already translated)? */
-export function isStorageFailure(err: unknown): boolean {
-  const translated = translateStorageError(err);
-  return translated instanceof InventoryError && translated.code.startsWith('storage_');
-}
-
 /** A driver error as the inventory's own; anything else (a bug, a domain error) unchanged. */
 export function translateStorageError(err: unknown): unknown {
   if (err instanceof InventoryError) return err;

@@ -18,8 +18,8 @@ import { NodeStore, type ListCursor } from './node-store.ts';
 import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 import { FLEET_ACTOR, type BootRecord, type ConfigTokenCheck, type DiscoveryRule, type InventoryPorts, type TalosEventRecord } from './ports.ts';
 
-export { DB_FILE, FLEET_ACTOR, InventoryError, type ListCursor };
-export type { BootRecord, ConfigDenial, ConfigTokenCheck, DiscoveryRule, TalosEventRecord } from './ports.ts';
+// For the wiring and the local readers, which open the file: its name and the errors opening it raises.
+export { DB_FILE, InventoryError };
 
 export type InventoryOptions = DatabaseOptions & {
   autoAssign?: AutoAssignPolicy;
@@ -162,7 +162,7 @@ export class Inventory implements InventoryPorts {
     const next = outcome.next;
     const moved = next.state !== before.state;
     const at = this.stamp();
-    if (moved || lifecycleDiffers(before, next)) this.nodes.writeLifecycle(before.mac, next, moved ? at : undefined);
+    if (lifecycleDiffers(before, next)) this.nodes.writeLifecycle(before.mac, next, moved ? at : undefined);
     if (outcome.revokeToken) this.tokens.revoke(before.mac);
     if (moved) this.history.append(before.mac, at, 'state-changed', actor, { from: before.state, to: next.state, ...detail });
     return { ...before, ...next };
