@@ -58,9 +58,10 @@ for (const loss of values.loss.split(',').map(Number)) {
       await Promise.all(
         Array.from({ length: 10 }, async (_, i) => {
           const dest = path.join(out, `${name}-${loss}-${round}-${i}`);
-          await client(port, dest);
+          const r = await client(port, dest);
           tried++;
           if (existsSync(dest) && sha256File(dest) === want) ok++;
+          else console.log(`  failed: ${name} round ${round} #${i}: exit ${r.code}: ${r.stderr.replace(/\s+/g, ' ').slice(-600)}`);
         }),
       );
       relay.close();
