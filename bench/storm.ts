@@ -58,6 +58,10 @@ let genesisResult: SimResult | undefined;
 const PEER_PORT = 18081;
 const peerPrefix = '52-54-02';
 try {
+  // One kernel download first: Genesis starts its bulk sender process on the first large download,
+  // and the simulator watches only the processes (and their children) that exist when it starts,
+  // so the sender's CPU and memory are counted with Genesis's.
+  await fetch(`http://127.0.0.1:${genesis.port}/assets/talos/v1.14.0/amd64/vmlinuz`).then((r) => r.arrayBuffer());
   const out = await simulate(`127.0.0.1:${genesis.port}`, `127.0.0.1:${genesis.tftpPort}`, String(genesis.pid), '52-54-01');
   console.log(`genesis: ${out}`);
   genesisResult = JSON.parse(out) as SimResult;

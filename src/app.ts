@@ -43,6 +43,7 @@ import type { GenesisIdentity } from './dhcp/lan-probe.ts';
 import { LanWatch } from './dhcp/lan-watch.ts';
 import { randomUUID } from 'node:crypto';
 import { buildHttpServer } from './http/server.ts';
+import { BulkSender } from './bulk/bulk-sender.ts';
 import { DB_FILE, InventoryDatabase } from './inventory/database.ts';
 import { failpointsFrom } from './bootstrap/failpoint.ts';
 import { Inventory } from './inventory/store.ts';
@@ -102,6 +103,7 @@ export class Genesis {
   private _bootstrap: BootstrapOrchestrator | undefined;
   private _coldStart: ColdStart | undefined;
   private _http: FastifyInstance | undefined;
+  private _bulk: BulkSender | undefined;
   private _tftp: TftpServer | undefined;
   private _dhcp: ProxyDhcpServer | undefined;
   /** The background asset fetch started by `assets.fetch_on_start`. */
@@ -322,6 +324,7 @@ export class Genesis {
       log: this.log.child({ component: 'cold-start' }),
     });
 
+    this._bulk = c.http.bulk_process ? new BulkSender({ logger: this.log.child({ component: 'bulk-sender' }) }) : undefined;
     this._http = await buildHttpServer({
       logger: this.log.child({ component: 'http' }),
       inventory: this._inventory,
@@ -337,6 +340,7 @@ export class Genesis {
       power,
       coldStart: this._coldStart,
       assetsDir: c.assets_dir,
+      bulk: this._bulk,
       tokenHash: this._apiToken.hash,
       metrics: this._metrics,
       sessions: new Sessions(),
@@ -490,7 +494,9 @@ export class Genesis {
     const graceMs = this.config.shutdown_grace * 1000;
     this._fleet?.close();
     await Promise.all([this._coldStart?.stop(), this._backups?.stop(), this._bootstrap?.stop(), this.lan.watch?.stop(), this._dhcp?.close()]);
-    await Promise.all([this._tftp?.close(graceMs), this._http?.close(), this._eventSink?.close(), this._kernelLog?.close()]);
+    // Downloads the bulk sender is sending are cut off with it: a machine retries its download, and
+    // waiting out a 100 MB initramfs to a slow client is not a graceful stop.
+    await Promise.all([this._tftp?.close(graceMs), this._bulk?.close(), this._http?.close(), this._eventSink?.close(), this._kernelLog?.close()]);
     await this.talosDialer?.closeAll();
     this.patchFiles?.close();
     this._inventory?.close();

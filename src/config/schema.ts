@@ -47,6 +47,12 @@ export const FIELDS: readonly Field[] = [
   { key: 'http.host', kind: { type: 'host' }, default: '0.0.0.0', doc: 'HTTP listen address.' },
   { key: 'http.port', kind: port, default: 8080, doc: 'HTTP listen port (0: any free port).' },
   { key: 'http.request_timeout', kind: { type: 'int', min: 1, max: 3600 }, default: 30, doc: 'Seconds a client has to send a whole request (headers and body); slower ones are cut off (headers alone: at most 15 s).' },
+  {
+    key: 'http.bulk_process',
+    kind: { type: 'bool' },
+    default: true,
+    doc: 'Send asset downloads of 4 MiB and more (Talos kernels and initramfs) from a second process, started on the first such download and gone after a quiet minute, so boot scripts and the API stay quick during a boot storm. Off: the main process sends everything.',
+  },
   { key: 'tftp.enabled', kind: { type: 'bool' }, default: true, doc: 'Run the TFTP server.' },
   { key: 'tftp.host', kind: { type: 'host' }, default: '0.0.0.0', doc: 'TFTP listen address; transfers are sent from this address too.' },
   { key: 'tftp.port', kind: port, default: 69, doc: 'TFTP listen port. Below 1024 needs root or CAP_NET_BIND_SERVICE.' },

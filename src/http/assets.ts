@@ -3,23 +3,42 @@
 // which names may be asked for and how large a read is. A completed download of a Talos asset is
 // recorded on the node that last booted from that address.
 //
+// A large download (OFFLOAD_MIN_BYTES and up: kernels, initramfs) is decided here and sent by the
+// bulk sender process (src/bulk): this route builds the head, hands the socket over, and records
+// the download when the sender reports it complete. Smaller files (iPXE binaries, U-Boot and GRUB
+// files), HEAD, 304 and anything when the sender is off or unavailable are served here.
+//
 // Why not @fastify/static: its read size cannot be set. Measured with bench/assets.ts (100 MiB to
-// 10 and 50 curl clients, nginx in the same run, 2 cores): 1 MiB reads move 0.50–0.60× nginx's
-// bytes against 0.40–0.48× with 64 KiB, but GET /boot.ipxe during 50 downloads goes from p99
-// about 45 ms to 620–840 ms (not yet profiled; large short-lived buffers and the GC they cause
-// are the first suspect). Small requests matter more than bulk speed in a boot storm, so
-// the read size stays 64 KiB until the bulk path leaves the main thread.
+// 10 and 50 curl clients, nginx in the same run, 2 cores): on the main thread, 1 MiB reads moved
+// 0.50–0.60× nginx's bytes against 0.40–0.48× with 64 KiB, but GET /boot.ipxe during 50 downloads
+// went from p99 about 45 ms to 620–840 ms. So reads here stay 64 KiB; the sender reads 1 MiB.
 
+import { ReadStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import send from '@fastify/send';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ASSET_FILES } from '../assets/catalog.ts';
+import type { BulkSender } from '../bulk/bulk-sender.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { AssetKind, BootSteps } from '../provision/boot-steps.ts';
 import { sourceAddress } from '../net/address.ts';
+import { responseHead } from './response-head.ts';
 
 /** Bytes per read from disk for an asset download (and so per write to the socket). */
 export const ASSET_READ_BYTES = 64 * 1024;
+
+/** Responses of at least this many body bytes go to the bulk sender when there is one. */
+export const OFFLOAD_MIN_BYTES = 4 * 1024 * 1024;
+
+export type AssetRouteDeps = {
+  assetsDir: string;
+  steps: Pick<BootSteps, 'asset'>;
+  /** Absent: every download is sent from this process. */
+  bulk?: Pick<BulkSender, 'handOff'>;
+  /** Counts handed-over responses, which fastify's onResponse hook never sees. */
+  metrics?: Pick<Metrics, 'httpResponse'>;
+};
 
 /** One path segment an asset URL may hold: what release tags, arches and file names use; no leading dot. */
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/;
@@ -50,7 +69,7 @@ export async function insideRoot(realRoot: string, rel: string): Promise<boolean
   return real === realRoot || real.startsWith(realRoot + path.sep);
 }
 
-export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: string; steps: Pick<BootSteps, 'asset'> }): Promise<void> {
+export async function assetRoutes(app: FastifyInstance, deps: AssetRouteDeps): Promise<void> {
   const notFound = { error: 'not_found', message: 'not found' };
   // Resolved once: the root does not move while Genesis runs (it creates it before listening).
   const realRoot = await realpath(deps.assetsDir);
@@ -81,24 +100,66 @@ export async function assetRoutes(app: FastifyInstance, deps: { assetsDir: strin
         if ([301, 403, 404].includes(answer.statusCode)) return reply.code(404).send(notFound);
         return reply.code(answer.statusCode).send({ error: 'bad_request', message: 'cannot serve that' });
       }
-      reply.code(answer.statusCode).headers(answer.headers);
+      const headers: Record<string, string | number> = { ...answer.headers };
       // UEFI HTTP Boot (EDK2: AAVMF, OVMF) runs what it downloads only if the name ends in .efi or
       // the type says so; the MIME table has no entry for .efi, so say it.
-      if (rel.endsWith('.efi')) reply.header('content-type', 'application/efi');
+      if (rel.endsWith('.efi')) headers['Content-Type'] = 'application/efi';
       // The MIME table knows neither .kpxe nor vmlinuz: say what they are rather than nothing.
-      else if (answer.headers['Content-Type'] === undefined) reply.header('content-type', 'application/octet-stream');
-      return reply.send(answer.stream);
+      else if (headers['Content-Type'] === undefined) headers['Content-Type'] = 'application/octet-stream';
+      const stream = answer.stream;
+      if (deps.bulk && req.method === 'GET' && stream instanceof ReadStream && typeof stream.path === 'string') {
+        // The range @fastify/send chose (createReadStream's start/end, which Node's types omit).
+        const { start = 0, end = Infinity } = stream as ReadStream & { start?: number; end?: number };
+        if (Number.isFinite(end) && end - start + 1 >= OFFLOAD_MIN_BYTES && handOver(req, reply, deps, answer.statusCode, headers, { path: stream.path, start, end })) {
+          stream.destroy();
+          return reply;
+        }
+      }
+      reply.code(answer.statusCode).headers(headers);
+      return reply.send(stream);
     },
   });
 
-  app.addHook('onResponse', async (req, reply) => {
-    if (!req.url.startsWith('/assets/talos/') || req.method !== 'GET') return;
-    const range = req.headers.range;
-    const whole = reply.statusCode === 200 || (reply.statusCode === 206 && typeof range === 'string' && /^bytes=0-/.test(range));
-    if (!whole) return;
-    const file = req.url.split('?')[0]!;
-    deps.steps.asset(sourceAddress(req.ip), assetKind(file), { path: file, status: reply.statusCode });
-  });
+  app.addHook('onResponse', async (req, reply) => recordWhole(deps, req, reply.statusCode, sourceAddress(req.ip)));
+}
+
+/**
+ * Gives the response to the bulk sender; false when there is none to take it (nothing was touched
+ * then, and the caller sends the response itself).
+ */
+function handOver(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  deps: AssetRouteDeps,
+  status: number,
+  headers: Record<string, string | number>,
+  range: { path: string; start: number; end: number },
+): boolean {
+  const head = responseHead(status, headers);
+  // Read before the socket goes: req.ip comes from it.
+  const address = sourceAddress(req.ip);
+  const sent = deps.bulk!.handOff(req.raw.socket, { head, ...range });
+  if (!sent) return false;
+  // The sender owns the connection from here; fastify must not write to it.
+  reply.hijack();
+  sent
+    .then((report) => {
+      if (!report.ok) req.log.info({ path: req.url.slice(0, 120), bytes: report.bytes, reason: report.error }, 'asset download ended early');
+      deps.metrics?.httpResponse(req.routeOptions.url ?? 'unmatched', req.method, status, report.bytes);
+      if (report.ok) recordWhole(deps, req, status, address);
+    })
+    .catch((err: unknown) => req.log.error({ err }, 'recording a handed-over download failed'));
+  return true;
+}
+
+/** A whole Talos kernel or initramfs reached the client (or a range from its first byte). */
+function recordWhole(deps: AssetRouteDeps, req: FastifyRequest, status: number, address: string): void {
+  if (!req.url.startsWith('/assets/talos/') || req.method !== 'GET') return;
+  const range = req.headers.range;
+  const whole = status === 200 || (status === 206 && typeof range === 'string' && /^bytes=0-/.test(range));
+  if (!whole) return;
+  const file = req.url.split('?')[0]!;
+  deps.steps.asset(address, assetKind(file), { path: file, status });
 }
 
 /** Which Talos file the route served, by the names the asset layout gives them (assets/catalog.ts). */

@@ -7,6 +7,7 @@ import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { ConfigRenderer } from '../provision/config-renderer.ts';
 import type { BootService } from '../provision/service.ts';
 import type { BootSteps } from '../provision/boot-steps.ts';
+import type { BulkSender } from '../bulk/bulk-sender.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
@@ -47,6 +48,8 @@ export type HttpServerOptions = {
   power: PowerControl;
   coldStart: ColdStart;
   assetsDir: string;
+  /** Sends large downloads from its own process (src/bulk); absent: all from this one. */
+  bulk?: BulkSender;
   tokenHash: Buffer;
   cluster: ClusterDeps;
   fleet: FleetReconciler;
@@ -84,7 +87,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir, identity: opts.identity });
   bootRoutes(app, opts.boot);
   talosRoutes(app, opts.configs);
-  await assetRoutes(app, { assetsDir: opts.assetsDir, steps: opts.steps });
+  await assetRoutes(app, { assetsDir: opts.assetsDir, steps: opts.steps, bulk: opts.bulk, metrics: opts.metrics });
   // Child contexts inherit the error handler; the token check is a hook of this context only.
   await app.register(
     (api) =>

@@ -20,6 +20,7 @@ const LAYERS: Record<string, number> = {
   text: 0, // small text helpers (did-you-mean)
   ipxe: 1, // iPXE script renderers and the boot plan (pure)
   tftp: 1,
+  bulk: 1, // the bulk sender process: sends the byte ranges the HTTP asset route hands it
   dhcp: 2,
   uboot: 2,
   grub: 2, // GRUB configs for arm64 UEFI without iPXE (pure), and their TFTP names

@@ -1,0 +1,152 @@
+// Large asset downloads (Talos kernels and initramfs) leave the main thread: the HTTP route
+// decides what to send and builds the response head, then hands the client's socket to a sender
+// process, which writes the bytes with large reads on the other core and closes the connection.
+// The main thread keeps answering boot scripts, configs and the API while gigabytes go out.
+//
+// Why a process and not a worker thread: a connected socket can be passed to a child process
+// (SCM_RIGHTS over the IPC channel), not to a worker thread. Why not the whole HTTP server in
+// several processes: the inventory, the bootstrap lock and the change feed live in this one.
+//
+// The sender starts on the first large download and exits after a quiet minute, so an idle
+// Genesis carries no second process. When it cannot start or dies, downloads are served on the
+// main thread as before (handOff returns undefined), and a running download whose sender died is
+// reported as failed: the client sees its connection drop and retries, as after any network fault.
+
+import { type ChildProcess, fork } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { SendJob, SendReport, Taken } from './protocol.ts';
+
+export type BulkSenderOptions = {
+  logger: Pick<Logger, 'info' | 'warn'>;
+  /** How long the sender stays up with nothing to send. */
+  idleExitMs?: number;
+  /** The program to run (tests substitute one); the sender by default. */
+  program?: URL;
+};
+
+/** After this many sender deaths within a minute of each start, stop trying: serve in process. */
+const MAX_QUICK_DEATHS = 3;
+
+export class BulkSender {
+  private child: ChildProcess | undefined;
+  private startedAt = 0;
+  private quickDeaths = 0;
+  private disabled = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (report: SendReport) => void; child: ChildProcess; socket: Socket }>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly opts: BulkSenderOptions;
+
+  constructor(opts: BulkSenderOptions) {
+    this.opts = opts;
+  }
+
+  /** Jobs handed over and not yet reported. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** The sender's pid while it runs (for benches that count its CPU and memory). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /**
+   * Hands `socket` to the sender with a job; resolves when the sender reports. Undefined when no
+   * sender is available: the caller serves the response itself, and the socket is untouched.
+   */
+  handOff(socket: Socket, job: Omit<SendJob, 'id'>): Promise<SendReport> | undefined {
+    const child = this.running();
+    if (!child) return undefined;
+    clearTimeout(this.idleTimer);
+    const id = this.nextId++;
+    return new Promise<SendReport>((resolve) => {
+      this.pending.set(id, { resolve, child, socket });
+      // This process keeps its copy of the connection until the sender says it holds its own
+      // ('taken'): a sender that dies first would otherwise leave the client waiting on a
+      // connection nobody holds open or closes. Paused, so nothing here reads from it meanwhile.
+      socket.pause();
+      child.send({ ...job, id } satisfies SendJob, socket, { keepOpen: true }, (err) => {
+        if (!err) return;
+        socket.destroy();
+        this.settle({ id, ok: false, bytes: 0, error: `could not hand the connection over: ${err.message}` });
+      });
+    });
+  }
+
+  /** Stops the sender; downloads it was sending are cut off (shutdown does not wait for them). */
+  async close(): Promise<void> {
+    this.disabled = true;
+    clearTimeout(this.idleTimer);
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    await exited;
+  }
+
+  private running(): ChildProcess | undefined {
+    if (this.disabled) return undefined;
+    if (this.child && this.child.connected) return this.child;
+    let child: ChildProcess;
+    try {
+      child = fork(this.opts.program ?? new URL('./sender-process.ts', import.meta.url), [], {
+        // Nothing of the parent's flags (inspector, heap limits): the sender needs none of them.
+        execArgv: [],
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        serialization: 'json',
+      });
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'bulk sender could not start; serving downloads on the main thread');
+      this.disabled = true;
+      return undefined;
+    }
+    this.child = child;
+    this.startedAt = performance.now();
+    child.on('message', (message: SendReport | Taken) => {
+      if ('taken' in message) this.pending.get(message.id)?.socket.destroy();
+      else this.settle(message);
+    });
+    child.on('error', (err) => this.opts.logger.warn({ err }, 'bulk sender error'));
+    child.once('exit', (code, signal) => this.exited(child, code, signal));
+    return child;
+  }
+
+  private settle(report: SendReport): void {
+    const job = this.pending.get(report.id);
+    if (!job) return;
+    this.pending.delete(report.id);
+    job.resolve(report);
+    if (this.pending.size === 0) this.armIdleExit();
+  }
+
+  private armIdleExit(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.pending.size === 0 && this.child?.connected) this.child.disconnect();
+    }, this.opts.idleExitMs ?? 60_000);
+    this.idleTimer.unref();
+  }
+
+  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.child === child) this.child = undefined;
+    // Only this sender's jobs: a new sender may already be running others (one retiring while
+    // the next download started a fresh one).
+    const lost = [...this.pending].filter(([, job]) => job.child === child);
+    for (const [id, job] of lost) {
+      // Closing this process's copy (if the sender never took the socket) ends the connection.
+      job.socket.destroy();
+      this.settle({ id, ok: false, bytes: 0, error: 'the bulk sender exited' });
+    }
+    if (this.disabled || (code === 0 && signal === null)) return;
+    const quick = performance.now() - this.startedAt < 60_000;
+    this.quickDeaths = quick ? this.quickDeaths + 1 : 0;
+    const gaveUp = this.quickDeaths >= MAX_QUICK_DEATHS;
+    if (gaveUp) this.disabled = true;
+    this.opts.logger.warn(
+      { code, signal, downloadsCut: lost.length },
+      gaveUp ? 'bulk sender keeps dying; serving downloads on the main thread from now on' : 'bulk sender exited; the next large download starts it again',
+    );
+  }
+}

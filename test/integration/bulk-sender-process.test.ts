@@ -1,0 +1,86 @@
+// The bulk sender's lifecycle against real processes and sockets: it sends what it is handed,
+// leaves when idle, and a sender that keeps dying is given up for serving in process.
+
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BulkSender } from '../../src/bulk/bulk-sender.ts';
+import { until } from '../helpers/wait.ts';
+
+let dir: string;
+let server: net.Server;
+const accepted: net.Socket[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'genesis-bulk-process-'));
+  writeFileSync(path.join(dir, 'file.bin'), Buffer.from('0123456789'));
+  writeFileSync(path.join(dir, 'dies.mjs'), 'process.exit(3);\n');
+  server = net.createServer((s) => accepted.push(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+});
+afterAll(() => {
+  server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A connected pair: what the client reads, and the server side to hand over. */
+async function connection(): Promise<{ received: Promise<string>; serverSide: net.Socket }> {
+  const n = accepted.length;
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  const received = new Promise<string>((resolve) => client.on('close', () => resolve(Buffer.concat(chunks).toString())));
+  client.on('error', () => {});
+  const serverSide = await until(() => accepted[n], 'the connection accepted');
+  return { received, serverSide };
+}
+
+const log = pino({ level: 'silent' });
+
+describe('BulkSender', () => {
+  it('writes the head and the byte range, closes the connection, reports, and leaves when idle', async () => {
+    const sender = new BulkSender({ logger: log, idleExitMs: 50 });
+    const { received, serverSide } = await connection();
+    const report = await sender.handOff(serverSide, { head: 'HEAD\r\n\r\n', path: path.join(dir, 'file.bin'), start: 2, end: 5 });
+    expect(report).toMatchObject({ ok: true, bytes: 4 });
+    expect(await received).toBe('HEAD\r\n\r\n2345');
+    const pid = sender.pid!;
+    expect(pid).toBeGreaterThan(0);
+    await until(() => sender.pid === undefined, 'the idle sender gone');
+    expect(() => process.kill(pid, 0)).toThrow();
+    await sender.close();
+  });
+
+  it('reports a file that cannot be read as a failed job, and the client sees the connection end', async () => {
+    const sender = new BulkSender({ logger: log });
+    const { received, serverSide } = await connection();
+    const report = await sender.handOff(serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'missing.bin'), start: 0, end: 9 });
+    expect(report).toMatchObject({ ok: false, bytes: 0 });
+    expect(report!.error).toMatch(/ENOENT/);
+    expect(await received).toBe('H\r\n\r\n');
+    await sender.close();
+  });
+
+  it('gives a sender that dies at once three tries, then leaves downloads to the main process', async () => {
+    const warnings: string[] = [];
+    const sender = new BulkSender({ logger: { info: () => {}, warn: (_o: unknown, msg?: string) => void warnings.push(msg ?? '') } as never, program: pathToFileURL(path.join(dir, 'dies.mjs')) });
+    for (let i = 0; i < 3; i++) {
+      const { received, serverSide } = await connection();
+      const report = await sender.handOff(serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'file.bin'), start: 0, end: 9 });
+      expect(report).toMatchObject({ ok: false });
+      expect(await received).toBe('');
+    }
+    const { serverSide } = await connection();
+    expect(sender.handOff(serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'file.bin'), start: 0, end: 9 })).toBeUndefined();
+    expect(serverSide.destroyed).toBe(false);
+    serverSide.destroy();
+    expect(warnings.at(-1)).toMatch(/keeps dying/);
+    await sender.close();
+  });
+});
