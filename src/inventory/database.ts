@@ -13,9 +13,19 @@ export const DB_FILE = 'genesis.db';
 
 export type DatabaseOptions = {
   busyTimeoutMs?: number;
+  /**
+   * How long a deferred write (defer()) may wait for company, in ms: deferred writes commit with
+   * the next transaction or when this runs out, whichever is first. 0 (the default): at once.
+   */
+  groupCommitMs?: number;
+  /** Told when a deferred write failed on its own (it is dropped; the rest of its batch commits). */
+  onDeferredError?: (err: unknown) => void;
   /** Called with every statement run, values filled in (better-sqlite3's `verbose`); for tests and debugging. Never log it: it carries token hashes. */
   trace?: (sql: string) => void;
 };
+
+/** Deferred writes waiting at most; more commit at once (and a failing queue keeps the newest). */
+const MAX_DEFERRED = 512;
 
 /** The tables that keep only the newest rows per MAC. */
 export type RingTable = 'node_events' | 'talos_event_ids' | 'kernel_logs';
@@ -29,9 +39,16 @@ export class InventoryDatabase<Announcement = unknown> {
   private pending: Announcement[] = [];
   /** Told what a transaction wrote, after it committed (the stores' change feed). */
   onCommit: ((done: Announcement[]) => void) | undefined;
+  /** Writes waiting for the next commit (defer()), oldest first. */
+  private deferred: Array<() => void> = [];
+  private deferTimer: NodeJS.Timeout | undefined;
+  private readonly groupCommitMs: number;
+  private readonly onDeferredError: ((err: unknown) => void) | undefined;
 
-  private constructor(connection: Database.Database) {
+  private constructor(connection: Database.Database, opts: DatabaseOptions = {}) {
     this.connection = connection;
+    this.groupCommitMs = opts.groupCommitMs ?? 0;
+    this.onDeferredError = opts.onDeferredError;
   }
 
   /** Open (or create) the file and bring its schema up to date: `genesis serve` only. */
@@ -48,7 +65,7 @@ export class InventoryDatabase<Announcement = unknown> {
       db.close();
       throw translateStorageError(err);
     }
-    return new InventoryDatabase<A>(db);
+    return new InventoryDatabase<A>(db, opts);
   }
 
   /**
@@ -71,8 +88,48 @@ export class InventoryDatabase<Announcement = unknown> {
     return new InventoryDatabase<A>(db);
   }
 
+  /** Commits what is deferred, then closes the file. */
   close(): void {
+    if (this.connection.open && !this.connection.readonly) this.flush();
+    clearTimeout(this.deferTimer);
     this.connection.close();
+  }
+
+  /**
+   * A write that may wait up to groupCommitMs to share a commit (one fsync) with others: for
+   * observations (boot steps) that are not a decision anyone acts on. A crash can lose what waits
+   * (at most groupCommitMs of them); what is committed was observed, never the reverse. Reads of
+   * what may be waiting call flush() first.
+   */
+  defer(fn: () => void): void {
+    if (this.groupCommitMs <= 0) return this.write(fn);
+    this.deferred.push(fn);
+    if (this.deferred.length >= MAX_DEFERRED) return this.flush();
+    this.armFlush();
+  }
+
+  /** The timer that commits deferred writes nobody else carried along. */
+  private armFlush(): void {
+    this.deferTimer ??= setTimeout(() => {
+      this.deferTimer = undefined;
+      this.flushQuietly();
+    }, this.groupCommitMs).unref();
+  }
+
+  /** Commits every deferred write now. */
+  flush(): void {
+    if (this.deferred.length) this.write(() => undefined);
+  }
+
+  /** Inside the outermost transaction: each deferred write as a savepoint, so one failing costs only itself. */
+  private runDeferred(work: Array<() => void>): void {
+    for (const w of work) {
+      try {
+        this.connection.transaction(w)();
+      } catch (err) {
+        this.onDeferredError?.(translateStorageError(err));
+      }
+    }
   }
 
   sql(text: string): Database.Statement {
@@ -108,16 +165,40 @@ export class InventoryDatabase<Announcement = unknown> {
       }
     }
     let result: T;
+    const work = this.deferred;
+    this.deferred = [];
+    clearTimeout(this.deferTimer);
+    this.deferTimer = undefined;
     try {
-      result = this.connection.transaction(fn).immediate();
+      result = this.connection
+        .transaction(() => {
+          if (work.length) this.runDeferred(work);
+          return fn();
+        })
+        .immediate();
     } catch (err) {
       this.pending = [];
+      // Rolled back with the transaction they rode on (which may have failed for its own reasons,
+      // a refusal or a full disk): queued again, newest kept if the queue is full.
+      if (work.length) {
+        this.deferred = [...work, ...this.deferred].slice(-MAX_DEFERRED);
+        if (this.groupCommitMs > 0) this.armFlush();
+      }
       throw translateStorageError(err);
     }
     const done = this.pending;
     this.pending = [];
     if (done.length) this.onCommit?.(done);
     return result;
+  }
+
+  /** For the timer: a failed flush leaves the batch queued (write() puts it back) for the next commit. */
+  private flushQuietly(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      this.onDeferredError?.(translateStorageError(err));
+    }
   }
 
   /** Inside a write: announce this once the outermost transaction commits. */

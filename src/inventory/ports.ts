@@ -48,6 +48,11 @@ export interface HistoryWriter {
   record(mac: string, type: EventType, actor: string, detail: Record<string, unknown>, at?: string): void;
 }
 
+/** Observations that may share a commit with others (see InventoryDatabase.defer). */
+export interface ObservationWriter {
+  recordSoon(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void;
+}
+
 export interface HistoryReader {
   events(mac: string, opts?: { limit?: number; before?: number }): NodeEvent[];
 }

@@ -403,7 +403,18 @@ export class Inventory implements InventoryPorts {
     this.database.write(() => this.history.append(mac, at ?? this.stamp(), type, actor, detail));
   }
 
+  /**
+   * Append an observation (a boot step seen on the wire) in the next commit, shared with others
+   * (the database's group commit): it is stamped now, so its time is true whenever it commits.
+   */
+  recordSoon(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
+    const at = this.stamp();
+    this.database.defer(() => this.history.append(mac, at, type, actor, detail));
+  }
+
+  /** Newest first; what recordSoon() queued before this call is committed first, so it is seen. */
   events(mac: string, opts: { limit?: number; before?: number } = {}): NodeEvent[] {
+    this.database.flush();
     return this.database.read(() => this.history.list(mac, opts));
   }
 }

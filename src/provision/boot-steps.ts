@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { EventType } from '../domain/node.ts';
 import type { ProxyAnswer } from '../dhcp/proxy.ts';
-import type { HistoryWriter, NodeReader } from '../inventory/ports.ts';
+import type { HistoryWriter, NodeReader, ObservationWriter } from '../inventory/ports.ts';
 import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { TransferSummary } from '../tftp/server.ts';
@@ -21,7 +21,8 @@ import { ChainloadLoopDetector } from './chainload-loop.ts';
 
 /** What the observer needs of the inventory. */
 export type BootStepStore = Pick<NodeReader, 'get' | 'byIp'> &
-  HistoryWriter & {
+  HistoryWriter &
+  ObservationWriter & {
     setWaiting(mac: string, reason: string | null): void;
     /** An address seen on the PXE port: checked (and bound) against the install window. */
     noteBootAddress(mac: string, ip: string): void;
@@ -115,7 +116,8 @@ export class BootSteps {
   private step(who: { mac: string } | { ip: string }, type: EventType, detail: Record<string, unknown>): void {
     this.safely('record a boot step', () => {
       const mac = 'mac' in who ? (this.opts.inventory.get(who.mac) ? who.mac : undefined) : this.opts.inventory.byIp(who.ip)?.mac;
-      if (mac) this.opts.inventory.record(mac, type, 'boot', detail);
+      // An observation: it shares a commit with the steps around it (the inventory's group commit).
+      if (mac) this.opts.inventory.recordSoon(mac, type, 'boot', detail);
       else this.hold('mac' in who ? `mac ${who.mac}` : `ip ${who.ip}`, { type, detail, at: new Date(this.now()).toISOString() });
     });
   }

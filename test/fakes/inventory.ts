@@ -50,6 +50,11 @@ export class FixedInventory implements BootRecorder, Pick<NodeReader, 'get' | 'l
     this.events.push({ mac, type, actor, detail, ...(at ? { at } : {}) });
   }
 
+  /** No group commit here: recorded at once, which is what a reader after the flush sees. */
+  recordSoon(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void {
+    this.record(mac, type, actor, detail);
+  }
+
   recordBoot(mac: string, facts: BootFacts, opts: { maxNodes?: number } = {}): BootRecord {
     const before = this.nodes.get(mac);
     if (!before) {
@@ -96,6 +101,9 @@ export class BrokenInventory implements BootRecorder {
     return this.fail();
   }
   record(): void {
+    this.fail();
+  }
+  recordSoon(): void {
     this.fail();
   }
   recordBoot(): BootRecord {

@@ -56,7 +56,8 @@ export class GenesisProcess {
   }
 
   async exit(): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
+    // Killed by a signal: exitCode stays null, signalCode says which.
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
     const [code] = (await once(this.child, 'exit')) as [number | null];
     return code;
   }
