@@ -23,7 +23,15 @@ export type BulkSenderOptions = {
   idleExitMs?: number;
   /** The program to run (tests substitute one); the sender by default. */
   program?: URL;
+  /**
+   * Downloads the sender holds at most; more are served by the main process meanwhile. Each holds
+   * one 256 KiB buffer there, so this bounds what a flood of slow clients can make it hold.
+   */
+  maxInFlight?: number;
 };
+
+/** 256 downloads × 256 KiB: 64 MB at most in the sender's buffers. */
+const DEFAULT_MAX_IN_FLIGHT = 256;
 
 /** After this many sender deaths within a minute of each start, stop trying: serve in process. */
 const MAX_QUICK_DEATHS = 3;
@@ -57,6 +65,7 @@ export class BulkSender {
    * sender is available: the caller serves the response itself, and the socket is untouched.
    */
   handOff(socket: Socket, job: Omit<SendJob, 'id'>): Promise<SendReport> | undefined {
+    if (this.pending.size >= (this.opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT)) return undefined;
     const child = this.running();
     if (!child) return undefined;
     clearTimeout(this.idleTimer);

@@ -30,15 +30,16 @@ afterAll(() => {
 });
 
 /** A connected pair: what the client reads, and the server side to hand over. */
-async function connection(): Promise<{ received: Promise<string>; serverSide: net.Socket }> {
+async function connection(opts: { reads?: boolean } = {}): Promise<{ received: Promise<string>; serverSide: net.Socket; client: net.Socket }> {
   const n = accepted.length;
   const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
   const chunks: Buffer[] = [];
-  client.on('data', (c: Buffer) => chunks.push(c));
+  // A client that reads nothing lets the kernel's buffers fill, and then the sender waits on it.
+  if (opts.reads !== false) client.on('data', (c: Buffer) => chunks.push(c));
   const received = new Promise<string>((resolve) => client.on('close', () => resolve(Buffer.concat(chunks).toString())));
   client.on('error', () => {});
   const serverSide = await until(() => accepted[n], 'the connection accepted');
-  return { received, serverSide };
+  return { received, serverSide, client };
 }
 
 const log = pino({ level: 'silent' });
@@ -82,5 +83,29 @@ describe('BulkSender', () => {
     serverSide.destroy();
     expect(warnings.at(-1)).toMatch(/keeps dying/);
     await sender.close();
+  });
+});
+
+describe('BulkSender under a flood', () => {
+  it('holds at most maxInFlight downloads; the next is left to the main process until one ends', async () => {
+    const sender = new BulkSender({ logger: log, maxInFlight: 2 });
+    // A client that reads nothing: its download stays in flight.
+    const big = path.join(dir, 'big.bin');
+    writeFileSync(big, Buffer.alloc(64 * 1024 * 1024));
+    const a = await connection({ reads: false });
+    const b = await connection();
+    const ja = sender.handOff(a.serverSide, { head: 'H\r\n\r\n', path: big, start: 0, end: 64 * 1024 * 1024 - 1 });
+    const jb = sender.handOff(b.serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'file.bin'), start: 0, end: 9 });
+    expect(ja).toBeDefined();
+    expect(jb).toBeDefined();
+    const c = await connection();
+    expect(sender.handOff(c.serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'file.bin'), start: 0, end: 9 })).toBeUndefined();
+    expect(await jb).toMatchObject({ ok: true, bytes: 10 });
+    const jc = sender.handOff(c.serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'file.bin'), start: 0, end: 9 });
+    expect(await jc).toMatchObject({ ok: true, bytes: 10 });
+    expect(await c.received).toBe('H\r\n\r\n0123456789');
+    await sender.close();
+    expect(await ja).toMatchObject({ ok: false });
+    a.client.destroy();
   });
 });
