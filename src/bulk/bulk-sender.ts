@@ -89,7 +89,7 @@ export class BulkSender {
     this.disabled = true;
     clearTimeout(this.idleTimer);
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGTERM');
     await exited;
@@ -117,7 +117,11 @@ export class BulkSender {
       if ('taken' in message) this.pending.get(message.id)?.socket.destroy();
       else this.settle(message);
     });
-    child.on('error', (err) => this.opts.logger.warn({ err }, 'bulk sender error'));
+    child.on('error', (err) => {
+      this.opts.logger.warn({ err }, 'bulk sender error');
+      // A process that never started sends no 'exit': end its jobs here, closing their connections.
+      if (child.pid === undefined) this.exited(child, null, null);
+    });
     child.once('exit', (code, signal) => this.exited(child, code, signal));
     return child;
   }

@@ -10,8 +10,8 @@ export type SendReport = { id: number; ok: boolean; bytes: number; error?: strin
 export type Taken = { id: number; taken: true };
 
 /**
- * Bytes per read in the sender. Measured by the issue on this 2-core VM: a Node server streaming
- * with 1 MiB reads moves about 0.75× nginx's bytes, 64 KiB reads about 0.4×; off the main thread
- * the large buffers no longer delay small requests.
+ * Bytes per read in the sender, into one buffer per download that is reused. Measured with
+ * bench/assets.ts and bench/storm.ts (docs/performance.md): read streams with 1 MiB reads gave
+ * 0.62–0.74× nginx and held 214 MB in a 200-machine storm; this gives 0.86–1.13× and about 95 MB.
  */
 export const SEND_READ_BYTES = 256 * 1024;

@@ -11,7 +11,8 @@
 // Why not @fastify/static: its read size cannot be set. Measured with bench/assets.ts (100 MiB to
 // 10 and 50 curl clients, nginx in the same run, 2 cores): on the main thread, 1 MiB reads moved
 // 0.50–0.60× nginx's bytes against 0.40–0.48× with 64 KiB, but GET /boot.ipxe during 50 downloads
-// went from p99 about 45 ms to 620–840 ms. So reads here stay 64 KiB; the sender reads 1 MiB.
+// went from p99 about 45 ms to 620–840 ms. So reads here stay 64 KiB; the sender, off the main
+// thread, reads 256 KiB into one reused buffer per download (src/bulk/protocol.ts).
 
 import { ReadStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
