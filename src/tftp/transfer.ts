@@ -69,6 +69,8 @@ export class Transfer {
   private readPending = false;
   private retries = 0;
   private retransmits = 0;
+  /** When data last went out (first sends and retransmissions). */
+  private lastSendAt = 0;
   /** Block whose ACK yields a round-trip sample (sent once only), and when it was sent. */
   private sampleBlock: number | undefined;
   private sampleAt = 0;
@@ -196,7 +198,7 @@ export class Transfer {
       this.retransmits++;
       return this.sendOack();
     }
-    return this.resendWindow(true);
+    return this.resendWindow(now, true);
   }
 
   /**
@@ -209,7 +211,8 @@ export class Transfer {
    * is what such a receiver expects; a receiver that did miss a block takes the resent one, then
    * the next window in order, or ACKs where its gap is (RFC 7440), and the server resumes there.
    */
-  private resendWindow(probe = false): Effect[] {
+  private resendWindow(now: number, probe = false): Effect[] {
+    this.lastSendAt = now;
     const out: Effect[] = [];
     for (let n = this.acked + 1; n <= this.sent; n++) {
       out.push({ type: 'send', packet: encodeData(n, this.blocks.get(n)!) });
@@ -244,7 +247,11 @@ export class Transfer {
     // exception: once the fast retransmissions went unanswered and the server has gone quiet, a
     // repeat of the last ACK is the client's own timer firing while it waits for the next block,
     // so that block goes out at once (at most once per repeated ACK, never in normal flow).
-    if (n === this.acked && this.retries >= FAST_RETRANSMITS && this.sent > this.acked) return this.resendWindow();
+    // The same holds before the quiet phase once a whole client timer period has passed since we
+    // last sent: an echo of our own retransmission comes within a round trip, a repeat that late
+    // is the client's timer. (CI caught atftp with a 1 s timer giving the last block up while a
+    // loaded server's backed-off fast retransmissions took 7 s to reach the quiet phase.)
+    if (n === this.acked && this.sent > this.acked && (this.retries >= FAST_RETRANSMITS || now - this.lastSendAt >= this.clientTimerMs())) return this.resendWindow(now);
     if (n <= this.acked || n > this.sent) return [];
     this.takeSample(n, now);
     for (let b = this.acked + 1; b <= n; b++) this.blocks.delete(b);
@@ -258,6 +265,11 @@ export class Transfer {
       this.sampleBlock = undefined;
     }
     return this.pump(now);
+  }
+
+  /** The client's own retransmission period: the timeout it named, else the usual 5 s. */
+  private clientTimerMs(): number {
+    return this.params.negotiated.timeoutMs ?? this.params.assumedClientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
   }
 
   private takeSample(block: number, now: number): void {
@@ -276,6 +288,7 @@ export class Transfer {
       out.push({ type: 'send', packet: encodeData(this.sent, block) });
     }
     if (out.length > 0) {
+      this.lastSendAt = now;
       if (this.sent > this.everSent) {
         this.sampleBlock = this.sent;
         this.sampleAt = now;

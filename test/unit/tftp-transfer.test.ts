@@ -254,6 +254,22 @@ describe('TFTP transfer state machine', () => {
     expect(dataBlocks(answer).map((p) => p.block)).toEqual([2]);
   });
 
+  it('before the quiet phase, answers a repeated last ACK that comes a whole client timer after our last send', () => {
+    // A loaded server's backed-off fast retransmissions (1, 2, 4 s) outlast atftp's patience with
+    // a 1 s timer; its timer-driven repeats must not be ignored meanwhile.
+    const t = machine(1468 * 6, { blksize: '1468', timeout: '1' }, 8);
+    const file = pattern(1468 * 6);
+    resolveReads(t, file, t.start(0), 0);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, 1), 1);
+    resolveReads(t, file, t.packet({ kind: 'ack', block: 1 }, 2), 2); // block 2 is out at 2 ms
+    // An echo within the client's timer: ignored (Sorcerer's Apprentice).
+    expect(t.packet({ kind: 'ack', block: 1 }, 900)).toEqual([]);
+    // A repeat a whole second (the client's timeout) after our last send: block 2 again, at once.
+    expect(dataBlocks(t.packet({ kind: 'ack', block: 1 }, 1002)).map((p) => p.block)).toEqual([2]);
+    // And not again for the next echo right after that resend.
+    expect(t.packet({ kind: 'ack', block: 1 }, 1010)).toEqual([]);
+  });
+
   it('a last block never acknowledged ends as unconfirmed, not as a timeout, and sends no error', () => {
     const t = machine(1000, { blksize: '512' }, 2);
     const file = pattern(1000);
