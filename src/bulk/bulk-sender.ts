@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { SendJob, SendReport, Taken } from './protocol.ts';
 
 export type BulkSenderOptions = {
-  logger: Pick<Logger, 'info' | 'warn'>;
+  logger: Pick<Logger, 'warn'>;
   /** How long the sender stays up with nothing to send. */
   idleExitMs?: number;
   /** The program to run (tests substitute one); the sender by default. */
@@ -50,12 +50,7 @@ export class BulkSender {
     this.opts = opts;
   }
 
-  /** Jobs handed over and not yet reported. */
-  get inFlight(): number {
-    return this.pending.size;
-  }
-
-  /** The sender's pid while it runs (for benches that count its CPU and memory). */
+  /** The sender's pid while it runs. */
   get pid(): number | undefined {
     return this.child?.pid;
   }

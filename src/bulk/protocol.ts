@@ -12,6 +12,7 @@ export type Taken = { id: number; taken: true };
 /**
  * Bytes per read in the sender, into one buffer per download that is reused. Measured with
  * bench/assets.ts and bench/storm.ts (docs/performance.md): read streams with 1 MiB reads gave
- * 0.62–0.74× nginx and held 214 MB in a 200-machine storm; this gives 0.86–1.13× and about 95 MB.
+ * 0.62–0.74× nginx, with 256 KiB reads the sender alone held 214 MB in a 200-machine storm; one
+ * reused 256 KiB buffer gives 0.86–1.13× and about 95 MB.
  */
 export const SEND_READ_BYTES = 256 * 1024;

@@ -29,6 +29,23 @@ export const FIXTURE_SECRETS = path.resolve(import.meta.dirname, '../fixtures/ta
 export const TEST_ENDPOINT = 'https://192.0.2.10:6443';
 
 /**
+ * The environment of a `genesis serve` process on loopback for the crash tests: its data and
+ * assets dirs, any free HTTP port, no TFTP, the test token and endpoint. Add what a test needs.
+ */
+export function loopbackServeEnv(dataDir: string, assetsDir: string): Record<string, string> {
+  return {
+    GENESIS_DATA_DIR: dataDir,
+    GENESIS_ASSETS_DIR: assetsDir,
+    GENESIS_ADVERTISE_ADDR: '127.0.0.1',
+    GENESIS_HTTP_HOST: '127.0.0.1',
+    GENESIS_HTTP_PORT: '0',
+    GENESIS_TFTP_ENABLED: 'false',
+    GENESIS_API_TOKEN: TEST_TOKEN,
+    GENESIS_CLUSTER_ENDPOINT: TEST_ENDPOINT,
+  };
+}
+
+/**
  * Placeholder Talos kernels and initramfs, so an assigned node gets its install script (Genesis
  * refuses to point a machine at assets that are not there). Nothing boots them here.
  */

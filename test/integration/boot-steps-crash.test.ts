@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/store.ts';
-import { seedSecrets, TEST_ENDPOINT, TEST_TOKEN } from '../helpers/genesis-app.ts';
+import { loopbackServeEnv, seedSecrets, TEST_TOKEN } from '../helpers/genesis-app.ts';
 import { GenesisProcess } from '../helpers/genesis-process.ts';
 
 const cleanup: Array<() => unknown> = [];
@@ -56,16 +56,9 @@ describe('Genesis killed while machines download', () => {
 
     const start = () => {
       const p = new GenesisProcess(['serve'], {
-        GENESIS_DATA_DIR: dataDir,
-        GENESIS_ASSETS_DIR: path.join(dir, 'assets'),
-        GENESIS_ADVERTISE_ADDR: '127.0.0.1',
-        GENESIS_HTTP_HOST: '127.0.0.1',
-        GENESIS_HTTP_PORT: '0',
-        GENESIS_TFTP_ENABLED: 'false',
+        ...loopbackServeEnv(dataDir, path.join(dir, 'assets')),
         GENESIS_BOOTSTRAP_ENABLED: 'false',
         GENESIS_EVENTS_ENABLED: 'false',
-        GENESIS_API_TOKEN: TEST_TOKEN,
-        GENESIS_CLUSTER_ENDPOINT: TEST_ENDPOINT,
       });
       cleanup.push(() => p.kill('SIGKILL'));
       return p;

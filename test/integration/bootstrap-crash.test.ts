@@ -14,7 +14,7 @@ import { BootstrapLocks } from '../../src/bootstrap/lock-store.ts';
 import { Inventory } from '../../src/inventory/store.ts';
 import { parseSecrets } from '../../src/talos/secrets.ts';
 import { startFakes, type FakeTalos, type FakeTalosOptions } from '../helpers/fake-talos.ts';
-import { FIXTURE_SECRETS, seedSecrets, TEST_ENDPOINT, TEST_TOKEN } from '../helpers/genesis-app.ts';
+import { FIXTURE_SECRETS, loopbackServeEnv, seedSecrets } from '../helpers/genesis-app.ts';
 import { GenesisProcess } from '../helpers/genesis-process.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -51,16 +51,9 @@ async function lab(net: number, make: (i: number) => Partial<FakeTalosOptions> =
 
 function genesis(l: Lab, env: Record<string, string> = {}): GenesisProcess {
   const p = new GenesisProcess(['serve'], {
-    GENESIS_DATA_DIR: l.dataDir,
-    GENESIS_ASSETS_DIR: path.join(l.dir, 'assets'),
-    GENESIS_ADVERTISE_ADDR: '127.0.0.1',
-    GENESIS_HTTP_HOST: '127.0.0.1',
-    GENESIS_HTTP_PORT: '0',
-    GENESIS_TFTP_ENABLED: 'false',
+    ...loopbackServeEnv(l.dataDir, path.join(l.dir, 'assets')),
     GENESIS_EVENTS_SINK_PORT: '0',
     GENESIS_EVENTS_KERNEL_LOG_PORT: '0',
-    GENESIS_API_TOKEN: TEST_TOKEN,
-    GENESIS_CLUSTER_ENDPOINT: TEST_ENDPOINT,
     GENESIS_CLUSTER_NAME: CLUSTER,
     GENESIS_LOG_LEVEL: 'info',
     GENESIS_BOOTSTRAP_TALOS_API_PORT: String(l.port),
