@@ -52,7 +52,9 @@ import { Inventory } from './inventory/store.ts';
 import { BootstrapLocks } from './bootstrap/lock-store.ts';
 import { FleetReconciler } from './fleet/reconciler.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
-import { joinToken } from './bootstrap/join-token.ts';
+import { joinToken, k3sToken } from './bootstrap/join-token.ts';
+import { loadProfiles, TALOS_PROFILE } from './cloud-init/profile.ts';
+import { CloudInitService } from './provision/cloud-init.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
 import { UbootFiles } from './uboot/tftp-files.ts';
@@ -256,6 +258,27 @@ export class Genesis {
       metrics: this._metrics,
       log: this.log.child({ component: 'talos' }),
     });
+    // Profiles besides Talos, read once at start; a name the settings use must exist.
+    const profileSet = loadProfiles(c.profiles.dir);
+    for (const [name, why] of profileSet.broken) this.log.error({ profile: name, problems: why }, 'a boot profile does not load: machines that use it wait until it is fixed and Genesis restarted');
+    for (const key of ['default', 'controlplane', 'worker'] as const) {
+      const name = c.profiles[key];
+      if (name && name !== TALOS_PROFILE && !profileSet.profiles.has(name) && !profileSet.broken.has(name)) {
+        throw new ConfigError(`profiles.${key}: no profile named ${name} (known: ${[TALOS_PROFILE, ...profileSet.profiles.keys()].join(', ')}; see docs/cloud-init.md)`);
+      }
+    }
+    const cloudInit = new CloudInitService({
+      inventory: this._inventory,
+      profiles: () => profileSet,
+      choice: c.profiles,
+      cluster: c.cluster.name,
+      baseUrl: () => this.baseUrl(),
+      joinToken: () => joinToken(secrets.current(), c.cluster.name),
+      k3sToken: () => k3sToken(secrets.current(), c.cluster.name),
+      missingAssets: (profile, arch, files) => files.filter((f) => !existsSync(path.join(c.assets_dir, profile, arch, f))),
+      metrics: this._metrics,
+      log: this.log.child({ component: 'cloud-init' }),
+    });
     const steps = new BootSteps({ inventory: this._inventory, metrics: this._metrics, log: this.log.child({ component: 'boot' }) });
     const boot = new BootService({
       inventory: this._inventory,
@@ -269,6 +292,7 @@ export class Genesis {
       maxNodes: c.inventory.max_nodes,
       metrics: this._metrics,
       steps,
+      linux: cloudInit,
       log: this.log.child({ component: 'boot' }),
     });
     // For DHCP setups that can only hand out a file name: iPXE fetches boot.ipxe over TFTP.
@@ -345,6 +369,7 @@ export class Genesis {
       identity: this.identity,
       lan: this.lan,
       configs,
+      cloudInit,
       renderer,
       talosconfigs: new Talosconfigs(this._inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),

@@ -18,3 +18,11 @@ export function checkJoinToken(header: string | undefined, expected: string): bo
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/**
+ * The k3s cluster token of the built-in k3s recipe (K3S_TOKEN: servers and agents join with it).
+ * Derived like the join token, under another label, so one never reveals the other.
+ */
+export function k3sToken(bundle: SecretsBundle, cluster: string): string {
+  return 'K10' + createHmac('sha256', bundle.cluster.secret).update(`genesis k3s token v1\0${cluster}`).digest('hex');
+}

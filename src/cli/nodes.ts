@@ -15,7 +15,7 @@ export const NODES_USAGE = `Usage: genesis nodes <command> [options]
 Commands:
   list [--role R] [--state S]        Machines Genesis has seen or been told about
   show <mac>                         One machine, and its latest events
-  assign <mac> <controlplane|worker> [--hostname H] [--disk /dev/X] [--label k=v]... [--talos-version vX.Y.Z]
+  assign <mac> <controlplane|worker> [--hostname H] [--disk /dev/X] [--label k=v]... [--talos-version vX.Y.Z] [--profile NAME]
          [--address 192.0.2.21/24 --gateway 192.0.2.1 --nameserver 192.0.2.1] [--patch file.yaml]
          [--bootstrap]   (control plane to bootstrap etcd on; else the first one reachable)
   config <mac>                       The machine config it would receive, keys and tokens masked
@@ -102,6 +102,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
       disk: { type: 'string' },
       label: { type: 'string', multiple: true },
       'talos-version': { type: 'string' },
+      profile: { type: 'string' },
       address: { type: 'string' },
       gateway: { type: 'string' },
       nameserver: { type: 'string', multiple: true },
@@ -170,6 +171,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         if (v.hostname !== undefined) body.hostname = v.hostname;
         if (v.disk !== undefined) body.installDisk = v.disk;
         if (v['talos-version'] !== undefined) body.talosVersion = v['talos-version'];
+        if (v.profile !== undefined) body.profile = v.profile;
         if (v.bootstrap) {
           if (role !== 'controlplane') throw new UsageError('--bootstrap is for control planes');
           body.bootstrap = true;

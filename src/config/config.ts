@@ -47,6 +47,7 @@ export type Config = {
     admin_kubeconfig_days: number;
   };
   fleet: { path: string; prune: boolean };
+  profiles: { dir: string; default: string; controlplane: string; worker: string };
   auto_assign: { enabled: boolean; controlplanes: number; mode: 'all' | 'workers' | 'listed'; macs: string };
   backup: { enabled: boolean; dir: string; interval_hours: number; keep_daily: number; keep_newest: number; timeout: number; secrets_passphrase_file: string };
   power: { wol_address: string; wol_port: number; ipmi_port: number; cold_start: boolean; cold_start_delay: number; cold_start_quorum_timeout: number; ipmi_cipher_suite: number };

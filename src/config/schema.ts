@@ -30,6 +30,7 @@ export type Field = {
 const port = { type: 'int', min: 0, max: 65535 } as const;
 const IPV4 = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$/;
 const CIDR = /^([0-9.]+\/\d{1,2}|[0-9a-fA-F:]+\/\d{1,3})$/;
+const PROFILE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const DNS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 export const FIELDS: readonly Field[] = [
@@ -129,6 +130,15 @@ export const FIELDS: readonly Field[] = [
     doc: 'A fleet file, or a directory of them (docs/fleet.md): machines, roles and settings kept in git. Applied at start and whenever it changes; the fields it sets are read-only in the API and the dashboard. Empty: no file is watched (`genesis fleet apply` still works).',
   },
   { key: 'fleet.prune', kind: { type: 'bool' }, default: false, doc: 'Delete machines the fleet file does not list (except ones waiting unassigned). Off: they are only reported.' },
+  {
+    key: 'profiles.dir',
+    kind: { type: 'path' },
+    default: './profiles',
+    doc: 'Boot profiles besides Talos (docs/cloud-init.md): one directory per profile, `<name>/profile.yaml` and its cloud-init templates. Read at start. Missing: only the built-in `talos` and `k3s`.',
+  },
+  { key: 'profiles.default', kind: { type: 'pattern', re: PROFILE, hint: 'a profile name such as talos or k3s' }, default: 'talos', doc: 'The profile a machine boots with when neither it nor its role names one: `talos`, `k3s` (built in) or one under `profiles.dir`.' },
+  { key: 'profiles.controlplane', kind: { type: 'pattern', re: PROFILE, hint: 'a profile name such as talos or k3s', optional: true }, default: '', doc: "Control planes' profile, unless the machine names its own. Empty: `profiles.default`." },
+  { key: 'profiles.worker', kind: { type: 'pattern', re: PROFILE, hint: 'a profile name such as talos or k3s', optional: true }, default: '', doc: "Workers' profile, unless the machine names its own. Empty: `profiles.default`." },
   { key: 'inventory.max_nodes', kind: { type: 'int', min: 1, max: 1000000 }, default: 1000, doc: 'Machines the inventory records at most; a new MAC beyond is refused (counted, logged once a minute). Known machines are never affected.' },
   { key: 'inventory.discovery_per_minute', kind: { type: 'int', min: 1, max: 100000 }, default: 30, doc: 'New MACs one source address may add per minute (a flood of made-up MACs is refused; known machines are never affected).' },
   { key: 'inventory.event_retention', kind: { type: 'int', min: 10, max: 1000000 }, default: 1000, doc: 'Events kept per machine; older ones are pruned.' },

@@ -20,6 +20,7 @@ export const NODE_CHANGES_SCHEMA = {
     },
     labels: { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 63 } },
     talosVersion: nullableString(64),
+    profile: { type: ['string', 'null'], maxLength: 63, pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' },
     localBoot: { enum: LOCAL_BOOT_MODES },
     network: {
       type: ['object', 'null'],

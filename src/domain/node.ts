@@ -40,6 +40,8 @@ export type Node = {
   diskSelector: Record<string, string> | null;
   labels: Record<string, string>;
   talosVersion: string | null;
+  /** The machine's own boot profile (`talos`, `k3s`, a profile under profiles.dir); null: its role's or the cluster's. */
+  profile: string | null;
   localBoot: LocalBootMode;
   /** Static IPv4 settings written into the machine config; null: DHCP. */
   network: StaticNetwork | null;
@@ -85,6 +87,7 @@ export type NodeChanges = {
   diskSelector?: Record<string, string> | null;
   labels?: Record<string, string>;
   talosVersion?: string | null;
+  profile?: string | null;
   localBoot?: LocalBootMode;
   network?: StaticNetwork | null;
   configPatch?: string | null;
@@ -236,6 +239,7 @@ export function blankNode(mac: string, over: Partial<Node> = {}): Node {
     diskSelector: null,
     labels: {},
     talosVersion: null,
+    profile: null,
     localBoot: 'exit',
     network: null,
     configPatch: null,

@@ -27,6 +27,7 @@ export function machineEntry(n: Node): Record<string, unknown> | undefined {
   if (n.diskSelector) e['diskSelector'] = n.diskSelector;
   if (Object.keys(n.labels).length) e['labels'] = n.labels;
   if (n.talosVersion) e['talosVersion'] = n.talosVersion;
+  if (n.profile) e['profile'] = n.profile;
   if (n.localBoot !== 'exit') e['localBoot'] = n.localBoot;
   if (n.network) e['network'] = n.network;
   if (n.bootstrap) e['bootstrap'] = true;

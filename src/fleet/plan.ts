@@ -43,6 +43,7 @@ const CHANGE_FIELDS: ReadonlyArray<keyof NodeChanges> = [
   'diskSelector',
   'labels',
   'talosVersion',
+  'profile',
   'localBoot',
   'network',
   'configPatch',

@@ -16,7 +16,7 @@ import { HttpError } from './errors.ts';
 export type ClusterDeps = {
   cluster: string;
   orchestrator: Pick<BootstrapOrchestrator, 'status' | 'reset' | 'recover'>;
-  locks: Pick<BootstrapLocks, 'claim'>;
+  locks: Pick<BootstrapLocks, 'claim' | 'get'>;
   inventory: HistoryWriter;
   joinToken: () => string;
 };
@@ -93,6 +93,16 @@ export async function claimRoutes(app: FastifyInstance, deps: ClusterDeps & { to
     if (checkJoinToken(auth, deps.joinToken()) || checkBearer(auth, deps.tokenHash) === 'ok') return;
     reply.header('www-authenticate', 'Bearer realm="genesis-join"');
     throw new HttpError(401, 'unauthorized', auth ? 'the join token is not valid' : 'claims need Authorization: Bearer <join token> (genesis cluster join-token)');
+  });
+
+  // For nodes that must never start the cluster themselves (k3s agents): who leads, without claiming.
+  app.get('/leader', async (_req, reply) => {
+    const lock = deps.locks.get(deps.cluster);
+    reply.header('cache-control', 'no-store');
+    if (!lock.holder || lock.state === 'unclaimed' || lock.state === 'recovering') {
+      throw new HttpError(404, 'no_leader', lock.state === 'recovering' ? 'a recovery holds the lock; ask again' : 'no node has been told to start the cluster yet; ask again');
+    }
+    return { decision: 'join', leader: { mac: lock.holder, ip: lock.holderAddr }, epoch: lock.epoch };
   });
 
   app.post<{ Body: { mac: string; address?: string } }>(

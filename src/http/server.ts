@@ -28,6 +28,8 @@ import type { LanStatus } from './lan.ts';
 import { metricsRoutes } from './metrics.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { talosRoutes } from './talos.ts';
+import { cloudInitRoutes } from './cloud-init.ts';
+import type { CloudInitService } from '../provision/cloud-init.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import type { Sessions } from '../auth/sessions.ts';
 
@@ -41,6 +43,8 @@ export type HttpServerOptions = {
   identity: GenesisIdentity;
   lan?: { watch?: LanStatus; disabledBecause: string };
   configs: MachineConfigService;
+  /** The NoCloud datasource of machines whose profile is not Talos. */
+  cloudInit: CloudInitService;
   renderer: ConfigRenderer;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
@@ -87,6 +91,8 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir, identity: opts.identity });
   bootRoutes(app, opts.boot);
   talosRoutes(app, opts.configs);
+  // Its own context: the form parser for phone-home applies there only.
+  await app.register((ci) => cloudInitRoutes(ci, opts.cloudInit));
   await assetRoutes(app, { assetsDir: opts.assetsDir, steps: opts.steps, bulk: opts.bulk, metrics: opts.metrics });
   // Child contexts inherit the error handler; the token check is a hook of this context only.
   await app.register(

@@ -256,6 +256,11 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'the node fields a fleet file sets (JSON list): read-only in the API while the file sets them',
     sql: `ALTER TABLE nodes ADD COLUMN fleet_fields TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 13,
+    description: "the node's own boot profile (null: its role's or the cluster's, see profiles.*)",
+    sql: `ALTER TABLE nodes ADD COLUMN profile TEXT;`,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

@@ -25,6 +25,7 @@ type Row = {
   disk_selector: string | null;
   labels: string;
   talos_version: string | null;
+  profile: string | null;
   local_boot: string;
   network: string | null;
   config_patch: string | null;
@@ -61,6 +62,7 @@ function toNode(r: Row): Node {
     diskSelector: r.disk_selector === null ? null : (JSON.parse(r.disk_selector) as Record<string, string>),
     labels: JSON.parse(r.labels) as Record<string, string>,
     talosVersion: r.talos_version,
+    profile: r.profile,
     localBoot: r.local_boot as Node['localBoot'],
     network: r.network === null ? null : (JSON.parse(r.network) as Node['network']),
     configPatch: r.config_patch,
@@ -194,7 +196,7 @@ export class NodeStore {
     this.db
       .sql(
         `UPDATE nodes SET ${set('hostname', changes.hostname)}, ${set('install_disk', changes.installDisk)},
-           ${set('disk_selector', changes.diskSelector)}, ${set('labels', changes.labels)}, ${set('talos_version', changes.talosVersion)},
+           ${set('disk_selector', changes.diskSelector)}, ${set('labels', changes.labels)}, ${set('talos_version', changes.talosVersion)}, ${set('profile', changes.profile)},
            ${set('local_boot', changes.localBoot)}, ${set('network', changes.network)}, ${set('config_patch', changes.configPatch)},
            ${set('bootstrap', changes.bootstrap)}, ${set('power', changes.power)}, updated_at = @at
          WHERE mac = @mac`,
@@ -207,6 +209,7 @@ export class NodeStore {
         disk_selector: changes.diskSelector ? JSON.stringify(changes.diskSelector) : null,
         labels: JSON.stringify(changes.labels ?? {}),
         talos_version: changes.talosVersion ?? null,
+        profile: changes.profile ?? null,
         local_boot: changes.localBoot ?? 'exit',
         network: changes.network ? JSON.stringify(changes.network) : null,
         config_patch: changes.configPatch ?? null,

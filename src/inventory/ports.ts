@@ -15,7 +15,7 @@ export const FLEET_ACTOR = 'fleet-file';
 export type BootRecord = { node: Node; created: boolean; access: BootAccess };
 
 /** Why a config fetch is refused; the requester never learns which. */
-export type ConfigDenial = 'unknown-node' | 'no-token' | 'wrong-token' | 'expired' | 'used-up' | 'no-role' | 'window-closed' | 'conflict' | 'other-address';
+export type ConfigDenial = 'unknown-node' | 'no-token' | 'wrong-token' | 'expired' | 'used-up' | 'no-role' | 'window-closed' | 'conflict' | 'other-address' | 'not-installing';
 export type ConfigTokenCheck = { ok: true; node: Node; fetchesLeft: number } | { ok: false; reason: ConfigDenial; node?: Node; tokenIp?: string };
 
 /** One event from the node's Talos, with what the pure rules (src/talos-events) make of it. */
@@ -83,6 +83,11 @@ export interface ConfigTokens extends HistoryWriter {
   recordTokenConflict(mac: string, addresses: [string, string]): void;
 }
 
+/** A finished install reported with the machine's config token (cloud-init's phone-home, provision/cloud-init.ts). */
+export interface TokenInstallReports {
+  reportInstalledWithToken(mac: string, tokenSha256: string, ip: string | undefined, detail: Record<string, unknown>): { ok: true; node: Node } | { ok: false; reason: ConfigDenial; node?: Node };
+}
+
 /** What machines report once running (the event sink, the kernel-log receiver). */
 export interface TalosReports {
   /** Whose traffic this is: the node that booted from the address, or whose Talos reported it. */
@@ -128,6 +133,7 @@ export interface InventoryPorts
     BootRecorder,
     BootAddresses,
     ConfigTokens,
+    TokenInstallReports,
     TalosReports,
     KernelLogReader,
     NodeAdmin,

@@ -16,7 +16,7 @@ import { KernelLogStore } from './kernel-log-store.ts';
 import { applyLifecycle, UNSEEN, type LifecycleEvent, type LifecycleFields } from './node-lifecycle.ts';
 import { NodeStore, type ListCursor } from './node-store.ts';
 import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
-import { FLEET_ACTOR, type BootRecord, type ConfigTokenCheck, type DiscoveryRule, type InventoryPorts, type TalosEventRecord } from './ports.ts';
+import { FLEET_ACTOR, type BootRecord, type ConfigDenial, type ConfigTokenCheck, type DiscoveryRule, type InventoryPorts, type TalosEventRecord } from './ports.ts';
 
 // For the wiring and the local readers, which open the file: its name and the errors opening it raises.
 export { DB_FILE, InventoryError };
@@ -367,6 +367,28 @@ export class Inventory implements InventoryPorts {
       if (!windowOpen(node, this.now())) return { ok: false, reason: 'window-closed', node };
       if (!tokenAddressMatches(token.ip, ip)) return { ok: false, reason: 'other-address', node, tokenIp: token.ip ?? undefined };
       return { ok: true, node, fetchesLeft: token.fetchesLeft };
+    });
+  }
+
+  /**
+   * A finished install reported with the token of the machine's boot (cloud-init's phone-home).
+   * The token proves the report even once its fetches or lifetime are spent (an install takes as
+   * long as it takes), but only from the address it was issued to and only while the machine is
+   * installing; the report revokes it, so it proves nothing twice.
+   */
+  reportInstalledWithToken(mac: string, tokenSha256: string, ip: string | undefined, detail: Record<string, unknown>): { ok: true; node: Node } | { ok: false; reason: ConfigDenial; node?: Node } {
+    return this.database.write(() => {
+      const node = this.nodes.get(mac);
+      if (!node) return { ok: false, reason: 'unknown-node' };
+      const token = this.tokens.find(mac);
+      if (!token) return { ok: false, reason: 'no-token', node };
+      const a = Buffer.from(token.tokenSha256, 'hex');
+      const b = Buffer.from(tokenSha256, 'hex');
+      if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, reason: 'wrong-token', node };
+      if (!tokenAddressMatches(token.ip, ip)) return { ok: false, reason: 'other-address', node };
+      if (node.state !== 'installing') return { ok: false, reason: 'not-installing', node };
+      const after = this.transition(node, { type: 'install-reported' }, 'cloud-init', detail);
+      return { ok: true, node: after };
     });
   }
 

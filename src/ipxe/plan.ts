@@ -14,8 +14,14 @@ export type BootPlan =
   | { kind: 'wait'; reason: 'window-closed' }
   /** Two machines claimed the MAC inside its window: held until the operator confirms one. */
   | { kind: 'wait'; reason: 'conflict'; detail: string }
+  /** Its boot profile (not Talos) is unknown, does not load, or its templates do not render (`detail` says why). */
+  | { kind: 'wait'; reason: 'profile'; profile: string; detail: string }
+  /** Its boot profile's kernel or initrd is not in assets/<profile>/<arch>/. */
+  | { kind: 'wait'; reason: 'profile-assets-missing'; profile: string; arch: Arch; files: string[] }
   | { kind: 'unsupported'; reason: string }
   | { kind: 'install'; talosVersion: string; arch: Arch; role: 'controlplane' | 'worker' }
+  /** A Linux kernel and initrd with the profile's cloud-init datasource (provision/cloud-init.ts). */
+  | { kind: 'install-linux'; profile: string; arch: Arch; role: 'controlplane' | 'worker' }
   | { kind: 'local'; mode: LocalBootMode };
 
 /** Reported by iPXE: `${buildarch}` and `${platform}`. */
@@ -39,6 +45,12 @@ export function firmwareFromIpxe(platform: string | undefined): Firmware | undef
   return undefined;
 }
 
+/** Whether a machine whose profile is not Talos can boot it now (provision/cloud-init.ts decides). */
+export type LinuxProfileCheck =
+  | { profile: string; kind: 'ready' }
+  | { profile: string; kind: 'problem'; detail: string }
+  | { profile: string; kind: 'assets-missing'; files: string[] };
+
 /** Why the install window keeps a machine from its installer (install-window.ts decides). */
 export type WindowHold = { reason: 'window-closed' } | { reason: 'conflict'; detail: string };
 
@@ -54,12 +66,19 @@ export function planBoot(
   assetsPresent: (version: string, arch: Arch) => boolean = () => true,
   configProblem: (node: Node) => string | undefined = () => undefined,
   window?: WindowHold,
+  linuxProfile: (node: Node) => LinuxProfileCheck | undefined = () => undefined,
 ): BootPlan {
   if (node.role === 'unassigned') return { kind: 'wait', reason: 'unassigned' };
   if (node.state === 'installed') return { kind: 'local', mode: node.localBoot };
   if (window?.reason === 'conflict') return { kind: 'wait', reason: 'conflict', detail: window.detail };
   if (window?.reason === 'window-closed') return { kind: 'wait', reason: 'window-closed' };
   if (!node.arch) return { kind: 'unsupported', reason: 'its architecture is unknown (iPXE did not report ${buildarch})' };
+  const linux = linuxProfile(node);
+  if (linux) {
+    if (linux.kind === 'problem') return { kind: 'wait', reason: 'profile', profile: linux.profile, detail: linux.detail };
+    if (linux.kind === 'assets-missing') return { kind: 'wait', reason: 'profile-assets-missing', profile: linux.profile, arch: node.arch, files: linux.files };
+    return { kind: 'install-linux', profile: linux.profile, arch: node.arch, role: node.role };
+  }
   const talosVersion = node.talosVersion ?? defaultTalosVersion;
   if (unsupportedVersionReason(talosVersion)) return { kind: 'unsupported', reason: `Talos ${talosVersion}: Genesis writes configs for ${SUPPORTED_RANGE}` };
   // Never point a machine at a file that is not there: it would fail in iPXE with a 404.
@@ -80,6 +99,10 @@ export function holdReason(plan: BootPlan): string | null {
       return `waiting for the Talos ${plan.talosVersion} ${plan.arch} kernel and initramfs (genesis assets fetch --talos ${plan.talosVersion} --arch ${plan.arch})`;
     case 'config':
       return `waiting: its machine config cannot be rendered: ${plan.detail}`;
+    case 'profile':
+      return `waiting: its boot profile ${plan.profile} cannot be used: ${plan.detail}`;
+    case 'profile-assets-missing':
+      return `waiting for the ${plan.profile} profile's ${plan.files.join(' and ')} in assets/${plan.profile}/${plan.arch}/`;
     case 'window-closed':
       return 'waiting: its install window is closed (genesis nodes reinstall opens a new one)';
     case 'conflict':

@@ -8,7 +8,7 @@
 import type { Arch } from '../domain/node.ts';
 import { talosKernelArgs } from './kernel-args.ts';
 import { isScriptWord } from './word.ts';
-import type { BootPlan } from './plan.ts';
+import { holdReason, type BootPlan } from './plan.ts';
 
 export class ScriptValueError extends Error {}
 
@@ -72,7 +72,17 @@ export type NodeScriptInput = {
   configUrl?: string;
   /** Operator-chosen kernel arguments, after the ones Talos requires. */
   extraKernelArgs?: string[];
+  /** For an install-linux plan: the profile's kernel and initrd file names and its kernel arguments. */
+  linux?: { kernel: string; initrd: string; args: string[] };
 };
+
+/** A kernel argument of a Linux profile: an iPXE word in which `;` is plain (ds=nocloud;s=…), never the word `;` itself. */
+function linuxArg(value: string): string {
+  if (!/^[A-Za-z0-9._:/=+,@%?;-]+$/.test(value) || value.startsWith('-') || value === ';') {
+    throw new ScriptValueError(`refusing to write ${JSON.stringify(value)} into an iPXE script`);
+  }
+  return value;
+}
 
 function retry(baseUrl: string, seconds: number): string[] {
   return [`sleep ${seconds}`, `chain --replace --autofree ${token(baseUrl)}/boot.ipxe`];
@@ -108,6 +118,15 @@ export function renderNodeScript(input: NodeScriptInput): string {
           '',
         ].join('\n');
       }
+      if (plan.reason === 'profile' || plan.reason === 'profile-assets-missing') {
+        return [
+          '#!ipxe',
+          `echo Genesis: ${who} ${text((holdReason(plan) ?? '').slice(0, 200))}`,
+          `echo Asking again in ${wait} seconds.`,
+          ...retry(baseUrl, wait),
+          '',
+        ].join('\n');
+      }
       if (plan.reason === 'config') {
         return [
           '#!ipxe',
@@ -136,12 +155,33 @@ export function renderNodeScript(input: NodeScriptInput): string {
       return ['#!ipxe', `echo Genesis: ${who} is installed, leaving to the local disk`, 'exit 1', ''].join('\n');
     case 'install':
       return renderInstall(input, plan.talosVersion, plan.arch, plan.role, who, wait);
+    case 'install-linux':
+      return renderLinuxInstall(input, plan.profile, plan.arch, plan.role, who, wait);
   }
 }
 
 export function talosAssetUrls(baseUrl: string, version: string, arch: Arch): { kernel: string; initrd: string } {
   const dir = `${token(baseUrl)}/assets/talos/${token(version)}/${arch}`;
   return { kernel: `${dir}/vmlinuz`, initrd: `${dir}/initramfs.xz` };
+}
+
+function renderLinuxInstall(input: NodeScriptInput, profile: string, arch: Arch, role: string, who: string, wait: number): string {
+  if (!input.linux) throw new ScriptValueError('a Linux install script needs its kernel, initrd and arguments');
+  const dir = `${token(input.baseUrl)}/assets/${token(profile)}/${arch}`;
+  const initrd = token(input.linux.initrd);
+  const args = [`initrd=${initrd}`, ...input.linux.args.map(linuxArg)];
+  return [
+    '#!ipxe',
+    `echo Genesis: booting the ${token(profile)} profile ${arch} for ${who} as ${role}`,
+    'imgfree',
+    `kernel ${dir}/${token(input.linux.kernel)} ${args.join(' ')} || goto failed`,
+    `initrd --name ${initrd} ${dir}/${initrd} || goto failed`,
+    'boot || goto failed',
+    ':failed',
+    `echo Genesis: could not boot (error \${errno}), trying again in ${wait} seconds`,
+    ...retry(input.baseUrl, wait),
+    '',
+  ].join('\n');
 }
 
 function renderInstall(input: NodeScriptInput, version: string, arch: Arch, role: string, who: string, wait: number): string {

@@ -8,11 +8,12 @@ import { normalizeMac } from '../domain/mac.ts';
 import { InventoryError } from '../inventory/errors.ts';
 import type { BootRecord, BootRecorder } from '../inventory/ports.ts';
 import { conflictText, type BootAccess } from '../inventory/install-window.ts';
-import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type WindowHold } from '../ipxe/plan.ts';
+import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type LinuxProfileCheck, type WindowHold } from '../ipxe/plan.ts';
 import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RateLimiter } from '../net/rate-limiter.ts';
 import type { BootSteps } from './boot-steps.ts';
+import type { CloudInitService, LinuxBoot } from './cloud-init.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
 import { encodeScriptImage } from '../uboot/script-image.ts';
 import { renderPxelinuxConfig, renderUbootBootScript, renderUbootMachineScript } from '../uboot/script.ts';
@@ -39,10 +40,15 @@ export type BootServiceOptions = {
   /** Machines the inventory holds at most; a new MAC beyond is refused. */
   maxNodes?: number;
   metrics?: Metrics;
+  /** Machines whose profile is not Talos (provision/cloud-init.ts); absent: every machine boots Talos. */
+  linux?: Pick<CloudInitService, 'check' | 'boot'>;
   /** Told when a machine is first recorded, so the steps it took before are written to its history. */
   steps?: Pick<BootSteps, 'discovered'>;
   log: Logger;
 };
+
+/** What boots the machine: iPXE, or U-Boot's and GRUB's own scripts (Talos only). */
+type Loader = 'ipxe' | 'u-boot' | 'grub';
 
 /** What iPXE reports about itself in the per-machine request (raw query values). */
 export type IpxeIdentity = {
@@ -114,7 +120,7 @@ export class BootService {
    * apply the install window, decide its plan, note why it waits. `refused`: a new MAC that was
    * not recorded (discovery rate or a full inventory).
    */
-  private converse(mac: string, facts: BootFacts, ip: string | undefined): { refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan } {
+  private converse(mac: string, facts: BootFacts, ip: string | undefined, loader: Loader = 'ipxe'): { refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan } {
     // Discovery of unknown MACs is what an unauthenticated flood can grow without bound: per
     // address it is rate-limited, in total capped. Known machines are never affected.
     if (!this.opts.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) {
@@ -140,7 +146,7 @@ export class BootService {
       this.opts.metrics?.refused('boot', 'conflict');
       this.opts.log.warn({ mac, addresses: access.addresses }, 'two machines claim one MAC inside its install window: nothing is served to either until the operator confirms one (genesis nodes confirm)');
     }
-    const plan = planBoot(node, this.opts.defaultTalosVersion, this.opts.assetsPresent, (n) => this.opts.configs.renderer.problem(n), windowHold(access, node));
+    const plan = planBoot(node, this.opts.defaultTalosVersion, this.opts.assetsPresent, (n) => this.opts.configs.renderer.problem(n), windowHold(access, node), (n) => this.linuxCheck(n, loader));
     // An installed machine's record is not touched by an unauthenticated request, not even to note it asked.
     if (access.kind !== 'frozen') {
       const hold = holdReason(plan);
@@ -151,7 +157,14 @@ export class BootService {
         else if (node.waiting) this.opts.log.info({ mac, was: node.waiting }, 'a held machine may go ahead');
       }
       // A waiting machine asks every few seconds; last_seen shows that, the event log need not.
-      if (plan.kind !== 'wait') this.opts.inventory.record(mac, 'script-served', 'boot', { plan: plan.kind, ...('mode' in plan ? { mode: plan.mode } : {}), ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}) });
+      if (plan.kind !== 'wait') {
+        this.opts.inventory.record(mac, 'script-served', 'boot', {
+          plan: plan.kind,
+          ...('mode' in plan ? { mode: plan.mode } : {}),
+          ...('talosVersion' in plan ? { talosVersion: plan.talosVersion } : {}),
+          ...('profile' in plan ? { profile: plan.profile } : {}),
+        });
+      }
     }
     return { node, plan };
   }
@@ -160,13 +173,24 @@ export class BootService {
    * converse(), and for an install plan a fresh config token, as one transaction: a boot request
    * costs one commit, however many facts it records. Rendering happens after, outside it.
    */
-  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined): ReturnType<BootService['converse']> & { configUrl?: string } {
+  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined, loader: Loader = 'ipxe'): ReturnType<BootService['converse']> & { configUrl?: string; linux?: LinuxBoot } {
     return this.opts.inventory.atomically(() => {
-      const turn = this.converse(mac, facts, ip);
-      // Only an install script carries a config URL, so only it costs a token.
-      if (turn.refused || turn.plan.kind !== 'install') return turn;
-      return { ...turn, configUrl: this.configUrl(mac, this.opts.configs.issueToken(mac, ip)) };
+      const turn = this.converse(mac, facts, ip, loader);
+      if (turn.refused) return turn;
+      // Only an install script carries a token (a config URL, or a cloud-init datasource URL).
+      if (turn.plan.kind === 'install') return { ...turn, configUrl: this.configUrl(mac, this.opts.configs.issueToken(mac, ip)) };
+      if (turn.plan.kind === 'install-linux' && this.opts.linux) return { ...turn, linux: this.opts.linux.boot(turn.node, this.opts.configs.issueToken(mac, ip)) };
+      return turn;
     });
+  }
+
+  /** Linux profiles boot through iPXE only: on U-Boot or GRUB, such a machine waits, saying why. */
+  private linuxCheck(node: Node, loader: Loader): LinuxProfileCheck | undefined {
+    const check = this.opts.linux?.check(node);
+    if (check && check.kind !== 'problem' && loader !== 'ipxe') {
+      return { profile: check.profile, kind: 'problem', detail: `profiles other than talos boot through iPXE, and this machine boots through ${loader === 'u-boot' ? 'U-Boot' : 'GRUB'}` };
+    }
+    return check;
   }
 
   /** boot.scr.uimg: the same loop for every U-Boot board (see uboot/script.ts). */
@@ -180,7 +204,7 @@ export class BootService {
    * so a board that runs it is recorded as arm64.
    */
   ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.opts.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
+    const turn = this.opts.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip, 'u-boot'));
     const script = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderUbootMachineScript({ plan: turn.plan, mac, hostname: turn.node.hostname });
@@ -193,7 +217,7 @@ export class BootService {
    * other names and its boot script decides).
    */
   pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
+    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip, 'u-boot');
     if (turn.refused || turn.plan.kind !== 'install') return undefined;
     const plan = turn.plan;
     return Buffer.from(renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: turn.configUrl!, extraKernelArgs: this.opts.extraKernelArgs }));
@@ -210,7 +234,7 @@ export class BootService {
    * is recorded as arm64 UEFI.
    */
   grubMachineConfig(mac: string, ip: string | undefined): Buffer {
-    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip);
+    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip, 'grub');
     const config = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.opts.extraKernelArgs });
@@ -245,6 +269,7 @@ export class BootService {
       retrySeconds: this.opts.retrySeconds,
       configUrl: turn.configUrl,
       extraKernelArgs: this.opts.extraKernelArgs,
+      linux: turn.linux,
     });
     return { outcome: 'script', script };
   }

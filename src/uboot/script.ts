@@ -53,6 +53,8 @@ export function renderUbootMachineScript(input: UbootMachineInput): string {
       return [holdEcho(plan, mac, who), ''].join('\n');
     case 'local':
       return [`echo "Genesis: ${who} is installed, leaving to the next boot target"`, 'setenv genesis_loop 0', ''].join('\n');
+    case 'install-linux':
+      return [`echo "Genesis: cannot boot ${who}: its ${token(plan.profile)} profile boots through iPXE only, not U-Boot"`, ''].join('\n');
     case 'install':
       return [
         `echo "Genesis: booting Talos ${token(plan.talosVersion)} ${token(plan.arch)} for ${who} as ${plan.role}"`,
