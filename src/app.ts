@@ -370,6 +370,7 @@ export class Genesis {
       lan: this.lan,
       configs,
       cloudInit,
+      profiles: () => [TALOS_PROFILE, ...profileSet.profiles.keys(), ...profileSet.broken.keys()],
       renderer,
       talosconfigs: new Talosconfigs(this._inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),

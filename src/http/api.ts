@@ -11,7 +11,7 @@ import { BOOT_STATES, ROLES, type BootState, type Node, type NodeChanges, type R
 import type { ChangeFeed, HistoryReader, KernelLogReader, NodeAdmin } from '../inventory/ports.ts';
 import type { ListCursor } from '../inventory/node-store.ts';
 import type { ConfigRenderer } from '../provision/config-renderer.ts';
-import { checkNodeChange } from '../provision/node-change-check.ts';
+import { checkNodeChange, type KnownProfiles } from '../provision/node-change-check.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import { RenderError } from '../talos/render.ts';
@@ -36,6 +36,8 @@ export type ApiDeps = {
   tokenHash: Buffer;
   /** What a node's config would be (masked) and whether a node patch renders. */
   renderer: Pick<ConfigRenderer, 'checkNodePatch' | 'redacted'>;
+  /** The boot profiles a node may name. */
+  profiles?: KnownProfiles;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
   backups: EtcdBackups;
@@ -139,7 +141,7 @@ export async function apiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
    */
   /** The change's rules (provision/node-change-check.ts) as an answer: 400 with what to fix. */
   function checkPatch(mac: string, changes: NodeChanges): { changes: NodeChanges; warnings: string[] } {
-    const verdict = checkNodeChange(mac, inventory.get(mac), changes, deps.renderer);
+    const verdict = checkNodeChange(mac, inventory.get(mac), changes, deps.renderer, deps.profiles);
     if (!verdict.ok) throw new HttpError(400, verdict.code, verdict.message);
     return { changes, warnings: verdict.warnings };
   }

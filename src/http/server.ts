@@ -45,6 +45,8 @@ export type HttpServerOptions = {
   configs: MachineConfigService;
   /** The NoCloud datasource of machines whose profile is not Talos. */
   cloudInit: CloudInitService;
+  /** The boot profiles a node may name. */
+  profiles?: () => readonly string[];
   renderer: ConfigRenderer;
   talosconfigs: Talosconfigs;
   kubeconfigs: Kubeconfigs;
@@ -101,6 +103,7 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
         inventory: opts.inventory,
         tokenHash: opts.tokenHash,
         renderer: opts.renderer,
+        profiles: opts.profiles,
         talosconfigs: opts.talosconfigs,
         kubeconfigs: opts.kubeconfigs,
         backups: opts.backups,

@@ -102,7 +102,7 @@ export function holdReason(plan: BootPlan): string | null {
     case 'profile':
       return `waiting: its boot profile ${plan.profile} cannot be used: ${plan.detail}`;
     case 'profile-assets-missing':
-      return `waiting for the ${plan.profile} profile's ${plan.files.join(' and ')} in assets/${plan.profile}/${plan.arch}/`;
+      return `waiting for the kernel and initrd of profile ${plan.profile}: ${plan.files.map((f) => `assets/${plan.profile}/${plan.arch}/${f}`).join(', ')} missing`;
     case 'window-closed':
       return 'waiting: its install window is closed (genesis nodes reinstall opens a new one)';
     case 'conflict':

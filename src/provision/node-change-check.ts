@@ -7,7 +7,19 @@ import type { ConfigRenderer } from './config-renderer.ts';
 
 export type NodeChangeCheck = { ok: true; warnings: string[] } | { ok: false; code: 'invalid_request' | 'invalid_config_patch'; message: string };
 
-export function checkNodeChange(mac: string, current: Node | undefined, changes: NodeChanges, renderer: Pick<ConfigRenderer, 'checkNodePatch'>): NodeChangeCheck {
+/** The boot profiles a node may name (`talos` always among them). */
+export type KnownProfiles = () => readonly string[];
+
+export function checkNodeChange(
+  mac: string,
+  current: Node | undefined,
+  changes: NodeChanges,
+  renderer: Pick<ConfigRenderer, 'checkNodePatch'>,
+  profiles: KnownProfiles = () => ['talos'],
+): NodeChangeCheck {
+  if (changes.profile != null && !profiles().includes(changes.profile)) {
+    return { ok: false, code: 'invalid_request', message: `profile ${changes.profile} is not defined (known: ${profiles().join(', ')}; see docs/cloud-init.md)` };
+  }
   if (changes.bootstrap && (changes.role ?? current?.role) !== 'controlplane') {
     return { ok: false, code: 'invalid_request', message: 'bootstrap: true is for control planes: etcd is bootstrapped on one of them' };
   }
