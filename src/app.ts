@@ -237,6 +237,15 @@ export class Genesis {
     const check = checkBeforeServing({ patchFiles: this.patchFiles, renderer, passphraseFile: c.backup.secrets_passphrase_file, endpointSet: Boolean(c.cluster.endpoint || c.cluster.vip) });
     if ('problem' in check) throw new ConfigError(check.problem);
     if ('warning' in check) this.log.warn(check.warning);
+    // Profiles besides Talos, read once at start; a name the settings use must exist.
+    const profileSet = loadProfiles(c.profiles.dir);
+    for (const [name, why] of profileSet.broken) this.log.error({ profile: name, problems: why }, 'a boot profile does not load: machines that use it wait until it is fixed and Genesis restarted');
+    for (const key of ['default', 'controlplane', 'worker'] as const) {
+      const name = c.profiles[key];
+      if (name && name !== TALOS_PROFILE && !profileSet.profiles.has(name) && !profileSet.broken.has(name)) {
+        throw new ConfigError(`profiles.${key}: no profile named ${name} (known: ${[TALOS_PROFILE, ...profileSet.profiles.keys()].join(', ')}; see docs/cloud-init.md)`);
+      }
+    }
     // The fleet file, before any server answers: machines boot with what it says.
     this._fleet = new FleetReconciler({
       inventory: this._inventory,
@@ -245,6 +254,7 @@ export class Genesis {
       baseAutoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
       path: c.fleet.path,
       prune: c.fleet.prune,
+      profiles: () => [TALOS_PROFILE, ...profileSet.profiles.keys(), ...profileSet.broken.keys()],
       dataDir: c.data_dir,
       log: this.log.child({ component: 'fleet' }),
     });
@@ -258,15 +268,6 @@ export class Genesis {
       metrics: this._metrics,
       log: this.log.child({ component: 'talos' }),
     });
-    // Profiles besides Talos, read once at start; a name the settings use must exist.
-    const profileSet = loadProfiles(c.profiles.dir);
-    for (const [name, why] of profileSet.broken) this.log.error({ profile: name, problems: why }, 'a boot profile does not load: machines that use it wait until it is fixed and Genesis restarted');
-    for (const key of ['default', 'controlplane', 'worker'] as const) {
-      const name = c.profiles[key];
-      if (name && name !== TALOS_PROFILE && !profileSet.profiles.has(name) && !profileSet.broken.has(name)) {
-        throw new ConfigError(`profiles.${key}: no profile named ${name} (known: ${[TALOS_PROFILE, ...profileSet.profiles.keys()].join(', ')}; see docs/cloud-init.md)`);
-      }
-    }
     const cloudInit = new CloudInitService({
       inventory: this._inventory,
       profiles: () => profileSet,

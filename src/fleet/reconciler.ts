@@ -39,6 +39,8 @@ export type FleetReconcilerOptions = {
   /** fleet.path: a file or directory to apply and watch; empty for none. */
   path: string;
   prune: boolean;
+  /** The boot profiles a machine may name (absent: only talos is checked for). */
+  profiles?: () => readonly string[];
   /** Where a fleet applied through the API is kept, so its patches and rules survive a restart. */
   dataDir: string;
   log: Logger;
@@ -266,6 +268,11 @@ export class FleetReconciler extends EventEmitter {
       const node = { ...(byMac.get(mac) ?? blankNode(mac)), ...stripUndefined(p?.changes ?? {}) } as Node;
       if (node.role === 'unassigned') continue;
       for (const why of renderer.renderProblems(node, node.role).slice(0, 3)) problems.push({ at: p?.at || mac, message: `${mac}: its config would not render: ${why}` });
+    }
+    // A profile the file names must exist: a machine would wait on it at its next boot.
+    const known = this.opts.profiles?.() ?? ['talos'];
+    for (const m of fleet.machines) {
+      if (m.changes.profile != null && !known.includes(m.changes.profile)) problems.push({ at: m.at, message: `profile ${m.changes.profile} is not defined (known: ${known.join(', ')}; see docs/cloud-init.md)` });
     }
     // A rule a machine has yet to meet is checked on a blank machine, so it fails now and not at its first boot.
     for (const m of fleet.machines) {

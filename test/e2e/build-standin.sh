@@ -4,6 +4,10 @@
 # initramfs whose /init takes DHCP, reads talos.config= from /proc/cmdline, fetches it the way
 # Talos would, sends its kernel log as Talos's JSON lines to talos.logging.kernel= (when given),
 # prints what it did on the serial console and powers off.
+# With ds=nocloud;s=<url> instead (the cloud-init profile), it plays cloud-init: fetches meta-data
+# and user-data from the datasource, writes the user-data's write_files, runs the k3s recipe's
+# claim script as written there (its curl is a shim over busybox wget: the initramfs has no curl),
+# and posts phone_home's form to the phone_home URL.
 # usage: build-standin.sh <out-dir>   (writes vmlinuz and initramfs.xz; reuses a previous build)
 set -eu
 OUT=$1
@@ -38,6 +42,60 @@ case "$1" in
 esac
 exit 0
 S
+cat > root/bin/curl <<'S'
+#!/bin/sh
+# curl as far as the k3s recipe's claim script uses it (-fsS, -X, -H, -d, the URL), over busybox
+# wget, which fails on an HTTP error status as curl -f does.
+h1=; h2=; data=; post=; url=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -X) post=1; shift ;;
+    -H) if [ -z "$h1" ]; then h1=$2; else h2=$2; fi; shift ;;
+    -d) data=$2; post=1; shift ;;
+    -*) ;;
+    *) url=$1 ;;
+  esac
+  shift
+done
+set -- -q -O - -T 10
+[ -n "$h1" ] && set -- "$@" --header "$h1"
+[ -n "$h2" ] && set -- "$@" --header "$h2"
+[ -n "$post" ] && set -- "$@" --post-data "$data"
+exec wget "$@" "$url"
+S
+chmod +x root/bin/curl
+cat > root/cloud-init.sh <<'S'
+#!/bin/sh
+# The stand-in's cloud-init: the NoCloud datasource at $1, then the k3s recipe's claim and phone_home.
+ds=$1
+if ! wget -q -T 10 -O /tmp/meta-data "${ds}meta-data" || ! wget -q -T 10 -O /tmp/user-data "${ds}user-data"; then
+  echo "STANDIN: datasource fetch failed"; exit 0
+fi
+iid=$(sed -n 's/^instance-id: *//p' /tmp/meta-data)
+host=$(sed -n 's/^local-hostname: *//p' /tmp/meta-data)
+echo "STANDIN: instance-id $iid hostname $host"
+head -1 /tmp/user-data | grep -qx '#cloud-config' && echo "STANDIN: user-data is #cloud-config"
+# write_files, as cloud-init writes them: each item's block-scalar content to its path.
+mkdir -p /etc/genesis /etc/rancher/k3s /usr/local/sbin
+awk '
+  /^  - path: / { path = $3; next }
+  /^    content: \|/ { if (path != "") { cap = 1; out = path; printf "" > out }; next }
+  cap { if ($0 ~ /^      / || $0 == "") { line = $0; sub(/^      /, "", line); print line > out; next } cap = 0; close(out); path = "" }
+' /tmp/user-data
+chmod 755 /usr/local/sbin/genesis-k3s-claim 2>/dev/null
+if [ -x /usr/local/sbin/genesis-k3s-claim ] && timeout 60 /usr/local/sbin/genesis-k3s-claim > /tmp/claim.out 2>&1; then
+  echo "STANDIN: claim $(cat /etc/rancher/k3s/config.yaml.d/50-genesis-claim.yaml)"
+else
+  echo "STANDIN: claim failed: $(tail -n 3 /tmp/claim.out 2>/dev/null | tr '\n' ' ')"
+fi
+home=$(awk '/^phone_home:/ { p = 1; next } p && /^  url: / { print $2; exit }' /tmp/user-data)
+if wget -q -T 10 -O /dev/null --post-data "instance_id=$iid&hostname=$host" "$home"; then
+  echo "STANDIN: phoned home"
+else
+  echo "STANDIN: phone home failed"
+fi
+S
+chmod +x root/cloud-init.sh
 cat > root/init <<'S'
 #!/bin/sh
 export PATH=/bin
@@ -47,10 +105,12 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 done
 echo "STANDIN: cmdline $(cat /proc/cmdline)"
 url=
+ds=
 klog=
 for w in $(cat /proc/cmdline); do
   case "$w" in
     talos.config=*) url=${w#talos.config=} ;;
+    "ds=nocloud;s="*) ds=${w#ds=nocloud;s=} ;;
     talos.logging.kernel=tcp://*) klog=${w#talos.logging.kernel=tcp://}; klog=${klog%%/*} ;;
   esac
 done
@@ -58,7 +118,9 @@ i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1
 ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -n -q -f -t 10 -T 1 -s /dhcp.sh >/dev/null 2>&1
 echo "STANDIN: mac $(cat /sys/class/net/eth0/address)"
-if [ -n "$url" ]; then
+if [ -n "$ds" ]; then
+  /cloud-init.sh "$ds"
+elif [ -n "$url" ]; then
   if body=$(timeout 20 wget -O - "$url" 2>/tmp/err); then
     echo "STANDIN: config sha256 $(echo "$body" | sha256sum | cut -d' ' -f1)"
     echo "STANDIN: machine.type $(echo "$body" | sed -n 's/^ *type: *//p' | head -1)"
@@ -81,7 +143,7 @@ fi
 echo "STANDIN: done"
 poweroff -f
 S
-chmod +x root/init root/dhcp.sh
+chmod +x root/init root/dhcp.sh root/cloud-init.sh
 (cd root && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$OUT/initramfs.xz.tmp"
 cp "kpkg/boot/vmlinuz-$KVER" "$OUT/vmlinuz.tmp"
 mv "$OUT/initramfs.xz.tmp" "$OUT/initramfs.xz"

@@ -30,6 +30,13 @@ function standin(script: string, cachePrefix: string, arch: 'amd64' | 'arm64') {
       cpSync(path.join(cache, 'vmlinuz'), path.join(kdir, 'vmlinuz'));
       cpSync(path.join(cache, 'initramfs.xz'), path.join(kdir, 'initramfs.xz'));
     },
+    /** Put the stand-in where Genesis serves a Linux profile's kernel and initrd (their default names). */
+    stageProfile(assetsDir: string, profile: string): void {
+      const kdir = path.join(assetsDir, profile, arch);
+      mkdirSync(kdir, { recursive: true });
+      cpSync(path.join(cache, 'vmlinuz'), path.join(kdir, 'vmlinuz'));
+      cpSync(path.join(cache, 'initramfs.xz'), path.join(kdir, 'initrd'));
+    },
   };
 }
 
@@ -38,6 +45,7 @@ const arm64 = standin('build-standin-arm64.sh', 'arm64-', 'arm64');
 export const STANDIN_CACHE = amd64.cache;
 export const buildStandin = amd64.build;
 export const stageStandin = amd64.stage;
+export const stageStandinProfile = amd64.stageProfile;
 export const buildArm64Standin = arm64.build;
 export const stageArm64Standin = arm64.stage;
 export const ARM64_STANDIN_CACHE = arm64.cache;

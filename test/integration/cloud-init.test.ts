@@ -164,8 +164,17 @@ describe('choosing the profile', () => {
   it('an unknown profile is refused by the API, naming the known ones', async () => {
     const r = await g.api('PUT', '/nodes/52:54:00:c1:00:05', { role: 'worker', profile: 'ubuntu' });
     expect(r.status).toBe(400);
-    expect((await r.json()).message).toBe('profile ubuntu is not defined (known: talos, k3s, broken, plain; see docs/cloud-init.md)');
+    expect((await json(r)).message).toBe('profile ubuntu is not defined (known: talos, k3s, broken, plain; see docs/cloud-init.md)');
     expect((await g.api('PUT', '/nodes/52:54:00:c1:00:05', { role: 'worker', profile: 'Not A Name' })).status).toBe(400);
+  });
+
+  it('a fleet file naming an unknown profile is refused whole, naming it; a known one applies', async () => {
+    const fleet = (profile: string) => `apiVersion: genesis.dev/v1alpha1\nkind: Fleet\nmachines:\n  - mac: "52:54:00:c1:00:07"\n    role: worker\n    profile: ${profile}\n`;
+    const bad = await g.api('POST', '/fleet/diff', { documents: ['fleet.yaml'], files: { 'fleet.yaml': fleet('ubuntu') } });
+    expect(bad.status).toBe(422);
+    expect((await json(bad)).problems).toEqual([{ at: 'fleet.yaml:4:5', message: 'profile ubuntu is not defined (known: talos, k3s, broken, plain; see docs/cloud-init.md)' }]);
+    expect((await g.api('POST', '/fleet/apply', { documents: ['fleet.yaml'], files: { 'fleet.yaml': fleet('k3s') } })).status).toBe(200);
+    expect((await json(g.api('GET', '/nodes/52:54:00:c1:00:07'))).profile).toBe('k3s');
   });
 
   it('a profile whose template does not pass keeps the machine waiting, with the reason, and serves nothing', async () => {
@@ -186,7 +195,7 @@ describe('GET /api/v1/bootstrap/leader, for k3s agents', () => {
     const auth = { authorization: `Bearer ${joinToken}` };
     const before = await fetch(`${g.url}/api/v1/bootstrap/leader`, { headers: auth });
     expect(before.status).toBe(404);
-    expect((await before.json()).error).toBe('no_leader');
+    expect((await json(before)).error).toBe('no_leader');
     const claim = await fetch(`${g.url}/api/v1/bootstrap/claim`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ mac: '52:54:00:c1:00:01', address: '192.0.2.31' }) });
     expect(await claim.json()).toMatchObject({ decision: 'init', leader: { ip: '192.0.2.31' } });
     expect(await json(fetch(`${g.url}/api/v1/bootstrap/leader`, { headers: auth }))).toMatchObject({ decision: 'join', leader: { mac: '52:54:00:c1:00:01', ip: '192.0.2.31' } });
