@@ -580,6 +580,7 @@ function renderNode() {
     ['State', n.state],
     ['Talos', talosText(n)],
     ['Talos version', n.talosVersion || `${ui.defaultTalosVersion} (default)`],
+    ['Boot profile', n.profile || 'its role\'s or the cluster\'s'],
     ['Addresses', [n.lastIp, ...(n.talosAddresses || [])].filter((a, i, all) => a && all.indexOf(a) === i).join(', ') || '—'],
     ['Hardware', [n.manufacturer, n.product].filter(Boolean).join(' ') || '—'],
     ['First seen', n.firstSeen ? new Date(n.firstSeen).toLocaleString() : '—'],

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Node } from '../../src/domain/node.ts';
 import { InventoryError } from '../../src/inventory/errors.ts';
+import type { LinuxProfileCheck } from '../../src/ipxe/plan.ts';
 import { BootService, type ConfigIssuer } from '../../src/provision/service.ts';
 import { BrokenInventory, FixedInventory, fullInventory } from '../fakes/inventory.ts';
 
@@ -12,7 +13,7 @@ const MAC = '52:54:00:12:34:56';
 const OTHER = '52:54:00:12:34:57';
 const LATER = () => new Date(Date.now() + 3600_000).toISOString();
 
-function service(inventory: ConstructorParameters<typeof BootService>[0]['inventory'], over: { problem?: string; maxNodes?: number; assets?: boolean } = {}) {
+function service(inventory: ConstructorParameters<typeof BootService>[0]['inventory'], over: { problem?: string; maxNodes?: number; assets?: boolean; linux?: LinuxProfileCheck } = {}) {
   const tokens: Array<{ mac: string; ip?: string }> = [];
   const configs: ConfigIssuer = {
     renderer: { problem: () => over.problem },
@@ -30,6 +31,10 @@ function service(inventory: ConstructorParameters<typeof BootService>[0]['invent
     extraKernelArgs: [],
     assetsPresent: () => over.assets ?? true,
     maxNodes: over.maxNodes,
+    linux: over.linux && {
+      check: () => over.linux,
+      boot: (_node, token) => ({ profile: 'k3s', kernel: 'vmlinuz', initrd: 'initrd', args: ['ip=dhcp', `ds=nocloud;s=http://192.0.2.1:8080/cloud-init/${MAC}/${token}/`] }),
+    },
     log: pino({ level: 'silent' }),
   });
   return { boot, tokens };
@@ -136,5 +141,34 @@ describe('BootService with the inventory fakes', () => {
       boot.nodeScript({ mac, manufacturer: raw, serial: raw, uuid: '00000000-0000-0000-0000-000000000000' }, `192.0.2.${20 + i}`);
       expect(inventory.get(mac), JSON.stringify(raw)).toMatchObject({ manufacturer: kept ?? null, serial: kept ?? null, uuid: null });
     });
+  });
+
+  it('a machine with a Linux profile that is ready gets its kernel, initrd and datasource URL, with a token bound to its address', () => {
+    const inventory = new FixedInventory([assigned()]);
+    const { boot, tokens } = service(inventory, { linux: { profile: 'k3s', kind: 'ready' } });
+    const answer = boot.nodeScript({ mac: MAC, buildarch: 'x86_64', platform: 'efi' }, '192.0.2.10');
+    const script = answer.outcome === 'script' ? answer.script : '';
+    expect(script).toContain(`kernel http://192.0.2.1:8080/assets/k3s/amd64/vmlinuz initrd=initrd ip=dhcp ds=nocloud;s=http://192.0.2.1:8080/cloud-init/${MAC}/${'ab'.repeat(32)}/ || goto failed`);
+    expect(script).toContain('initrd --name initrd http://192.0.2.1:8080/assets/k3s/amd64/initrd || goto failed');
+    expect(tokens).toEqual([{ mac: MAC, ip: '192.0.2.10' }]);
+    expect(inventory.events).toEqual([{ mac: MAC, type: 'script-served', actor: 'boot', detail: { plan: 'install-linux', profile: 'k3s' } }]);
+  });
+
+  it('a machine with a Linux profile waits, saying why, when the profile cannot be used, and costs no token', () => {
+    const inventory = new FixedInventory([assigned()]);
+    const { boot, tokens } = service(inventory, { linux: { profile: 'k3s', kind: 'problem', detail: "k3s user-data: cloud-init's schema: runcmd: must be array" } });
+    boot.nodeScript({ mac: MAC, buildarch: 'x86_64', platform: 'efi' }, '192.0.2.10');
+    expect(inventory.get(MAC)?.waiting).toBe("waiting: its boot profile k3s cannot be used: k3s user-data: cloud-init's schema: runcmd: must be array");
+    expect(tokens).toEqual([]);
+  });
+
+  it('on U-Boot or GRUB, a machine with a Linux profile waits: those loaders boot Talos only', () => {
+    for (const [ask, loader] of [[(b: BootService) => b.ubootMachineScript(MAC, '192.0.2.10'), 'U-Boot'], [(b: BootService) => b.grubMachineConfig(MAC, '192.0.2.10'), 'GRUB']] as const) {
+      const inventory = new FixedInventory([assigned({ arch: 'arm64', firmware: 'u-boot' })]);
+      const { boot, tokens } = service(inventory, { linux: { profile: 'k3s', kind: 'ready' } });
+      ask(boot);
+      expect(inventory.get(MAC)?.waiting).toBe(`waiting: its boot profile k3s cannot be used: profiles other than talos boot through iPXE, and this machine boots through ${loader}`);
+      expect(tokens).toEqual([]);
+    }
   });
 });
