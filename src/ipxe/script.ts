@@ -172,7 +172,7 @@ function renderLinuxInstall(input: NodeScriptInput, profile: string, arch: Arch,
   const args = [`initrd=${initrd}`, ...input.linux.args.map(linuxArg)];
   return [
     '#!ipxe',
-    `echo Genesis: booting the ${token(profile)} profile ${arch} for ${who} as ${role}`,
+    `echo Genesis: booting ${token(profile)} ${arch} for ${who} as ${role}`,
     'imgfree',
     `kernel ${dir}/${token(input.linux.kernel)} ${args.join(' ')} || goto failed`,
     `initrd --name ${initrd} ${dir}/${initrd} || goto failed`,

@@ -47,7 +47,7 @@ describe.skipIf(skip !== undefined)('the cloud-init profile with real firmware (
     const claims = serials.map((serial, i) => {
       const mac = MACS[i]!;
       // iPXE booted the profile's kernel with the datasource of this machine and this boot.
-      expect(serial, context).toContain(`Genesis: booting the k3s profile amd64 for k3s-${i + 1} (${mac}) as controlplane`);
+      expect(serial, context).toContain(`Genesis: booting k3s amd64 for k3s-${i + 1} (${mac}) as controlplane`);
       const cmdline = /STANDIN: cmdline (.*)/.exec(serial)?.[1]?.trim().split(/\s+/) ?? [];
       expect(cmdline.slice(cmdline.indexOf('initrd=initrd')), context).toEqual(['initrd=initrd', 'console=ttyS0', 'panic=1', expect.stringMatching(new RegExp(`^ds=nocloud;s=http://10\\.0\\.2\\.2:8080/cloud-init/${mac}/[0-9a-f]{64}/$`))]);
       expect(serial, context).toMatch(new RegExp(`STANDIN: instance-id genesis-${mac.replace(/:/g, '')}-[0-9a-f]{12} hostname k3s-${i + 1}`));

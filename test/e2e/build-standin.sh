@@ -57,18 +57,19 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-set -- -q -O - -T 10
+# Busybox's own wget -T crashes (Debian 12's busybox-static): timeout bounds it instead.
+set -- -q -O -
 [ -n "$h1" ] && set -- "$@" --header "$h1"
 [ -n "$h2" ] && set -- "$@" --header "$h2"
 [ -n "$post" ] && set -- "$@" --post-data "$data"
-exec wget "$@" "$url"
+exec timeout 10 wget "$@" "$url"
 S
 chmod +x root/bin/curl
 cat > root/cloud-init.sh <<'S'
 #!/bin/sh
 # The stand-in's cloud-init: the NoCloud datasource at $1, then the k3s recipe's claim and phone_home.
 ds=$1
-if ! wget -q -T 10 -O /tmp/meta-data "${ds}meta-data" || ! wget -q -T 10 -O /tmp/user-data "${ds}user-data"; then
+if ! timeout 10 wget -q -O /tmp/meta-data "${ds}meta-data" || ! timeout 10 wget -q -O /tmp/user-data "${ds}user-data"; then
   echo "STANDIN: datasource fetch failed"; exit 0
 fi
 iid=$(sed -n 's/^instance-id: *//p' /tmp/meta-data)
@@ -89,7 +90,7 @@ else
   echo "STANDIN: claim failed: $(tail -n 3 /tmp/claim.out 2>/dev/null | tr '\n' ' ')"
 fi
 home=$(awk '/^phone_home:/ { p = 1; next } p && /^  url: / { print $2; exit }' /tmp/user-data)
-if wget -q -T 10 -O /dev/null --post-data "instance_id=$iid&hostname=$host" "$home"; then
+if timeout 10 wget -q -O /dev/null --post-data "instance_id=$iid&hostname=$host" "$home"; then
   echo "STANDIN: phoned home"
 else
   echo "STANDIN: phone home failed"
