@@ -11,7 +11,7 @@ import { normalizeMac } from '../domain/mac.ts';
 import type { NodeChanges } from '../domain/node.ts';
 import { ChangeError, checkNodeChanges } from '../inventory/changes.ts';
 import { parsePatch, PatchError } from '../talos/patch.ts';
-import { FLEET_SCHEMA, fleetConfigFields } from './schema.ts';
+import { FLEET_CONFIG_SECTIONS, FLEET_SCHEMA, fleetConfigFields } from './schema.ts';
 
 const require = createRequire(import.meta.url);
 const Ajv2020 = (require('ajv/dist/2020.js') as { default: typeof Ajv2020Type.default }).default;
@@ -216,6 +216,7 @@ export function parseFleet(source: FleetSource): Fleet {
     const f = data as {
       cluster?: Record<string, unknown>;
       talos?: Record<string, unknown>;
+      profiles?: Record<string, unknown>;
       patches?: Partial<Record<PatchSlot, RawPatch>>;
       defaults?: { unlisted?: FleetDefaults['unlisted']; autoAssign?: Partial<FleetDefaults['autoAssign']> };
       machines?: Array<Record<string, unknown>>;
@@ -226,7 +227,7 @@ export function parseFleet(source: FleetSource): Fleet {
       if (before) problems.push({ at: at(l, p), message: `${section} is also set in ${before}; set it in one file` });
       else seenSections.set(section, at(l, p));
     };
-    for (const section of ['cluster', 'talos'] as const) {
+    for (const section of FLEET_CONFIG_SECTIONS) {
       for (const [k, value] of Object.entries(f[section] ?? {})) {
         const key = `${section}.${k}`;
         if (!configFields.has(key)) continue;

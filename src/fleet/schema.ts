@@ -10,11 +10,14 @@ export const FLEET_API_VERSION = 'genesis.dev/v1alpha1';
 export const FLEET_KIND = 'Fleet';
 
 /** genesis.yaml sections a fleet file may also set. Patches have their own section. */
-export const FLEET_CONFIG_SECTIONS = ['cluster', 'talos'] as const;
+export const FLEET_CONFIG_SECTIONS = ['cluster', 'talos', 'profiles'] as const;
 
-/** genesis.yaml keys a fleet file may set: cluster.* and talos.* except the patch files. */
+/**
+ * genesis.yaml keys a fleet file may set: cluster.*, talos.* and profiles.* except the patch files
+ * and the profiles directory (paths of Genesis's host, not of the fleet repository).
+ */
 export function fleetConfigFields(): Field[] {
-  return FIELDS.filter((f) => FLEET_CONFIG_SECTIONS.some((s) => f.key.startsWith(`${s}.`)) && !f.key.startsWith('talos.patches.'));
+  return FIELDS.filter((f) => FLEET_CONFIG_SECTIONS.some((s) => f.key.startsWith(`${s}.`)) && !f.key.startsWith('talos.patches.') && f.key !== 'profiles.dir');
 }
 
 function fieldSchema(f: Field): Record<string, unknown> {
@@ -101,6 +104,7 @@ export const FLEET_SCHEMA = {
     kind: { const: FLEET_KIND },
     cluster: sectionSchema('cluster'),
     talos: sectionSchema('talos'),
+    profiles: sectionSchema('profiles'),
     patches: {
       type: 'object',
       additionalProperties: false,

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { loadConfigWithFleet } from '../../src/cli/fleet-config.ts';
 import { nodeScriptUrl, startGenesis, TEST_TOKEN, type TestGenesis } from '../helpers/genesis-app.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test reads of API JSON
@@ -201,6 +202,18 @@ describe('GET /api/v1/bootstrap/leader, for k3s agents', () => {
     expect(await json(fetch(`${g.url}/api/v1/bootstrap/leader`, { headers: auth }))).toMatchObject({ decision: 'join', leader: { mac: '52:54:00:c1:00:01', ip: '192.0.2.31' } });
     // The API token works too.
     expect((await fetch(`${g.url}/api/v1/bootstrap/leader`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })).status).toBe(200);
+  });
+});
+
+describe("the fleet file's profiles section", () => {
+  it('sets the role and cluster profiles Genesis starts with, as genesis.yaml would; not the directory', () => {
+    const fleetFile = path.join(work, 'fleet.yaml');
+    writeFileSync(fleetFile, 'apiVersion: genesis.dev/v1alpha1\nkind: Fleet\nprofiles: {controlplane: k3s, default: talos}\n');
+    const dataDir = path.join(work, 'fleet-data');
+    const { config } = loadConfigWithFleet({ cwd: work, env: { GENESIS_FLEET_PATH: fleetFile, GENESIS_DATA_DIR: dataDir, GENESIS_PROFILES_WORKER: 'k3s' } }, 'throw');
+    expect(config.profiles).toMatchObject({ default: 'talos', controlplane: 'k3s', worker: 'k3s' });
+    writeFileSync(fleetFile, 'apiVersion: genesis.dev/v1alpha1\nkind: Fleet\nprofiles: {dir: /etc}\n');
+    expect(() => loadConfigWithFleet({ cwd: work, env: { GENESIS_FLEET_PATH: fleetFile, GENESIS_DATA_DIR: dataDir } }, 'throw')).toThrow("fleet.yaml:3:12: profiles.dir: unknown field");
   });
 });
 
