@@ -357,9 +357,7 @@ export class Inventory implements InventoryPorts {
       if (!node) return { ok: false, reason: 'unknown-node' };
       const token = this.tokens.find(mac);
       if (!token) return { ok: false, reason: 'no-token', node };
-      const a = Buffer.from(token.tokenSha256, 'hex');
-      const b = Buffer.from(tokenSha256, 'hex');
-      if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, reason: 'wrong-token', node };
+      if (!sameHash(token.tokenSha256, tokenSha256)) return { ok: false, reason: 'wrong-token', node };
       if (Date.parse(token.expiresAt) <= this.now().getTime()) return { ok: false, reason: 'expired', node };
       if (token.fetchesLeft <= 0) return { ok: false, reason: 'used-up', node };
       if (node.role === 'unassigned') return { ok: false, reason: 'no-role', node };
@@ -382,9 +380,7 @@ export class Inventory implements InventoryPorts {
       if (!node) return { ok: false, reason: 'unknown-node' };
       const token = this.tokens.find(mac);
       if (!token) return { ok: false, reason: 'no-token', node };
-      const a = Buffer.from(token.tokenSha256, 'hex');
-      const b = Buffer.from(tokenSha256, 'hex');
-      if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false, reason: 'wrong-token', node };
+      if (!sameHash(token.tokenSha256, tokenSha256)) return { ok: false, reason: 'wrong-token', node };
       if (!tokenAddressMatches(token.ip, ip)) return { ok: false, reason: 'other-address', node };
       if (node.state !== 'installing') return { ok: false, reason: 'not-installing', node };
       const after = this.transition(node, { type: 'install-reported' }, 'cloud-init', detail);
@@ -439,6 +435,13 @@ export class Inventory implements InventoryPorts {
     this.database.flush();
     return this.database.read(() => this.history.list(mac, opts));
   }
+}
+
+/** Two hex SHA-256 digests compared in constant time (a token's hash against the stored one). */
+function sameHash(stored: string, given: string): boolean {
+  const a = Buffer.from(stored, 'hex');
+  const b = Buffer.from(given, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function lifecycleDiffers(a: LifecycleFields, b: LifecycleFields): boolean {

@@ -18,6 +18,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { renderCmdline, renderDatasource, templateVars, type DatasourceFile } from '../cloud-init/documents.ts';
 import { TALOS_PROFILE, type LinuxProfile, type ProfileSet } from '../cloud-init/profile.ts';
 import { TemplateError } from '../cloud-init/template.ts';
+import { checkBootToken, tokenSha256 } from './config-token-check.ts';
 
 export type ProfileChoice = { default: string; controlplane: string; worker: string };
 
@@ -115,16 +116,9 @@ export class CloudInitService {
 
   /** One document of the machine's datasource. */
   serve(mac: string | undefined, token: string, file: DatasourceFile, ip: string | undefined): DatasourceOutcome {
-    if (!mac || !/^[0-9a-f]{64}$/.test(token)) return this.deny('bad-request', mac, ip);
-    const hash = sha256(token);
-    const check = this.opts.inventory.checkConfigToken(mac, hash, ip);
-    if (!check.ok) {
-      if (check.reason === 'other-address' && check.tokenIp && ip) {
-        this.opts.inventory.recordTokenConflict(mac, [check.tokenIp, ip]);
-        this.opts.log.warn({ mac, addresses: [check.tokenIp, ip] }, 'a config token was used from another address than its script went to: both held until the operator confirms one');
-      }
-      return this.deny(check.reason, mac, ip);
-    }
+    const check = checkBootToken(this.opts.inventory, this.opts.log, mac, token, ip);
+    if (!check.ok) return this.deny(check.reason, mac, ip);
+    const { hash, node } = check;
     const c = this.chosen(check.node);
     // The machine was given this token for a Talos install (its profile changed since): nothing here is its.
     if (!c) return this.deny('wrong-token', mac, ip);
@@ -135,14 +129,14 @@ export class CloudInitService {
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err;
       this.opts.log.error({ mac, ip, profile: c.name, problems: err.problems.slice(0, 20) }, 'cloud-init datasource not served: it cannot be rendered');
-      this.opts.inventory.record(mac, 'config-failed', 'boot', { profile: c.name, file, reason: err.message.slice(0, 2000) });
+      this.opts.inventory.record(node.mac, 'config-failed', 'boot', { profile: c.name, file, reason: err.message.slice(0, 2000) });
       this.opts.metrics?.configOutcome('failed');
       return { outcome: 'unrenderable', reason: err.message };
     }
     const body = docs[file];
     if (body === null) return { outcome: 'absent' };
     if (file !== 'user-data') return { outcome: 'served', body };
-    const spent = this.opts.inventory.consumeConfigToken(mac, hash, { ip, role: check.node.role, profile: c.name, file, sha256: sha256(body) }, ip);
+    const spent = this.opts.inventory.consumeConfigToken(node.mac, hash, { ip, role: check.node.role, profile: c.name, file, sha256: sha256(body) }, ip);
     if (!spent.ok) return this.deny(spent.reason, mac, ip);
     this.opts.log.info({ mac, ip, role: check.node.role, profile: c.name, sha256: sha256(body), fetchesLeft: spent.fetchesLeft }, 'cloud-init user-data served');
     this.opts.metrics?.configOutcome('served');
@@ -154,7 +148,7 @@ export class CloudInitService {
     if (!mac || !/^[0-9a-f]{64}$/.test(token)) return this.deny('bad-request', mac, ip);
     // Only what identifies the instance is kept; the report can carry host keys and more.
     const detail = { via: 'cloud-init phone-home', ip, ...(report['instance_id'] ? { instanceId: report['instance_id'].slice(0, 128) } : {}), ...(report['hostname'] ? { hostname: report['hostname'].slice(0, 253) } : {}) };
-    const r = this.opts.inventory.reportInstalledWithToken(mac, sha256(token), ip, detail);
+    const r = this.opts.inventory.reportInstalledWithToken(mac, tokenSha256(token), ip, detail);
     if (!r.ok) return this.deny(r.reason, mac, ip);
     this.opts.log.info({ mac, ip }, 'cloud-init reported the install finished: the machine boots from its disk from now on');
     return { outcome: 'installed' };

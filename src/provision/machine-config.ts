@@ -1,7 +1,7 @@
 // Serving machine configs: the single-node token written into the install script, its check when
 // Talos fetches the config, and the record of what happened. Rendering is config-renderer.ts's.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -9,6 +9,7 @@ import type { Node } from '../domain/node.ts';
 import type { ConfigDenial, ConfigTokens } from '../inventory/ports.ts';
 import { RenderError, type RenderedConfig } from '../talos/render.ts';
 import type { ConfigRenderer } from './config-renderer.ts';
+import { checkBootToken, tokenSha256 } from './config-token-check.ts';
 
 export type MachineConfigOptions = {
   inventory: ConfigTokens;
@@ -26,7 +27,6 @@ export type MachineConfigOptions = {
  */
 export type ConfigOutcome = { outcome: 'served'; yaml: string } | { outcome: 'denied'; reason: ConfigDenial | 'bad-request' } | { outcome: 'unrenderable'; reason: string };
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export class MachineConfigService {
   private readonly opts: MachineConfigOptions;
@@ -41,7 +41,7 @@ export class MachineConfigService {
   /** A fresh token for a node's install script, bound to the address the script goes to; only its hash is stored. Hex: safe in iPXE and on a kernel command line. */
   issueToken(mac: string, ip?: string): string {
     const token = randomBytes(32).toString('hex');
-    this.opts.inventory.issueConfigToken(mac, sha256(token), this.opts.tokenTtlMs, this.opts.tokenFetches, ip ?? null);
+    this.opts.inventory.issueConfigToken(mac, tokenSha256(token), this.opts.tokenTtlMs, this.opts.tokenFetches, ip ?? null);
     return token;
   }
 
@@ -56,17 +56,9 @@ export class MachineConfigService {
       if (node && this.eventDue(`${node.mac} ${reason}`)) this.opts.inventory.record(node.mac, 'config-denied', 'boot', { reason, ip });
       return { outcome: 'denied', reason };
     };
-    if (!mac || !/^[0-9a-f]{64}$/.test(token)) return deny('bad-request');
-    const hash = sha256(token);
-    const check = this.opts.inventory.checkConfigToken(mac, hash, ip);
-    if (!check.ok) {
-      if (check.reason === 'other-address' && check.tokenIp && ip) {
-        // The right token from the wrong address: it was copied off the wire. Hold both sides.
-        this.opts.inventory.recordTokenConflict(mac, [check.tokenIp, ip]);
-        this.opts.log.warn({ mac, addresses: [check.tokenIp, ip] }, 'a config token was used from another address than its script went to: both held until the operator confirms one');
-      }
-      return deny(check.reason, check.node);
-    }
+    const check = checkBootToken(this.opts.inventory, this.opts.log, mac, token, ip);
+    if (!check.ok) return deny(check.reason, check.node);
+    const { hash, node } = check;
 
     let rendered: RenderedConfig;
     try {
@@ -74,12 +66,12 @@ export class MachineConfigService {
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
       this.opts.log.error({ mac, ip, problems: err.problems.length ? err.problems : undefined, reason: err.message }, 'machine config not served: it cannot be rendered');
-      this.opts.inventory.record(mac, 'config-failed', 'boot', { reason: err.message, problems: err.problems.slice(0, 20) });
+      this.opts.inventory.record(node.mac, 'config-failed', 'boot', { reason: err.message, problems: err.problems.slice(0, 20) });
       this.opts.metrics?.configOutcome('failed');
       return { outcome: 'unrenderable', reason: err.message };
     }
     const spent = this.opts.inventory.consumeConfigToken(
-      mac,
+      node.mac,
       hash,
       {
         ip,
