@@ -53,7 +53,7 @@ import { BootstrapLocks } from './bootstrap/lock-store.ts';
 import { FleetReconciler } from './fleet/reconciler.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken, k3sToken } from './bootstrap/join-token.ts';
-import { loadProfiles, TALOS_PROFILE } from './cloud-init/profile.ts';
+import { builtInProfiles, loadProfiles, TALOS_PROFILE, type ProfileSet } from './cloud-init/profile.ts';
 import { CloudInitService } from './provision/cloud-init.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
@@ -237,15 +237,12 @@ export class Genesis {
     const check = checkBeforeServing({ patchFiles: this.patchFiles, renderer, passphraseFile: c.backup.secrets_passphrase_file, endpointSet: Boolean(c.cluster.endpoint || c.cluster.vip) });
     if ('problem' in check) throw new ConfigError(check.problem);
     if ('warning' in check) this.log.warn(check.warning);
-    // Profiles besides Talos, read once at start; a name the settings use must exist.
-    const profileSet = loadProfiles(c.profiles.dir);
-    for (const [name, why] of profileSet.broken) this.log.error({ profile: name, problems: why }, 'a boot profile does not load: machines that use it wait until it is fixed and Genesis restarted');
-    for (const key of ['default', 'controlplane', 'worker'] as const) {
-      const name = c.profiles[key];
-      if (name && name !== TALOS_PROFILE && !profileSet.profiles.has(name) && !profileSet.broken.has(name)) {
-        throw new ConfigError(`profiles.${key}: no profile named ${name} (known: ${[TALOS_PROFILE, ...profileSet.profiles.keys()].join(', ')}; see docs/cloud-init.md)`);
-      }
-    }
+    // Profiles besides Talos: profiles.dir's, read once at start, and the fleet file's, replaced
+    // each time the file is applied.
+    const dirProfiles = loadProfiles(c.profiles.dir);
+    for (const [name, why] of dirProfiles.broken) this.log.error({ profile: name, problems: why }, 'a boot profile does not load: machines that use it wait until it is fixed and Genesis restarted');
+    let profileSet: ProfileSet = dirProfiles;
+    const profileNames = () => [TALOS_PROFILE, ...profileSet.profiles.keys(), ...profileSet.broken.keys()];
     // The fleet file, before any server answers: machines boot with what it says.
     this._fleet = new FleetReconciler({
       inventory: this._inventory,
@@ -254,11 +251,22 @@ export class Genesis {
       baseAutoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },
       path: c.fleet.path,
       prune: c.fleet.prune,
-      profiles: () => [TALOS_PROFILE, ...profileSet.profiles.keys(), ...profileSet.broken.keys()],
+      profiles: {
+        builtIn: [TALOS_PROFILE, ...builtInProfiles().map((p) => p.name)],
+        directory: () => [...[...dirProfiles.profiles.values()].filter((p) => p.source !== 'built-in').map((p) => p.name), ...dirProfiles.broken.keys()],
+      },
+      onLinuxProfiles: (fleetProfiles) => {
+        profileSet = { profiles: new Map([...dirProfiles.profiles, ...fleetProfiles.map((p) => [p.name, p] as const)]), broken: dirProfiles.broken };
+      },
       dataDir: c.data_dir,
       log: this.log.child({ component: 'fleet' }),
     });
     this._fleet.start();
+    // A profile the settings name must exist (the fleet file's count: it was applied just now).
+    for (const key of ['default', 'controlplane', 'worker'] as const) {
+      const name = c.profiles[key];
+      if (name && !profileNames().includes(name)) throw new ConfigError(`profiles.${key}: no profile named ${name} (known: ${profileNames().join(', ')}; see docs/cloud-init.md)`);
+    }
     const configs = new MachineConfigService({
       inventory: this._inventory,
       renderer,
@@ -371,7 +379,7 @@ export class Genesis {
       lan: this.lan,
       configs,
       cloudInit,
-      profiles: () => [TALOS_PROFILE, ...profileSet.profiles.keys(), ...profileSet.broken.keys()],
+      profiles: profileNames,
       renderer,
       talosconfigs: new Talosconfigs(this._inventory, secrets, cluster),
       kubeconfigs: new Kubeconfigs(secrets, cluster, c.cluster.admin_kubeconfig_days),

@@ -92,9 +92,9 @@ let validateProfile: ReturnType<InstanceType<typeof Ajv>['compile']> | undefined
 export type ProfileFiles = { profileYaml: string; userData?: string; networkConfig?: string; vendorData?: string };
 
 /** One profile from its files' text. Throws ProfileError with every problem, each naming its file. */
-export function parseProfile(name: string, files: ProfileFiles, source: string): LinuxProfile {
+export function parseProfile(name: string, files: ProfileFiles, source: string, yamlLabel = `${source}/profile.yaml`): LinuxProfile {
   const problems: string[] = [];
-  const file = `${source}/profile.yaml`;
+  const file = yamlLabel;
   if (!PROFILE_NAME.test(name)) problems.push(`${source}: a profile name is a lower-case DNS label (letters, digits, -)`);
   if (name === TALOS_PROFILE) problems.push(`${source}: "talos" is Genesis's own profile and cannot be redefined`);
   const lines = new LineCounter();

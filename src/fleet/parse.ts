@@ -12,6 +12,7 @@ import type { NodeChanges } from '../domain/node.ts';
 import { ChangeError, checkNodeChanges } from '../inventory/changes.ts';
 import { parsePatch, PatchError } from '../talos/patch.ts';
 import { FLEET_CONFIG_SECTIONS, FLEET_SCHEMA, fleetConfigFields } from './schema.ts';
+import { parseProfile, ProfileError, type LinuxProfile } from '../cloud-init/profile.ts';
 
 const require = createRequire(import.meta.url);
 const Ajv2020 = (require('ajv/dist/2020.js') as { default: typeof Ajv2020Type.default }).default;
@@ -60,12 +61,27 @@ export type FleetMachine = {
 
 export type FleetDefaults = { unlisted: 'wait' | 'auto-assign'; autoAssign: { mode: 'all' | 'workers'; controlplanes: number } };
 
+type RawTemplate = { file?: string; inline?: string };
+type RawLinuxProfile = {
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string[];
+  recipe?: string;
+  sshAuthorizedKeys?: string[];
+  vars?: Record<string, string>;
+  userData?: RawTemplate;
+  networkConfig?: RawTemplate;
+  vendorData?: RawTemplate;
+};
+
 export type Fleet = {
   /** Every file read (fleet documents and patch files), by name: what the CLI sends to the server. */
   files: Record<string, string>;
   /** genesis.yaml keys (`cluster.name`, `talos.version`, …) the fleet sets, and where. */
   settings: Array<{ key: string; value: unknown; from: string }>;
   patches: Partial<Record<PatchSlot, FleetPatch>>;
+  /** Boot profiles besides Talos the file defines (its linuxProfiles section). */
+  linuxProfiles: LinuxProfile[];
   /** Absent: genesis.yaml's auto_assign settings stay in force. */
   defaults?: FleetDefaults;
   machines: FleetMachine[];
@@ -152,24 +168,33 @@ function patchFileName(from: string, file: string): string | undefined {
 
 type RawPatch = { file?: string; inline?: unknown };
 
+/** A file a fleet entry names (`file:`), inside the fleet's directory: its name and text, or a problem. */
+function readFleetFile(l: Located, p: Array<string | number>, file: string, source: FleetSource, files: Record<string, string>, problems: FleetProblem[]): { name: string; text: string } | undefined {
+  const where = at(l, p);
+  const name = patchFileName(l.name, file);
+  if (!name) {
+    problems.push({ at: where, message: `${dotted(p)}.file: ${JSON.stringify(file)} must be a relative path inside the fleet's directory` });
+    return undefined;
+  }
+  try {
+    const text = files[name] ?? source.readRelative(name);
+    files[name] = text;
+    return { name, text };
+  } catch (err) {
+    problems.push({ at: where, message: `${dotted(p)}.file: cannot read ${name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    return undefined;
+  }
+}
+
 function resolvePatch(l: Located, p: Array<string | number>, raw: RawPatch, source: FleetSource, files: Record<string, string>, problems: FleetProblem[]): FleetPatch | undefined {
   const where = at(l, p);
   let text: string;
   let label: string;
   if (raw.file !== undefined) {
-    const name = patchFileName(l.name, raw.file);
-    if (!name) {
-      problems.push({ at: where, message: `${dotted(p)}.file: ${JSON.stringify(raw.file)} must be a relative path inside the fleet's directory` });
-      return undefined;
-    }
-    try {
-      text = files[name] ?? source.readRelative(name);
-    } catch (err) {
-      problems.push({ at: where, message: `${dotted(p)}.file: cannot read ${name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
-      return undefined;
-    }
-    files[name] = text;
-    label = name;
+    const read = readFleetFile(l, p, raw.file, source, files, problems);
+    if (!read) return undefined;
+    text = read.text;
+    label = read.name;
   } else {
     const inline = raw.inline;
     text = typeof inline === 'string' ? inline : stringify(inline);
@@ -185,6 +210,31 @@ function resolvePatch(l: Located, p: Array<string | number>, raw: RawPatch, sour
   return { text, label };
 }
 
+/** A profile the file defines: its templates read, then checked as a profile directory would be. */
+function resolveLinuxProfile(l: Located, name: string, raw: RawLinuxProfile, source: FleetSource, files: Record<string, string>, problems: FleetProblem[]): LinuxProfile | undefined {
+  const p = ['linuxProfiles', name];
+  const where = at(l, p);
+  const template = (key: 'userData' | 'networkConfig' | 'vendorData'): string | undefined | null => {
+    const t = raw[key];
+    if (!t) return undefined;
+    if (t.inline !== undefined) return t.inline;
+    return readFleetFile(l, [...p, key], t.file!, source, files, problems)?.text ?? null;
+  };
+  const userData = template('userData');
+  const networkConfig = template('networkConfig');
+  const vendorData = template('vendorData');
+  if (userData === null || networkConfig === null || vendorData === null) return undefined;
+  const { userData: _u, networkConfig: _n, vendorData: _v, sshAuthorizedKeys, ...rest } = raw;
+  const profileYaml = stringify({ kind: 'cloud-init', ...rest, ...(sshAuthorizedKeys ? { ssh_authorized_keys: sshAuthorizedKeys } : {}) });
+  try {
+    return parseProfile(name, { profileYaml, ...(userData !== undefined ? { userData } : {}), ...(networkConfig !== undefined ? { networkConfig } : {}), ...(vendorData !== undefined ? { vendorData } : {}) }, dotted(p), dotted(p));
+  } catch (err) {
+    if (!(err instanceof ProfileError)) throw err;
+    for (const message of err.problems) problems.push({ at: where, message });
+    return undefined;
+  }
+}
+
 function normalizePrefix(prefix: string): string {
   return prefix.toLowerCase().replace(/-/g, ':');
 }
@@ -193,7 +243,7 @@ function normalizePrefix(prefix: string): string {
 export function parseFleet(source: FleetSource): Fleet {
   const problems: FleetProblem[] = [];
   const files: Record<string, string> = {};
-  const fleet: Fleet = { files, settings: [], patches: {}, machines: [] };
+  const fleet: Fleet = { files, settings: [], patches: {}, linuxProfiles: [], machines: [] };
   if (source.documents.length === 0) throw new FleetError([{ at: '(fleet)', message: 'no fleet file: the directory holds no *.yaml or *.yml file' }]);
   const seenSections = new Map<string, string>();
   const seenMacs = new Map<string, string>();
@@ -217,6 +267,7 @@ export function parseFleet(source: FleetSource): Fleet {
       cluster?: Record<string, unknown>;
       talos?: Record<string, unknown>;
       profiles?: Record<string, unknown>;
+      linuxProfiles?: Record<string, RawLinuxProfile>;
       patches?: Partial<Record<PatchSlot, RawPatch>>;
       defaults?: { unlisted?: FleetDefaults['unlisted']; autoAssign?: Partial<FleetDefaults['autoAssign']> };
       machines?: Array<Record<string, unknown>>;
@@ -244,6 +295,11 @@ export function parseFleet(source: FleetSource): Fleet {
       claim(`patches.${slot}`, ['patches', slot]);
       const patch = resolvePatch(l, ['patches', slot], raw, source, files, problems);
       if (patch) fleet.patches[slot] = patch;
+    }
+    for (const [name, raw] of Object.entries(f.linuxProfiles ?? {})) {
+      claim(`linuxProfiles.${name}`, ['linuxProfiles', name]);
+      const profile = resolveLinuxProfile(l, name, raw, source, files, problems);
+      if (profile) fleet.linuxProfiles.push(profile);
     }
     if (f.defaults) {
       claim('defaults', ['defaults']);

@@ -14,6 +14,7 @@ import { blankNode, type Node, type Role } from '../domain/node.ts';
 import type { AutoAssignPolicy } from '../inventory/policy.ts';
 import { InventoryError } from '../inventory/errors.ts';
 import { FLEET_ACTOR, type DiscoverySettings, type DiscoveryRule, type NodeAdmin } from '../inventory/ports.ts';
+import type { LinuxProfile } from '../cloud-init/profile.ts';
 import { formatPlan } from './diff-text.ts';
 import { exportFleet } from './export.ts';
 import { gitCommit } from './git.ts';
@@ -39,8 +40,13 @@ export type FleetReconcilerOptions = {
   /** fleet.path: a file or directory to apply and watch; empty for none. */
   path: string;
   prune: boolean;
-  /** The boot profiles a machine may name (absent: only talos is checked for). */
-  profiles?: () => readonly string[];
+  /**
+   * Boot profiles defined outside the file: Genesis's own (talos, the built-ins) and those of
+   * profiles.dir, which a profile of the file may not redefine. Absent: only talos.
+   */
+  profiles?: { builtIn: readonly string[]; directory: () => readonly string[] };
+  /** Told the file's own profiles (linuxProfiles) each time it is applied. */
+  onLinuxProfiles?: (profiles: LinuxProfile[]) => void;
   /** Where a fleet applied through the API is kept, so its patches and rules survive a restart. */
   dataDir: string;
   log: Logger;
@@ -201,6 +207,7 @@ export class FleetReconciler extends EventEmitter {
       throw err;
     }
     this.opts.renderer.setPatchTexts(fleet.patches);
+    this.opts.onLinuxProfiles?.(fleet.linuxProfiles);
     this.opts.inventory.setDiscoveryRule(discoveryRule(fleet, commit));
     this.opts.inventory.setAutoAssign(
       fleet.defaults ? { enabled: fleet.defaults.unlisted === 'auto-assign', mode: fleet.defaults.autoAssign.mode, controlplanes: fleet.defaults.autoAssign.controlplanes } : this.opts.baseAutoAssign,
@@ -269,8 +276,13 @@ export class FleetReconciler extends EventEmitter {
       if (node.role === 'unassigned') continue;
       for (const why of renderer.renderProblems(node, node.role).slice(0, 3)) problems.push({ at: p?.at || mac, message: `${mac}: its config would not render: ${why}` });
     }
-    // A profile the file names must exist: a machine would wait on it at its next boot.
-    const known = this.opts.profiles?.() ?? ['talos'];
+    // A profile the file names must exist: a machine would wait on it at its next boot. One the
+    // file defines must not also be a directory's: which one counted would depend on the order.
+    const directory = this.opts.profiles?.directory() ?? [];
+    for (const p of fleet.linuxProfiles) {
+      if (directory.includes(p.name)) problems.push({ at: `linuxProfiles.${p.name}`, message: `profile ${p.name} is also defined in profiles.dir; define it in one place` });
+    }
+    const known = [...new Set([...(this.opts.profiles?.builtIn ?? ['talos']), ...directory, ...fleet.linuxProfiles.map((p) => p.name)])];
     for (const m of fleet.machines) {
       if (m.changes.profile != null && !known.includes(m.changes.profile)) problems.push({ at: m.at, message: `profile ${m.changes.profile} is not defined (known: ${known.join(', ')}; see docs/cloud-init.md)` });
     }

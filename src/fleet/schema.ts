@@ -92,6 +92,31 @@ export const MACHINE_SCHEMA = {
   },
 } as const;
 
+/** A cloud-init template: inline text, or a file relative to the fleet file. */
+const TEMPLATE_SCHEMA = {
+  oneOf: [
+    { type: 'object', additionalProperties: false, required: ['file'], properties: { file: { type: 'string', minLength: 1, maxLength: 1024, description: 'A template file, relative to the fleet file.' } } },
+    { type: 'object', additionalProperties: false, required: ['inline'], properties: { inline: { type: 'string', maxLength: 262144, description: 'The template itself.' } } },
+  ],
+} as const;
+
+/** A boot profile besides Talos, as a profile directory's profile.yaml says it (docs/cloud-init.md). */
+const LINUX_PROFILE_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    kernel: { type: 'string', description: 'File name under assets/<profile>/<arch>/ (default vmlinuz).' },
+    initrd: { type: 'string', description: 'File name under assets/<profile>/<arch>/ (default initrd).' },
+    cmdline: { type: 'array', items: { type: 'string' }, description: 'Kernel arguments, each one word; must carry ds=nocloud;s={{ datasource_url }}.' },
+    recipe: { enum: ['k3s'], description: 'The built-in k3s user-data (a userData given here wins).' },
+    sshAuthorizedKeys: { type: 'array', items: { type: 'string' } },
+    vars: { type: 'object', additionalProperties: { type: 'string' }, description: '{{ vars.<name> }} in the templates.' },
+    userData: { ...TEMPLATE_SCHEMA, description: 'The user-data template (#cloud-config).' },
+    networkConfig: { ...TEMPLATE_SCHEMA, description: 'The network-config template (version 1 or 2).' },
+    vendorData: { ...TEMPLATE_SCHEMA, description: 'The vendor-data template (#cloud-config).' },
+  },
+} as const;
+
 export const FLEET_SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'https://genesis.dev/schemas/fleet-v1alpha1.json',
@@ -105,6 +130,13 @@ export const FLEET_SCHEMA = {
     cluster: sectionSchema('cluster'),
     talos: sectionSchema('talos'),
     profiles: sectionSchema('profiles'),
+    linuxProfiles: {
+      type: 'object',
+      maxProperties: 64,
+      propertyNames: { pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' },
+      additionalProperties: LINUX_PROFILE_SCHEMA,
+      description: 'Boot profiles besides Talos, by name (docs/cloud-init.md). They apply at once, like patches; a name also defined in profiles.dir is refused.',
+    },
     patches: {
       type: 'object',
       additionalProperties: false,

@@ -178,6 +178,26 @@ describe('choosing the profile', () => {
     expect((await json(g.api('GET', '/nodes/52:54:00:c1:00:07'))).profile).toBe('k3s');
   });
 
+  it('a fleet file defines profiles too: they apply at once, are checked like a directory\'s, and may not redefine one', async () => {
+    const head = 'apiVersion: genesis.dev/v1alpha1\nkind: Fleet\n';
+    const withProfile = (profile: string) => `${head}linuxProfiles:\n${profile}machines:\n  - mac: "52:54:00:c1:00:0a"\n    role: worker\n    profile: lab\n`;
+    const lab = '  lab:\n    cmdline: [ip=dhcp, "ds=nocloud;s={{ datasource_url }}"]\n    vars: {greeting: "hello: world"}\n    userData: {inline: "#cloud-config\\nhostname: {{ hostname }}\\nruncmd:\\n  - [echo, \\"{{ vars.greeting }}\\"]\\n"}\n';
+    const applied = await g.api('POST', '/fleet/apply', { documents: ['fleet.yaml'], files: { 'fleet.yaml': withProfile(lab) } });
+    expect(applied.status, JSON.stringify(await applied.clone().json())).toBe(200);
+    stageProfileAssets('lab');
+    const ds = await datasource('52:54:00:c1:00:0a');
+    expect(parseYaml(await (await fetch(`${ds}user-data`)).text())).toEqual({ hostname: 'node-525400c1000a', runcmd: [['echo', 'hello: world']] });
+    // A profile the directory has, and one that cloud-init could never find, are refused whole.
+    const twice = await g.api('POST', '/fleet/diff', { documents: ['fleet.yaml'], files: { 'fleet.yaml': withProfile(lab.replace('  lab:', '  plain:')) } });
+    expect(twice.status).toBe(422);
+    expect((await json(twice)).problems).toContainEqual({ at: 'linuxProfiles.plain', message: 'profile plain is also defined in profiles.dir; define it in one place' });
+    const blind = await g.api('POST', '/fleet/diff', { documents: ['fleet.yaml'], files: { 'fleet.yaml': withProfile('  lab:\n    cmdline: [ip=dhcp]\n    recipe: k3s\n') } });
+    expect(blind.status).toBe(422);
+    expect((await json(blind)).problems).toEqual([
+      { at: 'fleet.yaml:5:5', message: 'linuxProfiles.lab: cmdline must carry the datasource, as ds=nocloud;s={{ datasource_url }}: without it cloud-init never finds its documents' },
+    ]);
+  });
+
   it('a profile whose template does not pass keeps the machine waiting, with the reason, and serves nothing', async () => {
     const mac = '52:54:00:c1:00:06';
     stageProfileAssets('broken');
