@@ -1,9 +1,9 @@
 // What Genesis serves a cloud-init machine, rendered from its profile and its inventory record.
 // Pure: plain values in, text out; every document is checked before it is returned.
 
-import type { Node } from '../domain/node.ts';
+import { blankNode, type Node } from '../domain/node.ts';
 import { cloudConfigProblems } from './user-data-schema.ts';
-import type { LinuxProfile } from './profile.ts';
+import type { LinuxProfile } from './linux-profile.ts';
 import { renderYamlTemplate, TemplateError, type TemplateVars } from './template.ts';
 
 export const DATASOURCE_FILES = ['meta-data', 'user-data', 'vendor-data', 'network-config'] as const;
@@ -121,6 +121,23 @@ export function renderDatasource(profile: LinuxProfile, vars: TemplateVars): Rec
   return out;
 }
 
+/**
+ * What is wrong with a profile whatever machine boots it: its documents rendered for a sample
+ * machine (unknown variables, YAML, cloud-init's schema, the kernel arguments). Checked when a
+ * profile is loaded, so a mistake is reported then and not at the first boot.
+ */
+export function sampleProblems(profile: LinuxProfile): string[] {
+  const node = blankNode('02:00:00:00:00:01', { role: 'worker', state: 'assigned', arch: 'amd64', hostname: 'sample', lastIp: '192.0.2.100' });
+  const vars = templateVars({ node, profile, cluster: 'sample', genesisUrl: 'http://192.0.2.1:8080', token: '0'.repeat(64), joinToken: 'gjt_sample', k3sToken: 'K10sample' });
+  try {
+    renderDatasource(profile, vars);
+    return [];
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    return err.problems;
+  }
+}
+
 /** What one kernel argument may be: an iPXE word, where `;` is plain inside a word (ds=nocloud;s=). */
 const KERNEL_WORD = /^[A-Za-z0-9._:/=+,@%?;-]+$/;
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}/g;
@@ -128,7 +145,7 @@ const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}/g;
 function renderArg(arg: string, vars: TemplateVars, problems: string[], profile: string): string {
   let bad = false;
   const out = arg.replace(PLACEHOLDER, (_m, name: string) => {
-    const v = vars[name];
+    const v = Object.hasOwn(vars, name) ? vars[name] : undefined;
     if (v === undefined || typeof v === 'object') {
       bad = true;
       problems.push(`${profile} cmdline: {{ ${name} }} ${v === undefined ? 'is not a variable' : 'is not a single value'}`);

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type AjvType from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
+import { sampleProblems } from './documents.ts';
 
 const require = createRequire(import.meta.url);
 const Ajv = (require('ajv') as { default: typeof AjvType.default }).default;
@@ -23,25 +24,8 @@ export const TALOS_PROFILE = 'talos';
 export const PROFILE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** A file name under assets/<profile>/<arch>/: what the asset route serves. */
 const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/;
-export const RECIPES = ['k3s'] as const;
-export type Recipe = (typeof RECIPES)[number];
-
-export type LinuxProfile = {
-  name: string;
-  kernel: string;
-  initrd: string;
-  /** Kernel arguments, each a template for one word (see cmdline.ts). */
-  cmdline: string[];
-  userData: string;
-  networkConfig: string | null;
-  vendorData: string | null;
-  recipe: Recipe | null;
-  sshAuthorizedKeys: string[];
-  /** The profile's own variables, `{{ vars.<name> }}` in its templates. */
-  vars: Record<string, string>;
-  /** Where it was defined: `built-in` or its directory. */
-  source: string;
-};
+export { RECIPES, type LinuxProfile, type Recipe } from './linux-profile.ts';
+import { RECIPES, type LinuxProfile, type Recipe } from './linux-profile.ts';
 
 export const DEFAULT_CMDLINE = ['ip=dhcp', 'ds=nocloud;s={{ datasource_url }}'];
 
@@ -176,7 +160,10 @@ export function loadProfiles(dir: string): ProfileSet {
       if (userData !== undefined) files.userData = userData;
       if (networkConfig !== undefined) files.networkConfig = networkConfig;
       if (vendorData !== undefined) files.vendorData = vendorData;
-      profiles.set(entry.name, parseProfile(entry.name, files, source));
+      const profile = parseProfile(entry.name, files, source);
+      const problems = sampleProblems(profile);
+      if (problems.length) throw new ProfileError(problems);
+      profiles.set(entry.name, profile);
       broken.delete(entry.name);
     } catch (err) {
       if (!(err instanceof ProfileError) && !(err instanceof Error && 'code' in err)) throw err;

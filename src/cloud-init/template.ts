@@ -80,7 +80,7 @@ export function renderYamlTemplate(template: string, vars: TemplateVars, opts: {
     if (filter !== undefined && !(FILTERS as readonly string[]).includes(filter)) {
       problems.push(`${where(line)}: unknown filter | ${filter} (filters: ${FILTERS.join(', ')})`);
     }
-    if (!(name in vars)) {
+    if (!Object.hasOwn(vars, name)) {
       const near = closest(name, Object.keys(vars));
       problems.push(`${where(line)}: unknown variable {{ ${name} }}${near ? ` (did you mean ${near}?)` : ''}`);
     }
@@ -96,8 +96,11 @@ export function renderYamlTemplate(template: string, vars: TemplateVars, opts: {
 
   const lines = new LineCounter();
   const doc = parseDocument(marked, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  for (const e of doc.errors) if (!problems.includes(where(lines.linePos(e.pos[0]).line) + ': ' + e.message.split('\n')[0])) problems.push(`${where(lines.linePos(e.pos[0]).line)}: ${e.message.split('\n')[0]}`);
-  if (doc.errors.length) throw new TemplateError(problems);
+  if (doc.errors.length) {
+    // The YAML library can report one mistake twice; once is enough.
+    const said = doc.errors.map((e) => `${where(lines.linePos(e.pos[0]).line)}: ${e.message.split('\n')[0]}`);
+    throw new TemplateError([...problems, ...new Set(said)]);
+  }
 
   substitute(doc, placeholders, vars, problems, where);
   if (problems.length) throw new TemplateError(problems);
@@ -154,7 +157,7 @@ function substitute(doc: Document, placeholders: Placeholder[], vars: TemplateVa
       const replaced = node.value.replace(MARKER, (_m, i: string) => {
         const p = placeholders[Number(i)]!;
         // An unknown variable is already reported; it renders as nothing meanwhile.
-        if (!(p.name in vars)) return '';
+        if (!Object.hasOwn(vars, p.name)) return '';
         if (p.filter === 'optional') {
           failed = true;
           problems.push(`${where(p.line)}: {{ ${p.name} | optional }} stands alone as an unquoted value`);

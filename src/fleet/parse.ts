@@ -13,6 +13,7 @@ import { ChangeError, checkNodeChanges } from '../inventory/changes.ts';
 import { parsePatch, PatchError } from '../talos/patch.ts';
 import { FLEET_CONFIG_SECTIONS, FLEET_SCHEMA, fleetConfigFields } from './schema.ts';
 import { parseProfile, ProfileError, type LinuxProfile } from '../cloud-init/profile.ts';
+import { sampleProblems } from '../cloud-init/documents.ts';
 
 const require = createRequire(import.meta.url);
 const Ajv2020 = (require('ajv/dist/2020.js') as { default: typeof Ajv2020Type.default }).default;
@@ -227,7 +228,10 @@ function resolveLinuxProfile(l: Located, name: string, raw: RawLinuxProfile, sou
   const { userData: _u, networkConfig: _n, vendorData: _v, sshAuthorizedKeys, ...rest } = raw;
   const profileYaml = stringify({ kind: 'cloud-init', ...rest, ...(sshAuthorizedKeys ? { ssh_authorized_keys: sshAuthorizedKeys } : {}) });
   try {
-    return parseProfile(name, { profileYaml, ...(userData !== undefined ? { userData } : {}), ...(networkConfig !== undefined ? { networkConfig } : {}), ...(vendorData !== undefined ? { vendorData } : {}) }, dotted(p), dotted(p));
+    const profile = parseProfile(name, { profileYaml, ...(userData !== undefined ? { userData } : {}), ...(networkConfig !== undefined ? { networkConfig } : {}), ...(vendorData !== undefined ? { vendorData } : {}) }, dotted(p), dotted(p));
+    const problems = sampleProblems(profile);
+    if (problems.length) throw new ProfileError(problems.map((m) => `${dotted(p)}: ${m}`));
+    return profile;
   } catch (err) {
     if (!(err instanceof ProfileError)) throw err;
     for (const message of err.problems) problems.push({ at: where, message });

@@ -119,13 +119,13 @@ export class CloudInitService {
     const check = checkBootToken(this.opts.inventory, this.opts.log, mac, token, ip);
     if (!check.ok) return this.deny(check.reason, mac, ip);
     const { hash, node } = check;
-    const c = this.chosen(check.node);
+    const c = this.chosen(node);
     // The machine was given this token for a Talos install (its profile changed since): nothing here is its.
     if (!c) return this.deny('wrong-token', mac, ip);
     let docs: Record<DatasourceFile, string | null>;
     try {
       if (!c.profile) throw new TemplateError([c.broken ? `profile ${c.name} does not load: ${c.broken}` : `profile ${c.name} is not defined`]);
-      docs = renderDatasource(c.profile, this.vars(check.node, c.profile, token));
+      docs = renderDatasource(c.profile, this.vars(node, c.profile, token));
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err;
       this.opts.log.error({ mac, ip, profile: c.name, problems: err.problems.slice(0, 20) }, 'cloud-init datasource not served: it cannot be rendered');
@@ -136,9 +136,9 @@ export class CloudInitService {
     const body = docs[file];
     if (body === null) return { outcome: 'absent' };
     if (file !== 'user-data') return { outcome: 'served', body };
-    const spent = this.opts.inventory.consumeConfigToken(node.mac, hash, { ip, role: check.node.role, profile: c.name, file, sha256: sha256(body) }, ip);
+    const spent = this.opts.inventory.consumeConfigToken(node.mac, hash, { ip, role: node.role, profile: c.name, file, sha256: sha256(body) }, ip);
     if (!spent.ok) return this.deny(spent.reason, mac, ip);
-    this.opts.log.info({ mac, ip, role: check.node.role, profile: c.name, sha256: sha256(body), fetchesLeft: spent.fetchesLeft }, 'cloud-init user-data served');
+    this.opts.log.info({ mac, ip, role: node.role, profile: c.name, sha256: sha256(body), fetchesLeft: spent.fetchesLeft }, 'cloud-init user-data served');
     this.opts.metrics?.configOutcome('served');
     return { outcome: 'served', body };
   }

@@ -165,7 +165,7 @@ describe('choosing the profile', () => {
   it('an unknown profile is refused by the API, naming the known ones', async () => {
     const r = await g.api('PUT', '/nodes/52:54:00:c1:00:05', { role: 'worker', profile: 'ubuntu' });
     expect(r.status).toBe(400);
-    expect((await json(r)).message).toBe('profile ubuntu is not defined (known: talos, k3s, broken, plain; see docs/cloud-init.md)');
+    expect((await json(r)).message).toBe('profile ubuntu is not defined (known: talos, k3s, plain, broken; see docs/cloud-init.md)');
     expect((await g.api('PUT', '/nodes/52:54:00:c1:00:05', { role: 'worker', profile: 'Not A Name' })).status).toBe(400);
   });
 
@@ -173,7 +173,7 @@ describe('choosing the profile', () => {
     const fleet = (profile: string) => `apiVersion: genesis.dev/v1alpha1\nkind: Fleet\nmachines:\n  - mac: "52:54:00:c1:00:07"\n    role: worker\n    profile: ${profile}\n`;
     const bad = await g.api('POST', '/fleet/diff', { documents: ['fleet.yaml'], files: { 'fleet.yaml': fleet('ubuntu') } });
     expect(bad.status).toBe(422);
-    expect((await json(bad)).problems).toEqual([{ at: 'fleet.yaml:4:5', message: 'profile ubuntu is not defined (known: talos, k3s, broken, plain; see docs/cloud-init.md)' }]);
+    expect((await json(bad)).problems).toEqual([{ at: 'fleet.yaml:4:5', message: 'profile ubuntu is not defined (known: talos, k3s, plain, broken; see docs/cloud-init.md)' }]);
     expect((await g.api('POST', '/fleet/apply', { documents: ['fleet.yaml'], files: { 'fleet.yaml': fleet('k3s') } })).status).toBe(200);
     expect((await json(g.api('GET', '/nodes/52:54:00:c1:00:07'))).profile).toBe('k3s');
   });
@@ -196,6 +196,8 @@ describe('choosing the profile', () => {
     expect((await json(blind)).problems).toEqual([
       { at: 'fleet.yaml:5:5', message: 'linuxProfiles.lab: cmdline must carry the datasource, as ds=nocloud;s={{ datasource_url }}: without it cloud-init never finds its documents' },
     ]);
+    const typo = await g.api('POST', '/fleet/diff', { documents: ['fleet.yaml'], files: { 'fleet.yaml': withProfile('  lab:\n    userData: {inline: "#cloud-config\\nhostname: {{ hostnme }}\\n"}\n') } });
+    expect((await json(typo)).problems).toEqual([{ at: 'fleet.yaml:5:5', message: 'linuxProfiles.lab: lab user-data line 2: unknown variable {{ hostnme }} (did you mean hostname?)' }]);
   });
 
   it('a profile whose template does not pass keeps the machine waiting, with the reason, and serves nothing', async () => {
@@ -205,7 +207,9 @@ describe('choosing the profile', () => {
     const s = await script(mac);
     expect(s).not.toContain('ds=nocloud');
     const node = await json(g.api('GET', `/nodes/${mac}`));
-    expect(node.waiting).toBe("waiting: its boot profile broken cannot be used: broken user-data: cloud-init's schema: runcmd: must be array");
+    expect(node.waiting).toBe("waiting: its boot profile broken cannot be used: profile broken does not load: broken user-data: cloud-init's schema: runcmd: must be array");
+    // Found when Genesis read the profile at start, not at the first boot.
+    expect(logs.find((l) => l.includes('a boot profile does not load'))).toContain("broken user-data: cloud-init's schema: runcmd: must be array");
   });
 });
 

@@ -62,6 +62,7 @@ describe('loadProfiles', () => {
       k3s: { 'profile.yaml': 'kind: cloud-init\nrecipe: k3s\nkernel: linux\n' },
       broken: { 'profile.yaml': 'kind: cloud-init\nunknown: 1\n', 'user-data': '#cloud-config\n{}\n' },
       empty: {},
+      unrendered: { 'profile.yaml': 'kind: cloud-init\n', 'user-data': '#cloud-config\nhostname: {{ hostnme }}\n' },
       plain: { 'profile.yaml': 'kind: cloud-init\n', 'user-data': '#cloud-config\n{}\n', 'network-config': 'version: 2\n' },
     })) {
       mkdirSync(path.join(dir, name), { recursive: true });
@@ -73,5 +74,7 @@ describe('loadProfiles', () => {
     expect(set.profiles.get('plain')?.networkConfig).toBe('version: 2\n');
     expect(set.broken.get('broken')).toBe(`${path.join(dir, 'broken')}/profile.yaml: the document: must NOT have additional properties unknown`);
     expect(set.broken.get('empty')).toBe(`${path.join(dir, 'empty')}: no profile.yaml`);
+    // Rendered for a sample machine when loaded: a template mistake is found now, not at a boot.
+    expect(set.broken.get('unrendered')).toBe('unrendered user-data line 2: unknown variable {{ hostnme }} (did you mean hostname?)');
   });
 });

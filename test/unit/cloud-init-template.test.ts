@@ -125,6 +125,12 @@ describe('mistakes', () => {
   it('an unknown variable is named with its line and the nearest known one', () => {
     expect(problemsOf(() => render('#cloud-config\na: 1\nb: {{ hostnme }}\n', { hostname: 'x' }))).toEqual(['user-data line 3: unknown variable {{ hostnme }} (did you mean hostname?)']);
   });
+  it("a name of JavaScript's object machinery is not a variable", () => {
+    expect(problemsOf(() => render('#cloud-config\na: {{ toString }}\nb: {{ constructor }}\n', { hostname: 'x' }))).toEqual([
+      'user-data line 2: unknown variable {{ toString }}',
+      'user-data line 3: unknown variable {{ constructor }}',
+    ]);
+  });
   it('every problem at once', () => {
     const p = problemsOf(() => render('#cloud-config\na: {{ xyz }}\nb: {{ y | base64 }}\nc: {{ z\n', { y: 'v' }));
     expect(p).toEqual([
