@@ -80,7 +80,7 @@ export function renderGrubMachineConfig(input: GrubMachineInput): string {
       // GRUB's exit returns to the firmware, which tries its next boot option (the disk).
       return [`echo "Genesis: ${who} is installed, leaving to the next boot option"`, 'exit', ''].join('\n');
     case 'install-linux':
-      return [`echo "Genesis: cannot boot ${who}: its ${token(plan.profile)} profile boots through iPXE only, not GRUB"`, ''].join('\n');
+      return [`echo "Genesis: cannot boot ${who}: its ${token(plan.profile)} profile boots through iPXE or U-Boot, not GRUB"`, ''].join('\n');
     case 'install': {
       if (!input.configUrl) throw new Error('an install config needs the config URL');
       const dir = talosTftpDir(plan.talosVersion, plan.arch);

@@ -16,7 +16,7 @@ import type { BootSteps } from './boot-steps.ts';
 import type { CloudInitService, LinuxBoot } from './cloud-init.ts';
 import { renderEntryScript, renderNodeScript } from '../ipxe/script.ts';
 import { encodeScriptImage } from '../uboot/script-image.ts';
-import { renderPxelinuxConfig, renderUbootBootScript, renderUbootMachineScript } from '../uboot/script.ts';
+import { renderPxelinuxConfig, renderPxelinuxLinuxConfig, renderUbootBootScript, renderUbootMachineScript } from '../uboot/script.ts';
 import { renderGrubBootstrap, renderGrubMachineConfig } from '../grub/config.ts';
 
 /** What the boot conversation needs of the machine configs: why one would not render, and a token for its URL. */
@@ -47,7 +47,7 @@ export type BootServiceOptions = {
   log: Logger;
 };
 
-/** What boots the machine: iPXE, or U-Boot's and GRUB's own scripts (Talos only). */
+/** What boots the machine: iPXE, or U-Boot's and GRUB's own scripts (GRUB: Talos only). */
 type Loader = 'ipxe' | 'u-boot' | 'grub';
 
 /** What iPXE reports about itself in the per-machine request (raw query values). */
@@ -184,11 +184,11 @@ export class BootService {
     });
   }
 
-  /** Linux profiles boot through iPXE only: on U-Boot or GRUB, such a machine waits, saying why. */
+  /** Linux profiles boot through iPXE and U-Boot: on GRUB, such a machine waits, saying why. */
   private linuxCheck(node: Node, loader: Loader): LinuxProfileCheck | undefined {
     const check = this.opts.linux?.check(node);
-    if (check && check.kind !== 'problem' && loader !== 'ipxe') {
-      return { profile: check.profile, kind: 'problem', detail: `profiles other than talos boot through iPXE, and this machine boots through ${loader === 'u-boot' ? 'U-Boot' : 'GRUB'}` };
+    if (check && check.kind !== 'problem' && loader === 'grub') {
+      return { profile: check.profile, kind: 'problem', detail: 'profiles other than talos boot through iPXE or U-Boot, and this machine boots through GRUB' };
     }
     return check;
   }
@@ -218,7 +218,11 @@ export class BootService {
    */
   pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined {
     const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip, 'u-boot');
-    if (turn.refused || turn.plan.kind !== 'install') return undefined;
+    if (turn.refused) return undefined;
+    if (turn.plan.kind === 'install-linux' && turn.linux) {
+      return Buffer.from(renderPxelinuxLinuxConfig({ profile: turn.linux.profile, arch: turn.plan.arch, kernel: turn.linux.kernel, initrd: turn.linux.initrd, args: turn.linux.args }));
+    }
+    if (turn.plan.kind !== 'install') return undefined;
     const plan = turn.plan;
     return Buffer.from(renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: turn.configUrl!, extraKernelArgs: this.opts.extraKernelArgs }));
   }

@@ -10,7 +10,9 @@ export type UbootFile =
   | { kind: 'machine-script'; mac: string } // genesis/<mac>.scr.uimg
   | { kind: 'pxelinux-mac'; mac: string } // pxelinux.cfg/01-aa-bb-cc-dd-ee-ff
   | { kind: 'pxelinux-fallback'; name: string } // hex IP prefixes, default-<arch>, default
-  | { kind: 'talos-asset'; version: string; arch: string; file: 'vmlinuz' | 'initramfs.xz' };
+  | { kind: 'talos-asset'; version: string; arch: string; file: 'vmlinuz' | 'initramfs.xz' }
+  /** linux/<profile>/<arch>/<file>: a Linux profile's kernel or initrd (assets/<profile>/<arch>/<file>). */
+  | { kind: 'profile-asset'; profile: string; arch: string; file: string };
 
 export const BOOT_SCRIPT_NAME = 'boot.scr.uimg';
 
@@ -36,6 +38,8 @@ export function classifyUbootFile(name: string): UbootFile | undefined {
   }
   m = /^talos\/(v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)\/(amd64|arm64)\/(vmlinuz|initramfs\.xz)$/.exec(name);
   if (m) return { kind: 'talos-asset', version: m[1]!, arch: m[2]!, file: m[3] as 'vmlinuz' | 'initramfs.xz' };
+  m = /^linux\/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\/(amd64|arm64)\/([A-Za-z0-9_][A-Za-z0-9._+-]{0,127})$/.exec(name);
+  if (m && m[1] !== 'talos') return { kind: 'profile-asset', profile: m[1]!, arch: m[2]!, file: m[3]! };
   return undefined;
 }
 

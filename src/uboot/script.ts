@@ -53,22 +53,38 @@ export function renderUbootMachineScript(input: UbootMachineInput): string {
       return [holdEcho(plan, mac, who), ''].join('\n');
     case 'local':
       return [`echo "Genesis: ${who} is installed, leaving to the next boot target"`, 'setenv genesis_loop 0', ''].join('\n');
-    case 'install-linux':
-      return [`echo "Genesis: cannot boot ${who}: its ${token(plan.profile)} profile boots through iPXE only, not U-Boot"`, ''].join('\n');
     case 'install':
+    case 'install-linux':
       return [
-        `echo "Genesis: booting Talos ${token(plan.talosVersion)} ${token(plan.arch)} for ${who} as ${plan.role}"`,
+        plan.kind === 'install'
+          ? `echo "Genesis: booting Talos ${token(plan.talosVersion)} ${token(plan.arch)} for ${who} as ${plan.role}"`
+          : `echo "Genesis: booting ${token(plan.profile)} ${token(plan.arch)} for ${who} as ${plan.role}"`,
         // A compressed arm64 Image needs somewhere to be unpacked from; boards that do not set
         // it get room above the initramfs.
         'if test -z "${kernel_comp_addr_r}"; then setexpr kernel_comp_addr_r ${ramdisk_addr_r} + 0x8000000; setenv kernel_comp_size 0x4000000; fi',
         'if pxe get; then pxe boot; fi',
-        'echo "Genesis: could not boot Talos, asking again"',
+        'echo "Genesis: could not boot, asking again"',
         '',
       ].join('\n');
   }
 }
 
 export type PxelinuxInput = { talosVersion: string; arch: Arch; configUrl: string; extraKernelArgs?: string[] };
+
+export type PxelinuxLinuxInput = { profile: string; arch: Arch; kernel: string; initrd: string; args: string[] };
+
+/**
+ * pxelinux.cfg/01-<mac> for a Linux profile's install. U-Boot copies the append line into
+ * bootargs itself, never through its shell, so `ds=nocloud;s=…` reaches the kernel whole.
+ */
+export function renderPxelinuxLinuxConfig(input: PxelinuxLinuxInput): string {
+  const dir = `linux/${token(input.profile)}/${input.arch}`;
+  const args = input.args.map((a) => {
+    if (!/^[A-Za-z0-9._:/=+,@%?;-]+$/.test(a) || a.startsWith('-')) throw new Error(`refusing to write ${JSON.stringify(a)} into a pxelinux entry`);
+    return a;
+  });
+  return ['default linux', 'label linux', `  kernel ${dir}/${token(input.kernel)}`, `  initrd ${dir}/${token(input.initrd)}`, `  append ${args.join(' ')}`, ''].join('\n');
+}
 
 /** pxelinux.cfg/01-<mac> for an install: TFTP paths below Genesis's TFTP root. */
 export function renderPxelinuxConfig(input: PxelinuxInput): string {

@@ -1,6 +1,7 @@
 // U-Boot's TFTP names (uboot/pxelinux.ts) answered from the boot conversation: the boot script,
 // each machine's script and pxelinux config, and the Talos kernel and initramfs below
-// <assets_dir>/talos (U-Boot's `pxe` fetches them over TFTP). A Raspberry Pi's prefixed firmware
+// <assets_dir>/talos (U-Boot's `pxe` fetches them over TFTP), and a Linux profile's kernel and
+// initrd as linux/<profile>/<arch>/<file> from <assets_dir>/<profile>/<arch>. A Raspberry Pi's prefixed firmware
 // requests (uboot/raspberry-pi.ts) come from <assets_dir>/rpi. Anything else is not ours.
 
 import path from 'node:path';
@@ -23,10 +24,13 @@ export class UbootFiles implements FileProvider {
   private readonly boot: UbootConversation;
   private readonly assets: DirectoryProvider;
   private readonly pi: DirectoryProvider;
+  /** The whole assets dir, for Linux profiles' files (the HTTP asset route serves the same). */
+  private readonly assetsRoot: DirectoryProvider;
 
   constructor(boot: UbootConversation, assetsDir: string) {
     this.boot = boot;
     this.assets = new DirectoryProvider(path.join(assetsDir, 'talos'));
+    this.assetsRoot = new DirectoryProvider(assetsDir);
     this.pi = new DirectoryProvider(path.join(assetsDir, 'rpi'));
   }
 
@@ -52,6 +56,8 @@ export class UbootFiles implements FileProvider {
         return notFound('Genesis answers pxelinux.cfg/01-<mac> only');
       case 'talos-asset':
         return this.assets.open(`${file.version}/${file.arch}/${file.file}`);
+      case 'profile-asset':
+        return this.assetsRoot.open(`${file.profile}/${file.arch}/${file.file}`);
     }
   }
 }

@@ -9,6 +9,8 @@
 # AGAIN=1: afterwards mark it installed and boot it again: U-Boot must leave for its next target.
 # The stand-in prints on the last console= (Talos names tty0 last on arm64): console=ttyAMA0 is added.
 # LOSS=N: drop N% of frames each way on the tap (nftables netdev rules).
+# ASSIGN='{"role":"controlplane","profile":"k3s"}': what the operator sets (default: a control
+# plane); profiles, if any, in <workdir>/profiles.
 # FW=aavmf-pxe | aavmf-http: UEFI arm64 (Debian's AAVMF) instead, through Genesis's proxyDHCP
 # (dnsmasq hands out addresses only): PXE → TFTP arm64-efi/snponly.efi, or HTTP Boot → the same
 # file over HTTP. Whatever <workdir>/assets/ipxe/arm64-efi/snponly.efi is gets started; the run
@@ -67,7 +69,7 @@ $X env GENESIS_DATA_DIR="$W/data" GENESIS_ASSETS_DIR="$W/assets" GENESIS_ADVERTI
   GENESIS_HTTP_HOST=192.0.2.1 GENESIS_HTTP_PORT=8080 GENESIS_TFTP_HOST=192.0.2.1 GENESIS_TFTP_PORT=69 \
   GENESIS_DHCP_PROXY=true GENESIS_API_TOKEN=$TOKEN GENESIS_LOG_FORMAT=json GENESIS_LOG_LEVEL=debug \
   GENESIS_TALOS_EXTRA_KERNEL_ARGS="console=ttyAMA0 panic=1" GENESIS_CLUSTER_ENDPOINT=https://192.0.2.10:6443 \
-  GENESIS_BOOTSTRAP_ENABLED=false GENESIS_AUTO_ASSIGN_ENABLED=false GENESIS_IPXE_RETRY_SECONDS=2 \
+  GENESIS_BOOTSTRAP_ENABLED=false GENESIS_AUTO_ASSIGN_ENABLED=false GENESIS_IPXE_RETRY_SECONDS=2 GENESIS_PROFILES_DIR="$W/profiles" \
   node "$(dirname "$0")/../../bin/genesis.js" serve > "$W/genesis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do $X curl -sf http://192.0.2.1:8080/healthz >/dev/null && break; sleep 0.1; done
@@ -114,8 +116,10 @@ for _ in $(seq 1200); do
 done
 # Let it ask once more while unassigned, so the waiting path is exercised for real.
 for _ in $(seq 100); do [ "$(grep -ac 'no role yet' "$W/serial-uboot.log")" -ge 2 ] && break; sleep 0.1; done
+BODY='{"role":"controlplane"}'
+[ -n "${ASSIGN:-}" ] && BODY=$ASSIGN
 $X curl -sS -o /dev/null -w '%{http_code}\n' -X PATCH -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-  -d '{"role":"controlplane"}' "$API/nodes/$MAC" > "$W/assign.status"
+  -d "$BODY" "$API/nodes/$MAC" > "$W/assign.status"
 wait $VM
 echo "qemu exit $?" > "$W/qemu.status"
 [ -n "${LOSS:-}" ] && $X nft list ruleset > "$W/nft.txt"

@@ -6,14 +6,14 @@
 // loss each way. Needs root.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/store.ts';
 import { run } from '../helpers/run.ts';
-import { ARM64_STANDIN_CACHE, buildArm64Standin, stageArm64Standin } from '../helpers/standin.ts';
+import { ARM64_STANDIN_CACHE, buildArm64Standin, stageArm64Standin, stageArm64StandinProfile } from '../helpers/standin.ts';
 
 const HERE = import.meta.dirname;
 const MAC = '52:54:00:a6:00:01';
@@ -106,6 +106,25 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     expect(again).not.toContain('pxelinux.cfg/01-');
     // Its DHCP reached the proxyDHCP, which noted it (U-Boot ignores proxy offers) without answering.
     expect(r.events.some((e) => e.type === 'dhcp-offered' && JSON.parse(e.detail).client === 'u-boot' && JSON.parse(e.detail).answered === false)).toBe(true);
+  }, 900_000);
+
+  it('with the k3s profile: the pxelinux entry boots the profile\'s kernel over TFTP with its datasource; the stand-in fetches it, claims init, phones home, and the board is installed', async () => {
+    const r = await bootUboot({ ASSIGN: '{"role":"controlplane","profile":"k3s"}' }, async (work) => {
+      stageArm64StandinProfile(path.join(work, 'assets'), 'k3s');
+      mkdirSync(path.join(work, 'profiles', 'k3s'), { recursive: true });
+      writeFileSync(path.join(work, 'profiles', 'k3s', 'profile.yaml'), 'kind: cloud-init\nrecipe: k3s\ncmdline: [console=ttyAMA0, panic=1, "ds=nocloud;s={{ datasource_url }}"]\n');
+    });
+    const out = r.serial('uboot');
+    expect(r.file('assign.status').trim()).toBe('200');
+    expect(out, out.slice(-3000)).toContain(`Genesis: booting k3s arm64 for ${MAC} as controlplane`);
+    expect(out).toMatch(new RegExp(`STANDIN: cmdline .*console=ttyAMA0 panic=1 ds=nocloud;s=http://192\\.0\\.2\\.1:8080/cloud-init/${MAC}/[0-9a-f]{64}/`));
+    expect(out).toContain('STANDIN: user-data is #cloud-config');
+    expect(out).toContain('STANDIN: claim cluster-init: true');
+    expect(out).toContain('STANDIN: phoned home');
+    // The kernel came over TFTP from the profile's assets, and the board is installed by its phone-home.
+    expect(r.steps('tftp-served').some((t) => String(t['file']) === 'linux/k3s/arm64/vmlinuz')).toBe(true);
+    expect(r.node).toMatchObject({ role: 'controlplane', state: 'installed', firmware: 'u-boot' });
+    expect(r.events.some((e) => e.type === 'bootstrap-claimed' && JSON.parse(e.detail).decision === 'init')).toBe(true);
   }, 900_000);
 
   // 5% is the issue's bar; at 10% U-Boot's own budget (10 timeouts per file, 5 s each) is the limit: see docs/router-recipes.md.

@@ -1,13 +1,15 @@
 #!/bin/sh
 # The arm64 stand-in for Talos in the U-Boot/AAVMF boots: Debian's arm64 kernel (apt-get download
 # of the arm64 package, never installed; its vmlinuz is an uncompressed Image) and a static arm64
-# busybox initramfs whose /init takes DHCP, fetches talos.config= as Talos would, prints what it
-# did (STANDIN: lines) on the serial console and powers off.
+# busybox initramfs whose /init takes DHCP, fetches talos.config= as Talos would (or, with
+# ds=nocloud;s=, plays cloud-init: standin-cloud-init.sh), prints what it did (STANDIN: lines) on
+# the serial console and powers off.
 # Also Debian's signed arm64 network GRUB (grub-efi-arm64-signed), the first binary of arm64 UEFI
 # machines when there is no arm64 iPXE: grubnetaa64.efi.
 # usage: build-standin-arm64.sh <out-dir>   (writes vmlinuz, initramfs.xz and grubnetaa64.efi; reuses a previous build)
 set -eu
 OUT=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
 [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initramfs.xz" ] && [ -s "$OUT/grubnetaa64.efi" ] && exit 0
 WORK=$OUT/build
 mkdir -p "$WORK"
@@ -31,7 +33,11 @@ KVER=$(ls kpkg/lib/modules | head -1)
 mkdir -p root/bin root/proc root/sys root/dev root/tmp root/lib/modules
 cp bb/bin/busybox root/bin/busybox
 # The arm64 busybox cannot run here to list its applets: link the ones /init uses.
-for a in sh mount insmod ip udhcpc cat sleep poweroff echo wget sha256sum cut sed head tail tr timeout; do ln -s busybox "root/bin/$a"; done
+for a in sh mount insmod ip udhcpc cat sleep poweroff echo wget sha256sum cut sed head tail tr timeout awk grep mkdir chmod mv printf; do ln -s busybox "root/bin/$a"; done
+# The cloud-init part, shared with the amd64 stand-in: with ds=nocloud;s=<url> it plays cloud-init.
+cp "$HERE/standin-curl.sh" root/bin/curl
+cp "$HERE/standin-cloud-init.sh" root/cloud-init.sh
+chmod +x root/bin/curl root/cloud-init.sh
 K=kpkg/lib/modules/$KVER/kernel
 for m in drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci \
          drivers/virtio/virtio_mmio net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
@@ -54,12 +60,15 @@ for m in virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_mmio fail
 done
 echo "STANDIN: cmdline $(cat /proc/cmdline)"
 url=
-for w in $(cat /proc/cmdline); do case "$w" in talos.config=*) url=${w#talos.config=} ;; esac; done
+ds=
+for w in $(cat /proc/cmdline); do case "$w" in talos.config=*) url=${w#talos.config=} ;; "ds=nocloud;s="*) ds=${w#ds=nocloud;s=} ;; esac; done
 i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -n -q -f -t 10 -T 1 -s /dhcp.sh >/dev/null 2>&1
 echo "STANDIN: mac $(cat /sys/class/net/eth0/address)"
-if [ -n "$url" ]; then
+if [ -n "$ds" ]; then
+  /cloud-init.sh "$ds"
+elif [ -n "$url" ]; then
   if body=$(timeout 20 wget -O - "$url" 2>/tmp/err); then
     echo "STANDIN: config sha256 $(echo "$body" | sha256sum | cut -d' ' -f1)"
     echo "STANDIN: machine.type $(echo "$body" | sed -n 's/^ *type: *//p' | head -1)"

@@ -13,7 +13,9 @@ export const STANDIN_VERSION = 'v1.14.0';
 
 function standin(script: string, cachePrefix: string, arch: 'amd64' | 'arm64') {
   const file = path.resolve(import.meta.dirname, '../e2e', script);
-  const key = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
+  // The cloud-init part both stand-ins copy in counts too: a change to it rebuilds them.
+  const shared = ['standin-cloud-init.sh', 'standin-curl.sh'].map((f) => readFileSync(path.resolve(import.meta.dirname, '../e2e', f)));
+  const key = [readFileSync(file), ...shared].reduce((h, b) => h.update(b), createHash('sha256')).digest('hex').slice(0, 12);
   const cache = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'genesis-e2e', `${cachePrefix}${key}`);
   return {
     cache,
@@ -48,4 +50,5 @@ export const stageStandin = amd64.stage;
 export const stageStandinProfile = amd64.stageProfile;
 export const buildArm64Standin = arm64.build;
 export const stageArm64Standin = arm64.stage;
+export const stageArm64StandinProfile = arm64.stageProfile;
 export const ARM64_STANDIN_CACHE = arm64.cache;

@@ -72,6 +72,30 @@ describe('a U-Boot board through its states, over TFTP', () => {
   });
 });
 
+describe('a U-Boot board with the k3s profile, over TFTP', () => {
+  it('gets a pxelinux entry for the profile\'s kernel with its own datasource URL, the kernel and initrd over TFTP, and its documents over HTTP', async () => {
+    const mac = '52:54:00:a6:00:08';
+    const dir = path.join(g.assetsDir, 'k3s', 'arm64');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'vmlinuz'), 'k3s kernel arm64\n');
+    writeFileSync(path.join(dir, 'initrd'), 'k3s initrd arm64\n');
+    expect((await g.api('PUT', `/nodes/${mac}`, { role: 'controlplane', profile: 'k3s' })).status).toBe(201);
+    expect(await script(`genesis/${mac}.scr.uimg`)).toContain(`Genesis: booting k3s arm64 for ${mac} as controlplane`);
+    const entry = (await tftp(`pxelinux.cfg/01-${mac.replace(/:/g, '-')}`)).data.toString();
+    expect(entry).toMatch(/^ {2}kernel linux\/k3s\/arm64\/vmlinuz$/m);
+    expect(entry).toMatch(/^ {2}initrd linux\/k3s\/arm64\/initrd$/m);
+    const ds = new RegExp(`^ {2}append ip=dhcp ds=nocloud;s=(http://127\\.0\\.0\\.1:\\d+/cloud-init/${mac}/[0-9a-f]{64}/)$`, 'm').exec(entry)?.[1];
+    expect(ds, entry).toBeDefined();
+    expect((await tftp('linux/k3s/arm64/vmlinuz')).data.toString()).toBe('k3s kernel arm64\n');
+    expect((await tftp('linux/k3s/arm64/initrd')).data.toString()).toBe('k3s initrd arm64\n');
+    expect((await tftp('linux/k3s/arm64/missing')).code).toBe(68);
+    expect((await tftp('linux/k3s/arm64/../../../data/secrets.yaml')).code).not.toBe(0);
+    const meta = await fetch(`${ds}meta-data`);
+    expect(meta.status).toBe(200);
+    expect(await meta.text()).toContain(`instance-id: genesis-${mac.replace(/:/g, '')}-`);
+  });
+});
+
 describe('a Raspberry Pi 4 from its EEPROM bootloader', () => {
   it('serves the firmware below the serial-number prefix (and the MAC prefix) from assets/rpi, with a config.txt that starts U-Boot', async () => {
     for (const prefix of ['1234abcd', 'dc-a6-32-01-02-03']) {

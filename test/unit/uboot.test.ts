@@ -67,6 +67,11 @@ describe('the names U-Boot asks for', () => {
     for (const n of ['C000028C', 'C00002', 'C', 'default-arm', 'default']) expect(classifyUbootFile(`pxelinux.cfg/${n}`)).toEqual({ kind: 'pxelinux-fallback', name: n });
     expect(classifyUbootFile('talos/v1.14.0/arm64/vmlinuz')).toEqual({ kind: 'talos-asset', version: 'v1.14.0', arch: 'arm64', file: 'vmlinuz' });
     expect(classifyUbootFile('talos/v1.14.0/arm64/initramfs.xz')).toMatchObject({ file: 'initramfs.xz' });
+    expect(classifyUbootFile('linux/k3s/arm64/vmlinuz')).toEqual({ kind: 'profile-asset', profile: 'k3s', arch: 'arm64', file: 'vmlinuz' });
+    expect(classifyUbootFile('linux/ubuntu-24/amd64/initrd.img')).toEqual({ kind: 'profile-asset', profile: 'ubuntu-24', arch: 'amd64', file: 'initrd.img' });
+    for (const n of ['linux/talos/arm64/vmlinuz', 'linux/k3s/riscv64/vmlinuz', 'linux/K3S/arm64/vmlinuz', 'linux/k3s/arm64/.hidden', 'linux/k3s/arm64/a/b', 'linux/k3s/vmlinuz']) {
+      expect(classifyUbootFile(n), n).toBeUndefined();
+    }
     for (const n of ['undionly.kpxe', 'snponly.efi', 'talos/v1.14.0/arm64/secrets.yaml', 'talos/latest/arm64/vmlinuz', 'pxelinux.cfg/01-zz-54-00-a6-00-01', 'genesis/52:54:00:a6:00.scr.uimg', 'pxelinux.cfg/../x']) {
       expect(classifyUbootFile(n), n).toBeUndefined();
     }
