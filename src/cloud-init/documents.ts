@@ -2,6 +2,7 @@
 // Pure: plain values in, text out; every document is checked before it is returned.
 
 import { blankNode, type Node } from '../domain/node.ts';
+import { isKernelWord, KERNEL_WORD_CHARS } from '../ipxe/word.ts';
 import { cloudConfigProblems } from './user-data-schema.ts';
 import type { LinuxProfile } from './linux-profile.ts';
 import { renderYamlTemplate, TemplateError, type TemplateVars } from './template.ts';
@@ -138,8 +139,7 @@ export function sampleProblems(profile: LinuxProfile): string[] {
   }
 }
 
-/** What one kernel argument may be: an iPXE word, where `;` is plain inside a word (ds=nocloud;s=). */
-const KERNEL_WORD = /^[A-Za-z0-9._:/=+,@%?;-]+$/;
+/** A placeholder in a kernel argument: `{{ name }}`, no filters (the argument is one word). */
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}/g;
 
 function renderArg(arg: string, vars: TemplateVars, problems: string[], profile: string): string {
@@ -153,8 +153,8 @@ function renderArg(arg: string, vars: TemplateVars, problems: string[], profile:
     }
     return String(v);
   });
-  if (!bad && (!KERNEL_WORD.test(out) || out.startsWith('-') || out === ';')) {
-    problems.push(`${profile} cmdline: ${JSON.stringify(out.slice(0, 80))} is not one plain word (letters, digits and ._:/=+,@%?;-)`);
+  if (!bad && !isKernelWord(out)) {
+    problems.push(`${profile} cmdline: ${JSON.stringify(out.slice(0, 80))} is not one plain word (${KERNEL_WORD_CHARS})`);
   }
   return out;
 }

@@ -21,6 +21,7 @@ import { talosKernelArgs } from '../ipxe/kernel-args.ts';
 import type { BootPlan } from '../ipxe/plan.ts';
 import { holdEcho, whoText } from '../ipxe/echo.ts';
 import { token } from '../ipxe/script.ts';
+import { isKernelWord } from '../ipxe/word.ts';
 
 
 export type GrubFile =
@@ -61,6 +62,8 @@ export type GrubMachineInput = {
   /** For an install: the node's tokenised config URL. */
   configUrl?: string;
   extraKernelArgs?: string[];
+  /** For an install-linux plan: the profile's kernel and initrd file names and its arguments. */
+  linux?: { kernel: string; initrd: string; args: string[] };
 };
 
 /** The TFTP directory of a Talos version's kernel and initramfs (served from <assets_dir>/talos). */
@@ -79,8 +82,24 @@ export function renderGrubMachineConfig(input: GrubMachineInput): string {
     case 'local':
       // GRUB's exit returns to the firmware, which tries its next boot option (the disk).
       return [`echo "Genesis: ${who} is installed, leaving to the next boot option"`, 'exit', ''].join('\n');
-    case 'install-linux':
-      return [`echo "Genesis: cannot boot ${who}: its ${token(plan.profile)} profile boots through iPXE or U-Boot, not GRUB"`, ''].join('\n');
+    case 'install-linux': {
+      if (!input.linux) throw new Error('a Linux install config needs its kernel, initrd and arguments');
+      const dir = `/linux/${token(plan.profile)}/${plan.arch}`;
+      // GRUB splits at ';' and expands $ outside single quotes: each argument is single-quoted
+      // (none may hold a quote), so ds=nocloud;s=… reaches the kernel whole.
+      const args = input.linux.args.map((a) => {
+        if (!isKernelWord(a)) throw new Error(`refusing to write ${JSON.stringify(a)} into a GRUB config`);
+        return `'${a}'`;
+      });
+      return [
+        `echo "Genesis: booting ${token(plan.profile)} ${token(plan.arch)} for ${who} as ${plan.role}"`,
+        `linux ${dir}/${token(input.linux.kernel)} ${args.join(' ')}`,
+        `initrd ${dir}/${token(input.linux.initrd)}`,
+        'boot',
+        'echo "Genesis: could not boot, asking again"',
+        '',
+      ].join('\n');
+    }
     case 'install': {
       if (!input.configUrl) throw new Error('an install config needs the config URL');
       const dir = talosTftpDir(plan.talosVersion, plan.arch);

@@ -7,7 +7,7 @@
 
 import type { Arch } from '../domain/node.ts';
 import { talosKernelArgs } from './kernel-args.ts';
-import { isScriptWord } from './word.ts';
+import { isKernelWord, isScriptWord } from './word.ts';
 import { holdReason, type BootPlan } from './plan.ts';
 
 export class ScriptValueError extends Error {}
@@ -78,7 +78,7 @@ export type NodeScriptInput = {
 
 /** A kernel argument of a Linux profile: an iPXE word in which `;` is plain (ds=nocloud;s=…), never the word `;` itself. */
 function linuxArg(value: string): string {
-  if (!/^[A-Za-z0-9._:/=+,@%?;-]+$/.test(value) || value.startsWith('-') || value === ';') {
+  if (!isKernelWord(value)) {
     throw new ScriptValueError(`refusing to write ${JSON.stringify(value)} into an iPXE script`);
   }
   return value;

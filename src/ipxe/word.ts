@@ -11,3 +11,14 @@ export function isScriptWord(value: string): boolean {
 }
 
 export const SCRIPT_WORD_CHARS = 'letters, digits and ._:/=+,@%?-';
+
+/**
+ * One kernel argument of a Linux profile (cloud-init): a script word in which `;` may also stand,
+ * for `ds=nocloud;s=<url>`. iPXE treats `;` as an operator only as a word of its own; U-Boot's
+ * pxelinux append line never meets its shell; GRUB gets each argument single-quoted.
+ */
+export function isKernelWord(value: string): boolean {
+  return /^[A-Za-z0-9._:/=+,@%?;-]+$/.test(value) && !value.startsWith('-') && value !== ';';
+}
+
+export const KERNEL_WORD_CHARS = 'letters, digits and ._:/=+,@%?;-';

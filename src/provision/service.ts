@@ -8,7 +8,7 @@ import { normalizeMac } from '../domain/mac.ts';
 import { InventoryError } from '../inventory/errors.ts';
 import type { BootRecord, BootRecorder } from '../inventory/ports.ts';
 import { conflictText, type BootAccess } from '../inventory/install-window.ts';
-import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type LinuxProfileCheck, type WindowHold } from '../ipxe/plan.ts';
+import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type WindowHold } from '../ipxe/plan.ts';
 import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { RateLimiter } from '../net/rate-limiter.ts';
@@ -47,8 +47,6 @@ export type BootServiceOptions = {
   log: Logger;
 };
 
-/** What boots the machine: iPXE, or U-Boot's and GRUB's own scripts (GRUB: Talos only). */
-type Loader = 'ipxe' | 'u-boot' | 'grub';
 
 /** What iPXE reports about itself in the per-machine request (raw query values). */
 export type IpxeIdentity = {
@@ -120,7 +118,7 @@ export class BootService {
    * apply the install window, decide its plan, note why it waits. `refused`: a new MAC that was
    * not recorded (discovery rate or a full inventory).
    */
-  private converse(mac: string, facts: BootFacts, ip: string | undefined, loader: Loader = 'ipxe'): { refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan } {
+  private converse(mac: string, facts: BootFacts, ip: string | undefined): { refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan } {
     // Discovery of unknown MACs is what an unauthenticated flood can grow without bound: per
     // address it is rate-limited, in total capped. Known machines are never affected.
     if (!this.opts.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) {
@@ -146,7 +144,7 @@ export class BootService {
       this.opts.metrics?.refused('boot', 'conflict');
       this.opts.log.warn({ mac, addresses: access.addresses }, 'two machines claim one MAC inside its install window: nothing is served to either until the operator confirms one (genesis nodes confirm)');
     }
-    const plan = planBoot(node, this.opts.defaultTalosVersion, this.opts.assetsPresent, (n) => this.opts.configs.renderer.problem(n), windowHold(access, node), (n) => this.linuxCheck(n, loader));
+    const plan = planBoot(node, this.opts.defaultTalosVersion, this.opts.assetsPresent, (n) => this.opts.configs.renderer.problem(n), windowHold(access, node), (n) => this.opts.linux?.check(n));
     // An installed machine's record is not touched by an unauthenticated request, not even to note it asked.
     if (access.kind !== 'frozen') {
       const hold = holdReason(plan);
@@ -173,9 +171,9 @@ export class BootService {
    * converse(), and for an install plan a fresh config token, as one transaction: a boot request
    * costs one commit, however many facts it records. Rendering happens after, outside it.
    */
-  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined, loader: Loader = 'ipxe'): ReturnType<BootService['converse']> & { configUrl?: string; linux?: LinuxBoot } {
+  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined): ReturnType<BootService['converse']> & { configUrl?: string; linux?: LinuxBoot } {
     return this.opts.inventory.atomically(() => {
-      const turn = this.converse(mac, facts, ip, loader);
+      const turn = this.converse(mac, facts, ip);
       if (turn.refused) return turn;
       // Only an install script carries a token (a config URL, or a cloud-init datasource URL).
       if (turn.plan.kind === 'install') return { ...turn, configUrl: this.configUrl(mac, this.opts.configs.issueToken(mac, ip)) };
@@ -184,14 +182,6 @@ export class BootService {
     });
   }
 
-  /** Linux profiles boot through iPXE and U-Boot: on GRUB, such a machine waits, saying why. */
-  private linuxCheck(node: Node, loader: Loader): LinuxProfileCheck | undefined {
-    const check = this.opts.linux?.check(node);
-    if (check && check.kind !== 'problem' && loader === 'grub') {
-      return { profile: check.profile, kind: 'problem', detail: 'profiles other than talos boot through iPXE or U-Boot, and this machine boots through GRUB' };
-    }
-    return check;
-  }
 
   /** boot.scr.uimg: the same loop for every U-Boot board (see uboot/script.ts). */
   ubootBootScript(): Buffer {
@@ -204,7 +194,7 @@ export class BootService {
    * so a board that runs it is recorded as arm64.
    */
   ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.opts.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip, 'u-boot'));
+    const turn = this.opts.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
     const script = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderUbootMachineScript({ plan: turn.plan, mac, hostname: turn.node.hostname });
@@ -217,7 +207,7 @@ export class BootService {
    * other names and its boot script decides).
    */
   pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip, 'u-boot');
+    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
     if (turn.refused) return undefined;
     if (turn.plan.kind === 'install-linux' && turn.linux) {
       return Buffer.from(renderPxelinuxLinuxConfig({ profile: turn.linux.profile, arch: turn.plan.arch, kernel: turn.linux.kernel, initrd: turn.linux.initrd, args: turn.linux.args }));
@@ -238,10 +228,10 @@ export class BootService {
    * is recorded as arm64 UEFI.
    */
   grubMachineConfig(mac: string, ip: string | undefined): Buffer {
-    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip, 'grub');
+    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip);
     const config = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
-      : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.opts.extraKernelArgs });
+      : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.opts.extraKernelArgs, linux: turn.linux });
     return Buffer.from(config);
   }
 

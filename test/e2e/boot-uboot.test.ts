@@ -108,25 +108,6 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     expect(r.events.some((e) => e.type === 'dhcp-offered' && JSON.parse(e.detail).client === 'u-boot' && JSON.parse(e.detail).answered === false)).toBe(true);
   }, 900_000);
 
-  it('with the k3s profile: the pxelinux entry boots the profile\'s kernel over TFTP with its datasource; the stand-in fetches it, claims init, phones home, and the board is installed', async () => {
-    const r = await bootUboot({ ASSIGN: '{"role":"controlplane","profile":"k3s"}' }, async (work) => {
-      stageArm64StandinProfile(path.join(work, 'assets'), 'k3s');
-      mkdirSync(path.join(work, 'profiles', 'k3s'), { recursive: true });
-      writeFileSync(path.join(work, 'profiles', 'k3s', 'profile.yaml'), 'kind: cloud-init\nrecipe: k3s\ncmdline: [console=ttyAMA0, panic=1, "ds=nocloud;s={{ datasource_url }}"]\n');
-    });
-    const out = r.serial('uboot');
-    expect(r.file('assign.status').trim()).toBe('200');
-    expect(out, out.slice(-3000)).toContain(`Genesis: booting k3s arm64 for ${MAC} as controlplane`);
-    expect(out).toMatch(new RegExp(`STANDIN: cmdline .*console=ttyAMA0 panic=1 ds=nocloud;s=http://192\\.0\\.2\\.1:8080/cloud-init/${MAC}/[0-9a-f]{64}/`));
-    expect(out).toContain('STANDIN: user-data is #cloud-config');
-    expect(out).toContain('STANDIN: claim cluster-init: true');
-    expect(out).toContain('STANDIN: phoned home');
-    // The kernel came over TFTP from the profile's assets, and the board is installed by its phone-home.
-    expect(r.steps('tftp-served').some((t) => String(t['file']) === 'linux/k3s/arm64/vmlinuz')).toBe(true);
-    expect(r.node).toMatchObject({ role: 'controlplane', state: 'installed', firmware: 'u-boot' });
-    expect(r.events.some((e) => e.type === 'bootstrap-claimed' && JSON.parse(e.detail).decision === 'init')).toBe(true);
-  }, 900_000);
-
   // 5% is the issue's bar; at 10% U-Boot's own budget (10 timeouts per file, 5 s each) is the limit: see docs/router-recipes.md.
   it.skipIf(noNft).each(['5'])('completes its install with %s percent of frames lost each way', async (loss) => {
     const r = await bootUboot({ LOSS: loss });
@@ -177,6 +158,32 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('installed grub/grubnetaa64.efi (arm64)');
   };
+
+  // A Linux profile through each of the loaders that are not iPXE: U-Boot's pxelinux entry, GRUB's config.
+  const k3sProfile = async (work: string) => {
+    stageArm64StandinProfile(path.join(work, 'assets'), 'k3s');
+    mkdirSync(path.join(work, 'profiles', 'k3s'), { recursive: true });
+    writeFileSync(path.join(work, 'profiles', 'k3s', 'profile.yaml'), 'kind: cloud-init\nrecipe: k3s\ncmdline: [console=ttyAMA0, panic=1, "ds=nocloud;s={{ datasource_url }}"]\n');
+  };
+  for (const [fw, firmware] of [['uboot', 'u-boot'], ['aavmf-grub', 'uefi']] as const) {
+    it.skipIf(fw === 'aavmf-grub' && noAavmf)(`${fw} with the k3s profile: boots the profile's kernel over TFTP with its datasource; the stand-in fetches it, claims init, phones home; installed`, async () => {
+      const r = await bootUboot({ FW: fw, ASSIGN: '{"role":"controlplane","profile":"k3s"}' }, async (work) => {
+        await k3sProfile(work);
+        if (fw === 'aavmf-grub') await installGrub(work);
+      });
+      const out = r.serial('uboot');
+      expect(r.file('assign.status').trim()).toBe('200');
+      expect(out, out.slice(-3000)).toContain(`Genesis: booting k3s arm64 for ${MAC} as controlplane`);
+      // The datasource argument arrived whole: neither U-Boot nor GRUB split it at its ';'.
+      expect(out).toMatch(new RegExp(`STANDIN: cmdline .*console=ttyAMA0 panic=1 ds=nocloud;s=http://192\\.0\\.2\\.1:8080/cloud-init/${MAC}/[0-9a-f]{64}/`));
+      expect(out).toContain('STANDIN: user-data is #cloud-config');
+      expect(out).toContain('STANDIN: claim cluster-init: true');
+      expect(out).toContain('STANDIN: phoned home');
+      expect(r.steps('tftp-served').some((t) => String(t['file']).replace(/^\//, '') === 'linux/k3s/arm64/vmlinuz')).toBe(true);
+      expect(r.node).toMatchObject({ role: 'controlplane', state: 'installed', firmware });
+      expect(r.events.some((e) => e.type === 'bootstrap-claimed' && JSON.parse(e.detail).decision === 'init')).toBe(true);
+    }, 900_000);
+  }
 
   it.skipIf(noAavmf)('AAVMF through GRUB (no arm64 iPXE): waits for a role, installs over its tokenised config URL, then leaves for its next boot option once installed', async () => {
     const r = await bootUboot({ FW: 'aavmf-grub', AGAIN: '1' }, installGrub);

@@ -19,11 +19,11 @@ const LAYERS: Record<string, number> = {
   auth: 0,
   text: 0, // small text helpers (did-you-mean)
   ipxe: 1, // iPXE script renderers and the boot plan (pure)
-  'cloud-init': 1, // boot profiles besides Talos: their files, templates and documents (pure but for reading the profile files)
   tftp: 1,
   bulk: 1, // the bulk sender process: sends the byte ranges the HTTP asset route hands it
   dhcp: 2,
   uboot: 2,
+  'cloud-init': 2, // boot profiles besides Talos: their files, templates and documents (pure but for reading the profile files)
   grub: 2, // GRUB configs for arm64 UEFI without iPXE (pure), and their TFTP names
   assets: 2,
   config: 2,
