@@ -53,7 +53,7 @@ import { BootstrapLocks } from './bootstrap/lock-store.ts';
 import { FleetReconciler } from './fleet/reconciler.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken, k3sToken } from './bootstrap/join-token.ts';
-import { builtInProfiles, loadProfiles, TALOS_PROFILE, type ProfileSet } from './cloud-init/profile.ts';
+import { BUILT_IN_PROFILES, loadProfiles, TALOS_PROFILE, type ProfileSet } from './cloud-init/profile.ts';
 import { CloudInitService } from './provision/cloud-init.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
@@ -252,7 +252,7 @@ export class Genesis {
       path: c.fleet.path,
       prune: c.fleet.prune,
       profiles: {
-        builtIn: [TALOS_PROFILE, ...builtInProfiles().map((p) => p.name)],
+        builtIn: [TALOS_PROFILE, ...BUILT_IN_PROFILES],
         directory: () => [...[...dirProfiles.profiles.values()].filter((p) => p.source !== 'built-in').map((p) => p.name), ...dirProfiles.broken.keys()],
       },
       onLinuxProfiles: (fleetProfiles) => {

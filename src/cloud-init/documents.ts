@@ -99,27 +99,32 @@ export function renderVendorData(profile: LinuxProfile, vars: TemplateVars): str
   return r.text;
 }
 
-/** Every document of the datasource (null: the profile has no network-config). Throws TemplateError. */
-export function renderDatasource(profile: LinuxProfile, vars: TemplateVars): Record<DatasourceFile, string | null> {
+/** One document of the datasource (null: the profile has none, as network-config may be). Throws TemplateError. */
+export function renderDocument(profile: LinuxProfile, vars: TemplateVars, file: DatasourceFile): string | null {
+  switch (file) {
+    case 'meta-data':
+      return renderMetaData(vars);
+    case 'user-data':
+      return renderUserData(profile, vars);
+    case 'vendor-data':
+      return renderVendorData(profile, vars);
+    case 'network-config':
+      return renderNetworkConfig(profile, vars);
+  }
+}
+
+/** What stops the profile from booting this machine: every document and the kernel arguments (empty: nothing). */
+export function datasourceProblems(profile: LinuxProfile, vars: TemplateVars): string[] {
   const problems: string[] = [];
-  const attempt = <T>(f: () => T): T | null => {
+  for (const file of DATASOURCE_FILES) {
     try {
-      return f();
+      renderDocument(profile, vars, file);
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err;
       problems.push(...err.problems);
-      return null;
     }
-  };
-  const out = {
-    'meta-data': attempt(() => renderMetaData(vars)),
-    'user-data': attempt(() => renderUserData(profile, vars)),
-    'vendor-data': attempt(() => renderVendorData(profile, vars)),
-    'network-config': attempt(() => renderNetworkConfig(profile, vars)),
-  };
-  problems.push(...cmdlineProblems(profile, vars));
-  if (problems.length) throw new TemplateError(problems);
-  return out;
+  }
+  return [...problems, ...cmdlineProblems(profile, vars)];
 }
 
 /**
@@ -129,14 +134,7 @@ export function renderDatasource(profile: LinuxProfile, vars: TemplateVars): Rec
  */
 export function sampleProblems(profile: LinuxProfile): string[] {
   const node = blankNode('02:00:00:00:00:01', { role: 'worker', state: 'assigned', arch: 'amd64', hostname: 'sample', lastIp: '192.0.2.100' });
-  const vars = templateVars({ node, profile, cluster: 'sample', genesisUrl: 'http://192.0.2.1:8080', token: '0'.repeat(64), joinToken: 'gjt_sample', k3sToken: 'K10sample' });
-  try {
-    renderDatasource(profile, vars);
-    return [];
-  } catch (err) {
-    if (!(err instanceof TemplateError)) throw err;
-    return err.problems;
-  }
+  return datasourceProblems(profile, templateVars({ node, profile, cluster: 'sample', genesisUrl: 'http://192.0.2.1:8080', token: '0'.repeat(64), joinToken: 'gjt_sample', k3sToken: 'K10sample' }));
 }
 
 /** A placeholder in a kernel argument: `{{ name }}`, no filters (the argument is one word). */

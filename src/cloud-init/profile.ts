@@ -37,6 +37,9 @@ export function recipe(name: Recipe): { userData: string; vars: Record<string, s
   };
 }
 
+/** The profiles Genesis has without a profiles directory, by name (builtInProfiles() reads their files). */
+export const BUILT_IN_PROFILES = ['k3s'] as const;
+
 export function builtInProfiles(): LinuxProfile[] {
   const k3s = recipe('k3s');
   return [

@@ -20,8 +20,7 @@ import { GRUB_NETBOOT_ARM64 } from '../ipxe/binaries.ts';
 import { talosKernelArgs } from '../ipxe/kernel-args.ts';
 import type { BootPlan } from '../ipxe/plan.ts';
 import { holdEcho, whoText } from '../ipxe/echo.ts';
-import { token } from '../ipxe/script.ts';
-import { isKernelWord } from '../ipxe/word.ts';
+import { kernelArg, token } from '../ipxe/script.ts';
 
 
 export type GrubFile =
@@ -87,10 +86,7 @@ export function renderGrubMachineConfig(input: GrubMachineInput): string {
       const dir = `/linux/${token(plan.profile)}/${plan.arch}`;
       // GRUB splits at ';' and expands $ outside single quotes: each argument is single-quoted
       // (none may hold a quote), so ds=nocloud;s=… reaches the kernel whole.
-      const args = input.linux.args.map((a) => {
-        if (!isKernelWord(a)) throw new Error(`refusing to write ${JSON.stringify(a)} into a GRUB config`);
-        return `'${a}'`;
-      });
+      const args = input.linux.args.map((a) => `'${kernelArg(a)}'`);
       return [
         `echo "Genesis: booting ${token(plan.profile)} ${token(plan.arch)} for ${who} as ${plan.role}"`,
         `linux ${dir}/${token(input.linux.kernel)} ${args.join(' ')}`,

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { blankNode, type BootFacts, type BootState, type EventType, type KernelLogLine, type Node, type NodeChanges, type NodeEvent, type Role, type StoredKernelLogLine } from '../domain/node.ts';
-import { ConfigTokenStore } from './config-token-store.ts';
+import { ConfigTokenStore, type ConfigTokenRow } from './config-token-store.ts';
 import { DB_FILE, InventoryDatabase, type DatabaseOptions } from './database.ts';
 import { InventoryError } from './errors.ts';
 import { EventLog } from './event-log.ts';
@@ -350,14 +350,22 @@ export class Inventory implements InventoryPorts {
     return this.database.write(() => this.tokens.issue(mac, tokenSha256, this.now(), ttlMs, fetches, ip));
   }
 
+  /** Inside a read or write: the node and its token row, when `tokenSha256` is that token's hash. */
+  private presented(mac: string, tokenSha256: string): { ok: true; node: Node; token: ConfigTokenRow } | { ok: false; reason: 'unknown-node' | 'no-token' | 'wrong-token'; node?: Node } {
+    const node = this.nodes.get(mac);
+    if (!node) return { ok: false, reason: 'unknown-node' };
+    const token = this.tokens.find(mac);
+    if (!token) return { ok: false, reason: 'no-token', node };
+    if (!sameHash(token.tokenSha256, tokenSha256)) return { ok: false, reason: 'wrong-token', node };
+    return { ok: true, node, token };
+  }
+
   /** May this token fetch this node's config now? Reads only; `consumeConfigToken` spends a fetch. */
   checkConfigToken(mac: string, tokenSha256: string, ip?: string): ConfigTokenCheck {
     return this.database.read(() => {
-      const node = this.nodes.get(mac);
-      if (!node) return { ok: false, reason: 'unknown-node' };
-      const token = this.tokens.find(mac);
-      if (!token) return { ok: false, reason: 'no-token', node };
-      if (!sameHash(token.tokenSha256, tokenSha256)) return { ok: false, reason: 'wrong-token', node };
+      const found = this.presented(mac, tokenSha256);
+      if (!found.ok) return found;
+      const { node, token } = found;
       if (Date.parse(token.expiresAt) <= this.now().getTime()) return { ok: false, reason: 'expired', node };
       if (token.fetchesLeft <= 0) return { ok: false, reason: 'used-up', node };
       if (node.role === 'unassigned') return { ok: false, reason: 'no-role', node };
@@ -376,11 +384,9 @@ export class Inventory implements InventoryPorts {
    */
   reportInstalledWithToken(mac: string, tokenSha256: string, ip: string | undefined, detail: Record<string, unknown>): { ok: true; node: Node } | { ok: false; reason: ConfigDenial; node?: Node } {
     return this.database.write(() => {
-      const node = this.nodes.get(mac);
-      if (!node) return { ok: false, reason: 'unknown-node' };
-      const token = this.tokens.find(mac);
-      if (!token) return { ok: false, reason: 'no-token', node };
-      if (!sameHash(token.tokenSha256, tokenSha256)) return { ok: false, reason: 'wrong-token', node };
+      const found = this.presented(mac, tokenSha256);
+      if (!found.ok) return found;
+      const { node, token } = found;
       if (!tokenAddressMatches(token.ip, ip)) return { ok: false, reason: 'other-address', node };
       if (node.state !== 'installing') return { ok: false, reason: 'not-installing', node };
       const after = this.transition(node, { type: 'install-reported' }, 'cloud-init', detail);

@@ -76,8 +76,8 @@ export type NodeScriptInput = {
   linux?: { kernel: string; initrd: string; args: string[] };
 };
 
-/** A kernel argument of a Linux profile: an iPXE word in which `;` is plain (ds=nocloud;s=…), never the word `;` itself. */
-function linuxArg(value: string): string {
+/** A kernel argument of a Linux profile (word.ts isKernelWord), for iPXE, pxelinux and GRUB alike. */
+export function kernelArg(value: string): string {
   if (!isKernelWord(value)) {
     throw new ScriptValueError(`refusing to write ${JSON.stringify(value)} into an iPXE script`);
   }
@@ -169,7 +169,7 @@ function renderLinuxInstall(input: NodeScriptInput, profile: string, arch: Arch,
   if (!input.linux) throw new ScriptValueError('a Linux install script needs its kernel, initrd and arguments');
   const dir = `${token(input.baseUrl)}/assets/${token(profile)}/${arch}`;
   const initrd = token(input.linux.initrd);
-  const args = [`initrd=${initrd}`, ...input.linux.args.map(linuxArg)];
+  const args = [`initrd=${initrd}`, ...input.linux.args.map(kernelArg)];
   return [
     '#!ipxe',
     `echo Genesis: booting ${token(profile)} ${arch} for ${who} as ${role}`,

@@ -15,7 +15,7 @@ import type { ConfigDenial, ConfigTokens, TokenInstallReports } from '../invento
 import type { LinuxProfileCheck } from '../ipxe/plan.ts';
 import { LogThrottle } from '../logging/throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { renderCmdline, renderDatasource, templateVars, type DatasourceFile } from '../cloud-init/documents.ts';
+import { datasourceProblems, renderCmdline, renderDocument, templateVars, type DatasourceFile } from '../cloud-init/documents.ts';
 import { TALOS_PROFILE, type LinuxProfile, type ProfileSet } from '../cloud-init/profile.ts';
 import { TemplateError } from '../cloud-init/template.ts';
 import { checkBootToken, tokenSha256 } from './config-token-check.ts';
@@ -87,12 +87,8 @@ export class CloudInitService {
       const missing = this.opts.missingAssets(c.name, node.arch, [c.profile.kernel, c.profile.initrd]);
       if (missing.length) return { profile: c.name, kind: 'assets-missing', files: missing };
     }
-    try {
-      renderDatasource(c.profile, this.vars(node, c.profile, DUMMY_TOKEN));
-    } catch (err) {
-      if (!(err instanceof TemplateError)) throw err;
-      return { profile: c.name, kind: 'problem', detail: err.problems.slice(0, 5).join('; ') };
-    }
+    const problems = datasourceProblems(c.profile, this.vars(node, c.profile, DUMMY_TOKEN));
+    if (problems.length) return { profile: c.name, kind: 'problem', detail: problems.slice(0, 5).join('; ') };
     return { profile: c.name, kind: 'ready' };
   }
 
@@ -122,10 +118,11 @@ export class CloudInitService {
     const c = this.chosen(node);
     // The machine was given this token for a Talos install (its profile changed since): nothing here is its.
     if (!c) return this.deny('wrong-token', mac, ip);
-    let docs: Record<DatasourceFile, string | null>;
+    // Only the document asked for: cloud-init asks for each in turn.
+    let body: string | null;
     try {
       if (!c.profile) throw new TemplateError([c.broken ? `profile ${c.name} does not load: ${c.broken}` : `profile ${c.name} is not defined`]);
-      docs = renderDatasource(c.profile, this.vars(node, c.profile, token));
+      body = renderDocument(c.profile, this.vars(node, c.profile, token), file);
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err;
       this.opts.log.error({ mac, ip, profile: c.name, problems: err.problems.slice(0, 20) }, 'cloud-init datasource not served: it cannot be rendered');
@@ -133,7 +130,6 @@ export class CloudInitService {
       this.opts.metrics?.configOutcome('failed');
       return { outcome: 'unrenderable', reason: err.message };
     }
-    const body = docs[file];
     if (body === null) return { outcome: 'absent' };
     if (file !== 'user-data') return { outcome: 'served', body };
     const spent = this.opts.inventory.consumeConfigToken(node.mac, hash, { ip, role: node.role, profile: c.name, file, sha256: sha256(body) }, ip);

@@ -14,8 +14,7 @@ import type { Arch } from '../domain/node.ts';
 import { talosKernelArgs } from '../ipxe/kernel-args.ts';
 import type { BootPlan } from '../ipxe/plan.ts';
 import { holdEcho, whoText } from '../ipxe/echo.ts';
-import { token } from '../ipxe/script.ts';
-import { isKernelWord } from '../ipxe/word.ts';
+import { kernelArg, token } from '../ipxe/script.ts';
 
 /** RFC 7440 window U-Boot asks for when the script sets it: 8 doubled TFTP throughput under QEMU. */
 export const UBOOT_TFTP_WINDOW = 8;
@@ -80,10 +79,7 @@ export type PxelinuxLinuxInput = { profile: string; arch: Arch; kernel: string; 
  */
 export function renderPxelinuxLinuxConfig(input: PxelinuxLinuxInput): string {
   const dir = `linux/${token(input.profile)}/${input.arch}`;
-  const args = input.args.map((a) => {
-    if (!isKernelWord(a)) throw new Error(`refusing to write ${JSON.stringify(a)} into a pxelinux entry`);
-    return a;
-  });
+  const args = input.args.map(kernelArg);
   return ['default linux', 'label linux', `  kernel ${dir}/${token(input.kernel)}`, `  initrd ${dir}/${token(input.initrd)}`, `  append ${args.join(' ')}`, ''].join('\n');
 }
 

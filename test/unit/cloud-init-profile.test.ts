@@ -6,19 +6,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CMDLINE, loadProfiles, parseProfile, ProfileError } from '../../src/cloud-init/profile.ts';
+import { problemsOf } from '../helpers/problems.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'genesis-profiles-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function problems(f: () => unknown): string[] {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof ProfileError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ProfileError');
-}
 
 describe('parseProfile', () => {
   it('takes the defaults for what it does not say', () => {
@@ -35,17 +27,17 @@ describe('parseProfile', () => {
   });
 
   it('names every problem with its file', () => {
-    expect(problems(() => parseProfile('x', { profileYaml: 'kind: talos\nkernel: ../vmlinuz\nbogus: 1\n' }, 'profiles/x'))).toEqual([
+    expect(problemsOf(() => parseProfile('x', { profileYaml: 'kind: talos\nkernel: ../vmlinuz\nbogus: 1\n' }, 'profiles/x'), ProfileError)).toEqual([
       'profiles/x/profile.yaml: the document: must NOT have additional properties bogus',
       'profiles/x/profile.yaml: kind: must be equal to constant',
       'profiles/x/profile.yaml: kernel: must match pattern "^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$"',
     ]);
-    expect(problems(() => parseProfile('x', { profileYaml: 'kind: cloud-init\ncmdline: [ip=dhcp]\n' }, 'profiles/x'))).toEqual([
+    expect(problemsOf(() => parseProfile('x', { profileYaml: 'kind: cloud-init\ncmdline: [ip=dhcp]\n' }, 'profiles/x'), ProfileError)).toEqual([
       'profiles/x: no user-data template (a file named user-data, or recipe: k3s in profile.yaml)',
       'profiles/x/profile.yaml: cmdline must carry the datasource, as ds=nocloud;s={{ datasource_url }}: without it cloud-init never finds its documents',
     ]);
-    expect(problems(() => parseProfile('talos', { profileYaml: 'kind: cloud-init\nrecipe: k3s\n' }, 'profiles/talos'))).toEqual(['profiles/talos: "talos" is Genesis\'s own profile and cannot be redefined']);
-    expect(problems(() => parseProfile('x', { profileYaml: 'kind: [\n' }, 'profiles/x'))[0]).toMatch(/^profiles\/x\/profile\.yaml line \d+: /);
+    expect(problemsOf(() => parseProfile('talos', { profileYaml: 'kind: cloud-init\nrecipe: k3s\n' }, 'profiles/talos'), ProfileError)).toEqual(['profiles/talos: "talos" is Genesis\'s own profile and cannot be redefined']);
+    expect(problemsOf(() => parseProfile('x', { profileYaml: 'kind: [\n' }, 'profiles/x'), ProfileError)[0]).toMatch(/^profiles\/x\/profile\.yaml line \d+: /);
   });
 });
 

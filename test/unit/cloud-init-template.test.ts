@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { renderYamlTemplate, shellQuote, TemplateError } from '../../src/cloud-init/template.ts';
+import { problemsOf } from '../helpers/problems.ts';
 
 const HOSTILE = [
   'plain',
@@ -31,15 +32,6 @@ function render(template: string, vars: Record<string, unknown>) {
   return renderYamlTemplate(template, vars as never, { name: 'user-data', header: '#cloud-config' });
 }
 
-function problemsOf(f: () => unknown): string[] {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof TemplateError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a TemplateError');
-}
 
 describe('a value in a template', () => {
   const template = [
@@ -109,7 +101,7 @@ describe('| optional', () => {
     expect(parseYaml(render(t, { keys: ['k1'], name: 'n: 1' }).text)).toEqual({ keys: ['k1'], name: 'n: 1', list: ['a', 'n: 1'], kept: 1 });
   });
   it('stands alone', () => {
-    expect(problemsOf(() => render('#cloud-config\na: "x {{ n | optional }}"\n', { n: '' }))).toEqual(['user-data line 2: {{ n | optional }} stands alone as an unquoted value']);
+    expect(problemsOf(() => render('#cloud-config\na: "x {{ n | optional }}"\n', { n: '' }), TemplateError)).toEqual(['user-data line 2: {{ n | optional }} stands alone as an unquoted value']);
   });
 });
 
@@ -123,16 +115,16 @@ describe('| json', () => {
 
 describe('mistakes', () => {
   it('an unknown variable is named with its line and the nearest known one', () => {
-    expect(problemsOf(() => render('#cloud-config\na: 1\nb: {{ hostnme }}\n', { hostname: 'x' }))).toEqual(['user-data line 3: unknown variable {{ hostnme }} (did you mean hostname?)']);
+    expect(problemsOf(() => render('#cloud-config\na: 1\nb: {{ hostnme }}\n', { hostname: 'x' }), TemplateError)).toEqual(['user-data line 3: unknown variable {{ hostnme }} (did you mean hostname?)']);
   });
   it("a name of JavaScript's object machinery is not a variable", () => {
-    expect(problemsOf(() => render('#cloud-config\na: {{ toString }}\nb: {{ constructor }}\n', { hostname: 'x' }))).toEqual([
+    expect(problemsOf(() => render('#cloud-config\na: {{ toString }}\nb: {{ constructor }}\n', { hostname: 'x' }), TemplateError)).toEqual([
       'user-data line 2: unknown variable {{ toString }}',
       'user-data line 3: unknown variable {{ constructor }}',
     ]);
   });
   it('every problem at once', () => {
-    const p = problemsOf(() => render('#cloud-config\na: {{ xyz }}\nb: {{ y | base64 }}\nc: {{ z\n', { y: 'v' }));
+    const p = problemsOf(() => render('#cloud-config\na: {{ xyz }}\nb: {{ y | base64 }}\nc: {{ z\n', { y: 'v' }), TemplateError);
     expect(p).toEqual([
       'user-data line 2: unknown variable {{ xyz }}',
       'user-data line 3: unknown filter | base64 (filters: shell, json, optional)',
@@ -140,21 +132,21 @@ describe('mistakes', () => {
     ]);
   });
   it('a template that is not YAML says where', () => {
-    expect(problemsOf(() => render('#cloud-config\na: [1, 2\nb: 3\n', {}))[0]).toMatch(/^user-data line \d+: /);
+    expect(problemsOf(() => render('#cloud-config\na: [1, 2\nb: 3\n', {}), TemplateError)[0]).toMatch(/^user-data line \d+: /);
   });
   it('a missing #cloud-config header', () => {
-    expect(problemsOf(() => render('hostname: x\n', {}))).toEqual(['user-data: must start with the line #cloud-config']);
+    expect(problemsOf(() => render('hostname: x\n', {}), TemplateError)).toEqual(['user-data: must start with the line #cloud-config']);
   });
   it('a list inside a longer string needs a filter', () => {
-    expect(problemsOf(() => render('#cloud-config\na: "keys: {{ k }}"\n', { k: ['a'] }))).toEqual([
+    expect(problemsOf(() => render('#cloud-config\na: "keys: {{ k }}"\n', { k: ['a'] }), TemplateError)).toEqual([
       'user-data line 2: {{ k }} is a list: write it alone as an unquoted value, or as {{ k | json }} or {{ k | shell }}',
     ]);
   });
   it('a placeholder in a key or a comment', () => {
-    expect(problemsOf(() => render('#cloud-config\n{{ k }}: 1\n', { k: 'a' }))).toEqual(['user-data line 2: a placeholder cannot stand in a key']);
-    expect(problemsOf(() => render('#cloud-config\n# for {{ k }}\na: 1\n', { k: 'a' }))).toEqual(['user-data line 2: a placeholder in a comment is not rendered: remove it or the comment']);
+    expect(problemsOf(() => render('#cloud-config\n{{ k }}: 1\n', { k: 'a' }), TemplateError)).toEqual(['user-data line 2: a placeholder cannot stand in a key']);
+    expect(problemsOf(() => render('#cloud-config\n# for {{ k }}\na: 1\n', { k: 'a' }), TemplateError)).toEqual(['user-data line 2: a placeholder in a comment is not rendered: remove it or the comment']);
   });
   it('duplicate keys', () => {
-    expect(problemsOf(() => render('#cloud-config\na: 1\na: 2\n', {}))[0]).toMatch(/^user-data line 3: .*unique/i);
+    expect(problemsOf(() => render('#cloud-config\na: 1\na: 2\n', {}), TemplateError)[0]).toMatch(/^user-data line 3: .*unique/i);
   });
 });

@@ -9,42 +9,34 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { blankNode, type Node, type NodeChanges, type Role } from '../../src/domain/node.ts';
 import { formatPlan } from '../../src/fleet/diff-text.ts';
 import { gitCommit } from '../../src/fleet/git.ts';
-import { FleetError, parseFleet, type FleetProblem } from '../../src/fleet/parse.ts';
+import { FleetError, parseFleet } from '../../src/fleet/parse.ts';
 import { planChanges, planFleet, samePatch } from '../../src/fleet/plan.ts';
 import { FleetReconciler, type FleetRenderer } from '../../src/fleet/reconciler.ts';
 import { sourceFromFiles } from '../../src/fleet/source.ts';
+import { problemsOf } from '../helpers/problems.ts';
 import { Inventory } from '../../src/inventory/store.ts';
 
 const HEADER = 'apiVersion: genesis.dev/v1alpha1\nkind: Fleet\n';
 const source = (text: string, extra: Record<string, string> = {}) => sourceFromFiles({ 'fleet.yaml': text, ...extra }, ['fleet.yaml']);
 const parse = (text: string, extra: Record<string, string> = {}) => parseFleet(source(text, extra));
-function problemsOf(fn: () => unknown): FleetProblem[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof FleetError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a FleetError');
-}
 
 describe('parsing: every problem with its file, line and column', () => {
   it('a YAML error', () => {
-    const p = problemsOf(() => parse(`${HEADER}machines:\n  - mac: 52:54:00:00:00:01\n    role: [worker\n`));
+    const p = problemsOf(() => parse(`${HEADER}machines:\n  - mac: 52:54:00:00:00:01\n    role: [worker\n`), FleetError);
     expect(p[0]!.at).toBe('fleet.yaml:6:1'); // where the unclosed flow sequence is found to be unclosed
     expect(p[0]!.message).toMatch(/not valid YAML/);
   });
 
   it('schema errors point at the offending key or value', () => {
     const text = `${HEADER}machines:\n  - mac: 52:54:00:00:00:01\n    rolee: worker\n  - mac: 52:54:00:00:00:02\n    role: king\n`;
-    const p = problemsOf(() => parse(text));
+    const p = problemsOf(() => parse(text), FleetError);
     expect(p).toContainEqual({ at: 'fleet.yaml:5:5', message: 'machines[0].rolee: unknown field' });
     expect(p).toContainEqual({ at: 'fleet.yaml:7:11', message: 'machines[1].role: must be one of "unassigned", "controlplane", "worker"' });
   });
 
   it('the header is required and versioned', () => {
-    expect(problemsOf(() => parse('kind: Fleet\nmachines: []\n'))[0]!.message).toBe('(top level): apiVersion is required');
-    expect(problemsOf(() => parse('apiVersion: genesis.dev/v2\nkind: Fleet\n'))[0]).toEqual({ at: 'fleet.yaml:1:13', message: 'apiVersion: must be "genesis.dev/v1alpha1"' });
+    expect(problemsOf(() => parse('kind: Fleet\nmachines: []\n'), FleetError)[0]!.message).toBe('(top level): apiVersion is required');
+    expect(problemsOf(() => parse('apiVersion: genesis.dev/v2\nkind: Fleet\n'), FleetError)[0]).toEqual({ at: 'fleet.yaml:1:13', message: 'apiVersion: must be "genesis.dev/v1alpha1"' });
   });
 
   it('rules a schema cannot say: host names, one bootstrap control plane, mac or match, duplicates', () => {
@@ -63,7 +55,7 @@ describe('parsing: every problem with its file, line and column', () => {
     hostname: pi
   - mac: 01:00:5e:00:00:01
 `;
-    const messages = problemsOf(() => parse(text)).map((p) => `${p.at} ${p.message}`);
+    const messages = problemsOf(() => parse(text), FleetError).map((p) => `${p.at} ${p.message}`);
     expect(messages).toContain('fleet.yaml:4:5 machines[0]: hostname "Not_A_Name" is not a valid lower-case RFC 1123 host name');
     expect(messages).toContain('fleet.yaml:6:5 bootstrap: true needs role: controlplane (only a control plane bootstraps etcd)');
     expect(messages.some((m) => m.startsWith('fleet.yaml:9:5 bootstrap: true is set on 2 machines'))).toBe(true);
@@ -82,6 +74,7 @@ describe('parsing: every problem with its file, line and column', () => {
     expect(ok.files).toHaveProperty(['patches/all.yaml']);
     const bad = problemsOf(() =>
       parse(`${HEADER}patches:\n  cluster: {file: ../etc/passwd}\n  worker: {file: missing.yaml}\n  controlplane: {inline: "- just\\n- a list\\n"}\n`),
+      FleetError,
     );
     expect(bad.map((p) => p.message)).toEqual([
       'patches.cluster.file: "../etc/passwd" must be a relative path inside the fleet\'s directory',
@@ -92,7 +85,7 @@ describe('parsing: every problem with its file, line and column', () => {
 
   it('a section set in two files of a directory is refused (the result would depend on file order)', () => {
     const files = { 'a.yaml': `${HEADER}cluster: {name: one}\n`, 'b.yaml': `${HEADER}cluster: {name: two}\n` };
-    const p = problemsOf(() => parseFleet(sourceFromFiles(files, ['a.yaml', 'b.yaml'])));
+    const p = problemsOf(() => parseFleet(sourceFromFiles(files, ['a.yaml', 'b.yaml'])), FleetError);
     expect(p).toEqual([{ at: 'b.yaml:3:11', message: 'cluster.name is also set in a.yaml:3:11; set it in one file' }]);
   });
 });
@@ -219,7 +212,7 @@ describe('the reconciler, against a real inventory', () => {
     inventory.recordBoot('52:54:00:00:00:02', { ip: '192.0.2.2' });
     unrenderable.add('52:54:00:00:00:02');
     const before = snapshot();
-    const p = problemsOf(() => reconciler().apply(source(`${HEADER}machines:\n  - mac: 52:54:00:00:00:01\n    role: worker\n  - mac: 52:54:00:00:00:02\n    role: worker\n`), { origin: 'api' }));
+    const p = problemsOf(() => reconciler().apply(source(`${HEADER}machines:\n  - mac: 52:54:00:00:00:01\n    role: worker\n  - mac: 52:54:00:00:00:02\n    role: worker\n`), { origin: 'api' }), FleetError);
     expect(p).toEqual([{ at: 'fleet.yaml:6:5', message: '52:54:00:00:00:02: its config would not render: machine.install.disk: no such disk' }]);
     expect(snapshot()).toBe(before);
   });
@@ -380,7 +373,7 @@ describe('patch files on disk', () => {
       symlinkSync(path.join(dir, 'outside.yaml'), path.join(dir, 'fleet/patches/worker.yaml'));
       writeFileSync(path.join(dir, 'fleet/patches/inside.yaml'), 'machine:\n  sysctls:\n    a: "1"\n');
       writeFileSync(path.join(dir, 'fleet/fleet.yaml'), `${HEADER}patches:\n  worker: {file: patches/worker.yaml}\n  cluster: {file: patches/inside.yaml}\n`);
-      const p = problemsOf(() => parseFleet(readFleetSource(path.join(dir, 'fleet'))));
+      const p = problemsOf(() => parseFleet(readFleetSource(path.join(dir, 'fleet'))), FleetError);
       expect(p).toEqual([{ at: 'fleet.yaml:4:11', message: 'patches.worker.file: cannot read patches/worker.yaml: outside the fleet directory' }]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
