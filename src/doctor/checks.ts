@@ -58,6 +58,8 @@ export type Facts = {
   caValidity?: { notBefore: Date; notAfter: Date };
   /** Is there a Kubernetes API address for the configs (cluster.endpoint, or cluster.vip to derive it)? */
   clusterEndpoint: string;
+  /** Does a role boot Talos by default (profiles.*)? Without, the endpoint is not needed. */
+  talosByDefault?: boolean;
   /** This command's working directory (relative settings such as ./data resolve against it). */
   cwd?: string;
   /** GENESIS_* variables that name no setting, with the one they most likely meant. */
@@ -281,6 +283,7 @@ export function checkClock(f: Facts, release = new Date('2026-11-01T00:00:00Z'))
 
 export function checkClusterEndpoint(f: Facts): CheckResult {
   if (f.clusterEndpoint) return ok('cluster-endpoint', `the Kubernetes API endpoint is ${f.clusterEndpoint}`);
+  if (f.talosByDefault === false) return ok('cluster-endpoint', 'no Kubernetes API endpoint is set; no role boots Talos (profiles.*), so none is needed');
   return {
     id: 'cluster-endpoint',
     status: 'fail',

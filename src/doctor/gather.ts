@@ -1,6 +1,7 @@
 // The facts `genesis doctor` judges (checks.ts), read from this host: trial binds of the ports,
 // interfaces, the kernel, the assets and data directories, the clock and the cluster CA.
 
+import { rolesBootTalos } from '../provision/cloud-init.ts';
 import dgram from 'node:dgram';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -234,6 +235,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     now: new Date(),
     caValidity,
     clusterEndpoint: c.cluster.endpoint || (c.cluster.vip ? `https://${c.cluster.vip}:6443` : ''),
+    talosByDefault: rolesBootTalos(c.profiles),
     inventoryProblem: onDisk.problem,
     unknownEnv: unknownEnvSettings(process.env),
     cwd: process.cwd(),

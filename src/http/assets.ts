@@ -153,9 +153,12 @@ function handOver(
   return true;
 }
 
-/** A whole Talos kernel or initramfs reached the client (or a range from its first byte). */
+/** What a machine boots from the assets dir: a Talos version's files, or a Linux profile's (assets/<profile>/<arch>/). */
+const BOOT_FILE = /^\/assets\/(talos\/[^/]+|(?!ipxe\/|grub\/|rpi\/)[^/]+)\/(amd64|arm64)\/[^/?]+(\?|$)/;
+
+/** A whole kernel or initramfs reached the client (or a range from its first byte). */
 function recordWhole(deps: AssetRouteDeps, req: FastifyRequest, status: number, address: string): void {
-  if (!req.url.startsWith('/assets/talos/') || req.method !== 'GET') return;
+  if (!BOOT_FILE.test(req.url) || req.method !== 'GET') return;
   const range = req.headers.range;
   const whole = status === 200 || (status === 206 && typeof range === 'string' && /^bytes=0-/.test(range));
   if (!whole) return;
@@ -163,8 +166,9 @@ function recordWhole(deps: AssetRouteDeps, req: FastifyRequest, status: number, 
   deps.steps.asset(address, assetKind(file), { path: file, status });
 }
 
-/** Which Talos file the route served, by the names the asset layout gives them (assets/catalog.ts). */
+/** Which Talos file the route served, by the names the asset layout gives them (assets/catalog.ts); a profile's file is an `asset` with its path. */
 function assetKind(file: string): AssetKind {
+  if (!file.startsWith('/assets/talos/')) return 'asset';
   const name = file.slice(file.lastIndexOf('/') + 1);
   return name === ASSET_FILES[0] ? 'kernel' : name === ASSET_FILES[1] ? 'initramfs' : 'asset';
 }

@@ -58,6 +58,14 @@ export function profileName(node: Pick<Node, 'profile' | 'role'>, choice: Profil
   return byRole || choice.default;
 }
 
+/**
+ * Does a role boot Talos unless a machine says otherwise? Only then does the cluster need what
+ * Talos configs need (cluster.endpoint); a k3s-only homelab does not.
+ */
+export function rolesBootTalos(choice: ProfileChoice): boolean {
+  return (['controlplane', 'worker'] as const).some((role) => profileName({ profile: null, role }, choice) === TALOS_PROFILE);
+}
+
 export class CloudInitService {
   private readonly opts: CloudInitOptions;
   private readonly throttle: LogThrottle;

@@ -11,7 +11,7 @@ import { PATCH_SLOTS, type PatchFileSet } from './patch-files.ts';
 
 export type StartCheck = { problem: string } | { warning: string } | { ok: true };
 
-export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: ConfigRenderer; passphraseFile: string; endpointSet: boolean }): StartCheck {
+export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: ConfigRenderer; passphraseFile: string; endpointSet: boolean; talosByDefault?: boolean }): StartCheck {
   for (const slot of PATCH_SLOTS) {
     const problem = o.patchFiles.slot(slot)?.error;
     if (problem) return { problem: `invalid configuration: ${problem.message}` };
@@ -26,6 +26,8 @@ export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: Conf
       throw err;
     }
   }
+  // No role boots Talos (profiles.*): nothing to render, nothing to warn about.
+  if (!o.endpointSet && o.talosByDefault === false) return { ok: true };
   if (!o.endpointSet) return { warning: 'cluster.endpoint is not set: machines are recorded and assigned, but they wait instead of installing until it is (set cluster.endpoint or cluster.vip and restart)' };
   const sample = blankNode('02:00:00:00:00:00');
   for (const role of ['controlplane', 'worker'] as const) {

@@ -71,6 +71,10 @@ describe('a machine with the k3s profile', () => {
     const dir = `${g.url}/assets/k3s/amd64`;
     expect(s).toMatch(new RegExp(`^kernel ${dir}/vmlinuz initrd=initrd ip=dhcp ds=nocloud;s=${g.url}/cloud-init/${mac}/[0-9a-f]{64}/ \\|\\| goto failed$`, 'm'));
     expect(s).toContain(`initrd --name initrd ${dir}/initrd || goto failed`);
+    // Its kernel download is a step on its timeline, as a Talos kernel's is.
+    expect(await (await fetch(`${dir}/vmlinuz`)).text()).toBe('placeholder kernel\n');
+    const steps = (await json(g.api('GET', `/nodes/${mac}/events?limit=50`))).events as Array<{ type: string; detail: Record<string, unknown> }>;
+    expect(steps.find((e) => e.type === 'asset-fetched')?.detail).toMatchObject({ path: '/assets/k3s/amd64/vmlinuz', status: 200, asset: 'asset' });
     expect((await json(g.api('GET', `/nodes/${mac}`))).waiting).toBeNull();
     // Each boot has its own token.
     expect(await datasource(mac)).not.toBe(await datasource(mac));
@@ -241,6 +245,22 @@ describe("the fleet file's profiles section", () => {
     expect(config.profiles).toMatchObject({ default: 'talos', controlplane: 'k3s', worker: 'k3s' });
     writeFileSync(fleetFile, 'apiVersion: genesis.dev/v1alpha1\nkind: Fleet\nprofiles: {dir: /etc}\n');
     expect(() => loadConfigWithFleet({ cwd: work, env: { GENESIS_FLEET_PATH: fleetFile, GENESIS_DATA_DIR: dataDir } }, 'throw')).toThrow("fleet.yaml:3:12: profiles.dir: unknown field");
+  });
+});
+
+describe('a k3s-only homelab', () => {
+  it('starts without cluster.endpoint (only Talos configs need it) and boots its machines', async () => {
+    const h = await startGenesis({ GENESIS_PROFILES_DEFAULT: 'k3s', GENESIS_CLUSTER_ENDPOINT: '' });
+    try {
+      const dir = path.join(h.assetsDir, 'k3s', 'amd64');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'vmlinuz'), 'k');
+      writeFileSync(path.join(dir, 'initrd'), 'i');
+      expect((await h.api('PUT', '/nodes/52:54:00:c1:00:0b', { role: 'controlplane' })).status).toBe(201);
+      expect(await (await fetch(nodeScriptUrl(h.url, '52:54:00:c1:00:0b'))).text()).toContain(' ds=nocloud;s=');
+    } finally {
+      await h.close();
+    }
   });
 });
 

@@ -125,6 +125,9 @@ describe('genesis doctor checks', () => {
     const r = checkClusterEndpoint({ ...healthy, clusterEndpoint: '' });
     expect(r.status).toBe('fail');
     expect(r.fix).toContain('GENESIS_CLUSTER_ENDPOINT');
+    // A homelab whose roles all boot a cloud-init profile (k3s) needs none.
+    expect(checkClusterEndpoint({ ...healthy, clusterEndpoint: '', talosByDefault: false })).toMatchObject({ status: 'ok', title: expect.stringContaining('no role boots Talos') });
+    expect(checkClusterEndpoint({ ...healthy, clusterEndpoint: '', talosByDefault: true }).status).toBe('fail');
   });
 
   it('Node: 24 and other even majors pass, an odd major is a warning, older than 24 fails', () => {
