@@ -10,6 +10,7 @@
 // close() runs in reverse, in phases: what starts new work, the servers draining, the Talos
 // connections, the inventory last.
 
+import { rememberedPresence } from './assets/presence.ts';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -218,7 +219,8 @@ export class Genesis {
     await this.preflight(this._inventory);
     this._apiToken = loadOrCreateApiToken(c.data_dir, c.api_token);
     const secrets = await this.loadSecrets();
-    const locks = new BootstrapLocks(this._database.connection);
+    const database = this._database;
+    const locks = new BootstrapLocks(database.connection, Date.now, (fn) => database.write(fn));
     const inventory = this._inventory;
     this._metrics = new Metrics({
       nodeCounts: () => inventory.countByStateAndRole(),
@@ -296,7 +298,7 @@ export class Genesis {
       defaultTalosVersion: c.talos.version,
       retrySeconds: c.ipxe.retry_seconds,
       extraKernelArgs: [...telemetryKernelArgs(telemetry), ...(c.talos.extra_kernel_args ? c.talos.extra_kernel_args.split(' ') : [])],
-      assetsPresent: (version, arch) => talosAssetsPresent(c.assets_dir, version, arch),
+      assetsPresent: rememberedPresence((version, arch) => talosAssetsPresent(c.assets_dir, version, arch)),
       discoveryPerMinute: c.inventory.discovery_per_minute,
       maxNodes: c.inventory.max_nodes,
       metrics: this._metrics,

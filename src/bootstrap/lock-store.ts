@@ -40,16 +40,26 @@ function toLock(r: LockRow): Lock {
   };
 }
 
+/** Runs `fn` as one committed BEGIN IMMEDIATE transaction. */
+export type LockWriter = <T>(fn: () => T) => T;
+
 export class BootstrapLocks {
   private readonly db: Database.Database;
   private readonly now: () => number;
+  private readonly write: LockWriter;
   private readonly select: Database.Statement;
   private readonly upsert: Database.Statement;
   private readonly appendHistory: Database.Statement;
 
-  constructor(db: Database.Database, now: () => number = Date.now) {
+  /**
+   * `write` is how a change commits: by default its own BEGIN IMMEDIATE transaction. Genesis
+   * passes the inventory's write(), which first commits a shared transaction that may be open on
+   * the same connection; a lock change must be on disk when apply() or claim() returns.
+   */
+  constructor(db: Database.Database, now: () => number = Date.now, write?: LockWriter) {
     this.db = db;
     this.now = now;
+    this.write = write ?? (<T>(fn: () => T): T => db.transaction(fn).immediate());
     this.select = db.prepare('SELECT * FROM bootstrap_lock WHERE cluster = ?');
     this.upsert = db.prepare(
       `INSERT INTO bootstrap_lock (cluster, state, holder, holder_addr, epoch, owner, lease_expires_at, sent_at, retry_at, attempts, updated_at, recovery)
@@ -74,14 +84,12 @@ export class BootstrapLocks {
    * history entry. `rule` must be pure: it may run again if SQLite reports the database busy.
    */
   apply(cluster: string, actor: string, rule: (lock: Lock, now: number) => Outcome): Outcome {
-    return this.db
-      .transaction(() => {
-        const before = this.get(cluster);
-        const outcome = rule(before, this.now());
-        if (outcome.ok) this.store(before, outcome.lock, actor, outcome.note);
-        return outcome;
-      })
-      .immediate();
+    return this.write(() => {
+      const before = this.get(cluster);
+      const outcome = rule(before, this.now());
+      if (outcome.ok) this.store(before, outcome.lock, actor, outcome.note);
+      return outcome;
+    });
   }
 
   /**
@@ -93,14 +101,12 @@ export class BootstrapLocks {
     const seen = this.get(cluster);
     const now = this.now();
     if (claimIsSettled(seen, mac, now)) return { ...claim(seen, { mac, addr, now }).answer, changed: false };
-    return this.db
-      .transaction(() => {
-        const before = this.get(cluster);
-        const { outcome, answer } = claim(before, { mac, addr, now: this.now() });
-        if (outcome?.ok) this.store(before, outcome.lock, actor, outcome.note);
-        return { ...answer, changed: Boolean(outcome?.ok) };
-      })
-      .immediate();
+    return this.write(() => {
+      const before = this.get(cluster);
+      const { outcome, answer } = claim(before, { mac, addr, now: this.now() });
+      if (outcome?.ok) this.store(before, outcome.lock, actor, outcome.note);
+      return { ...answer, changed: Boolean(outcome?.ok) };
+    });
   }
 
   history(cluster: string, limit = 100): LockHistoryEntry[] {

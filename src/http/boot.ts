@@ -22,7 +22,7 @@ export function bootRoutes(app: FastifyInstance, boot: BootService): void {
       },
     },
     async (req, reply) => {
-      const answer = boot.nodeScript(req.query, sourceAddress(req.ip));
+      const answer = await boot.nodeScript(req.query, sourceAddress(req.ip));
       reply.type(IPXE).header('cache-control', 'no-store');
       switch (answer.outcome) {
         case 'script':

@@ -14,11 +14,11 @@ export function talosRoutes(app: FastifyInstance, configs: Pick<MachineConfigSer
     '/talos/config/:mac/:token',
     { schema: { params: { type: 'object', properties: { mac: { type: 'string', maxLength: 32 }, token: { type: 'string', maxLength: 128 } } } } },
     async (req, reply) => {
-      return answer(reply, configs.serve(normalizeMac(req.params.mac), req.params.token, sourceAddress(req.ip)));
+      return answer(reply, await configs.serve(normalizeMac(req.params.mac), req.params.token, sourceAddress(req.ip)));
     },
   );
   // A config URL without a token (an old script, a guess) gets the same answer as a wrong token.
-  app.get('/talos/config/*', async (req, reply) => answer(reply, configs.serve(undefined, '', sourceAddress(req.ip))));
+  app.get('/talos/config/*', async (req, reply) => answer(reply, await configs.serve(undefined, '', sourceAddress(req.ip))));
 }
 
 /** The outcome in HTTP: a denial says nothing more than 403; a config not renderable yet is retried. */

@@ -3,6 +3,12 @@
 // lock. Every write is one transaction started with BEGIN IMMEDIATE, so concurrent writers (requests
 // in this process, or a second Genesis sharing the data dir) queue on the write lock instead of
 // interleaving, and readers never see half a change. Storage errors leave here as InventoryError.
+//
+// Boot requests come in bursts, and each used to cost its own commit (an fsync). writeShared() lets
+// the requests of one turn of the event loop share a commit: each runs at once as a savepoint of an
+// open transaction, and its caller's promise settles only after that transaction has committed, so
+// nothing is answered before it is on disk. Any other access (write, read, the lock store's write)
+// commits the shared transaction first, so the rest of the code never sees it open.
 
 import Database from 'better-sqlite3';
 import { InventoryError, translateStorageError } from './errors.ts';
@@ -44,9 +50,20 @@ export class InventoryDatabase<Announcement = unknown> {
   private deferTimer: NodeJS.Timeout | undefined;
   private readonly groupCommitMs: number;
   private readonly onDeferredError: ((err: unknown) => void) | undefined;
+  /** How deep we are inside write()/writeShared() functions: above 0, a write is a savepoint of the caller's. */
+  private depth = 0;
+  /** The shared transaction, while open: what its members wait on, settled when it commits or fails. */
+  private shared: { settle: Array<(err?: unknown) => void>; deferred: Array<() => void> } | undefined;
+  /** Ring rows appended per table and MAC since the last prune (see keepNewest). */
+  private readonly sincePrune = new Map<string, number>();
+  /** Runs its argument as a transaction, or as a savepoint inside one. */
+  private readonly inTx: Database.Transaction<(fn: () => unknown) => unknown>;
 
   private constructor(connection: Database.Database, opts: DatabaseOptions = {}) {
     this.connection = connection;
+    // One transaction function for every call: better-sqlite3 builds a wrapper per transaction(),
+    // which cost more than a boot request's statements.
+    this.inTx = connection.transaction((fn: () => unknown) => fn());
     this.groupCommitMs = opts.groupCommitMs ?? 0;
     this.onDeferredError = opts.onDeferredError;
   }
@@ -88,9 +105,12 @@ export class InventoryDatabase<Announcement = unknown> {
     return new InventoryDatabase<A>(db);
   }
 
-  /** Commits what is deferred, then closes the file. */
+  /** Commits what is deferred or shared, then closes the file. */
   close(): void {
-    if (this.connection.open && !this.connection.readonly) this.flush();
+    if (this.connection.open && !this.connection.readonly) {
+      this.commitShared();
+      this.flush();
+    }
     clearTimeout(this.deferTimer);
     this.connection.close();
   }
@@ -125,7 +145,7 @@ export class InventoryDatabase<Announcement = unknown> {
   private runDeferred(work: Array<() => void>): void {
     for (const w of work) {
       try {
-        this.connection.transaction(w)();
+        this.inTx(w);
       } catch (err) {
         this.onDeferredError?.(translateStorageError(err));
       }
@@ -143,6 +163,8 @@ export class InventoryDatabase<Announcement = unknown> {
 
   /** A read, with storage errors translated. */
   read<T>(fn: () => T): T {
+    // What leaves this process is on disk: a read outside a write first commits a shared transaction.
+    if (this.depth === 0) this.commitShared();
     try {
       return fn();
     } catch (err) {
@@ -155,41 +177,121 @@ export class InventoryDatabase<Announcement = unknown> {
    * group the stores' writes into one commit; what a rolled-back part announced is forgotten.
    */
   write<T>(fn: () => T): T {
-    if (this.connection.inTransaction) {
-      const mark = this.pending.length;
-      try {
-        return this.connection.transaction(fn)();
-      } catch (err) {
-        this.pending.length = mark;
-        throw translateStorageError(err);
-      }
-    }
+    if (this.depth > 0) return this.savepoint(fn);
+    this.commitShared();
     let result: T;
     const work = this.deferred;
     this.deferred = [];
     clearTimeout(this.deferTimer);
     this.deferTimer = undefined;
+    this.depth++;
     try {
-      result = this.connection
-        .transaction(() => {
-          if (work.length) this.runDeferred(work);
-          return fn();
-        })
-        .immediate();
+      result = this.inTx.immediate(() => {
+        if (work.length) this.runDeferred(work);
+        return fn();
+      }) as T;
     } catch (err) {
       this.pending = [];
-      // Rolled back with the transaction they rode on (which may have failed for its own reasons,
-      // a refusal or a full disk): queued again, newest kept if the queue is full.
-      if (work.length) {
-        this.deferred = [...work, ...this.deferred].slice(-MAX_DEFERRED);
-        if (this.groupCommitMs > 0) this.armFlush();
-      }
+      this.requeue(work);
       throw translateStorageError(err);
+    } finally {
+      this.depth--;
     }
     const done = this.pending;
     this.pending = [];
     if (done.length) this.onCommit?.(done);
     return result;
+  }
+
+  /**
+   * `fn` now, as its own savepoint of a transaction shared with the other writeShared() calls of
+   * this turn of the event loop; the promise settles once that transaction has committed (its
+   * value) or failed (the error, for every member: none of them is on disk). A failing `fn` is
+   * rolled back alone and rejects alone. For requests whose answer may wait for the commit.
+   */
+  writeShared<T>(fn: () => T): Promise<T> {
+    if (this.depth > 0) return Promise.resolve(this.write(fn));
+    try {
+      this.openShared();
+    } catch (err) {
+      return Promise.reject(translateStorageError(err));
+    }
+    let value: T;
+    try {
+      value = this.savepoint(fn);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<T>((resolve, reject) => this.shared!.settle.push((err) => (err === undefined ? resolve(value) : reject(err))));
+  }
+
+  /** BEGIN IMMEDIATE for a shared transaction (with the deferred writes), committed on the next check phase. */
+  private openShared(): void {
+    if (this.shared) return;
+    const deferred = this.deferred;
+    this.deferred = [];
+    clearTimeout(this.deferTimer);
+    this.deferTimer = undefined;
+    try {
+      this.sql('BEGIN IMMEDIATE').run();
+    } catch (err) {
+      this.requeue(deferred);
+      throw err;
+    }
+    this.shared = { settle: [], deferred };
+    this.depth++;
+    try {
+      if (deferred.length) this.runDeferred(deferred);
+    } finally {
+      this.depth--;
+    }
+    // After the poll phase has handed every request that arrived with this one to its handler.
+    setImmediate(() => this.commitShared());
+  }
+
+  /** Commits the shared transaction, if one is open, and settles its members (all, either way). */
+  private commitShared(): void {
+    const shared = this.shared;
+    if (!shared) return;
+    this.shared = undefined;
+    try {
+      this.sql('COMMIT').run();
+    } catch (err) {
+      if (this.connection.inTransaction) this.sql('ROLLBACK').run();
+      this.pending = [];
+      this.requeue(shared.deferred);
+      const failure = translateStorageError(err);
+      for (const settle of shared.settle) settle(failure);
+      return;
+    }
+    const done = this.pending;
+    this.pending = [];
+    if (done.length) this.onCommit?.(done);
+    for (const settle of shared.settle) settle();
+  }
+
+  /** Inside a transaction: `fn` as a savepoint; what a rolled-back part announced is forgotten. */
+  private savepoint<T>(fn: () => T): T {
+    const mark = this.pending.length;
+    this.depth++;
+    try {
+      return this.inTx(fn) as T;
+    } catch (err) {
+      this.pending.length = mark;
+      throw translateStorageError(err);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /**
+   * Deferred writes whose transaction rolled back (for its own reasons: a refusal, a full disk):
+   * queued again, newest kept if the queue is full.
+   */
+  private requeue(work: Array<() => void>): void {
+    if (!work.length) return;
+    this.deferred = [...work, ...this.deferred].slice(-MAX_DEFERRED);
+    if (this.groupCommitMs > 0) this.armFlush();
   }
 
   /** For the timer: a failed flush leaves the batch queued (write() puts it back) for the next commit. */
@@ -206,8 +308,22 @@ export class InventoryDatabase<Announcement = unknown> {
     this.pending.push(item);
   }
 
-  /** Inside a write: drop all but the newest `keep` rows of `mac` in a ring table (of those `where` selects). */
-  keepNewest(table: RingTable, order: 'id' | 'seq', mac: string, keep: number, where = '1'): void {
+  /**
+   * Inside a write: drop all but the newest `keep` rows of `mac` in a ring table (of those `where`
+   * selects). The prune walks `keep` index entries; with `pruneEvery` above 1 it runs on a MAC's
+   * first append after start and then every `pruneEvery` appends, so the ring holds at most
+   * keep + pruneEvery - 1 rows (for rings appended to on every boot request).
+   */
+  keepNewest(table: RingTable, order: 'id' | 'seq', mac: string, keep: number, where = '1', pruneEvery = 1): void {
+    const key = `${table} ${mac}`;
+    const since = this.sincePrune.get(key);
+    if (pruneEvery > 1 && since !== undefined && since + 1 < pruneEvery) {
+      this.sincePrune.set(key, since + 1);
+      return;
+    }
+    // Bounded: a flood of made-up MACs must not grow it; forgetting only brings a prune forward.
+    if (this.sincePrune.size >= 100_000) this.sincePrune.clear();
+    this.sincePrune.set(key, 0);
     this.sql(
       `DELETE FROM ${table} WHERE mac = @mac AND ${where} AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac AND ${where} ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
     ).run({ mac, keep });

@@ -9,6 +9,9 @@ import type { InventoryDatabase } from './database.ts';
 /** Actors whose events are the machine's own doing: unauthenticated, so noise. */
 const NOISE_ACTORS = new Set(['boot', 'talos']);
 
+/** A machine's noise ring may hold this many rows beyond its retention between prunes. */
+export const NOISE_PRUNE_EVERY = 32;
+
 export class EventLog {
   private readonly db: InventoryDatabase<Omit<NodeEvent, 'id'>>;
   private readonly retention: number;
@@ -22,14 +25,22 @@ export class EventLog {
     const audit = NOISE_ACTORS.has(actor) ? 0 : 1;
     this.db.sql('INSERT INTO node_events (mac, at, type, actor, detail, audit) VALUES (?, ?, ?, ?, ?, ?)').run(mac, at, type, actor, JSON.stringify(detail), audit);
     this.db.announce({ mac, at, type, actor, detail });
-    if (!audit) this.db.keepNewest('node_events', 'id', mac, this.retention, 'audit = 0');
+    // Every boot request appends noise: the ring is pruned every NOISE_PRUNE_EVERY appends, not each.
+    if (!audit) this.db.keepNewest('node_events', 'id', mac, this.retention, 'audit = 0', NOISE_PRUNE_EVERY);
   }
 
-  /** Newest first, `limit` of them, before the event id `before`. */
+  /**
+   * Newest first, `limit` of them, before the event id `before`. Noise beyond the newest
+   * `retention` (kept on disk until the next prune) is not shown: the ring reads exact.
+   */
   list(mac: string, opts: { limit?: number; before?: number } = {}): NodeEvent[] {
     const rows = this.db
-      .sql('SELECT * FROM node_events WHERE mac = ? AND id < ? ORDER BY id DESC LIMIT ?')
-      .all(mac, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as Array<Omit<NodeEvent, 'detail'> & { detail: string }>;
+      .sql(
+        `SELECT * FROM node_events WHERE mac = @mac AND id < @before
+           AND (audit = 1 OR id >= COALESCE((SELECT id FROM node_events WHERE mac = @mac AND audit = 0 ORDER BY id DESC LIMIT 1 OFFSET @skip), 0))
+         ORDER BY id DESC LIMIT @limit`,
+      )
+      .all({ mac, before: opts.before ?? Number.MAX_SAFE_INTEGER, skip: this.retention - 1, limit: opts.limit ?? 100 }) as Array<Omit<NodeEvent, 'detail'> & { detail: string }>;
     return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
   }
 

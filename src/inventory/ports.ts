@@ -60,6 +60,11 @@ export interface HistoryReader {
 /** Several calls as one transaction. */
 export interface Atomic {
   atomically<T>(fn: () => T): T;
+  /**
+   * `fn` now, as a part of a transaction shared with other requests of the same moment (one
+   * commit for all); settles once that has committed. For answers that may wait for the commit.
+   */
+  atomicallyShared<T>(fn: () => T): Promise<T>;
 }
 
 /** The boot conversation (provision/service.ts): recording requests and holding machines back. */
@@ -76,7 +81,7 @@ export interface BootAddresses extends HistoryWriter {
 }
 
 /** Config tokens (provision/machine-config.ts). */
-export interface ConfigTokens extends HistoryWriter {
+export interface ConfigTokens extends HistoryWriter, Pick<Atomic, 'atomicallyShared'> {
   issueConfigToken(mac: string, tokenSha256: string, ttlMs: number, fetches: number, ip?: string | null): { expiresAt: string };
   checkConfigToken(mac: string, tokenSha256: string, ip?: string): ConfigTokenCheck;
   consumeConfigToken(mac: string, tokenSha256: string, detail: Record<string, unknown>, ip?: string): ConfigTokenCheck;

@@ -121,6 +121,11 @@ export class Inventory implements InventoryPorts {
     return this.database.write(fn);
   }
 
+  /** `fn` as one part of a commit shared with the other requests of this turn of the event loop (see InventoryDatabase.writeShared). */
+  atomicallyShared<T>(fn: () => T): Promise<T> {
+    return this.database.writeShared(fn);
+  }
+
   get(mac: string): Node | undefined {
     return this.database.read(() => this.nodes.get(mac));
   }

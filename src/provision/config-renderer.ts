@@ -25,10 +25,23 @@ export type RendererOptions = {
   defaultTalosVersion: string;
 };
 
+/** What goes to a machine: its config's text, digest and warnings. */
+export type ServedConfig = Readonly<Pick<RenderedConfig, 'yaml' | 'sha256' | 'warnings'>>;
+
+/** Served configs remembered at most (a homelab has a dozen machines; a storm's share the renders they can). */
+const SERVED_KEPT = 64;
+
 export class ConfigRenderer {
   private readonly opts: RendererOptions;
   /** Render verdicts by their inputs: the boot path asks on every install-script request. */
   private readonly verdicts = new Map<string, string | undefined>();
+  /**
+   * Served configs by every input of the render (the cluster settings, the node's settings and
+   * patch, the patches in force, the secrets file as loaded): the install script's check renders
+   * a machine's config, and the config fetch that follows is served from it. Rendering is pure,
+   * so the same inputs give the same bytes.
+   */
+  private readonly served = new Map<string, ServedConfig>();
   /** The fleet file's patches: each one given replaces the genesis.yaml patch file of its slot. */
   private patchTexts: PatchTexts = {};
   /**
@@ -94,7 +107,7 @@ export class ConfigRenderer {
     if (this.verdicts.has(key)) return this.verdicts.get(key);
     let verdict: string | undefined;
     try {
-      this.render(node);
+      this.renderServed(node);
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
       verdict = err.message.length > 300 ? `${err.message.slice(0, 297)}...` : err.message;
@@ -106,12 +119,41 @@ export class ConfigRenderer {
 
   /** The patches' contents (as last read: patch-files.ts sees changes) and the secrets file's identity. */
   private inputsStamp(): string {
-    const files = PATCH_SLOTS.map((slot) => {
+    return `${this.patchStamp()}|${this.opts.secrets.recentStamp()}`;
+  }
+
+  private patchStamp(): string {
+    return PATCH_SLOTS.map((slot) => {
       const given = this.givenPatches[slot];
       if (given) return `text:${given.sha256}`;
       return this.opts.patchFiles.slot(slot)?.sha256 ?? '-';
-    });
-    return `${files.join('|')}|${this.opts.secrets.statStamp()}`;
+    }).join('|');
+  }
+
+  /**
+   * The node's config as served (render()'s text, digest and warnings), rendered once per set of
+   * inputs. Throws RenderError like render().
+   */
+  renderServed(node: Node): ServedConfig {
+    const role = node.role === 'unassigned' ? null : node.role;
+    // The bundle as it is now: current() looks at the file (a broken one throws in render() below).
+    let secretsStamp: string | undefined;
+    try {
+      this.opts.secrets.current();
+      secretsStamp = this.opts.secrets.loadedStamp;
+    } catch (err) {
+      if (!(err instanceof SecretsError)) throw err;
+    }
+    const key = role && secretsStamp !== undefined ? JSON.stringify([this.opts.cluster, this.nodeInput(node, role), node.configPatch ?? null, this.patchStamp(), secretsStamp]) : undefined;
+    const hit = key === undefined ? undefined : this.served.get(key);
+    if (hit) return hit;
+    const rendered = this.render(node);
+    const out: ServedConfig = Object.freeze({ yaml: rendered.yaml, sha256: rendered.sha256, warnings: Object.freeze([...rendered.warnings]) as string[] });
+    if (key !== undefined) {
+      if (this.served.size >= SERVED_KEPT) this.served.delete(this.served.keys().next().value!);
+      this.served.set(key, out);
+    }
+    return out;
   }
 
   /** Cluster patch, then the role's patch, then the node's own. */

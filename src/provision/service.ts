@@ -64,6 +64,9 @@ export type IpxeIdentity = {
  * request without a valid MAC, answered with a script that says so; or an installed machine whose
  * local-boot mode is `http404`, which leaves iPXE for the disk when the request fails.
  */
+/** One turn of the boot conversation: a refusal, or the machine, its plan and, for an install, its token's URL. */
+type Turn = ({ refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan }) & { configUrl?: string; linux?: LinuxBoot };
+
 export type NodeScriptOutcome = { outcome: 'script'; script: string } | { outcome: 'no-mac'; script: string } | { outcome: 'local-disk' };
 
 /** SMBIOS strings are free text from the vendor; keep what fits in a record and drop the rest. */
@@ -171,17 +174,19 @@ export class BootService {
    * converse(), and for an install plan a fresh config token, as one transaction: a boot request
    * costs one commit, however many facts it records. Rendering happens after, outside it.
    */
-  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined): ReturnType<BootService['converse']> & { configUrl?: string; linux?: LinuxBoot } {
-    return this.opts.inventory.atomically(() => {
-      const turn = this.converse(mac, facts, ip);
-      if (turn.refused) return turn;
-      // Only an install script carries a token (a config URL, or a cloud-init datasource URL).
-      if (turn.plan.kind === 'install') return { ...turn, configUrl: this.configUrl(mac, this.opts.configs.issueToken(mac, ip)) };
-      if (turn.plan.kind === 'install-linux' && this.opts.linux) return { ...turn, linux: this.opts.linux.boot(turn.node, this.opts.configs.issueToken(mac, ip)) };
-      return turn;
-    });
+  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined): Turn {
+    return this.opts.inventory.atomically(() => this.turn(mac, facts, ip));
   }
 
+  /** The body of converseAndIssue(), inside whichever transaction the caller runs it in. */
+  private turn(mac: string, facts: BootFacts, ip: string | undefined): Turn {
+    const turn = this.converse(mac, facts, ip);
+    if (turn.refused) return turn;
+    // Only an install script carries a token (a config URL, or a cloud-init datasource URL).
+    if (turn.plan.kind === 'install') return { ...turn, configUrl: this.configUrl(mac, this.opts.configs.issueToken(mac, ip)) };
+    if (turn.plan.kind === 'install-linux' && this.opts.linux) return { ...turn, linux: this.opts.linux.boot(turn.node, this.opts.configs.issueToken(mac, ip)) };
+    return turn;
+  }
 
   /** boot.scr.uimg: the same loop for every U-Boot board (see uboot/script.ts). */
   ubootBootScript(): Buffer {
@@ -235,7 +240,11 @@ export class BootService {
     return Buffer.from(config);
   }
 
-  nodeScript(id: IpxeIdentity, ip: string | undefined): NodeScriptOutcome {
+  /**
+   * iPXE's per-machine script. Its transaction is shared with the other requests of the moment
+   * (one commit for a burst of machines); the script is answered once that has committed.
+   */
+  async nodeScript(id: IpxeIdentity, ip: string | undefined): Promise<NodeScriptOutcome> {
     const mac = id.mac === undefined ? undefined : normalizeMac(id.mac);
     if (!mac) {
       return { outcome: 'no-mac', script: `#!ipxe\necho Genesis: the request carried no valid MAC address\nexit 1\n` };
@@ -249,7 +258,7 @@ export class BootService {
       product: smbios(id.product),
       ip,
     };
-    const turn = this.converseAndIssue(mac, facts, ip);
+    const turn = await this.opts.inventory.atomicallyShared(() => this.turn(mac, facts, ip));
     if (turn.refused) return { outcome: 'script', script: `#!ipxe\necho Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}.\nsleep 60\nexit 1\n` };
     const { node, plan } = turn;
     if (plan.kind === 'local' && plan.mode === 'http404') {

@@ -106,6 +106,23 @@ export class SecretsStore {
     }
   }
 
+  private recent: { stamp: string; at: number } | undefined;
+
+  /** The identity of the file the bundle current() last returned was read from. */
+  get loadedStamp(): string {
+    return this.stamp;
+  }
+
+  /**
+   * statStamp(), at most `maxAgeMs` old: for the render verdict's cache key, asked on every
+   * install script, where a bundle replaced a second ago may be noticed a second late. What is
+   * served (current()) always looks at the file.
+   */
+  recentStamp(maxAgeMs = 1000, now = Date.now()): string {
+    if (!this.recent || now - this.recent.at >= maxAgeMs) this.recent = { stamp: this.statStamp(), at: now };
+    return this.recent.stamp;
+  }
+
   current(): SecretsBundle {
     const now = this.statStamp();
     if (now !== this.stamp) {

@@ -26,6 +26,14 @@ export class FixedInventory implements BootRecorder, Pick<NodeReader, 'get' | 'l
     return fn();
   }
 
+  atomicallyShared<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   get(mac: string): Node | undefined {
     const n = this.nodes.get(mac);
     return n && { ...n };
@@ -96,6 +104,9 @@ export class BrokenInventory implements BootRecorder {
   }
   atomically<T>(): T {
     return this.fail();
+  }
+  atomicallyShared<T>(): Promise<T> {
+    return Promise.reject(new InventoryError('storage_unavailable', 'disk I/O error', 'SQLITE_IOERR'));
   }
   get(): Node | undefined {
     return this.fail();

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BootstrapLocks } from '../../src/bootstrap/lock-store.ts';
 import { InventoryDatabase } from '../../src/inventory/database.ts';
 import { Inventory, InventoryError } from '../../src/inventory/store.ts';
 import { until } from '../helpers/wait.ts';
@@ -103,5 +104,110 @@ describe('group commit of boot steps', () => {
     const { inv } = open(0);
     inv.recordSoon(MAC, 'dhcp-offered', 'boot', {});
     expect(onDisk()).toEqual(['dhcp-offered']);
+  });
+});
+
+/** Events of any actor on disk, as another process reading the file sees them. */
+function typesOnDisk(): string[] {
+  const other = new Database(file, { readonly: true });
+  try {
+    return (other.prepare('SELECT type FROM node_events WHERE mac = ? ORDER BY id').all(MAC) as Array<{ type: string }>).map((r) => r.type);
+  } finally {
+    other.close();
+  }
+}
+
+describe('shared commits of decisions (writeShared)', () => {
+  it('the requests of one turn share one commit, and none is answered before it is on disk', async () => {
+    const trace: string[] = [];
+    const database = InventoryDatabase.open(file, { trace: (sql) => trace.push(sql) });
+    const inv = new Inventory(database);
+    cleanup.push(() => database.connection.open && inv.close());
+    inv.update(MAC, { role: 'worker' }, 'test', { create: true });
+    const before = typesOnDisk();
+    trace.length = 0;
+    const answered: string[] = [];
+    const answers = ['script-served', 'config-served', 'config-denied'].map((type) =>
+      inv.atomicallyShared(() => (inv.record(MAC, type as 'script-served', 'boot', {}), type)).then((t) => {
+        // Whoever is told has what it was told on disk.
+        expect(typesOnDisk()).toContain(t);
+        answered.push(t);
+      }),
+    );
+    // Run, not yet committed, not yet answered.
+    expect(typesOnDisk()).toEqual(before);
+    expect(answered).toEqual([]);
+    await Promise.all(answers);
+    expect(answered).toEqual(['script-served', 'config-served', 'config-denied']);
+    expect(trace.filter((s) => s === 'COMMIT')).toHaveLength(1);
+  });
+
+  it('a part that fails is rolled back and rejected alone; the others commit', async () => {
+    const { inv } = open(0);
+    const before = typesOnDisk();
+    const ok = inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    const bad = inv.atomicallyShared(() => {
+      inv.record(MAC, 'config-served', 'boot', {});
+      throw new Error('refused');
+    });
+    await expect(bad).rejects.toThrow('refused');
+    await ok;
+    expect(typesOnDisk()).toEqual([...before, 'script-served']);
+  });
+
+  it('a commit that fails rejects every part, and nothing of them is on disk or announced', async () => {
+    const { inv, database } = open(0);
+    const before = typesOnDisk();
+    // A deferred foreign key is checked at COMMIT: the one way to make a commit itself fail here.
+    database.connection.exec('PRAGMA foreign_keys = ON; CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)');
+    const announced: string[] = [];
+    inv.changes.on('change', ({ event }: { event: { type: string } }) => announced.push(event.type));
+    const one = inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    const two = inv.atomicallyShared(() => database.connection.prepare('INSERT INTO child (p) VALUES (42)').run());
+    await expect(one).rejects.toThrow('FOREIGN KEY constraint failed');
+    await expect(two).rejects.toThrow('FOREIGN KEY constraint failed');
+    expect(typesOnDisk()).toEqual(before);
+    expect(announced).toEqual([]);
+    // The next request starts clean.
+    await inv.atomicallyShared(() => inv.record(MAC, 'config-served', 'boot', {}));
+    expect(typesOnDisk()).toEqual([...before, 'config-served']);
+  });
+
+  it('any other write or read first commits what is shared, so it never sees it open', async () => {
+    const { inv } = open(0);
+    const before = typesOnDisk();
+    const shared = inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    // A synchronous write is committed when it returns, and the shared part with it.
+    inv.update(MAC, { hostname: 'w-2' }, 'test', { create: false });
+    expect(typesOnDisk()).toEqual([...before, 'script-served', 'api-change']);
+    await shared;
+    const again = inv.atomicallyShared(() => inv.record(MAC, 'config-served', 'boot', {}));
+    expect(inv.get(MAC)?.hostname).toBe('w-2');
+    expect(typesOnDisk()).toContain('config-served');
+    await again;
+  });
+
+  it('a bootstrap lock change made while a shared transaction is open is on disk when it returns', async () => {
+    const { inv, database } = open(0);
+    const locks = new BootstrapLocks(database.connection, Date.now, (fn) => database.write(fn));
+    const shared = inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    const won = locks.claim('lab', MAC, '192.0.2.10', 'test');
+    expect(won).toMatchObject({ changed: true });
+    const other = new Database(file, { readonly: true });
+    try {
+      expect(new BootstrapLocks(other).get('lab').holder).toBe(MAC);
+    } finally {
+      other.close();
+    }
+    await shared;
+  });
+
+  it('close commits what is shared', async () => {
+    const { inv } = open(0);
+    const before = typesOnDisk();
+    const shared = inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    inv.close();
+    await shared;
+    expect(typesOnDisk()).toEqual([...before, 'script-served']);
   });
 });

@@ -140,6 +140,19 @@ describe('the bundle on disk', () => {
     expect(statSync(secretsPath(dir)).mode & 0o777).toBe(0o600);
   });
 
+  it('recentStamp: the identity of the file, looked at again once it is maxAge old', () => {
+    const dir = tmp();
+    const fixture = parseSecrets(readFileSync(path.join(FIXTURES, 'secrets.yaml'), 'utf8'));
+    writeSecrets(dir, fixture);
+    const store = new SecretsStore(dir, fixture);
+    const first = store.recentStamp(1000, 0);
+    expect(first).toBe(store.statStamp());
+    writeSecrets(dir, bundle);
+    expect(store.recentStamp(1000, 999)).toBe(first);
+    expect(store.recentStamp(1000, 1000)).toBe(store.statStamp());
+    expect(store.statStamp()).not.toBe(first);
+  });
+
   it('the store picks up a replaced bundle, and keeps reporting a broken one', () => {
     const dir = tmp();
     const fixture = parseSecrets(readFileSync(path.join(FIXTURES, 'secrets.yaml'), 'utf8'));

@@ -13,7 +13,7 @@ async function app(outcome: ConfigOutcome) {
   const calls: Array<[string | undefined, string, string | undefined]> = [];
   const a = await routeGroup((r) =>
     talosRoutes(r, {
-      serve: (mac, token, ip) => {
+      serve: async (mac, token, ip) => {
         calls.push([mac, token, ip]);
         return outcome;
       },

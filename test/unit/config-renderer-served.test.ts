@@ -1,0 +1,59 @@
+// The served-config memory of ConfigRenderer: an install script's check renders the machine's
+// config and the config fetch reuses it, but any change to an input renders again. A real secrets
+// file, real patch files, the real Talos renderer.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { blankNode } from '../../src/domain/node.ts';
+import { ConfigRenderer } from '../../src/provision/config-renderer.ts';
+import { PatchFileSet } from '../../src/provision/patch-files.ts';
+import { SecretsStore, writeSecrets } from '../../src/talos/secrets-store.ts';
+import { generateSecrets } from '../../src/talos/secrets.ts';
+import { fixtureSecrets, testCluster } from '../helpers/talos-inputs.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function renderer() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'genesis-served-'));
+  dirs.push(dir);
+  const patch = path.join(dir, 'worker.yaml');
+  writeFileSync(patch, 'machine:\n  env:\n    A: one\n');
+  writeSecrets(dir, fixtureSecrets());
+  const secrets = new SecretsStore(dir, fixtureSecrets());
+  const r = new ConfigRenderer({ secrets, cluster: testCluster(), patchFiles: new PatchFileSet({ cluster: '', controlplane: '', worker: patch }), defaultTalosVersion: 'v1.14.0' });
+  return { r, dir, patch };
+}
+
+describe('ConfigRenderer.renderServed', () => {
+  it('renders once for the same inputs, the same bytes as render()', () => {
+    const { r } = renderer();
+    const node = blankNode('52:54:00:00:0f:01', { role: 'worker', hostname: 'w-1' });
+    const spy = vi.spyOn(r, 'render');
+    expect(r.problem(node)).toBeUndefined();
+    const served = r.renderServed(node);
+    expect(r.renderServed({ ...node, lastSeen: 'later' } as typeof node)).toBe(served);
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(served.yaml).toBe(r.render(node).yaml);
+  });
+
+  it('renders again when the node, its patch, a patch file or the secrets change', async () => {
+    const { r, dir, patch } = renderer();
+    const node = blankNode('52:54:00:00:0f:02', { role: 'worker', hostname: 'w-2' });
+    const first = r.renderServed(node);
+    const renamed = r.renderServed({ ...node, hostname: 'w-2b' });
+    expect(renamed.yaml).not.toBe(first.yaml);
+    const patched = r.renderServed({ ...node, configPatch: 'machine:\n  env:\n    B: two\n' });
+    expect(patched.yaml).toContain('B: two');
+    writeFileSync(patch, 'machine:\n  env:\n    A: changed\n');
+    expect(r.renderServed(node).yaml).toContain('A: changed');
+    writeSecrets(dir, await generateSecrets());
+    const rekeyed = r.renderServed(node);
+    expect(rekeyed.sha256).not.toBe(first.sha256);
+    expect(rekeyed.yaml).toBe(r.render(node).yaml);
+  });
+});
