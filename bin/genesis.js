@@ -14,6 +14,12 @@ if (major < 24) {
 // code; anything else is a bug, said in one line too, with the trace behind --debug.
 const debug = process.argv.includes('--debug') || process.env.GENESIS_DEBUG === '1';
 const args = process.argv.slice(2).filter((a) => a !== '--debug');
+// Node's compile cache keeps the sources as stripped and compiled by the last start (in the temp
+// dir, keyed by Node's version and each file's content): a restart then loads no TypeScript
+// stripper, about 18 MB less resident for the life of `genesis serve`, and starts sooner.
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off; NODE_COMPILE_CACHE names another directory.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 const { main } = await import('../src/cli/main.ts');
 try {
   process.exitCode = await main(args);

@@ -1,7 +1,12 @@
 // The status line and headers of a response written by something other than fastify (the bulk
 // sender writes it to the socket it is handed). Pure, so its framing is tested without sockets.
 
-import { STATUS_CODES } from 'node:http';
+import { createRequire } from 'node:module';
+
+// Required, not imported: an ES import of node:http reads every export once, and reading its
+// WebSocket export loads Node's bundled undici (Node 24), a few MB resident
+// for the life of the process that nothing here uses. fastify requires node:http the same way.
+const { STATUS_CODES } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export type HeadFields = Record<string, string | number | readonly string[] | undefined>;
 

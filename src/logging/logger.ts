@@ -1,8 +1,11 @@
 // Logging: pino, JSON for machines, pretty for a person at a terminal. Secrets are redacted by key
 // wherever they appear in a logged object, as a safety net behind "never log them" in the first place.
 
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+
+/** pino-pretty and its 30 modules, loaded only for a person at a terminal: a service logging JSON never needs them. */
+const loadPretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
 
 export const REDACT_PATHS = [
   'token',
@@ -37,7 +40,7 @@ export function createLogger(opts: LogOptions): Logger {
   };
   const usePretty = opts.format === 'pretty' || (opts.format === 'auto' && !opts.destination && process.stdout.isTTY);
   if (usePretty) {
-    return pino(base, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
+    return pino(base, loadPretty()({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
   }
   return pino(base, opts.destination ?? pino.destination({ dest: 1, sync: false }));
 }
