@@ -5,14 +5,15 @@
 //
 //   node bench/storm.ts [--n 200] [--repo <another checkout>] [--sim ../shared/bench/bootsim.py] [--peer]
 //
-// Prints the simulator's JSON line (wall time, per-step p50/p95, server CPU and peak RSS).
+// Prints the simulator's JSON line (wall time, per-step p50/p95, server CPU and peak RSS) with the
+// listen-queue overflows the kernel counted during the run (`nstat`, from iproute2).
 // With --peer, the same storm then runs against the static stack in the same run: nginx
 // (sendfile) serving the same files, with boot.ipxe, every machine's script and config
 // pre-rendered by this Genesis, and dnsmasq's TFTP on 127.0.0.69:69 (root; Debian's nginx and
 // dnsmasq-base), and the ratios Genesis ÷ peer are printed. Loopback only; the simulator stops at
 // its own timeout.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -42,7 +43,23 @@ const genesis = await startGenesis(path.resolve(values.repo ?? here), dir, {
 });
 type SimResult = { wall_ms: number; ok: number; failed: number; server_cpu_s: number; server_peak_rss_kb: number | null };
 
-function simulate(http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
+/** The kernel's count of connections dropped for a full listen queue (nstat, iproute2); undefined without nstat. */
+function listenOverflows(): number | undefined {
+  const r = spawnSync('nstat', ['-az', 'TcpExtListenOverflows'], { encoding: 'utf8' });
+  const m = /TcpExtListenOverflows\s+(\d+)/.exec(r.stdout ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/** bootsim's JSON line, with the listen-queue overflows during the run added. */
+async function simulate(http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
+  const before = listenOverflows();
+  const line = await runSim(http, tftp, watch, macPrefix);
+  const after = listenOverflows();
+  if (before === undefined || after === undefined) return line;
+  return JSON.stringify({ ...(JSON.parse(line) as object), listen_overflows: after - before });
+}
+
+function runSim(http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const c = spawn('python3', [sim, '--n', N, '--http', http, '--tftp', tftp, '--kpxe', kpxe, '--kernel-size', String(KERNEL), '--initrd-size', String(INITRD), '--watch', watch, '--mac-prefix', macPrefix], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';

@@ -28,8 +28,12 @@ export type RendererOptions = {
 /** What goes to a machine: its config's text, digest and warnings. */
 export type ServedConfig = Readonly<Pick<RenderedConfig, 'yaml' | 'sha256' | 'warnings'>>;
 
-/** Served configs remembered at most (a homelab has a dozen machines; a storm's share the renders they can). */
-const SERVED_KEPT = 64;
+/**
+ * Served configs remembered at most, oldest forgotten first: a config is 3 to 8 KB of YAML, so
+ * this is at most about 9 MB, and a storm of a thousand machines still fetches each config from
+ * its script's render.
+ */
+const SERVED_KEPT = 1024;
 
 export class ConfigRenderer {
   private readonly opts: RendererOptions;
