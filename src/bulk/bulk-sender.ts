@@ -25,13 +25,17 @@ export type BulkSenderOptions = {
   program?: URL;
   /**
    * Downloads the sender holds at most; more are served by the main process meanwhile. Each holds
-   * one 256 KiB buffer there, so this bounds what a flood of slow clients can make it hold.
+   * one buffer there (protocol.ts readBytesFor), so this bounds what a flood of slow clients can
+   * make it hold.
    */
   maxInFlight?: number;
 };
 
-/** 256 downloads × 256 KiB: 64 MB at most in the sender's buffers. */
-const DEFAULT_MAX_IN_FLIGHT = 256;
+/**
+ * 256 downloads × 256 KiB + 768 × 64 KiB: 112 MB at most in the sender's buffers. At 256, a
+ * storm of 1000 machines left most downloads to the main thread (docs/performance.md).
+ */
+const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 /** After this many sender deaths within a minute of each start, stop trying: serve in process. */
 const MAX_QUICK_DEATHS = 3;

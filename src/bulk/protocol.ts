@@ -16,3 +16,19 @@ export type Taken = { id: number; taken: true };
  * reused 256 KiB buffer gives 0.86–1.13× and about 95 MB.
  */
 export const SEND_READ_BYTES = 256 * 1024;
+
+/** Downloads the sender holds before the next ones get smaller buffers. */
+export const ROOMY_DOWNLOADS = 256;
+
+/** Bytes per read for a download that starts while the sender already holds ROOMY_DOWNLOADS. */
+export const CROWDED_READ_BYTES = 64 * 1024;
+
+/**
+ * The buffer for a download starting while the sender holds `active` others. In a storm of a
+ * thousand machines each download gets a small share of the wire anyway; small buffers let the
+ * sender hold all of them (256 × 256 KiB + 768 × 64 KiB = 112 MB at most) instead of leaving the
+ * rest to the main thread, where they delayed every boot script and config.
+ */
+export function readBytesFor(active: number): number {
+  return active < ROOMY_DOWNLOADS ? SEND_READ_BYTES : CROWDED_READ_BYTES;
+}

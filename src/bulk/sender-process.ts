@@ -6,7 +6,7 @@
 
 import { open } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import { type SendJob, type SendReport, SEND_READ_BYTES, type Taken } from './protocol.ts';
+import { readBytesFor, type SendJob, type SendReport, type Taken } from './protocol.ts';
 
 /** A client that takes nothing for this long is dropped (the HTTP server's connectionTimeout). */
 const STALLED_MS = 120_000;
@@ -16,8 +16,20 @@ const STALLED_MS = 120_000;
  * only once the socket has taken the last write. Buffers allocated per read (what a read stream
  * does) waited for the garbage collector: 200 downloads at once held over 200 MB here.
  */
-const spare: Buffer[] = [];
+const spare = new Map<number, Buffer[]>();
 const SPARE_MAX = 64;
+/** Downloads being sent now: the next one's buffer size depends on it (readBytesFor). */
+let active = 0;
+
+function takeBuffer(size: number): Buffer {
+  return spare.get(size)?.pop() ?? Buffer.allocUnsafe(size);
+}
+
+function giveBack(buffer: Buffer): void {
+  const pool = spare.get(buffer.length) ?? [];
+  if (pool.length < SPARE_MAX) pool.push(buffer);
+  spare.set(buffer.length, pool);
+}
 
 function write(socket: Socket, data: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => socket.write(data, (err) => (err ? reject(err) : resolve())));
@@ -28,7 +40,8 @@ async function send(job: SendJob, socket: Socket): Promise<SendReport> {
   socket.setTimeout(STALLED_MS, () => socket.destroy(new Error('the client took nothing for 120 s')));
   // A client gone mid-write surfaces as the write's error; this keeps it from being thrown again.
   socket.on('error', () => {});
-  const buffer = spare.pop() ?? Buffer.allocUnsafe(SEND_READ_BYTES);
+  const buffer = takeBuffer(readBytesFor(active));
+  active++;
   try {
     await write(socket, job.head);
     if (job.end >= job.start) {
@@ -52,7 +65,8 @@ async function send(job: SendJob, socket: Socket): Promise<SendReport> {
     socket.destroy();
     return { id: job.id, ok: false, bytes, error: err instanceof Error ? err.message : String(err) };
   } finally {
-    if (spare.length < SPARE_MAX) spare.push(buffer);
+    active--;
+    giveBack(buffer);
   }
 }
 
