@@ -210,13 +210,21 @@ export class InventoryDatabase<Announcement = unknown> {
    * rolled back alone and rejects alone. For requests whose answer may wait for the commit.
    */
   writeShared<T>(fn: () => T): Promise<T> {
-    if (this.depth > 0) return Promise.resolve(this.write(fn));
+    let value: T;
+    if (this.depth > 0) {
+      // Inside another write: a part of that one, committed with it.
+      try {
+        value = this.write(fn);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return Promise.resolve(value);
+    }
     try {
       this.openShared();
     } catch (err) {
       return Promise.reject(translateStorageError(err));
     }
-    let value: T;
     try {
       value = this.savepoint(fn);
     } catch (err) {
