@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Inventory } from '../src/inventory/store.ts';
-import { startGenesis } from './peers.ts';
+import { ratePerSecond, startGenesis } from './peers.ts';
 
 const { values } = parseArgs({ options: { nodes: { type: 'string' } } });
 const BIG = Number(values.nodes ?? 30000);
@@ -47,18 +47,7 @@ async function measure(nodes: number): Promise<number> {
         })
         .on('error', reject);
     });
-  for (let i = 0; i < WARM; i++) await get();
-  let started = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: C }, async () => {
-      while (started < N) {
-        started++;
-        await get();
-      }
-    }),
-  );
-  const rate = N / ((performance.now() - t0) / 1000);
+  const rate = await ratePerSecond(N, C, get, WARM);
   agent.destroy();
   await genesis.stop();
   rmSync(dir, { recursive: true, force: true });

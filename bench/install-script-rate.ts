@@ -14,7 +14,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startGenesis } from './peers.ts';
+import { ratePerSecond, startGenesis } from './peers.ts';
 
 const { values } = parseArgs({ options: { old: { type: 'string' }, requests: { type: 'string' } } });
 const N = Number(values.requests ?? 10000);
@@ -47,18 +47,7 @@ async function measure(repo: string): Promise<{ script: number; cycle: number }>
     });
   // A version both checkouts render, so the two do the same work.
   await request('PUT', `/api/v1/nodes/${MAC}`, { role: 'worker', talosVersion: 'v1.13.9' });
-  for (let i = 0; i < WARM; i++) await request('GET', `/ipxe/node?mac=${MAC}&buildarch=x86_64&platform=efi`);
-  let started = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: C }, async () => {
-      while (started < N) {
-        started++;
-        await request('GET', `/ipxe/node?mac=${MAC}&buildarch=x86_64&platform=efi`);
-      }
-    }),
-  );
-  const script = N / ((performance.now() - t0) / 1000);
+  const script = await ratePerSecond(N, C, () => request('GET', `/ipxe/node?mac=${MAC}&buildarch=x86_64&platform=efi`), WARM);
 
   // The config cycle: machine i (its own MAC and address) asks for its script, then its config.
   const machines = Array.from({ length: C }, (_, i) => ({ mac: `52:54:00:99:01:${(i + 16).toString(16)}`, ip: `127.0.13.${10 + i}` }));

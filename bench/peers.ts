@@ -98,3 +98,22 @@ http {
   }
   return { port, pid: child.pid!, stop: () => stop(child) };
 }
+
+/**
+ * `once` run `n` times, `concurrency` at a time, after `warm` untimed runs one by one: runs a
+ * second. The closed loop the request-rate benches share.
+ */
+export async function ratePerSecond(n: number, concurrency: number, once: () => Promise<unknown>, warm = 0): Promise<number> {
+  for (let i = 0; i < warm; i++) await once();
+  let started = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (started < n) {
+        started++;
+        await once();
+      }
+    }),
+  );
+  return n / ((performance.now() - t0) / 1000);
+}
