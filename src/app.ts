@@ -207,6 +207,7 @@ export class Genesis {
         const code = err instanceof InventoryError ? String(err.code) : 'error';
         deferredErrors.note('deferred-write', code, { code, err: err instanceof Error ? err.message : String(err) }, 'boot steps could not be recorded: the inventory refused the write');
       },
+      onCommitError: (err) => this.log.error({ err }, 'a change listener failed after a commit; the requests it carried were answered'),
     });
     this._inventory = new Inventory(this._database, {
       autoAssign: { enabled: c.auto_assign.enabled, controlplanes: c.auto_assign.controlplanes, mode: c.auto_assign.mode, macs: splitList(c.auto_assign.macs) },

@@ -26,6 +26,8 @@ export type DatabaseOptions = {
   groupCommitMs?: number;
   /** Told when a deferred write failed on its own (it is dropped; the rest of its batch commits). */
   onDeferredError?: (err: unknown) => void;
+  /** Told when onCommit threw after a shared transaction committed (its requests are answered all the same). */
+  onCommitError?: (err: unknown) => void;
   /** Called with every statement run, values filled in (better-sqlite3's `verbose`); for tests and debugging. Never log it: it carries token hashes. */
   trace?: (sql: string) => void;
 };
@@ -50,6 +52,7 @@ export class InventoryDatabase<Announcement = unknown> {
   private deferTimer: NodeJS.Timeout | undefined;
   private readonly groupCommitMs: number;
   private readonly onDeferredError: ((err: unknown) => void) | undefined;
+  private readonly onCommitError: ((err: unknown) => void) | undefined;
   /** How deep we are inside write()/writeShared() functions: above 0, a write is a savepoint of the caller's. */
   private depth = 0;
   /** The shared transaction, while open: what its members wait on, settled when it commits or fails. */
@@ -66,6 +69,7 @@ export class InventoryDatabase<Announcement = unknown> {
     this.inTx = connection.transaction((fn: () => unknown) => fn());
     this.groupCommitMs = opts.groupCommitMs ?? 0;
     this.onDeferredError = opts.onDeferredError;
+    this.onCommitError = opts.onCommitError;
   }
 
   /** Open (or create) the file and bring its schema up to date: `genesis serve` only. */
@@ -265,7 +269,11 @@ export class InventoryDatabase<Announcement = unknown> {
     try {
       this.sql('COMMIT').run();
     } catch (err) {
-      if (this.connection.inTransaction) this.sql('ROLLBACK').run();
+      try {
+        if (this.connection.inTransaction) this.sql('ROLLBACK').run();
+      } catch {
+        // SQLite rolls back by itself when COMMIT fails for I/O; nothing more to undo.
+      }
       this.pending = [];
       this.requeue(shared.deferred);
       const failure = translateStorageError(err);
@@ -274,8 +282,14 @@ export class InventoryDatabase<Announcement = unknown> {
     }
     const done = this.pending;
     this.pending = [];
-    if (done.length) this.onCommit?.(done);
+    // Committed: every member is answered, whatever a change listener does (this may run from a
+    // timer, where a throw would end the process).
     for (const settle of shared.settle) settle();
+    try {
+      if (done.length) this.onCommit?.(done);
+    } catch (err) {
+      this.onCommitError?.(err);
+    }
   }
 
   /** Inside a transaction: `fn` as a savepoint; what a rolled-back part announced is forgotten. */
@@ -323,15 +337,17 @@ export class InventoryDatabase<Announcement = unknown> {
    * keep + pruneEvery - 1 rows (for rings appended to on every boot request).
    */
   keepNewest(table: RingTable, order: 'id' | 'seq', mac: string, keep: number, where = '1', pruneEvery = 1): void {
-    const key = `${table} ${mac}`;
-    const since = this.sincePrune.get(key);
-    if (pruneEvery > 1 && since !== undefined && since + 1 < pruneEvery) {
-      this.sincePrune.set(key, since + 1);
-      return;
+    if (pruneEvery > 1) {
+      const key = `${table} ${mac}`;
+      const since = this.sincePrune.get(key);
+      if (since !== undefined && since + 1 < pruneEvery) {
+        this.sincePrune.set(key, since + 1);
+        return;
+      }
+      // Bounded: a flood of made-up MACs must not grow it; forgetting only brings a prune forward.
+      if (this.sincePrune.size >= 100_000) this.sincePrune.clear();
+      this.sincePrune.set(key, 0);
     }
-    // Bounded: a flood of made-up MACs must not grow it; forgetting only brings a prune forward.
-    if (this.sincePrune.size >= 100_000) this.sincePrune.clear();
-    this.sincePrune.set(key, 0);
     this.sql(
       `DELETE FROM ${table} WHERE mac = @mac AND ${where} AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac AND ${where} ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
     ).run({ mac, keep });

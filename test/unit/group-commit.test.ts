@@ -202,6 +202,20 @@ describe('shared commits of decisions (writeShared)', () => {
     await shared;
   });
 
+  it('a change listener that throws after the commit neither leaves a request unanswered nor escapes', async () => {
+    const failures: unknown[] = [];
+    const database = InventoryDatabase.open(file, { onCommitError: (e) => failures.push(e) });
+    const inv = new Inventory(database);
+    cleanup.push(() => database.connection.open && inv.close());
+    inv.update(MAC, { role: 'worker' }, 'test', { create: true });
+    inv.changes.on('change', () => {
+      throw new Error('listener broke');
+    });
+    await inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    expect(typesOnDisk()).toContain('script-served');
+    expect(failures.map((e) => (e as Error).message)).toEqual(['listener broke']);
+  });
+
   it('close commits what is shared', async () => {
     const { inv } = open(0);
     const before = typesOnDisk();
