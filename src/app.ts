@@ -10,7 +10,6 @@
 // close() runs in reverse, in phases: what starts new work, the servers draining, the Talos
 // connections, the inventory last.
 
-import { rememberedPresence } from './assets/presence.ts';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,6 +61,7 @@ import { UbootFiles } from './uboot/tftp-files.ts';
 import { GrubFiles } from './grub/tftp-files.ts';
 import { GRUB_NETBOOT_ARM64 } from './ipxe/binaries.ts';
 import { fetchMissingInBackground, talosAssetsPresent } from './assets/fetch.ts';
+import { rememberedPresence } from './assets/presence.ts';
 import { sourceFor } from './assets/catalog.ts';
 import { runChecks } from './doctor/checks.ts';
 import { Metrics } from './metrics/metrics.ts';

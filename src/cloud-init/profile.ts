@@ -16,6 +16,7 @@ import path from 'node:path';
 import type AjvType from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { sampleProblems } from './documents.ts';
+import { RECIPES, type LinuxProfile, type Recipe } from './linux-profile.ts';
 
 const require = createRequire(import.meta.url);
 const Ajv = (require('ajv') as { default: typeof AjvType.default }).default;
@@ -25,7 +26,6 @@ export const PROFILE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** A file name under assets/<profile>/<arch>/: what the asset route serves. */
 const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/;
 export { RECIPES, type LinuxProfile, type Recipe } from './linux-profile.ts';
-import { RECIPES, type LinuxProfile, type Recipe } from './linux-profile.ts';
 
 export const DEFAULT_CMDLINE = ['ip=dhcp', 'ds=nocloud;s={{ datasource_url }}'];
 

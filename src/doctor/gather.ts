@@ -1,7 +1,6 @@
 // The facts `genesis doctor` judges (checks.ts), read from this host: trial binds of the ports,
 // interfaces, the kernel, the assets and data directories, the clock and the cluster CA.
 
-import { rolesBootTalos } from '../provision/cloud-init.ts';
 import dgram from 'node:dgram';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -10,6 +9,7 @@ import path from 'node:path';
 import { prepareWritableDir } from '../config/data-dir.ts';
 import { readServeMarker } from '../config/serve-marker.ts';
 import { talosAssetsPresent } from '../assets/fetch.ts';
+import { rolesBootTalos } from '../provision/cloud-init.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
 import { FleetError, parseFleet } from '../fleet/parse.ts';
 import { readFleetSource } from '../fleet/source.ts';
