@@ -184,10 +184,7 @@ export class InventoryDatabase<Announcement = unknown> {
     if (this.depth > 0) return this.savepoint(fn);
     this.commitShared();
     let result: T;
-    const work = this.deferred;
-    this.deferred = [];
-    clearTimeout(this.deferTimer);
-    this.deferTimer = undefined;
+    const work = this.takeDeferred();
     this.depth++;
     try {
       result = this.inTx.immediate(() => {
@@ -240,10 +237,7 @@ export class InventoryDatabase<Announcement = unknown> {
   /** BEGIN IMMEDIATE for a shared transaction (with the deferred writes), committed on the next check phase. */
   private openShared(): void {
     if (this.shared) return;
-    const deferred = this.deferred;
-    this.deferred = [];
-    clearTimeout(this.deferTimer);
-    this.deferTimer = undefined;
+    const deferred = this.takeDeferred();
     try {
       this.sql('BEGIN IMMEDIATE').run();
     } catch (err) {
@@ -304,6 +298,15 @@ export class InventoryDatabase<Announcement = unknown> {
     } finally {
       this.depth--;
     }
+  }
+
+  /** The deferred writes, for the transaction about to start; their timer is no longer needed. */
+  private takeDeferred(): Array<() => void> {
+    const work = this.deferred;
+    this.deferred = [];
+    clearTimeout(this.deferTimer);
+    this.deferTimer = undefined;
+    return work;
   }
 
   /**

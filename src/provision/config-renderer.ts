@@ -46,6 +46,8 @@ export class ConfigRenderer {
    * so the same inputs give the same bytes.
    */
   private readonly served = new Map<string, ServedConfig>();
+  /** The cluster settings as they enter the served-config key: fixed for this renderer, so written out once. */
+  private readonly clusterKey: string;
   /** The fleet file's patches: each one given replaces the genesis.yaml patch file of its slot. */
   private patchTexts: PatchTexts = {};
   /**
@@ -56,6 +58,7 @@ export class ConfigRenderer {
 
   constructor(o: RendererOptions, patchTexts: PatchTexts = {}) {
     this.opts = o;
+    this.clusterKey = JSON.stringify(o.cluster);
     this.setPatchTexts(patchTexts);
   }
 
@@ -148,7 +151,7 @@ export class ConfigRenderer {
     } catch (err) {
       if (!(err instanceof SecretsError)) throw err;
     }
-    const key = role && secretsStamp !== undefined ? JSON.stringify([this.opts.cluster, this.nodeInput(node, role), node.configPatch ?? null, this.patchStamp(), secretsStamp]) : undefined;
+    const key = role && secretsStamp !== undefined ? JSON.stringify([this.clusterKey, this.nodeInput(node, role), node.configPatch ?? null, this.patchStamp(), secretsStamp]) : undefined;
     const hit = key === undefined ? undefined : this.served.get(key);
     if (hit) return hit;
     const rendered = this.render(node);
