@@ -6,7 +6,6 @@
 
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/store.ts';
 import { loopbackServeEnv, seedSecrets, TEST_TOKEN } from '../helpers/genesis-app.ts';
 import { GenesisProcess } from '../helpers/genesis-process.ts';
+import { getFrom } from '../helpers/http-from.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterAll(async () => {
@@ -27,16 +27,9 @@ const kernel = randomBytes(256 * 1024);
 const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Machine n downloads the kernel from its own address; true when it arrived whole. */
-function download(port: number, n: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/assets/talos/v1.14.0/amd64/vmlinuz', localAddress: ip(n), agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(res.statusCode === 200 && digest(Buffer.concat(chunks)) === digest(kernel)));
-      res.on('error', () => resolve(false));
-    });
-    req.on('error', () => resolve(false));
-  });
+async function download(port: number, n: number): Promise<boolean> {
+  const res = await getFrom(port, ip(n), '/assets/talos/v1.14.0/amd64/vmlinuz');
+  return res?.status === 200 && digest(res.body) === digest(kernel);
 }
 
 describe('Genesis killed while machines download', () => {

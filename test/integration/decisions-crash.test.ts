@@ -6,7 +6,6 @@
 
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/store.ts';
 import { loopbackServeEnv, seedSecrets, stageTalosPlaceholders } from '../helpers/genesis-app.ts';
 import { GenesisProcess } from '../helpers/genesis-process.ts';
+import { getFrom } from '../helpers/http-from.ts';
 
 const cleanup: Array<() => unknown> = [];
 afterAll(async () => {
@@ -26,17 +26,9 @@ const ip = (n: number) => `127.0.14.${n}`;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** GET from machine n's own address: the status and body, or undefined when the connection broke. */
-function get(port: number, n: number, p: string): Promise<{ status: number; body: string } | undefined> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, localAddress: ip(n), agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', () => resolve(undefined));
-    });
-    req.on('error', () => resolve(undefined));
-  });
+async function get(port: number, n: number, p: string): Promise<{ status: number; body: string } | undefined> {
+  const res = await getFrom(port, ip(n), p);
+  return res && { status: res.status, body: res.body.toString('utf8') };
 }
 
 describe('Genesis killed while machines ask for their install scripts', () => {

@@ -35,15 +35,18 @@ function open(groupCommitMs: number, errors: unknown[] = []): { inv: Inventory; 
   return { inv, database };
 }
 
-/** Steps on disk, as another process reading the file sees them. */
-function onDisk(): string[] {
+/** Event types on disk, oldest first, as another process reading the file sees them (`actor`: only its events). */
+function typesOnDisk(actor?: string): string[] {
   const other = new Database(file, { readonly: true });
   try {
-    return (other.prepare("SELECT type FROM node_events WHERE mac = ? AND actor = 'boot' ORDER BY id").all(MAC) as Array<{ type: string }>).map((r) => r.type);
+    return (other.prepare('SELECT type FROM node_events WHERE mac = ? AND actor = coalesce(?, actor) ORDER BY id').all(MAC, actor ?? null) as Array<{ type: string }>).map((r) => r.type);
   } finally {
     other.close();
   }
 }
+
+/** Boot steps on disk. */
+const onDisk = (): string[] => typesOnDisk('boot');
 
 describe('group commit of boot steps', () => {
   it('steps wait for the next commit and go with it, in order, stamped when they were seen', () => {
@@ -106,16 +109,6 @@ describe('group commit of boot steps', () => {
     expect(onDisk()).toEqual(['dhcp-offered']);
   });
 });
-
-/** Events of any actor on disk, as another process reading the file sees them. */
-function typesOnDisk(): string[] {
-  const other = new Database(file, { readonly: true });
-  try {
-    return (other.prepare('SELECT type FROM node_events WHERE mac = ? ORDER BY id').all(MAC) as Array<{ type: string }>).map((r) => r.type);
-  } finally {
-    other.close();
-  }
-}
 
 describe('shared commits of decisions (writeShared)', () => {
   it('the requests of one turn share one commit, and none is answered before it is on disk', async () => {
