@@ -3,8 +3,10 @@
 // real bug is a 500, and its details go to the log, not to the client.
 
 import type { FastifyError, FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { ChangeError } from '../inventory/changes.ts';
 import { InventoryError, translateStorageError } from '../inventory/errors.ts';
+import { LogThrottle } from '../logging/throttle.ts';
 import { SecretsError } from '../talos/secrets.ts';
 
 export type ErrorBody = { error: string; message: string };
@@ -46,7 +48,10 @@ function describeValidation(context: string, errors: AjvError[]): string {
   }
 }
 
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, opts: { now?: () => number } = {}): void {
+  // A full disk or a broken secrets file fails every request until it is mended: the first
+  // failure is logged at once, the rest in a summary a minute, not one error line per request.
+  const failures = new LogThrottle(app.log as Logger, { level: 'error', now: opts.now });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ error: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` });
   });
@@ -60,11 +65,11 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.code, message: err.message, ...err.details });
     if (err instanceof ChangeError) return reply.code(400).send({ error: 'invalid_request', message: err.message });
     if (err instanceof SecretsError) {
-      req.log.error({ reason: err.message }, 'cluster secrets unavailable');
+      failures.note('secrets-unavailable', 'secrets', { reason: err.message, reqId: req.id }, 'cluster secrets unavailable: answered 503 (repeats are summarised once a minute)');
       return reply.code(503).send({ error: 'secrets_unavailable', message: err.message });
     }
     if (err instanceof InventoryError && err.isStorageFailure) {
-      req.log.error({ code: err.storageCode, msg: err.message }, 'inventory storage error');
+      failures.note(`storage-${err.storageCode ?? err.code}`, 'inventory', { code: err.storageCode, reason: err.message, reqId: req.id }, 'inventory storage error: answered 503, nothing changed (repeats are summarised once a minute)');
       const full = err.code === 'storage_full';
       return reply
         .code(503)

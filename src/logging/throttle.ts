@@ -15,13 +15,20 @@ export function sample(value: unknown, max = 48): string {
 
 type Entry = { count: number; first: Record<string, unknown>; warnedAt: number };
 
-export type ThrottleOptions = { intervalMs?: number; now?: () => number; maxKeys?: number };
+export type ThrottleOptions = {
+  intervalMs?: number;
+  now?: () => number;
+  maxKeys?: number;
+  /** The summary's level: warn for refusals; error for failures of our own (a full disk). */
+  level?: 'warn' | 'error';
+};
 
 export class LogThrottle {
   private readonly log: Logger;
   private readonly intervalMs: number;
   private readonly now: () => number;
   private readonly maxKeys: number;
+  private readonly level: 'warn' | 'error';
   private readonly entries = new Map<string, Entry>();
 
   constructor(log: Logger, opts: ThrottleOptions = {}) {
@@ -30,6 +37,7 @@ export class LogThrottle {
     this.now = opts.now ?? (() => Date.now());
     // Sources are attacker-chosen too: the table of them is bounded.
     this.maxKeys = opts.maxKeys ?? 1000;
+    this.level = opts.level ?? 'warn';
   }
 
   /**
@@ -48,7 +56,7 @@ export class LogThrottle {
     }
     e.count++;
     if (t - e.warnedAt >= this.intervalMs) {
-      this.log.warn({ kind, source, count: e.count, example: e.first, intervalSeconds: this.intervalMs / 1000 }, `${message} (summary: ${e.count} since the last one)`);
+      this.log[this.level]({ kind, source, count: e.count, example: e.first, intervalSeconds: this.intervalMs / 1000 }, `${message} (summary: ${e.count} since the last one)`);
       e.count = 0;
       e.first = detail;
       e.warnedAt = t;

@@ -3,8 +3,11 @@
 // from the inventory (already translated) or the bootstrap lock's store (SQLite's own error); a bug
 // is 500 without its details.
 
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { HttpError } from '../../../src/http/errors.ts';
+import { HttpError, installErrorHandling } from '../../../src/http/errors.ts';
+import { SecretsError } from '../../../src/talos/secrets.ts';
 import { InventoryError } from '../../../src/inventory/errors.ts';
 import { routeGroup } from '../../helpers/inject.ts';
 
@@ -45,5 +48,33 @@ describe('the error shape', () => {
     const bad = await app.inject({ method: 'POST', url: '/y', headers: { 'content-type': 'application/json' }, payload: '{"a":' });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toEqual({ error: 'invalid_json', message: 'the body is not valid JSON' });
+  });
+
+  it('a full disk or broken secrets file logs one error line, then a summary a minute, not a line per request', async () => {
+    const lines: Array<{ level: number; msg: string; count?: number }> = [];
+    let now = 1_000_000;
+    const app = Fastify({ loggerInstance: pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) }) as FastifyBaseLogger });
+    installErrorHandling(app, { now: () => now });
+    app.get('/write', async () => {
+      throw new InventoryError('storage_full', 'database or disk is full', 'SQLITE_FULL');
+    });
+    app.get('/config', async () => {
+      throw new SecretsError('the secrets bundle changed on disk and cannot be used: not YAML');
+    });
+    await app.ready();
+    const storage = () => lines.filter((l) => l.level === 50 && l.msg.startsWith('inventory storage error'));
+    const secrets = () => lines.filter((l) => l.level === 50 && l.msg.startsWith('cluster secrets unavailable'));
+    for (let i = 0; i < 40; i++) {
+      expect((await app.inject('/write')).statusCode).toBe(503);
+      expect((await app.inject('/config')).statusCode).toBe(503);
+    }
+    expect(storage()).toHaveLength(1);
+    expect(secrets()).toHaveLength(1);
+    now += 61_000;
+    await app.inject('/write');
+    expect(storage()).toHaveLength(2);
+    // The 39 refused after the first line, and this one: nothing is lost from the count.
+    expect(storage()[1]!.count).toBe(40);
+    expect(lines.some((l) => l.level === 50 && l.msg === 'request failed')).toBe(false);
   });
 });
