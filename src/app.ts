@@ -54,7 +54,7 @@ import { FleetReconciler } from './fleet/reconciler.ts';
 import { BootstrapOrchestrator } from './bootstrap/orchestrator.ts';
 import { joinToken, k3sToken } from './bootstrap/join-token.ts';
 import { BUILT_IN_PROFILES, loadProfiles, TALOS_PROFILE, type ProfileSet } from './cloud-init/profile.ts';
-import { CloudInitService, rolesBootTalos } from './provision/cloud-init.ts';
+import { CloudInitService } from './provision/cloud-init.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
 import { UbootFiles } from './uboot/tftp-files.ts';
@@ -237,9 +237,8 @@ export class Genesis {
     // Read now and again when they change, not on every request (provision/patch-files.ts).
     this.patchFiles = new PatchFileSet(c.talos.patches, { watch: true });
     const renderer = new ConfigRenderer({ secrets, cluster, patchFiles: this.patchFiles, defaultTalosVersion: c.talos.version });
-    const check = checkBeforeServing({ patchFiles: this.patchFiles, renderer, passphraseFile: c.backup.secrets_passphrase_file, endpointSet: Boolean(c.cluster.endpoint || c.cluster.vip), talosByDefault: rolesBootTalos(c.profiles) });
+    const check = checkBeforeServing({ patchFiles: this.patchFiles, renderer, passphraseFile: c.backup.secrets_passphrase_file, endpointSet: Boolean(c.cluster.endpoint || c.cluster.vip) });
     if ('problem' in check) throw new ConfigError(check.problem);
-    if ('warning' in check) this.log.warn(check.warning);
     // Profiles besides Talos: profiles.dir's, read once at start, and the fleet file's, replaced
     // each time the file is applied.
     const dirProfiles = loadProfiles(c.profiles.dir);

@@ -1,7 +1,7 @@
 // What must hold before Genesis answers anyone, checked once at start so a broken setting stops it
 // with one line instead of failing every node's install later: the patch files parse, the secrets
 // copy's passphrase file can be used, and a config renders for each role. Without a cluster
-// endpoint nothing can render yet: that is a warning (machines wait), not a stop.
+// endpoint nothing can render yet: the preflight says so (machines wait); it is not a stop.
 
 import { PassphraseError, readPassphraseFile } from '../backup/secrets-envelope.ts';
 import { blankNode } from '../domain/node.ts';
@@ -9,9 +9,9 @@ import { RenderError } from '../talos/render.ts';
 import type { ConfigRenderer } from './config-renderer.ts';
 import { PATCH_SLOTS, type PatchFileSet } from './patch-files.ts';
 
-export type StartCheck = { problem: string } | { warning: string } | { ok: true };
+export type StartCheck = { problem: string } | { ok: true };
 
-export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: ConfigRenderer; passphraseFile: string; endpointSet: boolean; talosByDefault?: boolean }): StartCheck {
+export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: ConfigRenderer; passphraseFile: string; endpointSet: boolean }): StartCheck {
   for (const slot of PATCH_SLOTS) {
     const problem = o.patchFiles.slot(slot)?.error;
     if (problem) return { problem: `invalid configuration: ${problem.message}` };
@@ -26,9 +26,9 @@ export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: Conf
       throw err;
     }
   }
-  // No role boots Talos (profiles.*): nothing to render, nothing to warn about.
-  if (!o.endpointSet && o.talosByDefault === false) return { ok: true };
-  if (!o.endpointSet) return { warning: 'cluster.endpoint is not set: machines are recorded and assigned, but they wait instead of installing until it is (set cluster.endpoint or cluster.vip and restart)' };
+  // Without an endpoint nothing renders yet, and machines wait: the preflight (doctor's
+  // cluster-endpoint check) says so once, with its fix, so this adds no second line.
+  if (!o.endpointSet) return { ok: true };
   const sample = blankNode('02:00:00:00:00:00');
   for (const role of ['controlplane', 'worker'] as const) {
     try {

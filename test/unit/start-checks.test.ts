@@ -1,0 +1,35 @@
+// The start check (provision/start-checks.ts) against real patch files and a real renderer: a
+// broken patch stops the start with one line naming it; no endpoint is not its to report (the
+// preflight's cluster-endpoint check says so once, with the fix), so it adds nothing.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigRenderer } from '../../src/provision/config-renderer.ts';
+import { PatchFileSet } from '../../src/provision/patch-files.ts';
+import { checkBeforeServing } from '../../src/provision/start-checks.ts';
+import { SecretsStore, writeSecrets } from '../../src/talos/secrets-store.ts';
+import { fixtureSecrets, testCluster } from '../helpers/talos-inputs.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('the start check', () => {
+  it('passes without an endpoint, saying nothing, and stops on a patch file that does not parse', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-start-check-'));
+    dirs.push(dir);
+    writeSecrets(dir, fixtureSecrets());
+    const good = new PatchFileSet({ cluster: '', controlplane: '', worker: '' });
+    const renderer = new ConfigRenderer({ secrets: new SecretsStore(dir, fixtureSecrets()), cluster: testCluster(), patchFiles: good, defaultTalosVersion: 'v1.14.0' });
+    expect(checkBeforeServing({ patchFiles: good, renderer, passphraseFile: '', endpointSet: false })).toEqual({ ok: true });
+    expect(checkBeforeServing({ patchFiles: good, renderer, passphraseFile: '', endpointSet: true })).toEqual({ ok: true });
+    const file = path.join(dir, 'cluster.yaml');
+    writeFileSync(file, 'machine: [unclosed\n');
+    const broken = new PatchFileSet({ cluster: file, controlplane: '', worker: '' });
+    const result = checkBeforeServing({ patchFiles: broken, renderer, passphraseFile: '', endpointSet: false });
+    expect(result).toMatchObject({ problem: expect.stringMatching(/^invalid configuration: .*cluster\.yaml/) });
+  });
+});
