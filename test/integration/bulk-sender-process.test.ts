@@ -4,12 +4,12 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BulkSender } from '../../src/bulk/bulk-sender.ts';
+import { BulkSender, SENDER_NICE } from '../../src/bulk/bulk-sender.ts';
 import { until } from '../helpers/wait.ts';
 
 let dir: string;
@@ -55,6 +55,15 @@ describe('BulkSender', () => {
     expect(pid).toBeGreaterThan(0);
     await until(() => sender.pid === undefined, 'the idle sender gone');
     expect(() => process.kill(pid, 0)).toThrow();
+    await sender.close();
+  });
+
+  it('runs at a lower CPU priority than Genesis, so requests are answered before download bytes', async () => {
+    const sender = new BulkSender({ logger: log });
+    const { received, serverSide } = await connection();
+    await sender.handOff(serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'file.bin'), start: 0, end: 9 });
+    await received;
+    expect(getPriority(sender.pid!)).toBe(Math.min(19, getPriority() + SENDER_NICE));
     await sender.close();
   });
 
