@@ -3,8 +3,11 @@
 /** One response to send: the head Genesis built, then bytes start..end (inclusive) of the file. */
 export type SendJob = { id: number; head: string; path: string; start: number; end: number };
 
-/** How a job ended: `bytes` of the file reached the socket (the head not counted). */
-export type SendReport = { id: number; ok: boolean; bytes: number; error?: string };
+/**
+ * How a job ended: `bytes` of the file reached the socket (the head not counted); `fromMemory`
+ * when they were written from the file held in memory for many downloads (shared-files.ts).
+ */
+export type SendReport = { id: number; ok: boolean; bytes: number; error?: string; fromMemory?: boolean };
 
 /** The sender holds the socket now: Genesis may close its own copy. */
 export type Taken = { id: number; taken: true };

@@ -2,7 +2,8 @@
 // leaves when idle, and a sender that keeps dying is given up for serving in process.
 
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -116,5 +117,71 @@ describe('BulkSender under a flood', () => {
     await sender.close();
     expect(await ja).toMatchObject({ ok: false });
     a.client.destroy();
+  });
+});
+
+/** The sender's resident memory, from /proc. */
+function residentBytes(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Number(line.split(/\s+/)[1]) * 1024;
+}
+
+/** Clients that read nothing until read() is called, then everything to the end; one after another (connection() takes the next accepted socket). */
+async function stalledClients(n: number): Promise<Array<Awaited<ReturnType<typeof stalledClient>>>> {
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(await stalledClient());
+  return out;
+}
+
+/** A client that reads nothing until read() is called, then everything to the end. */
+async function stalledClient(): Promise<{ serverSide: net.Socket; read: () => Promise<Buffer> }> {
+  const { serverSide, client } = await connection({ reads: false });
+  return {
+    serverSide,
+    read: () =>
+      new Promise<Buffer>((resolve) => {
+        const chunks: Buffer[] = [];
+        client.on('data', (c: Buffer) => chunks.push(c));
+        client.on('close', () => resolve(Buffer.concat(chunks)));
+      }),
+  };
+}
+
+describe('BulkSender with many downloads of one file (a storm)', () => {
+  it('reads the file into memory once, switches the running downloads to it, and every client gets its exact bytes; a replaced file is read anew', async () => {
+    const SIZE = 32 * 1024 * 1024;
+    const kernel = path.join(dir, 'vmlinuz');
+    const content = randomBytes(SIZE);
+    writeFileSync(kernel, content);
+    const sender = new BulkSender({ logger: log });
+    // The sender running, its memory measured before any download of the kernel.
+    const warm = await connection();
+    await sender.handOff(warm.serverSide, { head: 'H\r\n\r\n', path: path.join(dir, 'file.bin'), start: 0, end: 9 });
+    const before = residentBytes(sender.pid!);
+
+    // Ten clients that read nothing yet: their downloads stay running (eight make a storm).
+    const ranges = Array.from({ length: 10 }, (_, i) => (i === 9 ? { start: 1000, end: SIZE - 1001 } : { start: 0, end: SIZE - 1 }));
+    const clients = await stalledClients(ranges.length);
+    const reports = clients.map((c, i) => sender.handOff(c.serverSide, { head: 'H\r\n\r\n', path: kernel, ...ranges[i]! })!);
+    // The whole file in the sender's memory (ten 256 KiB buffers are 2.5 MiB of it at most).
+    await until(() => residentBytes(sender.pid!) - before >= SIZE - 2 * 1024 * 1024, 'the kernel read into the sender');
+    const received = await Promise.all(clients.map((c) => c.read()));
+    const done = await Promise.all(reports);
+    for (const [i, r] of ranges.entries()) {
+      expect(done[i]).toMatchObject({ ok: true, bytes: r.end - r.start + 1 });
+      expect(received[i]!.subarray(5).equals(content.subarray(r.start, r.end + 1))).toBe(true);
+    }
+    expect(done.every((r) => r.fromMemory)).toBe(true);
+
+    // Replaced (as genesis assets does: a new file renamed over the old): the next storm gets the new bytes.
+    const next = randomBytes(SIZE);
+    writeFileSync(`${kernel}.new`, next);
+    renameSync(`${kernel}.new`, kernel);
+    const again = await stalledClients(10);
+    const reportsAgain = again.map((c) => sender.handOff(c.serverSide, { head: 'H\r\n\r\n', path: kernel, start: 0, end: SIZE - 1 })!);
+    const receivedAgain = await Promise.all(again.map((c) => c.read()));
+    expect((await Promise.all(reportsAgain)).every((r) => r.ok)).toBe(true);
+    for (const got of receivedAgain) expect(got.subarray(5).equals(next)).toBe(true);
+    await sender.close();
   });
 });
