@@ -3,9 +3,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SENDER_NICE } from '../../src/bulk/bulk-sender.ts';
 import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
 import { encodeAck, encodeRequest } from '../../src/tftp/packet.ts';
 import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
@@ -50,6 +51,26 @@ describe('genesis serve', () => {
     const logged = await g.waitFor((l) => l.msg === 'tftp transfer');
     expect(logged).toMatchObject({ component: 'tftp', file: 'undionly.kpxe', bytes: 200_000, outcome: 'ok' });
     expect(existsSync(path.join(dir, 'data'))).toBe(true);
+    g.kill('SIGTERM');
+    expect(await g.exit()).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends a kernel through its bulk sender, which yields the CPU and starts from the compile cache', async () => {
+    const dir = workdir();
+    const kernel = randomBytes(6 * 1024 * 1024);
+    writeFileSync(path.join(dir, 'assets', 'talos', 'v1.14.0', 'amd64', 'vmlinuz'), kernel);
+    const g = genesis(dir);
+    const ready = await g.ready();
+    const res = await fetch(`http://127.0.0.1:${ready.http.port}/assets/talos/v1.14.0/amd64/vmlinuz`);
+    expect(Buffer.from(await res.arrayBuffer()).equals(kernel)).toBe(true);
+    const pgrep = spawnSync('pgrep', ['-P', String(g.child.pid), '-f', 'sender-process'], { encoding: 'utf8' });
+    const [sender] = pgrep.stdout.trim().split('\n').filter(Boolean).map(Number);
+    expect(sender, 'a sender process under genesis serve').toBeGreaterThan(0);
+    expect(getPriority(sender!)).toBe(Math.min(19, getPriority(g.child.pid!) + SENDER_NICE));
+    // bin/genesis.js turns Node's compile cache on; the sender gets it too (without, it loads the TypeScript stripper).
+    const environ = readFileSync(`/proc/${sender}/environ`, 'utf8').split('\0');
+    expect(environ.some((v) => v.startsWith('NODE_COMPILE_CACHE='))).toBe(true);
     g.kill('SIGTERM');
     expect(await g.exit()).toBe(0);
     rmSync(dir, { recursive: true, force: true });
