@@ -34,15 +34,16 @@ export type BulkSenderOptions = {
 };
 
 /**
- * 256 downloads × 256 KiB + 768 × 64 KiB: 112 MB at most in the sender's buffers. At 256, a
- * storm of 1000 machines left most downloads to the main thread (docs/performance.md).
+ * 256 downloads × 256 KiB + 768 × 64 KiB: 112 MB at most in the sender's buffers, besides the
+ * files it holds for many downloads at once (shared-files.ts, 320 MiB at most). At 256, a storm
+ * of 1000 machines left most downloads to the main thread (docs/performance.md).
  */
 const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 /**
- * How much lower the sender's priority is (nice). `node bench/assets.ts`, five runs each, alternated: `GET /boot.ipxe`
- * p99 while 50 downloads run 3.8–5.5 ms against 7.0–11.8 ms at the same priority, with the same
- * throughput (docs/performance.md).
+ * How much lower the sender's priority is (nice). `node bench/assets.ts`, five runs each,
+ * alternated: `GET /boot.ipxe` p99 while 50 downloads run 3.8–5.5 ms against 7.0–11.8 ms at the
+ * same priority, with the same throughput (docs/performance.md).
  */
 export const SENDER_NICE = 10;
 

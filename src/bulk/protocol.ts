@@ -20,7 +20,7 @@ export type Taken = { id: number; taken: true };
  */
 export const SEND_READ_BYTES = 256 * 1024;
 
-/** Downloads the sender holds before the next ones get smaller buffers. */
+/** Downloads streaming from their file (each with its buffer) before the next ones get smaller buffers. */
 export const ROOMY_DOWNLOADS = 256;
 
 /** Bytes per read for a download that starts while the sender already holds ROOMY_DOWNLOADS. */
