@@ -33,13 +33,10 @@ export const SHARED_FILES_LIMITS: SharedFilesLimits = { shareFrom: 8, maxFileByt
 
 type Entry = {
   users: number;
-  /** Loading or loaded (loaded: `buffer`). */
-  content: Promise<void> | undefined;
-  buffer: Buffer | undefined;
   size: number;
   idleSince: number;
-  /** Its size is counted in heldBytes. */
-  counted: boolean;
+  /** Set while the file is held (its size counted in heldBytes): loading, then with its content. */
+  holding: { buffer?: Buffer } | undefined;
   /** Its load failed: it streams from now on. */
   failed: boolean;
 };
@@ -70,29 +67,31 @@ export class SharedFiles {
     const key = keyOf(file);
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { users: 0, content: undefined, buffer: undefined, size: file.size, idleSince: 0, counted: false, failed: false };
+      entry = { users: 0, size: file.size, idleSince: 0, holding: undefined, failed: false };
       this.entries.set(key, entry);
     }
     entry.users++;
-    if (!entry.content && !entry.failed && entry.users >= this.limits.shareFrom && file.size <= this.limits.maxFileBytes && this.heldBytes + file.size <= this.limits.maxTotalBytes) {
-      this.heldBytes += file.size;
-      entry.counted = true;
-      const held = entry;
-      // A file that cannot be read whole (or is not the size it was) is streamed, as before.
-      const fail = () => {
-        held.failed = true;
-        this.drop(key, held);
-      };
-      entry.content = load().then((buffer) => {
-        if (buffer.length !== file.size) fail();
-        else if (held.counted) held.buffer = buffer;
-      }, fail);
-    }
+    if (entry.holding || entry.failed || entry.users < this.limits.shareFrom) return;
+    if (file.size > this.limits.maxFileBytes || this.heldBytes + file.size > this.limits.maxTotalBytes) return;
+    const holding: { buffer?: Buffer } = {};
+    const held = entry;
+    held.holding = holding;
+    this.heldBytes += file.size;
+    // A file that cannot be read whole (or is not the size it was) is streamed, as before. A load
+    // that ends after the file was let go fills a holding nobody looks at any more.
+    const fail = () => {
+      held.failed = true;
+      if (held.holding === holding) this.drop(key, held);
+    };
+    load().then((buffer) => {
+      if (buffer.length === file.size) holding.buffer = buffer;
+      else fail();
+    }, fail);
   }
 
   /** The file's content, when it is held in memory now. */
   held(file: FileIdentity): Buffer | undefined {
-    return this.entries.get(keyOf(file))?.buffer;
+    return this.entries.get(keyOf(file))?.holding?.buffer;
   }
 
   /** A download of this file ended (however it ended). */
@@ -102,7 +101,7 @@ export class SharedFiles {
     if (!entry) return;
     entry.users--;
     if (entry.users > 0) return;
-    if (!entry.content) this.entries.delete(key);
+    if (!entry.holding) this.entries.delete(key);
     else entry.idleSince = this.now();
     this.forgetIdle();
   }
@@ -111,16 +110,14 @@ export class SharedFiles {
   forgetIdle(): void {
     const t = this.now();
     for (const [key, entry] of this.entries) {
-      if (entry.users === 0 && entry.content && t - entry.idleSince >= this.limits.keepMs) this.drop(key, entry);
+      if (entry.users === 0 && entry.holding && t - entry.idleSince >= this.limits.keepMs) this.drop(key, entry);
     }
   }
 
   /** Stops holding the file's content; downloads already writing from it finish from their copy. */
   private drop(key: string, entry: Entry): void {
-    if (entry.counted) this.heldBytes -= entry.size;
-    entry.counted = false;
-    entry.content = undefined;
-    entry.buffer = undefined;
+    if (entry.holding) this.heldBytes -= entry.size;
+    entry.holding = undefined;
     if (entry.users === 0 && this.entries.get(key) === entry) this.entries.delete(key);
   }
 }
