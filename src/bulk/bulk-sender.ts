@@ -54,8 +54,9 @@ export const SENDER_NICE = 10;
  * 50. The child keeps its own cache under Genesis's (Node adds a directory per version), filled
  * by the first sender that starts.
  */
-function senderEnv(cacheDir: string | undefined = getCompileCacheDir?.(), env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return cacheDir ? { ...env, NODE_COMPILE_CACHE: cacheDir } : env;
+function senderEnv(): NodeJS.ProcessEnv {
+  const cacheDir = getCompileCacheDir();
+  return cacheDir ? { ...process.env, NODE_COMPILE_CACHE: cacheDir } : process.env;
 }
 
 /** After this many sender deaths within a minute of each start, stop trying: serve in process. */

@@ -215,7 +215,7 @@ export class InventoryDatabase<Announcement = unknown> {
     if (this.depth > 0) {
       // Inside another write: a part of that one, committed with it.
       try {
-        value = this.write(fn);
+        value = this.savepoint(fn);
       } catch (err) {
         return Promise.reject(err);
       }

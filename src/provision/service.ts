@@ -59,14 +59,14 @@ export type IpxeIdentity = {
   product?: string;
 };
 
+/** One turn of the boot conversation: a refusal, or the machine, its plan and, for an install, its token's URL. */
+type Turn = ({ refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan }) & { configUrl?: string; linux?: LinuxBoot };
+
 /**
  * What a machine's script request comes to (http/boot.ts says it in HTTP): its iPXE script; a
  * request without a valid MAC, answered with a script that says so; or an installed machine whose
  * local-boot mode is `http404`, which leaves iPXE for the disk when the request fails.
  */
-/** One turn of the boot conversation: a refusal, or the machine, its plan and, for an install, its token's URL. */
-type Turn = ({ refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan }) & { configUrl?: string; linux?: LinuxBoot };
-
 export type NodeScriptOutcome = { outcome: 'script'; script: string } | { outcome: 'no-mac'; script: string } | { outcome: 'local-disk' };
 
 /** SMBIOS strings are free text from the vendor; keep what fits in a record and drop the rest. */

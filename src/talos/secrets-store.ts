@@ -87,6 +87,8 @@ export async function loadOrCreateSecrets(dataDir: string): Promise<{ bundle: Se
 export class SecretsStore {
   private bundle: SecretsBundle;
   private stamp: string;
+  /** statStamp() as recentStamp() last read it, and when. */
+  private recent: { stamp: string; at: number } | undefined;
   private readonly file: string;
   problem: string | undefined;
 
@@ -105,8 +107,6 @@ export class SecretsStore {
       return 'missing';
     }
   }
-
-  private recent: { stamp: string; at: number } | undefined;
 
   /** The identity of the file the bundle current() last returned was read from. */
   get loadedStamp(): string {
