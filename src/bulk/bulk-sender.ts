@@ -41,9 +41,9 @@ export type BulkSenderOptions = {
 const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 /**
- * How much lower the sender's priority is (nice). `node bench/assets.ts`, five runs each,
- * alternated: `GET /boot.ipxe` p99 while 50 downloads run 3.8–5.5 ms against 7.0–11.8 ms at the
- * same priority, with the same throughput (docs/performance.md).
+ * How much lower the sender's priority is (nice). `node bench/assets.ts --repo`, alternated:
+ * `GET /boot.ipxe` p99 while 50 downloads run 6.1–9.6 ms against 19–28 ms at the same priority
+ * (3.8–5.5 against 7.0–11.8 before the shared files), with the same throughput (docs/performance.md).
  */
 export const SENDER_NICE = 10;
 
