@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BootstrapLocks } from '../../src/bootstrap/lock-store.ts';
-import { InventoryDatabase } from '../../src/inventory/database.ts';
+import { InventoryDatabase, type DatabaseOptions } from '../../src/inventory/database.ts';
 import { Inventory, InventoryError } from '../../src/inventory/store.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -27,12 +27,17 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function open(groupCommitMs: number, errors: unknown[] = []): { inv: Inventory; database: InventoryDatabase } {
-  const database = InventoryDatabase.open(file, { groupCommitMs, onDeferredError: (e) => errors.push(e) });
+/** The inventory on the test's file, closed after the test, with MAC recorded as a worker. */
+function openWith(opts: DatabaseOptions): { inv: Inventory; database: InventoryDatabase } {
+  const database = InventoryDatabase.open(file, opts);
   const inv = new Inventory(database);
   cleanup.push(() => database.connection.open && inv.close());
   inv.update(MAC, { role: 'worker' }, 'test', { create: true });
   return { inv, database };
+}
+
+function open(groupCommitMs: number, errors: unknown[] = []): { inv: Inventory; database: InventoryDatabase } {
+  return openWith({ groupCommitMs, onDeferredError: (e) => errors.push(e) });
 }
 
 /** Event types on disk, oldest first, as another process reading the file sees them (`actor`: only its events). */
@@ -113,10 +118,7 @@ describe('group commit of boot steps', () => {
 describe('shared commits of decisions (writeShared)', () => {
   it('the requests of one turn share one commit, and none is answered before it is on disk', async () => {
     const trace: string[] = [];
-    const database = InventoryDatabase.open(file, { trace: (sql) => trace.push(sql) });
-    const inv = new Inventory(database);
-    cleanup.push(() => database.connection.open && inv.close());
-    inv.update(MAC, { role: 'worker' }, 'test', { create: true });
+    const { inv } = openWith({ trace: (sql) => trace.push(sql) });
     const before = typesOnDisk();
     trace.length = 0;
     const answered: string[] = [];
@@ -197,10 +199,7 @@ describe('shared commits of decisions (writeShared)', () => {
 
   it('a change listener that throws after the commit neither leaves a request unanswered nor escapes', async () => {
     const failures: unknown[] = [];
-    const database = InventoryDatabase.open(file, { onCommitError: (e) => failures.push(e) });
-    const inv = new Inventory(database);
-    cleanup.push(() => database.connection.open && inv.close());
-    inv.update(MAC, { role: 'worker' }, 'test', { create: true });
+    const { inv } = openWith({ onCommitError: (e) => failures.push(e) });
     inv.changes.on('change', () => {
       throw new Error('listener broke');
     });
