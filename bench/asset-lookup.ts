@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Inventory } from '../src/inventory/store.ts';
 import { ratePerSecond, startGenesis } from './peers.ts';
+import { recordFigures } from './results.ts';
 
 const { values } = parseArgs({ options: { nodes: { type: 'string' } } });
 const BIG = Number(values.nodes ?? 30000);
@@ -64,4 +65,5 @@ const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 console.log(`asset GET: ${small.map((r) => r.toFixed(0)).join(', ')} req/s with 100 machines`);
 console.log(`asset GET: ${big.map((r) => r.toFixed(0)).join(', ')} req/s with ${BIG} machines`);
 console.log(`ratio 100 / ${BIG}: ${(mean(small) / mean(big)).toFixed(2)}`);
+recordFigures('asset-lookup', { machines: BIG, rate_100: mean(small), rate_big: mean(big), ratio: mean(small) / mean(big) });
 process.exit(0);

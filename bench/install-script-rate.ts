@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ratePerSecond, startGenesis } from './peers.ts';
+import { recordFigures } from './results.ts';
 
 const { values } = parseArgs({ options: { old: { type: 'string' }, requests: { type: 'string' } } });
 const N = Number(values.requests ?? 10000);
@@ -79,6 +80,7 @@ for (let round = 0; round < 2; round++) {
   rates.here.push(await measure(here));
 }
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+recordFigures('install-script-rate', { scripts_per_s: mean(rates.here.map((r) => r.script)), cycles_per_s: mean(rates.here.map((r) => r.cycle)) });
 for (const k of ['script', 'cycle'] as const) {
   const label = k === 'script' ? 'install script' : 'config cycle';
   console.log(`${label}: ${rates.here.map((r) => r[k].toFixed(0)).join(', ')} /s here`);

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
+import { recordFigures } from './results.ts';
 
 const { values } = parseArgs({ options: { n: { type: 'string' }, repo: { type: 'string' }, sim: { type: 'string' }, peer: { type: 'boolean' } } });
 const here = path.join(import.meta.dirname, '..');
@@ -41,7 +42,15 @@ const genesis = await startGenesis(path.resolve(values.repo ?? here), dir, {
   GENESIS_AUTO_ASSIGN_ENABLED: 'true',
   GENESIS_TFTP_HOST: '127.0.0.1',
 });
-type SimResult = { wall_ms: number; ok: number; failed: number; server_cpu_s: number; server_peak_rss_kb: number | null };
+type SimResult = {
+  wall_ms: number;
+  ok: number;
+  failed: number;
+  server_cpu_s: number;
+  server_peak_rss_kb: number | null;
+  steps?: Record<string, { p50_ms: number; p95_ms: number }>;
+  listen_overflows?: number;
+};
 
 /** The kernel's count of connections dropped for a full listen queue (nstat, iproute2); undefined without nstat. */
 function listenOverflows(): number | undefined {
@@ -72,6 +81,7 @@ function runSim(http: string, tftp: string, watch: string, macPrefix: string): P
 const macOf = (prefix: string, i: number) => `${prefix}-${[(i >> 16) & 255, (i >> 8) & 255, i & 255].map((b) => b.toString(16).padStart(2, '0')).join('-')}`;
 
 let genesisResult: SimResult | undefined;
+let peerResult: SimResult | undefined;
 const PEER_PORT = 18081;
 const peerPrefix = '52-54-02';
 try {
@@ -97,6 +107,7 @@ if (values.peer) {
     const out = await simulate(`127.0.0.1:${PEER_PORT}`, '127.0.0.69:69', pids, peerPrefix);
     console.log(`peer (dnsmasq + nginx): ${out}`);
     const peer = JSON.parse(out) as SimResult;
+    peerResult = peer;
     const g = genesisResult!;
     console.log(
       `ratio genesis/peer: wall ${(g.wall_ms / peer.wall_ms).toFixed(2)}, server CPU ${(g.server_cpu_s / peer.server_cpu_s).toFixed(2)}, peak RSS ${g.server_peak_rss_kb && peer.server_peak_rss_kb ? (g.server_peak_rss_kb / peer.server_peak_rss_kb).toFixed(1) : '?'}; ok ${g.ok} vs ${peer.ok} of ${N}`,
@@ -107,6 +118,19 @@ if (values.peer) {
   }
 }
 rmSync(dir, { recursive: true, force: true });
+if (genesisResult) {
+  const g = genesisResult;
+  recordFigures(`storm-${N}`, {
+    machines: Number(N),
+    done: g.ok,
+    wall_ms: g.wall_ms,
+    wall_ratio: peerResult ? g.wall_ms / peerResult.wall_ms : undefined,
+    peak_rss_mb: g.server_peak_rss_kb ? g.server_peak_rss_kb / 1024 : undefined,
+    listen_overflows: g.listen_overflows,
+    bootipxe_p95_ms: g.steps?.bootipxe?.p95_ms,
+    peer_bootipxe_p95_ms: peerResult?.steps?.bootipxe?.p95_ms,
+  });
+}
 
 /**
  * What the static stack serves, rendered by this Genesis: boot.ipxe, and for each of the peer's

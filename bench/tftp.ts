@@ -15,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LossyRelay } from '../test/helpers/lossy-relay.ts';
 import { run, sha256, sha256File } from '../test/helpers/run.ts';
+import { recordFigures } from './results.ts';
 
 const { values } = parseArgs({
   options: {
@@ -163,6 +164,7 @@ async function main() {
   console.log(`  genesis   ${cg.toFixed(0).padStart(8)} ms`);
   console.log(`  tftpd-hpa ${ch.toFixed(0).padStart(8)} ms  ratio tftpd-hpa/genesis = ${(ch / cg).toFixed(2)}`);
   console.log(`  dnsmasq   ${cd.toFixed(0).padStart(8)} ms  ratio dnsmasq/genesis = ${(cd / cg).toFixed(2)}`);
+  recordFigures('tftp', { concurrent_ms: cg, tftpd_hpa_concurrent_ms: ch, ratio_to_tftpd_hpa: cg / ch, ratio_to_dnsmasq: cg / cd });
 
   // Under loss: each server behind its own relay dropping 5% each way, same seed for all.
   const relays = await Promise.all(

@@ -1,0 +1,69 @@
+// The goals table `npm run bench` prints (bench/goals-table.ts): which figure meets which goal.
+// The benches themselves are scripts with no thresholds; this checks only the judging.
+
+import { describe, expect, it } from 'vitest';
+import { formatTable, GOALS, judge } from '../../bench/goals-table.ts';
+import type { BenchResult } from '../../bench/results.ts';
+
+/** Figures that meet every goal, as the benches record them. */
+const meeting: BenchResult[] = [
+  { bench: 'storm-200', figures: { machines: 200, done: 200, wall_ratio: 1.3, peak_rss_mb: 140 } },
+  { bench: 'storm-1000', figures: { machines: 1000, done: 1000, wall_ratio: 1.0, listen_overflows: 0, bootipxe_p95_ms: 150, peer_bootipxe_p95_ms: 600 } },
+  { bench: 'assets', figures: { ratio_10: 0.8, ratio_50: 1.0, bootipxe_p99_ms: 4.2, nginx_bootipxe_p99_ms: 40 } },
+  { bench: 'install-script-rate', figures: { scripts_per_s: 6000, cycles_per_s: 2500 } },
+  { bench: 'asset-lookup', figures: { ratio: 1.05 } },
+  { bench: 'tftp', figures: { ratio_to_tftpd_hpa: 0.55 } },
+  { bench: 'idle-memory', figures: { idle_mb: 95 } },
+];
+
+const row = (rows: ReturnType<typeof judge>, measure: string) => rows.find((r) => r.measure.startsWith(measure))!;
+
+describe('the goals table', () => {
+  it('marks every goal met when every figure is within it; the 1000-machine wall ratio has no goal', () => {
+    const rows = judge(meeting);
+    expect(rows).toHaveLength(GOALS.length);
+    expect(rows.filter((r) => r.met === true)).toHaveLength(GOALS.length - 1);
+    expect(row(rows, '1000-machine storm: wall time').met).toBeUndefined();
+    expect(row(rows, '1000-machine storm: wall time').figure).toBe('1.00×');
+  });
+
+  it('marks a goal missed on the side its limit points: a ceiling exceeded, a floor not reached', () => {
+    const worse = meeting.map((r) =>
+      r.bench === 'idle-memory' ? { ...r, figures: { idle_mb: 118 } } : r.bench === 'install-script-rate' ? { ...r, figures: { scripts_per_s: 4999, cycles_per_s: 2000 } } : r,
+    );
+    const rows = judge(worse);
+    expect(row(rows, 'idle RSS')).toMatchObject({ figure: '118 MB', goal: '≤ 100 MB', met: false });
+    expect(row(rows, 'install scripts')).toMatchObject({ figure: '4999/s', met: false });
+    // On the limit is within it.
+    expect(row(rows, 'script-and-config')).toMatchObject({ figure: '2000/s', met: true });
+  });
+
+  it('counts machines a storm did not finish, and shows the peer in the same run beside a latency', () => {
+    const partial = meeting.map((r) => (r.bench === 'storm-1000' ? { ...r, figures: { ...r.figures, done: 997 } } : r));
+    const rows = judge(partial);
+    expect(row(rows, '1000-machine storm: machines not done')).toMatchObject({ figure: '3', goal: 'none', met: false });
+    expect(row(rows, '1000-machine storm: `boot.ipxe` p95').figure).toBe('150 ms (nginx 600 ms in the same run)');
+    expect(row(rows, '`GET /boot.ipxe` p99').figure).toBe('4.2 ms (nginx 40 ms in the same run)');
+  });
+
+  it('says why a figure is missing: a bench not run, one that failed, a figure it could not take', () => {
+    const some = meeting.filter((r) => r.bench !== 'tftp' && r.bench !== 'asset-lookup');
+    const noNstat = some.map((r) => (r.bench === 'storm-1000' ? { ...r, figures: { ...r.figures, listen_overflows: undefined } } : r));
+    const rows = judge(noNstat, new Map([['tftp', 'the bench exited 1']]));
+    expect(row(rows, 'TFTP')).toMatchObject({ figure: 'no figure (the bench exited 1)', met: undefined });
+    expect(row(rows, 'asset GET')).toMatchObject({ figure: 'no figure (not run)', met: undefined });
+    expect(row(rows, '1000-machine storm: listen-queue')).toMatchObject({ figure: 'no figure (not measured)', met: undefined });
+  });
+
+  it('judges the latest run of a bench that ran twice', () => {
+    const rows = judge([...meeting, { bench: 'idle-memory', figures: { idle_mb: 120 } }]);
+    expect(row(rows, 'idle RSS').met).toBe(false);
+  });
+
+  it('prints one Markdown row per goal, with its mark', () => {
+    const table = formatTable(judge(meeting)).split('\n');
+    expect(table[0]).toBe('| measure | figure | goal | |');
+    expect(table).toHaveLength(GOALS.length + 2);
+    expect(table).toContain('| idle RSS | 95 MB | ≤ 100 MB | ✔ |');
+  });
+});
