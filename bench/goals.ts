@@ -5,7 +5,7 @@
 //   node bench/goals.ts --only assets,tftp
 //
 // About 3 minutes on the 2-core VM. Needs what the benches need: nginx, dnsmasq, tftpd-hpa,
-// atftp, curl, python3 and root (dnsmasq's TFTP on 127.0.0.69:69). Loopback only; every bench is
+// atftp, curl and root (dnsmasq's TFTP on 127.0.0.69:69). Loopback only; every bench is
 // bounded in count and stops by itself. Exit status 1 when a bench failed; goals not met are
 // reported, not an error. Nothing else should run meanwhile: the figures are about CPU.
 

@@ -1,29 +1,32 @@
 // A boot storm: N machines boot at once through Genesis, end to end (TFTP undionly.kpxe,
 // boot.ipxe, the per-node script, a 10 MiB kernel and 20 MiB initramfs, the machine config),
-// each from its own 127.0.x.y, driven by the shared kit's simulator (../shared/bench/bootsim.py).
-// Machines are auto-assigned so every one gets an install script and its config.
+// each from its own 127.0.x.y, simulated by storm-machines.ts (or, with --sim, by the shared
+// kit's bootsim.py, to compare the two simulators). Machines are auto-assigned so every one gets
+// an install script and its config.
 //
-//   node bench/storm.ts [--n 200] [--repo <another checkout>] [--sim ../shared/bench/bootsim.py] [--peer]
+//   node bench/storm.ts [--n 200] [--repo <another checkout>] [--peer] [--sim ../shared/bench/bootsim.py]
 //
-// Prints the simulator's JSON line (wall time, per-step p50/p95, server CPU and peak RSS) with the
+// Prints the simulation's JSON line (wall time, per-step p50/p95, server CPU and peak RSS) with the
 // listen-queue overflows the kernel counted during the run (`nstat`, from iproute2).
 // With --peer, the same storm then runs against the static stack in the same run: nginx
 // (sendfile) serving the same files, with boot.ipxe, every machine's script and config
 // pre-rendered by this Genesis, and dnsmasq's TFTP on 127.0.0.69:69 (root; Debian's nginx and
-// dnsmasq-base), and the ratios Genesis ÷ peer are printed. Loopback only; the simulator stops at
+// dnsmasq-base), and the ratios Genesis ÷ peer are printed. Loopback only; the simulation stops at
 // its own timeout.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
 import { recordFigures } from './results.ts';
+import { macOf, runStorm } from './storm-machines.ts';
 
 const { values } = parseArgs({ options: { n: { type: 'string' }, repo: { type: 'string' }, sim: { type: 'string' }, peer: { type: 'boolean' } } });
 const here = path.join(import.meta.dirname, '..');
-const sim = path.resolve(values.sim ?? path.join(here, '..', 'shared', 'bench', 'bootsim.py'));
+/** The shared kit's simulator, when asked for; storm-machines.ts otherwise. */
+const sim = values.sim ? path.resolve(values.sim) : undefined;
 const N = values.n ?? '200';
 const KERNEL = 10 * 1024 * 1024;
 const INITRD = 20 * 1024 * 1024;
@@ -59,16 +62,30 @@ function listenOverflows(): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** bootsim's JSON line, with the listen-queue overflows during the run added. */
+/** The simulation's JSON line, with the listen-queue overflows during the run added. */
 async function simulate(http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
   const before = listenOverflows();
-  const line = await runSim(http, tftp, watch, macPrefix);
+  const line = sim ? await runSim(sim, http, tftp, watch, macPrefix) : JSON.stringify(await runStorm({
+    n: Number(N),
+    http: hostPort(http),
+    tftp: hostPort(tftp),
+    kpxe: readFileSync(kpxe),
+    kernelSize: KERNEL,
+    initrdSize: INITRD,
+    watch: watch.split(',').map(Number),
+    macPrefix,
+  }));
   const after = listenOverflows();
   if (before === undefined || after === undefined) return line;
   return JSON.stringify({ ...(JSON.parse(line) as object), listen_overflows: after - before });
 }
 
-function runSim(http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
+function hostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+}
+
+function runSim(sim: string, http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const c = spawn('python3', [sim, '--n', N, '--http', http, '--tftp', tftp, '--kpxe', kpxe, '--kernel-size', String(KERNEL), '--initrd-size', String(INITRD), '--watch', watch, '--mac-prefix', macPrefix], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
@@ -77,8 +94,6 @@ function runSim(http: string, tftp: string, watch: string, macPrefix: string): P
   });
 }
 
-/** bootsim's MAC for machine i ("52-54-01-00-00-07"). */
-const macOf = (prefix: string, i: number) => `${prefix}-${[(i >> 16) & 255, (i >> 8) & 255, i & 255].map((b) => b.toString(16).padStart(2, '0')).join('-')}`;
 
 let genesisResult: SimResult | undefined;
 let peerResult: SimResult | undefined;
@@ -86,8 +101,9 @@ const PEER_PORT = 18081;
 const peerPrefix = '52-54-02';
 try {
   // One kernel download first: Genesis starts its bulk sender process on the first large download,
-  // and the simulator watches only the processes (and their children) that exist when it starts,
-  // so the sender's CPU and memory are counted with Genesis's.
+  // and bootsim.py watches only the processes (and their children) that exist when it starts
+  // (storm-machines.ts looks again at each sample): so both count the sender's CPU and memory
+  // with Genesis's, and both storms start with the sender running.
   await fetch(`http://127.0.0.1:${genesis.port}/assets/talos/v1.14.0/amd64/vmlinuz`).then((r) => r.arrayBuffer());
   const out = await simulate(`127.0.0.1:${genesis.port}`, `127.0.0.1:${genesis.tftpPort}`, String(genesis.pid), '52-54-01');
   console.log(`genesis: ${out}`);
@@ -102,7 +118,7 @@ if (values.peer) {
   const nginx = await startNginx(dir, PEER_PORT, path.join(dir, 'static'));
   const dnsmasq = spawn('dnsmasq', ['-k', '--port=0', '--enable-tftp', `--tftp-root=${path.join(dir, 'assets', 'ipxe')}`, '--listen-address=127.0.0.69', '--bind-interfaces', '--conf-file=/dev/null', '--quiet-tftp', '--tftp-max=1000', '--pid-file=', '--user=root'], { stdio: 'inherit' });
   try {
-    // bootsim adds each watched process's children (nginx's workers) itself.
+    // The simulation adds each watched process's children (nginx's workers) itself.
     const pids = [nginx.pid, dnsmasq.pid!].join(',');
     const out = await simulate(`127.0.0.1:${PEER_PORT}`, '127.0.0.69:69', pids, peerPrefix);
     console.log(`peer (dnsmasq + nginx): ${out}`);
