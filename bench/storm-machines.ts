@@ -67,7 +67,10 @@ function tftpGet(src: string, server: { host: string; port: number }, name: stri
     let last: { pkt: Buffer; port: number; address: string } | undefined;
     let retries = 0;
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       sock.close();
       if (err) reject(err);
@@ -89,7 +92,7 @@ function tftpGet(src: string, server: { host: string; port: number }, name: stri
     const ack = (block: number) => Buffer.from([0, 4, (block >> 8) & 255, block & 255]);
     sock.on('error', (err) => finish(err));
     sock.on('message', (data, rinfo) => {
-      if (data.length < 4) return;
+      if (settled || data.length < 4) return;
       if (!peer) peer = { address: rinfo.address, port: rinfo.port };
       else if (rinfo.port !== peer.port || rinfo.address !== peer.address) return;
       const op = data.readUInt16BE(0);
