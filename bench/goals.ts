@@ -4,28 +4,32 @@
 //   npm run bench                       (node bench/goals.ts)
 //   node bench/goals.ts --only assets,tftp
 //
-// About 3 minutes on the 2-core VM. Needs what the benches need: nginx, dnsmasq, tftpd-hpa,
-// atftp, curl and root (dnsmasq's TFTP on 127.0.0.69:69). Loopback only; every bench is
-// bounded in count and stops by itself. Exit status 1 when a bench failed; goals not met are
-// reported, not an error. Nothing else should run meanwhile: the figures are about CPU.
+// About 3 minutes on the 2-core VM. Needs what the benches need (nginx, dnsmasq, tftpd-hpa,
+// atftp, curl, iproute2's nstat, and root for dnsmasq's TFTP on 127.0.0.69:69), and says what is
+// missing before it starts (exit status 2). Loopback only; every bench is bounded in count and
+// stops by itself. Exit status 1 when a bench failed; goals not met are reported, not an error.
+// Nothing else should run meanwhile: the figures are about CPU.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable, judge } from './goals-table.ts';
 import type { BenchResult } from './results.ts';
 
-/** Each bench as the figures were taken for the README; `name` is what it records (results.ts). */
-const STEPS: Array<{ name: string; args: string[] }> = [
-  { name: 'storm-200', args: ['bench/storm.ts', '--n', '200', '--peer'] },
-  { name: 'storm-1000', args: ['bench/storm.ts', '--n', '1000', '--peer'] },
-  { name: 'assets', args: ['bench/assets.ts', '--rounds', '1'] },
-  { name: 'install-script-rate', args: ['bench/install-script-rate.ts'] },
-  { name: 'asset-lookup', args: ['bench/asset-lookup.ts'] },
-  { name: 'tftp', args: ['bench/tftp.ts', '--rounds', '5', '--lossy-rounds', '1'] },
-  { name: 'idle-memory', args: ['bench/idle-memory.ts'] },
+/**
+ * Each bench as the figures were taken for the README; `name` is what it records (results.ts);
+ * `needs` the programs it runs beside Genesis, `root` when it binds 127.0.0.69:69 for dnsmasq.
+ */
+const STEPS: Array<{ name: string; args: string[]; needs: string[]; root?: boolean }> = [
+  { name: 'storm-200', args: ['bench/storm.ts', '--n', '200', '--peer'], needs: ['nginx', 'dnsmasq', 'nstat'], root: true },
+  { name: 'storm-1000', args: ['bench/storm.ts', '--n', '1000', '--peer'], needs: ['nginx', 'dnsmasq', 'nstat'], root: true },
+  { name: 'assets', args: ['bench/assets.ts', '--rounds', '1'], needs: ['nginx', 'curl'] },
+  { name: 'install-script-rate', args: ['bench/install-script-rate.ts'], needs: [] },
+  { name: 'asset-lookup', args: ['bench/asset-lookup.ts'], needs: [] },
+  { name: 'tftp', args: ['bench/tftp.ts', '--rounds', '5', '--lossy-rounds', '1'], needs: ['in.tftpd', 'atftp', 'dnsmasq'], root: true },
+  { name: 'idle-memory', args: ['bench/idle-memory.ts'], needs: [] },
 ];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
@@ -33,6 +37,18 @@ const only = values.only?.split(',').map((s) => s.trim());
 const unknown = only?.filter((n) => !STEPS.some((s) => s.name === n)) ?? [];
 if (unknown.length > 0) {
   console.error(`goals: no bench named ${unknown.join(', ')}; the benches are ${STEPS.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
+
+/** The Debian package each program comes from. */
+const PACKAGE: Record<string, string> = { nginx: 'nginx', dnsmasq: 'dnsmasq-base', 'in.tftpd': 'tftpd-hpa', atftp: 'atftp', curl: 'curl', nstat: 'iproute2' };
+const selected = STEPS.filter((s) => !only || only.includes(s.name));
+const onPath = (cmd: string) => (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir && existsSync(path.join(dir, cmd)));
+const missing = [...new Set(selected.flatMap((s) => s.needs))].filter((cmd) => !onPath(cmd));
+const needRoot = selected.some((s) => s.root) && process.getuid?.() !== 0;
+if (missing.length > 0 || needRoot) {
+  if (missing.length > 0) console.error(`goals: the benches need ${missing.join(', ')}: apt-get install ${[...new Set(missing.map((c) => PACKAGE[c]))].join(' ')}`);
+  if (needRoot) console.error('goals: run as root: dnsmasq serves TFTP on 127.0.0.69:69, a privileged port');
   process.exit(2);
 }
 
@@ -53,8 +69,7 @@ const header = `${new Date().toISOString()}, commit ${commit}, Node ${process.ve
 console.log(`# issue 19's goals: ${header}\n`);
 
 const failed = new Map<string, string>();
-for (const step of STEPS) {
-  if (only && !only.includes(step.name)) continue;
+for (const step of selected) {
   console.log(`\n## ${step.name}: node ${step.args.join(' ')}`);
   const code = await runStep(step.args);
   if (code !== 0) failed.set(step.name, code === null ? 'the bench was killed' : `the bench exited ${code}`);
