@@ -11,7 +11,8 @@
 // /proc) is here too: the JSON it returns has the fields of the shared kit's bootsim.py, so the
 // two compare in one run (storm.ts --sim).
 //
-// Loopback only; every machine gives up after its timeout, and the whole storm after `timeoutMs`.
+// Loopback only. A TFTP transfer gives up after 8 retransmits a second apart; the storm as a
+// whole fails after `timeoutMs` (120 s by default), and the servers' stopping ends what is left.
 
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
