@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { decode, encodeAck, encodeRequest } from '../src/tftp/packet.ts';
 
 export type StormOptions = {
   n: number;
@@ -90,32 +91,29 @@ function tftpGet(src: string, server: { host: string; port: number }, name: stri
       sock.send(pkt, port, address);
       arm();
     };
-    const ack = (block: number) => Buffer.from([0, 4, (block >> 8) & 255, block & 255]);
     sock.on('error', (err) => finish(err));
-    sock.on('message', (data, rinfo) => {
-      if (settled || data.length < 4) return;
+    sock.on('message', (raw, rinfo) => {
+      if (settled) return;
       if (!peer) peer = { address: rinfo.address, port: rinfo.port };
       else if (rinfo.port !== peer.port || rinfo.address !== peer.address) return;
-      const op = data.readUInt16BE(0);
-      if (op === 5) return finish(new Fail(`tftp error ${data.subarray(4, -1).toString()}`));
-      if (op === 6) {
-        const opts = data.subarray(2).toString('latin1').split('\0');
-        for (let k = 0; k + 1 < opts.length; k += 2) if (opts[k]!.toLowerCase() === 'blksize') blksize = Number(opts[k + 1]);
+      const packet = decode(raw);
+      if (packet.kind === 'error') return finish(new Fail(`tftp error ${packet.message}`));
+      if (packet.kind === 'oack') {
+        blksize = Number(packet.options.get('blksize') ?? blksize);
         retries = 0;
-        return send(ack(0), rinfo.port, rinfo.address);
+        return send(encodeAck(0), rinfo.port, rinfo.address);
       }
-      if (op !== 3) return;
-      const block = data.readUInt16BE(2);
-      if (block !== (next & 0xffff)) return void sock.send(ack((next - 1) & 0xffff), rinfo.port, rinfo.address);
-      parts.push(data.subarray(4));
+      if (packet.kind !== 'data') return;
+      if (packet.block !== (next & 0xffff)) return void sock.send(encodeAck((next - 1) & 0xffff), rinfo.port, rinfo.address);
+      parts.push(packet.data);
       next++;
       retries = 0;
-      if (data.length - 4 < blksize) {
-        sock.send(ack(block), rinfo.port, rinfo.address, () => finish());
+      if (packet.data.length < blksize) {
         clearTimeout(timer);
-      } else send(ack(block), rinfo.port, rinfo.address);
+        sock.send(encodeAck(packet.block), rinfo.port, rinfo.address, () => finish());
+      } else send(encodeAck(packet.block), rinfo.port, rinfo.address);
     });
-    sock.bind(0, src, () => send(Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${name}\0octet\0blksize\x001468\0`, 'latin1')]), server.port, server.host));
+    sock.bind(0, src, () => send(encodeRequest('rrq', name, 'octet', new Map([['blksize', '1468']])), server.port, server.host));
   });
 }
 
