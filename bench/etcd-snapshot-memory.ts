@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { parseSecrets } from '../src/talos/secrets.ts';
 import { FakeTalos } from '../test/helpers/fake-talos.ts';
 import { BENCH_TOKEN, startGenesis } from './peers.ts';
+import { rssKiB } from './proc.ts';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '1024' }, 'chunk-bytes': { type: 'string', default: '1024' }, repo: { type: 'string' } } });
 const sizeMib = Number(values['size-mib']);
@@ -22,7 +23,6 @@ const chunkSize = Number(values['chunk-bytes']);
 const repo = path.resolve(values.repo ?? path.join(import.meta.dirname, '..'));
 const dir = mkdtempSync(path.join(tmpdir(), 'genesis-bench-snap-'));
 
-const rssKiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
 const genesis = await startGenesis(repo, dir, { GENESIS_BACKUP_ENABLED: 'false', GENESIS_BOOTSTRAP_ENABLED: 'false', GENESIS_BACKUP_TIMEOUT: '3600' });
 let talos: FakeTalos | undefined;

@@ -7,21 +7,17 @@
 //
 // Loopback only; bounded in count.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startGenesis } from './peers.ts';
+import { rssKiB } from './proc.ts';
 import { recordFigures } from './results.ts';
 
 const { values } = parseArgs({ options: { old: { type: 'string' }, starts: { type: 'string' } } });
 const STARTS = Number(values.starts ?? 3);
-
-function status(pid: number, field: string): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
-  return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
-}
 
 async function idle(repo: string): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'genesis-idle-'));
@@ -30,7 +26,7 @@ async function idle(repo: string): Promise<number> {
   for (const f of ['vmlinuz', 'initramfs.xz']) writeFileSync(path.join(assets, f), 'x');
   const genesis = await startGenesis(repo, dir);
   await sleep(5000);
-  const rss = status(genesis.pid, 'VmRSS');
+  const rss = rssKiB(genesis.pid) / 1024;
   await genesis.stop();
   rmSync(dir, { recursive: true, force: true });
   return rss;

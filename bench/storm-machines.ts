@@ -16,9 +16,9 @@
 
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { decode, encodeAck, encodeRequest } from '../src/tftp/packet.ts';
+import { cpuSeconds, rssKiB, withChildren } from './proc.ts';
 
 export type StormOptions = {
   n: number;
@@ -343,38 +343,6 @@ async function machine(i: number, o: StormOptions, kpxeSha: string, start: Promi
 
 // ------------------------------------------------------------------ measuring the servers
 
-const CLK_TCK = 100; // Linux's USER_HZ on every architecture Genesis runs on
-
-function withChildren(pids: number[]): number[] {
-  const all = new Set<number>();
-  for (const p of pids) {
-    all.add(p);
-    try {
-      for (const c of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').split(/\s+/).filter(Boolean)) all.add(Number(c));
-    } catch {
-      // Gone: nothing to add.
-    }
-  }
-  return [...all];
-}
-
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
-
-function rssKb(pid: number): number {
-  try {
-    return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
 function pct(xs: number[], q: number): number | null {
   if (xs.length === 0) return null;
   const s = [...xs].sort((a, b) => a - b);
@@ -396,7 +364,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
       if (!cpuAtStart.has(p)) cpuAtStart.set(p, cpuSeconds(p));
       const cpu = cpuSeconds(p);
       if (cpu > 0) cpuLast.set(p, cpu);
-      rss += rssKb(p);
+      rss += rssKiB(p);
     }
     peakRss = Math.max(peakRss, rss);
   };
