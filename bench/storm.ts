@@ -21,7 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
 import { recordFigures } from './results.ts';
-import { macOf, runStorm } from './storm-machines.ts';
+import { macOf, runStorm, type StormResult } from './storm-machines.ts';
 
 const { values } = parseArgs({ options: { n: { type: 'string' }, repo: { type: 'string' }, sim: { type: 'string' }, peer: { type: 'boolean' } } });
 const here = path.join(import.meta.dirname, '..');
@@ -45,15 +45,9 @@ const genesis = await startGenesis(path.resolve(values.repo ?? here), dir, {
   GENESIS_AUTO_ASSIGN_ENABLED: 'true',
   GENESIS_TFTP_HOST: '127.0.0.1',
 });
-type SimResult = {
-  wall_ms: number;
-  ok: number;
-  failed: number;
-  server_cpu_s: number;
-  server_peak_rss_kb: number | null;
-  steps?: Record<string, { p50_ms: number; p95_ms: number }>;
-  listen_overflows?: number;
-};
+/** What a simulation measured; bootsim.py prints the same fields as storm-machines.ts returns. */
+type SimResult = StormResult & { listen_overflows?: number };
+type Endpoint = { host: string; port: number };
 
 /** The kernel's count of connections dropped for a full listen queue (nstat, iproute2); undefined without nstat. */
 function listenOverflows(): number | undefined {
@@ -62,38 +56,27 @@ function listenOverflows(): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** The simulation's JSON line, with the listen-queue overflows during the run added. */
-async function simulate(http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
+/** A simulated storm's figures, with the listen-queue overflows during the run added. */
+async function simulate(http: Endpoint, tftp: Endpoint, watch: number[], macPrefix: string): Promise<SimResult> {
   const before = listenOverflows();
-  const line = sim ? await runSim(sim, http, tftp, watch, macPrefix) : JSON.stringify(await runStorm({
-    n: Number(N),
-    http: hostPort(http),
-    tftp: hostPort(tftp),
-    kpxe: readFileSync(kpxe),
-    kernelSize: KERNEL,
-    initrdSize: INITRD,
-    watch: watch.split(',').map(Number),
-    macPrefix,
-  }));
+  const result = sim
+    ? await runSim(sim, http, tftp, watch, macPrefix)
+    : await runStorm({ n: Number(N), http, tftp, kpxe: readFileSync(kpxe), kernelSize: KERNEL, initrdSize: INITRD, watch, macPrefix });
   const after = listenOverflows();
-  if (before === undefined || after === undefined) return line;
-  return JSON.stringify({ ...(JSON.parse(line) as object), listen_overflows: after - before });
+  return before === undefined || after === undefined ? result : { ...result, listen_overflows: after - before };
 }
 
-function hostPort(s: string): { host: string; port: number } {
-  const i = s.lastIndexOf(':');
-  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
-}
-
-function runSim(sim: string, http: string, tftp: string, watch: string, macPrefix: string): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const c = spawn('python3', [sim, '--n', N, '--http', http, '--tftp', tftp, '--kpxe', kpxe, '--kernel-size', String(KERNEL), '--initrd-size', String(INITRD), '--watch', watch, '--mac-prefix', macPrefix], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** The shared kit's simulator, for comparison: its one JSON line. */
+function runSim(sim: string, http: Endpoint, tftp: Endpoint, watch: number[], macPrefix: string): Promise<StormResult> {
+  const at = (e: Endpoint) => `${e.host}:${e.port}`;
+  const args = [sim, '--n', N, '--http', at(http), '--tftp', at(tftp), '--kpxe', kpxe, '--kernel-size', String(KERNEL), '--initrd-size', String(INITRD), '--watch', watch.join(','), '--mac-prefix', macPrefix];
+  return new Promise((resolve, reject) => {
+    const c = spawn('python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
     c.stdout.on('data', (d: Buffer) => (text += d.toString()));
-    c.on('close', (code) => (code === 0 ? resolve(text.trim()) : reject(new Error(`bootsim exited ${code}: ${text}`))));
+    c.on('close', (code) => (code === 0 ? resolve(JSON.parse(text) as StormResult) : reject(new Error(`bootsim exited ${code}: ${text}`))));
   });
 }
-
 
 let genesisResult: SimResult | undefined;
 let peerResult: SimResult | undefined;
@@ -105,9 +88,8 @@ try {
   // (storm-machines.ts looks again at each sample): so both count the sender's CPU and memory
   // with Genesis's, and both storms start with the sender running.
   await fetch(`http://127.0.0.1:${genesis.port}/assets/talos/v1.14.0/amd64/vmlinuz`).then((r) => r.arrayBuffer());
-  const out = await simulate(`127.0.0.1:${genesis.port}`, `127.0.0.1:${genesis.tftpPort}`, String(genesis.pid), '52-54-01');
-  console.log(`genesis: ${out}`);
-  genesisResult = JSON.parse(out) as SimResult;
+  genesisResult = await simulate({ host: '127.0.0.1', port: genesis.port }, { host: '127.0.0.1', port: genesis.tftpPort! }, [genesis.pid], '52-54-01');
+  console.log(`genesis: ${JSON.stringify(genesisResult)}`);
   if (values.peer) await prerender();
 } finally {
   await genesis.stop();
@@ -119,10 +101,8 @@ if (values.peer) {
   const dnsmasq = spawn('dnsmasq', ['-k', '--port=0', '--enable-tftp', `--tftp-root=${path.join(dir, 'assets', 'ipxe')}`, '--listen-address=127.0.0.69', '--bind-interfaces', '--conf-file=/dev/null', '--quiet-tftp', '--tftp-max=1000', '--pid-file=', '--user=root'], { stdio: 'inherit' });
   try {
     // The simulation adds each watched process's children (nginx's workers) itself.
-    const pids = [nginx.pid, dnsmasq.pid!].join(',');
-    const out = await simulate(`127.0.0.1:${PEER_PORT}`, '127.0.0.69:69', pids, peerPrefix);
-    console.log(`peer (dnsmasq + nginx): ${out}`);
-    const peer = JSON.parse(out) as SimResult;
+    const peer = await simulate({ host: '127.0.0.1', port: PEER_PORT }, { host: '127.0.0.69', port: 69 }, [nginx.pid, dnsmasq.pid!], peerPrefix);
+    console.log(`peer (dnsmasq + nginx): ${JSON.stringify(peer)}`);
     peerResult = peer;
     const g = genesisResult!;
     console.log(
@@ -143,8 +123,8 @@ if (genesisResult) {
     wall_ratio: peerResult ? g.wall_ms / peerResult.wall_ms : undefined,
     peak_rss_mb: g.server_peak_rss_kb ? g.server_peak_rss_kb / 1024 : undefined,
     listen_overflows: g.listen_overflows,
-    bootipxe_p95_ms: g.steps?.bootipxe?.p95_ms,
-    peer_bootipxe_p95_ms: peerResult?.steps?.bootipxe?.p95_ms,
+    bootipxe_p95_ms: g.steps.bootipxe.p95_ms ?? undefined,
+    peer_bootipxe_p95_ms: peerResult?.steps.bootipxe.p95_ms ?? undefined,
   });
 }
 
