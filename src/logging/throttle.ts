@@ -56,7 +56,9 @@ export class LogThrottle {
     }
     e.count++;
     if (t - e.warnedAt >= this.intervalMs) {
-      this.log[this.level]({ kind, source, count: e.count, example: e.first, intervalSeconds: this.intervalMs / 1000 }, `${message} (summary: ${e.count} since the last one)`);
+      // The first line about a source is the refusal itself; later ones sum up the interval.
+      const said = e.warnedAt === -Infinity ? message : `${message} (summary: ${e.count} since the last one)`;
+      this.log[this.level]({ kind, source, count: e.count, example: e.first, intervalSeconds: this.intervalMs / 1000 }, said);
       e.count = 0;
       e.first = detail;
       e.warnedAt = t;

@@ -70,6 +70,8 @@ describe('refusals are logged within a budget, without echoing what the sender c
     const warns = lines.filter((l) => l.level === 40);
     expect(warns).toHaveLength(2);
     expect(warns[1]!.count).toBe(500);
+    // The first line is the refusal itself, not a summary of nothing before it.
+    expect([warns[0]!.msg, warns[1]!.msg]).toEqual(['tftp request refused', 'tftp request refused (summary: 500 since the last one)']);
     // Every line stays short, whatever was sent.
     for (const l of lines) expect(JSON.stringify(l).length).toBeLessThan(600);
   });
