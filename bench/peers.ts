@@ -19,11 +19,17 @@ async function stop(child: ChildProcess): Promise<void> {
   await once(child, 'exit');
 }
 
+/** GENESIS_* settings from the bench's own environment, to compare one setting's two values (the bench's own settings win). */
+function settingsFromEnvironment(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('GENESIS_') && e[1] !== undefined));
+}
+
 /** `genesis serve` from `repo`, working in `dir` (its assets under dir/assets). */
 export async function startGenesis(repo: string, dir: string, env: Record<string, string> = {}): Promise<Running> {
   const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? SERVE_NODE_FLAGS), path.join(repo, 'bin', 'genesis.js'), 'serve'], {
     cwd: dir,
     env: {
+      ...settingsFromEnvironment(),
       PATH: process.env.PATH,
       GENESIS_ADVERTISE_ADDR: '127.0.0.1',
       GENESIS_HTTP_HOST: '127.0.0.1',

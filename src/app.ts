@@ -429,6 +429,7 @@ export class Genesis {
         minRtoMs: 20,
         initialRtoMs: 250,
         maxRetries: c.tftp.max_retries,
+        transferWorker: c.tftp.transfer_worker,
         logger: this.log.child({ component: 'tftp' }),
       });
       listening.tftp = await this._tftp.start();

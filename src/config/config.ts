@@ -77,6 +77,7 @@ export type Config = {
     timeout: number;
     max_timeout: number;
     max_retries: number;
+    transfer_worker: boolean;
   };
 };
 

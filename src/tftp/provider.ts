@@ -81,6 +81,23 @@ const SHARED_FILE_MAX_BYTES = 8 * 1024 * 1024;
 const SHARED_TOTAL_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
+ * The whole file in shared memory, so transfers in the worker thread use this one copy. Checked
+ * against the size it had when opened: a file being replaced is read again at the next request.
+ */
+async function readShared(fh: import('node:fs/promises').FileHandle, size: number): Promise<Buffer> {
+  const data = Buffer.from(new SharedArrayBuffer(size));
+  let done = 0;
+  while (done < size) {
+    const { bytesRead } = await fh.read(data, done, size - done, done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  const more = (await fh.read(Buffer.alloc(1), 0, 1, size)).bytesRead;
+  if (done !== size || more !== 0) throw new Error(`file changed while being read (${more ? 'more than ' : ''}${done} of ${size} bytes)`);
+  return data;
+}
+
+/**
  * Serves regular files below a root directory; symlinks may not lead outside it. A small file is
  * read whole once and its copy shared by every transfer (50 machines fetching undionly.kpxe read
  * it once, not once per window each), keyed by its inode, size and mtime so a replaced file is
@@ -99,10 +116,7 @@ export class DirectoryProvider implements FileProvider {
     const hit = this.shared.get(real);
     if (hit?.key === key) return hit.data;
     if (size > SHARED_FILE_MAX_BYTES) return undefined;
-    const data = fh.readFile().then((b) => {
-      if (b.length !== size) throw new Error(`file changed while being read (${b.length} of ${size} bytes)`);
-      return b;
-    });
+    const data = readShared(fh, size);
     // A failed read is not kept: the next request reads again.
     data.catch(() => {
       if (this.shared.get(real)?.data === data) this.shared.delete(real);
@@ -163,6 +177,10 @@ export class BufferSource implements TftpSource {
   }
   get size(): number {
     return this.data.length;
+  }
+  /** The whole file (shared memory for the directory's shared copies, so the transfer worker gets it without a copy). */
+  get bytes(): Buffer {
+    return this.data;
   }
   async read(offset: number, length: number): Promise<Buffer> {
     return this.data.subarray(offset, offset + length);

@@ -6,10 +6,12 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { LogThrottle, sample } from '../logging/throttle.ts';
-import { decode, encodeError, ErrorCode, type Packet, type Request } from './packet.ts';
-import { negotiate, type TftpLimits } from './options.ts';
-import { normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient, type TftpSource } from './provider.ts';
-import { Transfer, type Effect, type Outcome } from './transfer.ts';
+import { decode, encodeError, ErrorCode, type Request } from './packet.ts';
+import type { TftpLimits } from './options.ts';
+import { BufferSource, normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient } from './provider.ts';
+import type { Outcome } from './transfer.ts';
+import { sameRequest, TransferEngine, type EngineEnd, type EngineEvents, type EngineSettings } from './transfer-engine.ts';
+import { TransferWorker } from './transfer-worker-host.ts';
 
 export type TftpServerOptions = {
   host: string;
@@ -26,6 +28,11 @@ export type TftpServerOptions = {
   minRtoMs: number;
   initialRtoMs: number;
   maxRetries: number;
+  /**
+   * Run transfers of files held in memory (iPXE binaries, generated scripts) in a worker thread,
+   * started at the first one; large files streamed from disk are sent from the main thread.
+   */
+  transferWorker?: boolean;
   logger: Logger;
 };
 
@@ -54,11 +61,25 @@ export class TftpServer extends EventEmitter {
   /** Active transfers per client address, for the per-client cap. */
   private readonly perClient = new Map<string, number>();
 
+  /** @internal what each transfer's engine needs, here or in the worker */
+  readonly engineSettings: EngineSettings;
+  /** @internal */
+  readonly worker: TransferWorker | undefined;
+
   constructor(opts: TftpServerOptions) {
     super();
     this.opts = opts;
     this.log = opts.logger;
     this.throttle = new LogThrottle(opts.logger);
+    this.engineSettings = {
+      host: opts.host,
+      limits: opts.limits,
+      defaultTimeoutMs: opts.defaultTimeoutMs,
+      minRtoMs: opts.minRtoMs,
+      initialRtoMs: opts.initialRtoMs,
+      maxRetries: opts.maxRetries,
+    };
+    this.worker = opts.transferWorker ? new TransferWorker({ settings: this.engineSettings, logger: opts.logger }) : undefined;
   }
 
   get activeTransfers(): number {
@@ -93,22 +114,32 @@ export class TftpServer extends EventEmitter {
     const socket = this.socket;
     this.socket = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
-    if (this.active.size > 0) {
-      const drained = new Promise<void>((resolve) => {
-        const check = () => {
-          if (this.active.size === 0) {
-            this.off('transfer-end', check);
-            resolve();
-          }
-        };
-        this.on('transfer-end', check);
-      });
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-      await Promise.race([drained, expired]);
-      clearTimeout(timer);
+    if (!(await this.drained(graceMs))) {
       for (const t of [...this.active.values()]) t.abort('server shutting down');
+      // Transfers in the worker report their end a moment later; the worker's stop ends any left.
+      await this.drained(1000);
     }
+    await this.worker?.close();
+  }
+
+  /** Whether every transfer ended within `ms`. */
+  private async drained(ms: number): Promise<boolean> {
+    if (this.active.size === 0) return true;
+    let check = () => {};
+    const drained = new Promise<void>((resolve) => {
+      check = () => {
+        if (this.active.size === 0) resolve();
+      };
+      this.on('transfer-end', check);
+      this.on('refused', check);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    await Promise.race([drained, expired]);
+    clearTimeout(timer);
+    this.off('transfer-end', check);
+    this.off('refused', check);
+    return this.active.size === 0;
   }
 
   private refuse(client: TftpClient, code: ErrorCode, message: string, reason: string, file?: string): void {
@@ -149,6 +180,7 @@ export class TftpServer extends EventEmitter {
       // The port now belongs to the new request (the client gave up, or a new process got the
       // same ephemeral port): an ERROR sent there would be taken as the answer to it. End silently.
       existing.abort('the client started a new request from the same port', { tell: false });
+      this.forget(existing);
     }
     if (req.mode !== 'octet') {
       // netascii would need CR/LF translation and changes sizes; nothing that boots asks for it.
@@ -175,9 +207,11 @@ export class TftpServer extends EventEmitter {
     transfer.begin();
   }
 
+  /** Gives a transfer's slot back, once: when it ends, or when a new request from its port takes its place. */
   private forget(t: ActiveTransfer): void {
-    if (this.active.get(t.key) !== t) return;
-    this.active.delete(t.key);
+    if (t.released) return;
+    t.released = true;
+    if (this.active.get(t.key) === t) this.active.delete(t.key);
     const n = (this.perClient.get(t.client.address) ?? 1) - 1;
     if (n > 0) this.perClient.set(t.client.address, n);
     else this.perClient.delete(t.client.address);
@@ -229,29 +263,24 @@ export class TftpServer extends EventEmitter {
   }
 }
 
-/**
- * Transfers only ever send to the IP literal a request came from. dgram's default lookup defers
- * every send by a tick through dns.lookup; answering at once keeps the per-block path short.
- */
-function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  callback(null, address, address.includes(':') ? 6 : 4);
-}
-
 class ActiveTransfer {
   readonly key: string;
   readonly client: TftpClient;
   readonly request: Request;
   private readonly server: TftpServer;
   readonly path: string;
-  private socket: dgram.Socket | undefined;
-  private source: TftpSource | undefined;
-  private machine: Transfer | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private timerMs = 0;
+  /** Where the transfer runs: an engine here, or an id in the transfer worker. */
+  private engine: TransferEngine | undefined;
+  private workerId: number | undefined;
+  private size = 0;
   private lifetime: NodeJS.Timeout | undefined;
   readonly startedAt = performance.now();
   private heardFromClient = false;
   private ended = false;
+  /** Its slot is given back (once, whether it ended or was superseded). */
+  released = false;
+  /** It never got past the OACK: no ACK 0 came. */
+  neverAcknowledged = false;
 
   constructor(server: TftpServer, request: Request, path: string, client: TftpClient) {
     this.server = server;
@@ -262,25 +291,26 @@ class ActiveTransfer {
   }
 
   isRepeatOf(req: Request): boolean {
-    if (this.heardFromClient || req.filename !== this.request.filename || req.mode !== this.request.mode) return false;
-    if (req.options.size !== this.request.options.size) return false;
-    for (const [k, v] of req.options) if (this.request.options.get(k) !== v) return false;
-    return true;
+    return !this.heardFromClient && sameRequest(req, this.request);
   }
 
   repeated(): void {
-    if (this.machine) this.apply(this.machine.repeatedRequest(performance.now()));
+    if (this.engine) this.engine.repeated();
+    else if (this.workerId !== undefined) this.server.worker?.repeated(this.workerId);
   }
 
   begin(): void {
     const limit = this.server.options.maxTransferMs ?? 600_000;
     this.lifetime = setTimeout(() => this.abort(`transfer took longer than ${Math.round(limit / 1000)} s`), limit);
     this.lifetime.unref();
-    this.open().catch((err: unknown) => {
-      this.server.options.logger.error({ err, file: this.path }, 'tftp transfer failed to start');
-      this.release();
-      this.server.refusedTransfer(this, ErrorCode.NotDefined, 'server error', 'internal');
-    });
+    this.open().catch((err: unknown) => this.failedToStart(err));
+  }
+
+  private failedToStart(err: unknown): void {
+    this.server.options.logger.error({ err, file: this.path }, 'tftp transfer failed to start');
+    this.ended = true;
+    clearTimeout(this.lifetime);
+    this.server.refusedTransfer(this, ErrorCode.NotDefined, 'server error', 'internal');
   }
 
   private async open(): Promise<void> {
@@ -291,135 +321,59 @@ class ActiveTransfer {
     }
     if (!opened.ok) {
       this.ended = true;
+      clearTimeout(this.lifetime);
       const code = opened.error === 'not-found' ? ErrorCode.FileNotFound : ErrorCode.AccessViolation;
       this.server.refusedTransfer(this, code, opened.message, opened.error);
       return;
     }
-    this.source = opened.source;
-    const o = this.server.options;
-    const negotiated = negotiate(this.request.options, o.limits, this.source.size);
-    this.machine = new Transfer({
-      size: this.source.size,
-      negotiated,
-      minRtoMs: o.minRtoMs,
-      initialRtoMs: o.initialRtoMs,
-      defaultMaxRtoMs: o.defaultTimeoutMs,
-      maxRetries: o.maxRetries,
-    });
-    const socket = dgram.createSocket({ type: o.host.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
-    this.socket = socket;
-    socket.on('message', (msg, rinfo) => this.onPacket(msg, rinfo));
-    // A send to a vanished client may surface as ICMP errors here; the retry limit deals with it.
-    socket.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      const unspecified = o.host === '0.0.0.0' || o.host === '::';
-      socket.bind(0, unspecified ? undefined : o.host, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    if (this.ended) return this.release();
-    this.apply(this.machine.start(performance.now()));
-  }
-
-  private onPacket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (rinfo.address !== this.client.address || rinfo.port !== this.client.port) {
-      // RFC 1350: a packet from a foreign TID gets error 5 and must not disturb this transfer.
-      this.socket?.send(encodeError(ErrorCode.UnknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
-      return;
-    }
-    const packet: Packet = decode(msg);
-    if (packet.kind === 'malformed') return;
-    // The same request again, sent to this transfer's port: a NAT or relay that maps the client
-    // to the port the server last answered from delivers a repeated RRQ here rather than to the
-    // listening port. It means the same thing: our first answer was lost.
-    if (packet.kind === 'rrq' && this.isRepeatOf(packet)) return this.repeated();
-    this.heardFromClient = true;
-    if (this.machine) this.apply(this.machine.packet(packet, performance.now()));
-  }
-
-  private apply(effects: Effect[]): void {
-    for (const e of effects) {
-      switch (e.type) {
-        case 'send':
-          this.socket?.send(e.packet, this.client.port, this.client.address);
-          break;
-        case 'timer':
-          // Re-arming happens on every ACK: reuse the timer object rather than allocate one per block.
-          if (this.timer && this.timerMs === e.ms) this.timer.refresh();
-          else {
-            clearTimeout(this.timer);
-            this.timer = setTimeout(() => this.onTimer(), e.ms);
-            this.timerMs = e.ms;
-          }
-          break;
-        case 'read':
-          this.read(e.first, e.count);
-          break;
-        case 'done':
-          this.finish(e.outcome);
-          break;
+    const source = opened.source;
+    this.size = source.size;
+    const events: EngineEvents = {
+      heard: () => (this.heardFromClient = true),
+      ended: (end) => this.finish(end),
+    };
+    // A file already in memory goes to the transfer worker; a large one streamed from disk stays here.
+    if (source instanceof BufferSource && this.server.worker) {
+      const id = this.server.worker.start(this.request, this.client, source.bytes, { ...events, failed: (message) => this.failedToStart(new Error(message)) });
+      if (id !== undefined) {
+        this.workerId = id;
+        return;
       }
     }
+    this.engine = new TransferEngine(this.server.engineSettings, this.request, this.client, source, events);
+    await this.engine.start();
   }
 
-  private onTimer(): void {
-    if (this.machine) this.apply(this.machine.timeout(performance.now()));
-  }
-
-  private read(first: number, count: number): void {
-    const machine = this.machine!;
-    const { offset, length } = machine.range(first, count);
-    this.source!.read(offset, length).then(
-      (data) => this.apply(machine.supply(first, data, performance.now())),
-      (err: unknown) => this.apply(machine.readFailed(err instanceof Error ? err.message : String(err))),
-    );
-  }
-
-  /** It never got past the OACK: no ACK 0 came. */
-  get neverAcknowledged(): boolean {
-    return this.machine?.oackUnanswered ?? false;
-  }
-
-  /** Ends the transfer from outside (shutdown, the client restarted, the lifetime cap): the server's decision, not a client error. */
+  /**
+   * Ends the transfer from outside (shutdown, the client restarted, the lifetime cap): the
+   * server's decision, not a client error. Here at once; in the worker its end comes back shortly.
+   */
   abort(reason: string, { tell = true }: { tell?: boolean } = {}): void {
     if (this.ended) return;
-    if (tell) this.socket?.send(encodeError(ErrorCode.NotDefined, reason), this.client.port, this.client.address);
-    this.finish({ result: 'aborted', detail: `aborted by server: ${reason}` });
+    if (this.engine) return this.engine.abort(reason, tell);
+    if (this.workerId !== undefined) return this.server.worker?.abort(this.workerId, reason, tell);
+    // Still opening its file: nothing has been sent, nothing is bound.
+    this.finish({ outcome: { result: 'aborted', detail: `aborted by server: ${reason}` }, stats: undefined, neverAcknowledged: false });
   }
 
-  private finish(outcome: Outcome): void {
+  private finish(end: EngineEnd): void {
     if (this.ended) return;
     this.ended = true;
-    const stats = this.machine?.stats;
+    clearTimeout(this.lifetime);
+    const stats = end.stats;
+    this.neverAcknowledged = end.neverAcknowledged;
     const summary: TransferSummary = {
       client: this.key,
       file: this.path,
-      size: this.source?.size ?? 0,
+      size: this.size,
       bytes: stats?.bytes ?? 0,
       blksize: stats?.blksize ?? 0,
       windowsize: stats?.windowsize ?? 0,
       durationMs: Math.round((performance.now() - this.startedAt) * 10) / 10,
       retransmits: stats?.retransmits ?? 0,
-      outcome: outcome.result,
-      ...('detail' in outcome ? { detail: outcome.detail } : {}),
+      outcome: end.outcome.result,
+      ...('detail' in end.outcome ? { detail: end.outcome.detail } : {}),
     };
-    this.release();
     this.server.ended(this, summary);
-  }
-
-  private release(): void {
-    this.ended = true;
-    clearTimeout(this.timer);
-    clearTimeout(this.lifetime);
-    this.timer = undefined;
-    const socket = this.socket;
-    this.socket = undefined;
-    // The last packet (ERROR, or the final DATA) must leave before the socket goes.
-    if (socket) setImmediate(() => socket.close());
-    const source = this.source;
-    this.source = undefined;
-    source?.close().catch(() => {});
   }
 }

@@ -33,6 +33,8 @@ export async function startTftp(overrides: Partial<TftpServerOptions> = {}): Pro
     minRtoMs: 20,
     initialRtoMs: 250,
     maxRetries: 8,
+    // What Genesis runs with: transfers of files in memory go to the worker thread.
+    transferWorker: true,
     logger: pino({ level: 'silent' }),
     ...overrides,
   });
