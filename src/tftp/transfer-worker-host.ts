@@ -113,7 +113,8 @@ export class TransferWorker {
         workerData: { genesisTftpWorker: true, settings: this.opts.settings } satisfies WorkerData,
         // Nothing of the main thread's flags (inspector, heap limits): the worker needs none of them.
         execArgv: [],
-        // The young generation Genesis runs with (npm start): the worker allocates little per block.
+        // A small young generation, like the main thread's (npm start's --max-semi-space-size=2):
+        // the worker allocates little per block, and every MB here is resident at a storm's peak.
         resourceLimits: { maxYoungGenerationSizeMb: 4 },
       });
     } catch (err) {
