@@ -1,6 +1,8 @@
-// The TFTP server's I/O: the listening socket, one socket per transfer (its TID), timers and file
-// reads. Every protocol decision is made by the pure Transfer state machine; this file only
-// carries out its effects.
+// The TFTP server: the listening socket and every decision about a request (the caps, the path
+// check, which file it gets, its slot and lifetime, its log line and event). Each admitted
+// transfer runs in a TransferEngine (its own socket, timer and reads, around the pure Transfer
+// state machine): here for a large file streamed from disk, in the transfer worker for a file held
+// in memory (transfer-worker-host.ts).
 
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -48,7 +50,6 @@ export type TransferSummary = {
   outcome: Outcome['result'];
   detail?: string;
 };
-
 
 /** Emits 'transfer-end' (TransferSummary) for each finished transfer and 'refused' for each refused request. */
 export class TftpServer extends EventEmitter {
