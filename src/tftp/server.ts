@@ -244,11 +244,13 @@ export class TftpServer extends EventEmitter {
     if (this.lastRequest.size > 4096) this.lastRequest.delete(this.lastRequest.keys().next().value!);
   }
 
-  /** @internal called by ActiveTransfer when it has ended and released its resources */
-  ended(t: ActiveTransfer, summary: TransferSummary | undefined): void {
+  /**
+   * @internal called by ActiveTransfer when it has ended; `neverAcknowledged`: it never got past
+   * the OACK (no ACK 0 came).
+   */
+  ended(t: ActiveTransfer, summary: TransferSummary, neverAcknowledged: boolean): void {
     this.forget(t);
-    if (!summary) return;
-    if (summary.outcome === 'timeout' && t.neverAcknowledged && (this.lastRequest.get(`${t.client.address}\0${t.path}`) ?? 0) > t.startedAt) {
+    if (summary.outcome === 'timeout' && neverAcknowledged && (this.lastRequest.get(`${t.client.address}\0${t.path}`) ?? 0) > t.startedAt) {
       summary.outcome = 'aborted';
       summary.detail = 'superseded: no ACK to the OACK, and the client asked for the same file again meanwhile (its abort after a size probe was likely lost)';
     }
@@ -280,8 +282,6 @@ class ActiveTransfer {
   private ended = false;
   /** Its slot is given back (once, whether it ended or was superseded). */
   released = false;
-  /** It never got past the OACK: no ACK 0 came. */
-  neverAcknowledged = false;
 
   constructor(server: TftpServer, request: Request, path: string, client: TftpClient) {
     this.server = server;
@@ -362,7 +362,6 @@ class ActiveTransfer {
     this.ended = true;
     clearTimeout(this.lifetime);
     const stats = end.stats;
-    this.neverAcknowledged = end.neverAcknowledged;
     const summary: TransferSummary = {
       client: this.key,
       file: this.path,
@@ -375,6 +374,6 @@ class ActiveTransfer {
       outcome: end.outcome.result,
       ...('detail' in end.outcome ? { detail: end.outcome.detail } : {}),
     };
-    this.server.ended(this, summary);
+    this.server.ended(this, summary, end.neverAcknowledged);
   }
 }
