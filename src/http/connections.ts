@@ -1,0 +1,55 @@
+// Closing the HTTP server without waiting on Node's own 'close' event, which never comes once a
+// connection has been handed to a child process (the bulk sender) that has exited since: the
+// server then asks the children it handed sockets to whether theirs are closed, and with none of
+// them left it waits forever (net.Server.close in Node 24: `_usingWorkers` stays set while the
+// exited child is dropped from `_workers`). Shutdown hung there, the event loop emptied, and Node
+// exited with code 13 ("unsettled top-level await") instead of 0: after any large download, once
+// the sender had left after its quiet minute.
+//
+// So the connections are counted here, and the server counts as closed once its listener is
+// closed and every connection it accepted has ended, whichever comes first of that and Node's
+// event.
+
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+
+/** How often a closing server is checked for its last connection (its listener closes with no event to wait on). */
+const CHECK_MS = 50;
+
+export class OpenConnections {
+  private readonly open = new Set<Socket>();
+  private readonly server: Server;
+
+  /** Attach before the server listens, so every connection is counted. */
+  constructor(server: Server) {
+    this.server = server;
+    server.on('connection', (socket: Socket) => {
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
+    });
+  }
+
+  get count(): number {
+    return this.open.size;
+  }
+
+  /** Resolves once the server no longer listens and every connection it accepted has closed. */
+  drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => !this.server.listening && this.open.size === 0;
+      if (done()) return resolve();
+      const timer = setInterval(() => {
+        if (!done()) return;
+        clearInterval(timer);
+        resolve();
+      }, CHECK_MS);
+    });
+  }
+}
+
+/** Closes `app` as fastify does (hooks, then the server, letting requests finish), without waiting on Node's 'close' event alone. */
+export async function closeHttpServer(app: FastifyInstance, connections: OpenConnections): Promise<void> {
+  const closing = app.close();
+  await Promise.race([closing, connections.drained()]);
+}
