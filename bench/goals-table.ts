@@ -51,7 +51,15 @@ export const GOALS: Goal[] = [
   { measure: 'script-and-config cycles a second', bench: 'install-script-rate', value: (f) => f.cycles_per_s, unit: 'per s', min: 2000 },
   { measure: 'asset GET rate, 100 machines ÷ 30,000 in the inventory', bench: 'asset-lookup', value: (f) => f.ratio, unit: 'ratio', max: 1.2 },
   { measure: 'TFTP 50 × 1 MiB at once: time ÷ tftpd-hpa', bench: 'tftp', value: (f) => f.ratio_to_tftpd_hpa, unit: 'ratio', max: 1.0 },
-  { measure: 'idle RSS', bench: 'idle-memory', value: (f) => f.idle_mb, unit: 'MB', max: 100 },
+  { measure: 'idle RSS, 5 s after start', bench: 'idle-memory', value: (f) => f.idle_mb, unit: 'MB', max: 100 },
+  {
+    measure: 'idle RSS once settled',
+    bench: 'idle-memory',
+    value: (f) => f.settled_mb,
+    unit: 'MB',
+    max: 100,
+    context: (f) => (f.settle_s === undefined ? undefined : `${f.settle_s} s after start`),
+  },
 ];
 
 export type Row = {

@@ -4,7 +4,7 @@
 // kit's bootsim.py, to compare the two simulators). Machines are auto-assigned so every one gets
 // an install script and its config.
 //
-//   node bench/storm.ts [--n 200] [--repo <another checkout>] [--peer] [--sim ../shared/bench/bootsim.py]
+//   node bench/storm.ts [--n 200] [--repo <another checkout>] [--peer] [--sim ../shared/bench/bootsim.py] [--after 300]
 //
 // Prints the simulation's JSON line (wall time, per-step p50/p95, server CPU and peak RSS) with the
 // listen-queue overflows the kernel counted during the run (`nstat`, from iproute2).
@@ -12,18 +12,22 @@
 // (sendfile) serving the same files, with boot.ipxe, every machine's script and config
 // pre-rendered by this Genesis, and dnsmasq's TFTP on 127.0.0.69:69 (root; Debian's nginx and
 // dnsmasq-base), and the ratios Genesis ÷ peer are printed. Loopback only; the simulation stops at
-// its own timeout.
+// its own timeout. With --after <seconds>, Genesis stays up that long after its storm, idle, and
+// its memory (with its children) is printed every 30 s: what a host gets back once the storm is
+// over (V8 collects an idle heap on its own schedule, the bulk sender leaves after a quiet minute).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
+import { rssKiB, withChildren } from './proc.ts';
 import { recordFigures } from './results.ts';
 import { macOf, runStorm, type StormResult } from './storm-machines.ts';
 
-const { values } = parseArgs({ options: { n: { type: 'string' }, repo: { type: 'string' }, sim: { type: 'string' }, peer: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { n: { type: 'string' }, repo: { type: 'string' }, sim: { type: 'string' }, peer: { type: 'boolean' }, after: { type: 'string' } } });
 const here = path.join(import.meta.dirname, '..');
 /** The shared kit's simulator, when asked for; storm-machines.ts otherwise. */
 const sim = values.sim ? path.resolve(values.sim) : undefined;
@@ -78,6 +82,19 @@ function runSim(sim: string, http: Endpoint, tftp: Endpoint, watch: number[], ma
   });
 }
 
+/** Genesis's resident memory with its children, every 30 s for `seconds` while it idles; the last reading, in MB. */
+async function idleAfterStorm(pid: number, seconds: number): Promise<number> {
+  const mb = () => withChildren([pid]).reduce((sum, p) => sum + rssKiB(p), 0) / 1024;
+  const readings = [`+0 s ${mb().toFixed(0)}`];
+  for (let t = 30; t <= seconds; t += 30) {
+    await sleep(30_000);
+    readings.push(`+${t} s ${mb().toFixed(0)}`);
+  }
+  console.log(`after the storm, idle: RSS with children (MB) ${readings.join(', ')}`);
+  return mb();
+}
+
+let afterStormMb: number | undefined;
 let genesisResult: SimResult | undefined;
 let peerResult: SimResult | undefined;
 const PEER_PORT = 18081;
@@ -90,6 +107,7 @@ try {
   await fetch(`http://127.0.0.1:${genesis.port}/assets/talos/v1.14.0/amd64/vmlinuz`).then((r) => r.arrayBuffer());
   genesisResult = await simulate({ host: '127.0.0.1', port: genesis.port }, { host: '127.0.0.1', port: genesis.tftpPort! }, [genesis.pid], '52-54-01');
   console.log(`genesis: ${JSON.stringify(genesisResult)}`);
+  if (values.after) afterStormMb = await idleAfterStorm(genesis.pid, Number(values.after));
   if (values.peer) await prerender();
 } finally {
   await genesis.stop();
@@ -122,6 +140,7 @@ if (genesisResult) {
     wall_ms: g.wall_ms,
     wall_ratio: peerResult ? g.wall_ms / peerResult.wall_ms : undefined,
     peak_rss_mb: g.server_peak_rss_kb ? g.server_peak_rss_kb / 1024 : undefined,
+    after_storm_mb: afterStormMb,
     listen_overflows: g.listen_overflows,
     bootipxe_p95_ms: g.steps.bootipxe.p95_ms ?? undefined,
     peer_bootipxe_p95_ms: peerResult?.steps.bootipxe.p95_ms ?? undefined,
