@@ -549,7 +549,7 @@ export class Genesis {
     await Promise.all([this._coldStart?.stop(), this._backups?.stop(), this._bootstrap?.stop(), this.lan.watch?.stop(), this._dhcp?.close()]);
     // Downloads the bulk sender is sending are cut off with it: a machine retries its download, and
     // waiting out a 100 MB initramfs to a slow client is not a graceful stop.
-    await Promise.all([this._tftp?.close(graceMs), this._bulk?.close(), this.closeHttp(), this._eventSink?.close(), this._kernelLog?.close()]);
+    await Promise.all([this._tftp?.close(graceMs), this._bulk?.close(), this.closeHttp(graceMs), this._eventSink?.close(), this._kernelLog?.close()]);
     await this.talosDialer?.closeAll();
     this.patchFiles?.close();
     this._inventory?.close();
@@ -558,8 +558,8 @@ export class Genesis {
     this.log.info('genesis stopped');
   }
 
-  /** The HTTP server, its requests let finish (connections.ts: why not on Node's 'close' alone). */
-  private async closeHttp(): Promise<void> {
-    if (this._http) await (this._httpConnections ? closeHttpServer(this._http, this._httpConnections) : this._http.close());
+  /** The HTTP server, its requests given `graceMs` to finish (connections.ts: why not on Node's 'close' alone). */
+  private async closeHttp(graceMs: number): Promise<void> {
+    if (this._http) await (this._httpConnections ? closeHttpServer(this._http, this._httpConnections, graceMs) : this._http.close());
   }
 }

@@ -44,7 +44,7 @@ export const FIELDS: readonly Field[] = [
   },
   { key: 'log_level', kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, default: 'info', doc: 'pino log level.' },
   { key: 'log_format', kind: { type: 'enum', values: ['auto', 'json', 'pretty'] }, default: 'auto', doc: '`auto`: human-readable on a TTY, JSON otherwise.' },
-  { key: 'shutdown_grace', kind: { type: 'int', min: 0, max: 600 }, default: 10, doc: 'Seconds running transfers get to finish on SIGINT/SIGTERM.' },
+  { key: 'shutdown_grace', kind: { type: 'int', min: 0, max: 600 }, default: 10, doc: 'Seconds running transfers (TFTP, and HTTP requests and downloads) get to finish on SIGINT/SIGTERM.' },
   { key: 'http.host', kind: { type: 'host' }, default: '0.0.0.0', doc: 'HTTP listen address.' },
   { key: 'http.port', kind: port, default: 8080, doc: 'HTTP listen port (0: any free port).' },
   { key: 'http.request_timeout', kind: { type: 'int', min: 1, max: 3600 }, default: 30, doc: 'Seconds a client has to send a whole request (headers and body); slower ones are cut off (headers alone: at most 15 s).' },

@@ -8,7 +8,9 @@
 //
 // So the connections are counted here, and the server counts as closed once its listener is
 // closed and every connection it accepted has ended, whichever comes first of that and Node's
-// event.
+// event. Counting them also bounds the wait: a download on the main thread to a client that
+// stopped reading would otherwise hold shutdown until the connection's own timeout (two minutes),
+// past the grace period the TFTP transfers get and past `docker stop`'s ten seconds.
 
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -34,6 +36,11 @@ export class OpenConnections {
     return this.open.size;
   }
 
+  /** Ends every connection still open, mid-response or not. */
+  destroyAll(): void {
+    for (const socket of this.open) socket.destroy();
+  }
+
   /** Resolves once the server no longer listens and every connection it accepted has closed. */
   drained(): Promise<void> {
     return new Promise((resolve) => {
@@ -48,8 +55,16 @@ export class OpenConnections {
   }
 }
 
-/** Closes `app` as fastify does (hooks, then the server, letting requests finish), without waiting on Node's 'close' event alone. */
-export async function closeHttpServer(app: FastifyInstance, connections: OpenConnections): Promise<void> {
+/**
+ * Closes `app` as fastify does (hooks, then the server, letting requests finish), without waiting
+ * on Node's 'close' event alone; connections still open after `graceMs` are cut.
+ */
+export async function closeHttpServer(app: FastifyInstance, connections: OpenConnections, graceMs: number): Promise<void> {
   const closing = app.close();
-  await Promise.race([closing, connections.drained()]);
+  const cut = setTimeout(() => connections.destroyAll(), graceMs);
+  try {
+    await Promise.race([closing, connections.drained()]);
+  } finally {
+    clearTimeout(cut);
+  }
 }

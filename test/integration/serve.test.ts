@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import net from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -94,6 +95,28 @@ describe('genesis serve', () => {
     expect(await g.exit()).toBe(0);
     expect(g.stderr).not.toMatch(/unsettled top-level await/);
     expect(g.lines.at(-1)).toMatchObject({ msg: 'genesis stopped' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives an HTTP download to a client that stopped reading the grace period, then cuts it and exits 0', async () => {
+    const dir = workdir();
+    writeFileSync(path.join(dir, 'assets', 'talos', 'v1.14.0', 'amd64', 'vmlinuz'), randomBytes(6 * 1024 * 1024));
+    // On the main thread: a download there is one of fastify's requests, which its close waits for.
+    const g = genesis(dir, { GENESIS_HTTP_BULK_PROCESS: 'false', GENESIS_SHUTDOWN_GRACE: '1' });
+    const ready = await g.ready();
+    const client = net.connect(ready.http.port, '127.0.0.1');
+    client.on('error', () => {});
+    await once(client, 'connect');
+    client.write('GET /assets/talos/v1.14.0/amd64/vmlinuz HTTP/1.1\r\nHost: genesis\r\n\r\n');
+    // Some of the response, then nothing read: the kernel's buffers fill and the server waits on us.
+    await once(client, 'readable');
+    client.pause();
+    const closed = once(client, 'close');
+    g.kill('SIGTERM');
+    expect(await g.exit()).toBe(0);
+    expect(g.lines.at(-1)).toMatchObject({ msg: 'genesis stopped' });
+    client.resume();
+    await closed;
     rmSync(dir, { recursive: true, force: true });
   });
 
