@@ -43,7 +43,7 @@ import type { GenesisIdentity } from './dhcp/lan-probe.ts';
 import { LanWatch } from './dhcp/lan-watch.ts';
 import { randomUUID } from 'node:crypto';
 import { buildHttpServer } from './http/server.ts';
-import { closeHttpServer, OpenConnections } from './http/connections.ts';
+import { HttpConnections } from './http/connections.ts';
 import { BulkSender } from './bulk/bulk-sender.ts';
 import { LogThrottle } from './logging/throttle.ts';
 import { DB_FILE, InventoryDatabase } from './inventory/database.ts';
@@ -111,7 +111,8 @@ export class Genesis {
   private _bootstrap: BootstrapOrchestrator | undefined;
   private _coldStart: ColdStart | undefined;
   private _http: FastifyInstance | undefined;
-  private _httpConnections: OpenConnections | undefined;
+  /** The HTTP server's connections, and its close (connections.ts: why not fastify's close alone). */
+  private _httpConnections: HttpConnections | undefined;
   private _bulk: BulkSender | undefined;
   private _tftp: TftpServer | undefined;
   private _dhcp: ProxyDhcpServer | undefined;
@@ -406,7 +407,7 @@ export class Genesis {
       },
       fleet: this._fleet,
     });
-    this._httpConnections = new OpenConnections(this._http.server);
+    this._httpConnections = new HttpConnections(this._http);
     // A cold boot of the whole fleet opens many connections at once; Node's default backlog (511)
     // overflowed in the 1000-machine storm. The kernel caps it at net.core.somaxconn.
     await this._http.listen({ host: c.http.host, port: c.http.port, backlog: HTTP_LISTEN_BACKLOG });
@@ -549,17 +550,12 @@ export class Genesis {
     await Promise.all([this._coldStart?.stop(), this._backups?.stop(), this._bootstrap?.stop(), this.lan.watch?.stop(), this._dhcp?.close()]);
     // Downloads the bulk sender is sending are cut off with it: a machine retries its download, and
     // waiting out a 100 MB initramfs to a slow client is not a graceful stop.
-    await Promise.all([this._tftp?.close(graceMs), this._bulk?.close(), this.closeHttp(graceMs), this._eventSink?.close(), this._kernelLog?.close()]);
+    await Promise.all([this._tftp?.close(graceMs), this._bulk?.close(), this._httpConnections?.close(graceMs), this._eventSink?.close(), this._kernelLog?.close()]);
     await this.talosDialer?.closeAll();
     this.patchFiles?.close();
     this._inventory?.close();
     this._inventory = undefined;
     this._database = undefined;
     this.log.info('genesis stopped');
-  }
-
-  /** The HTTP server, its requests given `graceMs` to finish (connections.ts: why not on Node's 'close' alone). */
-  private async closeHttp(graceMs: number): Promise<void> {
-    if (this._http) await (this._httpConnections ? closeHttpServer(this._http, this._httpConnections, graceMs) : this._http.close());
   }
 }

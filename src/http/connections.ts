@@ -12,59 +12,46 @@
 // stopped reading would otherwise hold shutdown until the connection's own timeout (two minutes),
 // past the grace period the TFTP transfers get and past `docker stop`'s ten seconds.
 
-import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 
 /** How often a closing server is checked for its last connection (its listener closes with no event to wait on). */
 const CHECK_MS = 50;
 
-export class OpenConnections {
+/** An HTTP server's connections, counted from before it listens, and its close on top of them. */
+export class HttpConnections {
   private readonly open = new Set<Socket>();
-  private readonly server: Server;
+  private readonly app: FastifyInstance;
 
   /** Attach before the server listens, so every connection is counted. */
-  constructor(server: Server) {
-    this.server = server;
-    server.on('connection', (socket: Socket) => {
+  constructor(app: FastifyInstance) {
+    this.app = app;
+    app.server.on('connection', (socket: Socket) => {
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
     });
   }
 
-  get count(): number {
-    return this.open.size;
-  }
-
-  /** Ends every connection still open, mid-response or not. */
-  destroyAll(): void {
-    for (const socket of this.open) socket.destroy();
-  }
-
-  /** Resolves once the server no longer listens and every connection it accepted has closed. */
-  drained(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => !this.server.listening && this.open.size === 0;
-      if (done()) return resolve();
-      const timer = setInterval(() => {
-        if (!done()) return;
-        clearInterval(timer);
-        resolve();
+  /**
+   * Closes the server as fastify does (hooks, then the server, letting requests finish), without
+   * waiting on Node's 'close' event alone; connections still open after `graceMs` are cut.
+   */
+  async close(graceMs: number): Promise<void> {
+    const closing = this.app.close();
+    const cut = setTimeout(() => {
+      for (const socket of this.open) socket.destroy();
+    }, graceMs);
+    let poll: NodeJS.Timeout | undefined;
+    const drained = new Promise<void>((resolve) => {
+      poll = setInterval(() => {
+        if (!this.app.server.listening && this.open.size === 0) resolve();
       }, CHECK_MS);
     });
-  }
-}
-
-/**
- * Closes `app` as fastify does (hooks, then the server, letting requests finish), without waiting
- * on Node's 'close' event alone; connections still open after `graceMs` are cut.
- */
-export async function closeHttpServer(app: FastifyInstance, connections: OpenConnections, graceMs: number): Promise<void> {
-  const closing = app.close();
-  const cut = setTimeout(() => connections.destroyAll(), graceMs);
-  try {
-    await Promise.race([closing, connections.drained()]);
-  } finally {
-    clearTimeout(cut);
+    try {
+      await Promise.race([closing, drained]);
+    } finally {
+      clearTimeout(cut);
+      clearInterval(poll);
+    }
   }
 }
