@@ -297,6 +297,38 @@ async function main(): Promise<void> {
     report('9c patches unredacted in events', ev9.includes('hunter2'), `patch answer ${p9.status}`);
   });
 
+  await attack('10 tftp lockout', async (g) => {
+    // 10. A burst of read requests sent with a machine's address (here: from it, on 30 ports),
+    // never answered, then the machine's own request.
+    writeFileSync(path.join(g.dir, 'assets', 'ipxe', 'undionly.kpxe'), Buffer.alloc(100_000));
+    const rrq = Buffer.concat([Buffer.from([0, 1]), Buffer.from('undionly.kpxe\u0000octet\u0000blksize\u00001468\u0000')]);
+    const ports = await Promise.all(
+      Array.from({ length: 30 }, async () => {
+        const u = dgram.createSocket('udp4');
+        u.on('message', () => {});
+        await new Promise<void>((r) => u.bind(0, REAL, r));
+        return u;
+      }),
+    );
+    const before = g.logBytes();
+    const burstWorst = await worstHealth(g, async () => {
+      for (let i = 0; i < 100; i++) {
+        for (const u of ports) u.send(rrq, g.tftp, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    });
+    latency.push(['3,000 TFTP requests from one address, never answered', burstWorst]);
+    const own = dgram.createSocket('udp4');
+    await new Promise<void>((r) => own.bind(0, REAL, r));
+    const answer = once(own, 'message');
+    own.send(Buffer.concat([Buffer.from([0, 1]), Buffer.from('undionly.kpxe\u0000octet\u0000')]), g.tftp, '127.0.0.1');
+    const [first] = (await Promise.race([answer, new Promise((r) => setTimeout(() => r([Buffer.alloc(0)]), 5000))])) as [Buffer];
+    const opcode = first.length >= 2 ? first.readUInt16BE(0) : 0;
+    const said = opcode === 5 ? `ERROR "${first.subarray(4, first.length - 1).toString('latin1')}"` : opcode === 3 ? 'DATA block 1' : `no answer (opcode ${opcode})`;
+    report('10 TFTP burst locks a machine out', opcode !== 3, `its own request right after: ${said}; ${((g.logBytes() - before) / 1e3).toFixed(1)} KB of log`);
+    for (const u of [...ports, own]) u.close();
+  });
+
   console.log(`Genesis at ${repo}\n`);
   for (const [f, r] of results) console.log(`${f.padEnd(44)} ${r}`);
   console.log('\nworst /healthz answer, same run:');

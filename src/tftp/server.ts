@@ -59,8 +59,14 @@ export class TftpServer extends EventEmitter {
   private readonly log: Logger;
   private accepting = false;
   private readonly throttle: LogThrottle;
-  /** Active transfers per client address, for the per-client cap. */
-  private readonly perClient = new Map<string, number>();
+  /** Each client address's transfers in the order they started, for the per-client cap. */
+  private readonly perClient = new Map<string, Set<ActiveTransfer>>();
+  /**
+   * Transfers that have not heard from their client yet (no ACK, no ERROR), oldest first. At a
+   * cap one of them gives way to the new request: a request's source address is not proven until
+   * its client answers, so a burst spoofed with a machine's address must not lock that machine out.
+   */
+  private readonly awaitingClient = new Set<ActiveTransfer>();
 
   /** @internal what each transfer's engine needs, here or in the worker */
   readonly engineSettings: EngineSettings;
@@ -193,18 +199,34 @@ export class TftpServer extends EventEmitter {
       this.refuse(client, ErrorCode.AccessViolation, 'access violation', `bad-path: ${normalized.reason}`, req.filename);
       return;
     }
-    if (this.active.size >= this.opts.maxTransfers) {
-      this.refuse(client, ErrorCode.NotDefined, 'server busy, try again', 'busy', req.filename);
-      return;
+    const mine = this.perClient.get(client.address);
+    let giveWay: { victim: ActiveTransfer; reason: string } | undefined;
+    if ((mine?.size ?? 0) >= (this.opts.maxTransfersPerClient ?? 16)) {
+      const victim = oldestAwaiting(mine!);
+      if (!victim) {
+        this.refuse(client, ErrorCode.NotDefined, 'too many transfers from this address, try again', 'busy-client', req.filename);
+        return;
+      }
+      giveWay = { victim, reason: 'a newer request from this address took its slot (it never heard from its client)' };
+    } else if (this.active.size >= this.opts.maxTransfers) {
+      const victim = oldestAwaiting(this.awaitingClient);
+      if (!victim) {
+        this.refuse(client, ErrorCode.NotDefined, 'server busy, try again', 'busy', req.filename);
+        return;
+      }
+      giveWay = { victim, reason: 'a newer request took its slot at the transfer cap (it never heard from its client)' };
     }
-    if ((this.perClient.get(client.address) ?? 0) >= (this.opts.maxTransfersPerClient ?? 16)) {
-      this.refuse(client, ErrorCode.NotDefined, 'too many transfers from this address, try again', 'busy-client', req.filename);
-      return;
+    if (giveWay) {
+      giveWay.victim.gaveWay = true;
+      giveWay.victim.abort(giveWay.reason);
+      this.forget(giveWay.victim);
     }
     this.noteRequest(client.address, normalized.path);
     const transfer = new ActiveTransfer(this, req, normalized.path, client);
     this.active.set(key, transfer);
-    this.perClient.set(client.address, (this.perClient.get(client.address) ?? 0) + 1);
+    this.awaitingClient.add(transfer);
+    if (mine) mine.add(transfer);
+    else this.perClient.set(client.address, new Set([transfer]));
     transfer.begin();
   }
 
@@ -213,9 +235,15 @@ export class TftpServer extends EventEmitter {
     if (t.released) return;
     t.released = true;
     if (this.active.get(t.key) === t) this.active.delete(t.key);
-    const n = (this.perClient.get(t.client.address) ?? 1) - 1;
-    if (n > 0) this.perClient.set(t.client.address, n);
-    else this.perClient.delete(t.client.address);
+    this.awaitingClient.delete(t);
+    const mine = this.perClient.get(t.client.address);
+    mine?.delete(t);
+    if (mine?.size === 0) this.perClient.delete(t.client.address);
+  }
+
+  /** @internal called by ActiveTransfer when its client first answers: it no longer gives way at a cap. */
+  heardFrom(t: ActiveTransfer): void {
+    this.awaitingClient.delete(t);
   }
 
   /** @internal */
@@ -254,8 +282,13 @@ export class TftpServer extends EventEmitter {
       summary.outcome = 'aborted';
       summary.detail = 'superseded: no ACK to the OACK, and the client asked for the same file again meanwhile (its abort after a size probe was likely lost)';
     }
-    const level = summary.outcome === 'ok' || summary.outcome === 'aborted' || summary.outcome === 'unconfirmed' ? 'info' : 'warn';
-    this.log[level](summary, 'tftp transfer');
+    if (t.gaveWay) {
+      // One per request of a flood: summed up once a minute per address, like a refusal.
+      this.throttle.note('tftp-gave-way', t.client.address, { port: t.client.port, file: sample(t.path) }, 'tftp transfer ended for a newer request at the cap: its client never answered');
+    } else {
+      const level = summary.outcome === 'ok' || summary.outcome === 'aborted' || summary.outcome === 'unconfirmed' ? 'info' : 'warn';
+      this.log[level](summary, 'tftp transfer');
+    }
     this.emit('transfer-end', summary);
   }
 
@@ -264,6 +297,12 @@ export class TftpServer extends EventEmitter {
     this.forget(t);
     this.refuse(t.client, code, message, reason, t.request.filename);
   }
+}
+
+/** The first (oldest) of `transfers` that has not heard from its client and still holds its slot. */
+function oldestAwaiting(transfers: Iterable<ActiveTransfer>): ActiveTransfer | undefined {
+  for (const t of transfers) if (!t.heardFromClient && !t.released) return t;
+  return undefined;
 }
 
 class ActiveTransfer {
@@ -278,10 +317,12 @@ class ActiveTransfer {
   private size = 0;
   private lifetime: NodeJS.Timeout | undefined;
   readonly startedAt = performance.now();
-  private heardFromClient = false;
+  private heard = false;
   private ended = false;
   /** Its slot is given back (once, whether it ended or was superseded). */
   released = false;
+  /** It was ended at a cap for a newer request, never having heard from its client. */
+  gaveWay = false;
 
   constructor(server: TftpServer, request: Request, path: string, client: TftpClient) {
     this.server = server;
@@ -291,8 +332,13 @@ class ActiveTransfer {
     this.key = `${client.address}:${client.port}`;
   }
 
+  /** Its client has answered (an ACK or an ERROR on its port): the address is the client's own. */
+  get heardFromClient(): boolean {
+    return this.heard;
+  }
+
   isRepeatOf(req: Request): boolean {
-    return !this.heardFromClient && sameRequest(req, this.request);
+    return !this.heard && sameRequest(req, this.request);
   }
 
   repeated(): void {
@@ -330,7 +376,10 @@ class ActiveTransfer {
     const source = opened.source;
     this.size = source.size;
     const events: EngineEvents = {
-      heard: () => (this.heardFromClient = true),
+      heard: () => {
+        this.heard = true;
+        this.server.heardFrom(this);
+      },
       ended: (end) => this.finish(end),
     };
     // A file already in memory goes to the transfer worker; a large one streamed from disk stays here.

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decode, encodeAck, encodeError, encodeRequest, ErrorCode } from '../../src/tftp/packet.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
@@ -130,13 +131,14 @@ describe('TFTP on the wire', () => {
     expect(seen).toEqual(['data', 'data', 'error']);
   });
 
-  it('refuses requests over the transfer cap with a clear error', async () => {
+  it('at the transfer cap, a request is refused while every transfer has heard from its client', async () => {
     const srv = await server({ maxTransfers: 1 });
     writeFileSync(path.join(srv.root, 'f.bin'), randomBytes(5000));
     const holder = await peer();
     holder.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
     const first = await holder.next();
-    expect(srv.server.activeTransfers).toBe(1);
+    holder.send(encodeAck(1), first.port);
+    expect((await holder.next()).packet).toMatchObject({ kind: 'data', block: 2 });
     const late = await peer();
     late.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
     expect((await late.next()).packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'server busy, try again' });
@@ -144,6 +146,29 @@ describe('TFTP on the wire', () => {
     await srv.transfers(1);
   });
 
+  it('at the transfer cap, a new request takes the slot of the oldest transfer whose client never answered', async () => {
+    // A burst of requests with spoofed sources fills the slots with transfers nobody answers; a
+    // real machine asking after it is served, and the silent transfer is told why it ended.
+    const srv = await server({ maxTransfers: 2 });
+    writeFileSync(path.join(srv.root, 'f.bin'), randomBytes(5000));
+    const [silent, answered] = await Promise.all([peer(), peer()]);
+    silent.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
+    const silentFirst = await silent.next();
+    answered.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
+    const answeredFirst = await answered.next();
+    answered.send(encodeAck(1), answeredFirst.port);
+    expect((await answered.next()).packet).toMatchObject({ kind: 'data', block: 2 });
+    const late = await peer();
+    late.send(encodeRequest('rrq', 'f.bin', 'octet'), srv.port);
+    expect((await late.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    const told = await silent.next();
+    expect(told.port).toBe(silentFirst.port);
+    expect(told.packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'a newer request took its slot at the transfer cap (it never heard from its client)' });
+    expect(await srv.transfers(1)).toMatchObject([{ outcome: 'aborted', client: `127.0.0.1:${silent.socket.address().port}` }]);
+    expect(srv.server.activeTransfers).toBe(2);
+    answered.send(encodeError(ErrorCode.NotDefined, 'done'), answeredFirst.port);
+    await srv.transfers(1);
+  });
   it('refuses traversal and absolute Windows paths with an access violation', async () => {
     const srv = await server();
     const p = await peer();
@@ -195,21 +220,67 @@ describe('TFTP on the wire', () => {
     expect(await srv.transfers(1)).toMatchObject([{ file: 'new.bin', outcome: 'ok' }]);
   });
 
-  it('one address holds at most maxTransfersPerClient slots; the next request is told the server is busy', async () => {
+  it('one address holds at most maxTransfersPerClient slots; past them, with every client answering, it is told the server is busy', async () => {
     const srv = await server({ maxTransfersPerClient: 3 });
     const refused: string[] = [];
     srv.server.on('refused', (r: { reason: string }) => refused.push(r.reason.split(':')[0]!));
     writeFileSync(path.join(srv.root, 'slow.bin'), randomBytes(512 * 10));
-    // Three peers on one address start transfers and never ACK: they hold their slots.
+    // Three peers on one address start transfers, ACK the first block, then go slow: they hold their slots.
     const holders = await Promise.all([peer(), peer(), peer()]);
     for (const h of holders) {
       h.send(encodeRequest('rrq', 'slow.bin', 'octet'), srv.port);
-      expect((await h.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+      const first = await h.next();
+      expect(first.packet).toMatchObject({ kind: 'data', block: 1 });
+      h.send(encodeAck(1), first.port);
+      expect((await h.next()).packet).toMatchObject({ kind: 'data', block: 2 });
     }
     const fourth = await peer();
     fourth.send(encodeRequest('rrq', 'slow.bin', 'octet'), srv.port);
     expect((await fourth.next()).packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'too many transfers from this address, try again' });
     expect(refused).toEqual(['busy-client']);
+  });
+
+  it('a burst of requests nobody answers, sent with a machine\'s address, does not lock that machine out', async () => {
+    // Before: the burst's transfers held the address's 16 slots until they timed out (a minute),
+    // and the machine's own request was refused as busy-client meanwhile.
+    const lines: Array<{ level: number; msg: string; kind?: string; count?: number }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const srv = await server({ maxTransfersPerClient: 16, logger });
+    const refused: string[] = [];
+    srv.server.on('refused', (r: { reason: string }) => refused.push(r.reason));
+    const data = randomBytes(200_000);
+    writeFileSync(path.join(srv.root, 'ipxe.efi'), data);
+    // One slow machine on the address has answered; it keeps its slot through the burst.
+    const slow = await peer();
+    slow.send(encodeRequest('rrq', 'ipxe.efi', 'octet', opts({ blksize: '1468' })), srv.port);
+    const slowFirst = await slow.next();
+    expect(slowFirst.packet).toMatchObject({ kind: 'oack' });
+    slow.send(encodeAck(0), slowFirst.port);
+    expect((await slow.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    // The burst: 40 requests from 40 ports of the same address, none of them ever answered.
+    const burst = await Promise.all(Array.from({ length: 40 }, () => peer()));
+    for (const b of burst) b.send(encodeRequest('rrq', 'ipxe.efi', 'octet', opts({ blksize: '1468' })), srv.port);
+    // 25 gave way to the ones after them (some before their OACK went out); 15 of the burst hold
+    // slots beside the slow machine.
+    const gaveWay = await srv.transfers(25);
+    expect(gaveWay.every((t) => t.outcome === 'aborted' && t.detail === 'aborted by server: a newer request from this address took its slot (it never heard from its client)')).toBe(true);
+    expect(srv.server.activeTransfers).toBe(16);
+    expect(refused).toEqual([]);
+    // One warn line for the burst, not one per request (a flood of requests is not a flood of log).
+    const transferLines = lines.filter((l) => l.msg.startsWith('tftp transfer'));
+    expect(transferLines).toHaveLength(1);
+    expect(transferLines[0]).toMatchObject({ level: 40, kind: 'tftp-gave-way', count: 1 });
+    // The machine itself asks now, with a real client, and gets the whole file at once.
+    const dest = path.join(srv.root, '..', `burst-${process.pid}.bin`);
+    const r = await run('atftp', ['--get', '-r', 'ipxe.efi', '-l', dest, '--option', 'blksize 1468', '127.0.0.1', String(srv.port)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256File(dest)).toBe(sha256(data));
+    // The slow machine was never cut off: block 1 was sent again meanwhile, and its ACK brings block 2.
+    slow.send(encodeAck(1), slowFirst.port);
+    let next = await slow.next();
+    while (next.packet.kind === 'data' && next.packet.block === 1) next = await slow.next();
+    expect(next.packet).toMatchObject({ kind: 'data', block: 2 });
+    expect(refused).toEqual([]);
   });
 
   it('a timeout of 255 s is not granted, and a transfer is ended at its lifetime whatever the client does', async () => {
