@@ -15,6 +15,8 @@
 // its own timeout. With --after <seconds>, Genesis stays up that long after its storm, idle, and
 // its memory (with its children) is printed every 30 s: what a host gets back once the storm is
 // over (V8 collects an idle heap on its own schedule, the bulk sender leaves after a quiet minute).
+// During each storm, boot-probe.ts asks for boot.ipxe every 20 ms from a process of its own: the
+// latency of a small request as the server gives it, without the simulator's own delay in it.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,7 +52,9 @@ const genesis = await startGenesis(path.resolve(values.repo ?? here), dir, {
   GENESIS_TFTP_HOST: '127.0.0.1',
 });
 /** What a simulation measured; bootsim.py prints the same fields as storm-machines.ts returns. */
-type SimResult = StormResult & { listen_overflows?: number };
+type SimResult = StormResult & { listen_overflows?: number; probe_bootipxe?: ProbeResult };
+/** What boot-probe.ts prints. */
+type ProbeResult = { n: number; failed: number; p50_ms: number | null; p95_ms: number | null; p99_ms: number | null; max_ms: number | null };
 type Endpoint = { host: string; port: number };
 
 /** The kernel's count of connections dropped for a full listen queue (nstat, iproute2); undefined without nstat. */
@@ -60,14 +64,33 @@ function listenOverflows(): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** A simulated storm's figures, with the listen-queue overflows during the run added. */
+/** A simulated storm's figures, with the listen-queue overflows and the prober's readings during the run added. */
 async function simulate(http: Endpoint, tftp: Endpoint, watch: number[], macPrefix: string): Promise<SimResult> {
   const before = listenOverflows();
-  const result = sim
-    ? await runSim(sim, http, tftp, watch, macPrefix)
-    : await runStorm({ n: Number(N), http, tftp, kpxe: readFileSync(kpxe), kernelSize: KERNEL, initrdSize: INITRD, watch, macPrefix });
+  const probe = startProbe(http);
+  let result: SimResult;
+  try {
+    result = sim
+      ? await runSim(sim, http, tftp, watch, macPrefix)
+      : await runStorm({ n: Number(N), http, tftp, kpxe: readFileSync(kpxe), kernelSize: KERNEL, initrdSize: INITRD, watch, macPrefix });
+  } finally {
+    probe.stop();
+  }
+  result = { ...result, probe_bootipxe: await probe.result };
   const after = listenOverflows();
   return before === undefined || after === undefined ? result : { ...result, listen_overflows: after - before };
+}
+
+/**
+ * boot-probe.ts in its own process for the length of a storm: GET /boot.ipxe every 20 ms, timed
+ * by a process that does nothing else, so the simulator's own busy event loop is not in its figures.
+ */
+function startProbe(http: Endpoint): { stop(): void; result: Promise<ProbeResult> } {
+  const c = spawn(process.execPath, [path.join(import.meta.dirname, 'boot-probe.ts'), '--host', http.host, '--port', String(http.port), '--every', '20', '--max-seconds', '180', ...(process.env.BENCH_PROBE_DETAIL ? ['--detail'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  c.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  const result = new Promise<ProbeResult>((resolve, reject) => c.on('close', (code) => (code === 0 ? resolve(JSON.parse(text) as ProbeResult) : reject(new Error(`boot-probe exited ${code}: ${text}`)))));
+  return { stop: () => c.kill('SIGTERM'), result };
 }
 
 /** The shared kit's simulator, for comparison: its one JSON line. */
@@ -126,6 +149,9 @@ if (values.peer) {
     console.log(
       `ratio genesis/peer: wall ${(g.wall_ms / peer.wall_ms).toFixed(2)}, server CPU ${(g.server_cpu_s / peer.server_cpu_s).toFixed(2)}, peak RSS ${g.server_peak_rss_kb && peer.server_peak_rss_kb ? (g.server_peak_rss_kb / peer.server_peak_rss_kb).toFixed(1) : '?'}; ok ${g.ok} vs ${peer.ok} of ${N}`,
     );
+    const gp = g.probe_bootipxe;
+    const pp = peer.probe_bootipxe;
+    if (gp && pp) console.log(`boot.ipxe from a quiet prober during the storm, p50 / p95 / p99: genesis ${gp.p50_ms} / ${gp.p95_ms} / ${gp.p99_ms} ms, peer ${pp.p50_ms} / ${pp.p95_ms} / ${pp.p99_ms} ms (${gp.n} and ${pp.n} requests)`);
   } finally {
     dnsmasq.kill('SIGTERM');
     await nginx.stop();
@@ -144,6 +170,10 @@ if (genesisResult) {
     listen_overflows: g.listen_overflows,
     bootipxe_p95_ms: g.steps.bootipxe.p95_ms ?? undefined,
     peer_bootipxe_p95_ms: peerResult?.steps.bootipxe.p95_ms ?? undefined,
+    probe_bootipxe_p95_ms: g.probe_bootipxe?.p95_ms ?? undefined,
+    peer_probe_bootipxe_p95_ms: peerResult?.probe_bootipxe?.p95_ms ?? undefined,
+    probe_bootipxe_p99_ms: g.probe_bootipxe?.p99_ms ?? undefined,
+    peer_probe_bootipxe_p99_ms: peerResult?.probe_bootipxe?.p99_ms ?? undefined,
   });
 }
 
