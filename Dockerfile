@@ -35,5 +35,5 @@ USER genesis
 VOLUME ["/data", "/app/assets/talos"]
 EXPOSE 67/udp 69/udp 4011/udp 8080/tcp 8090/tcp 8092/tcp
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.GENESIS_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/bin/genesis.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--expose-gc", "/app/bin/genesis.js"]
 CMD ["serve"]

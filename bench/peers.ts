@@ -9,7 +9,7 @@ import path from 'node:path';
 export const BENCH_TOKEN = 'bench-token-0123456789ab';
 
 /** The V8 flags `npm start` and the image run Genesis with (packaging.test.ts keeps the three equal). */
-export const SERVE_NODE_FLAGS = ['--max-semi-space-size=2'];
+export const SERVE_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'];
 
 export type Running = { port: number; tftpPort?: number; pid: number; stop: () => Promise<void> };
 

@@ -9,6 +9,7 @@ import type { Role } from '../talos/documents.ts';
 import { parsePatch, PatchError, type Patch } from '../talos/patch.ts';
 import { redactDocuments } from '../talos/redact.ts';
 import { renderConfig, RenderError, toYaml, type ClusterSettings, type NodeInput, type RenderedConfig } from '../talos/render.ts';
+import { forgetCompiledSchemas } from '../talos/schema.ts';
 import { SecretsError } from '../talos/secrets.ts';
 import type { SecretsStore } from '../talos/secrets-store.ts';
 import { PATCH_SLOTS, type PatchFileSet, type PatchSlot } from './patch-files.ts';
@@ -56,6 +57,9 @@ export class ConfigRenderer {
    */
   private givenPatches: Partial<Record<'cluster' | Role, { patch: Patch | PatchError; sha256: string }>> = {};
 
+  /** Armed by releaseWhenIdle(), restarted by every render. */
+  private idleRelease: NodeJS.Timeout | undefined;
+
   constructor(o: RendererOptions, patchTexts: PatchTexts = {}) {
     this.opts = o;
     this.clusterKey = JSON.stringify(o.cluster);
@@ -96,6 +100,40 @@ export class ConfigRenderer {
   /** This renderer, or with a placeholder endpoint when none is set: checks run before the cluster is configured. */
   private withEndpoint(): ConfigRenderer {
     return this.opts.cluster.endpoint || this.opts.cluster.vip ? this : new ConfigRenderer({ ...this.opts, cluster: { ...this.opts.cluster, endpoint: PLACEHOLDER_ENDPOINT } }, this.patchTexts);
+  }
+
+  /**
+   * Lets go of what rendering holds: the served configs (they carry the cluster's keys, so they
+   * are not kept in memory longer than they serve), the verdicts, and Talos's loaded schemas and
+   * compiled validators. Rendering is pure, so the next render gives the same bytes; it pays
+   * for loading and compiling again (tens of milliseconds per document kind).
+   */
+  release(): void {
+    this.served.clear();
+    this.verdicts.clear();
+    forgetCompiledSchemas();
+  }
+
+  /**
+   * release() once `ms` have passed without a render. A homelab Genesis renders in bursts (the
+   * machines of a cold boot, one reinstall) and idles between them, holding nothing for them.
+   */
+  releaseWhenIdle(ms: number): void {
+    clearTimeout(this.idleRelease);
+    this.idleRelease = setTimeout(() => this.release(), ms);
+    // Never what keeps the process up.
+    this.idleRelease.unref();
+  }
+
+  /** Stops the idle release (at shutdown). */
+  close(): void {
+    clearTimeout(this.idleRelease);
+    this.idleRelease = undefined;
+  }
+
+  /** The number of served configs held (for tests). */
+  get servedHeld(): number {
+    return this.served.size;
   }
 
   /** The same renderer with other patches: the fleet checks its machines against what it is about to set. */
@@ -195,6 +233,8 @@ export class ConfigRenderer {
 
   /** Render a node's config; throws RenderError with the reason (never the config itself). */
   render(node: Node, opts: { role?: Role; configPatch?: string | null } = {}): RenderedConfig {
+    // A render restarts the idle countdown (one that has fired is armed again).
+    this.idleRelease?.refresh();
     const role = opts.role ?? (node.role === 'unassigned' ? undefined : node.role);
     if (!role) throw new RenderError(`node ${node.mac} has no role; assign one first`);
     let secrets;

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type Ajv2020Type from 'ajv/dist/2020.js';
 import type addFormatsType from 'ajv-formats';
+import type standaloneCodeType from 'ajv/dist/standalone/index.js';
 import { SUPPORTED_MINORS, type Contract } from './contract.ts';
 import { documentLabel, isMap, type Document } from './documents.ts';
 
@@ -16,6 +17,7 @@ import { documentLabel, isMap, type Document } from './documents.ts';
 const require = createRequire(import.meta.url);
 const Ajv2020 = (require('ajv/dist/2020.js') as { default: typeof Ajv2020Type.default }).default;
 const addFormats = (require('ajv-formats') as { default: typeof addFormatsType.default }).default;
+const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: typeof standaloneCodeType.default }).default;
 
 export class SchemaError extends Error {}
 
@@ -80,21 +82,75 @@ type Minor = { rules: MinorRules; schema: SchemaFile; pointerByKind: Map<string,
  * One ajv instance holds every minor's schema (each has its own $id), so a field a newer schema
  * leaves out can be checked against the newest older schema that still documents it. Schemas and
  * validators are compiled lazily, once per minor and pointer in use.
+ *
+ * ajv is only the compiler here: each validator it compiles is turned into its standalone source
+ * (ajv's own code generator, the code ajv would run) and the validator run is that source,
+ * loaded. The sources are kept (tens of kB each, derived from the shipped schemas, nothing
+ * secret); the ajv instance, the parsed schemas and the loaded validators are let go by
+ * forgetCompiledSchemas(). Loading a kept source again takes about a millisecond where compiling
+ * took 150–400 ms of the main thread, so a Genesis that let go while idle answers its next
+ * machines without that pause (docs/performance.md).
  */
 // inlineRefs off: each $ref becomes its own function instead of a copy inlined at every use. The
 // Talos schemas refer to shared definitions hundreds of times, so inlining multiplied the
 // generated code (idle RSS 220 → 165 MB without it; validation is faster too: docs/performance.md).
-const ajv = new Ajv2020({ strict: false, allErrors: true, inlineRefs: false });
-addFormats(ajv);
+let ajv: InstanceType<typeof Ajv2020> | undefined;
+/** The $id of each schema added to `ajv`. */
+const inAjv = new Set<string>();
 const minors = new Map<number, Minor>();
 const byPointer = new Map<string, ValidateFunction>();
+/** Each validator's standalone source, by pointer; kept when the rest is let go. */
+const sourceByPointer = new Map<string, string>();
 
-function compile(ref: string): ValidateFunction {
+function newAjv(): InstanceType<typeof Ajv2020> {
+  // code.source: the standalone generator needs each compiled function's source.
+  const instance = new Ajv2020({ strict: false, allErrors: true, inlineRefs: false, code: { source: true } });
+  // ajv-formats also tells the generator where the formats live (ajv-formats/dist/formats).
+  addFormats(instance);
+  return instance;
+}
+
+/**
+ * Lets go of the ajv instance, every parsed schema and every loaded validator; the next check
+ * loads what it needs again, from the kept sources where it can. For a Genesis that renders
+ * nothing for a while (config-renderer.ts): about 15 MB once the start check has rendered, more
+ * once machines of several kinds and minors have booted.
+ */
+export function forgetCompiledSchemas(): void {
+  ajv = undefined;
+  inAjv.clear();
+  minors.clear();
+  byPointer.clear();
+}
+
+/** How many minors are loaded, validators loaded and their sources kept now (for tests). */
+export function compiledSchemaCount(): { minors: number; validators: number; sources: number; compiler: boolean } {
+  return { minors: minors.size, validators: byPointer.size, sources: sourceByPointer.size, compiler: ajv !== undefined };
+}
+
+/** A standalone validator's source (CommonJS, requiring ajv's runtime and ajv-formats) as a function. */
+function loadStandalone(source: string): ValidateFunction {
+  const module = { exports: {} as unknown };
+  // The source is ajv's own output for Genesis's shipped schemas: the code ajv.compile runs itself.
+  new Function('require', 'module', 'exports', source)(require, module, module.exports);
+  return module.exports as ValidateFunction;
+}
+
+function compile(schema: SchemaFile, ref: string): ValidateFunction {
   let fn = byPointer.get(ref);
-  if (!fn) {
-    fn = ajv.compile({ $ref: ref });
-    byPointer.set(ref, fn);
+  if (fn) return fn;
+  let source = sourceByPointer.get(ref);
+  if (source === undefined) {
+    ajv ??= newAjv();
+    if (!inAjv.has(schema.$id)) {
+      ajv.addSchema(schema);
+      inAjv.add(schema.$id);
+    }
+    source = standaloneCode(ajv, ajv.compile({ $ref: ref }));
+    sourceByPointer.set(ref, source);
   }
+  fn = loadStandalone(source);
+  byPointer.set(ref, fn);
   return fn;
 }
 
@@ -111,7 +167,6 @@ function loadMinor(minor: number): Minor {
   }
   const rules: MinorRules = { minor, v1alpha1: accepted.accepted_but_refused_by_schema.v1alpha1.map(parsePattern), documents, kinds: new Set(Object.keys(accepted.kinds)) };
 
-  ajv.addSchema(schema);
   const defBySchemaKind = new Map<string, string>();
   for (const [name, def] of Object.entries(schema.$defs)) {
     for (const kind of def.properties?.kind?.enum ?? []) defBySchemaKind.set(kind, name);
@@ -127,9 +182,9 @@ function loadMinor(minor: number): Minor {
     pointerByKind,
     validatorFor: (kind) => {
       const pointer = pointerByKind.get(kind);
-      return pointer === undefined ? undefined : compile(pointer);
+      return pointer === undefined ? undefined : compile(schema, pointer);
     },
-    config: () => compile(`${schema.$id}#/$defs/v1alpha1.Config`),
+    config: () => compile(schema, `${schema.$id}#/$defs/v1alpha1.Config`),
   };
   minors.set(minor, v);
   return v;
@@ -274,7 +329,7 @@ function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<st
     const inner = older.rules.v1alpha1
       .filter((p) => p.segments.length > segments.length && segments.every((s, i) => p.segments[i] === s || p.segments[i] === '[]' || s === '[]'))
       .map((p) => ({ text: p.text, segments: p.segments.slice(segments.length) }));
-    const problems = run(compile(pointer), withoutPaths(value as Document, inner), pointerText(at));
+    const problems = run(compile(older.schema, pointer), withoutPaths(value as Document, inner), pointerText(at));
     for (const p of inner) {
       for (const rel of matchPattern(value, p)) {
         const sub = rel.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], value);

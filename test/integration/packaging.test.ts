@@ -77,7 +77,7 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\/healthz/m);
     expect(dockerfile).toMatch(/^VOLUME \["\/data", "\/app\/assets\/talos"\]$/m);
     // The entry point and the `genesis` command work from compose's working directory (/config).
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=2", "\/app\/bin\/genesis\.js"\]$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=2", "--expose-gc", "\/app\/bin\/genesis\.js"\]$/m);
     expect(dockerfile).toContain('exec node /app/bin/genesis.js');
   });
 

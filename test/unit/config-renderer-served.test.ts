@@ -9,12 +9,14 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { blankNode } from '../../src/domain/node.ts';
 import { ConfigRenderer } from '../../src/provision/config-renderer.ts';
 import { PatchFileSet } from '../../src/provision/patch-files.ts';
+import { compiledSchemaCount } from '../../src/talos/schema.ts';
 import { SecretsStore, writeSecrets } from '../../src/talos/secrets-store.ts';
 import { generateSecrets } from '../../src/talos/secrets.ts';
 import { fixtureSecrets, testCluster } from '../helpers/talos-inputs.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
+  vi.useRealTimers();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -55,5 +57,51 @@ describe('ConfigRenderer.renderServed', () => {
     const rekeyed = r.renderServed(node);
     expect(rekeyed.sha256).not.toBe(first.sha256);
     expect(rekeyed.yaml).toBe(r.render(node).yaml);
+  });
+});
+
+describe('ConfigRenderer.release and releaseWhenIdle', () => {
+  it('lets go of served configs and compiled validators, and renders the same bytes after', () => {
+    const { r } = renderer();
+    const node = blankNode('52:54:00:00:0f:03', { role: 'worker', hostname: 'w-3' });
+    const before = r.renderServed(node);
+    expect(r.servedHeld).toBe(1);
+    expect(compiledSchemaCount().validators).toBeGreaterThan(0);
+    r.release();
+    expect(r.servedHeld).toBe(0);
+    const kept = compiledSchemaCount().sources;
+    expect(kept).toBeGreaterThan(0);
+    expect(compiledSchemaCount()).toEqual({ minors: 0, validators: 0, sources: kept, compiler: false });
+    const after = r.renderServed(node);
+    expect(after).not.toBe(before);
+    expect(after.yaml).toBe(before.yaml);
+    // Checked again by the kept validators' sources, without compiling: ajv is not made again.
+    expect(compiledSchemaCount()).toMatchObject({ sources: kept, compiler: false });
+    expect(compiledSchemaCount().validators).toBeGreaterThan(0);
+    // A config that breaks the schema is still refused by the validators compiled again.
+    expect(r.problem({ ...node, configPatch: 'machine:\n  install:\n    wipe: sometimes\n' })).toMatch(/wipe/);
+  });
+
+  it('releases once the idle time has passed without a render, and each render restarts the countdown', () => {
+    vi.useFakeTimers();
+    const { r } = renderer();
+    const node = blankNode('52:54:00:00:0f:04', { role: 'worker', hostname: 'w-4' });
+    r.releaseWhenIdle(60_000);
+    r.renderServed(node);
+    vi.advanceTimersByTime(45_000);
+    r.renderServed({ ...node, hostname: 'w-4b' });
+    vi.advanceTimersByTime(45_000);
+    // 90 s since the first render, 45 s since the last: still held.
+    expect(r.servedHeld).toBe(2);
+    vi.advanceTimersByTime(15_000);
+    expect(r.servedHeld).toBe(0);
+    // After a release the next render arms it again.
+    r.renderServed(node);
+    vi.advanceTimersByTime(60_000);
+    expect(r.servedHeld).toBe(0);
+    r.renderServed(node);
+    r.close();
+    vi.advanceTimersByTime(120_000);
+    expect(r.servedHeld).toBe(1);
   });
 });

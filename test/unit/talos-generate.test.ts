@@ -8,7 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { contractFor, ContractError } from '../../src/talos/contract.ts';
 import { generateDocuments } from '../../src/talos/generate.ts';
 import { toYaml } from '../../src/talos/render.ts';
-import { schemaProblems } from '../../src/talos/schema.ts';
+import { compiledSchemaCount, forgetCompiledSchemas, schemaProblems } from '../../src/talos/schema.ts';
 import { parseSecrets } from '../../src/talos/secrets.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/talos/stability');
@@ -103,5 +103,32 @@ describe('schema validation', () => {
     expect(schemaProblems(c11, docs)).toEqual([]);
     (docs[0]!['cluster'] as Record<string, unknown>)['clusterNmae'] = 'typo';
     expect(schemaProblems(c11, docs)).toEqual(['v1alpha1 config /cluster: unknown field "clusterNmae"']);
+  });
+});
+
+describe('schema validation after the compiled schemas are let go', () => {
+  // What the checks find, for each minor: the generated configs, an unknown field, a wrong type, and
+  // a typo under a deprecated section (checked against an older minor's schema).
+  const cases = (version: string) => {
+    const contract = contractFor(version);
+    const docs = () => generateDocuments({ contract, secrets, role: 'worker', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.36.3' });
+    const broken = docs();
+    const machine = broken[0]!['machine'] as Record<string, unknown>;
+    machine['frobnicate'] = true;
+    machine['install'] = { ...(machine['install'] as object), disk: ['/dev/sda'] };
+    machine['network'] = { interfaces: [{ interface: 'eth0', dhcpp: true }] };
+    return [() => schemaProblems(contract, docs()), () => schemaProblems(contract, broken)];
+  };
+
+  it.each(['v1.11', 'v1.12', 'v1.13', 'v1.14'])('%s: the same verdicts, from the kept validator sources, without compiling again', (version) => {
+    const checks = cases(version);
+    const before = checks.map((check) => check());
+    expect(before[0]).toEqual([]);
+    expect(before[1]).toEqual(expect.arrayContaining(['v1alpha1 config /machine: unknown field "frobnicate"', 'v1alpha1 config /machine/install/disk: must be string']));
+    expect(before[1]!.some((p) => p.includes('unknown field "dhcpp"'))).toBe(true);
+    forgetCompiledSchemas();
+    expect(compiledSchemaCount()).toMatchObject({ minors: 0, validators: 0, compiler: false });
+    expect(checks.map((check) => check())).toEqual(before);
+    expect(compiledSchemaCount().compiler).toBe(false);
   });
 });
