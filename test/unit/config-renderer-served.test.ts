@@ -69,9 +69,9 @@ describe('ConfigRenderer.release and releaseWhenIdle', () => {
     expect(compiledSchemaCount().validators).toBeGreaterThan(0);
     r.release();
     expect(r.servedHeld).toBe(0);
-    const kept = compiledSchemaCount().sources;
+    const { sources: kept, sourceChars } = compiledSchemaCount();
     expect(kept).toBeGreaterThan(0);
-    expect(compiledSchemaCount()).toEqual({ minors: 0, validators: 0, sources: kept, compiler: false });
+    expect(compiledSchemaCount()).toEqual({ minors: 0, validators: 0, sources: kept, sourceChars, compiler: false });
     const after = r.renderServed(node);
     expect(after).not.toBe(before);
     expect(after.yaml).toBe(before.yaml);
