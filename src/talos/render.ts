@@ -4,7 +4,7 @@
 // Pure: everything it needs is passed in.
 
 import { createHash } from 'node:crypto';
-import { stringify } from 'yaml';
+import { documentYaml } from './yaml-out.ts';
 import { contractFor, ContractError, type Contract } from './contract.ts';
 import { DiskSelectorError } from './disk-selector.ts';
 import type { Cni, Document, Role } from './documents.ts';
@@ -93,9 +93,9 @@ export function installerImage(c: ClusterSettings, talosVersion: string): string
   return c.schematicId ? `factory.talos.dev/installer/${c.schematicId}:${talosVersion}` : `${c.installerImage}:${talosVersion}`;
 }
 
-/** Multi-document YAML as Talos writes it: 4-space indent, long values never folded. */
+/** Multi-document YAML as Talos writes it: 4-space indent, long values never folded (yaml-out.ts). */
 export function toYaml(documents: Document[]): string {
-  return documents.map((d) => stringify(d, { indent: 4, lineWidth: 0 })).join('---\n');
+  return documents.map((d) => documentYaml(d)).join('---\n');
 }
 
 export function renderConfig(input: RenderInput): RenderedConfig {
