@@ -16,16 +16,22 @@ const OPTIONS = { indent: 4, lineWidth: 0 } as const;
 class NotPlain extends Error {}
 
 /**
- * Strings yaml writes plain as they are: a letter or '/' first, then only characters that start no
- * YAML syntax here (no space, no '#', no quote or bracket), not ending in ':' (read as a key), and
- * not one of the core schema's words for true, false and null. A digit first too, when the string
- * holds a character no core-schema number can (so "10.96.0.0/12" and "168h0m0s", not "1.30").
+ * Strings yaml writes plain as they are: a letter or '/' first, then printable ASCII, without what
+ * would read as YAML syntax (': ', ' #', a space or ':' at the end), and not one of the core
+ * schema's words for true, false and null. A digit first too, when the string holds a character
+ * no core-schema number can (so "10.96.0.0/12" and "168h0m0s" are plain, "1.30" is quoted).
  */
-const PLAIN_STRING = /^[A-Za-z/][A-Za-z0-9._/+=@:-]*$/;
-const PLAIN_DIGIT_FIRST = /^[0-9][A-Za-z0-9._/+=@:-]*$/;
+const PLAIN_STRING = /^[A-Za-z/][\x20-\x7e]*$/;
+const PLAIN_DIGIT_FIRST = /^[0-9][\x20-\x7e]*$/;
+const NOT_PLAIN_INSIDE = /: | #|[ :]$/;
 const NOT_IN_NUMBERS = /[^0-9a-fA-F.+\-ox]/;
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9._/-]*$/;
 const CORE_WORDS = /^(?:true|True|TRUE|false|False|FALSE|null|Null|NULL)$/;
+/**
+ * A line yaml keeps as it is in a literal block (`|`): printable ASCII, no space at either end.
+ * A PEM certificate or key is such lines, with or without one newline at the end.
+ */
+const LITERAL_LINE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 /** Where a scalar stands: a map's value (after 'key: ') or a list's item (after '- '). */
 type Place = 'value' | 'item';
@@ -40,13 +46,28 @@ function scalarText(value: unknown, place: Place): string | undefined {
   if (value === false) return 'false';
   if (typeof value === 'string') {
     if (value === '') return '""';
-    if (value.endsWith(':') || CORE_WORDS.test(value)) return byYaml(value, place);
+    if (NOT_PLAIN_INSIDE.test(value) || CORE_WORDS.test(value)) return byYaml(value, place);
     if (PLAIN_STRING.test(value) || (PLAIN_DIGIT_FIRST.test(value) && NOT_IN_NUMBERS.test(value))) return value;
-    return byYaml(value, place);
+    return (value.includes('\n') && literalBlock(value, place)) || byYaml(value, place);
   }
   if (typeof value === 'number') return Number.isSafeInteger(value) && !Object.is(value, -0) ? String(value) : byYaml(value, place);
   if (typeof value === 'object') return undefined;
   throw new NotPlain(); // undefined, bigint, functions, symbols: yaml has its own ways with them
+}
+
+/**
+ * A string of lines yaml writes as a literal block: '|' with the newline at the end kept, '|-'
+ * without one, the lines indented as yaml indents them at column 0 (4 under a key, 2 after '- ').
+ * Undefined for any other string of lines (empty lines, spaces at a line's end, control
+ * characters, several newlines at the end): yaml has a header or a quoting for each of those.
+ */
+function literalBlock(value: string, place: Place): string | undefined {
+  const lines = value.split('\n');
+  const clip = lines[lines.length - 1] === '';
+  if (clip) lines.pop();
+  if (!lines.every((line) => LITERAL_LINE.test(line))) return undefined;
+  const pad = place === 'value' ? '    ' : '  ';
+  return `|${clip ? '' : '-'}\n${lines.map((line) => pad + line).join('\n')}`;
 }
 
 /** A scalar as yaml writes it in that place, at column 0 (a block scalar's lines included). */

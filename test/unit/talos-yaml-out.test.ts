@@ -77,9 +77,13 @@ describe('documentYaml', () => {
       '168h0m0s', '1h', '2001-12-14', '2001-12-14T21:59:43Z', '1:20', '12:30:00', '1_000', '0x1G', '0X1F', '0O17', '1e3x', '9.9.9.9',
       '0b101', '1e', '1.', '0o', '0x', '1-2', '1+2', '1e+3', '1E-3', '/livez', '//x', '/#x', '/ x', '/:', '/',
       'a\n', 'a\n\nb', ' a\nb', 'a\nb\n\n', 'a \nb', '\n', 'x\n  y', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      '-----BEGIN EC PRIVATE KEY-----\nMHcC+/=\n-----END EC PRIVATE KEY-----', '---\nx', '...\nx', '%x\ny', 'a\n---', 'a\n#b', 'a\n- b', 'a\nb: c\n',
+      'a\n b', 'a\nb ', 'a\nb\t', 'a\r\nb', 'a\n\u00e9', '\u00e9\nb', 'a\nb\n ', 'a\n\n', '\na', 'a\n\tb', '|\nb', '>\nb', '"a\nb"',
+      'disk.dev_path == "/dev/sda"', 'disk.size > 10u * GB && !disk.rotational', "it's", 'a "b"', 'a, b', 'a [b]', 'a {b}', 'a | b', 'a > b',
+      'a: b', 'a :b', 'a # b', 'a #', 'a ', 'a  b', 'a\tb', 'f(x)', 'x && y', 'a - b', 'a ? b', '/ #x', '1 2', '1 #x', '0x1F ', '1.30 x', '10 GB',
     ];
     const numbers = [0, 1, -1, 42, 6443, 2 ** 53, 2 ** 53 + 2, 1.5, -0, 1e21, 0.1, Number.MAX_SAFE_INTEGER, 3.0];
-    const chars = 'abcexoXYZ019 :#-_./@=+,[]{}!&*?|>%\'"`\\~\n\n\t';
+    const chars = 'abcexoXYZ019   :#-_./@=+,[]{}!&*?|>%\'"`\\~()<>;$^\n\n\t';
     const digitsFirst = '0123456789';
     const randomString = () => (random() < 0.3 ? pick([...digitsFirst]) : '') + Array.from({ length: 1 + Math.floor(random() * 8) }, () => pick([...chars])).join('');
     const scalar = (): unknown => {
