@@ -12,7 +12,7 @@
 // Either way no config has two copies of a setting. Pure.
 
 import type { Contract } from './contract.ts';
-import { deletePath, findKind, getPath, isMap, mainDocument, newDocument, type Document } from './documents.ts';
+import { cloneTree, deletePath, findKind, getPath, isMap, mainDocument, newDocument, type Document } from './documents.ts';
 import { CONTROL_PLANE_ROLE } from './defaults.ts';
 import { DiskSelectorError, diskSelectorToCel } from './disk-selector.ts';
 import { cniManifestName, installDiskMatch } from './generate-multidoc.ts';
@@ -72,7 +72,7 @@ function liftFields(value: Record<string, unknown>, doc: Document, map: Record<s
     }
     if (isMap(v) && isMap(doc[to])) doc[to] = mergeMaps(doc[to], v, `${path}.${k}`);
     else if (Array.isArray(v) && Array.isArray(doc[to]) && to === 'certExtraSANs') doc[to] = [...new Set([...(doc[to] as unknown[]), ...v])];
-    else doc[to] = structuredClone(v);
+    else doc[to] = cloneTree(v);
   }
   return rest;
 }
@@ -115,7 +115,7 @@ function kubeletRule(): Rule {
       if (nodeFields.length) {
         const node = findKind(ctx.docs, 'KubeNodeConfig') ?? fail('machine.kubelet.nodeIP needs the KubeNodeConfig document, which the config no longer has');
         for (const k of nodeFields) {
-          node[k] = structuredClone(v[k]);
+          node[k] = cloneTree(v[k]);
           delete v[k];
         }
       }
@@ -129,7 +129,7 @@ function kubeletRule(): Rule {
       for (const [from, to] of Object.entries(KUBELET_FIELDS)) {
         const dv = doc[to];
         if (dv === undefined || (isMap(dv) && !Object.keys(dv).length)) continue;
-        lowered[from] = structuredClone(dv);
+        lowered[from] = cloneTree(dv);
       }
       for (const [k, x] of Object.entries(v)) lowered[k] = isMap(x) && isMap(lowered[k]) ? mergeMaps(lowered[k] as Record<string, unknown>, x, `machine.kubelet.${k}`) : x;
       removeDocument(ctx.docs, doc);
@@ -249,7 +249,7 @@ function cniApply(value: unknown, doc: Document, ctx: Context): Outcome {
       const f = flannel ?? (isControlPlane(ctx) ? fail('cluster.network.cni flannel: the KubeFlannelCNIConfig document was removed; add it back instead') : undefined);
       const extra = isMap(c['flannel']) ? c['flannel'] : {};
       if (f) {
-        if (Array.isArray(extra['extraArgs'])) f['extraArgs'] = structuredClone(extra['extraArgs']);
+        if (Array.isArray(extra['extraArgs'])) f['extraArgs'] = cloneTree(extra['extraArgs']);
         if (Object.keys(extra).some((k) => k !== 'extraArgs')) fail('cluster.network.cni.flannel: only extraArgs has a place in the KubeFlannelCNIConfig document; set the rest there');
       }
     } else {
@@ -297,16 +297,16 @@ const RULES: Rule[] = [
     if (k === 'disablePodSecurityPolicy') return true; // hidden since 1.12, meaningless since PSP's removal
     if (k === 'auditPolicy') {
       const audit = findKind(ctx.docs, 'KubeAuditPolicyConfig');
-      if (audit) audit['configuration'] = structuredClone(v);
-      else ctx.docs.push(newDocument('KubeAuditPolicyConfig', { configuration: structuredClone(v) }));
+      if (audit) audit['configuration'] = cloneTree(v);
+      else ctx.docs.push(newDocument('KubeAuditPolicyConfig', { configuration: cloneTree(v) }));
       return true;
     }
     if (k === 'admissionControl' && Array.isArray(v)) {
       for (const plugin of v) {
         const p = asMap(plugin, 'cluster.apiServer.admissionControl[]');
         const existing = findKind(ctx.docs, 'KubeAdmissionControlConfig', String(p['name']));
-        if (existing) existing['configuration'] = structuredClone(p['configuration']);
-        else ctx.docs.push(newDocument('KubeAdmissionControlConfig', { name: p['name'], configuration: structuredClone(p['configuration']) }));
+        if (existing) existing['configuration'] = cloneTree(p['configuration']);
+        else ctx.docs.push(newDocument('KubeAdmissionControlConfig', { name: p['name'], configuration: cloneTree(p['configuration']) }));
       }
       return true;
     }
@@ -433,7 +433,7 @@ const RULES: Rule[] = [
     kind: 'ResolverConfig',
     since: 12,
     apply(value, doc) {
-      doc['searchDomains'] = { ...(isMap(doc['searchDomains']) ? doc['searchDomains'] : {}), domains: structuredClone(value) };
+      doc['searchDomains'] = { ...(isMap(doc['searchDomains']) ? doc['searchDomains'] : {}), domains: cloneTree(value) };
       return { moved: 'machine.network.searchDomains → ResolverConfig' };
     },
   },
@@ -463,7 +463,7 @@ export type LegacyResult = { documents: Document[]; notes: string[] };
  * note per field moved or kept; throws LegacyFieldError naming the document to use.
  */
 export function reconcileLegacyFields(contract: Contract, input: Document[]): LegacyResult {
-  const docs = input.map((d) => structuredClone(d));
+  const docs = input.map((d) => cloneTree(d));
   const main = mainDocument(docs);
   if (!main) return { documents: docs, notes: [] };
   const ctx: Context = { docs, main, contract };

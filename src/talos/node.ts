@@ -6,7 +6,7 @@
 
 import type { Contract } from './contract.ts';
 import { diskSelectorToCel } from './disk-selector.ts';
-import { findKind, mainDocument, newDocument, type Document, type Role } from './documents.ts';
+import { cloneTree, findKind, mainDocument, newDocument, type Document, type Role } from './documents.ts';
 
 export type StaticNetwork = { address: string; gateway?: string; nameservers?: string[] };
 
@@ -28,7 +28,7 @@ export type NodeSettings = {
 export const LINK_ALIAS = 'pxe0';
 
 export function applyNodeSettings(docs: Document[], contract: Contract, node: NodeSettings): Document[] {
-  const out = docs.map((d) => structuredClone(d));
+  const out = docs.map((d) => cloneTree(d));
   const config = mainDocument(out)!;
   const machine = config['machine'] as Record<string, unknown>;
 

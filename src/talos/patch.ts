@@ -7,7 +7,7 @@
 // scalars are replaced, lists are appended, except the lists Talos merges differently (below).
 
 import { parseAllDocuments } from 'yaml';
-import { documentId, isMap, type Document } from './documents.ts';
+import { cloneTree, documentId, isMap, type Document } from './documents.ts';
 
 export class PatchError extends Error {}
 
@@ -57,7 +57,7 @@ export function parsePatch(text: string, source: string): Patch {
   } catch (err) {
     throw new PatchError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
-  refuseProtoKeys(parsed, source, '');
+  parsed = parsed.map((d, i) => asTree(d, parsed.length > 1 ? `${source} (document ${i + 1})` : source, '', new Set()));
   if (parsed.length === 1 && Array.isArray(parsed[0])) {
     const ops = parsed[0] as unknown[];
     for (const [i, op] of ops.entries()) {
@@ -94,7 +94,7 @@ function mergeInto(base: unknown, patch: unknown, path: string): unknown {
       for (const item of patch) {
         const id = identity(item);
         const at = id === undefined ? -1 : out.findIndex((x) => identity(x) === id);
-        if (at === -1) out.push(structuredClone(item));
+        if (at === -1) out.push(cloneTree(item));
         else {
           const merged = mergeInto(out[at], item, path);
           if (merged === undefined) out.splice(at, 1);
@@ -103,7 +103,7 @@ function mergeInto(base: unknown, patch: unknown, path: string): unknown {
       }
       return out;
     }
-    return [...base, ...structuredClone(patch)];
+    return [...base, ...cloneTree(patch)];
   }
   return stripDirectives(patch);
 }
@@ -118,7 +118,7 @@ function stripDirectives(v: unknown): unknown {
     }
     return out;
   }
-  return structuredClone(v);
+  return cloneTree(v);
 }
 
 /** Keys that reach an object's prototype: never walked or written, whatever the patch says. */
@@ -137,18 +137,32 @@ function decodePointer(pointer: string, source: string): string[] {
 }
 
 /** A YAML mapping key `__proto__` would replace an object's prototype when merged: refuse it. */
-function refuseProtoKeys(v: unknown, source: string, at: string): void {
-  if (Array.isArray(v)) v.forEach((x, i) => refuseProtoKeys(x, source, `${at}[${i}]`));
-  else if (isMap(v)) {
+/**
+ * The parsed patch as a tree: what a YAML alias points at is copied to each place that names it
+ * (so a later change through one place does not show through the other, and every copy in the
+ * render is a tree's), an alias inside the node it names is refused (a cycle has no config), and
+ * so is a `__proto__` key.
+ */
+function asTree(v: unknown, source: string, at: string, ancestors: Set<object>): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (ancestors.has(v)) throw new PatchError(`${source}: ${at || 'the document'} is an alias of a node that contains it: a config cannot contain itself`);
+  ancestors.add(v);
+  try {
+    if (Array.isArray(v)) return v.map((x, i) => asTree(x, source, `${at}[${i}]`, ancestors));
+    if (!isMap(v)) return cloneTree(v);
+    const tree: Record<string, unknown> = {};
     for (const k of Object.keys(v)) {
       if (k === '__proto__') throw new PatchError(`${source}: ${at ? `${at}.` : ''}__proto__ is not a config field`);
-      refuseProtoKeys(v[k], source, at ? `${at}.${k}` : k);
+      tree[k] = asTree(v[k], source, at ? `${at}.${k}` : k, ancestors);
     }
+    return tree;
+  } finally {
+    ancestors.delete(v);
   }
 }
 
 function applyJsonPatch(doc: Document, ops: JsonPatchOp[], source: string): Document {
-  const root = { doc: structuredClone(doc) as unknown };
+  const root = { doc: cloneTree(doc) as unknown };
   for (const [i, op] of ops.entries()) {
     const keys = ['doc', ...decodePointer(op.path, source)];
     const fail = (why: string): never => {
@@ -163,13 +177,13 @@ function applyJsonPatch(doc: Document, ops: JsonPatchOp[], source: string): Docu
     if (Array.isArray(parent)) {
       const idx = last === '-' ? parent.length : Number(last);
       if (!Number.isInteger(idx) || idx < 0 || idx > parent.length || (op.op !== 'add' && idx >= parent.length)) fail('no such list index');
-      if (op.op === 'add') parent.splice(idx, 0, structuredClone(op.value));
+      if (op.op === 'add') parent.splice(idx, 0, cloneTree(op.value));
       else if (op.op === 'remove') parent.splice(idx, 1);
-      else if (op.op === 'replace') parent[idx] = structuredClone(op.value);
+      else if (op.op === 'replace') parent[idx] = cloneTree(op.value);
       else if (JSON.stringify(parent[idx]) !== JSON.stringify(op.value)) fail('test failed');
     } else if (isMap(parent)) {
       if (op.op !== 'add' && !(last in parent)) fail('the path does not exist');
-      if (op.op === 'add' || op.op === 'replace') parent[last] = structuredClone(op.value);
+      if (op.op === 'add' || op.op === 'replace') parent[last] = cloneTree(op.value);
       else if (op.op === 'remove') delete parent[last];
       else if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) fail('test failed');
     } else {
@@ -182,7 +196,7 @@ function applyJsonPatch(doc: Document, ops: JsonPatchOp[], source: string): Docu
 
 /** Apply patches in order; returns new documents, the input is not changed. */
 export function applyPatches(docs: Document[], patches: Patch[]): Document[] {
-  const out = docs.map((d) => structuredClone(d));
+  const out = docs.map((d) => cloneTree(d));
   for (const patch of patches) {
     if (patch.kind === 'json6902') {
       const at = out.findIndex((d) => documentId(d) === 'v1alpha1');

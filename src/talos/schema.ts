@@ -11,7 +11,7 @@ import type Ajv2020Type from 'ajv/dist/2020.js';
 import type addFormatsType from 'ajv-formats';
 import type standaloneCodeType from 'ajv/dist/standalone/index.js';
 import { SUPPORTED_MINORS, type Contract } from './contract.ts';
-import { documentLabel, isMap, type Document } from './documents.ts';
+import { cloneTree, documentLabel, isMap, type Document } from './documents.ts';
 
 // ajv and ajv-formats are CommonJS modules whose export is `exports.default`.
 const require = createRequire(import.meta.url);
@@ -255,7 +255,7 @@ export function matchPattern(root: unknown, pattern: PathPattern): Array<Array<s
 }
 
 function withoutPaths(doc: Document, patterns: PathPattern[]): Document {
-  const copy = structuredClone(doc);
+  const copy = cloneTree(doc);
   for (const p of patterns) {
     // Deepest first, so list indexes stay valid while deleting.
     for (const at of matchPattern(copy, p).reverse()) {

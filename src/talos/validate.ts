@@ -4,7 +4,7 @@
 
 import type { Contract } from './contract.ts';
 import { DiskSelectorError, diskSelectorToCel } from './disk-selector.ts';
-import { getPath, isMap, mainDocument, type Document } from './documents.ts';
+import { cloneTree, getPath, isMap, mainDocument, type Document } from './documents.ts';
 
 export type Settled = { documents: Document[]; notes: string[] };
 
@@ -22,7 +22,7 @@ export function settleInstall(contract: Contract, generated: Document[], patched
   const install = getPath(main, ['machine', 'install']);
   if (!isMap(install) || !Array.isArray(install['extraKernelArgs']) || !install['extraKernelArgs'].length) return { documents: patched, notes: [] };
   if (install['grubUseUKICmdline'] !== true || before !== true) return { documents: patched, notes: [] };
-  const documents = patched.map((d) => (d === main ? structuredClone(d) : d));
+  const documents = patched.map((d) => (d === main ? cloneTree(d) : d));
   ((mainDocument(documents)!['machine'] as Record<string, unknown>)['install'] as Record<string, unknown>)['grubUseUKICmdline'] = false;
   return {
     documents,

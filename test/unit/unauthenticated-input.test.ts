@@ -136,6 +136,23 @@ describe('config patches never reach a prototype', () => {
 
   it('a __proto__ mapping key is refused', () => {
     expect(() => parsePatch('machine:\n  __proto__:\n    x: 1\n', 'p')).toThrow('machine.__proto__ is not a config field');
+    expect(() => parsePatch('cluster: {}\n---\nmachine:\n  __proto__: {x: 1}\n', 'p')).toThrow('p (document 2): machine.__proto__ is not a config field');
+  });
+});
+
+describe('YAML aliases in a config patch', () => {
+  it('an alias inside the node it names is refused as a patch error, not a stack overflow', () => {
+    expect(() => parsePatch('machine: &m\n  nested: *m\n', 'p')).toThrow(new PatchError('p: machine.nested is an alias of a node that contains it: a config cannot contain itself'));
+    expect(() => parsePatch('- &op {op: add, path: /machine/x, value: [*op]}\n', 'p')).toThrow(PatchError);
+  });
+
+  it('an alias becomes a copy: changing one place leaves the other as written', () => {
+    const patch = parsePatch('machine:\n  nodeLabels: &l {zone: a}\n  nodeAnnotations: *l\n', 'p');
+    const [doc] = applyPatches([{ version: 'v1alpha1', machine: {} }], [patch]);
+    const machine = doc!['machine'] as Record<string, Record<string, string>>;
+    expect(machine['nodeLabels']).not.toBe(machine['nodeAnnotations']);
+    machine['nodeLabels']!['zone'] = 'b';
+    expect(machine['nodeAnnotations']).toEqual({ zone: 'a' });
   });
 });
 
