@@ -2,10 +2,11 @@
 // (4-space indent, nothing folded), without building its document tree. A config is rendered for
 // every per-node script; in a 1000-machine storm yaml's stringify was half of each render and a
 // twelfth of the main thread (docs/performance.md). The tree walk and the indentation are done
-// here; the one decision that is YAML's own, how a scalar is written (plain or quoted), is left to
-// yaml itself except for the strings, keys and numbers whose plain form is beyond doubt. Anything
-// else (a string over several lines, an object met twice, which yaml writes as an alias, a value
-// that is not JSON's) hands the whole document to yaml's stringify, so the output never differs
+// here; the one decision that is YAML's own, how a scalar is written (plain, quoted or as a
+// block), is left to yaml itself, asked for that scalar alone in the same place, except for the
+// strings, keys and numbers whose form is beyond doubt (plain words, PEM lines). What yaml would
+// write in a way of its own (an object met twice, which it writes as an alias; a value that is
+// not JSON's) hands the whole document to yaml's stringify, so the output never differs
 // (test/unit/talos-yaml-out.test.ts compares the two over the configs and generated documents).
 
 import { stringify } from 'yaml';
