@@ -136,12 +136,11 @@ function decodePointer(pointer: string, source: string): string[] {
   return keys;
 }
 
-/** A YAML mapping key `__proto__` would replace an object's prototype when merged: refuse it. */
 /**
  * The parsed patch as a tree: what a YAML alias points at is copied to each place that names it
  * (so a later change through one place does not show through the other, and every copy in the
  * render is a tree's), an alias inside the node it names is refused (a cycle has no config), and
- * so is a `__proto__` key.
+ * so is a `__proto__` key (merged, it would replace an object's prototype).
  */
 function asTree(v: unknown, source: string, at: string, ancestors: Set<object>): unknown {
   if (v === null || typeof v !== 'object') return v;

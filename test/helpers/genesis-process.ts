@@ -2,23 +2,11 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { SERVE_NODE_FLAGS } from '../../bench/peers.ts';
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/genesis.js');
-
-/**
- * Node's flags as `npm start` passes them (package.json; the image and the benches pass the same,
- * packaging.test.ts), so the processes the tests run are the ones users run: start-up's
- * collection (`--expose-gc`) included.
- */
-export const NODE_FLAGS: string[] = (() => {
-  const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { scripts: { start: string } };
-  const m = /^node (.*) bin\/genesis\.js serve$/.exec(pkg.scripts.start);
-  if (!m) throw new Error(`package.json's start script is not "node <flags> bin/genesis.js serve": ${pkg.scripts.start}`);
-  return m[1]!.split(' ');
-})();
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -28,9 +16,13 @@ export class GenesisProcess {
   stderr = '';
   private readonly waiters: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
 
-  /** `prefix`: a command to run it under, e.g. ['ip', 'netns', 'exec', 'ns'] for a test namespace. */
+  /**
+   * `prefix`: a command to run it under, e.g. ['ip', 'netns', 'exec', 'ns'] for a test namespace.
+   * Node runs with `npm start`'s flags (packaging.test.ts keeps them equal), so the tests run the
+   * process users run, start-up's collection (`--expose-gc`) included.
+   */
   constructor(args: string[], env: NodeJS.ProcessEnv, cwd?: string, prefix: string[] = []) {
-    const argv = [...prefix, process.execPath, ...NODE_FLAGS, BIN, ...args];
+    const argv = [...prefix, process.execPath, ...SERVE_NODE_FLAGS, BIN, ...args];
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd,
       env: { PATH: process.env.PATH, GENESIS_LOG_FORMAT: 'json', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0', ...env },
