@@ -6,11 +6,23 @@
 //
 // Boot requests come in bursts, and each used to cost its own commit (an fsync). writeShared() lets
 // the requests of one turn of the event loop share a commit: each runs at once as a savepoint of an
-// open transaction, and its caller's promise settles only after that transaction has committed, so
-// nothing is answered before it is on disk. Any other access (write, read, the lock store's write)
-// commits the shared transaction first, so the rest of the code never sees it open.
+// open transaction, and its caller's promise settles only after that transaction is on disk. Any
+// other access (write, read, the lock store's write) commits the shared transaction first, so the
+// rest of the code never sees it open.
+//
+// The shared transaction's fsync is not made on the main thread. It commits with synchronous =
+// NORMAL (its frames are appended to the WAL, in the OS's cache, which a killed process does not
+// lose), and the WAL file is then fdatasync'ed on libuv's thread pool; its members are answered and
+// its changes announced only when that returns, one fsync covering every commit before it. Until
+// then the commit is visible to this connection but not acknowledged to anyone: read() first makes
+// it durable (an fdatasync on the spot, as the commit it replaced did), and only peek(), for
+// attributing observations that are never an answer, reads past it. write() keeps synchronous =
+// FULL (SQLite fsyncs the WAL at its COMMIT), so a decision such as the bootstrap lock is on disk
+// when write() returns, and with it every shared commit before it. A power cut can lose shared
+// commits nobody was answered for; never one that was.
 
 import Database from 'better-sqlite3';
+import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import { InventoryError, translateStorageError } from './errors.ts';
 import { LATEST_SCHEMA, MIGRATIONS } from './migrations.ts';
 
@@ -30,7 +42,46 @@ export type DatabaseOptions = {
   onCommitError?: (err: unknown) => void;
   /** Called with every statement run, values filled in (better-sqlite3's `verbose`); for tests and debugging. Never log it: it carries token hashes. */
   trace?: (sql: string) => void;
+  /** How the WAL file is made durable after shared commits; the fdatasync below unless a test holds it. */
+  walSync?: WalSync;
 };
+
+/** Makes what has been appended to the WAL file durable. */
+export type WalSync = {
+  /** Off the main thread (libuv's pool): settles once the file's data is on disk. */
+  sync(walFile: string): Promise<void>;
+  /** On the spot, for a read or a close that cannot wait. */
+  syncNow(walFile: string): void;
+  /** With the database: lets go of what it holds. */
+  close?(): void;
+};
+
+/**
+ * fdatasync(2) of the WAL file by a descriptor of its own (Linux flushes a file's data whichever
+ * descriptor asks), opened at the first sync and kept: SQLite resets and truncates the WAL in place
+ * and removes it only when its last connection closes, so it stays the same file while the
+ * database is open. A WAL that cannot be opened is an error, never taken for "nothing to flush".
+ */
+export function fdatasyncWal(): WalSync {
+  let fd: number | undefined;
+  const opened = (walFile: string): number => (fd ??= openSync(walFile, 'r'));
+  return {
+    sync: (walFile) =>
+      new Promise<void>((resolve, reject) => {
+        fdatasync(opened(walFile), (err) => (err ? reject(err) : resolve()));
+      }),
+    syncNow(walFile) {
+      fdatasyncSync(opened(walFile));
+    },
+    close() {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    },
+  };
+}
+
+/** Shared commits made but not yet durable: whom to answer, and what to announce, once they are. */
+type Unsynced<A> = { seq: number; settle: Array<(err?: unknown) => void>; done: A[] };
 
 /** Deferred writes waiting at most; more commit at once (and a failing queue keeps the newest). */
 const MAX_DEFERRED = 512;
@@ -61,8 +112,17 @@ export class InventoryDatabase<Announcement = unknown> {
   private readonly sincePrune = new Map<string, number>();
   /** Runs its argument as a transaction, or as a savepoint inside one. */
   private readonly inTx: Database.Transaction<(fn: () => unknown) => unknown>;
+  private readonly walSync: WalSync;
+  /** The WAL file, when the database is in WAL mode: shared commits are then synced off the main thread. */
+  private readonly walFile: string | undefined;
+  /** Shared commits made (`committed`) and known durable (`durable`), counted; the unsynced in order. */
+  private committed = 0;
+  private durable = 0;
+  private unsynced: Array<Unsynced<Announcement>> = [];
+  /** An fdatasync is on the thread pool. */
+  private syncing = false;
 
-  private constructor(connection: Database.Database, opts: DatabaseOptions = {}) {
+  private constructor(connection: Database.Database, opts: DatabaseOptions = {}, walMode = false) {
     this.connection = connection;
     // One transaction function for every call: better-sqlite3 builds a wrapper per transaction(),
     // which cost more than a boot request's statements.
@@ -70,23 +130,27 @@ export class InventoryDatabase<Announcement = unknown> {
     this.groupCommitMs = opts.groupCommitMs ?? 0;
     this.onDeferredError = opts.onDeferredError;
     this.onCommitError = opts.onCommitError;
+    this.walSync = opts.walSync ?? fdatasyncWal();
+    this.walFile = walMode ? walFileOf(connection) : undefined;
   }
 
   /** Open (or create) the file and bring its schema up to date: `genesis serve` only. */
   static open<A = unknown>(file: string, opts: DatabaseOptions = {}): InventoryDatabase<A> {
     const db = connect(file, opts.trace ? { verbose: (sql) => opts.trace!(String(sql)) } : {});
+    let walMode: boolean;
     try {
       db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
-      db.pragma('journal_mode = WAL');
-      // WAL with synchronous=NORMAL can lose the last commits on power loss but never corrupts;
-      // the inventory must not lose an assignment, so keep FULL.
+      // A file system without shared memory keeps a rollback journal; shared commits then sync at COMMIT.
+      walMode = db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+      // FULL: a commit is on disk when COMMIT returns. Only shared commits go NORMAL, each then
+      // answered after its own fdatasync of the WAL (see above).
       db.pragma('synchronous = FULL');
       migrate(db);
     } catch (err) {
       db.close();
       throw translateStorageError(err);
     }
-    return new InventoryDatabase<A>(db, opts);
+    return new InventoryDatabase<A>(db, opts, walMode);
   }
 
   /**
@@ -111,12 +175,17 @@ export class InventoryDatabase<Announcement = unknown> {
 
   /** Commits what is deferred or shared, then closes the file. */
   close(): void {
-    if (this.connection.open && !this.connection.readonly) {
-      this.commitShared();
-      this.flush();
+    try {
+      if (this.connection.open && !this.connection.readonly) {
+        this.commitShared();
+        this.flush();
+        this.syncNowIfBehind();
+      }
+    } finally {
+      clearTimeout(this.deferTimer);
+      this.walSync.close?.();
+      this.connection.close();
     }
-    clearTimeout(this.deferTimer);
-    this.connection.close();
   }
 
   /**
@@ -167,7 +236,24 @@ export class InventoryDatabase<Announcement = unknown> {
 
   /** A read, with storage errors translated. */
   read<T>(fn: () => T): T {
-    // What leaves this process is on disk: a read outside a write first commits a shared transaction.
+    // What leaves this process is on disk: a read outside a write first commits a shared
+    // transaction and makes the shared commits durable.
+    if (this.depth === 0) {
+      this.commitShared();
+      this.syncNowIfBehind();
+    }
+    try {
+      return fn();
+    } catch (err) {
+      throw translateStorageError(err);
+    }
+  }
+
+  /**
+   * A read that may see shared commits not yet on disk (never an open transaction): for
+   * attributing an observation to a machine, never for an answer or a decision.
+   */
+  peek<T>(fn: () => T): T {
     if (this.depth === 0) this.commitShared();
     try {
       return fn();
@@ -200,7 +286,12 @@ export class InventoryDatabase<Announcement = unknown> {
     }
     const done = this.pending;
     this.pending = [];
-    if (done.length) this.onCommit?.(done);
+    if (done.length) {
+      // It wrote rows, so its COMMIT (synchronous = FULL) fsynced the WAL, and every shared commit
+      // before it is on disk too: those are answered and announced first, in commit order.
+      this.madeDurable(this.committed);
+      this.onCommit?.(done);
+    }
     return result;
   }
 
@@ -239,8 +330,11 @@ export class InventoryDatabase<Announcement = unknown> {
     if (this.shared) return;
     const deferred = this.takeDeferred();
     try {
+      // Outside any transaction (SQLite refuses the change inside one); commitShared() sets FULL back.
+      if (this.walFile) this.sql('PRAGMA synchronous = NORMAL').run();
       this.sql('BEGIN IMMEDIATE').run();
     } catch (err) {
+      this.fullSync();
       this.requeue(deferred);
       throw err;
     }
@@ -268,21 +362,93 @@ export class InventoryDatabase<Announcement = unknown> {
       } catch {
         // SQLite rolls back by itself when COMMIT fails for I/O; nothing more to undo.
       }
+      this.fullSync();
       this.pending = [];
       this.requeue(shared.deferred);
       const failure = translateStorageError(err);
       for (const settle of shared.settle) settle(failure);
       return;
     }
+    this.fullSync();
     const done = this.pending;
     this.pending = [];
-    // Committed: every member is answered, whatever a change listener does (this may run from a
-    // timer, where a throw would end the process).
-    for (const settle of shared.settle) settle();
+    // Committed, in the WAL: answered and announced once an fdatasync has made it durable.
+    this.unsynced.push({ seq: ++this.committed, settle: shared.settle, done });
+    if (this.walFile) this.syncSoon();
+    else this.madeDurable(this.committed); // a rollback journal: FULL, synced by its COMMIT
+  }
+
+  /** Back to synchronous = FULL after a shared transaction, for every other write. */
+  private fullSync(): void {
+    if (!this.walFile) return;
     try {
-      if (done.length) this.onCommit?.(done);
+      this.sql('PRAGMA synchronous = FULL').run();
+    } catch {
+      // Outside a transaction this cannot fail short of a closed connection, which the next statement reports.
+    }
+  }
+
+  /** Starts an fdatasync of the WAL on the thread pool unless one runs or nothing waits; one at a time. */
+  private syncSoon(): void {
+    if (this.syncing || this.durable >= this.committed || !this.walFile || !this.connection.open) return;
+    this.syncing = true;
+    const upTo = this.committed;
+    this.walSync.sync(this.walFile).then(
+      () => {
+        this.syncing = false;
+        this.madeDurable(upTo);
+        this.syncSoon();
+      },
+      (err: unknown) => {
+        this.syncing = false;
+        this.syncFailed(upTo, err);
+        this.syncSoon();
+      },
+    );
+  }
+
+  /** For a read or a close: every shared commit made durable now, on this thread. */
+  private syncNowIfBehind(): void {
+    if (this.durable >= this.committed || !this.walFile) return;
+    const upTo = this.committed;
+    try {
+      this.walSync.syncNow(this.walFile);
     } catch (err) {
-      this.onCommitError?.(err);
+      this.syncFailed(upTo, err);
+      throw walSyncError(err);
+    }
+    this.madeDurable(upTo);
+  }
+
+  /**
+   * Shared commits up to `upTo` are on disk: their members are answered and their changes
+   * announced, oldest first, whatever a change listener does (this runs from a callback, where a
+   * throw would end the process).
+   */
+  private madeDurable(upTo: number): void {
+    if (upTo <= this.durable) return;
+    this.durable = upTo;
+    while (this.unsynced.length && this.unsynced[0]!.seq <= upTo) {
+      const { settle, done } = this.unsynced.shift()!;
+      for (const s of settle) s();
+      try {
+        if (done.length) this.onCommit?.(done);
+      } catch (err) {
+        this.onCommitError?.(err);
+      }
+    }
+  }
+
+  /**
+   * The fdatasync failed: the commits up to `upTo` are in the file but not known to be on disk, so
+   * none of their members is told it succeeded (each gets the storage error) and nothing is
+   * announced. The next shared commit tries again with its own fdatasync.
+   */
+  private syncFailed(upTo: number, err: unknown): void {
+    const failure = walSyncError(err);
+    this.durable = Math.max(this.durable, upTo);
+    while (this.unsynced.length && this.unsynced[0]!.seq <= upTo) {
+      for (const s of this.unsynced.shift()!.settle) s(failure);
     }
   }
 
@@ -355,6 +521,23 @@ export class InventoryDatabase<Announcement = unknown> {
       `DELETE FROM ${table} WHERE mac = @mac AND ${where} AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac AND ${where} ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
     ).run({ mac, keep });
   }
+}
+
+/** An fdatasync (or open) of the WAL that failed, as a storage failure in the inventory's terms. */
+function walSyncError(err: unknown): InventoryError {
+  if (err instanceof InventoryError) return err;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'storage_full' : code === 'EROFS' ? 'storage_read_only' : 'storage_unavailable';
+  return new InventoryError(kind, `the inventory's write-ahead log could not be synced to disk: ${(err as Error)?.message ?? String(err)}`, code);
+}
+
+/**
+ * The WAL file SQLite writes beside the database, by the path SQLite itself resolved (symbolic
+ * links followed): `PRAGMA database_list`'s file with `-wal` after it.
+ */
+function walFileOf(connection: Database.Database): string {
+  const main = (connection.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main');
+  return `${main?.file || connection.name}-wal`;
 }
 
 function connect(file: string, options: Database.Options): Database.Database {

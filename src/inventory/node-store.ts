@@ -133,6 +133,15 @@ export class NodeStore {
     return r && toNode(r);
   }
 
+  /** The MAC alone of the node that last booted from this address: the index answers it, no row is read. */
+  macByIp(ip: string): string | undefined {
+    return (this.db.sql('SELECT mac FROM nodes WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1').get(ip) as { mac: string } | undefined)?.mac;
+  }
+
+  has(mac: string): boolean {
+    return this.db.sql('SELECT 1 FROM nodes WHERE mac = ?').get(mac) !== undefined;
+  }
+
   /** The node whose Talos reported this address among its own. */
   byTalosAddress(ip: string): Node | undefined {
     const r = this.db.sql('SELECT nodes.* FROM node_addresses JOIN nodes USING (mac) WHERE node_addresses.ip = ? ORDER BY nodes.last_seen DESC LIMIT 1').get(ip) as Row | undefined;

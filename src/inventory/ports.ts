@@ -51,6 +51,12 @@ export interface HistoryWriter {
 /** Observations that may share a commit with others (see InventoryDatabase.defer). */
 export interface ObservationWriter {
   recordSoon(mac: string, type: EventType, actor: string, detail: Record<string, unknown>): void;
+  /**
+   * The known machine an observation belongs to: the MAC if it is recorded, else the node that last
+   * booted from the address. It may read a commit still on its way to disk, so it attributes
+   * observations and never decides an answer.
+   */
+  observedMac(who: { mac: string } | { ip: string }): string | undefined;
 }
 
 export interface HistoryReader {

@@ -441,6 +441,10 @@ export class Inventory implements InventoryPorts {
     this.database.defer(() => this.history.append(mac, at, type, actor, detail));
   }
 
+  observedMac(who: { mac: string } | { ip: string }): string | undefined {
+    return this.database.peek(() => ('mac' in who ? (this.nodes.has(who.mac) ? who.mac : undefined) : this.nodes.macByIp(who.ip)));
+  }
+
   /** Newest first; what recordSoon() queued before this call is committed first, so it is seen. */
   events(mac: string, opts: { limit?: number; before?: number } = {}): NodeEvent[] {
     this.database.flush();

@@ -20,7 +20,7 @@ import type { TransferSummary } from '../tftp/server.ts';
 import { ChainloadLoopDetector } from './chainload-loop.ts';
 
 /** What the observer needs of the inventory. */
-export type BootStepStore = Pick<NodeReader, 'get' | 'byIp'> &
+export type BootStepStore = Pick<NodeReader, 'byIp'> &
   HistoryWriter &
   ObservationWriter & {
     setWaiting(mac: string, reason: string | null): void;
@@ -115,7 +115,7 @@ export class BootSteps {
 
   private step(who: { mac: string } | { ip: string }, type: EventType, detail: Record<string, unknown>): void {
     this.safely('record a boot step', () => {
-      const mac = 'mac' in who ? (this.opts.inventory.get(who.mac) ? who.mac : undefined) : this.opts.inventory.byIp(who.ip)?.mac;
+      const mac = this.opts.inventory.observedMac(who);
       // An observation: it shares a commit with the steps around it (the inventory's group commit).
       if (mac) this.opts.inventory.recordSoon(mac, type, 'boot', detail);
       else this.hold('mac' in who ? `mac ${who.mac}` : `ip ${who.ip}`, { type, detail, at: new Date(this.now()).toISOString() });

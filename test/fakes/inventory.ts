@@ -44,6 +44,10 @@ export class FixedInventory implements BootRecorder, Pick<NodeReader, 'get' | 'l
     return n && { ...n };
   }
 
+  observedMac(who: { mac: string } | { ip: string }): string | undefined {
+    return 'mac' in who ? (this.nodes.has(who.mac) ? who.mac : undefined) : this.byIp(who.ip)?.mac;
+  }
+
   /** The PXE-port addresses seen, in order (the real store checks them against the window). */
   readonly bootAddresses: Array<{ mac: string; ip: string }> = [];
   noteBootAddress(mac: string, ip: string): void {
@@ -124,6 +128,9 @@ export class BrokenInventory implements BootRecorder {
     this.fail();
   }
   byIp(): Node | undefined {
+    return this.fail();
+  }
+  observedMac(): string | undefined {
     return this.fail();
   }
   noteBootAddress(): void {

@@ -1,15 +1,18 @@
 // Boot steps share commits (InventoryDatabase.defer, Inventory.recordSoon), against a real SQLite
 // file, read from a second connection as another process would: what waits is not on disk yet,
 // goes with the next commit or the timer, is seen by event reads at once, survives a refused
-// write it rode on, and is committed by close.
+// write it rode on, and is committed by close. Requests share commits too (writeShared), and
+// those are synced to disk off the main thread: with the WAL's sync held by the test, nobody is
+// answered and nothing announced before it returns, and every way around it (a read, a write, a
+// close) makes the commits durable first.
 
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BootstrapLocks } from '../../src/bootstrap/lock-store.ts';
-import { InventoryDatabase, type DatabaseOptions } from '../../src/inventory/database.ts';
+import { InventoryDatabase, type DatabaseOptions, type WalSync } from '../../src/inventory/database.ts';
 import { Inventory, InventoryError } from '../../src/inventory/store.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -215,5 +218,172 @@ describe('shared commits of decisions (writeShared)', () => {
     inv.close();
     await shared;
     expect(typesOnDisk()).toEqual([...before, 'script-served']);
+  });
+});
+
+/** A WAL sync the test lets finish by hand: which file it was asked to sync, and when. */
+class HeldWalSync implements WalSync {
+  readonly files: string[] = [];
+  /** Syncs made on the spot (a read, a close). */
+  syncedNow = 0;
+  private readonly waiting: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  sync(walFile: string): Promise<void> {
+    this.files.push(walFile);
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+  syncNow(walFile: string): void {
+    this.files.push(walFile);
+    this.syncedNow++;
+  }
+  get pending(): number {
+    return this.waiting.length;
+  }
+  /** The oldest sync returns (or fails with `err`). */
+  finish(err?: Error): void {
+    const w = this.waiting.shift()!;
+    if (err) w.reject(err);
+    else w.resolve();
+  }
+}
+
+/** One event-loop turn: what could settle without the disk has settled. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('shared commits are synced off the main thread', () => {
+  function held(): { inv: Inventory; database: InventoryDatabase; wal: HeldWalSync; announced: string[]; answered: string[] } {
+    const wal = new HeldWalSync();
+    const { inv, database } = openWith({ walSync: wal });
+    const announced: string[] = [];
+    inv.changes.on('change', ({ event }: { event: { type: string } }) => announced.push(event.type));
+    return { inv, database, wal, announced, answered: [] };
+  }
+  /** A boot request's decision, shared: `type` recorded, and noted in `answered` when its promise settles. */
+  const ask = (h: ReturnType<typeof held>, type: 'script-served' | 'config-served' | 'config-denied') =>
+    h.inv.atomicallyShared(() => h.inv.record(MAC, type, 'boot', {})).then(() => void h.answered.push(type));
+
+  it('a request is answered, and its change announced, only once the WAL sync returns', async () => {
+    const h = held();
+    const answer = ask(h, 'script-served');
+    await until(() => h.wal.pending === 1, 'the sync of the shared commit');
+    // Committed into the WAL (another connection reads it), synced with the FULL setting back for other writes...
+    expect(onDisk()).toContain('script-served');
+    expect(h.database.connection.pragma('synchronous', { simple: true })).toBe(2);
+    expect(h.wal.files).toEqual([`${file}-wal`]);
+    // ...but nobody is told until the disk has it.
+    await turn();
+    expect(h.answered).toEqual([]);
+    expect(h.announced).toEqual([]);
+    h.wal.finish();
+    await answer;
+    expect(h.answered).toEqual(['script-served']);
+    expect(h.announced).toEqual(['script-served']);
+  });
+
+  it('commits made while a sync runs wait for the next one, which covers them all', async () => {
+    const h = held();
+    const first = ask(h, 'script-served');
+    await until(() => h.wal.pending === 1, 'the first sync');
+    const second = ask(h, 'config-served');
+    await until(() => onDisk().includes('config-served'), 'the second commit');
+    const third = ask(h, 'config-denied');
+    await until(() => onDisk().includes('config-denied'), 'the third commit');
+    // One sync at a time: the second and third commits have not started one of their own.
+    expect(h.wal.files).toHaveLength(1);
+    h.wal.finish();
+    await first;
+    await until(() => h.wal.pending === 1, 'the sync after the first');
+    await turn();
+    expect(h.answered).toEqual(['script-served']);
+    h.wal.finish();
+    await Promise.all([second, third]);
+    expect(h.wal.files).toHaveLength(2);
+    expect(h.answered).toEqual(['script-served', 'config-served', 'config-denied']);
+    expect(h.announced).toEqual(['script-served', 'config-served', 'config-denied']);
+  });
+
+  it('a read makes the shared commits durable on the spot; attributing an observation does not wait', async () => {
+    const h = held();
+    const answer = ask(h, 'script-served');
+    await until(() => h.wal.pending === 1, 'the sync');
+    expect(h.inv.observedMac({ mac: MAC })).toBe(MAC);
+    expect(h.wal.syncedNow).toBe(0);
+    await turn();
+    expect(h.answered).toEqual([]);
+    // What a read returns may leave the process, so what it sees is on disk first.
+    expect(h.inv.get(MAC)?.mac).toBe(MAC);
+    expect(h.wal.syncedNow).toBe(1);
+    await answer;
+    expect(h.announced).toEqual(['script-served']);
+    // The sync on the pool returning later changes nothing.
+    h.wal.finish();
+    await turn();
+    expect(h.answered).toEqual(['script-served']);
+  });
+
+  it('a write is on disk when it returns, and so is every shared commit before it: those are answered and announced first', async () => {
+    const h = held();
+    const answer = ask(h, 'script-served');
+    await until(() => h.wal.pending === 1, 'the sync');
+    h.inv.record(MAC, 'config-served', 'api', {});
+    expect(h.announced).toEqual(['script-served', 'config-served']);
+    await answer;
+    expect(h.wal.syncedNow).toBe(0);
+  });
+
+  it('a sync that fails answers each request with a storage error and announces nothing; the next commit is answered', async () => {
+    const h = held();
+    const answer = ask(h, 'script-served');
+    await until(() => h.wal.pending === 1, 'the sync');
+    h.wal.finish(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    const err = await answer.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InventoryError);
+    expect(err).toMatchObject({ code: 'storage_unavailable', storageCode: 'EIO', isStorageFailure: true });
+    expect((err as Error).message).toContain('could not be synced to disk');
+    expect(h.answered).toEqual([]);
+    expect(h.announced).toEqual([]);
+    const next = ask(h, 'config-served');
+    await until(() => h.wal.pending === 1, 'the next sync');
+    h.wal.finish();
+    await next;
+    expect(h.announced).toEqual(['config-served']);
+  });
+
+  it('close syncs what waits and answers it', async () => {
+    const h = held();
+    const answer = ask(h, 'script-served');
+    await until(() => h.wal.pending === 1, 'the sync');
+    h.inv.close();
+    expect(h.wal.syncedNow).toBe(1);
+    await answer;
+    expect(h.announced).toEqual(['script-served']);
+  });
+
+  it('without a WAL, a shared commit is answered at its COMMIT, which synced it', async () => {
+    const wal = new HeldWalSync();
+    const database = InventoryDatabase.open(':memory:', { walSync: wal });
+    const inv = new Inventory(database);
+    cleanup.push(() => database.connection.open && inv.close());
+    inv.update(MAC, { role: 'worker' }, 'test', { create: true });
+    await inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    expect(wal.files).toEqual([]);
+  });
+
+  it('with the database behind a symbolic link, the WAL synced is the one SQLite writes', async () => {
+    const real = path.join(dir, 'real');
+    mkdirSync(real);
+    const link = path.join(dir, 'link.db');
+    symlinkSync(path.join(real, 'genesis.db'), link);
+    const database = InventoryDatabase.open(link);
+    const inv = new Inventory(database);
+    cleanup.push(() => database.connection.open && inv.close());
+    inv.update(MAC, { role: 'worker' }, 'test', { create: true });
+    // The real fdatasync: a WAL it could not open would reject this request.
+    await inv.atomicallyShared(() => inv.record(MAC, 'script-served', 'boot', {}));
+    // Beside the file, not beside the link: the path a naive `<name>-wal` would have tried is not there.
+    expect(existsSync(path.join(real, 'genesis.db-wal'))).toBe(true);
+    expect(existsSync(`${link}-wal`)).toBe(false);
   });
 });
