@@ -69,12 +69,15 @@ export function installErrorHandling(app: FastifyInstance, opts: { now?: () => n
       return reply.code(503).send({ error: 'secrets_unavailable', message: err.message });
     }
     if (err instanceof InventoryError && err.isStorageFailure) {
-      failures.note(`storage-${err.storageCode ?? err.code}`, 'inventory', { code: err.storageCode, reason: err.message, reqId: req.id }, 'inventory storage error: answered 503, nothing changed (repeats are summarised once a minute)');
+      const outcome = err.unconfirmed ? 'the change is in the file but the disk did not confirm it' : 'nothing changed';
+      failures.note(`storage-${err.storageCode ?? err.code}`, 'inventory', { code: err.storageCode, reason: err.message, reqId: req.id }, `inventory storage error: answered 503, ${outcome} (repeats are summarised once a minute)`);
       const full = err.code === 'storage_full';
-      return reply
-        .code(503)
-        .header('retry-after', '10')
-        .send({ error: 'storage_unavailable', message: full ? 'the data disk is full; nothing was changed' : 'the inventory database is unavailable; nothing was changed' });
+      const message = err.unconfirmed
+        ? 'the inventory could not confirm the change on the data disk; ask again'
+        : full
+          ? 'the data disk is full; nothing was changed'
+          : 'the inventory database is unavailable; nothing was changed';
+      return reply.code(503).header('retry-after', '10').send({ error: 'storage_unavailable', message });
     }
     if (err instanceof InventoryError) {
       const status = err.code === 'not_found' ? 404 : err.code === 'conflict' ? 409 : 503;

@@ -528,7 +528,7 @@ function walSyncError(err: unknown): InventoryError {
   if (err instanceof InventoryError) return err;
   const code = (err as NodeJS.ErrnoException | null)?.code;
   const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'storage_full' : code === 'EROFS' ? 'storage_read_only' : 'storage_unavailable';
-  return new InventoryError(kind, `the inventory's write-ahead log could not be synced to disk: ${(err as Error)?.message ?? String(err)}`, code);
+  return new InventoryError(kind, `the inventory's write-ahead log could not be synced to disk: ${(err as Error)?.message ?? String(err)}`, code, { unconfirmed: true });
 }
 
 /**

@@ -24,13 +24,19 @@ export class InventoryError extends Error {
   readonly code: InventoryErrorCode;
   /** For a storage failure: the driver's own code (SQLITE_IOERR_WRITE...), for the log only. */
   readonly storageCode: string | undefined;
-  constructor(code: InventoryErrorCode, message: string, storageCode?: string) {
+  /**
+   * For a storage failure after the commit: the change is in the file but the disk did not confirm
+   * it (a failed fdatasync of the WAL), so it may or may not survive a power cut.
+   */
+  readonly unconfirmed: boolean;
+  constructor(code: InventoryErrorCode, message: string, storageCode?: string, opts: { unconfirmed?: boolean } = {}) {
     super(message);
     this.code = code;
     this.storageCode = storageCode;
+    this.unconfirmed = opts.unconfirmed ?? false;
   }
 
-  /** The disk or the file failed, not the request: retry later, nothing was changed. */
+  /** The disk or the file failed, not the request: retry later; nothing was changed, unless `unconfirmed`. */
   get isStorageFailure(): boolean {
     return this.code.startsWith('storage_');
   }

@@ -340,7 +340,7 @@ describe('shared commits are synced off the main thread', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(InventoryError);
-    expect(err).toMatchObject({ code: 'storage_unavailable', storageCode: 'EIO', isStorageFailure: true });
+    expect(err).toMatchObject({ code: 'storage_unavailable', storageCode: 'EIO', isStorageFailure: true, unconfirmed: true });
     expect((err as Error).message).toContain('could not be synced to disk');
     expect(h.answered).toEqual([]);
     expect(h.announced).toEqual([]);

@@ -22,6 +22,7 @@ const cases: Array<[string, () => Error, number, Record<string, unknown>]> = [
   ['disk full (translated)', () => new InventoryError('storage_full', 'database or disk is full', 'SQLITE_FULL'), 503, { error: 'storage_unavailable', message: 'the data disk is full; nothing was changed' }],
   ['disk full (the lock store, raw)', () => sqliteError('SQLITE_FULL', 'database or disk is full'), 503, { error: 'storage_unavailable', message: 'the data disk is full; nothing was changed' }],
   ['busy (raw)', () => sqliteError('SQLITE_BUSY', 'database is locked'), 503, { error: 'storage_unavailable', message: 'the inventory database is unavailable; nothing was changed' }],
+  ['the WAL sync after a shared commit failed', () => new InventoryError('storage_unavailable', "the inventory's write-ahead log could not be synced to disk: EIO", 'EIO', { unconfirmed: true }), 503, { error: 'storage_unavailable', message: 'the inventory could not confirm the change on the data disk; ask again' }],
   ['an HTTP error with details', () => new HttpError(422, 'fleet_invalid', 'the fleet file is not valid', { problems: ['fleet.yaml:3:5: x'] }), 422, { error: 'fleet_invalid', problems: ['fleet.yaml:3:5: x'] }],
   ['a bug', () => new TypeError("Cannot read properties of undefined (reading 'mac')"), 500, { error: 'internal', message: 'internal error; see the Genesis log' }],
 ];
