@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { decode, encodeAck, encodeRequest } from '../src/tftp/packet.ts';
 import { cpuSeconds, rssKiB, withChildren } from './proc.ts';
 
@@ -50,6 +51,12 @@ export type StormResult = {
   server_cpu_s: number;
   server_peak_rss_kb: number | null;
   client_cpu_s: number;
+  /**
+   * How late the simulator's own event loop ran its callbacks (p95, max): a reply that arrived
+   * waits at least this long to be read, so every step's time includes it, whatever the server.
+   */
+  client_loop_delay_p95_ms: number;
+  client_loop_delay_max_ms: number;
 };
 
 class Fail extends Error {}
@@ -374,6 +381,8 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
   const start = new Promise<void>((resolve) => (go = resolve));
   const runs = Array.from({ length: o.n }, (_, i) => machine(i, o, kpxeSha, start));
   const usage0 = process.cpuUsage();
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const t0 = performance.now();
   go();
   let timer: NodeJS.Timeout | undefined;
@@ -386,6 +395,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     clearInterval(sampler);
   }
   const wall = performance.now() - t0;
+  loopDelay.disable();
   const usage = process.cpuUsage(usage0);
   sample();
   let serverCpu = 0;
@@ -414,5 +424,8 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     server_cpu_s: Math.round(serverCpu * 100) / 100,
     server_peak_rss_kb: peakRss || null,
     client_cpu_s: Math.round((usage.user + usage.system) / 1e4) / 100,
+    // The histogram records the whole interval between its 10 ms ticks, in ns: the delay is what is over 10 ms.
+    client_loop_delay_p95_ms: Math.round(Math.max(0, loopDelay.percentile(95) / 1e6 - 10) * 10) / 10,
+    client_loop_delay_max_ms: Math.round(Math.max(0, loopDelay.max / 1e6 - 10) * 10) / 10,
   };
 }

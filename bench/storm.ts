@@ -174,6 +174,8 @@ if (genesisResult) {
     peer_probe_bootipxe_p95_ms: peerResult?.probe_bootipxe?.p95_ms ?? undefined,
     probe_bootipxe_p99_ms: g.probe_bootipxe?.p99_ms ?? undefined,
     peer_probe_bootipxe_p99_ms: peerResult?.probe_bootipxe?.p99_ms ?? undefined,
+    client_loop_delay_p95_ms: g.client_loop_delay_p95_ms,
+    peer_client_loop_delay_p95_ms: peerResult?.client_loop_delay_p95_ms,
   });
 }
 

@@ -47,6 +47,11 @@ describe('the goals table', () => {
     expect(row(rows, '`GET /boot.ipxe` p99').figure).toBe('4.2 ms (nginx 40 ms in the same run)');
   });
 
+  it("says how late the simulator's own loop ran beside the machines' boot.ipxe p95", () => {
+    const withLoop = meeting.map((r) => (r.bench === 'storm-1000' ? { ...r, figures: { ...r.figures, client_loop_delay_p95_ms: 120, peer_client_loop_delay_p95_ms: 95 } } : r));
+    expect(row(judge(withLoop), '1000-machine storm: `boot.ipxe` p95').figure).toBe("150 ms (nginx 600 ms in the same run; the simulator's loop late by 120 ms p95 (95 ms with nginx))");
+  });
+
   it('says why a figure is missing: a bench not run, one that failed, a figure it could not take', () => {
     const some = meeting.filter((r) => r.bench !== 'tftp' && r.bench !== 'asset-lookup');
     const noNstat = some.map((r) => (r.bench === 'storm-1000' ? { ...r, figures: { ...r.figures, listen_overflows: undefined } } : r));
