@@ -2,7 +2,8 @@
 // providers are chained so per-client virtual files (generated iPXE scripts) sit in front of a
 // static directory (iPXE binaries).
 
-import { open, realpath } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 
 export type TftpClient = { address: string; port: number };
@@ -146,6 +147,19 @@ export class DirectoryProvider implements FileProvider {
     if (real !== this.realRoot && !real.startsWith(this.realRoot + path.sep)) {
       return { ok: false, error: 'access-denied', message: 'path leaves the TFTP root' };
     }
+    // The common case, many machines asking for the same iPXE binary: its shared copy is current
+    // (same file, size, times), so it is served without opening the file again.
+    const hit = this.shared.get(real);
+    if (hit) {
+      const st = await stat(real).catch(() => undefined);
+      if (st?.isFile() && versionKey(st) === hit.key) {
+        try {
+          return { ok: true, source: new BufferSource(await hit.data) };
+        } catch {
+          // Its read failed (and it is dropped): open and read the file below.
+        }
+      }
+    }
     let fh;
     try {
       fh = await open(real, 'r');
@@ -157,7 +171,7 @@ export class DirectoryProvider implements FileProvider {
       await fh.close();
       return { ok: false, error: 'not-found', message: 'not a regular file' };
     }
-    const copy = this.sharedCopy(real, `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`, st.size, fh);
+    const copy = this.sharedCopy(real, versionKey(st), st.size, fh);
     if (!copy) return { ok: true, source: new FileSource(fh, st.size) };
     try {
       return { ok: true, source: new BufferSource(await copy) };
@@ -168,6 +182,14 @@ export class DirectoryProvider implements FileProvider {
       if (this.shared.get(real)?.data === copy) await fh.close().catch(() => {});
     }
   }
+}
+
+/**
+ * Which version of a file a shared copy is: a replaced file has another inode, an edited one
+ * another size or mtime, and a change of mode (a file made unreadable) another ctime.
+ */
+function versionKey(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 export class BufferSource implements TftpSource {

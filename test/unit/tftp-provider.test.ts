@@ -3,7 +3,7 @@
 // and large files stream through a read-ahead window that returns exactly the file's bytes.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -46,6 +46,26 @@ describe('DirectoryProvider', () => {
     expect((await whole(fresh, 1468)).equals(v2)).toBe(true);
     expect((await whole(many[1]!, 512)).equals(v1)).toBe(true);
     await Promise.all([...many, fresh].map((s) => s.close()));
+  });
+
+  it('a file edited in place (same inode, same size) is read again; a removed one is not served from its copy', async () => {
+    const p = new DirectoryProvider(root);
+    const file = path.join(root, 'boot.scr');
+    const v1 = Buffer.alloc(4096, 1);
+    writeFileSync(file, v1);
+    utimesSync(file, 1_700_000_000, 1_700_000_000);
+    const first = await source(p, 'boot.scr');
+    const again = await source(p, 'boot.scr');
+    expect(Buffer.from(await again.read(0, 4096)).equals(v1)).toBe(true);
+    const v2 = Buffer.alloc(4096, 2);
+    writeFileSync(file, v2);
+    utimesSync(file, 1_700_000_100, 1_700_000_100);
+    const edited = await source(p, 'boot.scr');
+    expect(Buffer.from(await edited.read(0, 4096)).equals(v2)).toBe(true);
+    expect(Buffer.from(await first.read(0, 4096)).equals(v1)).toBe(true);
+    unlinkSync(file);
+    expect(await p.open('boot.scr')).toMatchObject({ ok: false, error: 'not-found' });
+    await Promise.all([first, again, edited].map((s) => s.close()));
   });
 
   it('a large file streams through the read-ahead window: in order, out of order, odd block sizes', async () => {
