@@ -38,9 +38,9 @@ export const GOALS: Goal[] = [
         .filter(Boolean)
         .join('; ') || undefined,
   },
-  // What a machine that arrives in the middle of the storm waits (boot-probe.ts: one request every
-  // 20 ms from a process doing nothing else); beside the goal above, which the simulated machines
-  // measure with their own busy event loop in it. No goal of its own.
+  // What a machine that arrives in the middle of the storm waits (boot-probe.ts: a request every
+  // 20 ms on schedule, from a process doing nothing else); beside the goal above, which the
+  // simulated machines measure with their own event loop in it. No goal of its own.
   {
     measure: '1000-machine storm: `boot.ipxe` p95 for a quiet prober',
     bench: 'storm-1000',

@@ -54,7 +54,7 @@ const genesis = await startGenesis(path.resolve(values.repo ?? here), dir, {
 /** What a simulation measured; bootsim.py prints the same fields as storm-machines.ts returns. */
 type SimResult = StormResult & { listen_overflows?: number; probe_bootipxe?: ProbeResult };
 /** What boot-probe.ts prints. */
-type ProbeResult = { n: number; failed: number; p50_ms: number | null; p95_ms: number | null; p99_ms: number | null; max_ms: number | null };
+type ProbeResult = { n: number; failed: number; skipped: number; p50_ms: number | null; p95_ms: number | null; p99_ms: number | null; max_ms: number | null };
 type Endpoint = { host: string; port: number };
 
 /** The kernel's count of connections dropped for a full listen queue (nstat, iproute2); undefined without nstat. */
