@@ -166,7 +166,9 @@ async function main() {
   console.log(`  dnsmasq   ${cd.toFixed(0).padStart(8)} ms  ratio dnsmasq/genesis = ${(cd / cg).toFixed(2)}`);
   recordFigures('tftp', { concurrent_ms: cg, tftpd_hpa_concurrent_ms: ch, ratio_to_tftpd_hpa: cg / ch, ratio_to_dnsmasq: cg / cd });
 
-  // Under loss: each server behind its own relay dropping 5% each way, same seed for all.
+  // Under loss: each server behind its own relay dropping 5% each way, same seed for all
+  // (--lossy-rounds 0 leaves it out).
+  if (LOSSY_ROUNDS < 1) return;
   const relays = await Promise.all(
     servers.map(async (s) => {
       const relay = new LossyRelay({ host: s.host, port: s.port }, 5, 1234);
