@@ -115,9 +115,8 @@ export class InventoryDatabase<Announcement = unknown> {
   private readonly walSync: WalSync;
   /** The WAL file, when the database is in WAL mode: shared commits are then synced off the main thread. */
   private readonly walFile: string | undefined;
-  /** Shared commits made (`committed`) and known durable (`durable`), counted; the unsynced in order. */
+  /** Shared commits made, counted: each one's `seq` in `unsynced`, oldest first, until it is on disk. */
   private committed = 0;
-  private durable = 0;
   private unsynced: Array<Unsynced<Announcement>> = [];
   /** An fdatasync is on the thread pool. */
   private syncing = false;
@@ -242,11 +241,7 @@ export class InventoryDatabase<Announcement = unknown> {
       this.commitShared();
       this.syncNowIfBehind();
     }
-    try {
-      return fn();
-    } catch (err) {
-      throw translateStorageError(err);
-    }
+    return this.peek(fn);
   }
 
   /**
@@ -390,7 +385,7 @@ export class InventoryDatabase<Announcement = unknown> {
 
   /** Starts an fdatasync of the WAL on the thread pool unless one runs or nothing waits; one at a time. */
   private syncSoon(): void {
-    if (this.syncing || this.durable >= this.committed || !this.walFile || !this.connection.open) return;
+    if (this.syncing || !this.unsynced.length || !this.walFile || !this.connection.open) return;
     this.syncing = true;
     const upTo = this.committed;
     this.walSync.sync(this.walFile).then(
@@ -409,7 +404,7 @@ export class InventoryDatabase<Announcement = unknown> {
 
   /** For a read or a close: every shared commit made durable now, on this thread. */
   private syncNowIfBehind(): void {
-    if (this.durable >= this.committed || !this.walFile) return;
+    if (!this.unsynced.length || !this.walFile) return;
     const upTo = this.committed;
     try {
       this.walSync.syncNow(this.walFile);
@@ -426,8 +421,6 @@ export class InventoryDatabase<Announcement = unknown> {
    * throw would end the process).
    */
   private madeDurable(upTo: number): void {
-    if (upTo <= this.durable) return;
-    this.durable = upTo;
     while (this.unsynced.length && this.unsynced[0]!.seq <= upTo) {
       const { settle, done } = this.unsynced.shift()!;
       for (const s of settle) s();
@@ -446,7 +439,6 @@ export class InventoryDatabase<Announcement = unknown> {
    */
   private syncFailed(upTo: number, err: unknown): void {
     const failure = walSyncError(err);
-    this.durable = Math.max(this.durable, upTo);
     while (this.unsynced.length && this.unsynced[0]!.seq <= upTo) {
       for (const s of this.unsynced.shift()!.settle) s(failure);
     }
