@@ -115,18 +115,40 @@ export class TftpServer extends EventEmitter {
     return { address: addr.address, port: addr.port };
   }
 
-  /** Stop accepting requests, give running transfers up to graceMs to finish, then abort the rest. */
+  /**
+   * Stop accepting requests, give running transfers up to graceMs to finish, then abort the rest.
+   * A transfer whose client has not answered within one retransmission timeout of its request is
+   * not waited for: its request may have been sent with another machine's address (a flood of
+   * them would otherwise hold every shutdown for the whole grace, and `docker stop` kills at 10 s).
+   */
   async close(graceMs = 5000): Promise<void> {
     this.accepting = false;
     const socket = this.socket;
     this.socket = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
-    if (!(await this.drained(graceMs))) {
-      for (const t of [...this.active.values()]) t.abort('server shutting down');
-      // Transfers in the worker report their end a moment later; the worker's stop ends any left.
-      await this.drained(1000);
+    const silent = this.abortWhenSilent();
+    try {
+      if (!(await this.drained(graceMs))) {
+        for (const t of [...this.active.values()]) t.abort('server shutting down');
+        // Transfers in the worker report their end a moment later; the worker's stop ends any left.
+        await this.drained(1000);
+      }
+    } finally {
+      for (const timer of silent) clearTimeout(timer);
     }
     await this.worker?.close();
+  }
+
+  /** For close(): each transfer not yet heard from is aborted once one timeout has passed since its request, unless its client answers by then. */
+  private abortWhenSilent(): NodeJS.Timeout[] {
+    const now = performance.now();
+    return [...this.active.values()]
+      .filter((t) => !t.heardFromClient)
+      .map((t) =>
+        setTimeout(() => {
+          if (!t.heardFromClient) t.abort('server shutting down');
+        }, Math.max(0, t.startedAt + this.opts.defaultTimeoutMs - now)),
+      );
   }
 
   /** Whether every transfer ended within `ms`. */

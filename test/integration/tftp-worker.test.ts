@@ -92,6 +92,36 @@ describe('the TFTP transfer worker', () => {
     expect(last.packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'server shutting down' });
   });
 
+  it('at shutdown a transfer whose client never answered is ended after one timeout, not the whole grace; one whose client answers goes on to its end', async () => {
+    const srv = await server({ defaultTimeoutMs: 300 });
+    const data = randomBytes(512 * 4 + 7);
+    writeFileSync(path.join(srv.root, 'held.bin'), data);
+    const ends: TransferSummary[] = [];
+    srv.server.on('transfer-end', (s: TransferSummary) => ends.push(s));
+    // A request sent with someone's address: block 1 goes out, no ACK ever comes back.
+    const silent = await peer();
+    silent.send(encodeRequest('rrq', 'held.bin', 'octet'), srv.port);
+    expect((await silent.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    const live = await peer();
+    live.send(encodeRequest('rrq', 'held.bin', 'octet'), srv.port);
+    let d = await live.next();
+    // A grace no test would outlive: close() resolving at all shows the silent transfer was not waited for.
+    const closing = srv.server.close(3_600_000);
+    const got: Buffer[] = [];
+    for (;;) {
+      expect(d.packet.kind).toBe('data');
+      if (d.packet.kind !== 'data') break;
+      if (d.packet.block === got.length + 1) got.push(d.packet.data);
+      live.send(encodeAck(d.packet.block), d.port);
+      if (d.packet.data.length < 512) break;
+      d = await live.next();
+    }
+    await closing;
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+    expect(ends.map((e) => e.outcome).sort()).toEqual(['aborted', 'ok']);
+    expect(ends.find((e) => e.outcome === 'aborted')).toMatchObject({ detail: 'aborted by server: server shutting down', bytes: 0 });
+  });
+
   it('a worker that dies ends its transfers as aborted; one that keeps dying leaves transfers to the main thread', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'genesis-worker-'));
     opened.push({ close: async () => rmSync(dir, { recursive: true, force: true }) });
