@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { LockHistoryEntry } from './lock-store.ts';
 import { nodeAddress, type Node } from '../domain/node.ts';
 import type { HistoryWriter, NodeReader } from '../inventory/ports.ts';
-import { TalosApiError, type TalosApiClient, type TalosApiCredentials } from '../talos/api-client.ts';
+import type { TalosApiError, TalosApiClient, TalosApiCredentials } from '../talos/api-client.ts';
 import { TalosDialer } from '../talos/dialer.ts';
 import type { Failpoints } from './failpoint.ts';
 import { claimResend, classifyBootstrapError, deferResend, elect, markBootstrapped, markSent, requestRecovery, resetLock, type Lock, type Outcome } from './lock.ts';

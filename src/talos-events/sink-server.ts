@@ -7,11 +7,12 @@
 //    and counted, or it would block every event behind it.
 //
 // Connections are accepted by our own net.Server and handed to grpc-js (a connection injector),
-// so Genesis knows how many nodes are connected and from where.
+// so Genesis knows how many nodes are connected and from where. grpc-js and the .proto are loaded
+// on the first connection (sink-grpc.ts): an idle Genesis, with no node reporting, does not hold
+// them (about 10 MB resident, docs/performance.md).
 
-import { fileURLToPath } from 'node:url';
-import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
+import type net from 'node:net';
+import type grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { LogThrottle, sample } from '../logging/throttle.ts';
 import type { Node } from '../domain/node.ts';
@@ -20,22 +21,13 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from './talos-event.ts';
 import { NodeListener } from '../net/node-listener.ts';
 import { peerAddress, sourceAddress } from '../net/address.ts';
-
-const PROTO_FILE = fileURLToPath(new URL('./proto/sink.proto', import.meta.url));
+import type { GrpcSink } from './sink-grpc.ts';
 
 // Field names as in the .proto (keepCase): protobufjs's built-in Any is not camel-cased either.
 export type EventRequest = { data?: { type_url?: string; value?: Buffer } | null; id?: string; actor_id?: string };
 
-let service: grpc.ServiceDefinition | undefined;
-/** The service from our .proto subset; the tests' Talos stand-in uses the same definition. */
-export function eventSinkService(): grpc.ServiceDefinition {
-  if (!service) {
-    const def = protoLoader.loadSync(PROTO_FILE, { keepCase: true, longs: String, enums: String, defaults: true });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as { events: { EventSinkService: grpc.ServiceClientConstructor } };
-    service = pkg.events.EventSinkService.service;
-  }
-  return service;
-}
+/** grpc.status.UNAVAILABLE, without importing grpc-js for one number. */
+const UNAVAILABLE = 14;
 
 export type EventSinkOptions = {
   host: string;
@@ -52,20 +44,21 @@ export type EventSinkOptions = {
 
 export class EventSinkServer {
   private readonly opts: EventSinkOptions;
-  private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 });
   private readonly listener: NodeListener;
   private readonly throttle: LogThrottle;
+  /** The gRPC side, once the first connection has loaded it; `loading` while it loads. */
+  private transport: GrpcSink | undefined;
+  private loading: Promise<GrpcSink> | undefined;
+  private closed = false;
 
   constructor(o: EventSinkOptions) {
     this.opts = o;
-    this.grpcServer.addService(eventSinkService(), { Publish: this.publish.bind(this) });
-    const injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     this.throttle = new LogThrottle(o.log);
     this.listener = new NodeListener(
       { host: o.host, port: o.port, maxConnections: o.maxConnections ?? 256, maxPerAddress: o.maxPerAddress, idleMs: o.idleMs },
       (socket) => {
         this.opts.metrics?.nodeConnection('event-sink');
-        injector.injectConnection(socket);
+        this.hand(socket);
       },
       (r) => {
         this.opts.metrics?.refused('event-sink', r.reason);
@@ -89,8 +82,35 @@ export class EventSinkServer {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.listener.close();
-    this.grpcServer.forceShutdown();
+    const transport = this.transport ?? (await this.loading?.catch(() => undefined));
+    transport?.shutdown();
+  }
+
+  /**
+   * A node's connection to grpc-js, which the first one loads. Its bytes wait in the socket
+   * meanwhile (HTTP/2 reads what is already buffered when it takes the socket over).
+   */
+  private hand(socket: net.Socket): void {
+    if (this.transport) {
+      this.transport.inject(socket);
+      return;
+    }
+    this.loading ??= import('./sink-grpc.ts').then((m) => (this.transport = m.grpcSink((call, done) => this.publish(call, done))));
+    this.loading.then(
+      (transport) => {
+        if (this.closed) transport.shutdown();
+        if (this.closed || socket.destroyed) socket.destroy();
+        else transport.inject(socket);
+      },
+      (err: unknown) => {
+        // Cannot happen short of a broken install; said once per connection, and the next one tries again.
+        this.loading = undefined;
+        this.opts.log.error({ err: sample((err as Error).message, 200) }, 'the event sink could not load its gRPC service; connection closed');
+        socket.destroy();
+      },
+    );
   }
 
   private publish(call: grpc.ServerUnaryCall<EventRequest, object>, done: grpc.sendUnaryData<object>): void {
@@ -103,7 +123,7 @@ export class EventSinkServer {
       // Not stored (disk full, database locked, or a bug): Talos keeps the event and sends it again.
       this.opts.metrics?.talosEvent('failed', seen.kind);
       this.throttle.note('event-store-failed', 'storage', { err: sample((err as Error).message, 120), kind: seen.kind }, 'could not record a Talos event; the node will send it again');
-      done({ code: grpc.status.UNAVAILABLE, details: 'genesis cannot store events right now; retry' });
+      done({ code: UNAVAILABLE, details: 'genesis cannot store events right now; retry' });
     }
   }
 

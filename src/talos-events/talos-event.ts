@@ -2,8 +2,9 @@
 // typed event, and the pure rules for what an event means for the node (its stage and readiness,
 // whether its install finished, what an operator must see). No sockets and no SQLite here.
 
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 
 const PROTO_FILE = fileURLToPath(new URL('./proto/machine-events.proto', import.meta.url));
 
@@ -26,8 +27,9 @@ export type TalosEvent =
 export class EventDecodeError extends Error {}
 
 let root: protobuf.Root | undefined;
+/** The message types, protobufjs loaded with them on the first event (not at start: see sink-grpc.ts). */
 function types(): protobuf.Root {
-  root ??= protobuf.loadSync(PROTO_FILE);
+  root ??= (createRequire(import.meta.url)('protobufjs') as typeof protobuf).loadSync(PROTO_FILE);
   return root;
 }
 

@@ -12,7 +12,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { eventSinkService } from '../../src/talos-events/sink-server.ts';
+import { eventSinkService } from '../../src/talos-events/sink-grpc.ts';
 
 const EVENTS_PROTO = fileURLToPath(new URL('../../src/talos-events/proto/machine-events.proto', import.meta.url));
 let root: protobuf.Root | undefined;

@@ -6,13 +6,16 @@ import net from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
+import grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SENDER_NICE } from '../../src/bulk/bulk-sender.ts';
 import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
+import { eventSinkService } from '../../src/talos-events/sink-grpc.ts';
 import { encodeAck, encodeRequest } from '../../src/tftp/packet.ts';
 import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
 import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
+import { talosAny } from '../helpers/talos-reporter.ts';
 import { run, sha256, sha256File } from '../helpers/run.ts';
 
 const running: GenesisProcess[] = [];
@@ -117,6 +120,37 @@ describe('genesis serve', () => {
     expect(g.lines.at(-1)).toMatchObject({ msg: 'genesis stopped' });
     client.resume();
     await closed;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('holds no gRPC while no node reports; the first node to report loads it and is answered', async () => {
+    const dir = workdir();
+    // Says on stderr each time the process resolves gRPC or protobufjs (Node's module hooks).
+    const hook = path.join(dir, 'watch-loads.mjs');
+    writeFileSync(
+      hook,
+      `import { registerHooks } from 'node:module';
+registerHooks({ resolve(specifier, context, next) { if (/^(@grpc\\/|protobufjs)/.test(specifier)) process.stderr.write('resolved ' + specifier + '\\n'); return next(specifier, context); } });\n`,
+    );
+    const g = genesis(dir, { NODE_OPTIONS: `--import=${hook}` });
+    const ready = (await g.ready()) as unknown as { http: { port: number }; events: { sink: { port: number } } };
+    expect((await fetch(`http://127.0.0.1:${ready.http.port}/healthz`)).status).toBe(200);
+    expect(g.stderr).not.toMatch(/resolved/);
+
+    // A node's first event over a real gRPC connection: its bytes arrive while the service loads.
+    const Client = grpc.makeGenericClientConstructor(eventSinkService(), 'EventSinkService') as unknown as new (
+      address: string,
+      credentials: grpc.ChannelCredentials,
+    ) => grpc.Client & { Publish: (req: object, cb: (err: grpc.ServiceError | null) => void) => void };
+    const client = new Client(`127.0.0.1:${ready.events.sink.port}`, grpc.credentials.createInsecure());
+    await new Promise<void>((resolve, reject) => client.Publish({ id: 'first', data: talosAny('PhaseEvent', { phase: 'boot', action: 0 }) }, (err) => (err ? reject(err) : resolve())));
+    client.close();
+    while (!/resolved @grpc\/grpc-js/.test(g.stderr)) await once(g.child.stderr!, 'data');
+    // From an address no machine has: answered OK and counted, not stored.
+    const metrics = await (await fetch(`http://127.0.0.1:${ready.http.port}/metrics`)).text();
+    expect(metrics).toMatch(/genesis_talos_events_total\{[^}]*result="unknown-source"[^}]*\} 1/);
+    g.kill('SIGTERM');
+    expect(await g.exit()).toBe(0);
     rmSync(dir, { recursive: true, force: true });
   });
 
