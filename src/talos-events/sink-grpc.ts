@@ -6,9 +6,11 @@ import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import type { EventRequest } from './sink-server.ts';
 
 const PROTO_FILE = fileURLToPath(new URL('./proto/sink.proto', import.meta.url));
+
+// Field names as in the .proto (keepCase): protobufjs's built-in Any is not camel-cased either.
+export type EventRequest = { data?: { type_url?: string; value?: Buffer } | null; id?: string; actor_id?: string };
 
 let service: grpc.ServiceDefinition | undefined;
 /** The service from our .proto subset; the tests' Talos stand-in uses the same definition. */

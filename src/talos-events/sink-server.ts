@@ -21,10 +21,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { decodeTalosEvent, EventDecodeError, eventEffect, eventSummary, type TalosEvent } from './talos-event.ts';
 import { NodeListener } from '../net/node-listener.ts';
 import { peerAddress, sourceAddress } from '../net/address.ts';
-import type { GrpcSink } from './sink-grpc.ts';
-
-// Field names as in the .proto (keepCase): protobufjs's built-in Any is not camel-cased either.
-export type EventRequest = { data?: { type_url?: string; value?: Buffer } | null; id?: string; actor_id?: string };
+import type { EventRequest, GrpcSink } from './sink-grpc.ts';
 
 /** grpc.status.UNAVAILABLE, without importing grpc-js for one number. */
 const UNAVAILABLE = 14;
