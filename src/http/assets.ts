@@ -14,8 +14,9 @@
 // went from p99 about 45 ms to 620–840 ms. So reads here stay 64 KiB; the sender, off the main
 // thread, reads 256 KiB into one reused buffer per download (src/bulk/protocol.ts).
 
-import { ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import send from '@fastify/send';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -83,7 +84,11 @@ export async function assetRoutes(app: FastifyInstance, deps: AssetRouteDeps): P
         if (rel === undefined) req.log.debug({ path: req.url.slice(0, 120) }, 'asset request for a name outside the plain-name rule refused');
         return reply.code(404).send(notFound);
       }
-      const answer = await send(req.raw, `/${rel}`, {
+      // With a bulk sender, a GET is first answered as a HEAD would be: status and headers (Range,
+      // ETag, 304) from one stat, no file opened. A download the sender takes then costs this
+      // thread no open and close of a stream it would not read; one it does not take is opened below.
+      const probe = deps.bulk !== undefined && req.method === 'GET';
+      const answer = await send(probe ? ({ method: 'HEAD', headers: req.raw.headers } as IncomingMessage) : req.raw, `/${rel}`, {
         root: realRoot,
         highWaterMark: ASSET_READ_BYTES,
         dotfiles: 'deny',
@@ -107,14 +112,14 @@ export async function assetRoutes(app: FastifyInstance, deps: AssetRouteDeps): P
       if (rel.endsWith('.efi')) headers['Content-Type'] = 'application/efi';
       // The MIME table knows neither .kpxe nor vmlinuz: say what they are rather than nothing.
       else if (headers['Content-Type'] === undefined) headers['Content-Type'] = 'application/octet-stream';
-      const stream = answer.stream;
-      if (deps.bulk && req.method === 'GET' && stream instanceof ReadStream && typeof stream.path === 'string') {
-        // The range @fastify/send chose (createReadStream's start/end, which Node's types omit).
-        const { start = 0, end = Infinity } = stream as ReadStream & { start?: number; end?: number };
-        if (Number.isFinite(end) && end - start + 1 >= OFFLOAD_MIN_BYTES && handOver(req, reply, deps, answer.statusCode, headers, { path: stream.path, start, end })) {
-          stream.destroy();
-          return reply;
-        }
+      let stream = answer.stream;
+      const body = probe ? bodyRange(answer.statusCode, headers) : undefined;
+      if (body) {
+        answer.stream.destroy();
+        const range = { path: answer.metadata.path, ...body };
+        if (range.end - range.start + 1 >= OFFLOAD_MIN_BYTES && handOver(req, reply, deps, answer.statusCode, headers, range)) return reply;
+        // What @fastify/send itself would have opened for the GET.
+        stream = createReadStream(range.path, { highWaterMark: ASSET_READ_BYTES, start: range.start, end: range.end });
       }
       reply.code(answer.statusCode).headers(headers);
       return reply.send(stream);
@@ -122,6 +127,20 @@ export async function assetRoutes(app: FastifyInstance, deps: AssetRouteDeps): P
   });
 
   app.addHook('onResponse', async (req, reply) => recordWhole(deps, req, reply.statusCode, sourceAddress(req.ip)));
+}
+
+/**
+ * The bytes a 200 or 206 answer carries, from the headers @fastify/send set (Content-Length, and
+ * Content-Range for a range); undefined for an answer with no body (304). `end` is inclusive, as
+ * createReadStream takes it (an empty file: start = end, and reading it yields nothing).
+ */
+export function bodyRange(status: number, headers: Record<string, string | number>): { start: number; end: number } | undefined {
+  const length = Number(headers['Content-Length']);
+  if (!Number.isSafeInteger(length)) return undefined;
+  if (status === 200) return { start: 0, end: Math.max(0, length - 1) };
+  if (status !== 206) return undefined;
+  const m = /^bytes (\d+)-(\d+)\//.exec(String(headers['Content-Range'] ?? ''));
+  return m ? { start: Number(m[1]), end: Number(m[2]) } : undefined;
 }
 
 /**

@@ -83,10 +83,14 @@ describe('with the bulk sender (the default)', () => {
 
   it('serves small files, HEAD and a 304 itself, on a kept-alive connection', async () => {
     const small = await fetch(kernelUrl(g), { headers: { range: 'bytes=0-99' } });
-
     expect(small.status).toBe(206);
     expect(small.headers.get('connection')).toBe('keep-alive');
-    await small.arrayBuffer();
+    expect(Buffer.from(await small.arrayBuffer()).equals(kernel.subarray(0, 100))).toBe(true);
+    // A range from the middle: the bytes at its offset, not the file's first ones.
+    const middle = await fetch(kernelUrl(g), { headers: { range: 'bytes=1000-1099' } });
+    expect(middle.status).toBe(206);
+    expect(middle.headers.get('content-range')).toBe(`bytes 1000-1099/${kernel.length}`);
+    expect(Buffer.from(await middle.arrayBuffer()).equals(kernel.subarray(1000, 1100))).toBe(true);
     const head = await run('curl', ['-sS', '-I', largeUrl(g)]);
     expect(head.stdout).toMatch(/^connection: keep-alive\r$/im);
     expect(head.stdout).toMatch(new RegExp(`^content-length: ${LARGE}\r$`, 'im'));

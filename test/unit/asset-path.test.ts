@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assetPath } from '../../src/http/assets.ts';
+import { assetPath, bodyRange } from '../../src/http/assets.ts';
 
 describe('which names /assets/ serves', () => {
   it.each([
@@ -27,5 +27,19 @@ describe('which names /assets/ serves', () => {
     `/assets/${'a'.repeat(200)}`,
   ])('refuses %s', (url) => {
     expect(assetPath(url)).toBeUndefined();
+  });
+});
+
+describe('the bytes an asset answer carries (from @fastify/send\'s headers)', () => {
+  it('200: the whole file; 206: its Content-Range; an empty file: nothing to read', () => {
+    expect(bodyRange(200, { 'Content-Length': 30_000_000 })).toEqual({ start: 0, end: 29_999_999 });
+    expect(bodyRange(206, { 'Content-Length': 100, 'Content-Range': 'bytes 1000-1099/30000000' })).toEqual({ start: 1000, end: 1099 });
+    expect(bodyRange(200, { 'Content-Length': 0 })).toEqual({ start: 0, end: 0 });
+  });
+
+  it('no body: a 304, or headers it cannot read', () => {
+    expect(bodyRange(304, { ETag: 'W/"1-2"' })).toBeUndefined();
+    expect(bodyRange(206, { 'Content-Length': 100 })).toBeUndefined();
+    expect(bodyRange(200, {})).toBeUndefined();
   });
 });
