@@ -173,17 +173,21 @@ export class NodeStore {
     this.db.sql('INSERT INTO nodes (mac, first_seen, updated_at) VALUES (?, ?, ?)').run(mac, at, at);
   }
 
-  /** Inside a write: what a booting machine reports about itself; `bindIp` also binds its window to the address. */
-  recordFacts(mac: string, at: string, facts: BootFacts, bindIp: boolean): void {
-    this.db
+  /**
+   * Inside a write: what a booting machine reports about itself; `bindIp` also binds its window to
+   * the address. The node as it now is (RETURNING: the boot path reads no row twice).
+   */
+  recordFacts(mac: string, at: string, facts: BootFacts, bindIp: boolean): Node | undefined {
+    const r = this.db
       .sql(
         `UPDATE nodes SET arch = coalesce(@arch, arch), firmware = coalesce(@firmware, firmware), uuid = coalesce(@uuid, uuid),
            serial = coalesce(@serial, serial), manufacturer = coalesce(@manufacturer, manufacturer),
            product = coalesce(@product, product), last_ip = coalesce(@ip, last_ip), last_seen = @at,
            window_ip = CASE WHEN @bind THEN @ip ELSE window_ip END
-         WHERE mac = @mac`,
+         WHERE mac = @mac RETURNING *`,
       )
-      .run({ mac, at, ...factParams(facts), bind: bindIp ? 1 : 0 });
+      .get({ mac, at, ...factParams(facts), bind: bindIp ? 1 : 0 }) as Row | undefined;
+    return r && toNode(r);
   }
 
   /** Inside a write: bind an open, unbound window to the address. */

@@ -170,7 +170,8 @@ export class Inventory implements InventoryPorts {
     if (lifecycleDiffers(before, next)) this.nodes.writeLifecycle(before.mac, next, moved ? at : undefined);
     if (outcome.revokeToken) this.tokens.revoke(before.mac);
     if (moved) this.history.append(before.mac, at, 'state-changed', actor, { from: before.state, to: next.state, ...detail });
-    return { ...before, ...next };
+    // The row as writeLifecycle left it: no read back.
+    return { ...before, ...next, updatedAt: moved ? at : before.updatedAt };
   }
 
   private existing(mac: string): Node {
@@ -232,10 +233,13 @@ export class Inventory implements InventoryPorts {
         return { node, created: true, access: bootAccess(node, facts.ip, this.now()) };
       }
       const access = bootAccess(before, facts.ip, this.now());
-      if (access.kind === 'conflict') this.holdForConflict(before, access.addresses, {});
-      else if (mayRecordFacts(access)) this.nodes.recordFacts(mac, at, facts, access.kind === 'bind');
+      if (access.kind === 'conflict') {
+        this.holdForConflict(before, access.addresses, {});
+        return { node: this.existing(mac), created: false, access };
+      }
+      if (mayRecordFacts(access)) return { node: this.nodes.recordFacts(mac, at, facts, access.kind === 'bind') ?? this.existing(mac), created: false, access };
       // Installed, held or outside its window: an unauthenticated request changes nothing.
-      return { node: this.existing(mac), created: false, access };
+      return { node: before, created: false, access };
     });
   }
 
@@ -423,7 +427,7 @@ export class Inventory implements InventoryPorts {
       this.tokens.spend(mac);
       this.history.append(mac, this.stamp(), 'config-served', 'boot', { ...detail, fetchesLeft: check.fetchesLeft - 1 });
       const node = this.transition(check.node, { type: 'config-served' }, 'boot');
-      return { ok: true, node: this.existing(node.mac), fetchesLeft: check.fetchesLeft - 1 };
+      return { ok: true, node, fetchesLeft: check.fetchesLeft - 1 };
     });
   }
 

@@ -15,6 +15,13 @@ export class RateLimiter {
     this.maxKeys = opts.maxKeys ?? 10_000;
   }
 
+  /** Whether take(`key`) would succeed now; spends nothing (and adds no key). */
+  available(key: string): boolean {
+    const b = this.buckets.get(key);
+    const tokens = b ? Math.min(this.rate, b.tokens + ((this.now() - b.at) / this.perMs) * this.rate) : this.rate;
+    return tokens >= 1;
+  }
+
   /** Spend one token for `key`; false when its bucket is empty. */
   take(key: string): boolean {
     const t = this.now();

@@ -123,8 +123,11 @@ export class BootService {
    */
   private converse(mac: string, facts: BootFacts, ip: string | undefined): { refused: 'rate' | 'full' } | { refused?: undefined; node: Node; plan: BootPlan } {
     // Discovery of unknown MACs is what an unauthenticated flood can grow without bound: per
-    // address it is rate-limited, in total capped. Known machines are never affected.
-    if (!this.opts.inventory.get(mac) && ip !== undefined && !this.discovery.take(ip)) {
+    // address it is rate-limited, in total capped. Known machines are never affected. Whether the
+    // MAC is known is asked only once the address has no discovery left: a known machine's
+    // request reads its row once, in recordBoot, and a new one spends its discovery there below
+    // (nothing runs in between: this is one synchronous turn).
+    if (ip !== undefined && !this.discovery.available(ip) && !this.opts.inventory.get(mac)) {
       this.refuseDiscovery(mac, ip, 'rate');
       return { refused: 'rate' };
     }
@@ -140,6 +143,7 @@ export class BootService {
     }
     const { node, created, access } = recorded;
     if (created) {
+      if (ip !== undefined) this.discovery.take(ip);
       this.opts.log.info({ mac, arch: node.arch, firmware: node.firmware, role: node.role, ip }, 'new machine discovered');
       this.opts.steps?.discovered(mac, ip);
     }

@@ -80,6 +80,37 @@ describe('nodes', () => {
     expect(inv.events(A).filter((e) => e.type === 'discovered')).toHaveLength(1);
   });
 
+  it('the node a boot request or a served config returns is the stored one (they are not read back)', () => {
+    let now = new Date('2026-06-01T10:00:00Z');
+    const inv = openInv({ now: () => now });
+    const H = 'c'.repeat(64);
+    const stored = () => inv.get(A)!;
+    // New, then known and unassigned, then assigned: its window opens and the first address binds it.
+    expect(inv.recordBoot(A, { arch: 'amd64', ip: '192.0.2.20' }).node).toEqual(stored());
+    now = new Date('2026-06-01T10:00:01Z');
+    expect(inv.recordBoot(A, { firmware: 'uefi', serial: 'S1', ip: '192.0.2.21' }).node).toEqual(stored());
+    inv.update(A, { role: 'worker' }, 'api', { create: false });
+    now = new Date('2026-06-01T10:00:02Z');
+    const bound = inv.recordBoot(A, { uuid: 'u-1', ip: '192.0.2.22' });
+    expect(bound.node).toEqual(stored());
+    expect(bound.node.windowIp).toBe('192.0.2.22');
+    // The config served moves it to installing (updatedAt with it), then a second fetch moves nothing.
+    inv.issueConfigToken(A, H, 60_000, 2, '192.0.2.22');
+    now = new Date('2026-06-01T10:00:03Z');
+    const served = inv.consumeConfigToken(A, H, {}, '192.0.2.22');
+    expect(served.ok && served.node).toEqual(stored());
+    expect(stored()).toMatchObject({ state: 'installing', updatedAt: '2026-06-01T10:00:03.000Z' });
+    now = new Date('2026-06-01T10:00:04Z');
+    const again = inv.consumeConfigToken(A, H, {}, '192.0.2.22');
+    expect(again.ok && again.node).toEqual(stored());
+    // Installed: a boot request changes nothing, and says so with the node as it is.
+    inv.setState(A, 'installed', 'api');
+    now = new Date('2026-06-01T10:00:05Z');
+    const frozen = inv.recordBoot(A, { serial: 'S2', ip: '192.0.2.23' });
+    expect(frozen.node).toEqual(stored());
+    expect(stored()).toMatchObject({ serial: 'S1', lastIp: '192.0.2.22' });
+  });
+
   it('role changes move the boot state; unassigning sends it back to discovered', () => {
     const inv = openInv();
     inv.recordBoot(A, {});

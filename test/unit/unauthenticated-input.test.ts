@@ -87,6 +87,17 @@ describe('discovery is rate-limited per address', () => {
     expect([r.take('a'), r.take('a')]).toEqual([true, false]);
   });
 
+  it('available() answers what take() would, and spends nothing', () => {
+    let now = 0;
+    const r = new RateLimiter(2, 60_000, { now: () => now });
+    expect([r.available('a'), r.available('a')]).toEqual([true, true]);
+    expect([r.take('a'), r.take('a')]).toEqual([true, true]);
+    expect([r.available('a'), r.take('a')]).toEqual([false, false]);
+    now = 30_000;
+    expect([r.available('a'), r.available('a'), r.take('a'), r.available('a')]).toEqual([true, true, true, false]);
+    expect(new RateLimiter(0, 60_000).available('b')).toBe(false);
+  });
+
   it('the table of addresses is bounded', () => {
     const r = new RateLimiter(1, 60_000, { maxKeys: 100 });
     for (let i = 0; i < 10_000; i++) r.take(`10.0.${i >> 8}.${i & 255}`);
