@@ -13,13 +13,14 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyListenOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
 import { Sessions } from './auth/sessions.ts';
 import { MachineConfigService } from './provision/machine-config.ts';
 import { clusterSettings, telemetryEndpoints, telemetryKernelArgs } from './provision/cluster-settings.ts';
 import { ConfigRenderer } from './provision/config-renderer.ts';
+import { AcceptSockets, claimPort } from './http/accept-sockets.ts';
 import { checkBeforeServing } from './provision/start-checks.ts';
 import { PatchFileSet } from './provision/patch-files.ts';
 import { EventSinkServer } from './talos-events/sink-server.ts';
@@ -72,6 +73,12 @@ import { hostOfEndpoint } from './net/address.ts';
 import { SecretsError, serializeSecrets } from './talos/secrets.ts';
 import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-store.ts';
 
+/**
+ * Sockets accepting on the HTTP port, the server's own included: up to this many connections per
+ * turn of the event loop (http/accept-sockets.ts). Measured (docs/performance.md): 8 and 16 both
+ * took the 1000-machine storm's `boot.ipxe` p95 from 230–370 ms to 50–140 ms; 16 leaves room.
+ */
+const HTTP_ACCEPT_SOCKETS = 16;
 /** Pending connections the HTTP listener queues (Node's default is 511). */
 const HTTP_LISTEN_BACKLOG = 4096;
 /** How long a boot step may wait to share a commit (InventoryDatabase.defer); a crash loses at most this much of them. */
@@ -127,6 +134,8 @@ export class Genesis {
   private _http: FastifyInstance | undefined;
   /** The HTTP server's connections, and its close (connections.ts: why not fastify's close alone). */
   private _httpConnections: HttpConnections | undefined;
+  /** The HTTP port's other accepting sockets. */
+  private _acceptSockets: AcceptSockets | undefined;
   private _bulk: BulkSender | undefined;
   private _tftp: TftpServer | undefined;
   private _dhcp: ProxyDhcpServer | undefined;
@@ -429,8 +438,21 @@ export class Genesis {
     this._httpConnections = new HttpConnections(this._http);
     // A cold boot of the whole fleet opens many connections at once; Node's default backlog (511)
     // overflowed in the 1000-machine storm. The kernel caps it at net.core.somaxconn.
-    await this._http.listen({ host: c.http.host, port: c.http.port, backlog: HTTP_LISTEN_BACKLOG });
+    // The port is shared (SO_REUSEPORT) with more accepting sockets: libuv takes one connection
+    // per socket per turn of the event loop, which left a storm's connections queued in the
+    // kernel (http/accept-sockets.ts).
+    const port = await claimPort(c.http.host, c.http.port);
+    // fastify hands its listen options to net.Server.listen() whole; its type omits reusePort.
+    const listenOptions: FastifyListenOptions & { reusePort: boolean } = { host: c.http.host, port, backlog: HTTP_LISTEN_BACKLOG, reusePort: true };
+    await this._http.listen(listenOptions);
     const ha = this._http.server.address();
+    if (typeof ha === 'object' && ha) {
+      try {
+        this._acceptSockets = await AcceptSockets.open(this._http.server, { host: ha.address, port: ha.port, backlog: HTTP_LISTEN_BACKLOG, count: HTTP_ACCEPT_SOCKETS - 1 });
+      } catch (err) {
+        this.log.warn({ err }, 'the HTTP port has one accepting socket (no SO_REUSEPORT here): a storm of machines waits longer to connect');
+      }
+    }
     const listening: Listening = {
       http: typeof ha === 'object' && ha ? { address: ha.address, port: ha.port } : { address: c.http.host, port: c.http.port },
     };
@@ -570,6 +592,7 @@ export class Genesis {
     await Promise.all([this._coldStart?.stop(), this._backups?.stop(), this._bootstrap?.stop(), this.lan.watch?.stop(), this._dhcp?.close()]);
     // Downloads the bulk sender is sending are cut off with it: a machine retries its download, and
     // waiting out a 100 MB initramfs to a slow client is not a graceful stop.
+    this._acceptSockets?.close();
     await Promise.all([this._tftp?.close(graceMs), this._bulk?.close(), this._httpConnections?.close(graceMs), this._eventSink?.close(), this._kernelLog?.close()]);
     await this.talosDialer?.closeAll();
     this.patchFiles?.close();
