@@ -4,11 +4,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { BootService, IpxeIdentity } from '../provision/service.ts';
 import { sourceAddress } from '../net/address.ts';
+import type { TimeSlices } from './time-slices.ts';
 
 const IPXE = 'text/plain; charset=utf-8';
 const field = { type: 'string', maxLength: 256 } as const;
 
-export function bootRoutes(app: FastifyInstance, boot: BootService): void {
+/**
+ * `slices`: where a machine's turn runs (time-slices.ts), so `/boot.ipxe` and the rest of a burst
+ * are answered first; none runs it in the handler.
+ */
+export function bootRoutes(app: FastifyInstance, boot: BootService, slices?: TimeSlices): void {
   app.get('/boot.ipxe', async (_req, reply) => reply.type(IPXE).header('cache-control', 'no-store').send(boot.entryScript()));
 
   app.get<{ Querystring: IpxeIdentity }>(
@@ -22,7 +27,8 @@ export function bootRoutes(app: FastifyInstance, boot: BootService): void {
       },
     },
     async (req, reply) => {
-      const answer = await boot.nodeScript(req.query, sourceAddress(req.ip));
+      const ip = sourceAddress(req.ip);
+      const answer = await (slices ? slices.run(() => boot.nodeScript(req.query, ip)) : boot.nodeScript(req.query, ip));
       reply.type(IPXE).header('cache-control', 'no-store');
       switch (answer.outcome) {
         case 'script':

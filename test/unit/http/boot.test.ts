@@ -8,11 +8,12 @@ import { bootRoutes } from '../../../src/http/boot.ts';
 import { BootService } from '../../../src/provision/service.ts';
 import { FixedInventory } from '../../fakes/inventory.ts';
 import { routeGroup } from '../../helpers/inject.ts';
+import { TimeSlices } from '../../../src/http/time-slices.ts';
 
 const MAC = '52:54:00:12:34:56';
 const later = () => new Date(Date.now() + 3600_000).toISOString();
 
-async function app(nodes: Array<Partial<Node> & { mac: string }> = []) {
+async function app(nodes: Array<Partial<Node> & { mac: string }> = [], slices?: TimeSlices) {
   const inventory = new FixedInventory(nodes);
   const boot = new BootService({
     inventory,
@@ -24,7 +25,7 @@ async function app(nodes: Array<Partial<Node> & { mac: string }> = []) {
     assetsPresent: () => true,
     log: pino({ level: 'silent' }),
   });
-  return { a: await routeGroup((r) => bootRoutes(r, boot)), inventory };
+  return { a: await routeGroup((r) => bootRoutes(r, boot, slices)), inventory };
 }
 
 describe('boot routes', () => {
@@ -61,5 +62,22 @@ describe('boot routes', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ error: 'invalid_request' });
     expect(inventory.nodes.size).toBe(0);
+  });
+
+  it('/ipxe/node runs its turn in a later slice: /boot.ipxe asked after a burst of them is answered first', async () => {
+    const turns: Array<() => void> = [];
+    const slices = new TimeSlices({ sliceMs: 10, later: (fn) => turns.push(fn) });
+    const macs = ['52:54:00:00:0a:01', '52:54:00:00:0a:02', '52:54:00:00:0a:03'];
+    const { a, inventory } = await app([], slices);
+    const scripts = macs.map((mac) => a.inject(`/ipxe/node?mac=${mac}&buildarch=x86_64&platform=efi`));
+    const entry = await a.inject('/boot.ipxe');
+    expect(entry.statusCode).toBe(200);
+    // Answered while every machine's turn still waits: none is recorded yet.
+    expect(slices.waiting).toBe(3);
+    expect(macs.map((mac) => inventory.get(mac))).toEqual([undefined, undefined, undefined]);
+    turns.shift()!();
+    const answers = await Promise.all(scripts);
+    expect(answers.map((r) => r.statusCode)).toEqual([200, 200, 200]);
+    expect(macs.map((mac) => inventory.get(mac)?.mac)).toEqual(macs);
   });
 });

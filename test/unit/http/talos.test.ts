@@ -5,19 +5,24 @@ import { describe, expect, it } from 'vitest';
 import { talosRoutes } from '../../../src/http/talos.ts';
 import type { ConfigOutcome } from '../../../src/provision/machine-config.ts';
 import { routeGroup } from '../../helpers/inject.ts';
+import { TimeSlices } from '../../../src/http/time-slices.ts';
 
 const MAC = '52:54:00:12:34:56';
 const TOKEN = 'ab'.repeat(32);
 
-async function app(outcome: ConfigOutcome) {
+async function app(outcome: ConfigOutcome, slices?: TimeSlices) {
   const calls: Array<[string | undefined, string, string | undefined]> = [];
   const a = await routeGroup((r) =>
-    talosRoutes(r, {
-      serve: async (mac, token, ip) => {
-        calls.push([mac, token, ip]);
-        return outcome;
+    talosRoutes(
+      r,
+      {
+        serve: async (mac, token, ip) => {
+          calls.push([mac, token, ip]);
+          return outcome;
+        },
       },
-    }),
+      slices,
+    ),
   );
   return { a, calls };
 }
@@ -62,5 +67,18 @@ describe('talos config route', () => {
     const res = await a.inject(`/talos/config/${MAC}/${'a'.repeat(129)}`);
     expect(res.statusCode).toBe(403);
     expect(calls).toEqual([[undefined, '', '127.0.0.1']]);
+  });
+
+  it('a config is decided in a later slice, not in the handler that parsed its request', async () => {
+    const turns: Array<() => void> = [];
+    const slices = new TimeSlices({ sliceMs: 10, later: (fn) => turns.push(fn) });
+    const { a, calls } = await app({ outcome: 'served', yaml: 'version: v1alpha1\n' }, slices);
+    const pending = a.inject(`/talos/config/${MAC}/${TOKEN}`);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual([]);
+    expect(slices.waiting).toBe(1);
+    turns.shift()!();
+    expect((await pending).statusCode).toBe(200);
+    expect(calls).toEqual([[MAC, TOKEN, '127.0.0.1']]);
   });
 });
