@@ -115,6 +115,10 @@ export class TransferEngine {
   }
 
   private onPacket(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    // Ended (aborted, or done) while the socket lingers for its last packet: what still arrives
+    // meets a state machine that may not know it ended (abort() ends only the engine) and a source
+    // already closed. Once it read a block from the released source and threw: the process died.
+    if (this.ended) return;
     if (rinfo.address !== this.client.address || rinfo.port !== this.client.port) {
       // RFC 1350: a packet from a foreign TID gets error 5 and must not disturb this transfer.
       this.socket?.send(encodeError(ErrorCode.UnknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
@@ -135,6 +139,9 @@ export class TransferEngine {
 
   private apply(effects: Effect[]): void {
     for (const e of effects) {
+      // An effect after the end (a read that completed late, the effects after 'done') would arm a
+      // timer or read from a closed source for a transfer nobody follows any more.
+      if (this.ended) return;
       switch (e.type) {
         case 'send':
           this.socket?.send(e.packet, this.client.port, this.client.address);
@@ -159,13 +166,15 @@ export class TransferEngine {
   }
 
   private onTimer(): void {
-    if (this.machine) this.apply(this.machine.timeout(performance.now()));
+    if (this.machine && !this.ended) this.apply(this.machine.timeout(performance.now()));
   }
 
   private read(first: number, count: number): void {
     const machine = this.machine!;
+    const source = this.source;
+    if (!source) return;
     const { offset, length } = machine.range(first, count);
-    this.source!.read(offset, length).then(
+    source.read(offset, length).then(
       (data) => this.apply(machine.supply(first, data, performance.now())),
       (err: unknown) => this.apply(machine.readFailed(err instanceof Error ? err.message : String(err))),
     );
