@@ -129,6 +129,10 @@ async function main() {
       GENESIS_ADVERTISE_ADDR: '127.0.0.1',
       GENESIS_LOG_LEVEL: 'warn',
       GENESIS_LOG_FORMAT: 'json',
+      // Every client here is 127.0.0.1, where on a LAN each machine has its own address; at
+      // Genesis's default of 16 transfers per address the other clients were turned away and
+      // waited out atftp's retry, which is the per-address cap at work, not transfer speed.
+      GENESIS_TFTP_MAX_TRANSFERS_PER_CLIENT: String(Math.max(16, CONCURRENT)),
     }),
   });
   servers.push({ name: 'tftpd-hpa', host: '127.0.0.1', port: 16970, proc: start('in.tftpd', ['-L', '-s', root, '-a', '127.0.0.1:16970']) });
