@@ -75,8 +75,9 @@ import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-
 
 /**
  * Sockets accepting on the HTTP port, the server's own included: up to this many connections per
- * turn of the event loop (http/accept-sockets.ts). Measured (docs/performance.md): 8 and 16 both
- * took the 1000-machine storm's `boot.ipxe` p95 from 230–370 ms to 50–140 ms; 16 leaves room.
+ * turn of the event loop (http/accept-sockets.ts). Measured with the scripts' time slices
+ * (docs/performance.md): 8 and 16 alike, the prober's `boot.ipxe` p95 in the 1000-machine storm
+ * 50–140 ms against 160–380 ms with one; 16 leaves room.
  */
 const HTTP_ACCEPT_SOCKETS = 16;
 /** Pending connections the HTTP listener queues (Node's default is 511). */
@@ -590,9 +591,9 @@ export class Genesis {
     const graceMs = this.config.shutdown_grace * 1000;
     this._fleet?.close();
     await Promise.all([this._coldStart?.stop(), this._backups?.stop(), this._bootstrap?.stop(), this.lan.watch?.stop(), this._dhcp?.close()]);
+    this._acceptSockets?.close();
     // Downloads the bulk sender is sending are cut off with it: a machine retries its download, and
     // waiting out a 100 MB initramfs to a slow client is not a graceful stop.
-    this._acceptSockets?.close();
     await Promise.all([this._tftp?.close(graceMs), this._bulk?.close(), this._httpConnections?.close(graceMs), this._eventSink?.close(), this._kernelLog?.close()]);
     await this.talosDialer?.closeAll();
     this.patchFiles?.close();
