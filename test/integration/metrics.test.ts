@@ -9,6 +9,7 @@ import parse from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
 import { run } from '../helpers/run.ts';
+import { until } from '../helpers/wait.ts';
 
 let g: TestGenesis;
 beforeAll(async () => {
@@ -37,7 +38,13 @@ describe('GET /metrics', () => {
     const out = path.join(mkdtempSync(path.join(tmpdir(), 'genesis-metrics-')), 'f');
     const r = await run('curl', ['-sS', '-o', out, `tftp://127.0.0.1:${g.tftpPort}/undionly.kpxe`]);
     expect(r.code, r.stderr).toBe(0);
-    const after = await scrape();
+    // curl is done once it has sent its last ACK; the transfer ends on the server when that ACK
+    // arrives (in the transfer worker, whose word then reaches the main thread): counted a moment later.
+    const delta = async () => {
+      const now = await scrape();
+      return now('genesis_tftp_transfers_total', { outcome: 'ok' }) - before('genesis_tftp_transfers_total', { outcome: 'ok' }) > 0 ? now : false;
+    };
+    const after = await until(delta, 'the transfer counted');
     expect(after('genesis_tftp_transfers_total', { outcome: 'ok' }) - before('genesis_tftp_transfers_total', { outcome: 'ok' })).toBe(1);
     expect(after('genesis_tftp_bytes_total') - before('genesis_tftp_bytes_total')).toBe(100_000);
   });
