@@ -11,9 +11,9 @@ const field = { type: 'string', maxLength: 256 } as const;
 
 /**
  * `slices`: where a machine's turn runs (time-slices.ts), so `/boot.ipxe` and the rest of a burst
- * are answered first; none runs it in the handler.
+ * are answered first.
  */
-export function bootRoutes(app: FastifyInstance, boot: BootService, slices?: TimeSlices): void {
+export function bootRoutes(app: FastifyInstance, boot: BootService, slices: TimeSlices): void {
   app.get('/boot.ipxe', async (_req, reply) => reply.type(IPXE).header('cache-control', 'no-store').send(boot.entryScript()));
 
   app.get<{ Querystring: IpxeIdentity }>(
@@ -28,7 +28,7 @@ export function bootRoutes(app: FastifyInstance, boot: BootService, slices?: Tim
     },
     async (req, reply) => {
       const ip = sourceAddress(req.ip);
-      const answer = await (slices ? slices.run(() => boot.nodeScript(req.query, ip)) : boot.nodeScript(req.query, ip));
+      const answer = await slices.run(() => boot.nodeScript(req.query, ip));
       reply.type(IPXE).header('cache-control', 'no-store');
       switch (answer.outcome) {
         case 'script':

@@ -10,15 +10,14 @@ import { normalizeMac } from '../domain/mac.ts';
 import { sourceAddress } from '../net/address.ts';
 import type { TimeSlices } from './time-slices.ts';
 
-/** `slices`: where a config's decision and render run (time-slices.ts); none runs it in the handler. */
-export function talosRoutes(app: FastifyInstance, configs: Pick<MachineConfigService, 'serve'>, slices?: TimeSlices): void {
-  const inSlice = <T>(fn: () => Promise<T>): Promise<T> => (slices ? slices.run(fn) : fn());
+/** `slices`: where a config's decision runs (time-slices.ts), after the cheap requests of a burst. */
+export function talosRoutes(app: FastifyInstance, configs: Pick<MachineConfigService, 'serve'>, slices: TimeSlices): void {
   app.get<{ Params: { mac: string; token: string } }>(
     '/talos/config/:mac/:token',
     { schema: { params: { type: 'object', properties: { mac: { type: 'string', maxLength: 32 }, token: { type: 'string', maxLength: 128 } } } } },
     async (req, reply) => {
       const mac = normalizeMac(req.params.mac);
-      return answer(reply, await inSlice(() => configs.serve(mac, req.params.token, sourceAddress(req.ip))));
+      return answer(reply, await slices.run(() => configs.serve(mac, req.params.token, sourceAddress(req.ip))));
     },
   );
   // A config URL without a token (an old script, a guess) gets the same answer as a wrong token.

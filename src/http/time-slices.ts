@@ -24,10 +24,11 @@ export type TimeSlicesOptions = {
   later?: (fn: () => void) => void;
 };
 
-type Queued = { run: () => unknown; settle: (outcome: { value: unknown } | { error: unknown }) => void };
+type Queued = { run: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void };
 
 export class TimeSlices {
-  private readonly queue: Queued[] = [];
+  /** Parts in arrival order; the ones already run are cleared to undefined until the queue is trimmed. */
+  private readonly queue: Array<Queued | undefined> = [];
   /** Where the queue's unrun parts start (shifting a long array at each part would cost O(n)). */
   private head = 0;
   private scheduled = false;
@@ -52,7 +53,7 @@ export class TimeSlices {
    */
   run<T>(fn: () => T | Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run: fn, settle: (o) => ('error' in o ? reject(o.error) : resolve(o.value as T | Promise<T>)) });
+      this.queue.push({ run: fn, resolve: resolve as (value: unknown) => void, reject });
       this.schedule();
     });
   }
@@ -73,14 +74,12 @@ export class TimeSlices {
     const end = this.queue.length;
     do {
       const part = this.queue[this.head]!;
-      this.queue[this.head++] = undefined as unknown as Queued;
-      let outcome: { value: unknown } | { error: unknown };
+      this.queue[this.head++] = undefined;
       try {
-        outcome = { value: part.run() };
+        part.resolve(part.run());
       } catch (error) {
-        outcome = { error };
+        part.reject(error);
       }
-      part.settle(outcome);
     } while (this.head < end && this.now() - started < this.sliceMs);
     if (this.head === this.queue.length) {
       this.queue.length = 0;

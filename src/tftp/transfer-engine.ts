@@ -139,8 +139,8 @@ export class TransferEngine {
 
   private apply(effects: Effect[]): void {
     for (const e of effects) {
-      // An effect after the end (a read that completed late, the effects after 'done') would arm a
-      // timer or read from a closed source for a transfer nobody follows any more.
+      // An effect after the end (a timer or a read that completed late, the effects after 'done')
+      // would arm a timer or read from the closed source for a transfer nobody follows any more.
       if (this.ended) return;
       switch (e.type) {
         case 'send':
@@ -166,15 +166,14 @@ export class TransferEngine {
   }
 
   private onTimer(): void {
-    if (this.machine && !this.ended) this.apply(this.machine.timeout(performance.now()));
+    if (this.machine) this.apply(this.machine.timeout(performance.now()));
   }
 
   private read(first: number, count: number): void {
     const machine = this.machine!;
-    const source = this.source;
-    if (!source) return;
     const { offset, length } = machine.range(first, count);
-    source.read(offset, length).then(
+    // apply() runs no effect once the transfer has ended, so the source is still open here.
+    this.source!.read(offset, length).then(
       (data) => this.apply(machine.supply(first, data, performance.now())),
       (err: unknown) => this.apply(machine.readFailed(err instanceof Error ? err.message : String(err))),
     );

@@ -13,7 +13,7 @@ import { TimeSlices } from '../../../src/http/time-slices.ts';
 const MAC = '52:54:00:12:34:56';
 const later = () => new Date(Date.now() + 3600_000).toISOString();
 
-async function app(nodes: Array<Partial<Node> & { mac: string }> = [], slices?: TimeSlices) {
+async function app(nodes: Array<Partial<Node> & { mac: string }> = [], slices = new TimeSlices({ sliceMs: 10 })) {
   const inventory = new FixedInventory(nodes);
   const boot = new BootService({
     inventory,

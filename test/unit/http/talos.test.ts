@@ -10,7 +10,7 @@ import { TimeSlices } from '../../../src/http/time-slices.ts';
 const MAC = '52:54:00:12:34:56';
 const TOKEN = 'ab'.repeat(32);
 
-async function app(outcome: ConfigOutcome, slices?: TimeSlices) {
+async function app(outcome: ConfigOutcome, slices = new TimeSlices({ sliceMs: 10 })) {
   const calls: Array<[string | undefined, string, string | undefined]> = [];
   const a = await routeGroup((r) =>
     talosRoutes(
