@@ -13,14 +13,14 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance, FastifyListenOptions } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadOrCreateApiToken, type ApiToken } from './auth/api-token.ts';
 import { Sessions } from './auth/sessions.ts';
 import { MachineConfigService } from './provision/machine-config.ts';
 import { clusterSettings, telemetryEndpoints, telemetryKernelArgs } from './provision/cluster-settings.ts';
 import { ConfigRenderer } from './provision/config-renderer.ts';
-import { AcceptSockets, claimPort } from './http/accept-sockets.ts';
+import { listenAccepting, type AcceptSockets } from './http/accept-sockets.ts';
 import { checkBeforeServing } from './provision/start-checks.ts';
 import { PatchFileSet } from './provision/patch-files.ts';
 import { EventSinkServer } from './talos-events/sink-server.ts';
@@ -76,8 +76,8 @@ import { loadOrCreateSecrets, SecretsStore, secretsPath } from './talos/secrets-
 /**
  * Sockets accepting on the HTTP port, the server's own included: up to this many connections per
  * turn of the event loop (http/accept-sockets.ts). Measured with the scripts' time slices
- * (docs/performance.md): 8 and 16 alike, the prober's `boot.ipxe` p95 in the 1000-machine storm
- * 50–140 ms against 160–380 ms with one; 16 leaves room.
+ * (docs/performance.md), the prober's `boot.ipxe` p95 in the 1000-machine storm: 57–184 ms with
+ * 16 (nine runs), 50–138 ms with 8 (three), 224–372 ms with one (three); 16 leaves room.
  */
 const HTTP_ACCEPT_SOCKETS = 16;
 /** Pending connections the HTTP listener queues (Node's default is 511). */
@@ -442,18 +442,10 @@ export class Genesis {
     // The port is shared (SO_REUSEPORT) with more accepting sockets: libuv takes one connection
     // per socket per turn of the event loop, which left a storm's connections queued in the
     // kernel (http/accept-sockets.ts).
-    const port = await claimPort(c.http.host, c.http.port);
-    // fastify hands its listen options to net.Server.listen() whole; its type omits reusePort.
-    const listenOptions: FastifyListenOptions & { reusePort: boolean } = { host: c.http.host, port, backlog: HTTP_LISTEN_BACKLOG, reusePort: true };
-    await this._http.listen(listenOptions);
+    const accepting = await listenAccepting(this._http, { host: c.http.host, port: c.http.port, backlog: HTTP_LISTEN_BACKLOG, sockets: HTTP_ACCEPT_SOCKETS });
+    if ('extra' in accepting) this._acceptSockets = accepting.extra;
+    else this.log.warn({ err: accepting.err }, `the HTTP port has one accepting socket (${accepting.alone}): a storm of machines waits longer to connect`);
     const ha = this._http.server.address();
-    if (typeof ha === 'object' && ha) {
-      try {
-        this._acceptSockets = await AcceptSockets.open(this._http.server, { host: ha.address, port: ha.port, backlog: HTTP_LISTEN_BACKLOG, count: HTTP_ACCEPT_SOCKETS - 1 });
-      } catch (err) {
-        this.log.warn({ err }, 'the HTTP port has one accepting socket (no SO_REUSEPORT here): a storm of machines waits longer to connect');
-      }
-    }
     const listening: Listening = {
       http: typeof ha === 'object' && ha ? { address: ha.address, port: ha.port } : { address: c.http.host, port: c.http.port },
     };

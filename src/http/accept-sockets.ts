@@ -16,6 +16,7 @@
 
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
+import type { FastifyInstance, FastifyListenOptions } from 'fastify';
 
 export type AcceptSocketsOptions = {
   /** The address and port the HTTP server listens on, bound by it with reusePort. */
@@ -25,6 +26,44 @@ export type AcceptSocketsOptions = {
   /** Listening sockets besides the HTTP server's own. */
   count: number;
 };
+
+/**
+ * Where Node binds with SO_REUSEPORT (net.Server.listen's `reusePort`): Linux, FreeBSD, Solaris,
+ * AIX. Elsewhere (macOS, Windows) listen() throws on the option, so the port is not shared there.
+ */
+const PORT_SHARING_PLATFORMS: readonly string[] = ['linux', 'freebsd', 'sunos', 'aix'];
+
+export function canSharePort(platform: string = process.platform): boolean {
+  return PORT_SHARING_PLATFORMS.includes(platform);
+}
+
+/**
+ * `app` listening on host:port, with `sockets` accepting sockets in all where the port can be
+ * shared: the extra sockets, or why the server's own accepts alone (the platform, or the extra
+ * sockets would not listen: logged, and the server serves all the same). The port is claimed
+ * first, so one in use fails here with EADDRINUSE as a plain listen() does.
+ */
+export async function listenAccepting(
+  app: FastifyInstance,
+  o: { host: string; port: number; backlog: number; sockets: number; platform?: string },
+): Promise<{ extra: AcceptSockets } | { alone: string; err?: unknown }> {
+  const platform = o.platform ?? process.platform;
+  if (o.sockets <= 1 || !canSharePort(platform)) {
+    await app.listen({ host: o.host, port: o.port, backlog: o.backlog });
+    return { alone: o.sockets <= 1 ? 'one socket asked for' : `no SO_REUSEPORT on ${platform}` };
+  }
+  const port = await claimPort(o.host, o.port);
+  // fastify hands its listen options to net.Server.listen() whole; its type omits reusePort.
+  const options: FastifyListenOptions & { reusePort: boolean } = { host: o.host, port, backlog: o.backlog, reusePort: true };
+  await app.listen(options);
+  const bound = app.server.address();
+  if (typeof bound !== 'object' || !bound) return { alone: 'the server has no address to share' };
+  try {
+    return { extra: await AcceptSockets.open(app.server, { host: bound.address, port: bound.port, backlog: o.backlog, count: o.sockets - 1 }) };
+  } catch (err) {
+    return { alone: 'the extra sockets would not listen', err };
+  }
+}
 
 /**
  * The port, checked free by binding it alone (no SO_REUSEPORT) and letting it go at once: for
@@ -43,7 +82,7 @@ export async function claimPort(host: string, port: number): Promise<number> {
 
 export class AcceptSockets {
   private readonly sockets: NetServer[];
-  /** Connections each socket accepted (for tests and the bench). */
+  /** Connections each socket accepted (for tests). */
   readonly accepted: number[];
 
   private constructor(sockets: NetServer[], accepted: number[]) {

@@ -6,7 +6,8 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AcceptSockets, claimPort } from '../../src/http/accept-sockets.ts';
+import Fastify from 'fastify';
+import { AcceptSockets, canSharePort, claimPort, listenAccepting } from '../../src/http/accept-sockets.ts';
 import { until } from '../helpers/wait.ts';
 
 const cleanup: Array<() => void | Promise<void>> = [];
@@ -92,5 +93,24 @@ describe('the HTTP port shared by several accepting sockets', () => {
     // With the server closed too, the port is free: nothing is left listening on it.
     await new Promise<void>((resolve) => server.close(() => resolve()));
     expect(await get(port, '127.0.31.2')).toBe('ECONNREFUSED');
+  });
+
+  it('listenAccepting: 16 sockets where the port can be shared, the server alone where it cannot (macOS, Windows), serving either way', async () => {
+    expect(['linux', 'freebsd', 'darwin', 'win32'].map((p) => canSharePort(p))).toEqual([true, true, false, false]);
+    for (const platform of ['linux', 'darwin']) {
+      const app = Fastify();
+      app.get('/', async () => 'ok');
+      const result = await listenAccepting(app, { host: '127.0.0.1', port: 0, backlog: 64, sockets: 16, platform });
+      cleanup.push(async () => {
+        if ('extra' in result) result.extra.close();
+        await app.close();
+      });
+      const port = (app.server.address() as net.AddressInfo).port;
+      if (platform === 'linux') expect('extra' in result && result.extra.accepted).toHaveLength(15);
+      else expect(result).toEqual({ alone: 'no SO_REUSEPORT on darwin' });
+      expect(await get(port, '127.0.0.1')).toBe(200);
+      // Not to be joined either way.
+      await expect(claimPort('127.0.0.1', port)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    }
   });
 });
