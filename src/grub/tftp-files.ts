@@ -3,16 +3,20 @@
 // initramfs GRUB then loads (/talos/<version>/<arch>/…) are U-Boot's names too, answered by
 // uboot/tftp-files.ts. Anything else below grub/ is a probe of GRUB's (modules, locale,
 // arm64-efi/grub.cfg): not found, quietly.
+//
+// A machine's config is its turn in the boot conversation: it runs in the boot work's time slices
+// (scheduling/time-slices.ts), like an iPXE install script.
 
 import path from 'node:path';
 import { sourceAddress } from '../net/address.ts';
+import type { TimeSlices } from '../scheduling/time-slices.ts';
 import { BufferSource, DirectoryProvider, type FileProvider, type OpenResult, type TftpClient } from '../tftp/provider.ts';
 import { classifyGrubFile } from './config.ts';
 
 /** What the GRUB files need from the boot conversation (BootService). */
 export interface GrubConversation {
   grubBootstrap(): Buffer;
-  grubMachineConfig(mac: string, ip: string | undefined): Buffer | undefined;
+  grubMachineConfig(mac: string, ip: string | undefined): Promise<Buffer | undefined>;
 }
 
 const notFound = (message: string): OpenResult => ({ ok: false, error: 'not-found', message });
@@ -20,9 +24,11 @@ const notFound = (message: string): OpenResult => ({ ok: false, error: 'not-foun
 export class GrubFiles implements FileProvider {
   private readonly boot: GrubConversation;
   private readonly images: DirectoryProvider;
+  private readonly work: Pick<TimeSlices, 'run'>;
 
-  constructor(boot: GrubConversation, assetsDir: string) {
+  constructor(boot: GrubConversation, assetsDir: string, work: Pick<TimeSlices, 'run'>) {
     this.boot = boot;
+    this.work = work;
     this.images = new DirectoryProvider(path.join(assetsDir, 'grub'));
   }
 
@@ -35,7 +41,8 @@ export class GrubFiles implements FileProvider {
       case 'bootstrap':
         return { ok: true, source: new BufferSource(this.boot.grubBootstrap()) };
       case 'machine': {
-        const data = this.boot.grubMachineConfig(file.mac, sourceAddress(client.address));
+        const ip = sourceAddress(client.address);
+        const data = await this.work.run(() => this.boot.grubMachineConfig(file.mac, ip));
         return data ? { ok: true, source: new BufferSource(data) } : notFound('not recorded');
       }
       case 'other':

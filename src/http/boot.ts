@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { BootService, IpxeIdentity } from '../provision/service.ts';
 import { sourceAddress } from '../net/address.ts';
-import type { TimeSlices } from './time-slices.ts';
+import type { TimeSlices } from '../scheduling/time-slices.ts';
 
 const IPXE = 'text/plain; charset=utf-8';
 const field = { type: 'string', maxLength: 256 } as const;

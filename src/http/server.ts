@@ -28,22 +28,18 @@ import type { LanStatus } from './lan.ts';
 import { metricsRoutes } from './metrics.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { talosRoutes } from './talos.ts';
-import { TimeSlices } from './time-slices.ts';
+import type { TimeSlices } from '../scheduling/time-slices.ts';
 import { cloudInitRoutes } from './cloud-init.ts';
 import type { CloudInitService } from '../provision/cloud-init.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import type { Sessions } from '../auth/sessions.ts';
 
-/**
- * How long queued install scripts and configs may run before the event loop polls again: about
- * a dozen of them. 5 and 10 ms measured alike (docs/performance.md).
- */
-const BOOT_WORK_SLICE_MS = 10;
-
 export type HttpServerOptions = {
   logger: Logger;
   inventory: InventoryPorts;
   boot: BootService;
+  /** Where install scripts and configs run their costly part, shared with TFTP's per-machine files (scheduling/time-slices.ts). */
+  bootWork: TimeSlices;
   /** Where the asset route reports whole downloads (provision/boot-steps.ts). */
   steps: BootSteps;
   /** This Genesis's cluster and instance, on /healthz (another Genesis probing the LAN reads it). */
@@ -99,10 +95,9 @@ export async function buildHttpServer(opts: HttpServerOptions): Promise<FastifyI
   metricsRoutes(app, opts.metrics);
   healthRoutes(app, { inventory: opts.inventory, assetsDir: opts.assetsDir, identity: opts.identity });
   // Install scripts and configs run their costly part a slice at a time, after the poll phase
-  // has answered the cheap requests that arrived with them (time-slices.ts).
-  const slices = new TimeSlices({ sliceMs: BOOT_WORK_SLICE_MS });
-  bootRoutes(app, opts.boot, slices);
-  talosRoutes(app, opts.configs, slices);
+  // has answered the cheap requests that arrived with them (scheduling/time-slices.ts).
+  bootRoutes(app, opts.boot, opts.bootWork);
+  talosRoutes(app, opts.configs, opts.bootWork);
   // Its own context: the form parser for phone-home applies there only.
   await app.register((ci) => cloudInitRoutes(ci, opts.cloudInit));
   await assetRoutes(app, { assetsDir: opts.assetsDir, steps: opts.steps, bulk: opts.bulk, metrics: opts.metrics });

@@ -8,7 +8,7 @@ import type { ConfigOutcome, MachineConfigService } from '../provision/machine-c
 const TEXT = 'text/plain; charset=utf-8';
 import { normalizeMac } from '../domain/mac.ts';
 import { sourceAddress } from '../net/address.ts';
-import type { TimeSlices } from './time-slices.ts';
+import type { TimeSlices } from '../scheduling/time-slices.ts';
 
 /** `slices`: where a config's decision runs (time-slices.ts), after the cheap requests of a burst. */
 export function talosRoutes(app: FastifyInstance, configs: Pick<MachineConfigService, 'serve'>, slices: TimeSlices): void {

@@ -175,14 +175,11 @@ export class BootService {
   }
 
   /**
-   * converse(), and for an install plan a fresh config token, as one transaction: a boot request
-   * costs one commit, however many facts it records. Rendering happens after, outside it.
+   * converse(), and for an install plan a fresh config token. Every caller runs it as its part of
+   * a shared transaction (atomicallyShared): one commit for the boot requests of the moment,
+   * however many facts each records, and an answer only once that commit is made. Rendering
+   * happens after, outside it.
    */
-  private converseAndIssue(mac: string, facts: BootFacts, ip: string | undefined): Turn {
-    return this.opts.inventory.atomically(() => this.turn(mac, facts, ip));
-  }
-
-  /** The body of converseAndIssue(), inside whichever transaction the caller runs it in. */
   private turn(mac: string, facts: BootFacts, ip: string | undefined): Turn {
     const turn = this.converse(mac, facts, ip);
     if (turn.refused) return turn;
@@ -202,8 +199,8 @@ export class BootService {
    * its TFTP requests; Genesis's boot script is an arm64 image and Talos has no 32-bit arm build,
    * so a board that runs it is recorded as arm64.
    */
-  ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.opts.inventory.atomically(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
+  async ubootMachineScript(mac: string, ip: string | undefined): Promise<Buffer> {
+    const turn = await this.opts.inventory.atomicallyShared(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
     const script = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderUbootMachineScript({ plan: turn.plan, mac, hostname: turn.node.hostname });
@@ -215,8 +212,8 @@ export class BootService {
    * machine whose plan is an install gets one; for any other, not found (U-Boot then tries its
    * other names and its boot script decides).
    */
-  pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined {
-    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip);
+  async pxelinuxConfig(mac: string, ip: string | undefined): Promise<Buffer | undefined> {
+    const turn = await this.opts.inventory.atomicallyShared(() => this.turn(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
     if (turn.refused) return undefined;
     if (turn.plan.kind === 'install-linux' && turn.linux) {
       return Buffer.from(renderPxelinuxLinuxConfig({ profile: turn.linux.profile, arch: turn.plan.arch, kernel: turn.linux.kernel, initrd: turn.linux.initrd, args: turn.linux.args }));
@@ -236,8 +233,8 @@ export class BootService {
    * Genesis hands out only the arm64 GRUB image (x86 firmware gets iPXE), so a machine that asks
    * is recorded as arm64 UEFI.
    */
-  grubMachineConfig(mac: string, ip: string | undefined): Buffer {
-    const turn = this.converseAndIssue(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip);
+  async grubMachineConfig(mac: string, ip: string | undefined): Promise<Buffer> {
+    const turn = await this.opts.inventory.atomicallyShared(() => this.turn(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip));
     const config = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.opts.extraKernelArgs, linux: turn.linux });

@@ -3,9 +3,14 @@
 // <assets_dir>/talos (U-Boot's `pxe` fetches them over TFTP), and a Linux profile's kernel and
 // initrd as linux/<profile>/<arch>/<file> from <assets_dir>/<profile>/<arch>. A Raspberry Pi's prefixed firmware
 // requests (uboot/raspberry-pi.ts) come from <assets_dir>/rpi. Anything else is not ours.
+//
+// A machine's own script and pxelinux config are its turn in the boot conversation (recorded,
+// planned, a token issued): like an iPXE install script, that runs in the boot work's time slices
+// (scheduling/time-slices.ts), after the cheap requests that arrived with it.
 
 import path from 'node:path';
 import { sourceAddress } from '../net/address.ts';
+import type { TimeSlices } from '../scheduling/time-slices.ts';
 import { BufferSource, DirectoryProvider, type FileProvider, type OpenResult, type TftpClient } from '../tftp/provider.ts';
 import { classifyUbootFile } from './pxelinux.ts';
 import { classifyPiRequest, DEFAULT_PI_CONFIG } from './raspberry-pi.ts';
@@ -13,8 +18,8 @@ import { classifyPiRequest, DEFAULT_PI_CONFIG } from './raspberry-pi.ts';
 /** What the U-Boot files need from the boot conversation (BootService). */
 export interface UbootConversation {
   ubootBootScript(): Buffer;
-  ubootMachineScript(mac: string, ip: string | undefined): Buffer | undefined;
-  pxelinuxConfig(mac: string, ip: string | undefined): Buffer | undefined;
+  ubootMachineScript(mac: string, ip: string | undefined): Promise<Buffer>;
+  pxelinuxConfig(mac: string, ip: string | undefined): Promise<Buffer | undefined>;
 }
 
 const notFound = (message: string): OpenResult => ({ ok: false, error: 'not-found', message });
@@ -26,9 +31,11 @@ export class UbootFiles implements FileProvider {
   private readonly pi: DirectoryProvider;
   /** The whole assets dir, for Linux profiles' files (the HTTP asset route serves the same). */
   private readonly assetsRoot: DirectoryProvider;
+  private readonly work: Pick<TimeSlices, 'run'>;
 
-  constructor(boot: UbootConversation, assetsDir: string) {
+  constructor(boot: UbootConversation, assetsDir: string, work: Pick<TimeSlices, 'run'>) {
     this.boot = boot;
+    this.work = work;
     this.assets = new DirectoryProvider(path.join(assetsDir, 'talos'));
     this.assetsRoot = new DirectoryProvider(assetsDir);
     this.pi = new DirectoryProvider(path.join(assetsDir, 'rpi'));
@@ -48,9 +55,9 @@ export class UbootFiles implements FileProvider {
       case 'boot-script':
         return served(this.boot.ubootBootScript(), 'file not found');
       case 'machine-script':
-        return served(this.boot.ubootMachineScript(file.mac, ip), 'file not found');
+        return served(await this.work.run(() => this.boot.ubootMachineScript(file.mac, ip)), 'file not found');
       case 'pxelinux-mac':
-        return served(this.boot.pxelinuxConfig(file.mac, ip), 'no install entry for this machine now');
+        return served(await this.work.run(() => this.boot.pxelinuxConfig(file.mac, ip)), 'no install entry for this machine now');
       case 'pxelinux-fallback':
         // A shared entry would boot every board alike; Genesis decides per MAC only.
         return notFound('Genesis answers pxelinux.cfg/01-<mac> only');

@@ -18,6 +18,7 @@ const LAYERS: Record<string, number> = {
   net: 0,
   auth: 0,
   text: 0, // small text helpers (did-you-mean)
+  scheduling: 0, // the time slices boot work runs in (pure scheduling): HTTP's and TFTP's per-machine answers share them
   ipxe: 1, // iPXE script renderers and the boot plan (pure)
   tftp: 1,
   bulk: 1, // the bulk sender process: sends the byte ranges the HTTP asset route hands it

@@ -162,17 +162,17 @@ describe('BootService with the inventory fakes', () => {
     expect(tokens).toEqual([]);
   });
 
-  it('on U-Boot and GRUB, a machine with a Linux profile gets its kernel with its datasource, the arguments whole', () => {
+  it('on U-Boot and GRUB, a machine with a Linux profile gets its kernel with its datasource, the arguments whole', async () => {
     const uboot = new FixedInventory([assigned({ arch: 'arm64', firmware: 'u-boot' })]);
     const u = service(uboot, { linux: { profile: 'k3s', kind: 'ready' } });
-    expect(u.boot.ubootMachineScript(MAC, '192.0.2.10')?.toString('latin1')).toContain(`Genesis: booting k3s arm64 for ${MAC} as worker`);
-    const entry = u.boot.pxelinuxConfig(MAC, '192.0.2.10')?.toString();
+    expect((await u.boot.ubootMachineScript(MAC, '192.0.2.10')).toString('latin1')).toContain(`Genesis: booting k3s arm64 for ${MAC} as worker`);
+    const entry = (await u.boot.pxelinuxConfig(MAC, '192.0.2.10'))?.toString();
     const ds = `ds=nocloud;s=http://192.0.2.1:8080/cloud-init/${MAC}/${'ab'.repeat(32)}/`;
     expect(entry).toBe(['default linux', 'label linux', '  kernel linux/k3s/arm64/vmlinuz', '  initrd linux/k3s/arm64/initrd', `  append ip=dhcp ${ds}`, ''].join('\n'));
     expect(u.tokens).toEqual([{ mac: MAC, ip: '192.0.2.10' }]);
     const grub = new FixedInventory([assigned({ arch: 'arm64', firmware: 'uefi' })]);
     const gr = service(grub, { linux: { profile: 'k3s', kind: 'ready' } });
-    const cfg = gr.boot.grubMachineConfig(MAC, '192.0.2.10').toString();
+    const cfg = (await gr.boot.grubMachineConfig(MAC, '192.0.2.10')).toString();
     // GRUB would split an unquoted argument at ';': each one is single-quoted.
     expect(cfg).toContain(`linux /linux/k3s/arm64/vmlinuz 'ip=dhcp' '${ds}'\ninitrd /linux/k3s/arm64/initrd\nboot\n`);
     expect(gr.tokens).toEqual([{ mac: MAC, ip: '192.0.2.10' }]);

@@ -1,10 +1,10 @@
-// The time slices queued boot work runs in (http/time-slices.ts), with a hand-driven clock and a
+// The time slices queued boot work runs in (scheduling/time-slices.ts), with a hand-driven clock and a
 // hand-driven "after the next poll": nothing runs where it was queued, parts run first come first
 // served, a slice stops once its time is used (after at least one part), and one part's failure is
 // its own.
 
 import { describe, expect, it } from 'vitest';
-import { TimeSlices } from '../../src/http/time-slices.ts';
+import { TimeSlices } from '../../src/scheduling/time-slices.ts';
 
 /** A TimeSlices whose clock moves only when a part says so, and whose next turns the test runs. */
 function driven(sliceMs: number) {

@@ -8,7 +8,7 @@ import { bootRoutes } from '../../../src/http/boot.ts';
 import { BootService } from '../../../src/provision/service.ts';
 import { FixedInventory } from '../../fakes/inventory.ts';
 import { routeGroup } from '../../helpers/inject.ts';
-import { TimeSlices } from '../../../src/http/time-slices.ts';
+import { TimeSlices } from '../../../src/scheduling/time-slices.ts';
 
 const MAC = '52:54:00:12:34:56';
 const later = () => new Date(Date.now() + 3600_000).toISOString();

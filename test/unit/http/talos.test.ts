@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { talosRoutes } from '../../../src/http/talos.ts';
 import type { ConfigOutcome } from '../../../src/provision/machine-config.ts';
 import { routeGroup } from '../../helpers/inject.ts';
-import { TimeSlices } from '../../../src/http/time-slices.ts';
+import { TimeSlices } from '../../../src/scheduling/time-slices.ts';
 
 const MAC = '52:54:00:12:34:56';
 const TOKEN = 'ab'.repeat(32);

@@ -1,7 +1,8 @@
 // The costly part of a boot request (an install script's turn: its record, its config rendered
-// and checked; a served config's decision) runs here, a slice of the event loop at a time, instead
-// of in the handler that parsed it. Once a turn of the loop can take many connections at once
-// (accept-sockets.ts), hundreds of those requests become readable in one poll phase; run as they
+// and checked; a served config's decision; U-Boot's and GRUB's per-machine files over TFTP) runs
+// here, a slice of the event loop at a time, instead of in the handler that parsed it. One
+// instance serves HTTP and TFTP alike (made in app.ts). Once a turn of the loop can take many
+// connections at once (http/accept-sockets.ts), hundreds of those requests become readable in one poll phase; run as they
 // are parsed, a `GET /boot.ipxe`, an asset's route decision or a TFTP request that arrived with
 // them waited for all of them. Here the poll phase only queues them: it answers the cheap requests
 // of the batch at once, and the queued work then runs in the check phase, first come first served,
