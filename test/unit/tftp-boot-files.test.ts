@@ -4,7 +4,6 @@
 // disk. Against a real SQLite file, with the slices' "after the next poll" driven by hand; the
 // shared boot script and GRUB's bootstrap loop are the same for every machine and wait for nothing.
 
-import pino from 'pino';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,10 +11,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GrubFiles } from '../../src/grub/tftp-files.ts';
 import { InventoryDatabase } from '../../src/inventory/database.ts';
 import { Inventory } from '../../src/inventory/store.ts';
-import { BootService } from '../../src/provision/service.ts';
 import { TimeSlices } from '../../src/scheduling/time-slices.ts';
 import type { OpenResult } from '../../src/tftp/provider.ts';
 import { UbootFiles } from '../../src/uboot/tftp-files.ts';
+import { plainBootService } from '../helpers/boot-service.ts';
 
 const PXE = '52:54:00:0d:00:01';
 const SCRIPT = '52:54:00:0d:00:02';
@@ -36,16 +35,7 @@ beforeEach(() => {
   inventory = new Inventory(InventoryDatabase.open(path.join(dir, 'genesis.db'), { trace: (sql) => trace.push(sql) }));
   // Assigned, which opens their install windows.
   for (const mac of [PXE, SCRIPT, GRUB]) inventory.update(mac, { role: 'worker' }, 'test', { create: true });
-  const boot = new BootService({
-    inventory,
-    configs: { renderer: { problem: () => undefined }, issueToken: () => 'ab'.repeat(32) },
-    baseUrl: () => 'http://192.0.2.1:8080',
-    defaultTalosVersion: 'v1.14.0',
-    retrySeconds: 10,
-    extraKernelArgs: [],
-    assetsPresent: () => true,
-    log: pino({ level: 'silent' }),
-  });
+  const boot = plainBootService(inventory, 'ab'.repeat(32));
   turns = [];
   slices = new TimeSlices({ sliceMs: 10, later: (fn) => turns.push(fn) });
   uboot = new UbootFiles(boot, path.join(dir, 'assets'), slices);

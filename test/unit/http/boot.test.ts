@@ -1,11 +1,10 @@
 // The firmware's boot routes (http/boot.ts) through inject(), with the real boot conversation over
 // the inventory fake: each outcome in HTTP, and the request rules.
 
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Node } from '../../../src/domain/node.ts';
 import { bootRoutes } from '../../../src/http/boot.ts';
-import { BootService } from '../../../src/provision/service.ts';
+import { plainBootService } from '../../helpers/boot-service.ts';
 import { FixedInventory } from '../../fakes/inventory.ts';
 import { routeGroup } from '../../helpers/inject.ts';
 import { TimeSlices } from '../../../src/scheduling/time-slices.ts';
@@ -15,16 +14,7 @@ const later = () => new Date(Date.now() + 3600_000).toISOString();
 
 async function app(nodes: Array<Partial<Node> & { mac: string }> = [], slices = new TimeSlices({ sliceMs: 10 })) {
   const inventory = new FixedInventory(nodes);
-  const boot = new BootService({
-    inventory,
-    configs: { renderer: { problem: () => undefined }, issueToken: () => 'cd'.repeat(32) },
-    baseUrl: () => 'http://192.0.2.1:8080',
-    defaultTalosVersion: 'v1.14.0',
-    retrySeconds: 10,
-    extraKernelArgs: [],
-    assetsPresent: () => true,
-    log: pino({ level: 'silent' }),
-  });
+  const boot = plainBootService(inventory, 'cd'.repeat(32));
   return { a: await routeGroup((r) => bootRoutes(r, boot, slices)), inventory };
 }
 
