@@ -10,7 +10,7 @@ const IPXE = 'text/plain; charset=utf-8';
 const field = { type: 'string', maxLength: 256 } as const;
 
 /**
- * `slices`: where a machine's turn runs (time-slices.ts), so `/boot.ipxe` and the rest of a burst
+ * `slices`: where a machine's turn runs (scheduling/time-slices.ts), so `/boot.ipxe` and the rest of a burst
  * are answered first.
  */
 export function bootRoutes(app: FastifyInstance, boot: BootService, slices: TimeSlices): void {

@@ -10,7 +10,7 @@ import { normalizeMac } from '../domain/mac.ts';
 import { sourceAddress } from '../net/address.ts';
 import type { TimeSlices } from '../scheduling/time-slices.ts';
 
-/** `slices`: where a config's decision runs (time-slices.ts), after the cheap requests of a burst. */
+/** `slices`: where a config's decision runs (scheduling/time-slices.ts), after the cheap requests of a burst. */
 export function talosRoutes(app: FastifyInstance, configs: Pick<MachineConfigService, 'serve'>, slices: TimeSlices): void {
   app.get<{ Params: { mac: string; token: string } }>(
     '/talos/config/:mac/:token',
