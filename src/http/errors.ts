@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ChangeError } from '../inventory/changes.ts';
-import { InventoryError, translateStorageError } from '../inventory/errors.ts';
+import { InventoryError, storageFailureMessage, translateStorageError } from '../inventory/errors.ts';
 import { LogThrottle } from '../logging/throttle.ts';
 import { SecretsError } from '../talos/secrets.ts';
 
@@ -71,13 +71,7 @@ export function installErrorHandling(app: FastifyInstance, opts: { now?: () => n
     if (err instanceof InventoryError && err.isStorageFailure) {
       const outcome = err.unconfirmed ? 'the change is in the file but the disk did not confirm it' : 'nothing changed';
       failures.note(`storage-${err.storageCode ?? err.code}`, 'inventory', { code: err.storageCode, reason: err.message, reqId: req.id }, `inventory storage error: answered 503, ${outcome} (repeats are summarised once a minute)`);
-      const full = err.code === 'storage_full';
-      const message = err.unconfirmed
-        ? 'the inventory could not confirm the change on the data disk; ask again'
-        : full
-          ? 'the data disk is full; nothing was changed'
-          : 'the inventory database is unavailable; nothing was changed';
-      return reply.code(503).header('retry-after', '10').send({ error: 'storage_unavailable', message });
+      return reply.code(503).header('retry-after', '10').send({ error: 'storage_unavailable', message: storageFailureMessage(err) });
     }
     if (err instanceof InventoryError) {
       const status = err.code === 'not_found' ? 404 : err.code === 'conflict' ? 409 : 503;

@@ -53,3 +53,12 @@ export function translateStorageError(err: unknown): unknown {
   const kind = code === 'SQLITE_FULL' ? 'storage_full' : code.startsWith('SQLITE_READONLY') ? 'storage_read_only' : 'storage_unavailable';
   return new InventoryError(kind, (err as Error).message, code);
 }
+
+/**
+ * What a machine or client is told of a storage failure: what failed and whether anything changed,
+ * in one line (the driver's message and code are for the log).
+ */
+export function storageFailureMessage(err: InventoryError): string {
+  if (err.unconfirmed) return 'the inventory could not confirm the change on the data disk; ask again';
+  return err.code === 'storage_full' ? 'the data disk is full; nothing was changed' : 'the inventory database is unavailable; nothing was changed';
+}

@@ -5,7 +5,8 @@
 import type { Logger } from 'pino';
 import type { Arch, BootFacts, Node } from '../domain/node.ts';
 import { normalizeMac } from '../domain/mac.ts';
-import { InventoryError } from '../inventory/errors.ts';
+import { InventoryError, storageFailureMessage, translateStorageError } from '../inventory/errors.ts';
+import { FileUnavailable } from '../tftp/provider.ts';
 import type { BootRecord, BootRecorder } from '../inventory/ports.ts';
 import { conflictText, type BootAccess } from '../inventory/install-window.ts';
 import { archFromIpxe, firmwareFromIpxe, holdReason, planBoot, type BootPlan, type WindowHold } from '../ipxe/plan.ts';
@@ -200,7 +201,7 @@ export class BootService {
    * so a board that runs it is recorded as arm64.
    */
   async ubootMachineScript(mac: string, ip: string | undefined): Promise<Buffer> {
-    const turn = await this.opts.inventory.atomicallyShared(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
+    const turn = await this.tftpTurn(() => this.converse(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
     const script = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderUbootMachineScript({ plan: turn.plan, mac, hostname: turn.node.hostname });
@@ -213,7 +214,7 @@ export class BootService {
    * other names and its boot script decides).
    */
   async pxelinuxConfig(mac: string, ip: string | undefined): Promise<Buffer | undefined> {
-    const turn = await this.opts.inventory.atomicallyShared(() => this.turn(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
+    const turn = await this.tftpTurn(() => this.turn(mac, { arch: 'arm64', firmware: 'u-boot', ip }, ip));
     if (turn.refused) return undefined;
     if (turn.plan.kind === 'install-linux' && turn.linux) {
       return Buffer.from(renderPxelinuxLinuxConfig({ profile: turn.linux.profile, arch: turn.plan.arch, kernel: turn.linux.kernel, initrd: turn.linux.initrd, args: turn.linux.args }));
@@ -221,6 +222,21 @@ export class BootService {
     if (turn.plan.kind !== 'install') return undefined;
     const plan = turn.plan;
     return Buffer.from(renderPxelinuxConfig({ talosVersion: plan.talosVersion, arch: plan.arch, configUrl: turn.configUrl!, extraKernelArgs: this.opts.extraKernelArgs }));
+  }
+
+  /**
+   * A TFTP file's turn, as its part of the shared commit. A storage failure (a full or failing
+   * data disk) becomes FileUnavailable: the board is told in one line what failed and that nothing
+   * changed, as an HTTP client is (http/errors.ts), and asks again on its own.
+   */
+  private async tftpTurn<T>(fn: () => T): Promise<T> {
+    try {
+      return await this.opts.inventory.atomicallyShared(fn);
+    } catch (raised) {
+      const err = translateStorageError(raised);
+      if (err instanceof InventoryError && err.isStorageFailure) throw new FileUnavailable(storageFailureMessage(err));
+      throw raised;
+    }
   }
 
   /** grub/grub.cfg: the same loop for every machine GRUB boots (see grub/config.ts). */
@@ -234,7 +250,7 @@ export class BootService {
    * is recorded as arm64 UEFI.
    */
   async grubMachineConfig(mac: string, ip: string | undefined): Promise<Buffer> {
-    const turn = await this.opts.inventory.atomicallyShared(() => this.turn(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip));
+    const turn = await this.tftpTurn(() => this.turn(mac, { arch: 'arm64', firmware: 'uefi', ip }, ip));
     const config = turn.refused
       ? `echo "Genesis: not recording ${mac}: ${turn.refused === 'rate' ? 'too many new machines from this address' : 'the inventory is full'}"\n`
       : renderGrubMachineConfig({ plan: turn.plan, mac, hostname: turn.node.hostname, configUrl: turn.configUrl, extraKernelArgs: this.opts.extraKernelArgs, linux: turn.linux });

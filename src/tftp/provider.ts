@@ -19,6 +19,14 @@ export type OpenResult =
   | { ok: true; source: TftpSource }
   | { ok: false; error: 'not-found' | 'access-denied'; message: string };
 
+/**
+ * What a provider throws when the file exists for this client but cannot be made now, for a
+ * reason outside the request (the inventory's disk is full or failing). The client is sent the
+ * message, which says what failed and that nothing changed, and may ask again; it is counted
+ * and summarised like any refusal, not logged as a server error per request.
+ */
+export class FileUnavailable extends Error {}
+
 export interface FileProvider {
   /** `name` is the request's filename, already checked by `normalizeTftpPath`. Undefined: not mine, ask the next. */
   open(name: string, client: TftpClient): Promise<OpenResult | undefined>;

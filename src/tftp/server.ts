@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { LogThrottle, sample } from '../logging/throttle.ts';
 import { decode, encodeError, ErrorCode, type Request } from './packet.ts';
 import type { TftpLimits } from './options.ts';
-import { BufferSource, normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient } from './provider.ts';
+import { BufferSource, FileUnavailable, normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient } from './provider.ts';
 import type { Outcome } from './transfer.ts';
 import { sameRequest, TransferEngine, type EngineEnd, type EngineEvents, type EngineSettings } from './transfer-engine.ts';
 import { TransferWorker } from './transfer-worker-host.ts';
@@ -376,6 +376,12 @@ class ActiveTransfer {
   }
 
   private failedToStart(err: unknown): void {
+    if (err instanceof FileUnavailable) {
+      this.ended = true;
+      clearTimeout(this.lifetime);
+      this.server.refusedTransfer(this, ErrorCode.NotDefined, err.message, `unavailable: ${err.message}`);
+      return;
+    }
     this.server.options.logger.error({ err, file: this.path }, 'tftp transfer failed to start');
     this.ended = true;
     clearTimeout(this.lifetime);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decode, encodeAck, encodeError, encodeRequest, ErrorCode } from '../../src/tftp/packet.ts';
+import { FileUnavailable } from '../../src/tftp/provider.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
 import { run, sha256, sha256File } from '../helpers/run.ts';
 import { startTftp, type TestTftp } from '../helpers/tftp-server.ts';
@@ -169,6 +170,29 @@ describe('TFTP on the wire', () => {
     answered.send(encodeError(ErrorCode.NotDefined, 'done'), answeredFirst.port);
     await srv.transfers(1);
   });
+  it('a file that cannot be made now (its inventory disk full) is refused with that one line, counted, and not logged as a server error', async () => {
+    const logged: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line) as { level: number; msg: string }) });
+    const srv = await server({ logger });
+    const refused: string[] = [];
+    srv.server.on('refused', (r: { reason: string }) => refused.push(r.reason));
+    srv.virtual.register('full.cfg', () => {
+      throw new FileUnavailable('the data disk is full; nothing was changed');
+    });
+    srv.virtual.register('bug.cfg', () => {
+      throw new TypeError('a bug');
+    });
+    const p = await peer();
+    p.send(encodeRequest('rrq', 'full.cfg', 'octet'), srv.port);
+    expect((await p.next()).packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'the data disk is full; nothing was changed' });
+    expect(refused).toEqual(['unavailable: the data disk is full; nothing was changed']);
+    expect(logged.filter((l) => l.level >= 50)).toEqual([]);
+    // Anything else is still the server's own failure: a short answer, and an error in the log.
+    p.send(encodeRequest('rrq', 'bug.cfg', 'octet'), srv.port);
+    expect((await p.next()).packet).toEqual({ kind: 'error', code: ErrorCode.NotDefined, message: 'server error' });
+    expect(logged.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual(['tftp transfer failed to start']);
+  });
+
   it('refuses traversal and absolute Windows paths with an access violation', async () => {
     const srv = await server();
     const p = await peer();

@@ -7,6 +7,7 @@ import type { Node } from '../../src/domain/node.ts';
 import { InventoryError } from '../../src/inventory/errors.ts';
 import type { LinuxProfileCheck } from '../../src/ipxe/plan.ts';
 import { BootService, type ConfigIssuer } from '../../src/provision/service.ts';
+import { FileUnavailable } from '../../src/tftp/provider.ts';
 import { BrokenInventory, FixedInventory, fullInventory } from '../fakes/inventory.ts';
 
 const MAC = '52:54:00:12:34:56';
@@ -121,6 +122,18 @@ describe('BootService with the inventory fakes', () => {
     }
     expect(caught).toBeInstanceOf(InventoryError);
     expect((caught as InventoryError).isStorageFailure).toBe(true);
+  });
+
+  it("a broken store reaches a U-Boot or GRUB board as FileUnavailable, whose one line says what failed and that nothing changed", async () => {
+    const { boot } = service(new BrokenInventory());
+    const told = 'the inventory database is unavailable; nothing was changed';
+    await expect(boot.ubootMachineScript(MAC, '192.0.2.10')).rejects.toThrow(new FileUnavailable(told));
+    await expect(boot.pxelinuxConfig(MAC, '192.0.2.10')).rejects.toBeInstanceOf(FileUnavailable);
+    await expect(boot.grubMachineConfig(MAC, '192.0.2.10')).rejects.toThrow(told);
+    // Anything else stays what it was: a bug is not dressed up as a full disk.
+    const odd = new FixedInventory();
+    odd.atomicallyShared = () => Promise.reject(new TypeError('a bug'));
+    await expect(service(odd).boot.pxelinuxConfig(MAC, '192.0.2.10')).rejects.toBeInstanceOf(TypeError);
   });
 
   it('SMBIOS strings: vendor placeholders and control characters are dropped, real values kept (at most 128 characters)', async () => {
