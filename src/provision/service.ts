@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Arch, BootFacts, Node } from '../domain/node.ts';
 import { normalizeMac } from '../domain/mac.ts';
-import { InventoryError, storageFailureMessage, translateStorageError } from '../inventory/errors.ts';
+import { InventoryError, storageFailureMessage } from '../inventory/errors.ts';
 import { FileUnavailable } from '../tftp/provider.ts';
 import type { BootRecord, BootRecorder } from '../inventory/ports.ts';
 import { conflictText, type BootAccess } from '../inventory/install-window.ts';
@@ -232,10 +232,10 @@ export class BootService {
   private async tftpTurn<T>(fn: () => T): Promise<T> {
     try {
       return await this.opts.inventory.atomicallyShared(fn);
-    } catch (raised) {
-      const err = translateStorageError(raised);
+    } catch (err) {
+      // The store has already given SQLite's codes its own terms (inventory/database.ts).
       if (err instanceof InventoryError && err.isStorageFailure) throw new FileUnavailable(storageFailureMessage(err));
-      throw raised;
+      throw err;
     }
   }
 

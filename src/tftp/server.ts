@@ -376,15 +376,10 @@ class ActiveTransfer {
   }
 
   private failedToStart(err: unknown): void {
-    if (err instanceof FileUnavailable) {
-      this.ended = true;
-      clearTimeout(this.lifetime);
-      this.server.refusedTransfer(this, ErrorCode.NotDefined, err.message, `unavailable: ${err.message}`);
-      return;
-    }
-    this.server.options.logger.error({ err, file: this.path }, 'tftp transfer failed to start');
     this.ended = true;
     clearTimeout(this.lifetime);
+    if (err instanceof FileUnavailable) return this.server.refusedTransfer(this, ErrorCode.NotDefined, err.message, `unavailable: ${err.message}`);
+    this.server.options.logger.error({ err, file: this.path }, 'tftp transfer failed to start');
     this.server.refusedTransfer(this, ErrorCode.NotDefined, 'server error', 'internal');
   }
 
