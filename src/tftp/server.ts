@@ -1,8 +1,9 @@
 // The TFTP server: the listening socket and every decision about a request (the caps, the path
 // check, which file it gets, its slot and lifetime, its log line and event). Each admitted
 // transfer runs in a TransferEngine (its own socket, timer and reads, around the pure Transfer
-// state machine): here for a large file streamed from disk, in the transfer worker for a file held
-// in memory (transfer-worker-host.ts).
+// state machine): here for a large file streamed from disk, and for a file held in memory until
+// this thread carries MAIN_THREAD_TRANSFERS; in the transfer worker beyond that
+// (transfer-worker-host.ts).
 
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -31,12 +32,26 @@ export type TftpServerOptions = {
   initialRtoMs: number;
   maxRetries: number;
   /**
-   * Run transfers of files held in memory (iPXE binaries, generated scripts) in a worker thread,
-   * started at the first one; large files streamed from disk are sent from the main thread.
+   * Run transfers of files held in memory (iPXE binaries, generated scripts) in a worker thread
+   * once this thread carries mainThreadTransfers; large files streamed from disk are sent from the
+   * main thread.
    */
   transferWorker?: boolean;
+  /**
+   * With the worker: how many transfers this thread carries itself before a file in memory goes
+   * to the worker (MAIN_THREAD_TRANSFERS by default; 0 sends every one there).
+   */
+  mainThreadTransfers?: number;
   logger: Logger;
 };
+
+/**
+ * Transfers the main thread carries before the worker takes files in memory. A LAN of a dozen
+ * machines booting at once stays under it, so the worker never starts and its isolate (about
+ * 15 MB, which a stopped worker does not give back) is never paid for; in a storm the main thread
+ * keeps this many lock-step transfers beside its HTTP work and the worker takes the rest.
+ */
+export const MAIN_THREAD_TRANSFERS = 16;
 
 export type TransferSummary = {
   client: string;
@@ -91,6 +106,13 @@ export class TftpServer extends EventEmitter {
 
   get activeTransfers(): number {
     return this.active.size;
+  }
+
+  /** @internal whether a transfer of a file in memory, now opened, goes to the worker rather than staying here */
+  toWorker(): boolean {
+    if (!this.worker) return false;
+    const here = this.active.size - this.worker.running;
+    return here > (this.opts.mainThreadTransfers ?? MAIN_THREAD_TRANSFERS);
   }
 
   private get family(): 'udp4' | 'udp6' {
@@ -405,8 +427,9 @@ class ActiveTransfer {
       },
       ended: (end) => this.finish(end),
     };
-    // A file already in memory goes to the transfer worker; a large one streamed from disk stays here.
-    if (source instanceof BufferSource && this.server.worker) {
+    // A file already in memory goes to the transfer worker once this thread carries enough; a
+    // large one streamed from disk stays here.
+    if (source instanceof BufferSource && this.server.worker && this.server.toWorker()) {
       const id = this.server.worker.start(this.request, this.client, source.bytes, { ...events, failed: (message) => this.failedToStart(new Error(message)) });
       if (id !== undefined) {
         this.workerId = id;

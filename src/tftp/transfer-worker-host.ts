@@ -71,6 +71,11 @@ export class TransferWorker {
     return this.jobs.size;
   }
 
+  /** Whether its thread is running (started by a transfer, not yet stopped). */
+  get threadRunning(): boolean {
+    return this.worker !== undefined;
+  }
+
   /** Runs a transfer of `data` in the worker; its id, or undefined when the worker cannot be used (run it here). */
   start(request: Request, client: TftpClient, data: Buffer, events: WorkerJobEvents): number | undefined {
     const worker = this.started();

@@ -33,8 +33,10 @@ export async function startTftp(overrides: Partial<TftpServerOptions> = {}): Pro
     minRtoMs: 20,
     initialRtoMs: 250,
     maxRetries: 8,
-    // What Genesis runs with: transfers of files in memory go to the worker thread.
+    // What Genesis runs with once busy: transfers of files in memory go to the worker thread
+    // (Genesis keeps its first MAIN_THREAD_TRANSFERS on the main thread; its own test sets that).
     transferWorker: true,
+    mainThreadTransfers: 0,
     logger: pino({ level: 'silent' }),
     ...overrides,
   });

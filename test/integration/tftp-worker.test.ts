@@ -1,5 +1,5 @@
-// The transfer worker: files held in memory are sent from the worker thread, large files from
-// disk on the main thread; shutdown reports the worker's transfers; a worker that dies ends its
+// The transfer worker: files held in memory are sent from the worker thread once the main thread
+// carries its share, large files from disk on the main thread; shutdown reports the worker's transfers; a worker that dies ends its
 // transfers as aborted and, dying again and again, leaves transfers to the main thread.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -56,6 +56,37 @@ describe('the TFTP transfer worker', () => {
       ['undionly.kpxe', 'client-error'],
     ]);
     expect(srv.server.worker!.running).toBe(0);
+  });
+
+  it('keeps files in memory on the main thread until it carries mainThreadTransfers, and starts the worker only then', async () => {
+    const srv = await server({ mainThreadTransfers: 2 });
+    writeFileSync(path.join(srv.root, 'undionly.kpxe'), randomBytes(70_000));
+    const worker = srv.server.worker!;
+    const peers: RawPeer[] = [];
+    const firsts: Array<{ port: number }> = [];
+    for (let i = 1; i <= 3; i++) {
+      const p = await peer();
+      p.send(encodeRequest('rrq', 'undionly.kpxe', 'octet'), srv.port);
+      const first = await p.next();
+      expect(first.packet).toMatchObject({ kind: 'data', block: 1 });
+      peers.push(p);
+      firsts.push(first);
+      // The first two are this thread's: a LAN with a few machines never pays for the worker's isolate.
+      expect([worker.threadRunning, worker.running]).toEqual(i <= 2 ? [false, 0] : [true, 1]);
+    }
+    expect(srv.server.activeTransfers).toBe(3);
+    peers.forEach((p, i) => p.send(encodeError(ErrorCode.NotDefined, 'enough'), firsts[i]!.port));
+    await srv.transfers(3);
+    expect(worker.running).toBe(0);
+    // Below the mark again, the next one stays here, though the worker is up.
+    const again = await peer();
+    again.send(encodeRequest('rrq', 'undionly.kpxe', 'octet'), srv.port);
+    const first = await again.next();
+    expect(first.packet).toMatchObject({ kind: 'data', block: 1 });
+    expect(worker.running).toBe(0);
+    expect(srv.server.activeTransfers).toBe(1);
+    again.send(encodeError(ErrorCode.NotDefined, 'enough'), first.port);
+    await srv.transfers(1);
   });
 
   it("a whole transfer through the worker reports the worker's figures", async () => {
