@@ -47,8 +47,8 @@ export type TftpServerOptions = {
 
 /**
  * Transfers the main thread carries before the worker takes files in memory. A LAN of a dozen
- * machines booting at once stays under it, so the worker never starts and its isolate (about
- * 15 MB, which a stopped worker does not give back) is never paid for; in a storm the main thread
+ * machines booting at once stays under it, so the worker never starts and its isolate (15–18
+ * MB, which a stopped worker does not give back) is never paid for; in a storm the main thread
  * keeps this many lock-step transfers beside its HTTP work and the worker takes the rest.
  */
 export const MAIN_THREAD_TRANSFERS = 16;
@@ -108,11 +108,15 @@ export class TftpServer extends EventEmitter {
     return this.active.size;
   }
 
-  /** @internal whether a transfer of a file in memory, now opened, goes to the worker rather than staying here */
-  toWorker(): boolean {
-    if (!this.worker) return false;
-    const here = this.active.size - this.worker.running;
-    return here > (this.opts.mainThreadTransfers ?? MAIN_THREAD_TRANSFERS);
+  /**
+   * @internal The worker, when a transfer of a file in memory opened now goes there: once this
+   * thread carries more than its share (every transfer not in the worker counts, opening or sending).
+   */
+  workerForNextTransfer(): TransferWorker | undefined {
+    const worker = this.worker;
+    if (!worker) return undefined;
+    const here = this.active.size - worker.running;
+    return here > (this.opts.mainThreadTransfers ?? MAIN_THREAD_TRANSFERS) ? worker : undefined;
   }
 
   private get family(): 'udp4' | 'udp6' {
@@ -429,8 +433,10 @@ class ActiveTransfer {
     };
     // A file already in memory goes to the transfer worker once this thread carries enough; a
     // large one streamed from disk stays here.
-    if (source instanceof BufferSource && this.server.worker && this.server.toWorker()) {
-      const id = this.server.worker.start(this.request, this.client, source.bytes, { ...events, failed: (message) => this.failedToStart(new Error(message)) });
+    const inMemory = source instanceof BufferSource ? source.bytes : undefined;
+    const worker = inMemory && this.server.workerForNextTransfer();
+    if (inMemory && worker) {
+      const id = worker.start(this.request, this.client, inMemory, { ...events, failed: (message) => this.failedToStart(new Error(message)) });
       if (id !== undefined) {
         this.workerId = id;
         return;

@@ -1,6 +1,7 @@
 // The transfer worker: files held in memory are sent from the worker thread once the main thread
-// carries its share, large files from disk on the main thread; shutdown reports the worker's transfers; a worker that dies ends its
-// transfers as aborted and, dying again and again, leaves transfers to the main thread.
+// carries its share, large files from disk on the main thread; shutdown reports the worker's
+// transfers; a worker that dies ends its transfers as aborted and, dying again and again, leaves
+// transfers to the main thread.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
