@@ -33,10 +33,9 @@ export async function startTftp(overrides: Partial<TftpServerOptions> = {}): Pro
     minRtoMs: 20,
     initialRtoMs: 250,
     maxRetries: 8,
-    // What Genesis runs with once busy: transfers of files in memory go to the worker thread
-    // (Genesis keeps its first MAIN_THREAD_TRANSFERS on the main thread; its own test sets that).
+    // What Genesis runs with: the worker on, taking files in memory beyond the main thread's
+    // first MAIN_THREAD_TRANSFERS (tftp-worker.test.ts sends every one there).
     transferWorker: true,
-    mainThreadTransfers: 0,
     logger: pino({ level: 'silent' }),
     ...overrides,
   });
