@@ -7,7 +7,7 @@ import { readCliToken } from '../auth/api-token.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { loadConfigWithFleet } from './fleet-config.ts';
 import { localHttpUrl } from '../config/network.ts';
-import { writeServeMarker } from '../config/serve-marker.ts';
+import { writeServeMarker, type ServeMarker } from '../config/serve-marker.ts';
 import { InventoryError } from '../inventory/errors.ts';
 import { createLogger } from '../logging/logger.ts';
 import { optionProblem, parseCommand, unknownCommand } from './args.ts';
@@ -107,7 +107,11 @@ async function serve(configFile: string | undefined): Promise<number> {
     const listening = await app.start();
     // For the CLI run from another directory (serve-marker.ts); never a reason not to serve.
     try {
-      writeServeMarker({ dataDir: config.data_dir, assetsDir: config.assets_dir, url: localHttpUrl(config.http.host, listening.http.port), pid: process.pid, startedAt: new Date().toISOString() });
+      const ports: NonNullable<ServeMarker['ports']> = [{ proto: 'tcp', port: listening.http.port }];
+      if (listening.tftp) ports.push({ proto: 'udp', port: listening.tftp.port });
+      if (listening.events) ports.push({ proto: 'tcp', port: listening.events.sink.port }, { proto: 'tcp', port: listening.events.kernelLog.port });
+      if (listening.dhcp) ports.push({ proto: 'udp', port: listening.dhcp.port }, { proto: 'udp', port: listening.dhcp.pxePort });
+      writeServeMarker({ dataDir: config.data_dir, assetsDir: config.assets_dir, url: localHttpUrl(config.http.host, listening.http.port), pid: process.pid, startedAt: new Date().toISOString(), ports });
     } catch (err) {
       log.debug({ reason: (err as Error).message }, 'could not record the data dir for the CLI');
     }

@@ -7,7 +7,18 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-export type ServeMarker = { dataDir: string; assetsDir: string; url: string; pid: number; startedAt: string };
+export type ServeMarker = {
+  dataDir: string;
+  assetsDir: string;
+  url: string;
+  pid: number;
+  startedAt: string;
+  /**
+   * The ports it bound. `genesis doctor` run by the same user names this serve as their holder
+   * when it cannot see the serve's sockets itself (a serve holding a capability the shell lacks).
+   */
+  ports?: Array<{ proto: 'tcp' | 'udp'; port: number }>;
+};
 
 export function serveMarkerPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const base = env.XDG_STATE_HOME || (env.HOME ? path.join(env.HOME, '.local', 'state') : undefined);

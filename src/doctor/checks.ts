@@ -15,6 +15,8 @@ export type PortFact = {
   result: 'free' | 'in-use' | 'no-permission' | 'skipped';
   holder?: string;
   genesis?: { pid: number; healthy?: boolean; cwd?: string };
+  /** The holder's process is hidden from this user (only its socket's owner shows), and the `genesis serve` processes that owner runs. */
+  hidden?: { uid: number; user?: string; serves: number[] };
 };
 
 /** The setting that moves each port, and what usually holds it. */
@@ -91,12 +93,22 @@ export function checkPorts(f: Facts): CheckResult[] {
         }
         return ok(`port-${p.proto}-${p.port}`, `${what} is served by the running Genesis (pid ${p.genesis.pid})`);
       }
+      if (p.hidden?.serves.length) {
+        // Most likely that user's Genesis, seen by someone else (doctor run from an operator's shell).
+        const owner = p.hidden.user ?? `uid ${p.hidden.uid}`;
+        return {
+          id: `port-${p.proto}-${p.port}`,
+          status: 'warn' as const,
+          title: `${what} is held by a process of ${owner} that this user cannot see; ${owner} runs genesis serve (pid ${p.hidden.serves.join(', ')}), likely the holder`,
+          fix: p.hidden.uid === 0 ? 'run genesis doctor as root to see who holds it' : `run genesis doctor as ${owner} (sudo -u ${p.hidden.user ?? `#${p.hidden.uid}`} genesis doctor, in its environment), or as root, to see who holds it`,
+        };
+      }
       if (p.result === 'no-permission') {
         return {
           id: `port-${p.proto}-${p.port}`,
           status: 'fail' as const,
           title: `${what} needs privileges`,
-          detail: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
+          detail: `ports below 1024 need root or CAP_NET_BIND_SERVICE${p.holder ? `; it is held now by ${p.holder}` : ''}`,
           fix: `run as root, give node the capability (setcap cap_net_bind_service=+ep $(readlink -f $(command -v node))), or move the port (${p.purpose === 'HTTP' ? 'http.port' : p.purpose === 'TFTP' ? 'tftp.port' : 'dhcp.port / dhcp.pxe_port'})`,
         };
       }

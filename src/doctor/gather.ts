@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { prepareWritableDir } from '../config/data-dir.ts';
-import { readServeMarker } from '../config/serve-marker.ts';
+import { readServeMarker, type ServeMarker } from '../config/serve-marker.ts';
 import { talosAssetsPresent } from '../assets/fetch.ts';
 import { rolesBootTalos } from '../provision/cloud-init.ts';
 import { splitList, unknownEnvSettings, type Config } from '../config/config.ts';
@@ -23,9 +23,12 @@ import { readSecretsFile } from '../talos/secrets-store.ts';
 import type { Node } from '../domain/node.ts';
 import type { Facts, PortFact } from './checks.ts';
 
-/** Which process holds a port, from /proc (Linux; best effort, may need root to see others' sockets). */
-export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; pid: number; genesis: boolean } | undefined {
-  const inodes = new Set<string>();
+/** `hidden`: the holder's sockets are visible, its process is not (another user's, or one holding capabilities this one lacks). */
+export type PortHolder = { name: string; pid?: number; genesis: boolean; hidden?: NonNullable<PortFact['hidden']> };
+
+/** The sockets bound to `port` in this network namespace: inode to owner uid (/proc/net). */
+function socketsOnPort(proto: 'tcp' | 'udp', port: number): Map<string, number> {
+  const sockets = new Map<string, number>();
   for (const file of [`/proc/net/${proto}`, `/proc/net/${proto}6`]) {
     let text: string;
     try {
@@ -36,13 +39,52 @@ export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; 
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 10) continue;
-      const local = cols[1]!;
       // TCP: only listeners (state 0A); UDP has no states that matter here.
       if (proto === 'tcp' && cols[3] !== '0A') continue;
-      if (parseInt(local.split(':')[1]!, 16) === port) inodes.add(cols[9]!);
+      if (parseInt(cols[1]!.split(':')[1]!, 16) === port) sockets.set(cols[9]!, Number(cols[7]));
     }
   }
-  if (!inodes.size) return undefined;
+  return sockets;
+}
+
+/** Does this command line run `genesis serve` (bin/genesis.js itself, or the `genesis` command that runs it: npm link, the image's wrapper)? */
+function runsGenesisServe(cmdline: string[]): boolean {
+  return cmdline.some((a) => /(^|\/)(bin\/genesis\.js|genesis)$/.test(a)) && cmdline.includes('serve');
+}
+
+function cmdlineOf(pid: string): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+}
+
+/** The real uid a process runs as (/proc/<pid>/status is readable by every user, unlike its fds). */
+function uidOf(pid: string): number | undefined {
+  const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The login name for a uid from /etc/passwd, if it has one (a minimal container may have none). */
+function loginName(uid: number): string | undefined {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[2] === String(uid));
+    return line?.split(':')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Which process holds a port, from /proc (Linux; best effort). A process's fds are hidden from
+ * another user, and from the same user when that process holds capabilities this one lacks (a
+ * Genesis started by systemd with AmbientCapabilities=CAP_NET_BIND_SERVICE, doctor run by its user
+ * from a shell). The socket's owner still shows: when the serve marker this user's `genesis serve`
+ * left (serve-marker.ts) lists the port and names a live serve of that owner, that serve is the
+ * holder; otherwise the holder is named by its user alone.
+ */
+export function portHolder(proto: 'tcp' | 'udp', port: number, marker?: ServeMarker): PortHolder | undefined {
+  const sockets = socketsOnPort(proto, port);
+  if (!sockets.size) return undefined;
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let fds: string[];
     try {
@@ -53,11 +95,10 @@ export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; 
     for (const fd of fds) {
       try {
         const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (!m || !inodes.has(m[1]!)) continue;
+        if (!m || !sockets.has(m[1]!)) continue;
         // Node names its main thread "MainThread" in comm; the command line says what it runs.
-        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-        // bin/genesis.js itself, or the `genesis` command that runs it (npm link, the image's wrapper).
-        const genesis = cmdline.some((a) => /(^|\/)(bin\/genesis\.js|genesis)$/.test(a)) && cmdline.includes('serve');
+        const cmdline = cmdlineOf(pid);
+        const genesis = runsGenesisServe(cmdline);
         const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
         const name = genesis ? 'genesis serve' : comm === 'MainThread' || comm === 'node' ? `node ${cmdline.slice(1).join(' ').slice(0, 60)}`.trim() : comm;
         return { name, pid: Number(pid), genesis };
@@ -66,7 +107,28 @@ export function portHolder(proto: 'tcp' | 'udp', port: number): { name: string; 
       }
     }
   }
-  return undefined;
+  const owners = new Set(sockets.values());
+  if (marker?.ports?.some((p) => p.proto === proto && p.port === port)) {
+    try {
+      const pid = String(marker.pid);
+      if (owners.has(uidOf(pid) ?? -1) && runsGenesisServe(cmdlineOf(pid))) return { name: 'genesis serve', pid: marker.pid, genesis: true };
+    } catch {
+      // that serve has exited: the marker is stale
+    }
+  }
+  // Whose it is, and the serves that user runs: it is likely one of them (doctor run as another
+  // user than Genesis's), but that cannot be seen from here.
+  const uid = [...owners][0]!;
+  const user = loginName(uid);
+  const serves: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (uidOf(pid) === uid && runsGenesisServe(cmdlineOf(pid))) serves.push(Number(pid));
+    } catch {
+      // gone
+    }
+  }
+  return { name: `a process of ${user ? `${user} (uid ${uid})` : `uid ${uid}`} that this user cannot see`, genesis: false, hidden: { uid, ...(user ? { user } : {}), serves } };
 }
 
 /** Does the Genesis at `base` answer /healthz? */
@@ -119,9 +181,12 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
       continue;
     }
     const result = await tryBind(w.proto, w.host, w.port, w.reuse);
-    const holder = result === 'in-use' ? portHolder(w.proto, w.port) : undefined;
-    const fact: PortFact = { proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: holder && `${holder.name} (pid ${holder.pid})` };
-    if (holder?.genesis) {
+    // A port this user may not bind can still be held by the running Genesis (started as root, or
+    // with the capability): then it is served, not a problem.
+    const holder = result === 'in-use' || result === 'no-permission' ? portHolder(w.proto, w.port, marker) : undefined;
+    const fact: PortFact = { proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: holder && (holder.pid ? `${holder.name} (pid ${holder.pid})` : holder.name) };
+    if (holder?.hidden) fact.hidden = holder.hidden;
+    if (holder?.genesis && holder.pid) {
       let cwd: string | undefined;
       try {
         cwd = readlinkSync(`/proc/${holder.pid}/cwd`);

@@ -1,6 +1,7 @@
 // `genesis doctor` as a real process on this host: a taken port (and who holds it), an address
 // that is not ours, missing binaries and assets, an unwritable data dir; a good setup passes.
 
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { LATEST_SCHEMA, MIGRATIONS } from '../../src/inventory/migrations.ts';
 import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
 import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
+import { until } from '../helpers/wait.ts';
 
 function setup(opts: { assets?: boolean } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'genesis-doctor-'));
@@ -108,5 +110,67 @@ describe('genesis doctor', () => {
     expect(r.stdout).toContain('WARN  Talos v1.14.0 amd64 kernel and initramfs are not downloaded');
     expect(r.stdout).toContain('fix: genesis assets fetch --talos v1.14.0 --arch amd64');
     expect(r.stdout).toMatch(/FAIL {2}data dir .*a-file\/data is not writable/);
+  });
+});
+
+// A Genesis holding a capability the shell lacks (systemd's AmbientCapabilities for its user, or
+// root) hides its sockets' processes from doctor run in that shell: /proc/<pid>/fd needs ptrace
+// access. Here: Genesis as root in a network namespace of its own, doctor as root with every
+// capability dropped (the same kernel check), and a listener of another user (nobody).
+function hiddenMissing(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (a network namespace, port 69, another user)';
+  for (const cmd of ['ip', 'setpriv', 'busybox']) {
+    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
+  }
+  const probe = `genesis-probe-${process.pid}`;
+  if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return 'cannot create a network namespace (ip netns add)';
+  spawnSync('ip', ['netns', 'del', probe]);
+  return undefined;
+}
+const hiddenSkip = hiddenMissing();
+if (hiddenSkip) console.warn(`doctor with hidden processes skipped: ${hiddenSkip}`);
+
+describe.skipIf(hiddenSkip !== undefined)('genesis doctor without the capabilities the running Genesis holds', () => {
+  it('names that Genesis as the holder of its ports (the TFTP port it may not bind included) by its serve marker; without the marker, warns that it is likely; another user’s listener fails, named by its user', async () => {
+    const ns = `genesis-doctor-${process.pid}`;
+    expect(spawnSync('ip', ['netns', 'add', ns]).status).toBe(0);
+    const s = setup({ assets: true });
+    const state = path.join(s.dir, 'state');
+    const ports = { GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_HTTP_HOST: '127.0.0.1', GENESIS_HTTP_PORT: '8080', GENESIS_TFTP_HOST: '127.0.0.1', GENESIS_TFTP_PORT: '69', GENESIS_EVENTS_HOST: '127.0.0.1' };
+    let g: GenesisProcess | undefined;
+    let listener: ChildProcess | undefined;
+    try {
+      expect(spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']).status).toBe(0);
+      g = new GenesisProcess(['serve'], { ...s.env, ...ports, XDG_STATE_HOME: state }, s.dir, ['ip', 'netns', 'exec', ns]);
+      await g.ready();
+      listener = spawn('ip', ['netns', 'exec', ns, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'busybox', 'nc', '-l', '-p', '8092'], { stdio: 'ignore' });
+      // Listening (state 0A) on port 8092 (busybox listens on IPv6, dual stack), in the namespace's own tables.
+      await until(() => /:1F9C 0+:0000 0A /.test(spawnSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/tcp', '/proc/net/tcp6']).stdout.toString()), 'the listener of nobody on 8092');
+      const capless = (state: string) =>
+        run('ip', ['netns', 'exec', ns, 'setpriv', '--bounding-set=-all', '--inh-caps=-all', process.execPath, BIN, 'doctor', '--json'], {
+          env: { PATH: process.env.PATH, ...s.env, ...ports, GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '8092', XDG_STATE_HOME: state },
+        });
+      const byId = (stdout: string) => new Map((JSON.parse(stdout) as { results: Array<{ id: string; status: string; title: string; fix?: string }> }).results.map((x) => [x.id, x]));
+
+      const seen = byId((await capless(state)).stdout);
+      const pid = g.child.pid!;
+      expect(seen.get('port-tcp-8080')).toEqual({ id: 'port-tcp-8080', status: 'ok', title: `TCP 127.0.0.1:8080 (HTTP) is served by the running Genesis (pid ${pid})` });
+      expect(seen.get('port-udp-69')).toEqual({ id: 'port-udp-69', status: 'ok', title: `UDP 127.0.0.1:69 (TFTP) is served by the running Genesis (pid ${pid})` });
+      expect(seen.get('port-tcp-8092')).toMatchObject({ status: 'fail', title: expect.stringMatching(/^TCP 127\.0\.0\.1:8092 \(kernel-log receiver\) is already in use by a process of (nobody \(uid 65534\)|uid 65534) that this user cannot see$/) });
+
+      // No marker (another user's state directory): the serve is only likely the holder.
+      const unmarked = byId((await capless(path.join(s.dir, 'no-state'))).stdout);
+      expect(unmarked.get('port-tcp-8080')).toMatchObject({
+        status: 'warn',
+        title: expect.stringMatching(new RegExp(`^TCP 127\\.0\\.0\\.1:8080 \\(HTTP\\) is held by a process of root that this user cannot see; root runs genesis serve \\(pid [\\d, ]*\\b${pid}\\b[\\d, ]*\\), likely the holder$`)),
+        fix: 'run genesis doctor as root to see who holds it',
+      });
+      expect(unmarked.get('port-udp-69')).toMatchObject({ status: 'warn' });
+    } finally {
+      listener?.kill();
+      g?.kill('SIGTERM');
+      await g?.exit();
+      spawnSync('ip', ['netns', 'del', ns]);
+    }
   });
 });

@@ -54,6 +54,28 @@ describe('genesis doctor checks', () => {
     expect(r[2]).toMatchObject({ status: 'fail', detail: expect.stringContaining('--bind-interfaces') });
   });
 
+  it('a holder hidden from this user: a likely Genesis of its owner is a warning that says whom to run doctor as; otherwise the owner is named', () => {
+    const hidden = 'a process of genesis (uid 10001) that this user cannot see';
+    const r = checkPorts({
+      ...healthy,
+      ports: [
+        { proto: 'tcp', host: '0.0.0.0', port: 8080, purpose: 'HTTP', result: 'in-use', holder: hidden, hidden: { uid: 10001, user: 'genesis', serves: [4242] } },
+        { proto: 'udp', host: '0.0.0.0', port: 69, purpose: 'TFTP', result: 'no-permission', holder: 'a process of root (uid 0) that this user cannot see', hidden: { uid: 0, user: 'root', serves: [7] } },
+        { proto: 'tcp', host: '0.0.0.0', port: 8090, purpose: 'Talos event sink', result: 'in-use', holder: hidden, hidden: { uid: 10001, user: 'genesis', serves: [] } },
+        { proto: 'udp', host: '0.0.0.0', port: 4011, purpose: 'proxyDHCP', result: 'no-permission', holder: 'in.tftpd (pid 812)' },
+      ],
+    });
+    expect(r[0]).toEqual({
+      id: 'port-tcp-8080',
+      status: 'warn',
+      title: 'TCP 0.0.0.0:8080 (HTTP) is held by a process of genesis that this user cannot see; genesis runs genesis serve (pid 4242), likely the holder',
+      fix: 'run genesis doctor as genesis (sudo -u genesis genesis doctor, in its environment), or as root, to see who holds it',
+    });
+    expect(r[1]).toMatchObject({ status: 'warn', fix: 'run genesis doctor as root to see who holds it' });
+    expect(r[2]).toMatchObject({ status: 'fail', title: `TCP 0.0.0.0:8090 (Talos event sink) is already in use by ${hidden}` });
+    expect(r[3]).toMatchObject({ status: 'fail', title: 'UDP 0.0.0.0:4011 (proxyDHCP) needs privileges', detail: 'ports below 1024 need root or CAP_NET_BIND_SERVICE; it is held now by in.tftpd (pid 812)' });
+  });
+
   it('warns about a GENESIS_ variable that names no setting, with the one it most likely meant', () => {
     const r = runChecks({ ...healthy, unknownEnv: [{ name: 'GENESIS_CLUSTR_VIP', suggestion: 'GENESIS_CLUSTER_VIP' }] }).filter((c) => c.status !== 'ok');
     expect(r).toEqual([{ id: 'env-GENESIS_CLUSTR_VIP', status: 'warn', title: 'GENESIS_CLUSTR_VIP is not a Genesis setting and is ignored', fix: 'did you mean GENESIS_CLUSTER_VIP?' }]);
