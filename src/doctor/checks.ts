@@ -85,7 +85,7 @@ export function checkPorts(f: Facts): CheckResult[] {
     .filter((p) => p.result !== 'skipped')
     .map((p) => {
       const what = `${p.proto.toUpperCase()} ${p.host}:${p.port} (${p.purpose})`;
-      if (p.result === 'free') return ok(`port-${p.proto}-${p.port}`, `${what} is free`);
+      if (p.result === 'free' && !p.genesis) return ok(`port-${p.proto}-${p.port}`, `${what} is free`);
       if (p.genesis) {
         // Run beside a running Genesis (as after docker compose up -d): its own ports are no clash.
         if (p.genesis.healthy === false) {

@@ -183,7 +183,10 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
     const result = await tryBind(w.proto, w.host, w.port, w.reuse);
     // A port this user may not bind can still be held by the running Genesis (started as root, or
     // with the capability): then it is served, not a problem.
-    const holder = result === 'in-use' || result === 'no-permission' ? portHolder(w.proto, w.port, marker) : undefined;
+    // A port both bind with SO_REUSEADDR (the proxyDHCP's) binds beside the running Genesis too:
+    // free to the trial, yet served by it.
+    const held = result === 'in-use' || result === 'no-permission' || (w.reuse && result === 'free') ? portHolder(w.proto, w.port, marker) : undefined;
+    const holder = result === 'free' && !held?.genesis ? undefined : held;
     const fact: PortFact = { proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: holder && (holder.pid ? `${holder.name} (pid ${holder.pid})` : holder.name) };
     if (holder?.hidden) fact.hidden = holder.hidden;
     if (holder?.genesis && holder.pid) {

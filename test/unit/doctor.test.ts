@@ -94,8 +94,11 @@ describe('genesis doctor checks', () => {
         { proto: 'tcp', host: '0.0.0.0', port: 8080, purpose: 'HTTP', result: 'in-use', holder: 'genesis serve (pid 77)', genesis: { pid: 77, healthy: true } },
         { proto: 'tcp', host: '0.0.0.0', port: 8090, purpose: 'Talos event sink', result: 'in-use', holder: 'genesis serve (pid 77)', genesis: { pid: 77, healthy: false } },
         { proto: 'tcp', host: '0.0.0.0', port: 8092, purpose: 'kernel-log receiver', result: 'in-use', holder: 'nc (pid 9)' },
+        // Bound with SO_REUSEADDR by both: free to the trial, still Genesis's.
+        { proto: 'udp', host: '0.0.0.0', port: 4011, purpose: 'proxyDHCP', result: 'free', holder: 'genesis serve (pid 77)', genesis: { pid: 77, healthy: true } },
       ],
     });
+    expect(r[3]).toEqual({ id: 'port-udp-4011', status: 'ok', title: 'UDP 0.0.0.0:4011 (proxyDHCP) is served by the running Genesis (pid 77)' });
     expect(r[0]).toEqual({ id: 'port-tcp-8080', status: 'ok', title: 'TCP 0.0.0.0:8080 (HTTP) is served by the running Genesis (pid 77)' });
     expect(r[1]).toMatchObject({ status: 'warn', title: expect.stringContaining('does not answer /healthz') });
     expect(r[2]).toMatchObject({ status: 'fail', fix: expect.stringContaining('events.kernel_log_port') });
