@@ -85,7 +85,8 @@ function loginName(uid: number): string | undefined {
 export function portHolder(proto: 'tcp' | 'udp', port: number, marker?: ServeMarker): PortHolder | undefined {
   const sockets = socketsOnPort(proto, port);
   if (!sockets.size) return undefined;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  for (const pid of pids) {
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);
@@ -121,7 +122,7 @@ export function portHolder(proto: 'tcp' | 'udp', port: number, marker?: ServeMar
   const uid = [...owners][0]!;
   const user = loginName(uid);
   const serves: number[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const pid of pids) {
     try {
       if (uidOf(pid) === uid && runsGenesisServe(cmdlineOf(pid))) serves.push(Number(pid));
     } catch {

@@ -19,10 +19,11 @@ export class GenesisProcess {
   /**
    * `prefix`: a command to run it under, e.g. ['ip', 'netns', 'exec', 'ns'] for a test namespace.
    * Node runs with `npm start`'s flags (packaging.test.ts keeps them equal), so the tests run the
-   * process users run, start-up's collection (`--expose-gc`) included.
+   * process users run, start-up's collection (`--expose-gc`) included. `node`: another copy of
+   * this Node (one another user can run).
    */
-  constructor(args: string[], env: NodeJS.ProcessEnv, cwd?: string, prefix: string[] = []) {
-    const argv = [...prefix, process.execPath, ...SERVE_NODE_FLAGS, BIN, ...args];
+  constructor(args: string[], env: NodeJS.ProcessEnv, cwd?: string, prefix: string[] = [], node = process.execPath) {
+    const argv = [...prefix, node, ...SERVE_NODE_FLAGS, BIN, ...args];
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd,
       env: { PATH: process.env.PATH, GENESIS_LOG_FORMAT: 'json', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0', ...env },

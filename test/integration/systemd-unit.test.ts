@@ -4,16 +4,15 @@
 // in this machine), so the last part applies the unit's User, capabilities, NoNewPrivileges and
 // UMask with setpriv, as systemd would, in a network namespace of the test's own.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SERVE_NODE_FLAGS } from '../../bench/peers.ts';
 import { unknownEnvSettings } from '../../src/config/config.ts';
-import { BIN, type LogLine } from '../helpers/genesis-process.ts';
+import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
-import { until } from '../helpers/wait.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const UNIT = path.join(ROOT, 'deploy', 'systemd', 'genesis.service');
@@ -134,27 +133,11 @@ describe.skipIf(skip !== undefined)("Genesis under the systemd unit's privileges
     const caps = setting('AmbientCapabilities')!.toLowerCase().replace('cap_', '');
     // What systemd does for User=, AmbientCapabilities=, CapabilityBoundingSet=, NoNewPrivileges= and UMask=.
     const asUnit = ['ip', 'netns', 'exec', ns, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', `--inh-caps=+${caps}`, `--ambient-caps=+${caps}`, `--bounding-set=-all,+${caps}`, ...(setting('NoNewPrivileges') === 'yes' ? ['--no-new-privs'] : [])];
-    const exec = setting('ExecStart')!.split(' ').map(map);
-    const child = spawn(asUnit[0]!, [...asUnit.slice(1), 'sh', '-c', `umask ${setting('UMask')} && exec "$@"`, 'sh', path.join(bin, 'node'), ...exec.slice(1).map((a) => (a.endsWith('bin/genesis.js') ? BIN : a))], {
-      cwd: at('etc'),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const lines: LogLine[] = [];
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      for (const l of d.split('\n').filter(Boolean)) {
-        try {
-          lines.push(JSON.parse(l) as LogLine);
-        } catch {
-          lines.push({ msg: l });
-        }
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // npm start's flags, which the first test holds equal to ExecStart's; the events ports at
+    // their defaults (the helper turns them off otherwise).
+    const g = new GenesisProcess(['serve'], { ...env, GENESIS_EVENTS_SINK_PORT: '8090', GENESIS_EVENTS_KERNEL_LOG_PORT: '8092' }, at('etc'), [...asUnit, 'sh', '-c', `umask ${setting('UMask')} && exec "$@"`, 'sh'], path.join(bin, 'node'));
     try {
-      const ready = await until(() => lines.find((l) => l.msg === 'genesis ready') ?? (child.exitCode !== null && Promise.reject(new Error(`genesis exited: ${stderr}`))), 'genesis ready');
+      const ready = await g.ready();
       expect(ready).toMatchObject({ http: { port: 8080 }, tftp: { port: 69 }, dhcp: { port: 67, pxePort: 4011 } });
 
       // A real client fetches an iPXE binary over TFTP from port 69.
@@ -172,10 +155,10 @@ describe.skipIf(skip !== undefined)("Genesis under the systemd unit's privileges
       const doctor = await run('ip', ['netns', 'exec', ns, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', path.join(bin, 'node'), BIN, 'doctor', '--json'], { cwd: at('etc'), env: { PATH: env.PATH, HOME: at('state') } });
       const ports = (JSON.parse(doctor.stdout) as { results: Array<{ id: string; status: string; title: string }> }).results.filter((r) => r.id.startsWith('port-'));
       expect(ports.map((p) => p.id).sort()).toEqual(['port-tcp-8080', 'port-tcp-8090', 'port-tcp-8092', 'port-udp-4011', 'port-udp-67', 'port-udp-69']);
-      for (const p of ports) expect(p).toMatchObject({ status: 'ok', title: expect.stringContaining(`served by the running Genesis (pid ${child.pid})`) });
+      for (const p of ports) expect(p).toMatchObject({ status: 'ok', title: expect.stringContaining(`served by the running Genesis (pid ${g.child.pid})`) });
     } finally {
-      child.kill('SIGTERM');
+      g.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect(await g.exit()).toBe(0);
   });
 });
