@@ -80,6 +80,19 @@ export type Facts = {
 
 const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
 
+/**
+ * Whom to run doctor as, for a port held by another user's Genesis. A uid with no name on this
+ * host is almost always the container's user (the image's genesis is uid 10001), whose
+ * environment is the container, so sudo would not help there.
+ */
+function hiddenHolderFix(uid: number, user: string | undefined): string {
+  if (uid === 0) return 'run genesis doctor as root to see who holds it';
+  if (user === undefined) {
+    return `uid ${uid} has no name on this host, so it is likely a container's user: run doctor inside it (docker compose exec -T genesis genesis doctor), or as root, to see who holds it`;
+  }
+  return `run genesis doctor as ${user} (sudo -u ${user} genesis doctor, in its environment), or as root, to see who holds it`;
+}
+
 export function checkPorts(f: Facts): CheckResult[] {
   return f.ports
     .filter((p) => p.result !== 'skipped')
@@ -100,7 +113,7 @@ export function checkPorts(f: Facts): CheckResult[] {
           id: `port-${p.proto}-${p.port}`,
           status: 'warn' as const,
           title: `${what} is held by a process of ${owner} that this user cannot see; ${owner} runs genesis serve (pid ${p.hidden.serves.join(', ')}), likely the holder`,
-          fix: p.hidden.uid === 0 ? 'run genesis doctor as root to see who holds it' : `run genesis doctor as ${owner} (sudo -u ${p.hidden.user ?? `#${p.hidden.uid}`} genesis doctor, in its environment), or as root, to see who holds it`,
+          fix: hiddenHolderFix(p.hidden.uid, p.hidden.user),
         };
       }
       if (p.result === 'no-permission') {

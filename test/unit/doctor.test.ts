@@ -63,6 +63,7 @@ describe('genesis doctor checks', () => {
         { proto: 'udp', host: '0.0.0.0', port: 69, purpose: 'TFTP', result: 'no-permission', holder: 'a process of root (uid 0) that this user cannot see', hidden: { uid: 0, user: 'root', serves: [7] } },
         { proto: 'tcp', host: '0.0.0.0', port: 8090, purpose: 'Talos event sink', result: 'in-use', holder: hidden, hidden: { uid: 10001, user: 'genesis', serves: [] } },
         { proto: 'udp', host: '0.0.0.0', port: 4011, purpose: 'proxyDHCP', result: 'no-permission', holder: 'in.tftpd (pid 812)' },
+        { proto: 'udp', host: '0.0.0.0', port: 67, purpose: 'proxyDHCP', result: 'in-use', holder: 'a process of uid 10001 that this user cannot see', hidden: { uid: 10001, serves: [5150] } },
       ],
     });
     expect(r[0]).toEqual({
@@ -74,6 +75,12 @@ describe('genesis doctor checks', () => {
     expect(r[1]).toMatchObject({ status: 'warn', fix: 'run genesis doctor as root to see who holds it' });
     expect(r[2]).toMatchObject({ status: 'fail', title: `TCP 0.0.0.0:8090 (Talos event sink) is already in use by ${hidden}` });
     expect(r[3]).toMatchObject({ status: 'fail', title: 'UDP 0.0.0.0:4011 (proxyDHCP) needs privileges', detail: 'ports below 1024 need root or CAP_NET_BIND_SERVICE; it is held now by in.tftpd (pid 812)' });
+    // A uid with no name here: the container's user, seen from the host. sudo cannot reach its environment.
+    expect(r[4]).toMatchObject({
+      status: 'warn',
+      title: 'UDP 0.0.0.0:67 (proxyDHCP) is held by a process of uid 10001 that this user cannot see; uid 10001 runs genesis serve (pid 5150), likely the holder',
+      fix: "uid 10001 has no name on this host, so it is likely a container's user: run doctor inside it (docker compose exec -T genesis genesis doctor), or as root, to see who holds it",
+    });
   });
 
   it('warns about a GENESIS_ variable that names no setting, with the one it most likely meant', () => {
