@@ -24,9 +24,9 @@ function settingsFromEnvironment(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('GENESIS_') && e[1] !== undefined));
 }
 
-/** `genesis serve` from `repo`, working in `dir` (its assets under dir/assets). */
-export async function startGenesis(repo: string, dir: string, env: Record<string, string> = {}): Promise<Running> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? SERVE_NODE_FLAGS), path.join(repo, 'bin', 'genesis.js'), 'serve'], {
+/** `genesis serve` from `repo`, working in `dir` (its assets under dir/assets), run by `node` (this one by default). */
+export async function startGenesis(repo: string, dir: string, env: Record<string, string> = {}, node = process.execPath): Promise<Running> {
+  const child = spawn(node, [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? SERVE_NODE_FLAGS), path.join(repo, 'bin', 'genesis.js'), 'serve'], {
     cwd: dir,
     env: {
       ...settingsFromEnvironment(),

@@ -19,7 +19,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { decode, encodeAck, encodeRequest } from '../src/tftp/packet.ts';
-import { cpuSeconds, rssKiB, withChildren } from './proc.ts';
+import { cpuSeconds, pssKiB, rssKiB, withChildren } from './proc.ts';
 
 export type StormOptions = {
   n: number;
@@ -50,6 +50,8 @@ export type StormResult = {
   steps: Record<Step, { p50_ms: number | null; p95_ms: number | null }>;
   server_cpu_s: number;
   server_peak_rss_kb: number | null;
+  /** The server processes' summed Pss when their summed VmRSS peaked: shared pages counted once (null where smaps_rollup cannot be read). */
+  server_pss_at_peak_kb: number | null;
   client_cpu_s: number;
   /**
    * How late the simulator's own event loop ran its callbacks (p95, max): a reply that arrived
@@ -365,15 +367,21 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
   const cpuAtStart = new Map<number, number>();
   const cpuLast = new Map<number, number>();
   let peakRss = 0;
+  let pssAtPeak: number | undefined;
   const sample = () => {
     let rss = 0;
-    for (const p of withChildren(o.watch)) {
+    const pids = withChildren(o.watch);
+    for (const p of pids) {
       if (!cpuAtStart.has(p)) cpuAtStart.set(p, cpuSeconds(p));
       const cpu = cpuSeconds(p);
       if (cpu > 0) cpuLast.set(p, cpu);
       rss += rssKiB(p);
     }
-    peakRss = Math.max(peakRss, rss);
+    if (rss <= peakRss) return;
+    peakRss = rss;
+    // Only at a new peak: Pss costs a walk of the page tables, and this is the moment reported.
+    const pss = pids.map(pssKiB);
+    pssAtPeak = pss.every((v) => v !== undefined) ? pss.reduce((a, b) => a + b, 0) : undefined;
   };
   sample();
   const sampler = setInterval(sample, 100);
@@ -423,6 +431,7 @@ export async function runStorm(o: StormOptions): Promise<StormResult> {
     steps,
     server_cpu_s: Math.round(serverCpu * 100) / 100,
     server_peak_rss_kb: peakRss || null,
+    server_pss_at_peak_kb: pssAtPeak ?? null,
     client_cpu_s: Math.round((usage.user + usage.system) / 1e4) / 100,
     // The histogram records the whole interval between its 10 ms ticks, in ns: the delay is what is over 10 ms.
     client_loop_delay_p95_ms: Math.round(Math.max(0, loopDelay.percentile(95) / 1e6 - 10) * 10) / 10,

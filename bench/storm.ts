@@ -19,7 +19,7 @@
 // latency of a small request as the server gives it, without the simulator's own delay in it.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,10 +47,20 @@ writeFileSync(path.join(talos, 'initramfs.xz'), Buffer.alloc(INITRD, 2));
 const kpxe = path.join(dir, 'assets', 'ipxe', 'undionly.kpxe');
 writeFileSync(kpxe, Buffer.alloc(70 * 1024, 3));
 
-const genesis = await startGenesis(path.resolve(values.repo ?? here), dir, {
-  GENESIS_AUTO_ASSIGN_ENABLED: 'true',
-  GENESIS_TFTP_HOST: '127.0.0.1',
-});
+// Genesis runs from its own copy of node, which it and its bulk sender alone map: their Pss then
+// splits node's pages between the two of them only, not with this bench's node processes too.
+const node = path.join(dir, 'node');
+copyFileSync(process.execPath, node);
+chmodSync(node, 0o755);
+const genesis = await startGenesis(
+  path.resolve(values.repo ?? here),
+  dir,
+  {
+    GENESIS_AUTO_ASSIGN_ENABLED: 'true',
+    GENESIS_TFTP_HOST: '127.0.0.1',
+  },
+  node,
+);
 /** What a simulation measured; bootsim.py prints the same fields as storm-machines.ts returns. */
 type SimResult = StormResult & { listen_overflows?: number; probe_bootipxe?: ProbeResult };
 /** What boot-probe.ts prints. */
@@ -166,6 +176,7 @@ if (genesisResult) {
     wall_ms: g.wall_ms,
     wall_ratio: peerResult ? g.wall_ms / peerResult.wall_ms : undefined,
     peak_rss_mb: g.server_peak_rss_kb ? g.server_peak_rss_kb / 1024 : undefined,
+    pss_at_peak_mb: g.server_pss_at_peak_kb ? g.server_pss_at_peak_kb / 1024 : undefined,
     after_storm_mb: afterStormMb,
     listen_overflows: g.listen_overflows,
     bootipxe_p95_ms: g.steps.bootipxe.p95_ms ?? undefined,
