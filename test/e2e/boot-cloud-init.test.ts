@@ -13,14 +13,14 @@ import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.ts';
 import { buildStandin, stageStandinProfile } from '../helpers/standin.ts';
+import { commandMissing } from '../helpers/host-tools.ts';
 
 const HERE = import.meta.dirname;
 const MACS = ['52:54:00:e2:c1:01', '52:54:00:e2:c1:02', '52:54:00:e2:c1:03'];
 
 function missing(): string | undefined {
-  for (const cmd of ['qemu-system-x86_64', 'unshare', 'busybox', 'apt-get', 'dpkg-deb', 'curl']) {
-    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
-  }
+  const tool = commandMissing(['qemu-system-x86_64', 'unshare', 'busybox', 'apt-get', 'dpkg-deb', 'curl']);
+  if (tool) return tool;
   if (spawnSync('unshare', ['-n', 'true']).status !== 0) return 'cannot create a network namespace here (unshare -n)';
   return undefined;
 }

@@ -5,7 +5,6 @@
 // next PXE boot goes to the local disk. Through a "router" (dnsmasq naming the boot file). And
 // under 5% frame loss each way. Needs root.
 
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.ts';
 import { buildStandin, stageStandin } from '../helpers/standin.ts';
+import { commandMissing, hasCommand, netnsMissing } from '../helpers/host-tools.ts';
 
 const HERE = import.meta.dirname;
 const FIRMWARES = ['bios', 'uefi', 'uefi-native', 'uefi-http'] as const;
@@ -20,19 +20,15 @@ const macOf = (i: number) => `52:54:00:e2:01:0${i + 1}`;
 
 function missing(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (network namespace, bridge, taps, port 67)';
-  for (const cmd of ['qemu-system-x86_64', 'ip', 'dnsmasq', 'busybox', 'apt-get', 'dpkg-deb', 'curl']) {
-    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
-  }
+  const tool = commandMissing(['qemu-system-x86_64', 'ip', 'dnsmasq', 'busybox', 'apt-get', 'dpkg-deb', 'curl']);
+  if (tool) return tool;
   if (!existsSync('/usr/share/ovmf/OVMF.fd')) return 'ovmf is not installed';
   if (!existsSync('/usr/lib/ipxe/snponly.efi')) return "Debian's ipxe package is not installed";
-  const probe = `genesis-probe-${process.pid}`;
-  if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return 'cannot create a network namespace (ip netns add)';
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
+  return netnsMissing();
 }
 const skip = missing();
 if (skip) console.warn(`L2 firmware boots skipped: ${skip}`);
-const noNft = spawnSync('sh', ['-c', 'command -v nft']).status !== 0;
+const noNft = !hasCommand('nft');
 if (!skip && noNft) console.warn('L2 loss test skipped: nft (nftables) is not installed');
 
 type Log = Record<string, unknown> & { msg?: string; mac?: string };

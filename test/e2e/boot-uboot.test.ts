@@ -5,7 +5,6 @@
 // installed, it boots again and U-Boot is sent on to its next target. Then under 5% and 10% frame
 // loss each way. Needs root.
 
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/store.ts';
 import { run } from '../helpers/run.ts';
 import { ARM64_STANDIN_CACHE, buildArm64Standin, stageArm64Standin, stageArm64StandinProfile } from '../helpers/standin.ts';
+import { commandMissing, hasCommand, netnsMissing } from '../helpers/host-tools.ts';
 
 const HERE = import.meta.dirname;
 const MAC = '52:54:00:a6:00:01';
@@ -23,18 +23,14 @@ const BIN = path.resolve(HERE, '../../bin/genesis.js');
 
 function missing(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (network namespace, bridge, tap, ports 67 and 69)';
-  for (const cmd of ['qemu-system-aarch64', 'ip', 'dnsmasq', 'busybox', 'apt-get', 'dpkg-deb', 'curl']) {
-    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
-  }
+  const tool = commandMissing(['qemu-system-aarch64', 'ip', 'dnsmasq', 'busybox', 'apt-get', 'dpkg-deb', 'curl']);
+  if (tool) return tool;
   if (!existsSync(UBOOT)) return 'u-boot-qemu is not installed';
-  const probe = `genesis-probe-${process.pid}`;
-  if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return 'cannot create a network namespace (ip netns add)';
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
+  return netnsMissing();
 }
 const skip = missing();
 if (skip) console.warn(`U-Boot boots skipped: ${skip}`);
-const noNft = spawnSync('sh', ['-c', 'command -v nft']).status !== 0;
+const noNft = !hasCommand('nft');
 const noAavmf = !existsSync(AAVMF);
 if (!skip && noAavmf) console.warn('AAVMF boots skipped: qemu-efi-aarch64 is not installed');
 

@@ -14,13 +14,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { talosKernelArgs } from '../../src/ipxe/kernel-args.ts';
 import { run } from '../helpers/run.ts';
 import { buildStandin, stageStandin } from '../helpers/standin.ts';
+import { commandMissing } from '../helpers/host-tools.ts';
 
 const HERE = import.meta.dirname;
 
 function missing(): string | undefined {
-  for (const cmd of ['qemu-system-x86_64', 'unshare', 'busybox', 'apt-get', 'dpkg-deb']) {
-    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
-  }
+  const tool = commandMissing(['qemu-system-x86_64', 'unshare', 'busybox', 'apt-get', 'dpkg-deb']);
+  if (tool) return tool;
   if (!existsSync('/usr/share/ovmf/OVMF.fd')) return 'ovmf is not installed';
   if (spawnSync('unshare', ['-n', 'true']).status !== 0) return 'cannot create a network namespace here (unshare -n)';
   return undefined;

@@ -14,6 +14,7 @@ import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
 import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
 import { until } from '../helpers/wait.ts';
+import { commandMissing, netnsMissing } from '../helpers/host-tools.ts';
 
 function setup(opts: { assets?: boolean } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'genesis-doctor-'));
@@ -119,13 +120,7 @@ describe('genesis doctor', () => {
 // capability dropped (the same kernel check), and a listener of another user (nobody).
 function hiddenMissing(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (a network namespace, port 69, another user)';
-  for (const cmd of ['ip', 'setpriv', 'busybox']) {
-    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
-  }
-  const probe = `genesis-probe-${process.pid}`;
-  if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return 'cannot create a network namespace (ip netns add)';
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
+  return commandMissing(['ip', 'setpriv', 'busybox']) ?? netnsMissing();
 }
 const hiddenSkip = hiddenMissing();
 if (hiddenSkip) console.warn(`doctor with hidden processes skipped: ${hiddenSkip}`);

@@ -13,6 +13,7 @@ import { SERVE_NODE_FLAGS } from '../../bench/peers.ts';
 import { unknownEnvSettings } from '../../src/config/config.ts';
 import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
+import { commandMissing, hasCommand, netnsMissing } from '../helpers/host-tools.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const UNIT = path.join(ROOT, 'deploy', 'systemd', 'genesis.service');
@@ -56,7 +57,7 @@ describe('deploy/systemd/genesis.service', () => {
     expect(environment.GENESIS_DATA_DIR).toBe(`/var/lib/${setting('StateDirectory')}/data`);
   });
 
-  const analyze = spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0;
+  const analyze = hasCommand('systemd-analyze');
   if (!analyze) console.warn("the unit's systemd-analyze review skipped: no systemd-analyze (Debian's systemd)");
   it.skipIf(!analyze)("systemd's parser accepts it without a word, and its security review rates it OK", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'genesis-unit-'));
@@ -75,17 +76,13 @@ describe('deploy/systemd/genesis.service', () => {
 // the directories in a temporary root, the proxyDHCP on.
 function privilegesMissing(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (a network namespace, another user)';
-  for (const cmd of ['ip', 'setpriv', 'curl']) {
-    if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed`;
-  }
+  const tool = commandMissing(['ip', 'setpriv', 'curl']);
+  if (tool) return tool;
   // The checkout must be readable by the test user (it is not under a private home directory).
   if (spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', `test -r ${BIN} && test -r ${path.join(ROOT, 'node_modules', 'better-sqlite3', 'package.json')}`]).status !== 0) {
     return `the checkout (${ROOT}) is not readable by user nobody`;
   }
-  const probe = `genesis-probe-${process.pid}`;
-  if (spawnSync('ip', ['netns', 'add', probe]).status !== 0) return 'cannot create a network namespace (ip netns add)';
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
+  return netnsMissing();
 }
 const skip = privilegesMissing();
 if (skip) console.warn(`Genesis under the systemd unit's privileges skipped: ${skip}`);
