@@ -52,14 +52,69 @@ function runsGenesisServe(cmdline: string[]): boolean {
   return cmdline.some((a) => /(^|\/)(bin\/genesis\.js|genesis)$/.test(a)) && cmdline.includes('serve');
 }
 
-function cmdlineOf(pid: string): string[] {
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-}
+/**
+ * The processes this user can list, read once per doctor run however many ports it asks about:
+ * which process holds each socket it can see, and each process's uid and command line.
+ */
+class ProcessTable {
+  private readonly pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  private holders: Map<string, string> | undefined;
+  private readonly uids = new Map<string, number | undefined>();
+  private readonly cmdlines = new Map<string, string[] | undefined>();
 
-/** The real uid a process runs as (/proc/<pid>/status is readable by every user, unlike its fds). */
-function uidOf(pid: string): number | undefined {
-  const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : undefined;
+  /** The process holding the socket with this inode, if this user may read that process's fds. */
+  holderOf(inode: string): string | undefined {
+    if (!this.holders) {
+      this.holders = new Map();
+      for (const pid of this.pids) {
+        let fds: string[];
+        try {
+          fds = readdirSync(`/proc/${pid}/fd`);
+        } catch {
+          continue; // another user's, or one holding capabilities this one lacks
+        }
+        for (const fd of fds) {
+          try {
+            const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+            if (m && !this.holders.has(m[1]!)) this.holders.set(m[1]!, pid);
+          } catch {
+            // the process or fd went away
+          }
+        }
+      }
+    }
+    return this.holders.get(inode);
+  }
+
+  /** The command line (undefined once the process has gone). */
+  cmdline(pid: string): string[] | undefined {
+    if (!this.cmdlines.has(pid)) {
+      try {
+        this.cmdlines.set(pid, readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
+      } catch {
+        this.cmdlines.set(pid, undefined);
+      }
+    }
+    return this.cmdlines.get(pid);
+  }
+
+  /** The real uid (/proc/<pid>/status is readable by every user, unlike its fds). */
+  uid(pid: string): number | undefined {
+    if (!this.uids.has(pid)) {
+      try {
+        const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+        this.uids.set(pid, m ? Number(m[1]) : undefined);
+      } catch {
+        this.uids.set(pid, undefined);
+      }
+    }
+    return this.uids.get(pid);
+  }
+
+  /** The `genesis serve` processes `uid` runs. */
+  servesOf(uid: number): number[] {
+    return this.pids.filter((pid) => this.uid(pid) === uid && runsGenesisServe(this.cmdline(pid) ?? [])).map(Number);
+  }
 }
 
 /** The login name for a uid from /etc/passwd, if it has one (a minimal container may have none). */
@@ -82,54 +137,35 @@ function loginName(uid: number): string | undefined {
  * left (serve-marker.ts) lists the port and names a live serve of that owner, that serve is the
  * holder; otherwise the holder is named by its user alone.
  */
-export function portHolder(proto: 'tcp' | 'udp', port: number, marker?: ServeMarker): PortHolder | undefined {
+export function portHolder(proto: 'tcp' | 'udp', port: number, marker?: ServeMarker, table = new ProcessTable()): PortHolder | undefined {
   const sockets = socketsOnPort(proto, port);
   if (!sockets.size) return undefined;
-  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  for (const pid of pids) {
-    let fds: string[];
+  for (const inode of sockets.keys()) {
+    const pid = table.holderOf(inode);
+    const cmdline = pid === undefined ? undefined : table.cmdline(pid);
+    if (pid === undefined || !cmdline) continue;
+    const genesis = runsGenesisServe(cmdline);
+    let comm: string;
     try {
-      fds = readdirSync(`/proc/${pid}/fd`);
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
     } catch {
-      continue;
+      continue; // gone
     }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (!m || !sockets.has(m[1]!)) continue;
-        // Node names its main thread "MainThread" in comm; the command line says what it runs.
-        const cmdline = cmdlineOf(pid);
-        const genesis = runsGenesisServe(cmdline);
-        const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-        const name = genesis ? 'genesis serve' : comm === 'MainThread' || comm === 'node' ? `node ${cmdline.slice(1).join(' ').slice(0, 60)}`.trim() : comm;
-        return { name, pid: Number(pid), genesis };
-      } catch {
-        // the process or fd went away
-      }
-    }
+    // Node names its main thread "MainThread" in comm; the command line says what it runs.
+    const name = genesis ? 'genesis serve' : comm === 'MainThread' || comm === 'node' ? `node ${cmdline.slice(1).join(' ').slice(0, 60)}`.trim() : comm;
+    return { name, pid: Number(pid), genesis };
   }
   const owners = new Set(sockets.values());
   if (marker?.ports?.some((p) => p.proto === proto && p.port === port)) {
-    try {
-      const pid = String(marker.pid);
-      if (owners.has(uidOf(pid) ?? -1) && runsGenesisServe(cmdlineOf(pid))) return { name: 'genesis serve', pid: marker.pid, genesis: true };
-    } catch {
-      // that serve has exited: the marker is stale
-    }
+    const pid = String(marker.pid);
+    // A marker whose serve has exited is stale: its pid reads as no uid.
+    if (owners.has(table.uid(pid) ?? -1) && runsGenesisServe(table.cmdline(pid) ?? [])) return { name: 'genesis serve', pid: marker.pid, genesis: true };
   }
   // Whose it is, and the serves that user runs: it is likely one of them (doctor run as another
   // user than Genesis's), but that cannot be seen from here.
   const uid = [...owners][0]!;
   const user = loginName(uid);
-  const serves: number[] = [];
-  for (const pid of pids) {
-    try {
-      if (uidOf(pid) === uid && runsGenesisServe(cmdlineOf(pid))) serves.push(Number(pid));
-    } catch {
-      // gone
-    }
-  }
-  return { name: `a process of ${user ? `${user} (uid ${uid})` : `uid ${uid}`} that this user cannot see`, genesis: false, hidden: { uid, ...(user ? { user } : {}), serves } };
+  return { name: `a process of ${user ? `${user} (uid ${uid})` : `uid ${uid}`} that this user cannot see`, genesis: false, hidden: { uid, ...(user ? { user } : {}), serves: table.servesOf(uid) } };
 }
 
 /** Does the Genesis at `base` answer /healthz? */
@@ -176,6 +212,8 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
   // Asked once, and only if one of the ports turns out to be held by a running Genesis.
   let healthy: Promise<boolean> | undefined;
   const marker = readServeMarker();
+  // Read on the first port that needs it, then shared by the rest.
+  let table: ProcessTable | undefined;
   for (const w of wanted) {
     if (!w.enabled) {
       out.push({ proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result: 'skipped' });
@@ -186,7 +224,7 @@ export async function gatherPorts(c: Config): Promise<PortFact[]> {
     // with the capability): then it is served, not a problem.
     // A port both bind with SO_REUSEADDR (the proxyDHCP's) binds beside the running Genesis too:
     // free to the trial, yet served by it.
-    const held = result === 'in-use' || result === 'no-permission' || (w.reuse && result === 'free') ? portHolder(w.proto, w.port, marker) : undefined;
+    const held = result === 'in-use' || result === 'no-permission' || (w.reuse && result === 'free') ? portHolder(w.proto, w.port, marker, (table ??= new ProcessTable())) : undefined;
     const holder = result === 'free' && !held?.genesis ? undefined : held;
     const fact: PortFact = { proto: w.proto, host: w.host, port: w.port, purpose: w.purpose, result, holder: holder && (holder.pid ? `${holder.name} (pid ${holder.pid})` : holder.name) };
     if (holder?.hidden) fact.hidden = holder.hidden;
