@@ -28,9 +28,14 @@ RUN sh scripts/copy-ipxe.sh /usr/lib/ipxe assets/ipxe \
  && chown genesis:genesis /data assets/talos \
  && printf '#!/bin/sh\nexec node /app/bin/genesis.js "$@"\n' > /usr/local/bin/genesis \
  && chmod 755 /usr/local/bin/genesis
+# XDG_STATE_HOME: where genesis serve leaves its marker (its pid and ports, src/config/serve-marker.ts),
+# which `docker compose exec genesis genesis doctor` needs to name the serve as the holder of its
+# ports: node's file capability keeps the serve's /proc entries private even from its own user, and
+# the user's home (/app) is not writable. /tmp goes with the container, as the marker should.
 ENV GENESIS_DATA_DIR=/data \
     GENESIS_ASSETS_DIR=/app/assets \
-    GENESIS_LOG_FORMAT=json
+    GENESIS_LOG_FORMAT=json \
+    XDG_STATE_HOME=/tmp/genesis-state
 USER genesis
 VOLUME ["/data", "/app/assets/talos"]
 EXPOSE 67/udp 69/udp 4011/udp 8080/tcp 8090/tcp 8092/tcp

@@ -15,8 +15,12 @@ export type PortFact = {
   result: 'free' | 'in-use' | 'no-permission' | 'skipped';
   holder?: string;
   genesis?: { pid: number; healthy?: boolean; cwd?: string };
-  /** The holder's process is hidden from this user (only its socket's owner shows), and the `genesis serve` processes that owner runs. */
-  hidden?: { uid: number; user?: string; serves: number[] };
+  /**
+   * The holder's process is hidden from this user (only its socket's owner shows), and the `genesis
+   * serve` processes that owner runs. `sameUser`: the owner is this user, its process hidden by a
+   * capability it holds (node's file capability, systemd's AmbientCapabilities).
+   */
+  hidden?: { uid: number; user?: string; serves: number[]; sameUser?: boolean };
 };
 
 /** The setting that moves each port, and what usually holds it. */
@@ -85,7 +89,10 @@ const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', titl
  * host is almost always the container's user (the image's genesis is uid 10001), whose
  * environment is the container, so sudo would not help there.
  */
-function hiddenHolderFix(uid: number, user: string | undefined): string {
+function hiddenHolderFix({ uid, user, sameUser }: NonNullable<PortFact['hidden']>): string {
+  // This user's own serve, hidden by its capability: its serve marker would have named it, so this
+  // shell reads another marker (another HOME or XDG_STATE_HOME than the serve's), or none was written.
+  if (sameUser) return 'run genesis doctor with the HOME (or XDG_STATE_HOME) genesis serve runs with, where it records its pid and ports, or as root, to see who holds it';
   if (uid === 0) return 'run genesis doctor as root to see who holds it';
   if (user === undefined) {
     return `uid ${uid} has no name on this host, so it is likely a container's user: run doctor inside it (docker compose exec -T genesis genesis doctor), or as root, to see who holds it`;
@@ -109,11 +116,14 @@ export function checkPorts(f: Facts): CheckResult[] {
       if (p.hidden?.serves.length) {
         // Most likely that user's Genesis, seen by someone else (doctor run from an operator's shell).
         const owner = p.hidden.user ?? `uid ${p.hidden.uid}`;
+        const serves = `pid ${p.hidden.serves.join(', ')}`;
         return {
           id: `port-${p.proto}-${p.port}`,
           status: 'warn' as const,
-          title: `${what} is held by a process of ${owner} that this user cannot see; ${owner} runs genesis serve (pid ${p.hidden.serves.join(', ')}), likely the holder`,
-          fix: hiddenHolderFix(p.hidden.uid, p.hidden.user),
+          title: p.hidden.sameUser
+            ? `${what} is held by a process of this user (${owner}) that a capability hides from this shell; this user runs genesis serve (${serves}), likely the holder`
+            : `${what} is held by a process of ${owner} that this user cannot see; ${owner} runs genesis serve (${serves}), likely the holder`,
+          fix: hiddenHolderFix(p.hidden),
         };
       }
       if (p.result === 'no-permission') {

@@ -165,7 +165,8 @@ export function portHolder(proto: 'tcp' | 'udp', port: number, marker?: ServeMar
   // user than Genesis's), but that cannot be seen from here.
   const uid = [...owners][0]!;
   const user = loginName(uid);
-  return { name: `a process of ${user ? `${user} (uid ${uid})` : `uid ${uid}`} that this user cannot see`, genesis: false, hidden: { uid, ...(user ? { user } : {}), serves: table.servesOf(uid) } };
+  const hidden = { uid, ...(user ? { user } : {}), serves: table.servesOf(uid), ...(uid === process.getuid?.() ? { sameUser: true } : {}) };
+  return { name: `a process of ${user ? `${user} (uid ${uid})` : `uid ${uid}`} that this user cannot see`, genesis: false, hidden };
 }
 
 /** Does the Genesis at `base` answer /healthz? */

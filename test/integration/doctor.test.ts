@@ -153,12 +153,14 @@ describe.skipIf(hiddenSkip !== undefined)('genesis doctor without the capabiliti
       expect(seen.get('port-udp-69')).toEqual({ id: 'port-udp-69', status: 'ok', title: `UDP 127.0.0.1:69 (TFTP) is served by the running Genesis (pid ${pid})` });
       expect(seen.get('port-tcp-8092')).toMatchObject({ status: 'fail', title: expect.stringMatching(/^TCP 127\.0\.0\.1:8092 \(kernel-log receiver\) is already in use by a process of (nobody \(uid 65534\)|uid 65534) that this user cannot see$/) });
 
-      // No marker (another user's state directory): the serve is only likely the holder.
+      // No marker (another state directory than the serve's): the serve is only likely the
+      // holder, and it is this user's own (root without its capabilities), so the way to name it
+      // is the serve's state directory, not another user.
       const unmarked = byId((await capless(path.join(s.dir, 'no-state'))).stdout);
       expect(unmarked.get('port-tcp-8080')).toMatchObject({
         status: 'warn',
-        title: expect.stringMatching(new RegExp(`^TCP 127\\.0\\.0\\.1:8080 \\(HTTP\\) is held by a process of root that this user cannot see; root runs genesis serve \\(pid [\\d, ]*\\b${pid}\\b[\\d, ]*\\), likely the holder$`)),
-        fix: 'run genesis doctor as root to see who holds it',
+        title: expect.stringMatching(new RegExp(`^TCP 127\\.0\\.0\\.1:8080 \\(HTTP\\) is held by a process of this user \\(root\\) that a capability hides from this shell; this user runs genesis serve \\(pid [\\d, ]*\\b${pid}\\b[\\d, ]*\\), likely the holder$`)),
+        fix: 'run genesis doctor with the HOME (or XDG_STATE_HOME) genesis serve runs with, where it records its pid and ports, or as root, to see who holds it',
       });
       expect(unmarked.get('port-udp-69')).toMatchObject({ status: 'warn' });
     } finally {

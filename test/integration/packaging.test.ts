@@ -79,6 +79,10 @@ describe('Dockerfile', () => {
     // The entry point and the `genesis` command work from compose's working directory (/config).
     expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=2", "--expose-gc", "\/app\/bin\/genesis\.js"\]$/m);
     expect(dockerfile).toContain('exec node /app/bin/genesis.js');
+    // The serve marker goes where the image's user may write (its home, /app, is root's), or
+    // doctor in the container cannot name the serve, whose /proc entries the capability hides.
+    expect(dockerfile).toMatch(/^\s+XDG_STATE_HOME=\/tmp\/genesis-state$/m);
+    expect(dockerfile).toMatch(/useradd .*--home-dir \/app /);
   });
 
   it('runs Genesis with the same V8 flags from npm start, the image and the benches', () => {

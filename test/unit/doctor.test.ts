@@ -64,6 +64,7 @@ describe('genesis doctor checks', () => {
         { proto: 'tcp', host: '0.0.0.0', port: 8090, purpose: 'Talos event sink', result: 'in-use', holder: hidden, hidden: { uid: 10001, user: 'genesis', serves: [] } },
         { proto: 'udp', host: '0.0.0.0', port: 4011, purpose: 'proxyDHCP', result: 'no-permission', holder: 'in.tftpd (pid 812)' },
         { proto: 'udp', host: '0.0.0.0', port: 67, purpose: 'proxyDHCP', result: 'in-use', holder: 'a process of uid 10001 that this user cannot see', hidden: { uid: 10001, serves: [5150] } },
+        { proto: 'tcp', host: '0.0.0.0', port: 8092, purpose: 'kernel-log receiver', result: 'in-use', holder: hidden, hidden: { uid: 10001, user: 'genesis', serves: [4242], sameUser: true } },
       ],
     });
     expect(r[0]).toEqual({
@@ -80,6 +81,13 @@ describe('genesis doctor checks', () => {
       status: 'warn',
       title: 'UDP 0.0.0.0:67 (proxyDHCP) is held by a process of uid 10001 that this user cannot see; uid 10001 runs genesis serve (pid 5150), likely the holder',
       fix: "uid 10001 has no name on this host, so it is likely a container's user: run doctor inside it (docker compose exec -T genesis genesis doctor), or as root, to see who holds it",
+    });
+    // This user's own serve, hidden by its capability (the image's node, systemd's ambient one):
+    // neither sudo to itself nor exec into the container it is already in; its marker names it.
+    expect(r[5]).toMatchObject({
+      status: 'warn',
+      title: 'TCP 0.0.0.0:8092 (kernel-log receiver) is held by a process of this user (genesis) that a capability hides from this shell; this user runs genesis serve (pid 4242), likely the holder',
+      fix: 'run genesis doctor with the HOME (or XDG_STATE_HOME) genesis serve runs with, where it records its pid and ports, or as root, to see who holds it',
     });
   });
 
