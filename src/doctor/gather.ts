@@ -137,7 +137,7 @@ function loginName(uid: number): string | undefined {
  * left (serve-marker.ts) lists the port and names a live serve of that owner, that serve is the
  * holder; otherwise the holder is named by its user alone.
  */
-export function portHolder(proto: 'tcp' | 'udp', port: number, marker?: ServeMarker, table = new ProcessTable()): PortHolder | undefined {
+export function portHolder(proto: 'tcp' | 'udp', port: number, marker: ServeMarker | undefined, table: ProcessTable): PortHolder | undefined {
   const sockets = socketsOnPort(proto, port);
   if (!sockets.size) return undefined;
   for (const inode of sockets.keys()) {
