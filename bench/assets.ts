@@ -69,10 +69,10 @@ const nginx = await startNginx(dir, NGINX_PORT);
 try {
   // One download first, printed but not counted: Genesis starts its bulk sender at the first large
   // download (a process start, 0.1–0.2 s; it leaves after a quiet minute), which a storm pays
-  // once, in its first second. In a round of 100 MiB to one client (about 40 ms of bytes) it was
-  // most of the figure: round 1 read 0.17–0.56× nginx, the rounds after it 1.6–2.4×
-  // (docs/performance.md). Only one client, so the rounds still start with the file on disk, not
-  // yet held in the sender's memory (which 8 downloads of it at once bring about).
+  // once, in its first second. 100 MiB to one client is about 40 ms of bytes, so the start
+  // weighed on round 1's one-client figure: 0.23–0.56× nginx without this download, 0.48–0.94×
+  // with it (docs/performance.md). Only one client, so the rounds still start with the file on
+  // disk, not yet held in the sender's memory (which 8 downloads of it at once bring about).
   const wn = await throughput(nginx.port, 1);
   const wg = await throughput(genesis.port, 1);
   console.log(`warm-up, not counted: 1 client: genesis ${wg.toFixed(2)} GB/s (with its bulk sender's start), nginx ${wn.toFixed(2)} GB/s, ratio ${(wg / wn).toFixed(2)}`);

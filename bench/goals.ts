@@ -5,7 +5,8 @@
 //   node bench/goals.ts --only assets,tftp
 //
 // 8 to 25 minutes on the 2-core VM (7.7 at 9404ace on 2026-12-06, 24 at 44d6cff the evening
-// before: its length moves with the VM's speed, as its figures do), five of them Genesis left idle to read its settled memory. Needs what the benches need (nginx, dnsmasq, tftpd-hpa,
+// before: its length moves with the VM's speed, as its figures do), five of them Genesis left
+// idle to read its settled memory. Needs what the benches need (nginx, dnsmasq, tftpd-hpa,
 // atftp, curl, iproute2's nstat, and root for dnsmasq's TFTP on 127.0.0.69:69), and says what is
 // missing before it starts (exit status 2). Loopback only; every bench is bounded in count and
 // stops by itself. Exit status 1 when a bench failed; goals not met are reported, not an error.
