@@ -64,6 +64,14 @@ async function latencyUnderLoad(port: number, small: string): Promise<{ p50: num
   return { p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]! };
 }
 
+/** `clients` downloads from nginx, then from Genesis, printed under `label`; Genesis's ratio to nginx. */
+async function compare(label: string, clients: number): Promise<number> {
+  const n = await throughput(nginx.port, clients);
+  const g = await throughput(genesis.port, clients);
+  console.log(`${label}: ${clients} client(s): genesis ${g.toFixed(2)} GB/s, nginx ${n.toFixed(2)} GB/s, ratio ${(g / n).toFixed(2)}`);
+  return g / n;
+}
+
 const genesis = await startGenesis(path.resolve(values.repo ?? path.join(import.meta.dirname, '..')), dir);
 const nginx = await startNginx(dir, NGINX_PORT);
 try {
@@ -73,17 +81,12 @@ try {
   // weighed on round 1's one-client figure: 0.23–0.56× nginx without this download, 0.48–0.94×
   // with it (docs/performance.md). Only one client, so the rounds still start with the file on
   // disk, not yet held in the sender's memory (which 8 downloads of it at once bring about).
-  const wn = await throughput(nginx.port, 1);
-  const wg = await throughput(genesis.port, 1);
-  console.log(`warm-up, not counted: 1 client: genesis ${wg.toFixed(2)} GB/s (with its bulk sender's start), nginx ${wn.toFixed(2)} GB/s, ratio ${(wg / wn).toFixed(2)}`);
+  await compare("warm-up (with Genesis's bulk sender's start), not counted", 1);
   // The lowest ratio over the rounds for each client count, for goals.ts.
   const worst = new Map<number, number>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const clients of [1, 10, 50]) {
-      const n = await throughput(nginx.port, clients);
-      const g = await throughput(genesis.port, clients);
-      console.log(`round ${round}: ${clients} client(s): genesis ${g.toFixed(2)} GB/s, nginx ${n.toFixed(2)} GB/s, ratio ${(g / n).toFixed(2)}`);
-      worst.set(clients, Math.min(worst.get(clients) ?? Infinity, g / n));
+      worst.set(clients, Math.min(worst.get(clients) ?? Infinity, await compare(`round ${round}`, clients)));
     }
   }
   // The same small answer from both: Genesis renders boot.ipxe, nginx serves a copy of it as a
