@@ -263,6 +263,7 @@ export class Genesis {
       connections: () => ({ eventSink: this._eventSink?.connections ?? 0, kernelLog: this._kernelLog?.connections ?? 0 }),
       backups: () => this._backups?.summary() ?? { ok: 0, failed: 0, lastSuccessAt: null, lastSizeBytes: null },
       cluster: c.cluster.name,
+      tftpTransfers: () => this._tftp?.activeTransfers ?? 0,
     });
     // Before any config is rendered: the configs and kernel arguments name the ports bound here.
     const events = c.events.enabled ? await this.startTelemetry(this._inventory, this._metrics) : undefined;

@@ -38,8 +38,11 @@ export type AssetRouteDeps = {
   steps: Pick<BootSteps, 'asset'>;
   /** Absent: every download is sent from this process. */
   bulk?: Pick<BulkSender, 'handOff'>;
-  /** Counts handed-over responses, which fastify's onResponse hook never sees. */
-  metrics?: Pick<Metrics, 'httpResponse'>;
+  /**
+   * Counts handed-over responses, which fastify's onResponse hook never sees, and the downloads
+   * being sent now, by this process or by the sender.
+   */
+  metrics?: Pick<Metrics, 'httpResponse' | 'downloadStarted' | 'downloadEnded'>;
 };
 
 /** One path segment an asset URL may hold: what release tags, arches and file names use; no leading dot. */
@@ -122,6 +125,12 @@ export async function assetRoutes(app: FastifyInstance, deps: AssetRouteDeps): P
         stream = createReadStream(range.path, { highWaterMark: ASSET_READ_BYTES, start: range.start, end: range.end });
       }
       reply.code(answer.statusCode).headers(headers);
+      if (req.method === 'GET' && (answer.statusCode === 200 || answer.statusCode === 206) && deps.metrics) {
+        const metrics = deps.metrics;
+        metrics.downloadStarted('genesis');
+        // 'close' comes once, whether the last byte went out or the client went away.
+        reply.raw.once('close', () => metrics.downloadEnded('genesis'));
+      }
       return reply.send(stream);
     },
   });
@@ -162,10 +171,13 @@ function handOver(
   if (!sent) return false;
   // The sender owns the connection from here; fastify must not write to it.
   reply.hijack();
+  deps.metrics?.downloadStarted('sender');
   sent
     .then((report) => {
+      deps.metrics?.downloadEnded('sender');
       if (!report.ok) req.log.info({ path: req.url.slice(0, 120), bytes: report.bytes, reason: report.error }, 'asset download ended early');
-      deps.metrics?.httpResponse(req.routeOptions.url ?? 'unmatched', req.method, status, report.bytes);
+      // The reply never finishes here (hijacked), so its elapsed time runs to this report.
+      deps.metrics?.httpResponse(req.routeOptions.url ?? 'unmatched', req.method, status, report.bytes, reply.elapsedTime / 1000);
       if (report.ok) recordWhole(deps, req, status, address);
     })
     .catch((err: unknown) => req.log.error({ err }, 'recording a handed-over download failed'));

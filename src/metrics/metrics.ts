@@ -20,7 +20,19 @@ export type MetricsSources = {
   backups?: () => BackupSummary;
   /** The cluster name, the one label of the backup series. */
   cluster?: string;
+  /** TFTP transfers running now, on the main thread and in the transfer worker. */
+  tftpTransfers?: () => number;
 };
+
+/** Who sends a download's bytes: the bulk sender process, or Genesis's main process itself. */
+export type DownloadSender = 'sender' | 'genesis';
+
+/**
+ * Upper bounds of the request-duration buckets, in seconds. The boot path's small requests
+ * (scripts, configs) answer in milliseconds and a storm pushes them toward 0.1–1 s; downloads of a
+ * kernel or initramfs take seconds on a gigabit LAN and minutes on a slow link.
+ */
+export const HTTP_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** What became of one event a node published to the sink. */
 export type TalosEventResult = 'recorded' | 'duplicate' | 'unknown-source' | 'malformed' | 'failed';
@@ -34,6 +46,8 @@ export class Metrics {
   private readonly tftpBytes: client.Counter;
   private readonly tftpRetransmits: client.Counter;
   private readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
+  private readonly httpDuration: client.Histogram<'route' | 'method'>;
+  private readonly downloadsInFlight: client.Gauge<'sent_by'>;
   private readonly assetBytes: client.Counter<'kind'>;
   private readonly configs: client.Counter<'result'>;
   private readonly talosEvents: client.Counter<'result' | 'kind'>;
@@ -58,6 +72,27 @@ export class Metrics {
       help: 'HTTP requests by route pattern, method and status',
       labelNames: ['route', 'method', 'status'],
       registers,
+    });
+    this.httpDuration = new client.Histogram({
+      name: 'genesis_http_request_duration_seconds',
+      help: 'HTTP requests by route pattern and method: seconds from routing to the last byte written (for a download handed to the bulk sender, until it reports)',
+      labelNames: ['route', 'method'],
+      buckets: HTTP_DURATION_BUCKETS,
+      registers,
+    });
+    this.downloadsInFlight = new client.Gauge({
+      name: 'genesis_http_downloads_in_flight',
+      help: 'Asset downloads being sent now, by who sends the bytes: the bulk sender process (sender) or Genesis itself (genesis)',
+      labelNames: ['sent_by'],
+      registers,
+    });
+    new client.Gauge({
+      name: 'genesis_tftp_transfers_in_flight',
+      help: 'TFTP transfers running now (from the request to the last ACK or the give-up)',
+      registers,
+      collect() {
+        this.set(sources.tftpTransfers?.() ?? 0);
+      },
     });
     this.assetBytes = new client.Counter({ name: 'genesis_http_asset_bytes_total', help: 'Bytes of boot assets sent over HTTP', labelNames: ['kind'], registers });
     this.configs = new client.Counter({ name: 'genesis_machine_configs_total', help: 'Machine config requests: served, refused (403) or failed (503)', labelNames: ['result'], registers });
@@ -168,6 +203,7 @@ export class Metrics {
     for (const r of ['served', 'refused', 'failed']) this.configs.inc({ result: r }, 0);
     for (const r of ['stored', 'unknown-source', 'malformed', 'too-long', 'failed']) this.kernelLogLines.inc({ result: r }, 0);
     for (const sv of ['event-sink', 'kernel-log']) this.connectionsTotal.inc({ server: sv }, 0);
+    for (const by of ['sender', 'genesis'] satisfies DownloadSender[]) this.downloadsInFlight.set({ sent_by: by }, 0);
   }
 
   talosEvent(result: TalosEventResult, kind: string): void {
@@ -199,10 +235,24 @@ export class Metrics {
     this.tftpRetransmits.inc(t.retransmits);
   }
 
-  /** One finished HTTP request; `route` is the route pattern (never the raw URL: no MACs, no tokens). */
-  httpResponse(route: string, method: string, status: number, bytes: number): void {
+  /**
+   * One finished HTTP request; `route` is the route pattern (never the raw URL: no MACs, no
+   * tokens). `seconds`: from routing to the last byte.
+   */
+  httpResponse(route: string, method: string, status: number, bytes: number, seconds: number): void {
     this.httpRequests.inc({ route, method, status: String(status) });
+    this.httpDuration.observe({ route, method }, seconds);
     if (route.startsWith('/assets/') && (status === 200 || status === 206) && method === 'GET') this.assetBytes.inc({ kind: 'assets' }, bytes);
+  }
+
+  /** An asset download began sending its body; every one is followed by its downloadEnded(). */
+  downloadStarted(by: DownloadSender): void {
+    this.downloadsInFlight.inc({ sent_by: by });
+  }
+
+  /** That download's connection closed: every byte written, or cut off. */
+  downloadEnded(by: DownloadSender): void {
+    this.downloadsInFlight.dec({ sent_by: by });
   }
 
   /** One machine-config request, as the provisioning decided it. */

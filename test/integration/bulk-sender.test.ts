@@ -4,8 +4,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import parse from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OFFLOAD_MIN_BYTES } from '../../src/http/assets.ts';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
@@ -38,6 +40,24 @@ function senders(): number[] {
 /** A curl reading at 1 MiB/s into `dest`, and its exit. */
 function slowDownload(url: string, dest: string) {
   return run('curl', ['-sS', '--limit-rate', '1M', '-o', dest, '-w', '%{http_code} %{size_download}', url]);
+}
+
+/** Downloads being sent now, by who sends them, as GET /metrics reports them. */
+async function downloadsInFlight(g: TestGenesis): Promise<{ sender: number; genesis: number }> {
+  const family = parse(await (await fetch(`${g.url}/metrics`)).text()).find((f) => f.name === 'genesis_http_downloads_in_flight');
+  const of = (by: string) => Number(family?.metrics.find((m) => m.labels?.sent_by === by)?.value ?? NaN);
+  return { sender: of('sender'), genesis: of('genesis') };
+}
+
+/** A GET whose client reads nothing once the head is in: the server's writes stall, the download stays open until cut(). */
+function stalledDownload(url: string): Promise<{ status: number; cut: () => void }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, (res) => {
+      res.pause();
+      resolve({ status: res.statusCode ?? 0, cut: () => req.destroy() });
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+  });
 }
 
 beforeAll(() => mkdirSync(out, { recursive: true }));
@@ -99,6 +119,23 @@ describe('with the bulk sender (the default)', () => {
     expect(again.stdout).toBe('304');
   });
 
+  it('reports a download the sender is sending as in flight until its connection ends, and times it', async () => {
+    // The earlier tests' downloads are over once their reports are in (a client can finish first).
+    await until(async () => JSON.stringify(await downloadsInFlight(g)) === JSON.stringify({ sender: 0, genesis: 0 }), 'no download in flight');
+    const timed = async () => {
+      const text = await (await fetch(`${g.url}/metrics`)).text();
+      return Number(/^genesis_http_request_duration_seconds_count\{route="\/assets\/\*",method="GET"\} (\S+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await timed();
+    const download = await stalledDownload(largeUrl(g));
+    expect(download.status).toBe(200);
+    // Handed over before the head was written (the sender writes it), so counted by now.
+    expect(await downloadsInFlight(g)).toEqual({ sender: 1, genesis: 0 });
+    download.cut();
+    await until(async () => (await downloadsInFlight(g)).sender === 0, 'the cut download no longer in flight');
+    expect(await timed()).toBe(before + 1);
+  });
+
   it('a sender killed mid-download cuts that download off (not recorded), and the next one starts a new sender', async () => {
     const mac = '52:54:00:bb:00:02';
     await fetch(nodeScriptUrl(g.url, mac)).then((r) => r.text());
@@ -148,6 +185,12 @@ describe('with http.bulk_process off', () => {
       expect(r.headers.get('connection')).toBe('keep-alive');
       expect(sha256(Buffer.from(await r.arrayBuffer()))).toBe(sha256(kernel));
       expect(senders()).toEqual(before);
+      // Streamed by Genesis itself: counted as its own while it runs.
+      const download = await stalledDownload(largeUrl(g));
+      expect(download.status).toBe(200);
+      expect(await downloadsInFlight(g)).toEqual({ sender: 0, genesis: 1 });
+      download.cut();
+      await until(async () => (await downloadsInFlight(g)).genesis === 0, 'the cut download no longer in flight');
     } finally {
       await g.close();
     }

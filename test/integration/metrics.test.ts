@@ -1,13 +1,18 @@
-// GET /metrics, parsed with a Prometheus text-format parser: the families exist from the start,
-// and the counters move as a real TFTP client, HTTP downloads and config fetches happen.
+// GET /metrics, parsed with a Prometheus text-format parser and checked by Prometheus's own
+// promtool: the families exist from the start, and the counters move as a real TFTP client, HTTP
+// downloads and config fetches happen.
 
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import parse from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeError, encodeRequest, ErrorCode } from '../../src/tftp/packet.ts';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
+import { commandMissing } from '../helpers/host-tools.ts';
+import { RawPeer } from '../helpers/raw-tftp.ts';
 import { run } from '../helpers/run.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -32,7 +37,42 @@ async function scrape(): Promise<(name: string, labels?: Record<string, string>)
   };
 }
 
+/**
+ * One histogram series of the scraped text: its count, sum and +Inf bucket. (The text-format
+ * parser above drops a histogram's labels, count and sum, so these lines are read directly.)
+ */
+async function histogram(name: string, labels: Record<string, string>): Promise<{ count: number; sum: number; inf: number }> {
+  const text = await (await fetch(`${g.url}/metrics`)).text();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const read = (series: string, extra: string[] = []) => {
+    for (const line of text.split('\n')) {
+      const m = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+      if (!m || m[1] !== series) continue;
+      const have = m[2]!.split(',');
+      if ([...want, ...extra].every((l) => have.includes(l)) && have.length === want.length + extra.length) return Number(m[3]);
+    }
+    return 0;
+  };
+  return { count: read(`${name}_count`), sum: read(`${name}_sum`), inf: read(`${name}_bucket`, ['le="+Inf"']) };
+}
+
 describe('GET /metrics', () => {
+  it.skipIf(commandMissing(['promtool']))('is text Prometheus reads, and passes its linter but for three of the Node.js defaults', async () => {
+    // Something in every family first, so each is linted with samples in it.
+    await fetch(`${g.url}/boot.ipxe`);
+    const text = await (await fetch(`${g.url}/metrics`)).text();
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    // Exit 3 is lint findings; a parse error would be 1. The three are prom-client's default
+    // gauges, named with _total (prom-client's, not ours to rename).
+    const findings = `${r.stdout}${r.stderr}`.trim().split('\n').filter(Boolean).sort();
+    expect(findings).toEqual([
+      'genesis_process_nodejs_active_handles_total non-counter metrics should not have "_total" suffix',
+      'genesis_process_nodejs_active_requests_total non-counter metrics should not have "_total" suffix',
+      'genesis_process_nodejs_active_resources_total non-counter metrics should not have "_total" suffix',
+    ]);
+    expect(r.status).toBe(3);
+  });
+
   it('counts TFTP transfers and bytes from a real client', async () => {
     const before = await scrape();
     const out = path.join(mkdtempSync(path.join(tmpdir(), 'genesis-metrics-')), 'f');
@@ -65,10 +105,40 @@ describe('GET /metrics', () => {
     expect(delta('genesis_machine_configs_total', { result: 'served' })).toBe(1);
     expect(delta('genesis_machine_configs_total', { result: 'refused' })).toBe(1);
     expect(delta('genesis_http_asset_bytes_total')).toBe(size);
+    const timed = await histogram('genesis_http_request_duration_seconds', { route: '/ipxe/node', method: 'GET' });
+    expect(timed.count).toBeGreaterThanOrEqual(1);
+    expect(timed.inf).toBe(timed.count);
+    expect(timed.sum).toBeGreaterThan(0);
     // Route patterns only: no MAC or token ever becomes a label.
     const text = await (await fetch(`${g.url}/metrics`)).text();
     expect(text).not.toContain(mac);
     expect(text).not.toMatch(/[0-9a-f]{64}/);
+  });
+
+  it('times every request by route pattern, from routing to its last byte', async () => {
+    const before = await histogram('genesis_http_request_duration_seconds', { route: '/boot.ipxe', method: 'GET' });
+    for (let i = 0; i < 3; i++) expect((await fetch(`${g.url}/boot.ipxe`)).status).toBe(200);
+    const after = await histogram('genesis_http_request_duration_seconds', { route: '/boot.ipxe', method: 'GET' });
+    expect(after.count - before.count).toBe(3);
+    expect(after.inf).toBe(after.count);
+    expect(after.sum).toBeGreaterThan(before.sum);
+  });
+
+  it('reports the TFTP transfers running now', async () => {
+    const inFlight = async () => (await scrape())('genesis_tftp_transfers_in_flight');
+    expect(await inFlight()).toBe(0);
+    // A client that takes block 1 and answers nothing yet: its transfer runs.
+    const peer = await new RawPeer().open();
+    try {
+      peer.send(encodeRequest('rrq', 'undionly.kpxe', 'octet'), g.tftpPort!);
+      const first = await peer.next();
+      expect(first.packet).toMatchObject({ kind: 'data', block: 1 });
+      expect(await inFlight()).toBe(1);
+      peer.send(encodeError(ErrorCode.NotDefined, 'enough'), first.port);
+      await until(async () => (await inFlight()) === 0, 'the aborted transfer no longer counted');
+    } finally {
+      peer.close();
+    }
   });
 
   it('reports nodes by state and role, and the bootstrap lock', async () => {
