@@ -17,6 +17,8 @@
 // over (V8 collects an idle heap on its own schedule, the bulk sender leaves after a quiet minute).
 // During each storm, boot-probe.ts asks for boot.ipxe every 20 ms from a process of its own: the
 // latency of a small request as the server gives it, without the simulator's own delay in it.
+// After Genesis's storm, its own timing of boot.ipxe and the install script is read from its
+// request-duration histogram (server-latency.ts): routing to last byte, without the accept queue.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +27,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
+import { latencyText, serverLatency, type ServerLatency } from './server-latency.ts';
 import { rssKiB, withChildren } from './proc.ts';
 import { recordFigures } from './results.ts';
 import { macOf, runStorm, type StormResult } from './storm-machines.ts';
@@ -130,6 +133,7 @@ async function idleAfterStorm(pid: number, seconds: number): Promise<number> {
 let afterStormMb: number | undefined;
 let genesisResult: SimResult | undefined;
 let peerResult: SimResult | undefined;
+let serverBootIpxe: ServerLatency | undefined;
 const PEER_PORT = 18081;
 const peerPrefix = '52-54-02';
 try {
@@ -140,6 +144,12 @@ try {
   await fetch(`http://127.0.0.1:${genesis.port}/assets/talos/v1.14.0/amd64/vmlinuz`).then((r) => r.arrayBuffer());
   genesisResult = await simulate({ host: '127.0.0.1', port: genesis.port }, { host: '127.0.0.1', port: genesis.tftpPort! }, [genesis.pid], '52-54-01');
   console.log(`genesis: ${JSON.stringify(genesisResult)}`);
+  // Genesis's own timing of the same requests (the machines' and the prober's), routing to last byte.
+  for (const route of ['/boot.ipxe', '/ipxe/node']) {
+    const l = await serverLatency(`http://127.0.0.1:${genesis.port}`, route);
+    if (route === '/boot.ipxe') serverBootIpxe = l;
+    console.log(`genesis's own timing of ${route} (${l.n} requests, its request-duration histogram): ${latencyText(l)}`);
+  }
   if (values.after) afterStormMb = await idleAfterStorm(genesis.pid, Number(values.after));
   if (values.peer) await prerender();
 } finally {
@@ -184,6 +194,7 @@ if (genesisResult) {
     probe_bootipxe_p95_ms: g.probe_bootipxe?.p95_ms ?? undefined,
     peer_probe_bootipxe_p95_ms: peerResult?.probe_bootipxe?.p95_ms ?? undefined,
     probe_bootipxe_p99_ms: g.probe_bootipxe?.p99_ms ?? undefined,
+    server_bootipxe_p95_ms: serverBootIpxe?.quantiles.find((b) => b.q === 0.95)?.ms,
     peer_probe_bootipxe_p99_ms: peerResult?.probe_bootipxe?.p99_ms ?? undefined,
     client_loop_delay_p95_ms: g.client_loop_delay_p95_ms,
     peer_client_loop_delay_p95_ms: peerResult?.client_loop_delay_p95_ms,

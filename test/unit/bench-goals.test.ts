@@ -8,7 +8,7 @@ import type { BenchResult } from '../../bench/results.ts';
 /** Figures that meet every goal, as the benches record them. */
 const meeting: BenchResult[] = [
   { bench: 'storm-200', figures: { machines: 200, done: 200, wall_ratio: 1.3, peak_rss_mb: 140, pss_at_peak_mb: 112.4 } },
-  { bench: 'storm-1000', figures: { machines: 1000, done: 1000, wall_ratio: 1.0, listen_overflows: 0, bootipxe_p95_ms: 150, peer_bootipxe_p95_ms: 600, probe_bootipxe_p95_ms: 20, peer_probe_bootipxe_p95_ms: 6, probe_bootipxe_p99_ms: 430, peer_probe_bootipxe_p99_ms: 17 } },
+  { bench: 'storm-1000', figures: { machines: 1000, done: 1000, wall_ratio: 1.0, listen_overflows: 0, bootipxe_p95_ms: 150, peer_bootipxe_p95_ms: 600, probe_bootipxe_p95_ms: 20, peer_probe_bootipxe_p95_ms: 6, probe_bootipxe_p99_ms: 430, peer_probe_bootipxe_p99_ms: 17, server_bootipxe_p95_ms: 1.02 } },
   { bench: 'assets', figures: { ratio_10: 0.8, ratio_50: 1.0, bootipxe_p99_ms: 4.2, nginx_bootipxe_p99_ms: 40 } },
   { bench: 'install-script-rate', figures: { scripts_per_s: 6000, cycles_per_s: 2500 } },
   { bench: 'asset-lookup', figures: { ratio: 1.05 } },
@@ -19,10 +19,11 @@ const meeting: BenchResult[] = [
 const row = (rows: ReturnType<typeof judge>, measure: string) => rows.find((r) => r.measure.startsWith(measure))!;
 
 describe('the goals table', () => {
-  it('marks every goal met when every figure is within it; the 1000-machine wall ratio, the prober and the storm\'s Pss have no goal', () => {
+  it('marks every goal met when every figure is within it; the 1000-machine wall ratio, the prober, Genesis\'s own timing and the storm\'s Pss have no goal', () => {
     const rows = judge(meeting);
     expect(rows).toHaveLength(GOALS.length);
-    expect(rows.filter((r) => r.met === true)).toHaveLength(GOALS.length - 4);
+    expect(rows.filter((r) => r.met === true)).toHaveLength(GOALS.length - 5);
+    expect(row(rows, "1000-machine storm: `boot.ipxe` p95 by Genesis's own histogram")).toMatchObject({ figure: '1.0 ms', goal: '', met: undefined });
     expect(row(rows, '200-machine storm: the same, shared pages counted once')).toMatchObject({ figure: '112 MB', goal: '', met: undefined });
     expect(row(rows, '1000-machine storm: wall time').met).toBeUndefined();
     expect(row(rows, '1000-machine storm: wall time').figure).toBe('1.00×');

@@ -1,0 +1,53 @@
+// Genesis's own view of a route's latency during a bench: read from its request-duration
+// histogram (GET /metrics, genesis_http_request_duration_seconds), as Prometheus's
+// histogram_quantile() reads it: the bucket a quantile falls in, and a linear estimate inside it.
+// The histogram times a request from routing to its last byte, so set beside a client's figure
+// it splits a request's time into Genesis's handling and what came before it (the kernel's accept
+// queue, the client's own loop).
+
+export type BucketQuantile = { q: number; ms: number; bucket: [number, number] };
+export type ServerLatency = { route: string; n: number; quantiles: BucketQuantile[] };
+
+/** Cumulative buckets (upper bound in seconds → count, +Inf as Infinity) of one route's GETs. */
+export function bucketsOf(metricsText: string, route: string): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const escaped = route.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const line = new RegExp(`^genesis_http_request_duration_seconds_bucket\\{le="([^"]+)",route="${escaped}",method="GET"\\} (\\S+)$`, 'gm');
+  for (const m of metricsText.matchAll(line)) out.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** The q-quantile of cumulative buckets, interpolated as histogram_quantile() does; undefined with no samples. */
+export function quantile(buckets: Array<[number, number]>, q: number): BucketQuantile | undefined {
+  const total = buckets.at(-1)?.[1] ?? 0;
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const [upper, count] of buckets) {
+    if (count >= rank) {
+      // In the +Inf bucket the estimate is the highest finite bound, as Prometheus gives.
+      if (upper === Infinity) return { q, ms: lower * 1000, bucket: [lower * 1000, Infinity] };
+      const inside = count - below;
+      const at = inside === 0 ? upper : lower + (upper - lower) * ((rank - below) / inside);
+      return { q, ms: at * 1000, bucket: [lower * 1000, upper * 1000] };
+    }
+    lower = upper;
+    below = count;
+  }
+  return undefined;
+}
+
+/** Scrapes a running Genesis and reads one route's p50, p95 and p99. */
+export async function serverLatency(baseUrl: string, route: string): Promise<ServerLatency> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const buckets = bucketsOf(text, route);
+  const quantiles = [0.5, 0.95, 0.99].map((q) => quantile(buckets, q)).filter((x): x is BucketQuantile => x !== undefined);
+  return { route, n: buckets.at(-1)?.[1] ?? 0, quantiles };
+}
+
+/** "p95 180 ms (100–250)" for each quantile. */
+export function latencyText(l: ServerLatency): string {
+  const ms = (x: number) => (x === Infinity ? '∞' : x < 10 ? x.toFixed(1) : String(Math.round(x)));
+  return l.quantiles.map((b) => `p${Math.round(b.q * 100)} ${ms(b.ms)} ms (${ms(b.bucket[0])}–${ms(b.bucket[1])})`).join(', ');
+}
