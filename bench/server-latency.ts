@@ -5,16 +5,17 @@
 // it splits a request's time into Genesis's handling and what came before it (the kernel's accept
 // queue, the client's own loop).
 
+import { samples, type Sample } from './prometheus-text.ts';
+
 export type BucketQuantile = { q: number; ms: number; bucket: [number, number] };
 export type ServerLatency = { route: string; n: number; quantiles: BucketQuantile[] };
 
 /** Cumulative buckets (upper bound in seconds → count, +Inf as Infinity) of one route's GETs. */
-export function bucketsOf(metricsText: string, route: string): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  const escaped = route.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const line = new RegExp(`^genesis_http_request_duration_seconds_bucket\\{le="([^"]+)",route="${escaped}",method="GET"\\} (\\S+)$`, 'gm');
-  for (const m of metricsText.matchAll(line)) out.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
-  return out.sort((a, b) => a[0] - b[0]);
+export function bucketsOf(all: Sample[], route: string): Array<[number, number]> {
+  return all
+    .filter((s) => s.name === 'genesis_http_request_duration_seconds_bucket' && s.labels.route === route && s.labels.method === 'GET')
+    .map((s): [number, number] => [s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), s.value])
+    .sort((a, b) => a[0] - b[0]);
 }
 
 /** The q-quantile of cumulative buckets, interpolated as histogram_quantile() does; undefined with no samples. */
@@ -38,12 +39,14 @@ export function quantile(buckets: Array<[number, number]>, q: number): BucketQua
   return undefined;
 }
 
-/** Scrapes a running Genesis and reads one route's p50, p95 and p99. */
-export async function serverLatency(baseUrl: string, route: string): Promise<ServerLatency> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const buckets = bucketsOf(text, route);
-  const quantiles = [0.5, 0.95, 0.99].map((q) => quantile(buckets, q)).filter((x): x is BucketQuantile => x !== undefined);
-  return { route, n: buckets.at(-1)?.[1] ?? 0, quantiles };
+/** Scrapes a running Genesis once and reads each route's p50, p95 and p99. */
+export async function serverLatencies(baseUrl: string, routes: string[]): Promise<ServerLatency[]> {
+  const all = samples(await (await fetch(`${baseUrl}/metrics`)).text());
+  return routes.map((route) => {
+    const buckets = bucketsOf(all, route);
+    const quantiles = [0.5, 0.95, 0.99].map((q) => quantile(buckets, q)).filter((x): x is BucketQuantile => x !== undefined);
+    return { route, n: buckets.at(-1)?.[1] ?? 0, quantiles };
+  });
 }
 
 /** "p95 180 ms (100–250)" for each quantile. */

@@ -27,7 +27,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
-import { latencyText, serverLatency, type ServerLatency } from './server-latency.ts';
+import { latencyText, serverLatencies, type ServerLatency } from './server-latency.ts';
 import { rssKiB, withChildren } from './proc.ts';
 import { recordFigures } from './results.ts';
 import { macOf, runStorm, type StormResult } from './storm-machines.ts';
@@ -145,11 +145,9 @@ try {
   genesisResult = await simulate({ host: '127.0.0.1', port: genesis.port }, { host: '127.0.0.1', port: genesis.tftpPort! }, [genesis.pid], '52-54-01');
   console.log(`genesis: ${JSON.stringify(genesisResult)}`);
   // Genesis's own timing of the same requests (the machines' and the prober's), routing to last byte.
-  for (const route of ['/boot.ipxe', '/ipxe/node']) {
-    const l = await serverLatency(`http://127.0.0.1:${genesis.port}`, route);
-    if (route === '/boot.ipxe') serverBootIpxe = l;
-    console.log(`genesis's own timing of ${route} (${l.n} requests, its request-duration histogram): ${latencyText(l)}`);
-  }
+  const latencies = await serverLatencies(`http://127.0.0.1:${genesis.port}`, ['/boot.ipxe', '/ipxe/node']);
+  for (const l of latencies) console.log(`genesis's own timing of ${l.route} (${l.n} requests, its request-duration histogram): ${latencyText(l)}`);
+  serverBootIpxe = latencies[0];
   if (values.after) afterStormMb = await idleAfterStorm(genesis.pid, Number(values.after));
   if (values.peer) await prerender();
 } finally {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import parse from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleValue, samples } from '../../bench/prometheus-text.ts';
 import { OFFLOAD_MIN_BYTES } from '../../src/http/assets.ts';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
 import { run, sha256, sha256File } from '../helpers/run.ts';
@@ -122,10 +123,7 @@ describe('with the bulk sender (the default)', () => {
   it('reports a download the sender is sending as in flight until its connection ends, and times it', async () => {
     // The earlier tests' downloads are over once their reports are in (a client can finish first).
     await until(async () => JSON.stringify(await downloadsInFlight(g)) === JSON.stringify({ sender: 0, genesis: 0 }), 'no download in flight');
-    const timed = async () => {
-      const text = await (await fetch(`${g.url}/metrics`)).text();
-      return Number(/^genesis_http_request_duration_seconds_count\{route="\/assets\/\*",method="GET"\} (\S+)$/m.exec(text)?.[1] ?? 0);
-    };
+    const timed = async () => sampleValue(samples(await (await fetch(`${g.url}/metrics`)).text()), 'genesis_http_request_duration_seconds_count', { route: '/assets/*', method: 'GET' }) ?? 0;
     const before = await timed();
     const download = await stalledDownload(largeUrl(g));
     expect(download.status).toBe(200);

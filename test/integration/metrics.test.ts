@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import parse from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleValue, samples } from '../../bench/prometheus-text.ts';
 import { encodeError, encodeRequest, ErrorCode } from '../../src/tftp/packet.ts';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
 import { commandMissing } from '../helpers/host-tools.ts';
@@ -37,23 +38,14 @@ async function scrape(): Promise<(name: string, labels?: Record<string, string>)
   };
 }
 
-/**
- * One histogram series of the scraped text: its count, sum and +Inf bucket. (The text-format
- * parser above drops a histogram's labels, count and sum, so these lines are read directly.)
- */
+/** One histogram series of the scraped text: its count, sum and +Inf bucket (0 for a series not there yet). */
 async function histogram(name: string, labels: Record<string, string>): Promise<{ count: number; sum: number; inf: number }> {
-  const text = await (await fetch(`${g.url}/metrics`)).text();
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  const read = (series: string, extra: string[] = []) => {
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
-      if (!m || m[1] !== series) continue;
-      const have = m[2]!.split(',');
-      if ([...want, ...extra].every((l) => have.includes(l)) && have.length === want.length + extra.length) return Number(m[3]);
-    }
-    return 0;
+  const all = samples(await (await fetch(`${g.url}/metrics`)).text());
+  return {
+    count: sampleValue(all, `${name}_count`, labels) ?? 0,
+    sum: sampleValue(all, `${name}_sum`, labels) ?? 0,
+    inf: sampleValue(all, `${name}_bucket`, { ...labels, le: '+Inf' }) ?? 0,
   };
-  return { count: read(`${name}_count`), sum: read(`${name}_sum`), inf: read(`${name}_bucket`, ['le="+Inf"']) };
 }
 
 describe('GET /metrics', () => {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { samples } from '../../bench/prometheus-text.ts';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
 import { commandMissing } from '../helpers/host-tools.ts';
 
@@ -59,7 +60,9 @@ describe.skipIf(commandMissing(['promtool']))('deploy/prometheus/genesis-alerts.
       const slow = rules.find((r) => r.alert === 'GenesisBootPathSlow')!.expr;
       // PromQL's =~ matches the whole value, as this anchored RegExp does (\\ in the PromQL string is one \).
       const selects = new RegExp(`^(?:${/route=~"([^"]+)"/.exec(slow)![1]!.replaceAll('\\\\', '\\')})$`);
-      const timed = [...text.matchAll(/^genesis_http_request_duration_seconds_count\{route="([^"]+)",method="GET"\} 1$/gm)].map((m) => m[1]!);
+      const timed = samples(text)
+        .filter((s) => s.name === 'genesis_http_request_duration_seconds_count' && s.labels.method === 'GET' && s.value === 1)
+        .map((s) => s.labels.route!);
       expect(timed.sort()).toEqual(['/boot.ipxe', '/ipxe/node', '/talos/config/:mac/:token']);
       for (const route of timed) expect(route, route).toMatch(selects);
       // The cloud-init profile's user-data and meta-data, the same step on its path.

@@ -3,9 +3,10 @@
 // same buckets (test/fixtures/prometheus/genesis-alerts.test.yaml: 4.875 s).
 
 import { describe, expect, it } from 'vitest';
+import { samples } from '../../bench/prometheus-text.ts';
 import { bucketsOf, latencyText, quantile } from '../../bench/server-latency.ts';
 
-const TEXT = [
+const TEXT = samples([
   '# TYPE genesis_http_request_duration_seconds histogram',
   'genesis_http_request_duration_seconds_bucket{le="1",route="/ipxe/node",method="GET"} 0',
   'genesis_http_request_duration_seconds_bucket{le="2.5",route="/ipxe/node",method="GET"} 0',
@@ -15,12 +16,15 @@ const TEXT = [
   'genesis_http_request_duration_seconds_bucket{le="0.1",route="/boot.ipxe",method="GET"} 99',
   'genesis_http_request_duration_seconds_bucket{le="+Inf",route="/boot.ipxe",method="GET"} 100',
   'genesis_http_request_duration_seconds_bucket{le="0.001",route="/boot.ipxe",method="HEAD"} 7',
-].join('\n');
+  // Another label order reads the same.
+  'genesis_http_request_duration_seconds_bucket{method="GET",route="/later",le="+Inf"} 3',
+].join('\n'));
 
 describe('bench/server-latency.ts', () => {
   it('reads one route\'s GET buckets in order of their bound', () => {
     expect(bucketsOf(TEXT, '/ipxe/node')).toEqual([[1, 0], [2.5, 0], [5, 10], [Infinity, 10]]);
     expect(bucketsOf(TEXT, '/boot.ipxe')).toEqual([[0.001, 90], [0.1, 99], [Infinity, 100]]);
+    expect(bucketsOf(TEXT, '/later')).toEqual([[Infinity, 3]]);
     expect(bucketsOf(TEXT, '/nothing')).toEqual([]);
   });
 
