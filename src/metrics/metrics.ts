@@ -204,6 +204,10 @@ export class Metrics {
     for (const r of ['stored', 'unknown-source', 'malformed', 'too-long', 'failed']) this.kernelLogLines.inc({ result: r }, 0);
     for (const sv of ['event-sink', 'kernel-log']) this.connectionsTotal.inc({ server: sv }, 0);
     for (const by of ['sender', 'genesis'] satisfies DownloadSender[]) this.downloadsInFlight.set({ sent_by: by }, 0);
+    // The refusals an alert counts with increase() (deploy/prometheus/genesis-alerts.yaml): a
+    // series that first appears at 1 shows Prometheus no increase, so the first conflict after a
+    // start would never alert.
+    for (const protocol of ['boot', 'config']) this.refusedTotal.inc({ protocol, reason: 'conflict' }, 0);
   }
 
   talosEvent(result: TalosEventResult, kind: string): void {

@@ -56,7 +56,7 @@ describe.skipIf(commandMissing(['promtool']))('deploy/prometheus/genesis-alerts.
       for (const name of named) expect(text, name).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
     });
 
-    it('labels the boot path routes, TFTP outcomes and config results as the rules select them', () => {
+    it('labels the boot path routes, TFTP outcomes, config results and conflicts as the rules select them, the counters present at 0 from the start', () => {
       const slow = rules.find((r) => r.alert === 'GenesisBootPathSlow')!.expr;
       // PromQL's =~ matches the whole value, as this anchored RegExp does (\\ in the PromQL string is one \).
       const selects = new RegExp(`^(?:${/route=~"([^"]+)"/.exec(slow)![1]!.replaceAll('\\\\', '\\')})$`);
@@ -70,6 +70,8 @@ describe.skipIf(commandMissing(['promtool']))('deploy/prometheus/genesis-alerts.
       for (const other of ['/assets/*', '/api/v1/nodes/:mac', '/healthz', '/boot.ipxeX']) expect(other).not.toMatch(selects);
       for (const outcome of ['timeout', 'read-error']) expect(text).toContain(`genesis_tftp_transfers_total{outcome="${outcome}"} 0`);
       expect(text).toContain('genesis_machine_configs_total{result="failed"} 0');
+      // Counted with increase(): present at 0 before the first, or Prometheus never sees it rise.
+      for (const protocol of ['boot', 'config']) expect(text).toContain(`genesis_refused_total{protocol="${protocol}",reason="conflict"} 0`);
     });
   });
 });
