@@ -71,7 +71,7 @@ describe.skipIf(commandMissing(['promtool']))('deploy/prometheus/genesis-alerts.
       for (const outcome of ['timeout', 'read-error']) expect(text).toContain(`genesis_tftp_transfers_total{outcome="${outcome}"} 0`);
       expect(text).toContain('genesis_machine_configs_total{result="failed"} 0');
       // Counted with increase(): present at 0 before the first, or Prometheus never sees it rise.
-      for (const protocol of ['boot', 'config']) expect(text).toContain(`genesis_refused_total{protocol="${protocol}",reason="conflict"} 0`);
+      for (const [protocol, reason] of [['boot', 'conflict'], ['config', 'conflict'], ['config', 'other-address']]) expect(text).toContain(`genesis_refused_total{protocol="${protocol}",reason="${reason}"} 0`);
     });
   });
 });
