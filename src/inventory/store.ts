@@ -10,6 +10,7 @@ import { blankNode, type BootFacts, type BootState, type EventType, type KernelL
 import { ConfigTokenStore, type ConfigTokenRow } from './config-token-store.ts';
 import { DB_FILE, InventoryDatabase, type DatabaseOptions } from './database.ts';
 import { InventoryError } from './errors.ts';
+import { conflictHoldText } from '../ipxe/plan.ts';
 import { EventLog } from './event-log.ts';
 import { bootAccess, mayRecordFacts, tokenAddressMatches, windowOpen } from './install-window.ts';
 import { KernelLogStore } from './kernel-log-store.ts';
@@ -269,13 +270,16 @@ export class Inventory implements InventoryPorts {
 
   /**
    * The operator says which machine is real: the conflict is cleared and a new window opens,
-   * bound to `ip` (or to the next address that asks, when `ip` is null).
+   * bound to `ip` (or to the next address that asks, when `ip` is null). The conflict's hold goes
+   * with it, so no list shows a machine held by a conflict that is no more; any other hold stays
+   * until the machine next asks.
    */
   confirmMachine(mac: string, ip: string | null, actor: string): Node {
     return this.database.write(() => {
       const before = this.existing(mac);
       this.transition(before, { type: 'machine-confirmed', ip }, actor);
       this.nodes.writeConfirmed(mac, ip, this.stamp());
+      if (before.conflict !== null && before.waiting === conflictHoldText(before.conflict)) this.nodes.writeWaiting(mac, null);
       this.history.append(mac, this.stamp(), 'conflict-resolved', actor, { was: before.conflict, ip });
       return this.existing(mac);
     });

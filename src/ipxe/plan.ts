@@ -88,6 +88,14 @@ export function planBoot(
   return { kind: 'install', talosVersion, arch: node.arch, role: node.role };
 }
 
+/**
+ * The hold a conflict puts on the node (its `waiting`), shown to the operator until the machine
+ * asks again. Confirming the machine clears exactly this text: any other hold is the machine's own.
+ */
+export function conflictHoldText(detail: string): string {
+  return `held: ${detail}; confirm the real machine (genesis nodes confirm <mac> <address>)`;
+}
+
 /** The one line that says why a plan holds an assigned machine back, or null when it does not. */
 export function holdReason(plan: BootPlan): string | null {
   if (plan.kind === 'unsupported') return `cannot boot: ${plan.reason}`;
@@ -106,6 +114,6 @@ export function holdReason(plan: BootPlan): string | null {
     case 'window-closed':
       return 'waiting: its install window is closed (genesis nodes reinstall opens a new one)';
     case 'conflict':
-      return `held: ${plan.detail}; confirm the real machine (genesis nodes confirm <mac> <address>)`;
+      return conflictHoldText(plan.detail);
   }
 }

@@ -77,8 +77,15 @@ describe('1. a MAC is not a credential', () => {
     const metrics = await (await fetch(`${g.url}/metrics`)).text();
     expect(metrics).toMatch(/^genesis_refused_total\{protocol="boot",reason="conflict"\} 1$/m);
 
-    // The operator confirms the real one: it installs; the attacker is held again.
-    expect((await g.api('POST', `/nodes/${mac}/confirm`, { ip: REAL })).status).toBe(200);
+    // Both lists say why it waits (the dashboard and the CLI's WAITING column read this).
+    expect(node.waiting).toBe(`held: ${node.conflict}; confirm the real machine (genesis nodes confirm <mac> <address>)`);
+
+    // The operator confirms the real one: the hold goes with the conflict, before the machine asks
+    // again; it installs; the attacker is held again.
+    const confirmed = await g.api('POST', `/nodes/${mac}/confirm`, { ip: REAL });
+    expect(confirmed.status).toBe(200);
+    expect(await confirmed.json()).toMatchObject({ conflict: null, waiting: null });
+    expect(await json(g.api('GET', `/nodes/${mac}`))).toMatchObject({ conflict: null, waiting: null });
     const again = configUrlIn((await curlFrom(REAL, nodeScriptUrl(g.url, mac))).body)!;
     const served = await curlFrom(REAL, again);
     expect(served.status).toBe(200);

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LATEST_SCHEMA, MIGRATIONS } from '../../src/inventory/migrations.ts';
 import { InventoryDatabase } from '../../src/inventory/database.ts';
 import { Inventory, InventoryError } from '../../src/inventory/store.ts';
+import { conflictHoldText } from '../../src/ipxe/plan.ts';
 
 let dir: string;
 let file: string;
@@ -324,6 +325,28 @@ describe('install windows in the store', () => {
     inv.confirmMachine(M, '192.0.2.21', 'api');
     expect(inv.get(M)).toMatchObject({ conflict: null, windowIp: '192.0.2.21' });
     expect(inv.events(M).map((e) => e.type)).toEqual(expect.arrayContaining(['conflict', 'conflict-resolved']));
+  });
+
+  it("confirming clears the conflict's hold from the node, and no other hold", () => {
+    const inv = openInv();
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    inv.recordBoot(M, { ip: '192.0.2.21' });
+    inv.recordBoot(M, { ip: '192.0.2.66' });
+    const conflict = inv.get(M)!.conflict!;
+    // What the boot service writes while the conflict holds the machine.
+    inv.setWaiting(M, conflictHoldText(conflict));
+    expect(inv.confirmMachine(M, '192.0.2.21', 'api')).toMatchObject({ conflict: null, waiting: null });
+    expect(inv.get(M)!.waiting).toBeNull();
+
+    // A hold of the machine's own (set before a conflict seen on the PXE port) is not the operator's to clear.
+    const other = '52:54:00:00:0e:02';
+    const assets = 'waiting for the Talos v1.14.0 arm64 kernel and initramfs (genesis assets fetch --talos v1.14.0 --arch arm64)';
+    inv.update(other, { role: 'worker' }, 'api', { create: true });
+    inv.recordBoot(other, { ip: '192.0.2.31' });
+    inv.setWaiting(other, assets);
+    inv.noteBootAddress(other, '192.0.2.32');
+    expect(inv.get(other)!.conflict).not.toBeNull();
+    expect(inv.confirmMachine(other, '192.0.2.31', 'api')).toMatchObject({ conflict: null, waiting: assets });
   });
 
   it('an address the proxyDHCP sees on the PXE port binds the window, and a different one is a conflict', () => {
