@@ -10,7 +10,8 @@
 //   - only the operator opens a window, or auto-assign at discovery.
 
 import type { BootState, Node, Role } from '../domain/node.ts';
-import { conflictText } from './install-window.ts';
+import { conflictHoldText, WINDOW_CLOSED_HOLD } from '../ipxe/plan.ts';
+import { conflictText, windowOpen } from './install-window.ts';
 
 /** The part of a node these rules read and write. */
 export type LifecycleFields = Pick<Node, 'role' | 'state' | 'windowUntil' | 'windowIp' | 'conflict'>;
@@ -86,4 +87,21 @@ export function applyLifecycle(node: LifecycleFields, event: LifecycleEvent, ctx
       if (node.role === 'unassigned') return { ok: false, reason: 'no-role' };
       return keep({ conflict: null, windowUntil: ctx.windowEnd, windowIp: event.ip }, true);
   }
+}
+
+/**
+ * Has this change lifted the hold the node's `waiting` names? The boot service rewrites `waiting`
+ * at each boot request, but a machine that has stopped asking (powered off, or waiting out its
+ * retry) would keep showing a reason the operator has just removed: a conflict's hold once the
+ * conflict is cleared, a closed window's once a window opens, and any hold once the machine has no
+ * role or is installed (neither is ever held, and an installed machine's record is not touched by
+ * its requests). A hold of the machine's own (assets missing, a config that cannot be rendered)
+ * stays: only its next request can say that it is gone.
+ */
+export function holdLifted(before: LifecycleFields & Pick<Node, 'waiting'>, next: LifecycleFields, now: Date): boolean {
+  const hold = before.waiting;
+  if (hold === null) return false;
+  if (next.role === 'unassigned' || next.state === 'installed') return true;
+  if (before.conflict !== null && next.conflict === null && hold === conflictHoldText(before.conflict)) return true;
+  return hold === WINDOW_CLOSED_HOLD && !windowOpen(before, now) && windowOpen(next, now);
 }

@@ -10,11 +10,10 @@ import { blankNode, type BootFacts, type BootState, type EventType, type KernelL
 import { ConfigTokenStore, type ConfigTokenRow } from './config-token-store.ts';
 import { DB_FILE, InventoryDatabase, type DatabaseOptions } from './database.ts';
 import { InventoryError } from './errors.ts';
-import { conflictHoldText } from '../ipxe/plan.ts';
 import { EventLog } from './event-log.ts';
 import { bootAccess, mayRecordFacts, tokenAddressMatches, windowOpen } from './install-window.ts';
 import { KernelLogStore } from './kernel-log-store.ts';
-import { applyLifecycle, UNSEEN, type LifecycleEvent, type LifecycleFields } from './node-lifecycle.ts';
+import { applyLifecycle, holdLifted, UNSEEN, type LifecycleEvent, type LifecycleFields } from './node-lifecycle.ts';
 import { NodeStore, type ListCursor } from './node-store.ts';
 import { roleForNewMachine, type AutoAssignPolicy } from './policy.ts';
 import { FLEET_ACTOR, type BootRecord, type ConfigDenial, type ConfigTokenCheck, type DiscoveryRule, type InventoryPorts, type TalosEventRecord } from './ports.ts';
@@ -171,8 +170,13 @@ export class Inventory implements InventoryPorts {
     if (lifecycleDiffers(before, next)) this.nodes.writeLifecycle(before.mac, next, moved ? at : undefined);
     if (outcome.revokeToken) this.tokens.revoke(before.mac);
     if (moved) this.history.append(before.mac, at, 'state-changed', actor, { from: before.state, to: next.state, ...detail });
+    const lifted = holdLifted(before, next, this.now());
+    if (lifted) {
+      this.nodes.writeWaiting(before.mac, null);
+      this.history.append(before.mac, at, 'boot-waiting', actor, { reason: null });
+    }
     // The row as writeLifecycle left it: no read back.
-    return { ...before, ...next, updatedAt: moved ? at : before.updatedAt };
+    return { ...before, ...next, ...(lifted ? { waiting: null } : {}), updatedAt: moved ? at : before.updatedAt };
   }
 
   private existing(mac: string): Node {
@@ -271,15 +275,13 @@ export class Inventory implements InventoryPorts {
   /**
    * The operator says which machine is real: the conflict is cleared and a new window opens,
    * bound to `ip` (or to the next address that asks, when `ip` is null). The conflict's hold goes
-   * with it, so no list shows a machine held by a conflict that is no more; any other hold stays
-   * until the machine next asks.
+   * with it (holdLifted).
    */
   confirmMachine(mac: string, ip: string | null, actor: string): Node {
     return this.database.write(() => {
       const before = this.existing(mac);
       this.transition(before, { type: 'machine-confirmed', ip }, actor);
       this.nodes.writeConfirmed(mac, ip, this.stamp());
-      if (before.conflict !== null && before.waiting === conflictHoldText(before.conflict)) this.nodes.writeWaiting(mac, null);
       this.history.append(mac, this.stamp(), 'conflict-resolved', actor, { was: before.conflict, ip });
       return this.existing(mac);
     });

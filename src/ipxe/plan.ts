@@ -88,13 +88,13 @@ export function planBoot(
   return { kind: 'install', talosVersion, arch: node.arch, role: node.role };
 }
 
-/**
- * The hold a conflict puts on the node (its `waiting`), shown to the operator until the machine
- * asks again. Confirming the machine clears exactly this text: any other hold is the machine's own.
- */
+/** The hold a conflict puts on the node (its `waiting`); the operator's confirm lifts it. */
 export function conflictHoldText(detail: string): string {
   return `held: ${detail}; confirm the real machine (genesis nodes confirm <mac> <address>)`;
 }
+
+/** The hold a closed install window puts on the node; the operator opening a window lifts it. */
+export const WINDOW_CLOSED_HOLD = 'waiting: its install window is closed (genesis nodes reinstall opens a new one)';
 
 /** The one line that says why a plan holds an assigned machine back, or null when it does not. */
 export function holdReason(plan: BootPlan): string | null {
@@ -112,7 +112,7 @@ export function holdReason(plan: BootPlan): string | null {
     case 'profile-assets-missing':
       return `waiting for the kernel and initrd of profile ${plan.profile}: ${plan.files.map((f) => `assets/${plan.profile}/${plan.arch}/${f}`).join(', ')} missing`;
     case 'window-closed':
-      return 'waiting: its install window is closed (genesis nodes reinstall opens a new one)';
+      return WINDOW_CLOSED_HOLD;
     case 'conflict':
       return conflictHoldText(plan.detail);
   }

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LATEST_SCHEMA, MIGRATIONS } from '../../src/inventory/migrations.ts';
 import { InventoryDatabase } from '../../src/inventory/database.ts';
 import { Inventory, InventoryError } from '../../src/inventory/store.ts';
-import { conflictHoldText } from '../../src/ipxe/plan.ts';
+import { conflictHoldText, WINDOW_CLOSED_HOLD } from '../../src/ipxe/plan.ts';
 
 let dir: string;
 let file: string;
@@ -347,6 +347,26 @@ describe('install windows in the store', () => {
     inv.noteBootAddress(other, '192.0.2.32');
     expect(inv.get(other)!.conflict).not.toBeNull();
     expect(inv.confirmMachine(other, '192.0.2.31', 'api')).toMatchObject({ conflict: null, waiting: assets });
+  });
+
+  it("a reinstall lifts a closed window's hold at once, says so in the history, and leaves a hold of the machine's own", () => {
+    let clock = new Date('2026-12-02T12:00:00.000Z');
+    const inv = openInv({ now: () => clock, installWindowMs: 60_000 });
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    inv.recordBoot(M, { ip: '192.0.2.21' });
+    clock = new Date(clock.getTime() + 120_000);
+    // What the boot service writes once the window has closed.
+    inv.setWaiting(M, WINDOW_CLOSED_HOLD);
+    expect(inv.setState(M, 'reinstall-requested', 'api')).toMatchObject({ state: 'reinstall-requested', waiting: null });
+    expect(inv.get(M)!.waiting).toBeNull();
+    expect(inv.events(M)[0]).toMatchObject({ type: 'boot-waiting', actor: 'api', detail: { reason: null } });
+
+    const own = 'waiting: its machine config cannot be rendered: no cluster.endpoint';
+    inv.setWaiting(M, own);
+    expect(inv.setState(M, 'reinstall-requested', 'api').waiting).toBe(own);
+    // Marked installed by hand: an installed machine's requests never rewrite it, so it goes now.
+    expect(inv.setState(M, 'installed', 'api').waiting).toBeNull();
+    expect(inv.get(M)!.waiting).toBeNull();
   });
 
   it('an address the proxyDHCP sees on the PXE port binds the window, and a different one is a conflict', () => {

@@ -3,7 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { BOOT_STATES, ROLES, type BootState, type Role } from '../../src/domain/node.ts';
-import { applyLifecycle, stateForRole, UNSEEN, type LifecycleEvent, type LifecycleFields } from '../../src/inventory/node-lifecycle.ts';
+import { conflictHoldText, WINDOW_CLOSED_HOLD } from '../../src/ipxe/plan.ts';
+import { applyLifecycle, holdLifted, stateForRole, UNSEEN, type LifecycleEvent, type LifecycleFields } from '../../src/inventory/node-lifecycle.ts';
 
 const END = '2026-12-02T18:00:00.000Z';
 const EARLIER = '2026-12-02T12:00:00.000Z';
@@ -166,5 +167,51 @@ describe('node lifecycle: transitions', () => {
       next: { ...assigned, windowUntil: END, windowIp: '192.0.2.11', conflict: null },
       revokeToken: true,
     });
+  });
+});
+
+describe('holds the operator lifts (holdLifted)', () => {
+  // Between EARLIER and END: a window until EARLIER is closed, one until END is open.
+  const NOW = new Date('2026-12-02T13:00:00.000Z');
+  const OWN = 'waiting for the Talos v1.14.0 amd64 kernel and initramfs (genesis assets fetch --talos v1.14.0 --arch amd64)';
+  const CONFLICT = 'two machines claim this MAC inside its install window: 192.0.2.10 and 192.0.2.11';
+  const held = { role: 'worker', state: 'assigned', windowUntil: END, windowIp: '192.0.2.10', conflict: CONFLICT, waiting: conflictHoldText(CONFLICT) } as const;
+  const closed = { role: 'worker', state: 'assigned', windowUntil: EARLIER, windowIp: '192.0.2.10', conflict: null, waiting: WINDOW_CLOSED_HOLD } as const;
+  const lifted = (before: LifecycleFields & { waiting: string | null }, event: LifecycleEvent) => {
+    const outcome = applyLifecycle(before, event, ctx);
+    if (!outcome.ok) throw new Error(`refused: ${outcome.reason}`);
+    return holdLifted(before, outcome.next, NOW);
+  };
+
+  it("a conflict's hold goes when the conflict does: confirm, reinstall, unassign", () => {
+    expect(lifted(held, { type: 'machine-confirmed', ip: '192.0.2.10' })).toBe(true);
+    expect(lifted(held, { type: 'machine-confirmed', ip: null })).toBe(true);
+    expect(lifted(held, { type: 'state-requested', to: 'reinstall-requested' })).toBe(true);
+    expect(lifted(held, { type: 'role-set', role: 'unassigned' })).toBe(true);
+    // The conflict stays, and so does its hold.
+    expect(lifted(held, { type: 'role-set', role: 'controlplane' })).toBe(false);
+    expect(lifted(held, { type: 'config-served' })).toBe(false);
+  });
+
+  it("a closed window's hold goes when a window opens, not before", () => {
+    expect(lifted(closed, { type: 'state-requested', to: 'reinstall-requested' })).toBe(true);
+    expect(lifted(closed, { type: 'machine-confirmed', ip: null })).toBe(true);
+    expect(lifted(closed, { type: 'role-set', role: 'controlplane' })).toBe(false);
+    expect(lifted(closed, { type: 'state-requested', to: 'assigned' })).toBe(false);
+  });
+
+  it('no role, or installed: never held, whatever the hold', () => {
+    for (const before of [held, closed, { ...closed, waiting: OWN }]) {
+      expect(lifted(before, { type: 'role-set', role: 'unassigned' }), before.waiting).toBe(true);
+      expect(lifted(before, { type: 'state-requested', to: 'installed' }), before.waiting).toBe(true);
+    }
+  });
+
+  it("a hold of the machine's own stays until it asks again; no hold, nothing to lift", () => {
+    const own = { ...held, waiting: OWN };
+    for (const event of [{ type: 'machine-confirmed', ip: null }, { type: 'state-requested', to: 'reinstall-requested' }, { type: 'role-set', role: 'controlplane' }] as const) {
+      expect(lifted(own, event), event.type).toBe(false);
+      expect(lifted({ ...held, waiting: null }, event), event.type).toBe(false);
+    }
   });
 });
