@@ -280,9 +280,10 @@ export class Inventory implements InventoryPorts {
   confirmMachine(mac: string, ip: string | null, actor: string): Node {
     return this.database.write(() => {
       const before = this.existing(mac);
+      // The cause before its effects in the history (a refused transition rolls it all back).
+      this.history.append(mac, this.stamp(), 'conflict-resolved', actor, { was: before.conflict, ip });
       this.transition(before, { type: 'machine-confirmed', ip }, actor);
       this.nodes.writeConfirmed(mac, ip, this.stamp());
-      this.history.append(mac, this.stamp(), 'conflict-resolved', actor, { was: before.conflict, ip });
       return this.existing(mac);
     });
   }

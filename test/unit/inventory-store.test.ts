@@ -337,6 +337,11 @@ describe('install windows in the store', () => {
     inv.setWaiting(M, conflictHoldText(conflict));
     expect(inv.confirmMachine(M, '192.0.2.21', 'api')).toMatchObject({ conflict: null, waiting: null });
     expect(inv.get(M)!.waiting).toBeNull();
+    // Newest first: the hold lifted after, and because, the conflict was resolved.
+    expect(inv.events(M).slice(0, 2).map((e) => [e.type, e.detail])).toEqual([
+      ['boot-waiting', { reason: null }],
+      ['conflict-resolved', { was: conflict, ip: '192.0.2.21' }],
+    ]);
 
     // A hold of the machine's own (set before a conflict seen on the PXE port) is not the operator's to clear.
     const other = '52:54:00:00:0e:02';
