@@ -129,7 +129,8 @@ export const EVENT_TYPES = [
   'config-served',
   'config-denied',
   'config-failed',
-  // Genesis started (detail.reason) or stopped (reason null) holding an assigned machine back from installing.
+  // Genesis started (detail.reason) or stopped (reason null) holding an assigned machine back from installing:
+  // at the machine's request (actor boot), or when the operator's change lifted the hold (holdLifted).
   'boot-waiting',
   // A second address claimed the MAC inside its install window (detail.addresses); and the operator's answer.
   'conflict',
