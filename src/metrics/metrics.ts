@@ -207,7 +207,7 @@ export class Metrics {
     // The refusals an alert counts with increase() (deploy/prometheus/genesis-alerts.yaml): a
     // series that first appears at 1 shows Prometheus no increase, so the first conflict after a
     // start would never alert.
-    for (const [protocol, reason] of [['boot', 'conflict'], ['config', 'conflict'], ['config', 'other-address']]) this.refusedTotal.inc({ protocol: protocol!, reason: reason! }, 0);
+    for (const [protocol, reason] of [['boot', 'conflict'], ['config', 'conflict'], ['config', 'other-address']] as const) this.refusedTotal.inc({ protocol, reason }, 0);
   }
 
   talosEvent(result: TalosEventResult, kind: string): void {
