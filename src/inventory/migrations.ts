@@ -261,6 +261,21 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "the node's own boot profile (null: its role's or the cluster's, see profiles.*)",
     sql: `ALTER TABLE nodes ADD COLUMN profile TEXT;`,
   },
+  {
+    version: 14,
+    description: 'an installed machine is never held: a conflict or hold left on one by an older Genesis is settled, and its history says so',
+    // Older releases left both on a machine marked installed while held (node-lifecycle.ts now
+    // clears them); the lists kept showing "held" for a machine that is served nothing anyway.
+    sql: `
+      INSERT INTO node_events (mac, at, type, actor, detail, audit)
+        SELECT mac, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'conflict-resolved', 'system', json_object('was', conflict, 'by', 'upgrade'), 1
+        FROM nodes WHERE state = 'installed' AND conflict IS NOT NULL;
+      INSERT INTO node_events (mac, at, type, actor, detail, audit)
+        SELECT mac, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'boot-waiting', 'system', json_object('reason', NULL), 1
+        FROM nodes WHERE state = 'installed' AND waiting IS NOT NULL;
+      UPDATE nodes SET conflict = NULL, waiting = NULL WHERE state = 'installed' AND (conflict IS NOT NULL OR waiting IS NOT NULL);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS.at(-1)!.version;

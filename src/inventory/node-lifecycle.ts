@@ -5,7 +5,8 @@
 //
 // The invariants every rule keeps (node-lifecycle.test.ts walks every role × state × event):
 //   - a machine without a role is `discovered`, has no window, no conflict and no token;
-//   - an installed machine has no open window and no token;
+//   - an installed machine has no open window, no token and no conflict: it is served nothing that
+//     a hold would stop, so a conflict on it would only claim a hold that does not exist;
 //   - a held machine (conflict) has no token;
 //   - only the operator opens a window, or auto-assign at discovery.
 
@@ -68,8 +69,9 @@ export function applyLifecycle(node: LifecycleFields, event: LifecycleEvent, ctx
     }
     case 'state-requested': {
       if (node.role === 'unassigned' && event.to !== 'discovered') return { ok: false, reason: 'no-role' };
-      // Installed: the config has done its job; the window closes and the token goes.
-      if (event.to === 'installed') return keep({ state: event.to, windowUntil: null }, true);
+      // Installed: the config has done its job; the window closes, the token goes, and with nothing
+      // left to serve the operator's word settles any conflict.
+      if (event.to === 'installed') return keep({ state: event.to, windowUntil: null, conflict: null }, true);
       // A reinstall is the operator opening a new window, dismissing any conflict.
       if (event.to === 'reinstall-requested') return keep({ state: event.to, windowUntil: ctx.windowEnd, windowIp: null, conflict: null });
       return keep({ state: event.to });
@@ -80,11 +82,16 @@ export function applyLifecycle(node: LifecycleFields, event: LifecycleEvent, ctx
       // Only an install Genesis handed out ends this way; a reinstall waiting for its PXE boot
       // must not be undone by the old system's events.
       if (node.state !== 'installing') return keep({});
-      return keep({ state: 'installed', windowUntil: null }, true);
+      // A conflict raised while it installed stays in its history and its alert; it holds nothing now.
+      return keep({ state: 'installed', windowUntil: null, conflict: null }, true);
     case 'address-conflict':
+      // An installed machine is frozen (bootAccess): a second claimant gets nothing to hold back.
+      if (node.state === 'installed') return keep({});
       return keep({ conflict: conflictText(event.addresses) }, true);
     case 'machine-confirmed':
       if (node.role === 'unassigned') return { ok: false, reason: 'no-role' };
+      // Installed: confirming settles a conflict but opens no window (a reinstall does that).
+      if (node.state === 'installed') return keep({ conflict: null }, true);
       return keep({ conflict: null, windowUntil: ctx.windowEnd, windowIp: event.ip }, true);
   }
 }

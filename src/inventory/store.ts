@@ -169,6 +169,9 @@ export class Inventory implements InventoryPorts {
     const at = this.stamp();
     if (lifecycleDiffers(before, next)) this.nodes.writeLifecycle(before.mac, next, moved ? at : undefined);
     if (outcome.revokeToken) this.tokens.revoke(before.mac);
+    // A conflict settled by another change than a confirm (which records its own, with the address):
+    // the audit trail says it went, and by whose change, before the change itself.
+    if (before.conflict !== null && next.conflict === null && event.type !== 'machine-confirmed') this.history.append(before.mac, at, 'conflict-resolved', actor, { was: before.conflict, by: event.type });
     if (moved) this.history.append(before.mac, at, 'state-changed', actor, { from: before.state, to: next.state, ...detail });
     const lifted = holdLifted(before, next, this.now());
     if (lifted) {
@@ -274,8 +277,8 @@ export class Inventory implements InventoryPorts {
 
   /**
    * The operator says which machine is real: the conflict is cleared and a new window opens,
-   * bound to `ip` (or to the next address that asks, when `ip` is null). The conflict's hold goes
-   * with it (holdLifted).
+   * bound to `ip` (or to the next address that asks, when `ip` is null); an installed machine gets
+   * no window (node-lifecycle.ts). The conflict's hold goes with it (holdLifted).
    */
   confirmMachine(mac: string, ip: string | null, actor: string): Node {
     return this.database.write(() => {

@@ -102,6 +102,17 @@ describe('1. a MAC is not a credential', () => {
     // The token now works for nobody: the real machine waits for the operator too.
     expect((await curlFrom(REAL, url)).status).toBe(403);
     expect((await json(g.api('GET', `/nodes/${mac}`))).conflict).toContain(`${REAL} and ${ATTACKER}`);
+
+    // The operator marks it installed (it installed from the config served before): nothing is
+    // served to an installed machine, so it is no longer shown as held, and its history says why.
+    const installed = await g.api('POST', `/nodes/${mac}/installed`);
+    expect(installed.status).toBe(200);
+    expect(await installed.json()).toMatchObject({ state: 'installed', conflict: null, waiting: null });
+    const events = (await json(g.api('GET', `/nodes/${mac}/events`))).events as Array<{ type: string; detail: Record<string, unknown> }>;
+    expect(events.find((e) => e.type === 'conflict-resolved')?.detail).toEqual({ was: expect.stringContaining(`${REAL} and ${ATTACKER}`), by: 'state-requested' });
+    const s = await curlFrom(ATTACKER, nodeScriptUrl(g.url, mac));
+    expect(s.body).toContain('is installed');
+    expect((await json(g.api('GET', `/nodes/${mac}`))).conflict).toBeNull();
   });
 
   it('an installed machine is not changed by any unauthenticated request', async () => {

@@ -291,23 +291,58 @@ describe('config tokens', () => {
     raw
       .prepare(
         `INSERT INTO nodes (mac, role, state, hostname, arch, firmware, serial, last_ip, labels, first_seen, last_seen, updated_at, bootstrap, talos_addresses, waiting, window_ip, conflict)
-         VALUES (?, 'controlplane', 'installed', 'cp1', 'amd64', 'uefi', 'S1', '192.0.2.5', '{"rack":"a"}', 'f', 'l', 'u', 1, '["192.0.2.5"]', 'w', '192.0.2.5', 'c')`,
+         VALUES (?, 'controlplane', 'installing', 'cp1', 'amd64', 'uefi', 'S1', '192.0.2.5', '{"rack":"a"}', 'f', 'l', 'u', 1, '["192.0.2.5"]', 'w', '192.0.2.5', 'c')`,
       )
       .run(A);
     raw.close();
     const inv = openInv();
     expect(sqlite(inv).pragma('user_version', { simple: true })).toBe(LATEST_SCHEMA);
-    expect(inv.get(A)).toMatchObject({ role: 'controlplane', state: 'installed', hostname: 'cp1', arch: 'amd64', firmware: 'uefi', serial: 'S1', lastIp: '192.0.2.5', labels: { rack: 'a' }, bootstrap: true, waiting: 'w', windowIp: '192.0.2.5', conflict: 'c' });
+    expect(inv.get(A)).toMatchObject({ role: 'controlplane', state: 'installing', hostname: 'cp1', arch: 'amd64', firmware: 'uefi', serial: 'S1', lastIp: '192.0.2.5', labels: { rack: 'a' }, bootstrap: true, waiting: 'w', windowIp: '192.0.2.5', conflict: 'c' });
     inv.recordBoot(B, { arch: 'arm64', firmware: 'u-boot', ip: '192.0.2.6' });
     expect(inv.get(B)).toMatchObject({ arch: 'arm64', firmware: 'u-boot' });
     // The rebuilt table keeps its index and its constraints.
     expect(sqlite(inv).prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'nodes_role'").get()).toBeTruthy();
     expect(() => sqlite(inv).prepare("UPDATE nodes SET firmware = 'coreboot' WHERE mac = ?").run(A)).toThrow(/CHECK/);
   });
+
+  it('a v13 database becomes v14: an installed machine an older release left held is settled, with an audit event, and no other is touched', () => {
+    const raw = new Database(file);
+    for (const m of MIGRATIONS.filter((m) => m.version <= 13)) raw.exec(m.sql);
+    raw.pragma('user_version = 13');
+    const row = raw.prepare("INSERT INTO nodes (mac, role, state, first_seen, updated_at, waiting, conflict) VALUES (?, 'worker', ?, 'f', 'u', ?, ?)");
+    const C = '52:54:00:00:00:0c';
+    row.run(A, 'installed', 'held: c1', 'c1');
+    row.run(B, 'installing', 'held: c2', 'c2');
+    row.run(C, 'installed', 'its install window is closed', null);
+    raw.close();
+    const inv = openInv();
+    expect(inv.get(A)).toMatchObject({ state: 'installed', conflict: null, waiting: null });
+    expect(inv.get(B)).toMatchObject({ state: 'installing', conflict: 'c2', waiting: 'held: c2' });
+    expect(inv.get(C)).toMatchObject({ state: 'installed', conflict: null, waiting: null });
+    expect(inv.events(A).map((e) => [e.type, e.actor, e.detail]).sort()).toEqual([
+      ['boot-waiting', 'system', { reason: null }],
+      ['conflict-resolved', 'system', { was: 'c1', by: 'upgrade' }],
+    ]);
+    expect(inv.events(A)[0]!.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(inv.events(B)).toEqual([]);
+    expect(inv.events(C).map((e) => e.type)).toEqual(['boot-waiting']);
+    // Kept as audit: never pruned by boot noise.
+    expect(sqlite(inv).prepare('SELECT COUNT(*) FROM node_events WHERE audit = 1').pluck().get()).toBe(3);
+  });
 });
 
 describe('install windows in the store', () => {
   const M = '52:54:00:00:0e:01';
+  /** M assigned, claimed from two addresses, and held as the boot service holds it. */
+  function heldByConflict(): { inv: Inventory; conflict: string } {
+    const inv = openInv();
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    inv.recordBoot(M, { ip: '192.0.2.21' });
+    inv.recordBoot(M, { ip: '192.0.2.66' });
+    const conflict = inv.get(M)!.conflict!;
+    inv.setWaiting(M, conflictHoldText(conflict));
+    return { inv, conflict };
+  }
 
   it('assignment opens a window; the first address binds it; a second is a conflict that revokes the token', () => {
     const inv = openInv();
@@ -328,13 +363,7 @@ describe('install windows in the store', () => {
   });
 
   it("confirming clears the conflict's hold from the node, and no other hold", () => {
-    const inv = openInv();
-    inv.update(M, { role: 'worker' }, 'api', { create: true });
-    inv.recordBoot(M, { ip: '192.0.2.21' });
-    inv.recordBoot(M, { ip: '192.0.2.66' });
-    const conflict = inv.get(M)!.conflict!;
-    // What the boot service writes while the conflict holds the machine.
-    inv.setWaiting(M, conflictHoldText(conflict));
+    const { inv, conflict } = heldByConflict();
     expect(inv.confirmMachine(M, '192.0.2.21', 'api')).toMatchObject({ conflict: null, waiting: null });
     expect(inv.get(M)!.waiting).toBeNull();
     // Newest first: the hold lifted after, and because, the conflict was resolved.
@@ -372,6 +401,21 @@ describe('install windows in the store', () => {
     // Marked installed by hand: an installed machine's requests never rewrite it, so it goes now.
     expect(inv.setState(M, 'installed', 'api').waiting).toBeNull();
     expect(inv.get(M)!.waiting).toBeNull();
+  });
+
+  it('marking a held machine installed settles its conflict, and the history says so before the change', () => {
+    const { inv, conflict } = heldByConflict();
+    expect(inv.setState(M, 'installed', 'cli')).toMatchObject({ state: 'installed', conflict: null, waiting: null, windowUntil: null });
+    expect(inv.get(M)).toMatchObject({ state: 'installed', conflict: null, waiting: null });
+    // Newest first: the hold lifted, the state changed, because the conflict was settled by the operator.
+    expect(inv.events(M).slice(0, 3).map((e) => [e.type, e.actor, e.detail])).toEqual([
+      ['boot-waiting', 'cli', { reason: null }],
+      ['state-changed', 'cli', { from: 'assigned', to: 'installed' }],
+      ['conflict-resolved', 'cli', { was: conflict, by: 'state-requested' }],
+    ]);
+    // Frozen: a third address neither raises a conflict nor changes the record.
+    expect(inv.recordBoot(M, { ip: '192.0.2.77' }).access.kind).toBe('frozen');
+    expect(inv.get(M)!.conflict).toBeNull();
   });
 
   it('an address the proxyDHCP sees on the PXE port binds the window, and a different one is a conflict', () => {

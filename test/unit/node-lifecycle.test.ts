@@ -63,10 +63,16 @@ describe('node lifecycle: invariants over every node and event', () => {
           expect(n, where).toMatchObject({ state: 'discovered', windowUntil: null, windowIp: null, conflict: null });
           expect(out.revokeToken, where).toBe(true);
         }
-        // Installed by this event: the window closes and the token goes.
+        // Installed by this event: the window closes, the token goes, and no conflict stays.
         if (n.state === 'installed' && node.state !== 'installed') {
           expect(n.windowUntil, where).toBeNull();
+          expect(n.conflict, where).toBeNull();
           expect(out.revokeToken, where).toBe(true);
+        }
+        // Nothing opens a window on an installed machine or raises a conflict on it.
+        if (n.state === 'installed') {
+          expect(n.windowUntil, where).not.toBe(END);
+          if (n.conflict !== null) expect(n.conflict, where).toBe(node.conflict);
         }
         // A new hold takes the token with it.
         if (n.conflict && n.conflict !== node.conflict) expect(out.revokeToken, where).toBe(true);
@@ -140,6 +146,17 @@ describe('node lifecycle: transitions', () => {
       revokeToken: false,
     });
     expect(applyLifecycle(assigned, { type: 'state-requested', to: 'installed' }, ctx)).toEqual({ ok: true, next: { ...assigned, state: 'installed', windowUntil: null }, revokeToken: true });
+  });
+
+  it('an installed machine is never held: installing it settles a conflict, and none is raised on it', () => {
+    const held = { ...assigned, state: 'installing' as const, conflict: 'two machines claim this MAC' };
+    for (const event of [{ type: 'state-requested', to: 'installed' }, { type: 'install-reported' }] as const) {
+      expect(applyLifecycle(held, event, ctx), event.type).toEqual({ ok: true, next: { ...held, state: 'installed', windowUntil: null, conflict: null }, revokeToken: true });
+    }
+    const installed = { ...assigned, state: 'installed' as const, windowUntil: null };
+    expect(applyLifecycle(installed, { type: 'address-conflict', addresses: ['192.0.2.10', '192.0.2.11'] }, ctx)).toEqual({ ok: true, next: installed, revokeToken: false });
+    // Confirming settles a conflict an older release left, and opens no window (a reinstall does).
+    expect(applyLifecycle({ ...installed, conflict: 'x' }, { type: 'machine-confirmed', ip: '192.0.2.11' }, ctx)).toEqual({ ok: true, next: installed, revokeToken: true });
   });
 
   it('a served config moves the machine to installing, once', () => {
