@@ -269,9 +269,12 @@ export class Inventory implements InventoryPorts {
     });
   }
 
-  /** Inside a write: record the conflict on the node (its token goes with it), and say so in its history. */
+  /**
+   * Inside a write: record the conflict on the node (its token goes with it), and say so in its
+   * history; unless the rules raise none (a machine installed since its token was checked).
+   */
   private holdForConflict(node: Node, addresses: [string, string], detail: Record<string, unknown>): void {
-    this.transition(node, { type: 'address-conflict', addresses }, 'boot');
+    if (this.transition(node, { type: 'address-conflict', addresses }, 'boot').conflict === null) return;
     this.history.append(node.mac, this.stamp(), 'conflict', 'boot', { addresses, ...detail });
   }
 

@@ -418,6 +418,18 @@ describe('install windows in the store', () => {
     expect(inv.get(M)!.conflict).toBeNull();
   });
 
+  it('a token conflict recorded after the machine was installed raises nothing (the check and the record are two transactions)', () => {
+    const inv = openInv();
+    inv.update(M, { role: 'worker' }, 'api', { create: true });
+    inv.recordBoot(M, { ip: '192.0.2.21' });
+    inv.issueConfigToken(M, 'c'.repeat(64), 60_000, 5, '192.0.2.21');
+    expect(inv.checkConfigToken(M, 'c'.repeat(64), '192.0.2.66')).toMatchObject({ ok: false, reason: 'other-address' });
+    inv.setState(M, 'installed', 'api');
+    inv.recordTokenConflict(M, ['192.0.2.21', '192.0.2.66']);
+    expect(inv.get(M)!.conflict).toBeNull();
+    expect(inv.events(M).map((e) => e.type)).not.toContain('conflict');
+  });
+
   it('an address the proxyDHCP sees on the PXE port binds the window, and a different one is a conflict', () => {
     const inv = openInv();
     inv.update(M, { role: 'worker' }, 'api', { create: true });
