@@ -161,7 +161,7 @@ export class BulkSender {
       // Relative to this process's own (a child starts with it); 19 is the lowest there is.
       setPriority(child.pid, Math.min(19, getPriority() + SENDER_NICE));
     } catch (err) {
-      this.opts.logger.warn({ err }, 'the bulk sender runs at the same CPU priority as Genesis (setpriority was refused)');
+      this.opts.logger.warn({ err: (err as Error).message }, 'the bulk sender runs at the same CPU priority as Genesis (setpriority was refused)');
     }
   }
 

@@ -126,7 +126,6 @@ export class TftpServer extends EventEmitter {
   async start(): Promise<{ address: string; port: number }> {
     const socket = dgram.createSocket({ type: this.family, reuseAddr: false });
     socket.on('message', (msg, rinfo) => this.onRequest(msg, { address: rinfo.address, port: rinfo.port }));
-    socket.on('error', (err) => this.log.error({ err }, 'tftp socket error'));
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(this.opts.port, this.opts.host, () => {
@@ -134,6 +133,9 @@ export class TftpServer extends EventEmitter {
         resolve();
       });
     });
+    // Only once bound: a failed bind is the caller's to report (one line, `genesis: cannot
+    // listen`), not an error to log with its trace as well.
+    socket.on('error', (err: NodeJS.ErrnoException) => this.log.error({ err: err.message, code: err.code }, 'tftp socket error'));
     this.socket = socket;
     this.accepting = true;
     const addr = socket.address();

@@ -5,6 +5,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'genesis-bad-env-'));
 const readOnly = path.join(work, 'ro');
 let readOnlyMounted = '';
 let taken: net.Server;
+let takenUdp: dgram.Socket;
 
 beforeAll(async () => {
   mkdirSync(path.join(work, 'assets', 'ipxe'), { recursive: true });
@@ -37,9 +39,13 @@ beforeAll(async () => {
   writeFileSync(path.join(work, 'garbage', 'genesis.db'), 'this is not a database\n');
   taken = net.createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  // TFTP binds every address, as it does on port 69.
+  takenUdp = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => takenUdp.bind(0, '0.0.0.0', resolve));
 });
 afterAll(() => {
   taken?.close();
+  takenUdp?.close();
   if (readOnlyMounted === 'yes') spawnSync('umount', [readOnly]);
 });
 
@@ -71,6 +77,8 @@ const cases: Case[] = [
   { name: 'assets list, a file that is not a database', args: ['assets', 'list'], env: () => ({ GENESIS_DATA_DIR: path.join(work, 'garbage') }), code: 1, line: /^genesis assets list: cannot read the inventory .*genesis\.db: file is not a database \(genesis doctor checks it\)/ },
   { name: 'doctor, iPXE binaries missing', args: ['doctor'], env: () => ({ GENESIS_DATA_DIR: path.join(work, 'data') }), code: 1, line: /^FAIL {2}iPXE binaries missing from assets\/ipxe: undionly\.kpxe, snponly\.efi$/m },
   { name: 'serve, the HTTP port in use', args: ['serve'], env: () => ({ GENESIS_DATA_DIR: path.join(work, 'data'), GENESIS_HTTP_PORT: String((taken.address() as net.AddressInfo).port) }), code: 2, line: /^genesis: cannot listen: .*EADDRINUSE/ },
+  // With the log on: the bind failure is said once, in that line, and not logged again with its trace.
+  { name: 'serve, the TFTP port in use', args: ['serve'], env: () => ({ GENESIS_DATA_DIR: path.join(work, 'data'), GENESIS_TFTP_PORT: String(takenUdp.address().port), GENESIS_LOG_LEVEL: 'info' }), code: 2, line: /^genesis: cannot listen: bind EADDRINUSE 0\.0\.0\.0:\d+/ },
   { name: 'a mistyped setting name', args: ['nodes', 'list', '--url', 'http://127.0.0.1:9', '--rol', 'worker'], env: () => ({}), code: 2, line: /^genesis nodes: unknown option --rol \(did you mean --role\?\)/ },
 ];
 
