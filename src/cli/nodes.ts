@@ -10,10 +10,10 @@ import { OUTPUT_HELP, formatted, formattedRecord, outputFormatOf } from './outpu
 import type { Node, NodeEvent, StoredKernelLogLine } from '../domain/node.ts';
 import { POWER_ACTIONS, type PowerResult as PowerAnswer } from '../power/power-control.ts';
 
-export const NODES_USAGE = `Usage: genesis nodes <command> [options]
+export const NODES_USAGE = `Usage: genesis nodes [<command>] [options]
 
 Commands:
-  list [--role R] [--state S]        Machines Genesis has seen or been told about
+  list [--role R] [--state S]        Machines Genesis has seen or been told about (the command when none is given)
   show <mac>                         One machine, and its latest events
   assign <mac> <controlplane|worker> [--hostname H] [--disk /dev/X] [--label k=v]... [--talos-version vX.Y.Z] [--profile NAME]
          [--address 192.0.2.21/24 --gateway 192.0.2.1 --nameserver 192.0.2.1] [--patch file.yaml]
@@ -120,10 +120,11 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
   );
   if (!parsed) return 2;
   const { values: v, positionals } = parsed;
-  const [sub, mac, role] = positionals;
-  if (v.help || !sub) {
+  // `genesis nodes` alone is the fleet, as `genesis help` shows it: an operator's first look.
+  const [sub = 'list', mac, role] = positionals;
+  if (v.help) {
     process.stdout.write(NODES_USAGE);
-    return v.help ? 0 : 2;
+    return 0;
   }
   const format = outputFormatOf(v, 'nodes');
   if (!format) return 2;

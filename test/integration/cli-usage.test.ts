@@ -55,7 +55,16 @@ describe('exit codes', () => {
 
   it('help and a successful listing exit 0', async () => {
     expect((await genesis(['help', 'completion'])).code).toBe(0);
-    expect((await genesis(['nodes', 'list'])).code).toBe(0);
+    const list = await genesis(['nodes', 'list']);
+    expect(list.code).toBe(0);
+    // `genesis help` gives `genesis nodes` as the way to see the fleet: it lists, as `list` does.
+    const bare = await genesis(['nodes']);
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(bare.stdout).toBe(list.stdout);
+    expect(bare.stdout).toContain(MAC);
+    const filtered = await genesis(['nodes', '--role', 'controlplane']);
+    expect([filtered.code, filtered.stdout]).toEqual([0, (await genesis(['nodes', 'list', '--role', 'controlplane'])).stdout]);
+    expect(filtered.stdout).not.toContain(MAC);
   });
 });
 
