@@ -54,6 +54,11 @@ export type Facts = {
   talosAssets: Array<{ version: string; arch: string; present: boolean }>;
   ipxeBinaries: Array<{ name: string; present: boolean }>;
   /**
+   * Where they go (assets_dir/ipxe, absolute) and this install's copy script, so the fix can be
+   * pasted as it is from any directory. Without them the fix names the placeholders.
+   */
+  ipxeCopy?: { dir: string; script: string };
+  /**
    * assets/ipxe/arm64-efi/snponly.efi: present? wanted (assets.arches has arm64, or arm64 UEFI
    * machines are recorded)? and those machines.
    */
@@ -251,7 +256,7 @@ export function checkAssets(f: Facts): CheckResult[] {
           status: 'fail',
           title: `iPXE binaries missing from assets/ipxe: ${missingBins.join(', ')}`,
           detail: 'PXE firmware loads these over TFTP (or HTTP Boot) before anything else',
-          fix: 'apt-get install ipxe && sh scripts/copy-ipxe.sh /usr/lib/ipxe <assets_dir>/ipxe',
+          fix: `apt-get install ipxe && sh ${f.ipxeCopy?.script ?? 'scripts/copy-ipxe.sh'} /usr/lib/ipxe ${f.ipxeCopy?.dir ?? '<assets_dir>/ipxe'}`,
         }
       : ok('ipxe-binaries', 'iPXE binaries present'),
   );

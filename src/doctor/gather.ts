@@ -23,6 +23,9 @@ import { readSecretsFile } from '../talos/secrets-store.ts';
 import type { Node } from '../domain/node.ts';
 import type { Facts, PortFact } from './checks.ts';
 
+/** This install's copy of scripts/copy-ipxe.sh, for a fix that works from any directory. */
+const COPY_IPXE_SCRIPT = path.resolve(import.meta.dirname, '../../scripts/copy-ipxe.sh');
+
 /** `hidden`: the holder's sockets are visible, its process is not (another user's, or one holding capabilities this one lacks). */
 export type PortHolder = { name: string; pid?: number; genesis: boolean; hidden?: NonNullable<PortFact['hidden']> };
 
@@ -334,6 +337,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     platform: process.platform,
     talosAssets: talosAssets(c, nodes),
     ipxeBinaries: [IPXE_BIOS, ipxeEfiPath('amd64')].map((name) => ({ name, present: existsSync(path.join(c.assets_dir, 'ipxe', name)) })),
+    ipxeCopy: { dir: path.resolve(c.assets_dir, 'ipxe'), script: COPY_IPXE_SCRIPT },
     ipxeArm64: (() => {
       const machines = nodes.filter((n) => n.arch === 'arm64' && n.firmware === 'uefi' && n.state !== 'installed').map((n) => n.hostname ?? n.mac);
       // Either an arm64 iPXE or Debian's network GRUB (the fallback) lets them boot.

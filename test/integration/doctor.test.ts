@@ -2,7 +2,7 @@
 // that is not ours, missing binaries and assets, an unwritable data dir; a good setup passes.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -111,6 +111,18 @@ describe('genesis doctor', () => {
     expect(r.stdout).toContain('WARN  Talos v1.14.0 amd64 kernel and initramfs are not downloaded');
     expect(r.stdout).toContain('fix: genesis assets fetch --talos v1.14.0 --arch amd64');
     expect(r.stdout).toMatch(/FAIL {2}data dir .*a-file\/data is not writable/);
+  });
+
+  it.skipIf(!existsSync('/usr/lib/ipxe/undionly.kpxe'))('gives a fix for missing iPXE binaries that works pasted as it is, from any directory', async () => {
+    const s = setup();
+    const before = await doctor(s.env);
+    const fix = /FAIL {2}iPXE binaries missing[^\n]*\n(?: {6}[^\n]*\n)*? {6}fix: apt-get install ipxe && (sh [^\n]+)\n/.exec(before.stdout);
+    expect(fix, before.stdout).not.toBeNull();
+    // Debian's ipxe package is installed here (.ci/run): the rest of the line, run from /.
+    const copied = await run('sh', ['-c', fix![1]!], { cwd: '/' });
+    expect(copied.code, copied.stderr).toBe(0);
+    const after = await doctor(s.env);
+    expect(after.stdout).toContain('ok    iPXE binaries present');
   });
 });
 

@@ -147,6 +147,9 @@ describe('genesis doctor checks', () => {
     const r = checkAssets({ ...healthy, ipxeBinaries: [{ name: 'undionly.kpxe', present: false }, { name: 'snponly.efi', present: true }], talosAssets: [{ version: 'v1.12.4', arch: 'arm64', present: false }] });
     expect(r[0]).toMatchObject({ status: 'fail', title: 'iPXE binaries missing from assets/ipxe: undionly.kpxe', fix: expect.stringContaining('copy-ipxe.sh') });
     expect(r[1]).toMatchObject({ status: 'warn', fix: 'genesis assets fetch --talos v1.12.4 --arch arm64' });
+    // With where they go and this install's script, the fix is a command to paste as it is.
+    const named = checkAssets({ ...healthy, ipxeBinaries: [{ name: 'undionly.kpxe', present: false }], ipxeCopy: { dir: '/srv/genesis/assets/ipxe', script: '/opt/genesis/scripts/copy-ipxe.sh' } });
+    expect(named[0]!.fix).toBe('apt-get install ipxe && sh /opt/genesis/scripts/copy-ipxe.sh /usr/lib/ipxe /srv/genesis/assets/ipxe');
   });
 
   it('fails a data dir it cannot write', () => {
