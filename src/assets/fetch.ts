@@ -9,6 +9,7 @@ import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'no
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Arch } from '../domain/node.ts';
+import { inspectInitramfs, inspectKernel, TALOS_FILE_HEAD_BYTES } from './talos-file.ts';
 import { ASSET_FILES, checksumUrl, formatSums, parseSums, remoteAssets, SUMS_FILE, talosAssetDir, type AssetSource } from './catalog.ts';
 
 export class AssetError extends Error {}
@@ -186,7 +187,18 @@ export function talosAssetsPresent(assetsDir: string, version: string, arch: Arc
 }
 
 /** Copy files of a version into place (air-gapped setups): verified against nothing, recorded for later checks. */
-export async function importTalosAssets(o: { assetsDir: string; version: string; arch: Arch; files: Record<string, string> }): Promise<FetchOutcome[]> {
+/**
+ * Copies files the operator brought into place, each checked first (talos-file.ts) unless `force`:
+ * one that is not what its name says refuses the whole import, before anything is written.
+ */
+export async function importTalosAssets(o: { assetsDir: string; version: string; arch: Arch; files: Record<string, string>; force?: boolean }): Promise<FetchOutcome[]> {
+  if (!o.force) {
+    for (const [file, from] of Object.entries(o.files)) {
+      const head = await readHead(from);
+      const verdict = file === 'vmlinuz' ? inspectKernel(head, o.arch) : inspectInitramfs(head);
+      if (!verdict.ok) throw new AssetError(`${from} was given as the ${o.arch} ${file === 'vmlinuz' ? 'kernel' : 'initramfs'}, but ${verdict.problem}. Nothing was imported (--force imports it anyway)`);
+    }
+  }
   const dir = talosAssetDir(o.assetsDir, o.version, o.arch);
   await mkdir(dir, { recursive: true });
   const out: FetchOutcome[] = [];
@@ -210,6 +222,17 @@ export async function importTalosAssets(o: { assetsDir: string; version: string;
     );
   }
   return out;
+}
+
+async function readHead(file: string): Promise<Buffer> {
+  const h = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(TALOS_FILE_HEAD_BYTES);
+    const { bytesRead } = await h.read(head, 0, head.length, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await h.close();
+  }
 }
 
 /**

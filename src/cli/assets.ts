@@ -19,8 +19,9 @@ Commands:
   fetch [--talos vX.Y.Z] [--arch amd64,arm64] [--schematic <id>]
         Download the Talos kernel and initramfs into assets/talos/<version>/<arch>/, verified
         (published sha256, or recorded on the first fetch from the Image Factory), resumable
-  import --talos vX.Y.Z --arch amd64 <dir | kernel initramfs>
-        Copy files you brought (air-gapped): vmlinuz-<arch>/kernel-<arch> and initramfs-<arch>.xz
+  import --talos vX.Y.Z --arch amd64 <dir | kernel initramfs> [--force]
+        Copy files you brought (air-gapped): vmlinuz-<arch>/kernel-<arch> and initramfs-<arch>.xz,
+        each checked first: a kernel for --arch, an initramfs (--force: copy them unchecked)
   list [-o table|json|yaml]
         What is present: versions, sizes, sha256, and which nodes use each version
   ipxe [<file | url>] [--sha256 <hex>]
@@ -77,7 +78,7 @@ function assetSource(config: Config, schematic: string | undefined): AssetSource
 export async function assetsCommand(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const parsed = parseCommand(
     argv,
-    { config: { type: 'string', short: 'c' }, talos: { type: 'string' }, arch: { type: 'string' }, schematic: { type: 'string' }, sha256: { type: 'string' }, ...OUTPUT_OPTIONS, help: { type: 'boolean', short: 'h' } },
+    { config: { type: 'string', short: 'c' }, talos: { type: 'string' }, arch: { type: 'string' }, schematic: { type: 'string' }, sha256: { type: 'string' }, force: { type: 'boolean' }, ...OUTPUT_OPTIONS, help: { type: 'boolean', short: 'h' } },
     ASSETS_USAGE,
     'assets',
   );
@@ -109,7 +110,7 @@ export async function assetsCommand(argv: string[], out: (s: string) => void = (
         const arch = arches(v.arch, config);
         if (arch.length !== 1) throw new UsageError('import takes one --arch');
         const files = importFiles(rest, arch[0]!);
-        const results = await importTalosAssets({ assetsDir: config.assets_dir, version: version(v.talos, config), arch: arch[0]!, files });
+        const results = await importTalosAssets({ assetsDir: config.assets_dir, version: version(v.talos, config), arch: arch[0]!, files, force: v.force });
         for (const r of results) out(`imported ${v.talos}/${r.arch}/${r.file}  ${r.bytes} bytes  sha256 ${r.sha256}\n`);
         return 0;
       }

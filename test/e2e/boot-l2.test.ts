@@ -11,7 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.ts';
-import { buildStandin, stageStandin } from '../helpers/standin.ts';
+import { buildStandin, importStandinChecks, stageStandin } from '../helpers/standin.ts';
 import { commandMissing, hasCommand, netnsMissing } from '../helpers/host-tools.ts';
 
 const HERE = import.meta.dirname;
@@ -38,6 +38,13 @@ describe.skipIf(skip !== undefined)('real firmware boots through the proxyDHCP o
     const built = await buildStandin();
     expect(built.ok, built.stderr).toBe(true);
   }, 600_000);
+
+  it('the Debian kernel and initramfs it boots pass genesis assets import\'s checks; the other way round they are refused', async () => {
+    const { asIs, swapped } = await importStandinChecks();
+    expect(asIs.code, asIs.stderr).toBe(0);
+    expect(swapped.code).toBe(1);
+    expect(swapped.stderr).toMatch(/was given as the amd64 kernel, but it is an initramfs \(gzip\), not a kernel: are the kernel and the initramfs the other way round\?/);
+  });
 
   type Run = {
     work: string;

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Inventory } from '../../src/inventory/store.ts';
 import { run } from '../helpers/run.ts';
-import { ARM64_STANDIN_CACHE, buildArm64Standin, stageArm64Standin, stageArm64StandinProfile } from '../helpers/standin.ts';
+import { ARM64_STANDIN_CACHE, buildArm64Standin, importArm64StandinChecks, stageArm64Standin, stageArm64StandinProfile } from '../helpers/standin.ts';
 import { commandMissing, hasCommand, netnsMissing } from '../helpers/host-tools.ts';
 
 const HERE = import.meta.dirname;
@@ -76,6 +76,13 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     const built = await buildArm64Standin();
     expect(built.ok, built.stderr).toBe(true);
   }, 600_000);
+
+  it('the Debian kernel and initramfs it boots pass genesis assets import\'s checks; the other way round they are refused', async () => {
+    const { asIs, swapped } = await importArm64StandinChecks();
+    expect(asIs.code, asIs.stderr).toBe(0);
+    expect(swapped.code).toBe(1);
+    expect(swapped.stderr).toMatch(/was given as the arm64 kernel, but it is an initramfs \(gzip\), not a kernel: are the kernel and the initramfs the other way round\?/);
+  });
 
   it('waits for a role, installs (boot script, machine script, pxelinux entry, Talos assets over TFTP), then leaves for its next target once installed', async () => {
     const r = await bootUboot({ AGAIN: '1' });

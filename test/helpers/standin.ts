@@ -4,10 +4,11 @@
 // into an assets dir where Genesis serves Talos v1.14.0 for that architecture.
 
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from './run.ts';
+import { BIN } from './genesis-process.ts';
+import { run, type RunResult } from './run.ts';
 
 export const STANDIN_VERSION = 'v1.14.0';
 
@@ -32,6 +33,22 @@ function standin(script: string, cachePrefix: string, arch: 'amd64' | 'arm64') {
       cpSync(path.join(cache, 'vmlinuz'), path.join(kdir, 'vmlinuz'));
       cpSync(path.join(cache, 'initramfs.xz'), path.join(kdir, 'initramfs.xz'));
     },
+    /**
+     * `genesis assets import` of the stand-in into a scratch assets dir: as it is, and the other
+     * way round (the initramfs given as the kernel). The real Debian kernel and initramfs the
+     * firmware boots must pass the import's checks, and swapped must not.
+     */
+    async importChecks(): Promise<{ asIs: RunResult; swapped: RunResult }> {
+      const dir = mkdtempSync(path.join(tmpdir(), 'genesis-standin-import-'));
+      const env = { PATH: process.env.PATH, GENESIS_ASSETS_DIR: path.join(dir, 'assets'), GENESIS_DATA_DIR: path.join(dir, 'data') };
+      const importing = (kernel: string, initramfs: string) =>
+        run(process.execPath, [BIN, 'assets', 'import', '--talos', STANDIN_VERSION, '--arch', arch, path.join(cache, kernel), path.join(cache, initramfs)], { env, cwd: dir });
+      try {
+        return { asIs: await importing('vmlinuz', 'initramfs.xz'), swapped: await importing('initramfs.xz', 'vmlinuz') };
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
     /** Put the stand-in where Genesis serves a Linux profile's kernel and initrd (their default names). */
     stageProfile(assetsDir: string, profile: string): void {
       const kdir = path.join(assetsDir, profile, arch);
@@ -48,7 +65,9 @@ export const STANDIN_CACHE = amd64.cache;
 export const buildStandin = amd64.build;
 export const stageStandin = amd64.stage;
 export const stageStandinProfile = amd64.stageProfile;
+export const importStandinChecks = amd64.importChecks;
 export const buildArm64Standin = arm64.build;
 export const stageArm64Standin = arm64.stage;
 export const stageArm64StandinProfile = arm64.stageProfile;
+export const importArm64StandinChecks = arm64.importChecks;
 export const ARM64_STANDIN_CACHE = arm64.cache;

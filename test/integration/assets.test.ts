@@ -15,14 +15,15 @@ import { BIN } from '../helpers/genesis-process.ts';
 import { run } from '../helpers/run.ts';
 import { until } from '../helpers/wait.ts';
 import { fakePe } from '../helpers/pe.ts';
+import { fakeInitramfs, fakeKernel } from '../helpers/boot-files.ts';
 
 const V = 'v1.14.0';
 const SCHEMATIC = 'a'.repeat(64);
 const files = new Map<string, Buffer>([
-  ['vmlinuz-amd64', randomBytes(3 * 1024 * 1024)],
-  ['initramfs-amd64.xz', randomBytes(5 * 1024 * 1024)],
-  ['vmlinuz-arm64', randomBytes(1024 * 1024)],
-  ['initramfs-arm64.xz', randomBytes(2 * 1024 * 1024)],
+  ['vmlinuz-amd64', fakeKernel('amd64', 3 * 1024 * 1024)],
+  ['initramfs-amd64.xz', fakeInitramfs(5 * 1024 * 1024)],
+  ['vmlinuz-arm64', fakeKernel('arm64', 1024 * 1024)],
+  ['initramfs-arm64.xz', fakeInitramfs(2 * 1024 * 1024)],
   ['arm64-efi/snponly.efi', Buffer.concat([fakePe(0xaa64), randomBytes(200_000)])],
   ['not-efi.bin', randomBytes(10_000)],
 ]);
@@ -251,6 +252,37 @@ describe('genesis assets import and list', () => {
     const bad = await genesis(w, ['import', '--talos', V, '--arch', 'amd64', path.join(w.dir, 'nope')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('is not a directory');
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('refuses a kernel for the other architecture, the two files the other way round and a saved error page, importing nothing; --force imports them', async () => {
+    const w = workdir();
+    const kernel = path.join(w.dir, 'k');
+    const initramfs = path.join(w.dir, 'i');
+    const page = path.join(w.dir, 'page');
+    writeFileSync(kernel, files.get('vmlinuz-arm64')!);
+    writeFileSync(initramfs, files.get('initramfs-arm64.xz')!);
+    writeFileSync(page, '<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n');
+    const cases: Array<[string[], RegExp]> = [
+      [[kernel, initramfs], /^genesis assets import: .*\/k was given as the amd64 kernel, but it is an arm64 kernel \(EFI zboot\), not an amd64 one: import it with --arch arm64\. Nothing was imported \(--force imports it anyway\)$/],
+      [[initramfs, kernel], /\/i was given as the amd64 kernel, but it is an initramfs \(zstd\), not a kernel: are the kernel and the initramfs the other way round\?/],
+      [[kernel, page], /\/k was given as the amd64 kernel, but it is an arm64 kernel/],
+    ];
+    for (const [args, line] of cases) {
+      const r = await genesis(w, ['import', '--talos', V, '--arch', 'amd64', ...args]);
+      expect([r.code, r.stdout]).toEqual([1, '']);
+      expect(r.stderr.trimEnd()).toMatch(line);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const html = await genesis(w, ['import', '--talos', V, '--arch', 'arm64', kernel, page]);
+    expect(html.stderr).toMatch(/\/page was given as the arm64 initramfs, but it is an HTML or XML page \(a download that saved an error page\?\), not an initramfs/);
+    // Nothing of any refused import is in place, not even the file that passed.
+    expect(existsSync(path.join(w.assets, 'talos', V))).toBe(false);
+    const arm = await genesis(w, ['import', '--talos', V, '--arch', 'arm64', kernel, initramfs]);
+    expect(arm.code, arm.stderr).toBe(0);
+    const forced = await genesis(w, ['import', '--talos', V, '--arch', 'amd64', kernel, initramfs, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(placed(w, 'amd64', 'vmlinuz'))).toEqual(files.get('vmlinuz-arm64'));
     rmSync(w.dir, { recursive: true, force: true });
   });
 });
