@@ -14,6 +14,7 @@ import { parsePatch, PatchError } from '../talos/patch.ts';
 import { FLEET_CONFIG_SECTIONS, FLEET_SCHEMA, fleetConfigFields } from './schema.ts';
 import { parseProfile, ProfileError, type LinuxProfile } from '../cloud-init/profile.ts';
 import { sampleProblems } from '../cloud-init/documents.ts';
+import { closest } from '../text/closest.ts';
 
 const require = createRequire(import.meta.url);
 const Ajv2020 = (require('ajv/dist/2020.js') as { default: typeof Ajv2020Type.default }).default;
@@ -90,7 +91,8 @@ export type Fleet = {
 
 let validator: ValidateFunction | undefined;
 function validate(): ValidateFunction {
-  validator ??= new Ajv2020({ strict: false, allErrors: true }).compile(FLEET_SCHEMA);
+  // verbose: each error carries its schema, whose fields give an unknown one's "did you mean".
+  validator ??= new Ajv2020({ strict: false, allErrors: true, verbose: true }).compile(FLEET_SCHEMA);
   return validator;
 }
 
@@ -134,7 +136,8 @@ function schemaProblems(l: Located, errors: ErrorObject[]): FleetProblem[] {
     switch (e.keyword) {
       case 'additionalProperties': {
         const key = (e.params as { additionalProperty: string }).additionalProperty;
-        problem = { at: at(l, p, key), message: `${dotted([...p, key])}: unknown field` };
+        const meant = closest(key, Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {}));
+        problem = { at: at(l, p, key), message: `${dotted([...p, key])}: unknown field${meant ? ` (did you mean ${meant}?)` : ''}` };
         break;
       }
       case 'required': {

@@ -10,6 +10,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import type Ajv2020Type from 'ajv/dist/2020.js';
 import type addFormatsType from 'ajv-formats';
 import type standaloneCodeType from 'ajv/dist/standalone/index.js';
+import { closest } from '../text/closest.ts';
 import { SUPPORTED_MINORS, type Contract } from './contract.ts';
 import { cloneTree, documentLabel, isMap, type Document } from './documents.ts';
 
@@ -280,9 +281,41 @@ export function deprecatedFieldsUsed(contract: Contract, docs: Document[]): stri
   return rules.v1alpha1.filter((p) => matchPattern(main, p).length > 0).map((p) => p.text);
 }
 
-function describe(e: ErrorObject, prefix: string): string {
+/** The node a `#/…` JSON pointer names in `schema`; an empty node if none. */
+function nodeAt(schema: SchemaFile, pointer: string): SchemaNode {
+  let node: unknown = schema;
+  for (const raw of pointer.replace(/^#/, '').split('/').slice(1)) {
+    node = (node as Record<string, unknown> | undefined)?.[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return typeof node === 'object' && node !== null ? (node as SchemaNode) : {};
+}
+
+/**
+ * The fields the schema documents for the object at `instancePath` below `root` (a `$defs`
+ * pointer of `schema`), for a "did you mean" on an unknown one; undefined where the walk cannot
+ * tell (a union of shapes, say).
+ */
+function fieldsAt(schema: SchemaFile, root: string, instancePath: string): string[] | undefined {
+  let node = deref(schema, nodeAt(schema, root), '').node;
+  for (const raw of instancePath.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const pattern = Object.values(node.patternProperties ?? {})[0];
+    const additional = typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined;
+    const next = /^\d+$/.test(key) && node.items ? node.items : (node.properties?.[key] ?? pattern ?? additional);
+    if (!next) return undefined;
+    node = deref(schema, next, '').node;
+  }
+  return node.properties ? Object.keys(node.properties) : undefined;
+}
+
+/** `fields`: what the schema documents where an unknown field is, for the nearest as a suggestion. */
+function describe(e: ErrorObject, prefix: string, fields: (instancePath: string) => string[] | undefined): string {
   const at = prefix + e.instancePath || '/';
-  if (e.keyword === 'additionalProperties') return `${at}: unknown field ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}`;
+  if (e.keyword === 'additionalProperties') {
+    const field = (e.params as { additionalProperty: string }).additionalProperty;
+    const meant = closest(field, fields(e.instancePath) ?? []);
+    return `${at}: unknown field ${JSON.stringify(field)}${meant ? ` (did you mean ${JSON.stringify(meant)}?)` : ''}`;
+  }
   if (e.keyword === 'enum') return `${at}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((x) => JSON.stringify(x)).join(', ')}`;
   if (e.keyword === 'pattern') return `${at}: is not in the form Talos expects`;
   return `${at}: ${e.message ?? e.keyword}`;
@@ -303,7 +336,7 @@ function valueAt(root: unknown, instancePath: string): unknown {
  * "true"), where the schema says `type: string`; every error at such a place (a `oneOf` of string
  * or list, say) goes with it.
  */
-function run(fn: ValidateFunction, subject: unknown, prefix: string): string[] {
+function run(fn: ValidateFunction, subject: unknown, prefix: string, fields: (instancePath: string) => string[] | undefined): string[] {
   if (fn(subject)) return [];
   const errors = fn.errors ?? [];
   const scalarAsString = new Set(
@@ -312,7 +345,7 @@ function run(fn: ValidateFunction, subject: unknown, prefix: string): string[] {
       .filter((e) => ['number', 'boolean'].includes(typeof valueAt(subject, e.instancePath)))
       .map((e) => e.instancePath),
   );
-  return [...new Set(errors.filter((e) => !scalarAsString.has(e.instancePath)).map((e) => describe(e, prefix)))];
+  return [...new Set(errors.filter((e) => !scalarAsString.has(e.instancePath)).map((e) => describe(e, prefix, fields)))];
 }
 
 const pointerText = (at: Array<string | number>) => at.map((k) => `/${String(k).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
@@ -332,7 +365,7 @@ function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<st
     const inner = older.rules.v1alpha1
       .filter((p) => p.segments.length > segments.length && segments.every((s, i) => p.segments[i] === s || p.segments[i] === '[]' || s === '[]'))
       .map((p) => ({ text: p.text, segments: p.segments.slice(segments.length) }));
-    const problems = run(compile(older.schema, pointer), withoutPaths(value as Document, inner), pointerText(at));
+    const problems = run(compile(older.schema, pointer), withoutPaths(value as Document, inner), pointerText(at), (p) => fieldsAt(older.schema, pointer.slice(older.schema.$id.length), p));
     for (const p of inner) {
       for (const rel of matchPattern(value, p)) {
         const sub = rel.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], value);
@@ -382,7 +415,8 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
       subject = withoutPaths(doc, v.rules.v1alpha1);
     }
     // Deduplicated: allErrors reports the same path through several schema branches.
-    for (const line of run(fn, subject, '')) problems.push(`${label} ${line}`);
+    const root = typeof doc['kind'] === 'string' ? v.pointerByKind.get(doc['kind'])!.slice(v.schema.$id.length) : '#/$defs/v1alpha1.Config';
+    for (const line of run(fn, subject, '', (p) => fieldsAt(v.schema, root, p))) problems.push(`${label} ${line}`);
     if (typeof doc['kind'] !== 'string') {
       for (const p of v.rules.v1alpha1) {
         for (const at of matchPattern(doc, p)) {

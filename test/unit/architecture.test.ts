@@ -12,12 +12,12 @@ const SRC = path.resolve(import.meta.dirname, '../../src');
 
 /** Lower numbers are more basic. Folders on one layer do not import each other. */
 const LAYERS: Record<string, number> = {
+  text: -1, // small text helpers (did-you-mean): below every layer, so any may suggest a word
   domain: 0, // the shared domain types and rules (node, MAC): depend on nothing
   talos: 0, // Talos config renderers, version contracts, secrets, the Talos API client
   logging: 0,
   net: 0,
   auth: 0,
-  text: 0, // small text helpers (did-you-mean)
   scheduling: 0, // the time slices boot work runs in (pure scheduling): HTTP's and TFTP's per-machine answers share them
   ipxe: 1, // iPXE script renderers and the boot plan (pure)
   tftp: 1,

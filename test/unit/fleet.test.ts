@@ -30,8 +30,21 @@ describe('parsing: every problem with its file, line and column', () => {
   it('schema errors point at the offending key or value', () => {
     const text = `${HEADER}machines:\n  - mac: 52:54:00:00:00:01\n    rolee: worker\n  - mac: 52:54:00:00:00:02\n    role: king\n`;
     const p = problemsOf(() => parse(text), FleetError);
-    expect(p).toContainEqual({ at: 'fleet.yaml:5:5', message: 'machines[0].rolee: unknown field' });
+    expect(p).toContainEqual({ at: 'fleet.yaml:5:5', message: 'machines[0].rolee: unknown field (did you mean role?)' });
     expect(p).toContainEqual({ at: 'fleet.yaml:7:11', message: 'machines[1].role: must be one of "unassigned", "controlplane", "worker"' });
+  });
+
+  it('an unknown field names the nearest one the schema has there, and only one near enough', () => {
+    const text = `${HEADER}defaults:\n  unlistd: wait\nmachines:\n  - mac: 52:54:00:00:00:01\n    installDsk: /dev/sda\n    power: {methd: wol}\n    frobnicate: 1\n`;
+    const messages = problemsOf(() => parse(text), FleetError).map((q) => q.message);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        'defaults.unlistd: unknown field (did you mean unlisted?)',
+        'machines[0].installDsk: unknown field (did you mean installDisk?)',
+        'machines[0].power.methd: unknown field (did you mean method?)',
+        'machines[0].frobnicate: unknown field',
+      ]),
+    );
   });
 
   it('the header is required and versioned', () => {

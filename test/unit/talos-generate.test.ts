@@ -88,7 +88,7 @@ describe('schema validation', () => {
     expect(schemaProblems(c14, misnamed)).toEqual(['UnattendedInstall document: Talos v1.14 has no document kind "UnattendedInstall"']);
     // Checked against its schema definition all the same.
     const typo = docs.map((d) => (d['kind'] === 'UnattendedInstallConfig' ? { ...d, provisioning: { wype: true } } : d));
-    expect(schemaProblems(c14, typo)).toEqual(['UnattendedInstallConfig document /provisioning: unknown field "wype"']);
+    expect(schemaProblems(c14, typo)).toEqual(['UnattendedInstallConfig document /provisioning: unknown field "wype" (did you mean "wipe"?)']);
   });
 
   it('needs exactly one v1alpha1 config', () => {
@@ -102,7 +102,7 @@ describe('schema validation', () => {
     const docs = generateDocuments({ contract: c11, secrets, role: 'controlplane', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.34.0' });
     expect(schemaProblems(c11, docs)).toEqual([]);
     (docs[0]!['cluster'] as Record<string, unknown>)['clusterNmae'] = 'typo';
-    expect(schemaProblems(c11, docs)).toEqual(['v1alpha1 config /cluster: unknown field "clusterNmae"']);
+    expect(schemaProblems(c11, docs)).toEqual(['v1alpha1 config /cluster: unknown field "clusterNmae" (did you mean "clusterName"?)']);
   });
 });
 

@@ -380,7 +380,7 @@ describe.each(MINORS)('Talos v1.%s', (minor) => {
 describe('patches Talos refuses are refused, with the path', () => {
   it.each(MINORS)('v1.%s: a typo under a deprecated section is still a typo', (minor) => {
     const patch = 'machine:\n  network:\n    interfaces:\n      - interface: eth0\n        dhcpp: true\n';
-    expect(() => render(minor, 'worker', [patch])).toThrow('v1alpha1 config /machine/network/interfaces/0: unknown field "dhcpp"');
+    expect(() => render(minor, 'worker', [patch])).toThrow('v1alpha1 config /machine/network/interfaces/0: unknown field "dhcpp" (did you mean "dhcp"?)');
   });
 
   it.each(MINORS)('v1.%s: an unknown top-level field', (minor) => {

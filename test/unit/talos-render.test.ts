@@ -124,7 +124,7 @@ describe('patches', () => {
 
   it('a patch that breaks the schema is refused with the field and the rule', () => {
     expect(() => render({}, {}, ['machine:\n  install:\n    disk: [7]\n  kubelet:\n    imagee: x\n'])).toThrow(
-      'does not pass Talos\'s schema: v1alpha1 config /machine/kubelet: unknown field "imagee"; v1alpha1 config /machine/install/disk: must be string',
+      'does not pass Talos\'s schema: v1alpha1 config /machine/kubelet: unknown field "imagee" (did you mean "image"?); v1alpha1 config /machine/install/disk: must be string',
     );
     try {
       render({ talosVersion: 'v1.12.0' }, {}, ['apiVersion: v1alpha1\nkind: LinkConfig\nmtu: 1500\n']);
