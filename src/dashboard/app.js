@@ -762,6 +762,8 @@ async function loadFleet() {
 
 function showLogin(message) {
   ui.stream?.close();
+  // Logged out, there is nothing live to show: the pill would read "connecting" to a server that is up.
+  $('#live').hidden = true;
   $('#app').hidden = true;
   $('#logout').hidden = true;
   $('#login').hidden = false;
@@ -786,6 +788,7 @@ async function start() {
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#logout').hidden = false;
+  $('#live').hidden = false;
   renderHeader();
   // Where the fleet file is, for the note on fields it owns (null: none in use).
   ui.fleetSource = (await api('GET', '/fleet').catch(() => null))?.source ?? null;

@@ -64,6 +64,9 @@ describe('dashboard in Chromium', () => {
     await expect.poll(() => page.locator('#login-error').textContent()).toBe('That token was not accepted.');
     // Nothing to log out of yet: the button's `hidden` is not overridden by the button styles.
     expect(await page.locator('#logout').isHidden()).toBe(true);
+    // Nor any live updates to show: no "offline" pill beside a server that answered the page.
+    expect(await page.locator('#live').isHidden()).toBe(true);
+    expect(await page.locator('#login .hint').textContent()).toContain('genesis token show');
     await login(page, TEST_TOKEN);
     await page.locator('#empty').waitFor();
     expect(await page.locator('#login').isHidden()).toBe(true);
