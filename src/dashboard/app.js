@@ -247,7 +247,8 @@ function mib(bytes) {
 async function renderBackups() {
   const { status, snapshots } = await api('GET', '/backups');
   const last = status.lastSuccess ? `last ${status.lastSuccess.name} ${ago(status.lastSuccess.takenAt)}` : 'no snapshot yet';
-  const next = status.nextAt ? `next ${new Date(status.nextAt).toLocaleString()}` : status.waiting || 'not scheduled';
+  // Before the bootstrap the schedule looks again every few seconds: why it waits says more than when.
+  const next = status.waiting || (status.nextAt ? `next ${new Date(status.nextAt).toLocaleString()}` : 'not scheduled');
   const failed = status.lastFailure ? `; last failure: ${status.lastFailure.error}` : '';
   $('#backup-status').textContent = `${last}; ${next}${failed}`;
   $('#snapshots').replaceChildren(

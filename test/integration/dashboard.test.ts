@@ -175,7 +175,7 @@ describe('dashboard in Chromium', () => {
     await expect.poll(() => row.locator('td.state').textContent()).toBe('reinstall-requested');
 
     // Backups: the schedule's state, and "Back up now" with the reason it cannot (no etcd here).
-    expect(await page.locator('#backup-status').textContent()).toMatch(/^no snapshot yet; /);
+    await expect.poll(() => page.locator('#backup-status').textContent()).toBe('no snapshot yet; the cluster is not bootstrapped yet: nothing to back up');
     await page.getByRole('button', { name: 'Back up now' }).click();
     await expect.poll(() => page.locator('#backup-message').getAttribute('class')).toBe('error');
     const refusal = (await (await g.api('POST', '/backups')).json()) as { error: string; message: string };
