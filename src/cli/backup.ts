@@ -33,7 +33,7 @@ function row(r: SnapshotRecord): string {
 
 function describe(status: BackupStatus, snapshots: SnapshotRecord[]): string {
   const lines = [
-    `schedule  ${status.enabled ? `every ${status.intervalSeconds / 3600} h${status.nextAt ? `, next ${status.nextAt}` : ''}` : 'off (backup.enabled: false)'}`,
+    `schedule  ${status.enabled ? `every ${status.intervalSeconds / 3600} h${status.nextAt && !status.waiting ? `, next ${status.nextAt}` : ''}` : 'off (backup.enabled: false)'}`,
     `directory ${status.dir}`,
   ];
   if (status.waiting) lines.push(`waiting   ${status.waiting}`);

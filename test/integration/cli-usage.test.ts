@@ -53,6 +53,14 @@ describe('exit codes', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('backup list, before the bootstrap: why nothing is taken, and no next time that keeps moving', async () => {
+    await until(async () => ((await (await g.api('GET', '/backups')).json()) as { status: { waiting: string | null } }).status.waiting !== null, 'the backup schedule to say why it waits');
+    const list = await genesis(['backup', 'list']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^schedule {2}every 24 h\n/);
+    expect(list.stdout).toContain('\nwaiting   the cluster is not bootstrapped yet: nothing to back up\n');
+  });
+
   it('help and a successful listing exit 0', async () => {
     expect((await genesis(['help', 'completion'])).code).toBe(0);
     const list = await genesis(['nodes', 'list']);
