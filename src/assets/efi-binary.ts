@@ -9,6 +9,18 @@ const MACHINES: Record<number, 'amd64' | 'arm64'> = { 0x8664: 'amd64', 0xaa64: '
 /** IMAGE_SUBSYSTEM_EFI_APPLICATION. */
 const EFI_APPLICATION = 10;
 
+/**
+ * The architecture a PE/COFF image's header names (`MZ`, e_lfanew at 0x3c, `PE\0\0`, the machine),
+ * if it is one Talos runs on; undefined for anything else. Also what tells an EFI zboot kernel's
+ * architecture (talos-file.ts).
+ */
+export function peArch(head: Buffer): 'amd64' | 'arm64' | undefined {
+  if (head.length < 0x40 || head.toString('latin1', 0, 2) !== 'MZ') return undefined;
+  const pe = head.readUInt32LE(0x3c);
+  if (pe < 0x40 || pe + 6 > head.length || head.toString('latin1', pe, pe + 4) !== 'PE\0\0') return undefined;
+  return MACHINES[head.readUInt16LE(pe + 4)];
+}
+
 /** `head`: at least the first 4 KiB of the file (the headers live there). */
 export function inspectEfiBinary(head: Buffer): EfiVerdict {
   if (head.length < 0x40 || head.toString('latin1', 0, 2) !== 'MZ') return { ok: false, problem: 'not a PE/COFF file (no MZ header)' };

@@ -186,10 +186,10 @@ export function talosAssetsPresent(assetsDir: string, version: string, arch: Arc
   return ASSET_FILES.every((f) => existsSync(path.join(dir, f)));
 }
 
-/** Copy files of a version into place (air-gapped setups): verified against nothing, recorded for later checks. */
 /**
- * Copies files the operator brought into place, each checked first (talos-file.ts) unless `force`:
- * one that is not what its name says refuses the whole import, before anything is written.
+ * Copies files of a version the operator brought into place (air-gapped setups), recorded for
+ * later checks. Each is checked first (talos-file.ts) unless `force`: one that is not what its
+ * name says refuses the whole import, before anything is written.
  */
 export async function importTalosAssets(o: { assetsDir: string; version: string; arch: Arch; files: Record<string, string>; force?: boolean }): Promise<FetchOutcome[]> {
   if (!o.force) {

@@ -10,6 +10,7 @@
 // after an uncompressed cpio part; the kernel accepts the other compressions below too.
 
 import type { Arch } from '../domain/node.ts';
+import { peArch } from './efi-binary.ts';
 
 export type TalosFileVerdict = { ok: true; format: string } | { ok: false; problem: string };
 
@@ -17,7 +18,6 @@ export type TalosFileVerdict = { ok: true; format: string } | { ok: false; probl
 export const TALOS_FILE_HEAD_BYTES = 4096;
 
 const IMAGE_ARM64_MAGIC = 'ARM\x64';
-const PE_MACHINES: Record<number, Arch> = { 0x8664: 'amd64', 0xaa64: 'arm64' };
 
 /** Compressions (and the plain cpio) the Linux kernel unpacks an initramfs from, by their magic. */
 const INITRAMFS_MAGICS: Array<{ bytes: number[]; format: string }> = [
@@ -37,9 +37,7 @@ function kernelOf(head: Buffer): { arch: Arch; format: string } | undefined {
   if (head.length >= 0x3c && head.toString('latin1', 0x38, 0x3c) === IMAGE_ARM64_MAGIC) return { arch: 'arm64', format: 'Image' };
   if (head.length >= 8 && head.toString('latin1', 0, 2) === 'MZ' && head.toString('latin1', 4, 8) === 'zimg') {
     // EFI zboot: its PE header names the machine (riscv64 and loongarch64 use the format too).
-    const pe = head.length >= 0x40 ? head.readUInt32LE(0x3c) : 0;
-    const machine = pe >= 0x40 && pe + 6 <= head.length && head.toString('latin1', pe, pe + 4) === 'PE\0\0' ? head.readUInt16LE(pe + 4) : undefined;
-    const arch = machine === undefined ? undefined : PE_MACHINES[machine];
+    const arch = peArch(head);
     return arch ? { arch, format: 'EFI zboot' } : undefined;
   }
   return undefined;

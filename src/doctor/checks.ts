@@ -53,11 +53,8 @@ export type Facts = {
   /** Talos versions in use (default and per node) × arches, and whether their files are present. */
   talosAssets: Array<{ version: string; arch: string; present: boolean }>;
   ipxeBinaries: Array<{ name: string; present: boolean }>;
-  /**
-   * Where they go (assets_dir/ipxe, absolute) and this install's copy script, so the fix can be
-   * pasted as it is from any directory. Without them the fix names the placeholders.
-   */
-  ipxeCopy?: { dir: string; script: string };
+  /** Where they go (assets_dir/ipxe, absolute) and this install's copy script: a fix to paste from any directory. */
+  ipxeCopy: { dir: string; script: string };
   /**
    * assets/ipxe/arm64-efi/snponly.efi: present? wanted (assets.arches has arm64, or arm64 UEFI
    * machines are recorded)? and those machines.
@@ -256,7 +253,7 @@ export function checkAssets(f: Facts): CheckResult[] {
           status: 'fail',
           title: `iPXE binaries missing from assets/ipxe: ${missingBins.join(', ')}`,
           detail: 'PXE firmware loads these over TFTP (or HTTP Boot) before anything else',
-          fix: `apt-get install ipxe && sh ${f.ipxeCopy?.script ?? 'scripts/copy-ipxe.sh'} /usr/lib/ipxe ${f.ipxeCopy?.dir ?? '<assets_dir>/ipxe'}`,
+          fix: `apt-get install ipxe && sh ${f.ipxeCopy.script} /usr/lib/ipxe ${f.ipxeCopy.dir}`,
         }
       : ok('ipxe-binaries', 'iPXE binaries present'),
   );

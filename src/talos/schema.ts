@@ -281,12 +281,18 @@ export function deprecatedFieldsUsed(contract: Contract, docs: Document[]): stri
   return rules.v1alpha1.filter((p) => matchPattern(main, p).length > 0).map((p) => p.text);
 }
 
+/** A JSON pointer's keys (`/a~1b/0` → `a/b`, `0`), with or without the `#` of a schema pointer. */
+const pointerKeys = (pointer: string): string[] =>
+  pointer
+    .replace(/^#/, '')
+    .split('/')
+    .slice(1)
+    .map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~'));
+
 /** The node a `#/…` JSON pointer names in `schema`; an empty node if none. */
 function nodeAt(schema: SchemaFile, pointer: string): SchemaNode {
   let node: unknown = schema;
-  for (const raw of pointer.replace(/^#/, '').split('/').slice(1)) {
-    node = (node as Record<string, unknown> | undefined)?.[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
+  for (const key of pointerKeys(pointer)) node = (node as Record<string, unknown> | undefined)?.[key];
   return typeof node === 'object' && node !== null ? (node as SchemaNode) : {};
 }
 
@@ -297,8 +303,7 @@ function nodeAt(schema: SchemaFile, pointer: string): SchemaNode {
  */
 function fieldsAt(schema: SchemaFile, root: string, instancePath: string): string[] | undefined {
   let node = deref(schema, nodeAt(schema, root), '').node;
-  for (const raw of instancePath.split('/').slice(1)) {
-    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+  for (const key of pointerKeys(instancePath)) {
     const pattern = Object.values(node.patternProperties ?? {})[0];
     const additional = typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined;
     const next = /^\d+$/.test(key) && node.items ? node.items : (node.properties?.[key] ?? pattern ?? additional);
@@ -323,8 +328,7 @@ function describe(e: ErrorObject, prefix: string, fields: (instancePath: string)
 
 function valueAt(root: unknown, instancePath: string): unknown {
   let node = root;
-  for (const raw of instancePath.split('/').slice(1)) {
-    const k = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+  for (const k of pointerKeys(instancePath)) {
     node = Array.isArray(node) ? node[Number(k)] : isMap(node) ? node[k] : undefined;
   }
   return node;

@@ -15,6 +15,7 @@ const healthy: Facts = {
   inContainer: false,
   platform: 'linux',
   talosAssets: [{ version: 'v1.13.9', arch: 'amd64', present: true }],
+  ipxeCopy: { dir: '/srv/genesis/assets/ipxe', script: '/opt/genesis/scripts/copy-ipxe.sh' },
   ipxeBinaries: [
     { name: 'undionly.kpxe', present: true },
     { name: 'snponly.efi', present: true },
@@ -148,7 +149,7 @@ describe('genesis doctor checks', () => {
     expect(r[0]).toMatchObject({ status: 'fail', title: 'iPXE binaries missing from assets/ipxe: undionly.kpxe', fix: expect.stringContaining('copy-ipxe.sh') });
     expect(r[1]).toMatchObject({ status: 'warn', fix: 'genesis assets fetch --talos v1.12.4 --arch arm64' });
     // With where they go and this install's script, the fix is a command to paste as it is.
-    const named = checkAssets({ ...healthy, ipxeBinaries: [{ name: 'undionly.kpxe', present: false }], ipxeCopy: { dir: '/srv/genesis/assets/ipxe', script: '/opt/genesis/scripts/copy-ipxe.sh' } });
+    const named = checkAssets({ ...healthy, ipxeBinaries: [{ name: 'undionly.kpxe', present: false }] });
     expect(named[0]!.fix).toBe('apt-get install ipxe && sh /opt/genesis/scripts/copy-ipxe.sh /usr/lib/ipxe /srv/genesis/assets/ipxe');
   });
 
