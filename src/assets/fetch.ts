@@ -196,7 +196,8 @@ export async function importTalosAssets(o: { assetsDir: string; version: string;
     for (const [file, from] of Object.entries(o.files)) {
       const head = await readHead(from);
       const verdict = file === 'vmlinuz' ? inspectKernel(head, o.arch) : inspectInitramfs(head);
-      if (!verdict.ok) throw new AssetError(`${from} was given as the ${o.arch} ${file === 'vmlinuz' ? 'kernel' : 'initramfs'}, but ${verdict.problem}. Nothing was imported (--force imports it anyway)`);
+      // A problem that ends in a question needs no full stop after it.
+      if (!verdict.ok) throw new AssetError(`${from} was given as the ${o.arch} ${file === 'vmlinuz' ? 'kernel' : 'initramfs'}, but ${verdict.problem}${verdict.problem.endsWith('?') ? '' : '.'} Nothing was imported (--force imports it anyway)`);
     }
   }
   const dir = talosAssetDir(o.assetsDir, o.version, o.arch);

@@ -265,7 +265,7 @@ describe('genesis assets import and list', () => {
     writeFileSync(page, '<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n');
     const cases: Array<[string[], RegExp]> = [
       [[kernel, initramfs], /^genesis assets import: .*\/k was given as the amd64 kernel, but it is an arm64 kernel \(EFI zboot\), not an amd64 one: import it with --arch arm64\. Nothing was imported \(--force imports it anyway\)$/],
-      [[initramfs, kernel], /\/i was given as the amd64 kernel, but it is an initramfs \(zstd\), not a kernel: are the kernel and the initramfs the other way round\?/],
+      [[initramfs, kernel], /\/i was given as the amd64 kernel, but it is an initramfs \(zstd\), not a kernel: are the kernel and the initramfs the other way round\? Nothing was imported \(--force imports it anyway\)$/],
       [[kernel, page], /\/k was given as the amd64 kernel, but it is an arm64 kernel/],
     ];
     for (const [args, line] of cases) {
