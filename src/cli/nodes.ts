@@ -10,6 +10,13 @@ import { OUTPUT_HELP, formatted, formattedRecord, outputFormatOf } from './outpu
 import type { Node, NodeEvent, StoredKernelLogLine } from '../domain/node.ts';
 import { POWER_ACTIONS, type PowerResult as PowerAnswer } from '../power/power-control.ts';
 
+/** `nodes show`'s events, one line each, in columns as wide as their longest entry (conflict-resolved, api:dashboard). */
+export function eventLines(events: Array<Pick<NodeEvent, 'at' | 'type' | 'actor' | 'detail'>>): string[] {
+  const typeWidth = Math.max(14, ...events.map((e) => e.type.length));
+  const actorWidth = Math.max(8, ...events.map((e) => e.actor.length));
+  return events.map((e) => `  ${e.at}  ${e.type.padEnd(typeWidth)} ${e.actor.padEnd(actorWidth)} ${JSON.stringify(e.detail)}`);
+}
+
 export const NODES_USAGE = `Usage: genesis nodes [<command>] [options]
 
 Commands:
@@ -160,7 +167,7 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
         print({ node, events: ev.events }, () => {
           const lines = Object.entries(node).map(([k, val]) => `${k.padEnd(14)} ${typeof val === 'object' && val !== null ? JSON.stringify(val) : String(val ?? '-')}`);
           lines.push('', 'events (newest first):');
-          for (const e of ev.events) lines.push(`  ${e.at}  ${e.type.padEnd(14)} ${e.actor.padEnd(8)} ${JSON.stringify(e.detail)}`);
+          lines.push(...eventLines(ev.events));
           return lines.join('\n') + '\n';
         });
         return 0;
