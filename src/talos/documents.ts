@@ -75,6 +75,24 @@ export function newDocument(kind: string, fields: Record<string, unknown> = {}):
   return { apiVersion: 'v1alpha1', kind, ...fields };
 }
 
+/** A JSON pointer's keys (`/a~1b/0` → `a/b`, `0`), with or without the `#` of a schema pointer. */
+export const pointerKeys = (pointer: string): string[] =>
+  pointer
+    .replace(/^#/, '')
+    .split('/')
+    .slice(1)
+    .map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~'));
+
+/** The value at these keys (map keys, list indexes) of a tree of maps and lists, or undefined. */
+export function valueAtKeys(root: unknown, keys: readonly string[]): unknown {
+  let node = root;
+  for (const k of keys) node = Array.isArray(node) ? node[Number(k)] : isMap(node) ? node[k] : undefined;
+  return node;
+}
+
+/** The value a JSON pointer names in a tree of maps and lists, or undefined. */
+export const valueAtPointer = (root: unknown, pointer: string): unknown => valueAtKeys(root, pointerKeys(pointer));
+
 /** The value at a dotted path of plain mappings, or undefined. */
 export function getPath(root: unknown, path: readonly string[]): unknown {
   let node: unknown = root;

@@ -6,12 +6,13 @@
 // kind or is added; `$patch: delete` removes a key or a whole document. Mappings merge key by key,
 // scalars are replaced, lists are appended, except the lists Talos merges differently (below).
 
-import { parseAllDocuments } from 'yaml';
 import { cloneTree, documentId, isMap, type Document } from './documents.ts';
+import { parseYamlAsTalos, type ScalarTexts } from './yaml-in.ts';
 
 export class PatchError extends Error {}
 
-export type Patch = { source: string; kind: 'strategic'; documents: Document[] } | { source: string; kind: 'json6902'; ops: JsonPatchOp[] };
+/** `texts`: the texts the patch wrote its plain numbers and booleans as (yaml-in.ts). */
+export type Patch = { source: string; texts: ScalarTexts } & ({ kind: 'strategic'; documents: Document[] } | { kind: 'json6902'; ops: JsonPatchOp[] });
 
 type JsonPatchOp = { op: 'add' | 'remove' | 'replace' | 'test'; path: string; value?: unknown };
 
@@ -50,10 +51,11 @@ const KEYED_LISTS: Record<string, (item: unknown) => string | undefined> = {
 
 export function parsePatch(text: string, source: string): Patch {
   let parsed: unknown[];
+  let texts: ScalarTexts;
   try {
-    const docs = parseAllDocuments(text);
-    for (const d of docs) if (d.errors.length) throw d.errors[0];
-    parsed = docs.map((d) => d.toJS()).filter((d) => d !== null && d !== undefined);
+    const read = parseYamlAsTalos(text);
+    parsed = read.values.filter((d) => d !== null && d !== undefined);
+    texts = read.texts;
   } catch (err) {
     throw new PatchError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -66,12 +68,12 @@ export function parsePatch(text: string, source: string): Patch {
       }
       if (op['op'] !== 'remove' && !('value' in op)) throw new PatchError(`${source}: JSON patch operation ${i} (${op['op']}) needs a value`);
     }
-    return { source, kind: 'json6902', ops: ops as JsonPatchOp[] };
+    return { source, texts, kind: 'json6902', ops: ops as JsonPatchOp[] };
   }
   for (const [i, d] of parsed.entries()) {
     if (!isMap(d)) throw new PatchError(`${source}: document ${i + 1} is not a mapping`);
   }
-  return { source, kind: 'strategic', documents: parsed as Document[] };
+  return { source, texts, kind: 'strategic', documents: parsed as Document[] };
 }
 
 function mergeInto(base: unknown, patch: unknown, path: string): unknown {

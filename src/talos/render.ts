@@ -4,15 +4,16 @@
 // Pure: everything it needs is passed in.
 
 import { createHash } from 'node:crypto';
-import { documentYaml } from './yaml-out.ts';
+import { documentYaml, scalarYaml } from './yaml-out.ts';
+import { writtenAs } from './yaml-in.ts';
 import { contractFor, ContractError, type Contract } from './contract.ts';
 import { DiskSelectorError } from './disk-selector.ts';
-import type { Cni, Document, Role } from './documents.ts';
+import { cloneTree, documentLabel, isMap, pointerKeys, valueAtKeys, type Cni, type Document, type Role } from './documents.ts';
 import { generateDocuments } from './generate.ts';
 import { LegacyFieldError, reconcileLegacyFields } from './legacy-fields.ts';
 import { applyNodeSettings, type StaticNetwork } from './node.ts';
 import { applyPatches, PatchError, type Patch } from './patch.ts';
-import { deprecatedFieldsUsed, schemaProblems } from './schema.ts';
+import { checkDocuments, deprecatedFieldsUsed, schemaProblems } from './schema.ts';
 import { semanticProblems, settleInstall } from './validate.ts';
 import type { SecretsBundle } from './secrets.ts';
 
@@ -98,6 +99,40 @@ export function toYaml(documents: Document[]): string {
   return documents.map((d) => documentYaml(d)).join('---\n');
 }
 
+/**
+ * Where a patch's plain number or boolean stands in a field Talos reads as text, Talos keeps the
+ * text as written (a label `01` is "01", `1.30` is "1.30", `True` is "True"), which the number or
+ * boolean written back is not: there the text goes back, as a string. Where the patches wrote
+ * that value in several ways, which one stands here is not known: a problem, asking for quotes.
+ */
+function restoreScalarTexts(documents: Document[], places: Map<number, string[]>, patches: Patch[]): { documents: Document[]; problems: string[] } {
+  const problems: string[] = [];
+  let out = documents;
+  for (const [index, pointers] of places) {
+    for (const pointer of pointers) {
+      const keys = pointerKeys(pointer);
+      const last = keys.pop()!;
+      const parent = valueAtKeys(out[index], keys);
+      const value = Array.isArray(parent) ? parent[Number(last)] : isMap(parent) ? parent[last] : undefined;
+      if (typeof value !== 'number' && typeof value !== 'boolean') continue;
+      const written = writtenAs(value, Array.isArray(parent) ? (keys.at(-1) ?? '') : last, patches);
+      if (!written) continue;
+      if ('ambiguous' in written) {
+        const ways = written.ambiguous.map((t) => JSON.stringify(t)).join(', ');
+        problems.push(`${documentLabel(out[index]!)} ${pointer}: Talos keeps the text written here, and the patches write ${scalarYaml(value)} there as ${ways}: quote the one meant (${JSON.stringify(written.ambiguous[0])})`);
+        continue;
+      }
+      if (written.text === scalarYaml(value)) continue;
+      // Copied before the first change: the documents may share subtrees with the patches.
+      if (out === documents) out = documents.map((d) => cloneTree(d));
+      const target = valueAtKeys(out[index], keys) as Record<string, unknown> | unknown[];
+      if (Array.isArray(target)) target[Number(last)] = written.text;
+      else target[last] = written.text;
+    }
+  }
+  return { documents: out, problems };
+}
+
 export function renderConfig(input: RenderInput): RenderedConfig {
   const { cluster, node } = input;
   let contract: Contract;
@@ -158,7 +193,10 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     if (err instanceof LegacyFieldError) throw new RenderError(`${label} cannot be written`, [err.message]);
     throw err;
   }
-  const problems = [...schemaProblems(contract, documents), ...semanticProblems(documents)];
+  const checked = checkDocuments(contract, documents);
+  const restored = restoreScalarTexts(documents, checked.scalarsInText, input.patches);
+  documents = restored.documents;
+  const problems = [...checked.problems, ...restored.problems, ...semanticProblems(documents)];
   if (problems.length) throw new RenderError(`${label} does not pass Talos's schema`, problems);
   // Deprecated fields Genesis itself writes (e.g. `persist`, which Talos's generator writes too) are not news.
   const own = new Set(deprecatedFieldsUsed(contract, withTelemetry));

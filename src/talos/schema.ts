@@ -12,7 +12,7 @@ import type addFormatsType from 'ajv-formats';
 import type standaloneCodeType from 'ajv/dist/standalone/index.js';
 import { closest } from '../text/closest.ts';
 import { SUPPORTED_MINORS, type Contract } from './contract.ts';
-import { cloneTree, documentLabel, isMap, type Document } from './documents.ts';
+import { cloneTree, documentLabel, isMap, pointerKeys, valueAtPointer, type Document } from './documents.ts';
 
 // ajv and ajv-formats are CommonJS modules whose export is `exports.default`.
 const require = createRequire(import.meta.url);
@@ -29,6 +29,48 @@ export class SchemaError extends Error {}
 const SCHEMA_KIND_ALIASES: Record<string, string> = { UnattendedInstallConfig: 'UnattendedInstall', KubeSpanEndpointsConfig: 'KubeSpanEndpoints' };
 
 const WHOLE_DOCUMENT = '<whole document>';
+
+/** A pattern matching these words in any letter case (Go's enumer types read a name in any case). */
+const anyCase = (words: string[]): string =>
+  `^(?:${words.map((w) => [...w].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c)).join('')).join('|')})$`;
+
+/**
+ * Fields whose published schema does not say what Talos's decoder reads (schema bugs, read from
+ * Talos's types at each tag), fixed before anything is compiled, in every minor that has the
+ * field: `node` replaces the field's schema (`meaning` is its errors' text), `optional` takes it
+ * out of `required`.
+ */
+type SchemaFix = { def: string; property: string } & ({ node: SchemaNode & Record<string, unknown>; meaning: string } | { optional: true });
+const SCHEMA_FIXES: SchemaFix[] = [
+  // nethelpers.RoutingRuleAction is an enumer type generated with -text: go-yaml decodes it with
+  // UnmarshalText, which takes the action's name in any case ("unicast", as Talos's own example
+  // writes it) and refuses a number. Its docgen annotation says `type: integer` (1.13 and 1.14).
+  // String or null, not `type: string`: a number there is refused, not taken as its text as a
+  // string field takes it (run() below).
+  {
+    def: 'network.RoutingRuleConfigV1Alpha1',
+    property: 'action',
+    node: { type: ['string', 'null'], pattern: anyCase(['unspec', 'unicast', 'blackhole', 'unreachable', 'prohibit']) },
+    meaning: 'must be one of "unicast", "blackhole", "unreachable", "prohibit", "unspec"',
+  },
+  // Marked schemaRequired, but Talos's validation asks for a table only when the action looks one
+  // up: a blackhole rule has none (validate.ts checks that rule).
+  { def: 'network.RoutingRuleConfigV1Alpha1', property: 'table', optional: true },
+];
+
+/** Applies SCHEMA_FIXES to a freshly read schema. */
+function fixSchema(schema: SchemaFile): void {
+  for (const fix of SCHEMA_FIXES) {
+    const def = schema.$defs[fix.def];
+    if (!def?.properties?.[fix.property]) continue;
+    if ('optional' in fix) def.required = def.required?.filter((p) => p !== fix.property);
+    else def.properties[fix.property] = fix.node;
+  }
+}
+
+/** What an error at `instancePath` below `root` (a `#/$defs/…` pointer) means, where the field is one of SCHEMA_FIXES. */
+const fixMeaning = (root: string, instancePath: string): string | undefined =>
+  SCHEMA_FIXES.flatMap((f) => ('meaning' in f && root === `#/$defs/${f.def}` && instancePath === `/${f.property}` ? [f.meaning] : []))[0];
 
 /** The parts of accepted-fields.json Genesis uses. */
 type AcceptedFields = {
@@ -68,7 +110,7 @@ function readJson<T>(file: URL, what: string): T {
   }
 }
 
-type SchemaFile = { $id: string; $defs: Record<string, SchemaNode & { properties?: Record<string, SchemaNode> & { kind?: { enum?: string[] } } }> };
+type SchemaFile = { $id: string; $defs: Record<string, SchemaNode & { required?: string[]; properties?: Record<string, SchemaNode> & { kind?: { enum?: string[] } } }> };
 type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode>; items?: SchemaNode; patternProperties?: Record<string, SchemaNode>; additionalProperties?: SchemaNode | boolean };
 
 /**
@@ -163,6 +205,7 @@ function loadMinor(minor: number): Minor {
   if (v) return v;
   const dir = new URL(`./schemas/v1.${minor}/`, import.meta.url);
   const schema = readJson<SchemaFile>(new URL('config.schema.json', dir), `the Talos v1.${minor} schema`);
+  fixSchema(schema);
   const accepted = readJson<AcceptedFields>(new URL('accepted-fields.json', dir), `the Talos v1.${minor} accepted-fields list`);
 
   const documents = new Map<string, PathPattern[] | null>();
@@ -281,14 +324,6 @@ export function deprecatedFieldsUsed(contract: Contract, docs: Document[]): stri
   return rules.v1alpha1.filter((p) => matchPattern(main, p).length > 0).map((p) => p.text);
 }
 
-/** A JSON pointer's keys (`/a~1b/0` → `a/b`, `0`), with or without the `#` of a schema pointer. */
-const pointerKeys = (pointer: string): string[] =>
-  pointer
-    .replace(/^#/, '')
-    .split('/')
-    .slice(1)
-    .map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~'));
-
 /** The node a `#/…` JSON pointer names in `schema`; an empty node if none. */
 function nodeAt(schema: SchemaFile, pointer: string): SchemaNode {
   let node: unknown = schema;
@@ -313,43 +348,47 @@ function fieldsAt(schema: SchemaFile, root: string, instancePath: string): strin
   return node.properties ? Object.keys(node.properties) : undefined;
 }
 
-/** `fields`: what the schema documents where an unknown field is, for the nearest as a suggestion. */
-function describe(e: ErrorObject, prefix: string, fields: (instancePath: string) => string[] | undefined): string {
+/** Where a subject was checked: a schema and the pointer (`#/$defs/…`) of the subject's node in it. */
+type CheckedAgainst = { schema: SchemaFile; root: string };
+
+/** An error as a line; for an unknown field, the nearest field the schema documents there as a suggestion. */
+function describe(e: ErrorObject, prefix: string, against: CheckedAgainst): string {
   const at = prefix + e.instancePath || '/';
   if (e.keyword === 'additionalProperties') {
     const field = (e.params as { additionalProperty: string }).additionalProperty;
-    const meant = closest(field, fields(e.instancePath) ?? []);
+    const meant = closest(field, fieldsAt(against.schema, against.root, e.instancePath) ?? []);
     return `${at}: unknown field ${JSON.stringify(field)}${meant ? ` (did you mean ${JSON.stringify(meant)}?)` : ''}`;
   }
   if (e.keyword === 'enum') return `${at}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((x) => JSON.stringify(x)).join(', ')}`;
+  const fixed = fixMeaning(against.root, e.instancePath);
+  if (fixed) return `${at}: ${fixed}`;
   if (e.keyword === 'pattern') return `${at}: is not in the form Talos expects`;
   return `${at}: ${e.message ?? e.keyword}`;
 }
 
-function valueAt(root: unknown, instancePath: string): unknown {
-  let node = root;
-  for (const k of pointerKeys(instancePath)) {
-    node = Array.isArray(node) ? node[Number(k)] : isMap(node) ? node[k] : undefined;
-  }
-  return node;
-}
+/** A check's result: its problems, and where a number or boolean stands in a field Talos reads as text. */
+type Checked = { problems: string[]; scalarsInText: string[] };
 
 /**
  * Errors Talos's decoder would not raise. Go's YAML decoder reads any scalar into a string field
  * (`vm.nr_hugepages: 1024` is the string "1024", `rotate-server-certificates: true` the string
  * "true"), where the schema says `type: string`; every error at such a place (a `oneOf` of string
- * or list, say) goes with it.
+ * or list, say) goes with it. Those places are returned too (JSON pointers under `prefix`): there
+ * go-yaml keeps the text as written, which the render puts back (render.ts).
  */
-function run(fn: ValidateFunction, subject: unknown, prefix: string, fields: (instancePath: string) => string[] | undefined): string[] {
-  if (fn(subject)) return [];
+function run(fn: ValidateFunction, subject: unknown, prefix: string, against: CheckedAgainst): Checked {
+  if (fn(subject)) return { problems: [], scalarsInText: [] };
   const errors = fn.errors ?? [];
   const scalarAsString = new Set(
     errors
       .filter((e) => e.keyword === 'type' && (e.params as { type?: string }).type === 'string')
-      .filter((e) => ['number', 'boolean'].includes(typeof valueAt(subject, e.instancePath)))
+      .filter((e) => ['number', 'boolean'].includes(typeof valueAtPointer(subject, e.instancePath)))
       .map((e) => e.instancePath),
   );
-  return [...new Set(errors.filter((e) => !scalarAsString.has(e.instancePath)).map((e) => describe(e, prefix, fields)))];
+  return {
+    problems: [...new Set(errors.filter((e) => !scalarAsString.has(e.instancePath)).map((e) => describe(e, prefix, against)))],
+    scalarsInText: [...scalarAsString].map((p) => prefix + p),
+  };
 }
 
 const pointerText = (at: Array<string | number>) => at.map((k) => `/${String(k).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
@@ -360,7 +399,7 @@ const pointerText = (at: Array<string | number>) => at.map((k) => `/${String(k).
  * turn leaves out. Talos's Go types keep every field they once had, so the older shape is the shape
  * the decoder reads. A field no supported schema documents (`persist`) is accepted as it is.
  */
-function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<string | number>, below: number): string[] {
+function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<string | number>, below: number): Checked {
   for (let m = below - 1; m >= SUPPORTED_MINORS[0]; m--) {
     const older = loadMinor(m);
     const pointer = pointerFor(older.schema, segments);
@@ -369,25 +408,56 @@ function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<st
     const inner = older.rules.v1alpha1
       .filter((p) => p.segments.length > segments.length && segments.every((s, i) => p.segments[i] === s || p.segments[i] === '[]' || s === '[]'))
       .map((p) => ({ text: p.text, segments: p.segments.slice(segments.length) }));
-    const problems = run(compile(older.schema, pointer), withoutPaths(value as Document, inner), pointerText(at), (p) => fieldsAt(older.schema, pointer.slice(older.schema.$id.length), p));
+    const checked = run(compile(older.schema, pointer), withoutPaths(value as Document, inner), pointerText(at), { schema: older.schema, root: pointer.slice(older.schema.$id.length) });
     for (const p of inner) {
       for (const rel of matchPattern(value, p)) {
         const sub = rel.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], value);
-        problems.push(...checkDeprecatedSubtree(sub, [...segments, ...p.segments], [...at, ...rel], m));
+        const below = checkDeprecatedSubtree(sub, [...segments, ...p.segments], [...at, ...rel], m);
+        checked.problems.push(...below.problems);
+        checked.scalarsInText.push(...below.scalarsInText);
       }
     }
-    return problems;
+    return checked;
   }
-  return [];
+  return { problems: [], scalarsInText: [] };
+}
+
+/** The kinds a minor's decoder registers, without loading (and keeping) that minor's schema. */
+function registeredKinds(minor: number): Set<string> {
+  const loaded = minors.get(minor);
+  if (loaded) return loaded.rules.kinds;
+  const accepted = readJson<AcceptedFields>(new URL(`./schemas/v1.${minor}/accepted-fields.json`, import.meta.url), `the Talos v1.${minor} accepted-fields list`);
+  return new Set(Object.keys(accepted.kinds));
+}
+
+/** For a kind a minor does not have: the minor that brings it, or the kind most likely meant. */
+function unknownKindHint(kind: string, minor: number): string {
+  const since = SUPPORTED_MINORS.find((m) => m > minor && registeredKinds(m).has(kind));
+  if (since !== undefined) return ` (it is new in Talos v1.${since})`;
+  const kinds = loadMinor(minor).rules.kinds;
+  const meant = kinds.has(`${kind}Config`) ? `${kind}Config` : closest(kind, kinds);
+  return meant ? ` (did you mean ${JSON.stringify(meant)}?)` : '';
 }
 
 /** Every problem in every document, as human-readable lines; empty when Talos would accept the config. */
 export function schemaProblems(contract: Contract, docs: Document[]): string[] {
+  return checkDocuments(contract, docs).problems;
+}
+
+/**
+ * The documents checked: every problem, and per document (by index in `docs`) the JSON pointers
+ * where a number or boolean stands in a field Talos reads as text.
+ */
+export function checkDocuments(contract: Contract, docs: Document[]): { problems: string[]; scalarsInText: Map<number, string[]> } {
   const v = loadMinor(contract.minor);
   const problems: string[] = [];
+  const scalarsInText = new Map<number, string[]>();
+  const inText = (index: number, pointers: string[]) => {
+    if (pointers.length) scalarsInText.set(index, [...(scalarsInText.get(index) ?? []), ...pointers]);
+  };
   let sawConfig = false;
   const seen = new Set<string>();
-  for (const doc of docs) {
+  for (const [index, doc] of docs.entries()) {
     if (!isMap(doc)) {
       problems.push('a document is not a mapping');
       continue;
@@ -398,7 +468,7 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
     if (typeof doc['kind'] === 'string') {
       const kind = doc['kind'];
       if (!v.rules.kinds.has(kind)) {
-        problems.push(`${kind} document: Talos v1.${contract.minor} has no document kind ${JSON.stringify(kind)}`);
+        problems.push(`${kind} document: Talos v1.${contract.minor} has no document kind ${JSON.stringify(kind)}${unknownKindHint(kind, contract.minor)}`);
         continue;
       }
       const id = `${kind}/${typeof doc['name'] === 'string' ? doc['name'] : ''}`;
@@ -420,17 +490,21 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
     }
     // Deduplicated: allErrors reports the same path through several schema branches.
     const root = typeof doc['kind'] === 'string' ? v.pointerByKind.get(doc['kind'])!.slice(v.schema.$id.length) : '#/$defs/v1alpha1.Config';
-    for (const line of run(fn, subject, '', (p) => fieldsAt(v.schema, root, p))) problems.push(`${label} ${line}`);
+    const checked = run(fn, subject, '', { schema: v.schema, root });
+    for (const line of checked.problems) problems.push(`${label} ${line}`);
+    inText(index, checked.scalarsInText);
     if (typeof doc['kind'] !== 'string') {
       for (const p of v.rules.v1alpha1) {
         for (const at of matchPattern(doc, p)) {
           const value = at.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], doc);
           const concrete = p.segments.length === at.length ? p.segments : at.map(String);
-          for (const line of checkDeprecatedSubtree(value, concrete, at, contract.minor)) problems.push(`${label} ${line}`);
+          const deprecated = checkDeprecatedSubtree(value, concrete, at, contract.minor);
+          for (const line of deprecated.problems) problems.push(`${label} ${line}`);
+          inText(index, deprecated.scalarsInText);
         }
       }
     }
   }
   if (!sawConfig) problems.push('the v1alpha1 config document is missing');
-  return problems;
+  return { problems, scalarsInText };
 }

@@ -4,7 +4,7 @@
 
 import type { Contract } from './contract.ts';
 import { DiskSelectorError, diskSelectorToCel } from './disk-selector.ts';
-import { cloneTree, getPath, isMap, mainDocument, type Document } from './documents.ts';
+import { cloneTree, documentLabel, getPath, isMap, mainDocument, type Document } from './documents.ts';
 
 export type Settled = { documents: Document[]; notes: string[] };
 
@@ -53,6 +53,14 @@ export function semanticProblems(docs: Document[]): string[] {
     if (Array.isArray(install['extraKernelArgs']) && install['extraKernelArgs'].length && install['grubUseUKICmdline'] === true) {
       problems.push("v1alpha1 config /machine/install: install.extraKernelArgs and install.grubUseUKICmdline can't be used together");
     }
+  }
+  for (const rule of docs.filter((d) => d['kind'] === 'RoutingRuleConfig')) {
+    // Talos's RoutingRuleConfigV1Alpha1.Validate: a rule that looks up (unicast, Talos's default
+    // when no action is given) needs a table to look in. The schema marks the table as required
+    // (schema.ts lets it go).
+    const unset = (v: unknown) => v === undefined || v === null || v === '' || v === 0 || (typeof v === 'string' && ['0', 'unspec'].includes(v.toLowerCase()));
+    const looksUp = unset(rule['action']) || (typeof rule['action'] === 'string' && rule['action'].toLowerCase() === 'unicast');
+    if (unset(rule['table']) && looksUp) problems.push(`${documentLabel(rule)}: either table or a non-unicast action must be specified`);
   }
   return problems;
 }

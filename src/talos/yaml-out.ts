@@ -146,6 +146,11 @@ class Writer {
   }
 }
 
+/** How a number or boolean is written as a map's value. */
+export function scalarYaml(value: number | boolean): string {
+  return scalarText(value, 'value')!;
+}
+
 /** One document as `stringify(document, { indent: 4, lineWidth: 0 })` writes it. */
 export function documentYaml(document: unknown): string {
   try {

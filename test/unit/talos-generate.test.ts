@@ -85,7 +85,7 @@ describe('schema validation', () => {
     expect(schemaProblems(c14, docs)).toEqual([]);
     // The schema calls it "UnattendedInstall"; Talos registers "UnattendedInstallConfig" and decodes only that.
     const misnamed = docs.map((d) => (d['kind'] === 'UnattendedInstallConfig' ? { ...d, kind: 'UnattendedInstall' } : d));
-    expect(schemaProblems(c14, misnamed)).toEqual(['UnattendedInstall document: Talos v1.14 has no document kind "UnattendedInstall"']);
+    expect(schemaProblems(c14, misnamed)).toEqual(['UnattendedInstall document: Talos v1.14 has no document kind "UnattendedInstall" (did you mean "UnattendedInstallConfig"?)']);
     // Checked against its schema definition all the same.
     const typo = docs.map((d) => (d['kind'] === 'UnattendedInstallConfig' ? { ...d, provisioning: { wype: true } } : d));
     expect(schemaProblems(c14, typo)).toEqual(['UnattendedInstallConfig document /provisioning: unknown field "wype" (did you mean "wipe"?)']);

@@ -340,6 +340,49 @@ const CORPUS: Case[] = [
     },
   },
   {
+    // Talos reads plain numbers as Go does (go-yaml: strconv.ParseInt with base 0): 0644 is octal.
+    name: 'a file with permissions 0644, as Go and YAML 1.1 write octal',
+    patch: 'machine:\n  files:\n    - content: "x"\n      permissions: 0644\n      path: /var/etc/a.conf\n      op: create\n    - content: "y"\n      permissions: 0o600\n      path: /var/etc/b.conf\n      op: create\n',
+    check: (r) => {
+      expect(v1(r).machine.files.map((f: Obj) => f['permissions'])).toEqual([0o644, 0o600]);
+      expect(r.yaml).toContain('permissions: 420\n');
+    },
+  },
+  {
+    name: 'an /etc file with mode 0644 (EtcFileConfig)',
+    minors: [14],
+    patch: 'apiVersion: v1alpha1\nkind: EtcFileConfig\nname: lab.conf\ncontents: "x=1\\n"\nmode: 0644\n',
+    check: (r) => expect(doc(r, 'EtcFileConfig', 'lab.conf')?.['mode']).toBe(0o644),
+  },
+  {
+    // Where Talos's field is text, go-yaml keeps a plain scalar as written.
+    name: 'labels and arguments written as numbers and booleans keep their text',
+    patch: 'machine:\n  nodeLabels:\n    lab.example/zone: 01\n    lab.example/release: 1.30\n  kubelet:\n    extraArgs:\n      rotate-server-certificates: True\n      max-pods: 250\n',
+    check: (r, minor) => {
+      const labels = minor >= 14 ? doc(r, 'KubeNodeConfig')!['labels'] : v1(r).machine.nodeLabels;
+      expect(labels).toMatchObject({ 'lab.example/zone': '01', 'lab.example/release': '1.30' });
+      const args = minor >= 14 ? doc(r, 'KubeletConfig')!['extraArgs'] : v1(r).machine.kubelet.extraArgs;
+      // As written where the number or boolean would read the same (Genesis's output is unchanged there).
+      expect(args).toEqual({ 'rotate-server-certificates': 'True', 'max-pods': 250 });
+      expect(r.yaml).toContain('lab.example/zone: "01"\n');
+      expect(r.yaml).toContain('lab.example/release: "1.30"\n');
+    },
+  },
+  {
+    name: 'a routing rule by action name, as Talos\'s example writes it',
+    minors: [13, 14],
+    patch: 'apiVersion: v1alpha1\nkind: RoutingRuleConfig\nname: "1000"\nsrc: 192.0.2.0/24\ntable: 100\naction: unicast\n---\napiVersion: v1alpha1\nkind: RoutingRuleConfig\nname: "1001"\nsrc: 198.51.100.0/24\naction: Blackhole\n',
+    check: (r) => expect(doc(r, 'RoutingRuleConfig', '1001')?.['action']).toBe('Blackhole'),
+  },
+  {
+    name: 'YAML anchors and merge keys (go-yaml resolves <<)',
+    patch: 'machine:\n  nodeLabels: &labels\n    lab.example/site: attic\n  nodeAnnotations:\n    <<: *labels\n    lab.example/owner: ops\n',
+    check: (r, minor) => {
+      const annotations = minor >= 14 ? doc(r, 'KubeNodeConfig')!['annotations'] : v1(r).machine.nodeAnnotations;
+      expect(annotations).toEqual({ 'lab.example/site': 'attic', 'lab.example/owner': 'ops' });
+    },
+  },
+  {
     name: 'a 1.13 control-plane config copied whole: discovery with the Kubernetes registry off',
     patch: 'cluster:\n  discovery:\n    enabled: true\n    registries:\n      kubernetes:\n        disabled: true\n      service: {}\n',
     check: (r, minor) => {
@@ -389,6 +432,38 @@ describe('patches Talos refuses are refused, with the path', () => {
 
   it.each(MINORS)('v1.%s: a disk selector by name (Talos cannot select the install disk by name)', (minor) => {
     expect(() => render(minor, 'worker', ['machine:\n  install:\n    diskSelector:\n      name: /dev/sda\n'])).toThrow(/selecting the install disk by name/);
+  });
+
+  it.each([13, 14])('v1.%s: a routing rule\'s action is a name, never a number (Talos decodes it as text; its schema says integer)', (minor) => {
+    const rule = (action: string) => `apiVersion: v1alpha1\nkind: RoutingRuleConfig\nname: "1000"\nsrc: 192.0.2.0/24\ntable: 100\naction: ${action}\n`;
+    const meaning = 'RoutingRuleConfig "1000" document /action: must be one of "unicast", "blackhole", "unreachable", "prohibit", "unspec"';
+    expect(() => render(minor, 'worker', [rule('1')])).toThrow(meaning);
+    expect(() => render(minor, 'worker', [rule('drop')])).toThrow(meaning);
+    // Talos's own rule: no table is fine for a blackhole (the corpus above), not for a lookup.
+    const noTable = (action: string) => `apiVersion: v1alpha1\nkind: RoutingRuleConfig\nname: "1000"\nsrc: 192.0.2.0/24\n${action}`;
+    for (const action of ['', 'action: unicast\n', 'action: Unicast\n']) {
+      expect(() => render(minor, 'worker', [noTable(action)])).toThrow('RoutingRuleConfig "1000" document: either table or a non-unicast action must be specified');
+    }
+  });
+
+  it.each(MINORS)('v1.%s: one value written two ways where Talos keeps the text: which was meant is asked, not guessed', (minor) => {
+    const patch = 'machine:\n  nodeLabels:\n    lab.example/release: 1.30\n  nodeAnnotations:\n    lab.example/release: 1.3\n';
+    expect(() => render(minor, 'worker', [patch])).toThrow(/(nodeLabels|labels)\/lab\.example~1release: Talos keeps the text written here, and the patches write 1\.3 there as "1\.30", "1\.3": quote the one meant \("1\.30"\)/);
+    // Across patches, the last one to write it wins, as its value does.
+    const r = render(minor, 'worker', ['machine:\n  nodeLabels:\n    lab.example/release: 1.3\n', 'machine:\n  nodeLabels:\n    lab.example/release: 1.30\n']);
+    expect(r.yaml).toContain('lab.example/release: "1.30"\n');
+    // The same value under another key (a number field there) is no doubt.
+    const other = render(minor, 'worker', ['machine:\n  nodeLabels:\n    lab.example/zone: 010\n  files:\n    - content: x\n      permissions: 8\n      path: /var/etc/c\n      op: create\n']);
+    expect(other.yaml).toContain('lab.example/zone: "010"\n');
+  });
+
+  it.each(MINORS)('v1.%s: a kind that does not exist names the one meant, or the release that brings it', (minor) => {
+    expect(() => render(minor, 'worker', ['apiVersion: v1alpha1\nkind: KubeSpanEndpoints\nextraAnnouncedEndpoints:\n  - 192.0.2.2:51820\n'])).toThrow(
+      `KubeSpanEndpoints document: Talos v1.${minor} has no document kind "KubeSpanEndpoints" (did you mean "KubeSpanEndpointsConfig"?)`,
+    );
+    if (minor < 14) {
+      expect(() => render(minor, 'worker', ['apiVersion: v1alpha1\nkind: KubeletConfig\nclusterDNS:\n  - 192.0.2.10\n'])).toThrow(`Talos v1.${minor} has no document kind "KubeletConfig" (it is new in Talos v1.14)`);
+    }
   });
 
   it('1.12: extraKernelArgs together with an explicit grubUseUKICmdline: true', () => {
