@@ -6,11 +6,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type Ajv2020Type from 'ajv/dist/2020.js';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, stringify, type Document } from 'yaml';
+import { isAlias, isMap, isNode, isPair, isScalar, LineCounter, parseDocument, stringify, type Document } from 'yaml';
 import { normalizeMac } from '../domain/mac.ts';
 import type { NodeChanges } from '../domain/node.ts';
 import { ChangeError, checkNodeChanges } from '../inventory/changes.ts';
 import { parsePatch, PatchError } from '../talos/patch.ts';
+import { parseYamlAsTalos } from '../talos/yaml-in.ts';
 import { FLEET_CONFIG_SECTIONS, FLEET_SCHEMA, fleetConfigFields } from './schema.ts';
 import { parseProfile, ProfileError, type LinuxProfile } from '../cloud-init/profile.ts';
 import { sampleProblems } from '../cloud-init/documents.ts';
@@ -96,7 +97,7 @@ function validate(): ValidateFunction {
   return validator;
 }
 
-type Located = { doc: Document; name: string; lines: LineCounter };
+type Located = { doc: Document; name: string; lines: LineCounter; text: string };
 
 function position(l: Located, offset: number | undefined): string {
   if (offset === undefined) return l.name;
@@ -114,6 +115,27 @@ function at(l: Located, p: Array<string | number>, key?: string): string {
   for (let n = p.length; (node === undefined || node === null) && n > 0; n--) node = l.doc.getIn(p.slice(0, n - 1), true);
   const range = (node as { range?: [number, number, number] } | null)?.range;
   return position(l, range?.[0] ?? 0);
+}
+
+/**
+ * The node at `p` as the file writes it, for a patch given as a mapping or list: read again as
+ * Talos reads YAML, `0644` must stay octal and a label `01` stay "01", which the value read here
+ * (YAML 1.2) and written back would not. A block node is taken from its first line's start, so its
+ * lines keep their indentation; a flow node (`{…}`) as it stands. Undefined where the node is not
+ * self-contained (an alias, or anchors from outside it): the value written back is used then.
+ */
+function writtenText(l: Located, p: Array<string | number>): string | undefined {
+  const node = l.doc.getIn(p, true);
+  if (!isNode(node) || isAlias(node) || !node.range) return undefined;
+  const [start, , end] = node.range;
+  const lineStart = l.text.lastIndexOf('\n', start - 1) + 1;
+  const text = /^ *$/.test(l.text.slice(lineStart, start)) ? l.text.slice(lineStart, end) : l.text.slice(start, end);
+  try {
+    parseYamlAsTalos(text);
+    return text;
+  } catch {
+    return undefined;
+  }
 }
 
 const pointerPath = (instancePath: string): Array<string | number> =>
@@ -201,7 +223,7 @@ function resolvePatch(l: Located, p: Array<string | number>, raw: RawPatch, sour
     label = read.name;
   } else {
     const inline = raw.inline;
-    text = typeof inline === 'string' ? inline : stringify(inline);
+    text = typeof inline === 'string' ? inline : (writtenText(l, [...p, 'inline']) ?? stringify(inline));
     label = `${where} (inline)`;
   }
   try {
@@ -260,7 +282,7 @@ export function parseFleet(source: FleetSource): Fleet {
     files[name] = text;
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-    const l: Located = { doc, name, lines };
+    const l: Located = { doc, name, lines, text };
     if (doc.errors.length) {
       for (const e of doc.errors.slice(0, 5)) problems.push({ at: position(l, e.pos[0]), message: `not valid YAML: ${e.message.split('\n')[0]}` });
       continue;

@@ -8,9 +8,9 @@
 // reported, and with prune deleted, except ones still waiting unassigned (they are how new
 // machines show up, and a match rule or an operator may yet claim them).
 
-import { parseAllDocuments } from 'yaml';
 import { blankNode, type Node, type NodeChanges } from '../domain/node.ts';
 import { matches, type Fleet, type FleetMachine, type FleetProblem } from './parse.ts';
+import { parseYamlAsTalos } from '../talos/yaml-in.ts';
 
 export type FieldDiff = { field: keyof NodeChanges; from: unknown; to: unknown };
 
@@ -65,20 +65,24 @@ export function sameValue(a: unknown, b: unknown): boolean {
   return ka.length === kb.length && ka.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-/** Two patches are the same when they mean the same documents: comments and layout do not count. */
+/**
+ * Two patches are the same when they mean the same documents, read as Talos reads them: comments
+ * and layout do not count; how a number or boolean is written does (a label `01` is not `1`).
+ */
 export function samePatch(a: string | null, b: string | null): boolean {
   if (a === b) return true;
-  const docs = (t: string | null) => {
-    if (!t) return [];
+  const read = (t: string | null) => {
+    if (!t) return { values: [], texts: [] };
     try {
-      return parseAllDocuments(t)
-        .map((d) => (Array.isArray(d) ? null : d.toJS()))
-        .filter((d) => d !== null && d !== undefined);
+      const { values, texts } = parseYamlAsTalos(t);
+      const written = [...texts].flatMap(([value, byKey]) => [...byKey].flatMap(([key, ways]) => [...ways].map((w) => `${String(value)}\0${key}\0${w}`)));
+      return { values: values.filter((d) => d !== null && d !== undefined), texts: written.sort() };
     } catch {
-      return [t];
+      return { values: [t], texts: [] };
     }
   };
-  return sameValue(docs(a), docs(b));
+  const [ra, rb] = [read(a), read(b)];
+  return sameValue(ra.values, rb.values) && sameValue(ra.texts, rb.texts);
 }
 
 /** A field's value now; a machine not in the inventory yet has a blank record's. */

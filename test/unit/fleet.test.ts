@@ -11,6 +11,7 @@ import { formatPlan } from '../../src/fleet/diff-text.ts';
 import { gitCommit } from '../../src/fleet/git.ts';
 import { FleetError, parseFleet } from '../../src/fleet/parse.ts';
 import { planChanges, planFleet, samePatch } from '../../src/fleet/plan.ts';
+import { parsePatch } from '../../src/talos/patch.ts';
 import { FleetReconciler, type FleetRenderer } from '../../src/fleet/reconciler.ts';
 import { sourceFromFiles } from '../../src/fleet/source.ts';
 import { problemsOf } from '../helpers/problems.ts';
@@ -142,6 +143,19 @@ describe('the plan', () => {
     expect(plan.nodes).toMatchObject([{ kind: 'update', diffs: [], fields: ['configPatch', 'labels', 'role'] }]);
     expect(planChanges(plan)).toBe(false);
     expect(samePatch('a: 1\n', 'a: 2\n')).toBe(false);
+    // Read as Talos reads it: the same octal either way, but a label `01` is not `1`.
+    expect(samePatch('permissions: 0644\n', '# same\npermissions:   0644\n')).toBe(true);
+    expect(samePatch('zone: 01\n', 'zone: 1\n')).toBe(false);
+  });
+
+  it('an inline patch given as a mapping is read as written: octal stays octal, a label 01 stays "01"', () => {
+    const patch = '      machine:\n        files:\n          - {content: x, permissions: 0644, path: /var/etc/a, op: create}\n        nodeLabels: {zone: 01}   # a comment\n';
+    const block = parse(`${HEADER}patches:\n  worker:\n    inline:\n${patch}machines:\n  - mac: 52:54:00:00:00:01\n    patch:\n      inline: {machine: {nodeLabels: {rack: 007}}}\n`);
+    const worker = parsePatch(block.patches.worker!.text, 'worker');
+    expect(worker.kind === 'strategic' && worker.documents[0]).toEqual({ machine: { files: [{ content: 'x', permissions: 0o644, path: '/var/etc/a', op: 'create' }], nodeLabels: { zone: 1 } } });
+    expect(worker.texts.get(1)?.get('zone')).toEqual(new Set(['01']));
+    const own = parsePatch(block.machines[0]!.changes.configPatch!, 'node');
+    expect(own.texts.get(7)?.get('rack')).toEqual(new Set(['007']));
   });
 
   it('a host name the file gives that another machine keeps is a problem', () => {
