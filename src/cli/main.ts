@@ -141,9 +141,34 @@ async function serve(configFile: string | undefined): Promise<number> {
   return new Promise<number>(() => {}); // runs until a signal
 }
 
+/**
+ * `genesis --config lab.yaml nodes list`: a configuration file named before the command is the
+ * command's, as the usage's Options say, so it moves after the command's own arguments (before a
+ * `--`). Anything else before the command is left for the main parser to judge.
+ */
+function configAfterCommand(argv: string[], commands: ReadonlySet<string>): string[] {
+  const moved: string[] = [];
+  let i = 0;
+  for (;;) {
+    const arg = argv[i];
+    if ((arg === '--config' || arg === '-c') && argv[i + 1] !== undefined) {
+      moved.push(arg, argv[i + 1]!);
+      i += 2;
+    } else if (arg?.startsWith('--config=')) {
+      moved.push(arg);
+      i += 1;
+    } else break;
+  }
+  const command = argv[i];
+  if (!moved.length || command === undefined || !commands.has(command)) return argv;
+  const rest = argv.slice(i + 1);
+  const end = rest.indexOf('--');
+  return end === -1 ? [command, ...rest, ...moved] : [command, ...rest.slice(0, end), ...moved, ...rest.slice(end)];
+}
+
 export async function main(argv: string[]): Promise<number> {
   // Subcommands with options of their own parse their own arguments.
-  const sub = {
+  const subcommands = {
     nodes: nodesCommand,
     fleet: fleetCommand,
     secrets: secretsCommand,
@@ -156,7 +181,9 @@ export async function main(argv: string[]): Promise<number> {
     doctor: doctorCommand,
     token: tokenCommand,
     completion: completionCommand,
-  }[argv[0] ?? ''];
+  };
+  argv = configAfterCommand(argv, new Set(Object.keys(subcommands)));
+  const sub = subcommands[(argv[0] ?? '') as keyof typeof subcommands] as ((args: string[]) => Promise<number>) | undefined;
   if (sub) return reportingConfigErrors(() => sub(argv.slice(1)));
   // genesis help [command]: the same as --help, for those who type it that way.
   if (argv[0] === 'help') return argv[1] ? main([argv[1], '--help']) : (process.stdout.write(USAGE), 0);

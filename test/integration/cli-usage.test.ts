@@ -61,6 +61,25 @@ describe('exit codes', () => {
     expect(list.stdout).toContain('\nwaiting   the cluster is not bootstrapped yet: nothing to back up\n');
   });
 
+  it('--config before the command is the command\'s, as the usage lists it among the options', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-cli-config-'));
+    const file = path.join(dir, 'genesis.yaml');
+    writeFileSync(file, 'cluster:\n  name: lab\n');
+    const after = await genesis(['nodes', 'list', '--config', file]);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stdout).toContain(MAC);
+    for (const before of [['--config', file], ['-c', file], [`--config=${file}`]]) {
+      const r = await genesis([...before, 'nodes', 'list']);
+      expect([r.code, r.stdout, r.stderr]).toEqual([0, after.stdout, '']);
+    }
+    // It reaches the command: a file that is not there is the command's error, not an unknown command.
+    const missing = path.join(dir, 'nope.yaml');
+    const [first, last] = [await genesis(['--config', missing, 'nodes', 'list']), await genesis(['nodes', 'list', '--config', missing])];
+    expect(first.code).toBe(2);
+    expect([first.code, first.stderr]).toEqual([last.code, last.stderr]);
+    expect(first.stderr).not.toContain('unknown command');
+  });
+
   it('help and a successful listing exit 0', async () => {
     expect((await genesis(['help', 'completion'])).code).toBe(0);
     const list = await genesis(['nodes', 'list']);
