@@ -120,8 +120,8 @@ function at(l: Located, p: Array<string | number>, key?: string): string {
 /**
  * The node at `p` as the file writes it, for a patch given as a mapping or list: read again as
  * Talos reads YAML, `0644` must stay octal and a label `01` stay "01", which the value read here
- * (YAML 1.2) and written back would not. A block node is taken from its first line's start, so its
- * lines keep their indentation; a flow node (`{…}`) as it stands. Undefined where the node is not
+ * (YAML 1.2) and written back would not. A block node's lines are taken whole, less its first
+ * line's indentation; a flow node (`{…}`) as it stands. Undefined where the node is not
  * self-contained (an alias, or anchors from outside it): the value written back is used then.
  */
 function writtenText(l: Located, p: Array<string | number>): string | undefined {
@@ -129,7 +129,10 @@ function writtenText(l: Located, p: Array<string | number>): string | undefined 
   if (!isNode(node) || isAlias(node) || !node.range) return undefined;
   const [start, , end] = node.range;
   const lineStart = l.text.lastIndexOf('\n', start - 1) + 1;
-  const text = /^ *$/.test(l.text.slice(lineStart, start)) ? l.text.slice(lineStart, end) : l.text.slice(start, end);
+  const indent = start - lineStart;
+  const block = /^ *$/.test(l.text.slice(lineStart, start));
+  // A block node's lines, less the indentation of its first (a comment may stand further left).
+  const text = block ? l.text.slice(lineStart, end).replace(new RegExp(`^ {0,${indent}}`, 'gm'), '') : l.text.slice(start, end);
   try {
     parseYamlAsTalos(text);
     return text;

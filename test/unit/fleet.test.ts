@@ -151,6 +151,8 @@ describe('the plan', () => {
   it('an inline patch given as a mapping is read as written: octal stays octal, a label 01 stays "01"', () => {
     const patch = '      machine:\n        files:\n          - {content: x, permissions: 0644, path: /var/etc/a, op: create}\n        nodeLabels: {zone: 01}   # a comment\n';
     const block = parse(`${HEADER}patches:\n  worker:\n    inline:\n${patch}machines:\n  - mac: 52:54:00:00:00:01\n    patch:\n      inline: {machine: {nodeLabels: {rack: 007}}}\n`);
+    // Stored as a patch file would hold it: the block's own indentation taken off.
+    expect(block.patches.worker!.text).toBe(patch.replace(/^ {6}/gm, ''));
     const worker = parsePatch(block.patches.worker!.text, 'worker');
     expect(worker.kind === 'strategic' && worker.documents[0]).toEqual({ machine: { files: [{ content: 'x', permissions: 0o644, path: '/var/etc/a', op: 'create' }], nodeLabels: { zone: 1 } } });
     expect(worker.texts.get(1)?.get('zone')).toEqual(new Set(['01']));
