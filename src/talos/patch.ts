@@ -7,7 +7,7 @@
 // scalars are replaced, lists are appended, except the lists Talos merges differently (below).
 
 import { cloneTree, documentId, isMap, type Document } from './documents.ts';
-import { parseYamlAsTalos, type ScalarTexts } from './yaml-in.ts';
+import { parseYamlAsTalos, writtenAs, type ScalarTexts } from './yaml-in.ts';
 
 export class PatchError extends Error {}
 
@@ -72,6 +72,13 @@ export function parsePatch(text: string, source: string): Patch {
   }
   for (const [i, d] of parsed.entries()) {
     if (!isMap(d)) throw new PatchError(`${source}: document ${i + 1} is not a mapping`);
+    // A document's name is text to Talos (a routing rule's `name: 1000` is "1000"), and documents
+    // are told apart and merged by it: it is taken as written.
+    const name = d['name'];
+    if (typeof d['kind'] === 'string' && (typeof name === 'number' || typeof name === 'boolean')) {
+      const written = writtenAs(name, 'name', [{ texts }]);
+      d['name'] = written && 'text' in written ? written.text : String(name);
+    }
   }
   return { source, texts, kind: 'strategic', documents: parsed as Document[] };
 }

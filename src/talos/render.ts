@@ -8,12 +8,12 @@ import { documentYaml, scalarYaml } from './yaml-out.ts';
 import { writtenAs } from './yaml-in.ts';
 import { contractFor, ContractError, type Contract } from './contract.ts';
 import { DiskSelectorError } from './disk-selector.ts';
-import { cloneTree, documentLabel, isMap, pointerKeys, valueAtKeys, type Cni, type Document, type Role } from './documents.ts';
+import { cloneTree, documentLabel, isMap, pointerKeys, valueAtKeys, valueAtPointer, type Cni, type Document, type Role } from './documents.ts';
 import { generateDocuments } from './generate.ts';
 import { LegacyFieldError, reconcileLegacyFields } from './legacy-fields.ts';
 import { applyNodeSettings, type StaticNetwork } from './node.ts';
 import { applyPatches, PatchError, type Patch } from './patch.ts';
-import { checkDocuments, deprecatedFieldsUsed, schemaProblems } from './schema.ts';
+import { BOOL_WORDS, checkDocuments, deprecatedFieldsUsed, type ScalarPlaces } from './schema.ts';
 import { semanticProblems, settleInstall } from './validate.ts';
 import type { SecretsBundle } from './secrets.ts';
 
@@ -100,16 +100,27 @@ export function toYaml(documents: Document[]): string {
 }
 
 /**
- * Where a patch's plain number or boolean stands in a field Talos reads as text, Talos keeps the
- * text as written (a label `01` is "01", `1.30` is "1.30", `True` is "True"), which the number or
- * boolean written back is not: there the text goes back, as a string. Where the patches wrote
- * that value in several ways, which one stands here is not known: a problem, asking for quotes.
+ * The documents with their scalars as Talos's decoder reads them, where their values here say
+ * otherwise (`places`, from checkDocuments):
+ * - a patch's plain number or boolean in a field Talos reads as text: Talos keeps the text as
+ *   written (a label `01` is "01", `1.30` is "1.30", `True` is "True"), so that text goes back, as
+ *   a string. Where the patches wrote that value in several ways, which one stands here is not
+ *   known: a problem, asking for quotes;
+ * - a YAML 1.1 word for a boolean (`yes`, `off`, …) in a boolean field is that boolean, so that
+ *   Genesis's own rules (a 1.14 document made from a v1alpha1 field) read it as Talos does.
  */
-function restoreScalarTexts(documents: Document[], places: Map<number, string[]>, patches: Patch[]): { documents: Document[]; problems: string[] } {
+function settleScalars(documents: Document[], places: Map<number, ScalarPlaces>, patches: Patch[]): { documents: Document[]; problems: string[] } {
   const problems: string[] = [];
   let out = documents;
-  for (const [index, pointers] of places) {
-    for (const pointer of pointers) {
+  const set = (index: number, keys: string[], last: string, value: unknown) => {
+    // Copied before the first change: the documents may share subtrees with the patches.
+    if (out === documents) out = documents.map((d) => cloneTree(d));
+    const target = valueAtKeys(out[index], keys) as Record<string, unknown> | unknown[];
+    if (Array.isArray(target)) target[Number(last)] = value;
+    else target[last] = value;
+  };
+  for (const [index, { inText, boolWords }] of places) {
+    for (const pointer of inText) {
       const keys = pointerKeys(pointer);
       const last = keys.pop()!;
       const parent = valueAtKeys(out[index], keys);
@@ -122,12 +133,13 @@ function restoreScalarTexts(documents: Document[], places: Map<number, string[]>
         problems.push(`${documentLabel(out[index]!)} ${pointer}: Talos keeps the text written here, and the patches write ${scalarYaml(value)} there as ${ways}: quote the one meant (${JSON.stringify(written.ambiguous[0])})`);
         continue;
       }
-      if (written.text === scalarYaml(value)) continue;
-      // Copied before the first change: the documents may share subtrees with the patches.
-      if (out === documents) out = documents.map((d) => cloneTree(d));
-      const target = valueAtKeys(out[index], keys) as Record<string, unknown> | unknown[];
-      if (Array.isArray(target)) target[Number(last)] = written.text;
-      else target[last] = written.text;
+      if (written.text !== scalarYaml(value)) set(index, keys, last, written.text);
+    }
+    for (const pointer of boolWords) {
+      const keys = pointerKeys(pointer);
+      const last = keys.pop()!;
+      const word = valueAtPointer(out[index], pointer);
+      if (typeof word === 'string' && BOOL_WORDS.has(word)) set(index, keys, last, BOOL_WORDS.get(word));
     }
   }
   return { documents: out, problems };
@@ -181,11 +193,13 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   try {
     const install = settleInstall(contract, withTelemetry, applyPatches(withTelemetry, input.patches));
     // The v1alpha1 document is checked as patched, before any field moves out of it: a value
-    // moved into a 1.14 document must have been valid where the patch wrote it.
-    const patchedMain = install.documents.filter((d) => typeof d['kind'] !== 'string');
-    const early = schemaProblems(contract, patchedMain);
-    if (early.length) throw new RenderError(`${label} does not pass Talos's schema`, early);
-    const settled = reconcileLegacyFields(contract, install.documents);
+    // moved into a 1.14 document must have been valid where the patch wrote it, and is moved as
+    // Talos reads it.
+    const mains = install.documents.flatMap((d, i) => (typeof d['kind'] !== 'string' ? [i] : []));
+    const early = checkDocuments(contract, mains.map((i) => install.documents[i]!));
+    const patched = settleScalars(install.documents, new Map([...early.scalars].map(([i, places]) => [mains[i]!, places])), input.patches);
+    if (early.problems.length || patched.problems.length) throw new RenderError(`${label} does not pass Talos's schema`, [...early.problems, ...patched.problems]);
+    const settled = reconcileLegacyFields(contract, patched.documents);
     documents = settled.documents;
     warnings.push(...install.notes, ...settled.notes);
   } catch (err) {
@@ -194,9 +208,9 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     throw err;
   }
   const checked = checkDocuments(contract, documents);
-  const restored = restoreScalarTexts(documents, checked.scalarsInText, input.patches);
-  documents = restored.documents;
-  const problems = [...checked.problems, ...restored.problems, ...semanticProblems(documents)];
+  const read = settleScalars(documents, checked.scalars, input.patches);
+  documents = read.documents;
+  const problems = [...checked.problems, ...read.problems, ...semanticProblems(documents)];
   if (problems.length) throw new RenderError(`${label} does not pass Talos's schema`, problems);
   // Deprecated fields Genesis itself writes (e.g. `persist`, which Talos's generator writes too) are not news.
   const own = new Set(deprecatedFieldsUsed(contract, withTelemetry));

@@ -366,28 +366,42 @@ function describe(e: ErrorObject, prefix: string, against: CheckedAgainst): stri
   return `${at}: ${e.message ?? e.keyword}`;
 }
 
-/** A check's result: its problems, and where a number or boolean stands in a field Talos reads as text. */
-type Checked = { problems: string[]; scalarsInText: string[] };
+/**
+ * Where a scalar stands (JSON pointers into a document) that Talos's decoder reads otherwise than
+ * its value here says: a number or boolean in a field Talos reads as text (go-yaml keeps the
+ * text as written), and one of YAML 1.1's words for a boolean (`yes`, `off`, …) in a boolean
+ * field (go-yaml takes them there, and only there).
+ */
+export type ScalarPlaces = { inText: string[]; boolWords: string[] };
+
+/** go-yaml's YAML 1.1 words for booleans, taken into a boolean field (v3 and v4 alike). */
+export const BOOL_WORDS: ReadonlyMap<string, boolean> = new Map([
+  ...['y', 'Y', 'yes', 'Yes', 'YES', 'on', 'On', 'ON'].map((w) => [w, true] as const),
+  ...['n', 'N', 'no', 'No', 'NO', 'off', 'Off', 'OFF'].map((w) => [w, false] as const),
+]);
+
+/** A check's result: its problems and its scalars' places. */
+type Checked = { problems: string[] } & ScalarPlaces;
 
 /**
  * Errors Talos's decoder would not raise. Go's YAML decoder reads any scalar into a string field
  * (`vm.nr_hugepages: 1024` is the string "1024", `rotate-server-certificates: true` the string
  * "true"), where the schema says `type: string`; every error at such a place (a `oneOf` of string
- * or list, say) goes with it. Those places are returned too (JSON pointers under `prefix`): there
- * go-yaml keeps the text as written, which the render puts back (render.ts).
+ * or list, say) goes with it. Nor does a YAML 1.1 word for a boolean in a boolean field. Both
+ * kinds of place are returned (JSON pointers under `prefix`), for the render to settle
+ * (render.ts).
  */
 function run(fn: ValidateFunction, subject: unknown, prefix: string, against: CheckedAgainst): Checked {
-  if (fn(subject)) return { problems: [], scalarsInText: [] };
+  if (fn(subject)) return { problems: [], inText: [], boolWords: [] };
   const errors = fn.errors ?? [];
-  const scalarAsString = new Set(
-    errors
-      .filter((e) => e.keyword === 'type' && (e.params as { type?: string }).type === 'string')
-      .filter((e) => ['number', 'boolean'].includes(typeof valueAtPointer(subject, e.instancePath)))
-      .map((e) => e.instancePath),
-  );
+  const typed = (type: string, holds: (value: unknown) => boolean) =>
+    new Set(errors.filter((e) => e.keyword === 'type' && (e.params as { type?: string }).type === type && holds(valueAtPointer(subject, e.instancePath))).map((e) => e.instancePath));
+  const inText = typed('string', (v) => typeof v === 'number' || typeof v === 'boolean');
+  const boolWords = typed('boolean', (v) => typeof v === 'string' && BOOL_WORDS.has(v));
   return {
-    problems: [...new Set(errors.filter((e) => !scalarAsString.has(e.instancePath)).map((e) => describe(e, prefix, against)))],
-    scalarsInText: [...scalarAsString].map((p) => prefix + p),
+    problems: [...new Set(errors.filter((e) => !inText.has(e.instancePath) && !boolWords.has(e.instancePath)).map((e) => describe(e, prefix, against)))],
+    inText: [...inText].map((p) => prefix + p),
+    boolWords: [...boolWords].map((p) => prefix + p),
   };
 }
 
@@ -414,12 +428,13 @@ function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<st
         const sub = rel.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], value);
         const below = checkDeprecatedSubtree(sub, [...segments, ...p.segments], [...at, ...rel], m);
         checked.problems.push(...below.problems);
-        checked.scalarsInText.push(...below.scalarsInText);
+        checked.inText.push(...below.inText);
+        checked.boolWords.push(...below.boolWords);
       }
     }
     return checked;
   }
-  return { problems: [], scalarsInText: [] };
+  return { problems: [], inText: [], boolWords: [] };
 }
 
 /** The kinds a minor's decoder registers, without loading (and keeping) that minor's schema. */
@@ -444,16 +459,15 @@ export function schemaProblems(contract: Contract, docs: Document[]): string[] {
   return checkDocuments(contract, docs).problems;
 }
 
-/**
- * The documents checked: every problem, and per document (by index in `docs`) the JSON pointers
- * where a number or boolean stands in a field Talos reads as text.
- */
-export function checkDocuments(contract: Contract, docs: Document[]): { problems: string[]; scalarsInText: Map<number, string[]> } {
+/** The documents checked: every problem, and per document (by index in `docs`) its scalars' places. */
+export function checkDocuments(contract: Contract, docs: Document[]): { problems: string[]; scalars: Map<number, ScalarPlaces> } {
   const v = loadMinor(contract.minor);
   const problems: string[] = [];
-  const scalarsInText = new Map<number, string[]>();
-  const inText = (index: number, pointers: string[]) => {
-    if (pointers.length) scalarsInText.set(index, [...(scalarsInText.get(index) ?? []), ...pointers]);
+  const scalars = new Map<number, ScalarPlaces>();
+  const place = (index: number, found: ScalarPlaces) => {
+    if (!found.inText.length && !found.boolWords.length) return;
+    const at = scalars.get(index) ?? { inText: [], boolWords: [] };
+    scalars.set(index, { inText: [...at.inText, ...found.inText], boolWords: [...at.boolWords, ...found.boolWords] });
   };
   let sawConfig = false;
   const seen = new Set<string>();
@@ -492,7 +506,7 @@ export function checkDocuments(contract: Contract, docs: Document[]): { problems
     const root = typeof doc['kind'] === 'string' ? v.pointerByKind.get(doc['kind'])!.slice(v.schema.$id.length) : '#/$defs/v1alpha1.Config';
     const checked = run(fn, subject, '', { schema: v.schema, root });
     for (const line of checked.problems) problems.push(`${label} ${line}`);
-    inText(index, checked.scalarsInText);
+    place(index, checked);
     if (typeof doc['kind'] !== 'string') {
       for (const p of v.rules.v1alpha1) {
         for (const at of matchPattern(doc, p)) {
@@ -500,11 +514,11 @@ export function checkDocuments(contract: Contract, docs: Document[]): { problems
           const concrete = p.segments.length === at.length ? p.segments : at.map(String);
           const deprecated = checkDeprecatedSubtree(value, concrete, at, contract.minor);
           for (const line of deprecated.problems) problems.push(`${label} ${line}`);
-          inText(index, deprecated.scalarsInText);
+          place(index, deprecated);
         }
       }
     }
   }
   if (!sawConfig) problems.push('the v1alpha1 config document is missing');
-  return { problems, scalarsInText };
+  return { problems, scalars };
 }

@@ -375,6 +375,28 @@ const CORPUS: Case[] = [
     check: (r) => expect(doc(r, 'RoutingRuleConfig', '1001')?.['action']).toBe('Blackhole'),
   },
   {
+    name: 'routing rules named by priority without quotes: each its own document',
+    minors: [13, 14],
+    patch: 'apiVersion: v1alpha1\nkind: RoutingRuleConfig\nname: 1000\nsrc: 192.0.2.0/24\ntable: 100\n---\napiVersion: v1alpha1\nkind: RoutingRuleConfig\nname: 1001\nsrc: 198.51.100.0/24\ntable: 101\n',
+    check: (r) => {
+      expect(r.documents.filter((d) => d['kind'] === 'RoutingRuleConfig').map((d) => [d['name'], d['table']])).toEqual([['1000', 100], ['1001', 101]]);
+      expect(r.yaml).toContain('name: "1000"\n');
+    },
+  },
+  {
+    // go-yaml takes YAML 1.1's words for booleans into a boolean field (and only there).
+    name: 'yes, on and off where Talos expects a boolean, as YAML 1.1 and Ansible write them',
+    patch: 'cluster:\n  allowSchedulingOnControlPlanes: yes\n  proxy:\n    disabled: On\nmachine:\n  nodeLabels:\n    lab.example/gpu: yes\n',
+    check: (r, minor, role) => {
+      const labels = minor >= 14 ? doc(r, 'KubeNodeConfig')!['labels'] : v1(r).machine.nodeLabels;
+      expect(labels).toMatchObject({ 'lab.example/gpu': 'yes' });
+      if (minor < 14) return expect([v1(r).cluster.allowSchedulingOnControlPlanes, v1(r).cluster.proxy.disabled]).toEqual([true, true]);
+      if (role !== 'controlplane') return;
+      expect(doc(r, 'KubeProxyConfig')?.['enabled']).toBe(false);
+      expect(doc(r, 'KubeNodeConfig')?.['taints']).toBeUndefined();
+    },
+  },
+  {
     name: 'YAML anchors and merge keys (go-yaml resolves <<)',
     patch: 'machine:\n  nodeLabels: &labels\n    lab.example/site: attic\n  nodeAnnotations:\n    <<: *labels\n    lab.example/owner: ops\n',
     check: (r, minor) => {
