@@ -38,10 +38,16 @@ const anyCase = (words: string[]): string =>
  * Fields whose published schema does not say what Talos's decoder reads (schema bugs, read from
  * Talos's types at each tag), fixed before anything is compiled, in every minor that has the
  * field: `node` replaces the field's schema (`meaning` is its errors' text), `optional` takes it
- * out of `required`.
+ * out of `required`, `listOfValues` makes a list of the values the schema gives as one.
  */
-type SchemaFix = { def: string; property: string } & ({ node: SchemaNode & Record<string, unknown>; meaning: string } | { optional: true });
+type SchemaFix = { def: string; property: string } & ({ node: SchemaNode & Record<string, unknown>; meaning: string } | { optional: true } | { listOfValues: true });
 const SCHEMA_FIXES: SchemaFix[] = [
+  // A `values:` annotation on a []string field: docgen writes the enum as the field's own schema,
+  // so the list Talos's decoder reads (and Talos's own example writes) fails it. Where a later
+  // schema has it right (EncryptionSpec.options from 1.13), nothing is changed.
+  { def: 'block.EncryptionSpec', property: 'options', listOfValues: true }, // 1.11, 1.12
+  { def: 'container.ContainerDependsOn', property: 'networks', listOfValues: true }, // 1.14
+  { def: 'container.UserVolumeMount', property: 'options', listOfValues: true }, // 1.14
   // nethelpers.RoutingRuleAction is an enumer type generated with -text: go-yaml decodes it with
   // UnmarshalText, which takes the action's name in any case ("unicast", as Talos's own example
   // writes it) and refuses a number. Its docgen annotation says `type: integer` (1.13 and 1.14).
@@ -63,8 +69,11 @@ function fixSchema(schema: SchemaFile): void {
   for (const fix of SCHEMA_FIXES) {
     const def = schema.$defs[fix.def];
     if (!def?.properties?.[fix.property]) continue;
+    const field = def.properties[fix.property] as SchemaNode & { enum?: unknown[]; type?: unknown };
     if ('optional' in fix) def.required = def.required?.filter((p) => p !== fix.property);
-    else def.properties[fix.property] = fix.node;
+    else if ('listOfValues' in fix) {
+      if (field.enum && field.type === undefined) def.properties[fix.property] = { type: 'array', items: { enum: field.enum } } as SchemaNode;
+    } else def.properties[fix.property] = fix.node;
   }
 }
 

@@ -397,6 +397,12 @@ const CORPUS: Case[] = [
     },
   },
   {
+    // A list in Talos's types; 1.11's and 1.12's schemas give its values as a single value.
+    name: 'an encrypted user volume with LUKS2 performance options',
+    patch: 'apiVersion: v1alpha1\nkind: UserVolumeConfig\nname: data\nprovisioning:\n  diskSelector:\n    match: disk.transport == "nvme"\n  minSize: 10GiB\nencryption:\n  provider: luks2\n  keys:\n    - slot: 0\n      nodeID: {}\n  options:\n    - no_read_workqueue\n    - no_write_workqueue\n',
+    check: (r) => expect(doc(r, 'UserVolumeConfig', 'data')?.['encryption']).toMatchObject({ options: ['no_read_workqueue', 'no_write_workqueue'] }),
+  },
+  {
     name: 'YAML anchors and merge keys (go-yaml resolves <<)',
     patch: 'machine:\n  nodeLabels: &labels\n    lab.example/site: attic\n  nodeAnnotations:\n    <<: *labels\n    lab.example/owner: ops\n',
     check: (r, minor) => {
