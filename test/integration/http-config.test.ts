@@ -190,7 +190,7 @@ describe('API', () => {
     // ... but moving the node to 1.13, where that kind does not exist, would break its config: refused.
     const down = await g.api('PATCH', '/nodes/52:54:00:00:08:03', { talosVersion: 'v1.13.9' });
     expect(down.status).toBe(400);
-    expect((await json(down)).message).toBe('configPatch: KubeletConfig document: Talos v1.13 has no document kind "KubeletConfig"');
+    expect((await json(down)).message).toBe('configPatch: KubeletConfig document: Talos v1.13 has no document kind "KubeletConfig" (it is new in Talos v1.14)');
     expect((await json(g.api('GET', '/nodes/52:54:00:00:08:03'))).talosVersion).toBeNull();
     // The same patch on a node that is on 1.13 from the start is refused too.
     const on13 = await g.api('PUT', '/nodes/52:54:00:00:08:04', { role: 'worker', talosVersion: 'v1.13.9', configPatch: kubelet });
