@@ -37,17 +37,54 @@ const REPLACE_FIELDS = new Set([
   'NetworkRuleConfig:ingress',
   'NetworkRuleConfig:ports',
 ]);
-/** Lists whose items merge with the item of the same identity. */
+/** An item's identity by one of its fields (a string or a number), if it has it. */
+const byField =
+  (field: string) =>
+  (item: unknown): string | undefined => {
+    const v = isMap(item) ? item[field] : undefined;
+    return typeof v === 'string' || typeof v === 'number' ? String(v) : undefined;
+  };
+
+/**
+ * Lists whose items merge with the item of the same identity (Talos's Merge methods on its list
+ * types, read from its types at 1.11 to 1.14). `cluster.inlineManifests` is Genesis's own: Talos
+ * appends, then refuses the duplicate name; here a later patch's manifest of a name replaces it.
+ */
 const KEYED_LISTS: Record<string, (item: unknown) => string | undefined> = {
+  // NetworkDeviceList: by interface name, else by an equal device selector.
   'machine.network.interfaces': (i) => {
     const o = i as Record<string, unknown>;
     if (typeof o['interface'] === 'string') return `if:${o['interface']}`;
     if (o['deviceSelector'] && typeof o['deviceSelector'] === 'object') return `sel:${JSON.stringify(o['deviceSelector'])}`;
     return undefined;
   },
-  'cluster.apiServer.admissionControl': (i) => (typeof (i as Record<string, unknown>)['name'] === 'string' ? String((i as Record<string, unknown>)['name']) : undefined),
-  'cluster.inlineManifests': (i) => (typeof (i as Record<string, unknown>)['name'] === 'string' ? String((i as Record<string, unknown>)['name']) : undefined),
+  'machine.network.interfaces.vlans': byField('vlanId'), // VlanList
+  'cluster.apiServer.admissionControl': byField('name'), // AdmissionPluginConfigList
+  'cluster.inlineManifests': byField('name'),
+  'ExtensionServiceConfig:configFiles': byField('mountPath'), // ConfigFileList
+  'ImageVerificationConfig:rules': byField('imagePattern'), // ImageVerificationRules (replaced whole, below)
 };
+/** Keyed lists whose item of the same identity is replaced by the patch's, not merged with it. */
+const KEYED_REPLACE = new Set(['ImageVerificationConfig:rules']);
+
+/**
+ * Maps whose keys a patch sets whole (Talos's meta.Args, the `extraArgs` of 1.13 and later, whose
+ * Merge copies the patch's keys over): an argument given as a list replaces the list it had,
+ * where a plain map would append the two.
+ */
+const ARG_MAPS = new Set([
+  'machine.kubelet.extraArgs',
+  'cluster.apiServer.extraArgs',
+  'cluster.controllerManager.extraArgs',
+  'cluster.proxy.extraArgs',
+  'cluster.scheduler.extraArgs',
+  'cluster.etcd.extraArgs',
+  'KubeAPIServerConfig:extraArgs',
+  'KubeControllerManagerConfig:extraArgs',
+  'KubeletConfig:extraArgs',
+  'KubeProxyConfig:extraArgs',
+  'KubeSchedulerConfig:extraArgs',
+]);
 
 export function parsePatch(text: string, source: string): Patch {
   let parsed: unknown[];
@@ -88,9 +125,10 @@ function mergeInto(base: unknown, patch: unknown, path: string): unknown {
   if (REPLACE_FIELDS.has(path)) return stripDirectives(patch);
   if (isMap(base) && isMap(patch)) {
     const out: Record<string, unknown> = { ...base };
+    const whole = ARG_MAPS.has(path);
     for (const [k, v] of Object.entries(patch)) {
       const p = path.endsWith(':') ? `${path}${k}` : path ? `${path}.${k}` : k;
-      const merged = k in out ? mergeInto(out[k], v, p) : stripDirectives(v);
+      const merged = k in out && !whole ? mergeInto(out[k], v, p) : stripDirectives(v);
       if (merged === undefined) delete out[k];
       else out[k] = merged;
     }
@@ -105,7 +143,7 @@ function mergeInto(base: unknown, patch: unknown, path: string): unknown {
         const at = id === undefined ? -1 : out.findIndex((x) => identity(x) === id);
         if (at === -1) out.push(cloneTree(item));
         else {
-          const merged = mergeInto(out[at], item, path);
+          const merged = KEYED_REPLACE.has(path) ? stripDirectives(item) : mergeInto(out[at], item, path);
           if (merged === undefined) out.splice(at, 1);
           else out[at] = merged;
         }

@@ -448,6 +448,35 @@ describe.each(MINORS)('Talos v1.%s', (minor) => {
   });
 });
 
+describe("patches merge as Talos's own Merge methods merge them", () => {
+  it.each(MINORS)('v1.%s: VLANs by vlanId, config files by mountPath', (minor) => {
+    const vlans = (vlan: string) => `machine:\n  network:\n    interfaces:\n      - interface: eth0\n        vlans:\n${vlan}`;
+    const r = render(minor, 'worker', [
+      vlans('          - vlanId: 20\n            addresses: [192.0.2.20/24]\n'),
+      vlans('          - vlanId: 20\n            mtu: 1400\n          - vlanId: 30\n            dhcp: true\n'),
+      'apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: nut-client\nconfigFiles:\n  - content: MONITOR ups@nas 1 user pass1 secondary\n    mountPath: /usr/local/etc/nut/upsmon.conf\n',
+      'apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: nut-client\nconfigFiles:\n  - content: MONITOR ups@nas 1 user pass2 secondary\n    mountPath: /usr/local/etc/nut/upsmon.conf\n',
+    ]);
+    expect(v1(r).machine.network.interfaces).toEqual([{ interface: 'eth0', vlans: [{ vlanId: 20, addresses: ['192.0.2.20/24'], mtu: 1400 }, { vlanId: 30, dhcp: true }] }]);
+    expect(doc(r, 'ExtensionServiceConfig', 'nut-client')?.['configFiles']).toEqual([{ content: 'MONITOR ups@nas 1 user pass2 secondary', mountPath: '/usr/local/etc/nut/upsmon.conf' }]);
+  });
+
+  it.each([13, 14])('v1.%s: an argument given as a list replaces the list it had (meta.Args), it is not appended to it', (minor) => {
+    const r = render(minor, 'controlplane', [
+      'machine:\n  kubelet:\n    extraArgs:\n      feature-gates: [A=true]\n      max-pods: "150"\n',
+      'machine:\n  kubelet:\n    extraArgs:\n      feature-gates: [B=true]\n',
+    ]);
+    const args = minor >= 14 ? doc(r, 'KubeletConfig')!['extraArgs'] : v1(r).machine.kubelet.extraArgs;
+    expect(args).toMatchObject({ 'feature-gates': ['B=true'], 'max-pods': '150' });
+  });
+
+  it.each([13, 14])('v1.%s: an image verification rule of the same pattern replaces the one before', (minor) => {
+    const rule = (keyless: string) => `apiVersion: v1alpha1\nkind: ImageVerificationConfig\nrules:\n  - imagePattern: registry.lab.example/*\n    keyless:\n${keyless}`;
+    const r = render(minor, 'worker', [rule('      issuer: https://old.example\n      subject: ops@lab.example\n'), rule('      issuer: https://new.example\n      subjectRegExp: .*@lab\\.example\n')]);
+    expect(doc(r, 'ImageVerificationConfig')?.['rules']).toEqual([{ imagePattern: 'registry.lab.example/*', keyless: { issuer: 'https://new.example', subjectRegExp: '.*@lab\\.example' } }]);
+  });
+});
+
 describe('patches Talos refuses are refused, with the path', () => {
   it.each(MINORS)('v1.%s: a typo under a deprecated section is still a typo', (minor) => {
     const patch = 'machine:\n  network:\n    interfaces:\n      - interface: eth0\n        dhcpp: true\n';
