@@ -54,6 +54,7 @@ export function semanticProblems(docs: Document[]): string[] {
       problems.push("v1alpha1 config /machine/install: install.extraKernelArgs and install.grubUseUKICmdline can't be used together");
     }
   }
+  if (getPath(mainDocument(docs), ['machine', 'type']) === 'worker') problems.push(...workerProblems(docs));
   for (const rule of docs.filter((d) => d['kind'] === 'RoutingRuleConfig')) {
     // Talos's RoutingRuleConfigV1Alpha1.Validate: a rule that looks up (unicast, Talos's default
     // when no action is given) needs a table to look in. The schema marks the table as required
@@ -61,6 +62,50 @@ export function semanticProblems(docs: Document[]): string[] {
     const unset = (v: unknown) => v === undefined || v === null || v === '' || v === 0 || (typeof v === 'string' && ['0', 'unspec'].includes(v.toLowerCase()));
     const looksUp = unset(rule['action']) || (typeof rule['action'] === 'string' && rule['action'].toLowerCase() === 'unicast');
     if (unset(rule['table']) && looksUp) problems.push(`${documentLabel(rule)}: either table or a non-unicast action must be specified`);
+  }
+  return problems;
+}
+
+/** The documents Talos 1.14 allows only on control planes (its ControlplaneOnlyConfig kinds). */
+const CONTROLPLANE_ONLY_KINDS = new Set([
+  'KubeAdmissionControlConfig',
+  'KubeAggregatorCAConfig',
+  'KubeAPIServerConfig',
+  'KubeAuditPolicyConfig',
+  'KubeAuthenticationConfig',
+  'KubeAuthorizerConfig',
+  'KubeControllerManagerConfig',
+  'KubeCoreDNSConfig',
+  'KubeEtcdEncryptionConfig',
+  'KubeFlannelCNIConfig',
+  'KubeProxyConfig',
+  'KubeSchedulerConfig',
+  'KubeServiceAccountConfig',
+  'KubeTalosAPIAccessConfig',
+]);
+
+const IN_CONTROLPLANE_PATCH = 'give it in a control-plane patch (talos.patches.controlplane, the fleet file\'s patches.controlplane), not a cluster-wide one';
+
+/**
+ * What Talos refuses on a worker, most often from a cluster-wide patch meant for control planes:
+ * a shared VIP on an interface or VLAN and an etcd section (v1alpha1 Validate, every minor), and
+ * the documents only control planes run (1.14's container validation).
+ */
+function workerProblems(docs: Document[]): string[] {
+  const problems: string[] = [];
+  const interfaces = getPath(mainDocument(docs), ['machine', 'network', 'interfaces']);
+  for (const [i, iface] of (Array.isArray(interfaces) ? interfaces : []).entries()) {
+    if (!isMap(iface)) continue;
+    const at = `v1alpha1 config /machine/network/interfaces/${i}`;
+    if (iface['vip'] !== undefined && iface['vip'] !== null) problems.push(`${at}/vip: virtual (shared) IP is not allowed on non-controlplane nodes; ${IN_CONTROLPLANE_PATCH}`);
+    for (const [j, vlan] of (Array.isArray(iface['vlans']) ? iface['vlans'] : []).entries()) {
+      if (isMap(vlan) && vlan['vip'] !== undefined && vlan['vip'] !== null) problems.push(`${at}/vlans/${j}/vip: virtual (shared) IP is not allowed on non-controlplane nodes; ${IN_CONTROLPLANE_PATCH}`);
+    }
+  }
+  const cluster = getPath(mainDocument(docs), ['cluster']);
+  if (isMap(cluster) && cluster['etcd'] !== undefined && cluster['etcd'] !== null) problems.push(`v1alpha1 config /cluster/etcd: etcd config is only allowed on control plane machines; ${IN_CONTROLPLANE_PATCH}`);
+  for (const doc of docs.filter((d) => typeof d['kind'] === 'string' && CONTROLPLANE_ONLY_KINDS.has(d['kind']))) {
+    problems.push(`${documentLabel(doc)}: Talos allows it only on control plane machines; ${IN_CONTROLPLANE_PATCH}`);
   }
   return problems;
 }

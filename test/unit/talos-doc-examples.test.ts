@@ -13,6 +13,13 @@ const VERSION: Record<string, string> = { 'v1.11': 'v1.11.6', 'v1.12': 'v1.12.11
 const secrets = fixtureSecrets();
 const cluster = testCluster({ endpoint: 'https://192.0.2.100:6443' });
 
+/** Talos 1.14's ControlplaneOnlyConfig kinds, read from its types (pkg/machinery/config/types/k8s). */
+const CONTROLPLANE_ONLY = new Set([
+  'KubeAdmissionControlConfig', 'KubeAggregatorCAConfig', 'KubeAPIServerConfig', 'KubeAuditPolicyConfig', 'KubeAuthenticationConfig',
+  'KubeAuthorizerConfig', 'KubeControllerManagerConfig', 'KubeCoreDNSConfig', 'KubeEtcdEncryptionConfig', 'KubeFlannelCNIConfig',
+  'KubeProxyConfig', 'KubeSchedulerConfig', 'KubeServiceAccountConfig', 'KubeTalosAPIAccessConfig',
+]);
+
 const examples = Object.keys(VERSION).flatMap((minor) =>
   readdirSync(new URL(`${minor}/`, DIR))
     .sort()
@@ -28,6 +35,20 @@ describe("Talos's documented examples", () => {
   describe.each(['controlplane', 'worker'] as const)('%s', (role) => {
     it.each(examples)('%s %s', (minor, file, text) => {
       const patch = parsePatch(text, file);
+      const kinds = patch.kind === 'strategic' ? patch.documents.map((d) => String(d['kind'])) : [];
+      if (role === 'worker' && kinds.some((k) => CONTROLPLANE_ONLY.has(k))) {
+        // Talos 1.14 refuses these on a worker ("only allowed on control plane machines"), and so does Genesis.
+        const refused = (() => {
+          try {
+            renderConfig({ cluster, secrets, node: { mac: '52:54:00:aa:bb:07', role, talosVersion: VERSION[minor]! }, patches: [patch] });
+          } catch (err) {
+            return err;
+          }
+        })();
+        expect(refused).toBeInstanceOf(RenderError);
+        expect((refused as RenderError).problems.join('\n')).toMatch(/: Talos allows it only on control plane machines; /);
+        return;
+      }
       let rendered;
       try {
         rendered = renderConfig({ cluster, secrets, node: { mac: '52:54:00:aa:bb:07', role, talosVersion: VERSION[minor]! }, patches: [patch] });

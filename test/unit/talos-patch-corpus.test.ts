@@ -88,12 +88,15 @@ type Case = {
   patch: string;
   /** Minors whose Talos accepts the patch (a document kind that a minor lacks, say). Default: all. */
   minors?: readonly number[];
+  /** Roles whose Talos accepts the patch (a shared VIP is for control planes). Default: both. */
+  roles?: readonly Role[];
   check?: (r: RenderedConfig, minor: number, role: Role) => void;
 };
 
 const CORPUS: Case[] = [
   {
     name: 'VIP on an interface (the Virtual IP guide, 1.11-style machine.network)',
+    roles: ['controlplane'],
     patch: 'machine:\n  network:\n    interfaces:\n      - deviceSelector:\n          physical: true\n        dhcp: true\n        vip:\n          ip: 192.0.2.100\n',
     check: (r, minor) => {
       expect(v1(r).machine.network.interfaces).toEqual([{ deviceSelector: { physical: true }, dhcp: true, vip: { ip: '192.0.2.100' } }]);
@@ -424,7 +427,7 @@ const CORPUS: Case[] = [
 
 describe.each(MINORS)('Talos v1.%s', (minor) => {
   describe.each(['controlplane', 'worker'] as const)('%s', (role) => {
-    const cases = CORPUS.filter((c) => !c.minors || c.minors.includes(minor));
+    const cases = CORPUS.filter((c) => (!c.minors || c.minors.includes(minor)) && (!c.roles || c.roles.includes(role)));
     it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
       let r: RenderedConfig;
       try {
@@ -489,6 +492,19 @@ describe('patches Talos refuses are refused, with the path', () => {
 
   it.each(MINORS)('v1.%s: a disk selector by name (Talos cannot select the install disk by name)', (minor) => {
     expect(() => render(minor, 'worker', ['machine:\n  install:\n    diskSelector:\n      name: /dev/sda\n'])).toThrow(/selecting the install disk by name/);
+  });
+
+  it.each(MINORS)('v1.%s: what Talos allows only on control planes, given to a worker (a cluster-wide patch meant for them)', (minor) => {
+    const hint = 'give it in a control-plane patch (talos.patches.controlplane, the fleet file\'s patches.controlplane), not a cluster-wide one';
+    const vip = 'machine:\n  network:\n    interfaces:\n      - interface: eth0\n        dhcp: true\n        vip: {ip: 192.0.2.100}\n        vlans:\n          - vlanId: 20\n            vip: {ip: 192.0.2.101}\n';
+    expect(() => render(minor, 'worker', [vip])).toThrow(`v1alpha1 config /machine/network/interfaces/0/vip: virtual (shared) IP is not allowed on non-controlplane nodes; ${hint}`);
+    expect(() => render(minor, 'worker', [vip])).toThrow('/machine/network/interfaces/0/vlans/0/vip: virtual (shared) IP is not allowed');
+    const etcd = 'cluster:\n  etcd:\n    advertisedSubnets: [192.0.2.0/24]\n';
+    expect(() => render(minor, 'worker', [etcd])).toThrow(`v1alpha1 config /cluster/etcd: etcd config is only allowed on control plane machines; ${hint}`);
+    expect(v1(render(minor, 'controlplane', [vip, etcd])).cluster.etcd.advertisedSubnets).toEqual(['192.0.2.0/24']);
+    if (minor >= 14) {
+      expect(() => render(minor, 'worker', ['apiVersion: v1alpha1\nkind: KubeProxyConfig\nenabled: false\n'])).toThrow(`KubeProxyConfig document: Talos allows it only on control plane machines; ${hint}`);
+    }
   });
 
   it.each([13, 14])('v1.%s: a routing rule\'s action is a name, never a number (Talos decodes it as text; its schema says integer)', (minor) => {
