@@ -279,6 +279,7 @@ export class Genesis {
     renderer.releaseWhenIdle(RENDER_IDLE_RELEASE_MS);
     this.renderer = renderer;
     if ('problem' in check) throw new ConfigError(check.problem);
+    for (const warning of check.warnings) this.log.warn({ check: 'patches' }, warning);
     // Profiles besides Talos: profiles.dir's, read once at start, and the fleet file's, replaced
     // each time the file is applied.
     const dirProfiles = loadProfiles(c.profiles.dir);

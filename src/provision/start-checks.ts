@@ -9,7 +9,8 @@ import { RenderError } from '../talos/render.ts';
 import type { ConfigRenderer } from './config-renderer.ts';
 import { PATCH_SLOTS, type PatchFileSet } from './patch-files.ts';
 
-export type StartCheck = { problem: string } | { ok: true };
+/** `warnings`: what does not stop the start but keeps some machines waiting, for the log. */
+export type StartCheck = { problem: string } | { ok: true; warnings: string[] };
 
 export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: ConfigRenderer; passphraseFile: string; endpointSet: boolean }): StartCheck {
   for (const slot of PATCH_SLOTS) {
@@ -28,15 +29,18 @@ export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: Conf
   }
   // Without an endpoint nothing renders yet, and machines wait: the preflight (doctor's
   // cluster-endpoint check) says so once, with its fix, so this adds no second line.
-  if (!o.endpointSet) return { ok: true };
+  if (!o.endpointSet) return { ok: true, warnings: [] };
   const sample = blankNode('02:00:00:00:00:00');
+  const warnings: string[] = [];
   for (const role of ['controlplane', 'worker'] as const) {
     try {
       o.renderer.render(sample, { role });
     } catch (err) {
-      if (err instanceof RenderError) return { problem: `invalid configuration: ${role} machine config: ${err.message}` };
-      throw err;
+      if (!(err instanceof RenderError)) throw err;
+      // A cluster of control planes only uses such patches as they are: workers are what wait.
+      if (err.controlPlaneOnly) warnings.push(`${role} machines wait: ${err.message}`);
+      else return { problem: `invalid configuration: ${role} machine config: ${err.message}` };
     }
   }
-  return { ok: true };
+  return { ok: true, warnings };
 }

@@ -14,7 +14,7 @@ import { LegacyFieldError, reconcileLegacyFields } from './legacy-fields.ts';
 import { applyNodeSettings, type StaticNetwork } from './node.ts';
 import { applyPatches, PatchError, type Patch } from './patch.ts';
 import { BOOL_WORDS, checkDocuments, deprecatedFieldsUsed, type ScalarPlaces } from './schema.ts';
-import { semanticProblems, settleInstall } from './validate.ts';
+import { semanticProblems, settleInstall, workerProblems } from './validate.ts';
 import type { SecretsBundle } from './secrets.ts';
 
 export type ClusterSettings = {
@@ -78,9 +78,15 @@ export type RenderedConfig = { contract: Contract; documents: Document[]; yaml: 
 
 export class RenderError extends Error {
   readonly problems: string[];
-  constructor(message: string, problems: string[] = []) {
+  /**
+   * Every problem is something Talos allows only on control planes, in a worker's config: the
+   * patches are fine for control planes (a cluster with none but them uses them as they are).
+   */
+  readonly controlPlaneOnly: boolean;
+  constructor(message: string, problems: string[] = [], controlPlaneOnly = false) {
     super(problems.length ? `${message}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}` : message);
     this.problems = problems;
+    this.controlPlaneOnly = controlPlaneOnly;
   }
 }
 
@@ -210,7 +216,9 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   const checked = checkDocuments(contract, documents);
   const read = settleScalars(documents, checked.scalars, input.patches);
   documents = read.documents;
-  const problems = [...checked.problems, ...read.problems, ...semanticProblems(documents)];
+  const placed = workerProblems(documents);
+  const problems = [...checked.problems, ...read.problems, ...semanticProblems(documents), ...placed];
+  if (problems.length === placed.length && placed.length) throw new RenderError(`${label} has what Talos allows only on control planes`, problems, true);
   if (problems.length) throw new RenderError(`${label} does not pass Talos's schema`, problems);
   // Deprecated fields Genesis itself writes (e.g. `persist`, which Talos's generator writes too) are not news.
   const own = new Set(deprecatedFieldsUsed(contract, withTelemetry));

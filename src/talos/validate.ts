@@ -54,7 +54,6 @@ export function semanticProblems(docs: Document[]): string[] {
       problems.push("v1alpha1 config /machine/install: install.extraKernelArgs and install.grubUseUKICmdline can't be used together");
     }
   }
-  if (getPath(mainDocument(docs), ['machine', 'type']) === 'worker') problems.push(...workerProblems(docs));
   for (const rule of docs.filter((d) => d['kind'] === 'RoutingRuleConfig')) {
     // Talos's RoutingRuleConfigV1Alpha1.Validate: a rule that looks up (unicast, Talos's default
     // when no action is given) needs a table to look in. The schema marks the table as required
@@ -89,9 +88,10 @@ const IN_CONTROLPLANE_PATCH = 'give it in a control-plane patch (talos.patches.c
 /**
  * What Talos refuses on a worker, most often from a cluster-wide patch meant for control planes:
  * a shared VIP on an interface or VLAN and an etcd section (v1alpha1 Validate, every minor), and
- * the documents only control planes run (1.14's container validation).
+ * the documents only control planes run (1.14's container validation). Empty for a control plane.
  */
-function workerProblems(docs: Document[]): string[] {
+export function workerProblems(docs: Document[]): string[] {
+  if (getPath(mainDocument(docs), ['machine', 'type']) !== 'worker') return [];
   const problems: string[] = [];
   const interfaces = getPath(mainDocument(docs), ['machine', 'network', 'interfaces']);
   for (const [i, iface] of (Array.isArray(interfaces) ? interfaces : []).entries()) {

@@ -24,12 +24,29 @@ describe('the start check', () => {
     writeSecrets(dir, fixtureSecrets());
     const good = new PatchFileSet({ cluster: '', controlplane: '', worker: '' });
     const renderer = new ConfigRenderer({ secrets: new SecretsStore(dir, fixtureSecrets()), cluster: testCluster(), patchFiles: good, defaultTalosVersion: 'v1.14.0' });
-    expect(checkBeforeServing({ patchFiles: good, renderer, passphraseFile: '', endpointSet: false })).toEqual({ ok: true });
-    expect(checkBeforeServing({ patchFiles: good, renderer, passphraseFile: '', endpointSet: true })).toEqual({ ok: true });
+    expect(checkBeforeServing({ patchFiles: good, renderer, passphraseFile: '', endpointSet: false })).toEqual({ ok: true, warnings: [] });
+    expect(checkBeforeServing({ patchFiles: good, renderer, passphraseFile: '', endpointSet: true })).toEqual({ ok: true, warnings: [] });
     const file = path.join(dir, 'cluster.yaml');
     writeFileSync(file, 'machine: [unclosed\n');
     const broken = new PatchFileSet({ cluster: file, controlplane: '', worker: '' });
     const result = checkBeforeServing({ patchFiles: broken, renderer, passphraseFile: '', endpointSet: false });
     expect(result).toMatchObject({ problem: expect.stringMatching(/^invalid configuration: .*cluster\.yaml/) });
+  });
+
+  it('a cluster-wide patch with what only control planes take (etcd settings) starts, warning that workers wait', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'genesis-start-check-'));
+    dirs.push(dir);
+    writeSecrets(dir, fixtureSecrets());
+    const file = path.join(dir, 'cluster.yaml');
+    writeFileSync(file, 'cluster:\n  etcd:\n    advertisedSubnets: [192.0.2.0/24]\n');
+    const patches = new PatchFileSet({ cluster: file, controlplane: '', worker: '' });
+    const renderer = new ConfigRenderer({ secrets: new SecretsStore(dir, fixtureSecrets()), cluster: testCluster(), patchFiles: patches, defaultTalosVersion: 'v1.14.0' });
+    const result = checkBeforeServing({ patchFiles: patches, renderer, passphraseFile: '', endpointSet: true });
+    expect(result).toEqual({ ok: true, warnings: [expect.stringMatching(/^worker machines wait: .* \/cluster\/etcd: etcd config is only allowed on control plane machines; give it in a control-plane patch/)] });
+    // Anything else wrong with the worker's config still stops the start.
+    writeFileSync(file, 'cluster:\n  etcd:\n    advertisedSubnets: [192.0.2.0/24]\nmachine:\n  frobnicate: true\n');
+    const both = new PatchFileSet({ cluster: file, controlplane: '', worker: '' });
+    const renderer2 = new ConfigRenderer({ secrets: new SecretsStore(dir, fixtureSecrets()), cluster: testCluster(), patchFiles: both, defaultTalosVersion: 'v1.14.0' });
+    expect(checkBeforeServing({ patchFiles: both, renderer: renderer2, passphraseFile: '', endpointSet: true })).toMatchObject({ problem: expect.stringMatching(/^invalid configuration: controlplane machine config: .*frobnicate/) });
   });
 });
