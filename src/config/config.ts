@@ -96,7 +96,9 @@ function coerce(field: Field, src: Source): string | number | boolean {
   const fail = (why: string): never => {
     // A secret's value is never echoed, not even in an error.
     const got = k.type === 'secret' ? '' : `, got ${describe(src.value)}`;
-    throw new ConfigError(`invalid configuration: ${field.key} (${src.from}): ${why}${got}`);
+    // `kubernetes_version: 1.30` reads as the number 1.3: say so, or "got 1.3" makes no sense to whoever wrote 1.30.
+    const quote = typeof src.value === 'number' && k.type !== 'int' ? ' (YAML reads it as a number: put the value in quotes to keep it as written)' : '';
+    throw new ConfigError(`invalid configuration: ${field.key} (${src.from}): ${why}${got}${quote}`);
   };
   const raw = src.value;
   switch (k.type) {

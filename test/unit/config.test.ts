@@ -73,6 +73,11 @@ describe('configuration', () => {
     expect(() => loadConfig({ file: 'b.yaml', env: {}, cwd, detect })).toThrow(/tftp \(b\.yaml\): must be a mapping/);
     writeFileSync(path.join(cwd, 'c.yaml'), 'tftp: [\n');
     expect(() => loadConfig({ file: 'c.yaml', env: {}, cwd, detect })).toThrow(/not valid YAML/);
+    // A version written as 1.30 is the number 1.3 to YAML: the message says why it reads "got 1.3".
+    writeFileSync(path.join(cwd, 'd.yaml'), 'cluster:\n  kubernetes_version: 1.30\n');
+    expect(() => loadConfig({ file: 'd.yaml', env: {}, cwd, detect })).toThrow(
+      'invalid configuration: cluster.kubernetes_version (d.yaml): must be a Kubernetes version such as 1.36.3, got 1.3 (YAML reads it as a number: put the value in quotes to keep it as written)',
+    );
   });
 
   it('requires an explicit --config file to exist', () => {
