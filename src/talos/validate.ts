@@ -4,6 +4,7 @@
 
 import type { Contract } from './contract.ts';
 import { DiskSelectorError, diskSelectorToCel } from './disk-selector.ts';
+import { isValidLabelKey, isValidLabelValue } from '../domain/node.ts';
 import { cloneTree, documentLabel, getPath, isMap, mainDocument, type Document } from './documents.ts';
 
 export type Settled = { documents: Document[]; notes: string[] };
@@ -54,6 +55,7 @@ export function semanticProblems(docs: Document[]): string[] {
       problems.push("v1alpha1 config /machine/install: install.extraKernelArgs and install.grubUseUKICmdline can't be used together");
     }
   }
+  problems.push(...nodeMetadataProblems(docs));
   for (const rule of docs.filter((d) => d['kind'] === 'RoutingRuleConfig')) {
     // Talos's RoutingRuleConfigV1Alpha1.Validate: a rule that looks up (unicast, Talos's default
     // when no action is given) needs a table to look in. The schema marks the table as required
@@ -107,5 +109,62 @@ export function workerProblems(docs: Document[]): string[] {
   for (const doc of docs.filter((d) => typeof d['kind'] === 'string' && CONTROLPLANE_ONLY_KINDS.has(d['kind']))) {
     problems.push(`${documentLabel(doc)}: Talos allows it only on control plane machines; ${IN_CONTROLPLANE_PATCH}`);
   }
+  return problems;
+}
+
+/** Annotations Talos keeps for itself (its constants.AnnotationOwned*). */
+const RESERVED_ANNOTATIONS = new Set(['talos.dev/owned-labels', 'talos.dev/owned-annotations', 'talos.dev/owned-taints']);
+const TAINT_EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
+const ANNOTATIONS_MAX_BYTES = 256 * 1024;
+const LABEL_FORM = "up to 63 letters, digits, '-', '_' and '.', beginning and ending with a letter or digit";
+
+/**
+ * Talos's checks of the node's Kubernetes labels, annotations and taints (its labels package,
+ * run by v1alpha1 Validate and, on 1.14, KubeNodeConfig's): a value Kubernetes would refuse makes
+ * Talos refuse the whole config, so the node would never install. Genesis's own `labels` setting
+ * is checked when it is set; these come from patches (`machine.nodeLabels`, `nodeTaints`, ...).
+ */
+function nodeMetadataProblems(docs: Document[]): string[] {
+  const problems: string[] = [];
+  const text = (v: unknown) => (typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v));
+  /** `at(field)`: how a field of the place is named in messages. */
+  const check = (at: (field: string) => string, labels: unknown, annotations: unknown, taints: unknown) => {
+    if (isMap(labels)) {
+      const where = at('labels');
+      for (const [k, v] of Object.entries(labels)) {
+        if (!isValidLabelKey(k)) problems.push(`${where}: label key ${JSON.stringify(k)} is not a valid Kubernetes label key`);
+        else if (!isValidLabelValue(text(v))) problems.push(`${where}: label ${k}: value ${JSON.stringify(text(v))} is not a valid Kubernetes label value (${LABEL_FORM})`);
+      }
+    }
+    if (isMap(annotations)) {
+      const where = at('annotations');
+      let bytes = 0;
+      for (const [k, v] of Object.entries(annotations)) {
+        if (!isValidLabelKey(k)) problems.push(`${where}: annotation key ${JSON.stringify(k)} is not a valid Kubernetes annotation key`);
+        if (RESERVED_ANNOTATIONS.has(k)) problems.push(`${where}: annotation ${JSON.stringify(k)} is reserved by Talos`);
+        bytes += Buffer.byteLength(k) + Buffer.byteLength(text(v));
+      }
+      if (bytes > ANNOTATIONS_MAX_BYTES) problems.push(`${where}: the annotations total ${bytes} bytes, over Kubernetes's limit of ${ANNOTATIONS_MAX_BYTES}`);
+    }
+    if (isMap(taints)) {
+      const where = at('taints');
+      for (const [k, v] of Object.entries(taints)) {
+        if (!isValidLabelKey(k)) {
+          problems.push(`${where}: taint key ${JSON.stringify(k)} is not a valid Kubernetes taint key`);
+          continue;
+        }
+        // `value:Effect`, or the effect alone.
+        const taint = text(v);
+        const colon = taint.indexOf(':');
+        const [value, effect] = colon === -1 ? [undefined, taint] : [taint.slice(0, colon), taint.slice(colon + 1)];
+        if (!TAINT_EFFECTS.includes(effect)) problems.push(`${where}: taint ${k}: effect ${JSON.stringify(effect)} is not one of ${TAINT_EFFECTS.join(', ')}`);
+        else if (value !== undefined && !isValidLabelValue(value)) problems.push(`${where}: taint ${k}: value ${JSON.stringify(value)} is not a valid Kubernetes label value (${LABEL_FORM})`);
+      }
+    }
+  };
+  const machine = getPath(mainDocument(docs), ['machine']);
+  const node = (field: string) => `node${field[0]!.toUpperCase()}${field.slice(1)}`;
+  if (isMap(machine)) check((f) => `v1alpha1 config /machine/${node(f)}`, machine['nodeLabels'], machine['nodeAnnotations'], machine['nodeTaints']);
+  for (const doc of docs.filter((d) => d['kind'] === 'KubeNodeConfig')) check((f) => `${documentLabel(doc)} /${f}`, doc['labels'], doc['annotations'], doc['taints']);
   return problems;
 }

@@ -13,7 +13,7 @@ const SRC = path.resolve(import.meta.dirname, '../../src');
 /** Lower numbers are more basic. Folders on one layer do not import each other. */
 const LAYERS: Record<string, number> = {
   text: -1, // small text helpers (did-you-mean): below every layer, so any may suggest a word
-  domain: 0, // the shared domain types and rules (node, MAC): depend on nothing
+  domain: -1, // the shared domain types and rules (node, MAC, Kubernetes label syntax): depend on nothing, so any layer, talos included, may use them
   talos: 0, // Talos config renderers, version contracts, secrets, the Talos API client
   logging: 0,
   net: 0,

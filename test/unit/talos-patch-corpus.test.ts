@@ -507,6 +507,24 @@ describe('patches Talos refuses are refused, with the path', () => {
     }
   });
 
+  it.each(MINORS)('v1.%s: node labels, annotations and taints Kubernetes would refuse (Talos refuses the whole config)', (minor) => {
+    const patch = 'machine:\n  nodeLabels:\n    topology.kubernetes.io/zone: Living Room\n    rack: "01"\n  nodeAnnotations:\n    talos.dev/owned-labels: x\n  nodeTaints:\n    dedicated: gpu:NoSchedule\n    bad: gpu:Never\n';
+    const where = (field: string) => (minor >= 14 ? `KubeNodeConfig document /${field}` : `v1alpha1 config /machine/node${field[0]!.toUpperCase()}${field.slice(1)}`);
+    let problems: string[] = [];
+    try {
+      render(minor, 'worker', [patch]);
+    } catch (err) {
+      problems = (err as RenderError).problems;
+    }
+    expect(problems).toEqual([
+      `${where('labels')}: label topology.kubernetes.io/zone: value "Living Room" is not a valid Kubernetes label value (up to 63 letters, digits, '-', '_' and '.', beginning and ending with a letter or digit)`,
+      `${where('annotations')}: annotation "talos.dev/owned-labels" is reserved by Talos`,
+      `${where('taints')}: taint bad: effect "Never" is not one of NoSchedule, PreferNoSchedule, NoExecute`,
+    ]);
+    // The valid ones alone render.
+    expect(render(minor, 'worker', ['machine:\n  nodeLabels:\n    rack: "01"\n  nodeTaints:\n    dedicated: gpu:NoSchedule\n']).documents).toBeDefined();
+  });
+
   it.each([13, 14])('v1.%s: a routing rule\'s action is a name, never a number (Talos decodes it as text; its schema says integer)', (minor) => {
     const rule = (action: string) => `apiVersion: v1alpha1\nkind: RoutingRuleConfig\nname: "1000"\nsrc: 192.0.2.0/24\ntable: 100\naction: ${action}\n`;
     const meaning = 'RoutingRuleConfig "1000" document /action: must be one of "unicast", "blackhole", "unreachable", "prohibit", "unspec"';

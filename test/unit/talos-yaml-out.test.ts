@@ -41,7 +41,7 @@ describe('documentYaml', () => {
     const patches = [
       // A multi-line string (a block scalar), keys that need quotes, numbers, labels with dots.
       `cluster:\n  inlineManifests:\n    - name: ns\n      contents: |\n        apiVersion: v1\n        kind: Namespace\n        metadata:\n          name: "true"\n`,
-      `machine:\n  sysctls:\n    net.ipv4.ip_forward: "1"\n    vm.max_map_count: "262144"\n  nodeLabels:\n    topology.kubernetes.io/zone: rack-1\n    "weird key: yes": "#1"\n  kubelet:\n    extraArgs:\n      max-pods: "250"\n      rotate-server-certificates: true\n`,
+      `machine:\n  sysctls:\n    net.ipv4.ip_forward: "1"\n    vm.max_map_count: "262144"\n    "weird key: yes": "#1"\n  nodeLabels:\n    topology.kubernetes.io/zone: rack-1\n  kubelet:\n    extraArgs:\n      max-pods: "250"\n      rotate-server-certificates: true\n`,
       `machine:\n  network:\n    nameservers: [1.1.1.1, 9.9.9.9]\n    interfaces:\n      - deviceSelector: { hardwareAddr: "52:54:00:*" }\n        dhcp: true\n        mtu: 9000\n`,
     ];
     for (const talosVersion of ['v1.11.6', 'v1.12.11', 'v1.13.9', 'v1.14.0']) {
