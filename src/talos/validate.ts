@@ -168,3 +168,14 @@ function nodeMetadataProblems(docs: Document[]): string[] {
   for (const doc of docs.filter((d) => d['kind'] === 'KubeNodeConfig')) check((f) => `${documentLabel(doc)} /${f}`, doc['labels'], doc['annotations'], doc['taints']);
   return problems;
 }
+
+/**
+ * A patch that sets `machine.type` to another role than the machine's: Genesis's assignment is the
+ * role (the bootstrap, the VIP and the CA keys follow it), so a config that says otherwise is
+ * refused rather than a worker turned control plane behind its back.
+ */
+export function roleProblems(docs: Document[], role: 'controlplane' | 'worker'): string[] {
+  const type = getPath(mainDocument(docs), ['machine', 'type']);
+  if (type === undefined || type === role) return [];
+  return [`v1alpha1 config /machine/type: is ${JSON.stringify(type)}, but this machine is assigned ${JSON.stringify(role)}: the role is Genesis's assignment (genesis nodes assign <mac> ${String(type)}), not a patch's`];
+}

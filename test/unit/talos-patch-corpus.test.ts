@@ -507,6 +507,15 @@ describe('patches Talos refuses are refused, with the path', () => {
     }
   });
 
+  it.each(MINORS)('v1.%s: a patch cannot change the machine\'s role (machine.type)', (minor) => {
+    expect(() => render(minor, 'worker', ['machine:\n  type: controlplane\n'])).toThrow(
+      'v1alpha1 config /machine/type: is "controlplane", but this machine is assigned "worker": the role is Genesis\'s assignment (genesis nodes assign <mac> controlplane), not a patch\'s',
+    );
+    expect(() => render(minor, 'controlplane', ['machine:\n  type: worker\n'])).toThrow('/machine/type: is "worker", but this machine is assigned "controlplane"');
+    // Saying the same role again is fine.
+    expect(v1(render(minor, 'worker', ['machine:\n  type: worker\n'])).machine.type).toBe('worker');
+  });
+
   it.each(MINORS)('v1.%s: node labels, annotations and taints Kubernetes would refuse (Talos refuses the whole config)', (minor) => {
     const patch = 'machine:\n  nodeLabels:\n    topology.kubernetes.io/zone: Living Room\n    rack: "01"\n  nodeAnnotations:\n    talos.dev/owned-labels: x\n  nodeTaints:\n    dedicated: gpu:NoSchedule\n    bad: gpu:Never\n';
     const where = (field: string) => (minor >= 14 ? `KubeNodeConfig document /${field}` : `v1alpha1 config /machine/node${field[0]!.toUpperCase()}${field.slice(1)}`);
