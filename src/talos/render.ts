@@ -14,7 +14,7 @@ import { LegacyFieldError, reconcileLegacyFields } from './legacy-fields.ts';
 import { applyNodeSettings, type StaticNetwork } from './node.ts';
 import { applyPatches, PatchError, type Patch } from './patch.ts';
 import { BOOL_WORDS, checkDocuments, deprecatedFieldsUsed, type ScalarPlaces } from './schema.ts';
-import { roleProblems, semanticProblems, settleInstall, workerProblems } from './validate.ts';
+import { installerVersionCheck, roleProblems, semanticProblems, settleInstall, workerProblems } from './validate.ts';
 import type { SecretsBundle } from './secrets.ts';
 
 export type ClusterSettings = {
@@ -217,7 +217,9 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   const read = settleScalars(documents, checked.scalars, input.patches);
   documents = read.documents;
   const placed = workerProblems(documents);
-  const problems = [...checked.problems, ...read.problems, ...roleProblems(documents, node.role), ...semanticProblems(documents), ...placed];
+  const installer = installerVersionCheck(documents, node.talosVersion);
+  warnings.push(...installer.warnings);
+  const problems = [...checked.problems, ...read.problems, ...roleProblems(documents, node.role), ...installer.problems, ...semanticProblems(documents), ...placed];
   if (problems.length === placed.length && placed.length) throw new RenderError(`${label} has what Talos allows only on control planes`, problems, true);
   if (problems.length) throw new RenderError(`${label} does not pass Talos's schema`, problems);
   // Deprecated fields Genesis itself writes (e.g. `persist`, which Talos's generator writes too) are not news.

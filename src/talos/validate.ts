@@ -179,3 +179,26 @@ export function roleProblems(docs: Document[], role: 'controlplane' | 'worker'):
   if (type === undefined || type === role) return [];
   return [`v1alpha1 config /machine/type: is ${JSON.stringify(type)}, but this machine is assigned ${JSON.stringify(role)}: the role is Genesis's assignment (genesis nodes assign <mac> ${String(type)}), not a patch's`];
 }
+
+/**
+ * The Talos version a patch's installer image tag would install, where it is not the machine's.
+ * The machine boots its Talos version's kernel and gets a config written for that version's
+ * contract, then installs the installer's. An older minor (an Image Factory URL copied for an
+ * older release, say) would boot from disk into a Talos that cannot read that config: refused.
+ * A newer release reads an older contract's config, as after an upgrade: a warning, since Genesis
+ * still counts the machine at its own version. An image by digest or with a tag that is not a
+ * release says nothing, and is left alone.
+ */
+export function installerVersionCheck(docs: Document[], talosVersion: string): { problems: string[]; warnings: string[] } {
+  const legacy = getPath(mainDocument(docs), ['machine', 'install', 'image']);
+  const unattended = getPath(docs.find((d) => d['kind'] === 'UnattendedInstallConfig'), ['installer', 'image']);
+  const image = typeof unattended === 'string' ? unattended : legacy;
+  const tag = typeof image === 'string' && !image.includes('@') ? /:(v(\d+)\.(\d+)\.\d+(?:-[0-9A-Za-z.]+)?)$/.exec(image) : null;
+  const own = /^v(\d+)\.(\d+)\./.exec(talosVersion);
+  if (!tag || !own || tag[1] === talosVersion) return { problems: [], warnings: [] };
+  const where = typeof unattended === 'string' ? 'UnattendedInstallConfig document /installer/image' : 'v1alpha1 config /machine/install/image';
+  const agree = `genesis nodes assign <mac> <role> --talos-version ${tag[1]} (or talos.version) gives the machine that version, and the installer's tag can be left to Genesis`;
+  const older = Number(tag[2]) * 1000 + Number(tag[3]) < Number(own[1]) * 1000 + Number(own[2]);
+  if (older) return { problems: [`${where}: ${image} installs Talos ${tag[1]}, older than ${talosVersion}, which this machine boots and its config is written for: that Talos cannot read it; ${agree}`], warnings: [] };
+  return { problems: [], warnings: [`${where} installs Talos ${tag[1]}, not ${talosVersion}, which this machine boots and its config is written for (a newer Talos reads it, as after an upgrade); ${agree}`] };
+}

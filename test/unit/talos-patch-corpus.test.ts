@@ -507,6 +507,16 @@ describe('patches Talos refuses are refused, with the path', () => {
     }
   });
 
+  it.each([12, 13, 14])('v1.%s: an installer image tag for an older Talos than the machine boots is refused; a newer one is a warning', (minor) => {
+    const image = (tag: string) => `machine:\n  install:\n    image: factory.talos.dev/installer/${'b'.repeat(64)}:${tag}\n`;
+    const where = minor >= 14 ? 'UnattendedInstallConfig document /installer/image' : 'v1alpha1 config /machine/install/image';
+    expect(() => render(minor, 'worker', [image('v1.11.2')])).toThrow(`${where}: factory.talos.dev/installer/${'b'.repeat(64)}:v1.11.2 installs Talos v1.11.2, older than ${VERSION[minor]}`);
+    const newer = render(minor, 'worker', [image('v1.14.9')]);
+    expect(newer.warnings).toContainEqual(expect.stringMatching(new RegExp(`^${where} installs Talos v1\\.14\\.9, not ${VERSION[minor]!.replace(/\./g, '\\.')}, which this machine boots`)));
+    // A digest, or a tag that is no release, says nothing about the version.
+    expect(render(minor, 'worker', ['machine:\n  install:\n    image: registry.lab:5000/installer@sha256:' + 'c'.repeat(64) + '\n']).warnings.join('\n')).not.toContain('installs Talos');
+  });
+
   it.each(MINORS)('v1.%s: a patch cannot change the machine\'s role (machine.type)', (minor) => {
     expect(() => render(minor, 'worker', ['machine:\n  type: controlplane\n'])).toThrow(
       'v1alpha1 config /machine/type: is "controlplane", but this machine is assigned "worker": the role is Genesis\'s assignment (genesis nodes assign <mac> controlplane), not a patch\'s',
