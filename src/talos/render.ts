@@ -204,10 +204,13 @@ export function renderConfig(input: RenderInput): RenderedConfig {
     const mains = install.documents.flatMap((d, i) => (typeof d['kind'] !== 'string' ? [i] : []));
     const early = checkDocuments(contract, mains.map((i) => install.documents[i]!));
     const patched = settleScalars(install.documents, new Map([...early.scalars].map(([i, places]) => [mains[i]!, places])), input.patches);
-    if (early.problems.length || patched.problems.length) throw new RenderError(`${label} does not pass Talos's schema`, [...early.problems, ...patched.problems]);
+    // The installer a patch names, checked where the patch wrote it.
+    const installer = installerVersionCheck(patched.documents, node.talosVersion);
+    const earlyProblems = [...early.problems, ...patched.problems, ...installer.problems];
+    if (earlyProblems.length) throw new RenderError(`${label} does not pass Talos's schema`, earlyProblems);
     const settled = reconcileLegacyFields(contract, patched.documents);
     documents = settled.documents;
-    warnings.push(...install.notes, ...settled.notes);
+    warnings.push(...install.notes, ...installer.warnings, ...settled.notes);
   } catch (err) {
     if (err instanceof PatchError) throw new RenderError(`patch failed: ${err.message}`);
     if (err instanceof LegacyFieldError) throw new RenderError(`${label} cannot be written`, [err.message]);
@@ -217,9 +220,7 @@ export function renderConfig(input: RenderInput): RenderedConfig {
   const read = settleScalars(documents, checked.scalars, input.patches);
   documents = read.documents;
   const placed = workerProblems(documents);
-  const installer = installerVersionCheck(documents, node.talosVersion);
-  warnings.push(...installer.warnings);
-  const problems = [...checked.problems, ...read.problems, ...roleProblems(documents, node.role), ...installer.problems, ...semanticProblems(documents), ...placed];
+  const problems = [...checked.problems, ...read.problems, ...roleProblems(documents, node.role), ...semanticProblems(documents), ...placed];
   if (problems.length === placed.length && placed.length) throw new RenderError(`${label} has what Talos allows only on control planes`, problems, true);
   if (problems.length) throw new RenderError(`${label} does not pass Talos's schema`, problems);
   // Deprecated fields Genesis itself writes (e.g. `persist`, which Talos's generator writes too) are not news.

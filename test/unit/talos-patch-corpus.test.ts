@@ -509,8 +509,18 @@ describe('patches Talos refuses are refused, with the path', () => {
 
   it.each([12, 13, 14])('v1.%s: an installer image tag for an older Talos than the machine boots is refused; a newer one is a warning', (minor) => {
     const image = (tag: string) => `machine:\n  install:\n    image: factory.talos.dev/installer/${'b'.repeat(64)}:${tag}\n`;
-    const where = minor >= 14 ? 'UnattendedInstallConfig document /installer/image' : 'v1alpha1 config /machine/install/image';
-    expect(() => render(minor, 'worker', [image('v1.11.2')])).toThrow(`${where}: factory.talos.dev/installer/${'b'.repeat(64)}:v1.11.2 installs Talos v1.11.2, older than ${VERSION[minor]}`);
+    // Named where the patch wrote it (on 1.14 Genesis moves it into UnattendedInstallConfig afterwards).
+    const where = 'v1alpha1 config /machine/install/image';
+    expect(() => render(minor, 'worker', [image('v1.11.2')])).toThrow(
+      `${where}: factory.talos.dev/installer/${'b'.repeat(64)}:v1.11.2 installs Talos v1.11.2, older than ${VERSION[minor]}, which this machine boots and its config is written for: that Talos cannot read it; genesis nodes assign <mac> <role> --talos-version v1.11.2`,
+    );
+    // A release Genesis cannot write configs for is not offered as the fix.
+    expect(() => render(minor, 'worker', [image('v1.9.5')])).toThrow('installs Talos v1.9.5, older than');
+    expect(() => render(minor, 'worker', [image('v1.9.5')])).toThrow('that Talos cannot read it; Genesis writes configs for Talos v1.11 to v1.14: give the installer this machine\'s version, or leave the image to Genesis');
+    if (minor >= 14) {
+      const doc14 = 'apiVersion: v1alpha1\nkind: UnattendedInstallConfig\ninstaller:\n  image: ghcr.io/siderolabs/installer:v1.13.9\n';
+      expect(() => render(minor, 'worker', [doc14])).toThrow('UnattendedInstallConfig document /installer/image: ghcr.io/siderolabs/installer:v1.13.9 installs Talos v1.13.9, older than v1.14.0');
+    }
     const newer = render(minor, 'worker', [image('v1.14.9')]);
     expect(newer.warnings).toContainEqual(expect.stringMatching(new RegExp(`^${where} installs Talos v1\\.14\\.9, not ${VERSION[minor]!.replace(/\./g, '\\.')}, which this machine boots`)));
     // A digest, or a tag that is no release, says nothing about the version.
