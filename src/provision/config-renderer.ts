@@ -155,7 +155,10 @@ export class ConfigRenderer {
       this.renderServed(node);
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
-      verdict = err.message.length > 300 ? `${err.message.slice(0, 297)}...` : err.message;
+      // Its problems, without the config's label: the machine's console and WAITING column already
+      // say whose config it is, and the console keeps only the first 200 characters.
+      const text = err.problems.length ? err.problems.join('; ') : err.message;
+      verdict = text.length > 300 ? `${text.slice(0, 297)}...` : text;
     }
     if (this.verdicts.size >= 1000) this.verdicts.clear();
     this.verdicts.set(key, verdict);

@@ -85,7 +85,8 @@ const CONTROLPLANE_ONLY_KINDS = new Set([
   'KubeTalosAPIAccessConfig',
 ]);
 
-const IN_CONTROLPLANE_PATCH = 'give it in a control-plane patch (talos.patches.controlplane, the fleet file\'s patches.controlplane), not a cluster-wide one';
+// Written for a machine's console too, where quotes and semicolons show as '?'.
+const IN_CONTROLPLANE_PATCH = 'give it in a control-plane patch (talos.patches.controlplane, or patches.controlplane in the fleet file), not a cluster-wide one';
 
 /**
  * What Talos refuses on a worker, most often from a cluster-wide patch meant for control planes:
@@ -99,15 +100,15 @@ export function workerProblems(docs: Document[]): string[] {
   for (const [i, iface] of (Array.isArray(interfaces) ? interfaces : []).entries()) {
     if (!isMap(iface)) continue;
     const at = `v1alpha1 config /machine/network/interfaces/${i}`;
-    if (iface['vip'] !== undefined && iface['vip'] !== null) problems.push(`${at}/vip: virtual (shared) IP is not allowed on non-controlplane nodes; ${IN_CONTROLPLANE_PATCH}`);
+    if (iface['vip'] !== undefined && iface['vip'] !== null) problems.push(`${at}/vip: virtual (shared) IP is not allowed on non-controlplane nodes: ${IN_CONTROLPLANE_PATCH}`);
     for (const [j, vlan] of (Array.isArray(iface['vlans']) ? iface['vlans'] : []).entries()) {
-      if (isMap(vlan) && vlan['vip'] !== undefined && vlan['vip'] !== null) problems.push(`${at}/vlans/${j}/vip: virtual (shared) IP is not allowed on non-controlplane nodes; ${IN_CONTROLPLANE_PATCH}`);
+      if (isMap(vlan) && vlan['vip'] !== undefined && vlan['vip'] !== null) problems.push(`${at}/vlans/${j}/vip: virtual (shared) IP is not allowed on non-controlplane nodes: ${IN_CONTROLPLANE_PATCH}`);
     }
   }
   const cluster = getPath(mainDocument(docs), ['cluster']);
-  if (isMap(cluster) && cluster['etcd'] !== undefined && cluster['etcd'] !== null) problems.push(`v1alpha1 config /cluster/etcd: etcd config is only allowed on control plane machines; ${IN_CONTROLPLANE_PATCH}`);
+  if (isMap(cluster) && cluster['etcd'] !== undefined && cluster['etcd'] !== null) problems.push(`v1alpha1 config /cluster/etcd: etcd config is only allowed on control plane machines: ${IN_CONTROLPLANE_PATCH}`);
   for (const doc of docs.filter((d) => typeof d['kind'] === 'string' && CONTROLPLANE_ONLY_KINDS.has(d['kind']))) {
-    problems.push(`${documentLabel(doc)}: Talos allows it only on control plane machines; ${IN_CONTROLPLANE_PATCH}`);
+    problems.push(`${documentLabel(doc)}: Talos allows it only on control plane machines: ${IN_CONTROLPLANE_PATCH}`);
   }
   return problems;
 }

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigRenderer } from '../../src/provision/config-renderer.ts';
 import { PatchFileSet } from '../../src/provision/patch-files.ts';
 import { checkBeforeServing } from '../../src/provision/start-checks.ts';
+import { blankNode } from '../../src/domain/node.ts';
 import { SecretsStore, writeSecrets } from '../../src/talos/secrets-store.ts';
 import { fixtureSecrets, testCluster } from '../helpers/talos-inputs.ts';
 
@@ -42,7 +43,13 @@ describe('the start check', () => {
     const patches = new PatchFileSet({ cluster: file, controlplane: '', worker: '' });
     const renderer = new ConfigRenderer({ secrets: new SecretsStore(dir, fixtureSecrets()), cluster: testCluster(), patchFiles: patches, defaultTalosVersion: 'v1.14.0' });
     const result = checkBeforeServing({ patchFiles: patches, renderer, passphraseFile: '', endpointSet: true });
-    expect(result).toEqual({ ok: true, warnings: [expect.stringMatching(/^worker machines wait: .* \/cluster\/etcd: etcd config is only allowed on control plane machines; give it in a control-plane patch/)] });
+    expect(result).toEqual({ ok: true, warnings: [expect.stringMatching(/^worker machines wait: .* \/cluster\/etcd: etcd config is only allowed on control plane machines: give it in a control-plane patch/)] });
+    // A worker that asks waits with the problem itself, which is what its console has room for
+    // (it keeps 200 characters): not the config's label, which repeats the machine it is shown on.
+    const worker = { ...blankNode('52:54:00:aa:00:04'), role: 'worker' as const };
+    expect(renderer.problem(worker)).toBe(
+      'v1alpha1 config /cluster/etcd: etcd config is only allowed on control plane machines: give it in a control-plane patch (talos.patches.controlplane, or patches.controlplane in the fleet file), not a cluster-wide one',
+    );
     // Anything else wrong with the worker's config still stops the start.
     writeFileSync(file, 'cluster:\n  etcd:\n    advertisedSubnets: [192.0.2.0/24]\nmachine:\n  frobnicate: true\n');
     const both = new PatchFileSet({ cluster: file, controlplane: '', worker: '' });

@@ -46,7 +46,7 @@ describe("Talos's documented examples", () => {
           }
         })();
         expect(refused).toBeInstanceOf(RenderError);
-        expect((refused as RenderError).problems.join('\n')).toMatch(/: Talos allows it only on control plane machines; /);
+        expect((refused as RenderError).problems.join('\n')).toMatch(/: Talos allows it only on control plane machines: /);
         return;
       }
       let rendered;

@@ -495,15 +495,15 @@ describe('patches Talos refuses are refused, with the path', () => {
   });
 
   it.each(MINORS)('v1.%s: what Talos allows only on control planes, given to a worker (a cluster-wide patch meant for them)', (minor) => {
-    const hint = 'give it in a control-plane patch (talos.patches.controlplane, the fleet file\'s patches.controlplane), not a cluster-wide one';
+    const hint = 'give it in a control-plane patch (talos.patches.controlplane, or patches.controlplane in the fleet file), not a cluster-wide one';
     const vip = 'machine:\n  network:\n    interfaces:\n      - interface: eth0\n        dhcp: true\n        vip: {ip: 192.0.2.100}\n        vlans:\n          - vlanId: 20\n            vip: {ip: 192.0.2.101}\n';
-    expect(() => render(minor, 'worker', [vip])).toThrow(`v1alpha1 config /machine/network/interfaces/0/vip: virtual (shared) IP is not allowed on non-controlplane nodes; ${hint}`);
+    expect(() => render(minor, 'worker', [vip])).toThrow(`v1alpha1 config /machine/network/interfaces/0/vip: virtual (shared) IP is not allowed on non-controlplane nodes: ${hint}`);
     expect(() => render(minor, 'worker', [vip])).toThrow('/machine/network/interfaces/0/vlans/0/vip: virtual (shared) IP is not allowed');
     const etcd = 'cluster:\n  etcd:\n    advertisedSubnets: [192.0.2.0/24]\n';
-    expect(() => render(minor, 'worker', [etcd])).toThrow(`v1alpha1 config /cluster/etcd: etcd config is only allowed on control plane machines; ${hint}`);
+    expect(() => render(minor, 'worker', [etcd])).toThrow(`v1alpha1 config /cluster/etcd: etcd config is only allowed on control plane machines: ${hint}`);
     expect(v1(render(minor, 'controlplane', [vip, etcd])).cluster.etcd.advertisedSubnets).toEqual(['192.0.2.0/24']);
     if (minor >= 14) {
-      expect(() => render(minor, 'worker', ['apiVersion: v1alpha1\nkind: KubeProxyConfig\nenabled: false\n'])).toThrow(`KubeProxyConfig document: Talos allows it only on control plane machines; ${hint}`);
+      expect(() => render(minor, 'worker', ['apiVersion: v1alpha1\nkind: KubeProxyConfig\nenabled: false\n'])).toThrow(`KubeProxyConfig document: Talos allows it only on control plane machines: ${hint}`);
     }
   });
 
