@@ -85,8 +85,8 @@ const CONTROLPLANE_ONLY_KINDS = new Set([
   'KubeTalosAPIAccessConfig',
 ]);
 
-// Written for a machine's console too, where quotes and semicolons show as '?'.
-const IN_CONTROLPLANE_PATCH = 'give it in a control-plane patch (talos.patches.controlplane, or patches.controlplane in the fleet file), not a cluster-wide one';
+// Written for a machine's console too: it keeps 200 characters, and shows quotes and semicolons as '?' (talos.patches.controlplane, the fleet file's patches.controlplane: docs/machine-configs.md).
+const IN_CONTROLPLANE_PATCH = 'move it to the controlplane patch, not the cluster-wide one';
 
 /**
  * What Talos refuses on a worker, most often from a cluster-wide patch meant for control planes:

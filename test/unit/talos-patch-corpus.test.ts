@@ -495,7 +495,7 @@ describe('patches Talos refuses are refused, with the path', () => {
   });
 
   it.each(MINORS)('v1.%s: what Talos allows only on control planes, given to a worker (a cluster-wide patch meant for them)', (minor) => {
-    const hint = 'give it in a control-plane patch (talos.patches.controlplane, or patches.controlplane in the fleet file), not a cluster-wide one';
+    const hint = 'move it to the controlplane patch, not the cluster-wide one';
     const vip = 'machine:\n  network:\n    interfaces:\n      - interface: eth0\n        dhcp: true\n        vip: {ip: 192.0.2.100}\n        vlans:\n          - vlanId: 20\n            vip: {ip: 192.0.2.101}\n';
     expect(() => render(minor, 'worker', [vip])).toThrow(`v1alpha1 config /machine/network/interfaces/0/vip: virtual (shared) IP is not allowed on non-controlplane nodes: ${hint}`);
     expect(() => render(minor, 'worker', [vip])).toThrow('/machine/network/interfaces/0/vlans/0/vip: virtual (shared) IP is not allowed');
