@@ -38,7 +38,8 @@ export function checkBeforeServing(o: { patchFiles: PatchFileSet; renderer: Conf
     } catch (err) {
       if (!(err instanceof RenderError)) throw err;
       // A cluster of control planes only uses such patches as they are: workers are what wait.
-      if (err.controlPlaneOnly) warnings.push(`${role} machines wait: ${err.message}`);
+      // Its problems alone: the label names the sample machine the check rendered, no real one.
+      if (err.controlPlaneOnly) warnings.push(`${role} machines wait: ${err.problems.join('; ')}`);
       else return { problem: `invalid configuration: ${role} machine config: ${err.message}` };
     }
   }

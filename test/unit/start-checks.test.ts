@@ -43,7 +43,7 @@ describe('the start check', () => {
     const patches = new PatchFileSet({ cluster: file, controlplane: '', worker: '' });
     const renderer = new ConfigRenderer({ secrets: new SecretsStore(dir, fixtureSecrets()), cluster: testCluster(), patchFiles: patches, defaultTalosVersion: 'v1.14.0' });
     const result = checkBeforeServing({ patchFiles: patches, renderer, passphraseFile: '', endpointSet: true });
-    expect(result).toEqual({ ok: true, warnings: [expect.stringMatching(/^worker machines wait: .* \/cluster\/etcd: etcd config is only allowed on control plane machines: move it to the controlplane patch/)] });
+    expect(result).toEqual({ ok: true, warnings: [expect.stringMatching(/^worker machines wait: v1alpha1 config \/cluster\/etcd: etcd config is only allowed on control plane machines: move it to the controlplane patch/)] });
     // A worker that asks waits with the problem itself, which is what its console has room for
     // (it keeps 200 characters): not the config's label, which repeats the machine it is shown on.
     const worker = { ...blankNode('52:54:00:aa:00:04'), role: 'worker' as const };
