@@ -1,12 +1,20 @@
 # Genesis container image. Runs the TypeScript sources directly on Node 24 (type stripping: no build step).
-# The steps mirror .ci/run: production dependencies with `npm ci`, iPXE binaries from Debian's ipxe package
+# The steps mirror .ci/run: production dependencies with `npm ci` (which builds the sendfile addon), iPXE binaries from Debian's ipxe package
 # copied with scripts/copy-ipxe.sh; ipmitool for power control of machines with a BMC. It runs as an unprivileged user; the node binary carries
 # CAP_NET_BIND_SERVICE so TFTP (69) and the proxyDHCP (67, 4011) can still bind.
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
+# gcc and libc6-dev build the sendfile addon (native/sendfile.c, by npm ci's install script:
+# scripts/build-native.sh), against the headers the node image ships; the final image has no compiler.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY native ./native
+COPY scripts/build-native.sh ./scripts/
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && test -f build/native/sendfile.node
 
 FROM node:24-bookworm-slim
 RUN apt-get update \
@@ -17,6 +25,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin genesis
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+COPY --from=deps /app/build ./build
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src

@@ -46,7 +46,8 @@ import { randomUUID } from 'node:crypto';
 import { buildHttpServer } from './http/server.ts';
 import { TimeSlices } from './scheduling/time-slices.ts';
 import { HttpConnections } from './http/connections.ts';
-import { BulkSender } from './bulk/bulk-sender.ts';
+import { makeDownloadSender } from './bulk/download-sender.ts';
+import type { DownloadSender } from './bulk/protocol.ts';
 import { LogThrottle } from './logging/throttle.ts';
 import { DB_FILE, InventoryDatabase } from './inventory/database.ts';
 import { InventoryError } from './inventory/errors.ts';
@@ -144,7 +145,7 @@ export class Genesis {
   private _httpConnections: HttpConnections | undefined;
   /** The HTTP port's other accepting sockets. */
   private _acceptSockets: AcceptSockets | undefined;
-  private _bulk: BulkSender | undefined;
+  private _bulk: DownloadSender | undefined;
   private _tftp: TftpServer | undefined;
   private _dhcp: ProxyDhcpServer | undefined;
   /** The background asset fetch started by `assets.fetch_on_start`. */
@@ -415,7 +416,7 @@ export class Genesis {
       log: this.log.child({ component: 'cold-start' }),
     });
 
-    this._bulk = c.http.bulk_process ? new BulkSender({ logger: this.log.child({ component: 'bulk-sender' }) }) : undefined;
+    this._bulk = makeDownloadSender({ bulkProcess: c.http.bulk_process, sendfile: c.http.sendfile }, this.log.child({ component: 'bulk-sender' })).sender;
     this._http = await buildHttpServer({
       logger: this.log.child({ component: 'http' }),
       inventory: this._inventory,

@@ -17,7 +17,7 @@ import type { Socket } from 'node:net';
 import { getCompileCacheDir } from 'node:module';
 import { getPriority, setPriority } from 'node:os';
 import type { Logger } from 'pino';
-import type { SendJob, SendReport, Taken } from './protocol.ts';
+import type { DownloadSender, SendJob, SendReport, Taken } from './protocol.ts';
 
 export type BulkSenderOptions = {
   logger: Pick<Logger, 'warn'>;
@@ -62,7 +62,8 @@ function senderEnv(): NodeJS.ProcessEnv {
 /** After this many sender deaths within a minute of each start, stop trying: serve in process. */
 const MAX_QUICK_DEATHS = 3;
 
-export class BulkSender {
+export class BulkSender implements DownloadSender {
+  readonly kind = 'process';
   private child: ChildProcess | undefined;
   private startedAt = 0;
   private quickDeaths = 0;

@@ -1,4 +1,7 @@
-// What Genesis and its bulk sender process say to each other over the IPC channel.
+// What Genesis and its bulk sender process say to each other over the IPC channel, and what both
+// download senders offer the HTTP route.
+
+import type { Socket } from 'node:net';
 
 /** One response to send: the head Genesis built, then bytes start..end (inclusive) of the file. */
 export type SendJob = { id: number; head: string; path: string; start: number; end: number };
@@ -8,6 +11,17 @@ export type SendJob = { id: number; head: string; path: string; start: number; e
  * when they were written from the file held in memory for many downloads (shared-files.ts).
  */
 export type SendReport = { id: number; ok: boolean; bytes: number; error?: string; fromMemory?: boolean };
+
+/**
+ * What sends large downloads off the main thread: the sendfile thread (sendfile-sender.ts) or the
+ * sender process (bulk-sender.ts). handOff is undefined when it cannot take the job, and then the
+ * socket is untouched and the caller serves the response itself.
+ */
+export interface DownloadSender {
+  readonly kind: 'sendfile' | 'process';
+  handOff(socket: Socket, job: Omit<SendJob, 'id'>): Promise<SendReport> | undefined;
+  close(): Promise<void>;
+}
 
 /** The sender holds the socket now: Genesis may close its own copy. */
 export type Taken = { id: number; taken: true };

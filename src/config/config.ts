@@ -20,7 +20,7 @@ export type Config = {
   log_format: 'auto' | 'json' | 'pretty';
   shutdown_grace: number;
   api_token: string;
-  http: { host: string; port: number; request_timeout: number; bulk_process: boolean };
+  http: { host: string; port: number; request_timeout: number; bulk_process: boolean; sendfile: boolean };
   talos: {
     version: string;
     extra_kernel_args: string;

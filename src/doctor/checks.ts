@@ -82,6 +82,11 @@ export type Facts = {
   fleet?: { path: string; machines: number; problems: string[] };
   /** With the proxyDHCP on: who answered one PXE DISCOVER on its interface (dhcp/lan-watch.ts). */
   lan?: LanProbeResult;
+  /**
+   * Who sends large downloads: the two settings, why the sendfile addon would not load (when it
+   * would not), and the script that builds it (absolute, to paste from any directory).
+   */
+  downloads?: { bulkProcess: boolean; sendfile: boolean; addonProblem?: string; buildScript: string };
 };
 
 const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
@@ -385,6 +390,27 @@ export function checkFleet(f: Facts): CheckResult[] {
   ];
 }
 
+/**
+ * Large downloads off the main thread: with sendfile (no copy through Genesis's memory), with the
+ * sender process (about 100 MB more at a storm's peak, docs/performance.md), or on the main thread.
+ */
+export function checkDownloads(f: Facts): CheckResult[] {
+  const d = f.downloads;
+  if (!d) return [];
+  if (!d.bulkProcess) return [ok('downloads', 'the main process sends every download (http.bulk_process is off)')];
+  if (!d.sendfile) return [ok('downloads', 'large downloads are sent by the sender process (http.sendfile is off)')];
+  if (!d.addonProblem) return [ok('downloads', 'large downloads are sent with sendfile, from a thread of their own')];
+  return [
+    {
+      id: 'downloads',
+      status: 'warn',
+      title: `large downloads go through the sender process: ${d.addonProblem}`,
+      detail: 'it copies every byte through a second Node process, which costs memory and CPU in a boot storm',
+      fix: f.platform === 'linux' ? `install a C compiler (Debian: apt-get install gcc libc6-dev), run sh ${d.buildScript}, and restart Genesis` : 'nothing to do: sendfile is used on Linux only',
+    },
+  ];
+}
+
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkInventory(f), ...checkFleet(f), ...checkLan(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkDownloads(f), ...checkInventory(f), ...checkFleet(f), ...checkLan(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

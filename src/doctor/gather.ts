@@ -21,10 +21,12 @@ import { DB_FILE, Inventory, InventoryError } from '../inventory/store.ts';
 import { osCA } from '../talos/secrets.ts';
 import { readSecretsFile } from '../talos/secrets-store.ts';
 import type { Node } from '../domain/node.ts';
+import { loadSendfileAddon } from '../bulk/sendfile-addon.ts';
 import type { Facts, PortFact } from './checks.ts';
 
 /** This install's copy of scripts/copy-ipxe.sh, for a fix that works from any directory. */
 const COPY_IPXE_SCRIPT = path.resolve(import.meta.dirname, '../../scripts/copy-ipxe.sh');
+const BUILD_NATIVE_SCRIPT = path.resolve(import.meta.dirname, '../../scripts/build-native.sh');
 
 /** `hidden`: the holder's sockets are visible, its process is not (another user's, or one holding capabilities this one lacks). */
 export type PortHolder = { name: string; pid?: number; genesis: boolean; hidden?: NonNullable<PortFact['hidden']> };
@@ -353,6 +355,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     cwd: process.cwd(),
     nodeVersion: process.versions.node,
     fleet: fleetFact(c.fleet.path),
+    downloads: { bulkProcess: c.http.bulk_process, sendfile: c.http.sendfile, addonProblem: c.http.bulk_process && c.http.sendfile ? loadSendfileAddon().reason : undefined, buildScript: BUILD_NATIVE_SCRIPT },
     heldNodes: nodes
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),

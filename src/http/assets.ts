@@ -21,7 +21,7 @@ import path from 'node:path';
 import send from '@fastify/send';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ASSET_FILES } from '../assets/catalog.ts';
-import type { BulkSender } from '../bulk/bulk-sender.ts';
+import type { DownloadSender } from '../bulk/protocol.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { AssetKind, BootSteps } from '../provision/boot-steps.ts';
 import { sourceAddress } from '../net/address.ts';
@@ -37,7 +37,7 @@ export type AssetRouteDeps = {
   assetsDir: string;
   steps: Pick<BootSteps, 'asset'>;
   /** Absent: every download is sent from this process. */
-  bulk?: Pick<BulkSender, 'handOff'>;
+  bulk?: Pick<DownloadSender, 'handOff'>;
   /**
    * Counts handed-over responses, which fastify's onResponse hook never sees, and the downloads
    * being sent now, by this process or by the sender.

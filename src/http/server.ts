@@ -7,7 +7,7 @@ import type { MachineConfigService } from '../provision/machine-config.ts';
 import type { ConfigRenderer } from '../provision/config-renderer.ts';
 import type { BootService } from '../provision/service.ts';
 import type { BootSteps } from '../provision/boot-steps.ts';
-import type { BulkSender } from '../bulk/bulk-sender.ts';
+import type { DownloadSender } from '../bulk/protocol.ts';
 import type { Talosconfigs } from '../provision/talosconfig-issuer.ts';
 import type { Kubeconfigs } from '../provision/kubeconfig-issuer.ts';
 import type { EtcdBackups } from '../backup/etcd-backups.ts';
@@ -57,8 +57,8 @@ export type HttpServerOptions = {
   power: PowerControl;
   coldStart: ColdStart;
   assetsDir: string;
-  /** Sends large downloads from its own process (src/bulk); absent: all from this one. */
-  bulk?: BulkSender;
+  /** Sends large downloads off the main thread (src/bulk); absent: all from this one. */
+  bulk?: DownloadSender;
   tokenHash: Buffer;
   cluster: ClusterDeps;
   fleet: FleetReconciler;

@@ -1,9 +1,10 @@
-// Large downloads are sent by the bulk sender process (src/bulk): the bytes, the framing, the
-// recording of the download, and what happens when the sender dies, is off, or Genesis stops.
+// Large downloads are sent off the main thread (src/bulk), by the sendfile thread (the default)
+// or the sender process: the bytes, the framing, the recording of the download, and what happens
+// when the sender dies, is off, or Genesis stops.
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -64,15 +65,29 @@ function stalledDownload(url: string): Promise<{ status: number; cut: () => void
 beforeAll(() => mkdirSync(out, { recursive: true }));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-describe('with the bulk sender (the default)', () => {
+/** This process's threads named as the sendfile thread names itself. */
+function sendfileThreads(): number {
+  return readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'gen-sendfile';
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+describe.each([
+  { kind: 'the sendfile thread (the default)', env: {} as Record<string, string>, processes: 0 },
+  { kind: 'the sender process (http.sendfile off)', env: { GENESIS_HTTP_SENDFILE: 'false' }, processes: 1 },
+])('with $kind', ({ env, processes }) => {
   let g: TestGenesis;
   beforeAll(async () => {
-    g = await startGenesis();
+    g = await startGenesis(env);
     stage(g);
   });
   afterAll(() => g.close());
 
-  it('sends a large file whole from another process, framed by length and a closed connection', async () => {
+  it('sends a large file whole off the main thread, framed by length and a closed connection', async () => {
     const dest = path.join(out, 'kernel');
     const r = await run('curl', ['-sS', '-f', '-o', dest, '-D', '-', kernelUrl(g)]);
     expect(r.code, r.stderr).toBe(0);
@@ -81,7 +96,8 @@ describe('with the bulk sender (the default)', () => {
     expect(r.stdout).toMatch(/^connection: close\r$/im);
     expect(r.stdout).toMatch(/^etag: /im);
     expect(r.stdout).toMatch(/^content-type: application\/octet-stream\r$/im);
-    expect(senders()).toHaveLength(1);
+    expect(senders()).toHaveLength(processes);
+    expect(sendfileThreads()).toBe(1 - processes);
   });
 
   it('sends a large range from the first byte (206) and records it as the download of that machine', async () => {
@@ -133,6 +149,15 @@ describe('with the bulk sender (the default)', () => {
     await until(async () => (await downloadsInFlight(g)).sender === 0, 'the cut download no longer in flight');
     expect(await timed()).toBe(before + 1);
   });
+});
+
+describe('with the sender process', () => {
+  let g: TestGenesis;
+  beforeAll(async () => {
+    g = await startGenesis({ GENESIS_HTTP_SENDFILE: 'false' });
+    stage(g);
+  });
+  afterAll(() => g.close());
 
   it('a sender killed mid-download cuts that download off (not recorded), and the next one starts a new sender', async () => {
     const mac = '52:54:00:bb:00:02';
@@ -157,9 +182,22 @@ describe('with the bulk sender (the default)', () => {
   });
 });
 
-describe('Genesis stopping while the sender sends', () => {
-  it('stops without waiting for the download, and leaves no sender behind', async () => {
+describe('Genesis stopping while a download is sent', () => {
+  it('stops without waiting for the download, and leaves no sendfile thread behind', async () => {
     const g = await startGenesis();
+    stage(g);
+    const dest = path.join(out, 'stopping-sendfile');
+    const slow = slowDownload(largeUrl(g), dest);
+    await until(() => existsSync(dest) && statSync(dest).size > 0, 'the slow download under way');
+    expect(sendfileThreads()).toBe(1);
+    await g.close();
+    const r = await slow;
+    expect(r.code).not.toBe(0);
+    expect(sendfileThreads()).toBe(0);
+  });
+
+  it('stops without waiting for the download, and leaves no sender process behind', async () => {
+    const g = await startGenesis({ GENESIS_HTTP_SENDFILE: 'false' });
     stage(g);
     const dest = path.join(out, 'stopping');
     const slow = slowDownload(largeUrl(g), dest);

@@ -39,7 +39,9 @@ describe('genesis doctor', () => {
     expect(results.filter((x) => x.status !== 'ok')).toEqual([
       expect.objectContaining({ id: 'advertise-local', status: 'fail', title: 'advertise_addr 127.0.0.1 is a loopback address: no machine can reach it' }),
     ]);
-    expect(results.map((x) => x.id)).toEqual(['node-version', 'advertise-local', 'docker-desktop', 'cluster-endpoint', 'ipxe-binaries', 'talos-v1.14.0-amd64', 'data-dir', 'clock']);
+    expect(results.map((x) => x.id)).toEqual(['node-version', 'advertise-local', 'docker-desktop', 'cluster-endpoint', 'ipxe-binaries', 'talos-v1.14.0-amd64', 'downloads', 'data-dir', 'clock']);
+    // The addon npm ci built loads: downloads go out with sendfile.
+    expect(results.find((x) => x.id === 'downloads')?.title).toBe('large downloads are sent with sendfile, from a thread of their own');
   });
 
   it('finds a taken HTTP port and the process holding it', async () => {

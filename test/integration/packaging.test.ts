@@ -80,6 +80,21 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/apt-get install -y --no-install-recommends ipxe/);
   });
 
+  it('builds the sendfile addon where npm ci runs, with a compiler the final image does not carry', () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.install).toBe('sh scripts/build-native.sh');
+    const [deps, final] = dockerfile.split(/^FROM node:24-bookworm-slim.*$/m).slice(1);
+    // The deps stage has the compiler and the sources before npm ci, and fails if nothing was built.
+    expect(deps).toMatch(/apt-get install -y --no-install-recommends gcc libc6-dev/);
+    expect(deps!.indexOf('COPY native ./native')).toBeLessThan(deps!.indexOf('RUN npm ci'));
+    expect(deps!.indexOf('COPY scripts/build-native.sh ./scripts/')).toBeLessThan(deps!.indexOf('RUN npm ci'));
+    expect(deps).toContain('test -f build/native/sendfile.node');
+    expect(final).toMatch(/^COPY --from=deps \/app\/build \.\/build$/m);
+    expect(final).not.toMatch(/gcc/);
+    expect(ci).toMatch(/^PKGS=\([^)]*\bgcc libc6-dev\b/m);
+    expect(ci).toContain('test -f build/native/sendfile.node ||');
+  });
+
   it('is multi-stage on Node 24, runs unprivileged with CAP_NET_BIND_SERVICE, checks /healthz, keeps data in a volume', () => {
     expect(dockerfile.match(/^FROM node:24-bookworm-slim/gm)).toHaveLength(2);
     expect(dockerfile).toMatch(/setcap cap_net_bind_service=\+ep/);

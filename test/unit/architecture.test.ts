@@ -21,7 +21,7 @@ const LAYERS: Record<string, number> = {
   scheduling: 0, // the time slices boot work runs in (pure scheduling): HTTP's and TFTP's per-machine answers share them
   ipxe: 1, // iPXE script renderers and the boot plan (pure)
   tftp: 1,
-  bulk: 1, // the bulk sender process: sends the byte ranges the HTTP asset route hands it
+  bulk: 1, // the download senders (the sendfile thread, the sender process): send the byte ranges the HTTP asset route hands them
   dhcp: 2,
   uboot: 2,
   'cloud-init': 2, // boot profiles besides Talos: their files, templates and documents (pure but for reading the profile files)

@@ -1,7 +1,7 @@
 // Each misconfiguration `genesis doctor` knows, as the exact facts it is about.
 
 import { describe, expect, it } from 'vitest';
-import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkFleet, checkHeldNodes, checkNodeVersion, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
+import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkDownloads, checkFleet, checkHeldNodes, checkNodeVersion, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
 
 const healthy: Facts = {
   ports: [
@@ -209,5 +209,28 @@ describe('the fleet file', () => {
         fix: 'fix the file at the lines named (genesis fleet diff checks it without applying anything)',
       },
     ]);
+  });
+});
+
+describe('who sends large downloads', () => {
+  const script = '/opt/genesis/scripts/build-native.sh';
+  it('ok with sendfile, with the sender process by choice, or with none; a warning with the fix when the addon is missing', () => {
+    expect(checkDownloads({ ...healthy, downloads: undefined })).toEqual([]);
+    expect(checkDownloads({ ...healthy, downloads: { bulkProcess: true, sendfile: true, buildScript: script } })).toEqual([
+      { id: 'downloads', status: 'ok', title: 'large downloads are sent with sendfile, from a thread of their own' },
+    ]);
+    expect(checkDownloads({ ...healthy, downloads: { bulkProcess: true, sendfile: false, buildScript: script } })).toMatchObject([{ status: 'ok', title: 'large downloads are sent by the sender process (http.sendfile is off)' }]);
+    expect(checkDownloads({ ...healthy, downloads: { bulkProcess: false, sendfile: true, buildScript: script } })).toMatchObject([{ status: 'ok', title: 'the main process sends every download (http.bulk_process is off)' }]);
+    const missing = { bulkProcess: true, sendfile: true, addonProblem: 'the sendfile addon is not built (x)', buildScript: script };
+    expect(checkDownloads({ ...healthy, platform: 'linux', downloads: missing })).toEqual([
+      {
+        id: 'downloads',
+        status: 'warn',
+        title: 'large downloads go through the sender process: the sendfile addon is not built (x)',
+        detail: 'it copies every byte through a second Node process, which costs memory and CPU in a boot storm',
+        fix: `install a C compiler (Debian: apt-get install gcc libc6-dev), run sh ${script}, and restart Genesis`,
+      },
+    ]);
+    expect(checkDownloads({ ...healthy, platform: 'darwin', downloads: { ...missing, addonProblem: 'sendfile is used on Linux only' } })[0]!.fix).toBe('nothing to do: sendfile is used on Linux only');
   });
 });
