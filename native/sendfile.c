@@ -150,6 +150,7 @@ static void finish(sender *s, transfer *t, transfer **running) {
 static void *run(void *arg) {
   sender *s = arg;
   transfer *running = NULL;
+  int64_t last_scan_ms = 0;
   // Named, so it can be told apart in /proc/<pid>/task and top -H.
   pthread_setname_np(pthread_self(), THREAD_NAME);
   // Refused under some seccomp profiles: the thread then runs at Genesis's own priority.
@@ -205,7 +206,10 @@ static void *run(void *arg) {
       t = next;
     }
     // A client that takes nothing for this long is dropped, as the HTTP server drops an idle one.
+    // Looked for once a second at most: a storm wakes this loop thousands of times a second.
     int64_t now = now_ms();
+    if (now - last_scan_ms < 1000) continue;
+    last_scan_ms = now;
     for (transfer *t = running; t;) {
       transfer *next = t->next;
       if (now - t->last_progress_ms >= s->stalled_ms) {
