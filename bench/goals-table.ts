@@ -20,7 +20,7 @@ const ms = (v: number | undefined) => (v === undefined ? undefined : `${format(v
 
 export const GOALS: Goal[] = [
   { measure: '200-machine storm: wall time ÷ dnsmasq + nginx (aim 1.2)', bench: 'storm-200', value: (f) => f.wall_ratio, unit: 'ratio', max: 1.5 },
-  { measure: '200-machine storm: peak RSS, Genesis with its bulk sender', bench: 'storm-200', value: (f) => f.peak_rss_mb, unit: 'MB', max: 150 },
+  { measure: '200-machine storm: peak RSS, Genesis with any children', bench: 'storm-200', value: (f) => f.peak_rss_mb, unit: 'MB', max: 150 },
   // The same moment with the pages the two processes share (node's binary, about 45 MB) counted
   // once: what the host gives up. Beside the goal, which is judged on summed RSS as the issue set it.
   { measure: '200-machine storm: the same, shared pages counted once (Pss)', bench: 'storm-200', value: (f) => f.pss_at_peak_mb, unit: 'MB' },
