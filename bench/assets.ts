@@ -81,7 +81,7 @@ try {
   // weighed on round 1's one-client figure: 0.23–0.56× nginx without this download, 0.48–0.94×
   // with it (docs/performance.md). Only one client, so the rounds still start with the file on
   // disk, not yet held in the sender's memory (which 8 downloads of it at once bring about).
-  await compare("warm-up (with Genesis's bulk sender's start), not counted", 1);
+  await compare("warm-up (with Genesis's download sender's start), not counted", 1);
   // The lowest ratio over the rounds for each client count, for goals.ts.
   const worst = new Map<number, number>();
   for (let round = 1; round <= ROUNDS; round++) {
