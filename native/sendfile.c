@@ -44,6 +44,10 @@
 // with both cores busy, a boot script, a config or a TFTP block goes first and a download's next
 // bytes wait a little (src/bulk/bulk-sender.ts SENDER_NICE, measured for the sender process).
 #define SENDER_NICE 10
+// How long a connection whose bytes are all queued waits for the client's FIN before it is
+// closed anyway (its bytes still go out: a close discards nothing queued, only what the client
+// sent and nobody read, which is why the wait reads and drops that).
+#define LINGER_MS 5000
 // The thread's name (at most 15 characters).
 #define THREAD_NAME "gen-sendfile"
 
@@ -56,6 +60,7 @@ typedef struct transfer {
   off_t offset;
   uint64_t remaining, sent;
   int64_t last_progress_ms;
+  int64_t lingering_since_ms;  // 0 until every byte is queued and the FIN sent
   char error[160];  // empty when every byte was sent
 } transfer;
 
@@ -93,9 +98,24 @@ static void free_transfer(transfer *t) {
   free(t);
 }
 
-// Sends what the socket takes now. Returns 1 when the transfer is over (sent, or failed with
-// t->error set), 0 when it waits for the socket to take more.
-static int advance(transfer *t) {
+// After the FIN: reads and drops whatever the client still sends until it closes its side. A
+// close() with unread bytes in the receive queue answers with a reset, and a reset can make the
+// client's kernel drop the end of the download it has not read yet. Returns 1 when it closed.
+static int drain(transfer *t) {
+  char sink[4096];
+  for (;;) {
+    ssize_t n = recv(t->sock, sink, sizeof sink, MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return 1;  // its FIN (0), or the connection is gone: either way every byte was queued
+  }
+}
+
+// Sends what the socket takes now. Returns 1 when the transfer is over (sent and the client has
+// closed, or failed with t->error set), 0 when it waits for the socket.
+static int advance(int epoll_fd, transfer *t) {
+  if (t->lingering_since_ms) return drain(t);
   size_t turn = 0;
   while (t->head_sent < t->head_len) {
     // MSG_MORE: the head and the first bytes of the file leave in the same segments.
@@ -129,9 +149,13 @@ static int advance(transfer *t) {
     turn += (size_t)n;
     t->last_progress_ms = now_ms();
   }
-  // Every byte is queued: a FIN after them (the head said Connection: close).
+  // Every byte is queued: a FIN after them (the head said Connection: close), then wait for the
+  // client's own.
   shutdown(t->sock, SHUT_WR);
-  return 1;
+  t->lingering_since_ms = now_ms();
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = t };
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, t->sock, &ev) != 0) return 1;
+  return drain(t);
 }
 
 // Hands a finished transfer to the main thread (call_done frees it there).
@@ -187,7 +211,7 @@ static void *run(void *arg) {
         if (read(s->wake_fd, &count, sizeof count) < 0) { /* drained by an earlier wake */ }
         continue;
       }
-      if (advance(t)) finish(s, t, &running);
+      if (advance(s->epoll_fd, t)) finish(s, t, &running);
     }
     for (transfer *t = fresh; t;) {
       transfer *next = t->next;
@@ -200,7 +224,7 @@ static void *run(void *arg) {
       if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, t->sock, &ev) != 0) {
         fail(t, "could not watch the connection", errno);
         finish(s, t, &running);
-      } else if (advance(t)) {
+      } else if (advance(s->epoll_fd, t)) {
         finish(s, t, &running);
       }
       t = next;
@@ -212,7 +236,10 @@ static void *run(void *arg) {
     last_scan_ms = now;
     for (transfer *t = running; t;) {
       transfer *next = t->next;
-      if (now - t->last_progress_ms >= s->stalled_ms) {
+      if (t->lingering_since_ms) {
+        // Every byte was queued: done, whether or not the client closed its side in time.
+        if (now - t->lingering_since_ms >= LINGER_MS) finish(s, t, &running);
+      } else if (now - t->last_progress_ms >= s->stalled_ms) {
         char what[80];
         snprintf(what, sizeof what, "the client took nothing for %g s", (double)s->stalled_ms / 1000);
         fail(t, what, 0);

@@ -171,6 +171,35 @@ describe('the sendfile sender', () => {
     expect(bytes.length).toBeLessThan(LARGE);
   });
 
+  it('a client that sends more after its request still gets every byte, and the report waits for its close', async () => {
+    // Bytes the client sends that nobody reads would make a plain close() answer with a reset,
+    // which drops what is still queued for the client; the thread reads and drops them instead.
+    const c = await connection(sender, { path: largePath, start: 0, end: LARGE - 1, head: '' });
+    const got = received(c.client);
+    c.client.once('data', () => c.client.write(Buffer.alloc(256 * 1024, 1)));
+    const { bytes, ended } = await got;
+    const report = (await c.result)!;
+    c.server.close();
+    expect(ended).toBe('fin');
+    expect(bytes.length).toBe(LARGE);
+    expect(report).toMatchObject({ ok: true, bytes: LARGE });
+  });
+
+  it('closes a connection whose client keeps its side open once every byte is out (a few seconds later)', async () => {
+    const c = await connection(sender, { path: smallPath, start: 0, end: 999, head: '' });
+    c.client.allowHalfOpen = true;
+    const chunks: Buffer[] = [];
+    c.client.on('data', (d: Buffer) => chunks.push(d));
+    const closed = new Promise<void>((resolve) => c.client.once('close', () => resolve()));
+    const report = (await c.result)!;
+    expect(report).toMatchObject({ ok: true, bytes: 1000 });
+    expect(Buffer.concat(chunks).equals(small.subarray(0, 1000))).toBe(true);
+    // The client never ended its side, yet the connection is closed: it sees the server's close.
+    c.client.end();
+    await closed;
+    c.server.close();
+  });
+
   it('stops at the end of a file that is shorter than the head said, and says so', async () => {
     const shortPath = path.join(dir, 'short.bin');
     writeFileSync(shortPath, small);
