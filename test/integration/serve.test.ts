@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import grpc from '@grpc/grpc-js';
@@ -60,11 +60,31 @@ describe('genesis serve', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sends a kernel through its bulk sender, which yields the CPU and starts from the compile cache', async () => {
+  it('sends a kernel with sendfile from a thread of its own that yields the CPU, with no second process', async () => {
     const dir = workdir();
     const kernel = randomBytes(6 * 1024 * 1024);
     writeFileSync(path.join(dir, 'assets', 'talos', 'v1.14.0', 'amd64', 'vmlinuz'), kernel);
     const g = genesis(dir);
+    const ready = await g.ready();
+    const res = await fetch(`http://127.0.0.1:${ready.http.port}/assets/talos/v1.14.0/amd64/vmlinuz`);
+    expect(res.headers.get('connection')).toBe('close');
+    expect(Buffer.from(await res.arrayBuffer()).equals(kernel)).toBe(true);
+    expect(spawnSync('pgrep', ['-P', String(g.child.pid), '-f', 'sender-process']).status, 'no sender process').toBe(1);
+    const tasks = `/proc/${g.child.pid}/task`;
+    const thread = readdirSync(tasks).find((tid) => readFileSync(`${tasks}/${tid}/comm`, 'utf8').trim() === 'gen-sendfile');
+    expect(thread, 'the sendfile thread').toBeDefined();
+    expect(getPriority(Number(thread))).toBe(Math.min(19, getPriority(g.child.pid!) + SENDER_NICE));
+    g.kill('SIGTERM');
+    expect(await g.exit()).toBe(0);
+    expect(g.lines.at(-1)).toMatchObject({ msg: 'genesis stopped' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('with http.sendfile off, sends a kernel through its bulk sender, which yields the CPU and starts from the compile cache', async () => {
+    const dir = workdir();
+    const kernel = randomBytes(6 * 1024 * 1024);
+    writeFileSync(path.join(dir, 'assets', 'talos', 'v1.14.0', 'amd64', 'vmlinuz'), kernel);
+    const g = genesis(dir, { GENESIS_HTTP_SENDFILE: 'false' });
     const ready = await g.ready();
     const res = await fetch(`http://127.0.0.1:${ready.http.port}/assets/talos/v1.14.0/amd64/vmlinuz`);
     expect(Buffer.from(await res.arrayBuffer()).equals(kernel)).toBe(true);
@@ -83,7 +103,7 @@ describe('genesis serve', () => {
   it('stops with exit code 0 after its bulk sender has gone, though Node then never reports the HTTP server closed', async () => {
     const dir = workdir();
     writeFileSync(path.join(dir, 'assets', 'talos', 'v1.14.0', 'amd64', 'vmlinuz'), randomBytes(6 * 1024 * 1024));
-    const g = genesis(dir);
+    const g = genesis(dir, { GENESIS_HTTP_SENDFILE: 'false' });
     const ready = await g.ready();
     const res = await fetch(`http://127.0.0.1:${ready.http.port}/assets/talos/v1.14.0/amd64/vmlinuz`);
     expect((await res.arrayBuffer()).byteLength).toBe(6 * 1024 * 1024);
