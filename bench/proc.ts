@@ -37,6 +37,17 @@ export function cpuSeconds(pid: number): number {
   return fields ? (Number(fields[11]) + Number(fields[12])) / CLK_TCK : 0;
 }
 
+/**
+ * The whole machine's busy CPU time so far, in seconds (every core: user, nice, system, irq,
+ * softirq, steal). A server that forks a process per transfer (tftpd-hpa) leaves no per-process
+ * figure to read; the difference between two servers' rounds with the same clients is theirs.
+ */
+export function machineBusySeconds(): number {
+  const cpu = read('/proc/stat')?.split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+  return (user + nice + system + irq + softirq + steal) / CLK_TCK;
+}
+
 /** The processes and their direct children (nginx's workers, Genesis's bulk sender), now. */
 export function withChildren(pids: number[]): number[] {
   const all = new Set<number>();

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LossyRelay } from '../test/helpers/lossy-relay.ts';
 import { run, sha256, sha256File } from '../test/helpers/run.ts';
+import { machineBusySeconds } from './proc.ts';
 import { recordFigures } from './results.ts';
 
 const { values } = parseArgs({
@@ -111,10 +112,16 @@ async function sequential(name: string, servers: Array<{ label: string; host: st
   return times;
 }
 
-async function concurrent(label: string, host: string, port: number, options: string[]): Promise<number> {
+/**
+ * Wall time of CONCURRENT transfers at once, and the machine's busy CPU time meanwhile: the same
+ * clients for every server, so the differences are the servers' (tftpd-hpa forks a process per
+ * transfer, which no per-process figure would count).
+ */
+async function concurrent(server: Server, options: string[]): Promise<{ ms: number; cpu: number }> {
+  const cpu0 = machineBusySeconds();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => transfer(host, port, options, path.join(work, `c-${i}`))));
-  return performance.now() - t0;
+  await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => transfer(server.host, server.port, options, path.join(work, `c-${i}`))));
+  return { ms: performance.now() - t0, cpu: machineBusySeconds() - cpu0 };
 }
 
 async function main() {
@@ -166,19 +173,24 @@ async function main() {
     console.log(`  windowsize 16 speed-up over lock-step (genesis): ${(lock / win).toFixed(2)}x`);
   });
 
-  console.log(`\n${CONCURRENT} concurrent clients, lock-step, blksize 1468 (wall time for all; median of ${CONCURRENT_ROUNDS} rounds, taking turns)`);
+  console.log(`\n${CONCURRENT} concurrent clients, lock-step, blksize 1468 (wall time for all; median of ${CONCURRENT_ROUNDS} rounds, taking turns; the machine's CPU meanwhile, clients included)`);
   const rounds = { genesis: [] as number[], 'tftpd-hpa': [] as number[], dnsmasq: [] as number[] };
+  const cpu = { genesis: [] as number[], 'tftpd-hpa': [] as number[], dnsmasq: [] as number[] };
   for (let r = 0; r < CONCURRENT_ROUNDS; r++) {
-    rounds.genesis.push(await concurrent('genesis', g.host, g.port, ['blksize 1468']));
-    rounds['tftpd-hpa'].push(await concurrent('tftpd-hpa', hpa.host, hpa.port, ['blksize 1468']));
-    rounds.dnsmasq.push(await concurrent('dnsmasq', dm.host, dm.port, ['blksize 1468']));
+    for (const [name, s] of [['genesis', g], ['tftpd-hpa', hpa], ['dnsmasq', dm]] as const) {
+      const { ms, cpu: seconds } = await concurrent(s, ['blksize 1468']);
+      rounds[name].push(ms);
+      cpu[name].push(seconds);
+    }
   }
   const [cg, ch, cd] = [median(rounds.genesis), median(rounds['tftpd-hpa']), median(rounds.dnsmasq)];
+  const [ug, uh, ud] = [median(cpu.genesis), median(cpu['tftpd-hpa']), median(cpu.dnsmasq)];
   const spread = (xs: number[]) => `(${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
-  console.log(`  genesis   ${cg.toFixed(0).padStart(8)} ms ${spread(rounds.genesis)}`);
-  console.log(`  tftpd-hpa ${ch.toFixed(0).padStart(8)} ms ${spread(rounds['tftpd-hpa'])}  ratio tftpd-hpa/genesis = ${(ch / cg).toFixed(2)}`);
-  console.log(`  dnsmasq   ${cd.toFixed(0).padStart(8)} ms ${spread(rounds.dnsmasq)}  ratio dnsmasq/genesis = ${(cd / cg).toFixed(2)}`);
-  recordFigures('tftp', { concurrent_ms: cg, tftpd_hpa_concurrent_ms: ch, ratio_to_tftpd_hpa: cg / ch, ratio_to_dnsmasq: cg / cd });
+  const cpuText = (u: number) => `machine CPU ${(u * 1000).toFixed(0)} ms`;
+  console.log(`  genesis   ${cg.toFixed(0).padStart(8)} ms ${spread(rounds.genesis)}  ${cpuText(ug)}`);
+  console.log(`  tftpd-hpa ${ch.toFixed(0).padStart(8)} ms ${spread(rounds['tftpd-hpa'])}  ratio tftpd-hpa/genesis = ${(ch / cg).toFixed(2)}  ${cpuText(uh)}`);
+  console.log(`  dnsmasq   ${cd.toFixed(0).padStart(8)} ms ${spread(rounds.dnsmasq)}  ratio dnsmasq/genesis = ${(cd / cg).toFixed(2)}  ${cpuText(ud)}`);
+  recordFigures('tftp', { concurrent_ms: cg, tftpd_hpa_concurrent_ms: ch, ratio_to_tftpd_hpa: cg / ch, ratio_to_dnsmasq: cg / cd, machine_cpu_s: ug, tftpd_hpa_machine_cpu_s: uh, dnsmasq_machine_cpu_s: ud });
 
   // Under loss: each server behind its own relay dropping 5% each way, same seed for all
   // (--lossy-rounds 0 leaves it out).
