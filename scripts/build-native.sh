@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds Genesis's one native addon, native/sendfile.c, into build/native/sendfile.node, against
 # the headers of the node that runs this (npm runs it as the install script, so `npm ci` builds
-# it). Without Linux or a C compiler it says so and exits 0: Genesis then sends large downloads
+# it). Without Linux or a working C compiler it says so and exits 0: Genesis then sends large downloads
 # from its sender process instead (docs/design.md), and `genesis doctor` says which it uses.
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ if [ "$(uname -s)" != Linux ]; then
 fi
 cc="${CC:-cc}"
 if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "genesis: sendfile addon not built (no C compiler: install gcc and libc6-dev, then npm rebuild);" \
+  echo "genesis: sendfile addon not built (no C compiler: install gcc and libc6-dev, then run sh scripts/build-native.sh);" \
     "large downloads go through the sender process" >&2
   exit 0
 fi
@@ -26,8 +26,15 @@ if [ ! -f "$include/node_api.h" ]; then
   exit 0
 fi
 mkdir -p build/native
-# Built to a temporary name first, so a failed build leaves no half-written addon behind.
-"$cc" -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -pthread -fvisibility=hidden \
-  -I"$include" native/sendfile.c -o "$out.tmp"
-mv "$out.tmp" "$out"
-echo "genesis: built $out" >&2
+# Built to a temporary name first, so a failed build leaves no half-written addon behind. A failed
+# build (a compiler without the C library's headers: Debian's gcc without libc6-dev) does not fail
+# the install either: Genesis runs without the addon.
+if "$cc" -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -pthread -fvisibility=hidden \
+  -I"$include" native/sendfile.c -o "$out.tmp"; then
+  mv "$out.tmp" "$out"
+  echo "genesis: built $out" >&2
+else
+  rm -f "$out.tmp"
+  echo "genesis: sendfile addon not built ($cc failed, above; Debian needs gcc and libc6-dev);" \
+    "large downloads go through the sender process" >&2
+fi
