@@ -416,7 +416,7 @@ export class Genesis {
       log: this.log.child({ component: 'cold-start' }),
     });
 
-    this._bulk = makeDownloadSender({ bulkProcess: c.http.bulk_process, sendfile: c.http.sendfile }, this.log.child({ component: 'bulk-sender' })).sender;
+    this._bulk = makeDownloadSender({ bulkProcess: c.http.bulk_process, sendfile: c.http.sendfile }, this.log.child({ component: 'bulk-sender' }));
     this._http = await buildHttpServer({
       logger: this.log.child({ component: 'http' }),
       inventory: this._inventory,

@@ -10,15 +10,13 @@ import { SendfileSender } from './sendfile-sender.ts';
 
 export type DownloadSenderSettings = { bulkProcess: boolean; sendfile: boolean };
 
-/** The sender, and why the sendfile thread is not it when it is not (for the log and doctor). */
-export function makeDownloadSender(settings: DownloadSenderSettings, logger: Pick<Logger, 'warn' | 'info'>, load = loadSendfileAddon): { sender?: DownloadSender; note?: string } {
-  if (!settings.bulkProcess) return { note: 'http.bulk_process is off: the main process sends every download' };
+/** The sender, or none; a sendfile thread asked for whose addon is missing is logged once, with why. */
+export function makeDownloadSender(settings: DownloadSenderSettings, logger: Pick<Logger, 'warn'>, load = loadSendfileAddon): DownloadSender | undefined {
+  if (!settings.bulkProcess) return undefined;
   if (settings.sendfile) {
     const loaded = load();
-    if (loaded.addon) return { sender: new SendfileSender({ addon: loaded.addon }) };
-    const note = `${loaded.reason}; large downloads go through the sender process`;
-    logger.warn(note);
-    return { sender: new BulkSender({ logger }), note };
+    if (loaded.addon) return new SendfileSender({ addon: loaded.addon });
+    logger.warn(`${loaded.reason}; large downloads go through the sender process`);
   }
-  return { sender: new BulkSender({ logger }), note: 'http.sendfile is off: large downloads go through the sender process' };
+  return new BulkSender({ logger });
 }
