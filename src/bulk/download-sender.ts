@@ -10,13 +10,15 @@ import { SendfileSender } from './sendfile-sender.ts';
 
 export type DownloadSenderSettings = { bulkProcess: boolean; sendfile: boolean };
 
-/** The sender, or none; a sendfile thread asked for whose addon is missing is logged once, with why. */
+/**
+ * The sender, or none. A sendfile thread asked for whose addon is missing is not logged here: the
+ * start's preflight (doctor's `downloads` check) warns once, with why and how to build it.
+ */
 export function makeDownloadSender(settings: DownloadSenderSettings, logger: Pick<Logger, 'warn'>, load = loadSendfileAddon): DownloadSender | undefined {
   if (!settings.bulkProcess) return undefined;
   if (settings.sendfile) {
     const loaded = load();
     if (loaded.addon) return new SendfileSender({ addon: loaded.addon });
-    logger.warn(`${loaded.reason}; large downloads go through the sender process`);
   }
   return new BulkSender({ logger });
 }

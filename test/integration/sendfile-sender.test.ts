@@ -268,10 +268,9 @@ describe('choosing the download sender', () => {
     const sendfile = makeDownloadSender({ bulkProcess: true, sendfile: true }, logger);
     expect(sendfile?.kind).toBe('sendfile');
     await sendfile?.close();
-    const warned: string[] = [];
-    const missing = makeDownloadSender({ bulkProcess: true, sendfile: true }, { warn: (m: string) => void warned.push(m) }, () => loadSendfileAddon(path.join(dir, 'none.node')));
+    const missing = makeDownloadSender({ bulkProcess: true, sendfile: true }, logger, () => loadSendfileAddon(path.join(dir, 'none.node')));
     expect(missing?.kind).toBe('process');
-    expect(warned).toEqual([`the sendfile addon is not built (${path.join(dir, 'none.node')}; npm ci builds it with a C compiler: scripts/build-native.sh); large downloads go through the sender process`]);
+    expect(loadSendfileAddon(path.join(dir, 'none.node')).reason).toBe(`the sendfile addon is not built (${path.join(dir, 'none.node')}; npm ci builds it with a C compiler: scripts/build-native.sh)`);
     await missing?.close();
     const off = makeDownloadSender({ bulkProcess: true, sendfile: false }, logger);
     expect(off?.kind).toBe('process');
