@@ -61,8 +61,18 @@ typedef struct transfer {
   uint64_t remaining, sent;
   int64_t last_progress_ms;
   int64_t lingering_since_ms;  // 0 until every byte is queued and the FIN sent
+  int reported;                // its report went to the main thread
   char error[160];  // empty when every byte was sent
 } transfer;
+
+// What the JavaScript side is told of a transfer, once: when its last byte is queued, or when it
+// failed. The transfer itself stays with the thread (a finished one may still wait for its
+// client's FIN), so this is a copy the main thread frees.
+typedef struct {
+  uint32_t id;
+  uint64_t sent;
+  char error[160];
+} report;
 
 typedef struct {
   pthread_mutex_t lock;
@@ -114,7 +124,9 @@ static int drain(transfer *t) {
 
 // Sends what the socket takes now. Returns 1 when the transfer is over (sent and the client has
 // closed, or failed with t->error set), 0 when it waits for the socket.
-static int advance(int epoll_fd, transfer *t) {
+static void tell(sender *s, transfer *t);
+
+static int advance(sender *s, transfer *t) {
   if (t->lingering_since_ms) return drain(t);
   size_t turn = 0;
   while (t->head_sent < t->head_len) {
@@ -150,25 +162,38 @@ static int advance(int epoll_fd, transfer *t) {
     t->last_progress_ms = now_ms();
   }
   // Every byte is queued: a FIN after them (the head said Connection: close), then wait for the
-  // client's own.
+  // client's own. The download is reported done now: every byte is the kernel's to deliver, and
+  // how soon a client closes its side is not the download's time.
   shutdown(t->sock, SHUT_WR);
   t->lingering_since_ms = now_ms();
+  close(t->file);
+  t->file = -1;
+  tell(s, t);
   struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = t };
-  if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, t->sock, &ev) != 0) return 1;
+  if (epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, t->sock, &ev) != 0) return 1;
   return drain(t);
 }
 
-// Hands a finished transfer to the main thread (call_done frees it there).
+// Reports a transfer to the main thread, once (call_done frees the copy there).
+static void tell(sender *s, transfer *t) {
+  if (t->reported) return;
+  t->reported = 1;
+  report *r = malloc(sizeof *r);
+  if (!r) return;
+  r->id = t->id;
+  r->sent = t->sent;
+  memcpy(r->error, t->error, sizeof r->error);
+  if (napi_call_threadsafe_function(s->done, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+}
+
+// Ends a transfer: its descriptors closed, reported if it was not yet, freed.
 static void finish(sender *s, transfer *t, transfer **running) {
   if (t->prev) t->prev->next = t->next;
   else *running = t->next;
   if (t->next) t->next->prev = t->prev;
   epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, t->sock, NULL);
-  close(t->sock);
-  t->sock = -1;
-  close(t->file);
-  t->file = -1;
-  if (napi_call_threadsafe_function(s->done, t, napi_tsfn_nonblocking) != napi_ok) free_transfer(t);
+  tell(s, t);
+  free_transfer(t);
 }
 
 static void *run(void *arg) {
@@ -211,7 +236,7 @@ static void *run(void *arg) {
         if (read(s->wake_fd, &count, sizeof count) < 0) { /* drained by an earlier wake */ }
         continue;
       }
-      if (advance(s->epoll_fd, t)) finish(s, t, &running);
+      if (advance(s, t)) finish(s, t, &running);
     }
     for (transfer *t = fresh; t;) {
       transfer *next = t->next;
@@ -224,7 +249,7 @@ static void *run(void *arg) {
       if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, t->sock, &ev) != 0) {
         fail(t, "could not watch the connection", errno);
         finish(s, t, &running);
-      } else if (advance(s->epoll_fd, t)) {
+      } else if (advance(s, t)) {
         finish(s, t, &running);
       }
       t = next;
@@ -250,21 +275,21 @@ static void *run(void *arg) {
   }
 }
 
-// On the main thread: onDone(id, bytes, error?) for a transfer the thread finished.
+// On the main thread: onDone(id, bytes, error?) for a transfer the thread reported.
 static void call_done(napi_env env, napi_value on_done, void *context, void *data) {
   sender *s = context;
-  transfer *t = data;
+  report *r = data;
   if (env != NULL && on_done != NULL) {
     napi_value args[3], undefined;
     napi_get_undefined(env, &undefined);
-    napi_create_uint32(env, t->id, &args[0]);
-    napi_create_double(env, (double)t->sent, &args[1]);
-    if (t->error[0]) napi_create_string_utf8(env, t->error, NAPI_AUTO_LENGTH, &args[2]);
+    napi_create_uint32(env, r->id, &args[0]);
+    napi_create_double(env, (double)r->sent, &args[1]);
+    if (r->error[0]) napi_create_string_utf8(env, r->error, NAPI_AUTO_LENGTH, &args[2]);
     else args[2] = undefined;
     if (s->in_flight > 0 && --s->in_flight == 0) napi_unref_threadsafe_function(env, s->done);
     napi_call_function(env, undefined, on_done, 3, args, NULL);
   }
-  free_transfer(t);
+  free(r);
 }
 
 static napi_value throw_error(napi_env env, const char *message) {
