@@ -2,7 +2,7 @@
 // schema cannot express and that a Genesis config can run into once patched. Talos refuses such a
 // config when the node boots, so Genesis refuses it (or settles it) before serving it. Pure.
 
-import { isSupportedTalosVersion, SUPPORTED_RANGE, type Contract } from './contract.ts';
+import { isSupportedTalosVersion, parseTalosVersion, SUPPORTED_RANGE, type Contract } from './contract.ts';
 import { DiskSelectorError, diskSelectorToCel } from './disk-selector.ts';
 import { isValidLabelKey, isValidLabelValue } from '../domain/node.ts';
 import { cloneTree, documentLabel, getPath, isMap, mainDocument, type Document } from './documents.ts';
@@ -193,20 +193,22 @@ export function roleProblems(docs: Document[], role: 'controlplane' | 'worker'):
 export function installerVersionCheck(docs: Document[], talosVersion: string): { problems: string[]; warnings: string[] } {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const own = /^v(\d+)\.(\d+)\./.exec(talosVersion);
+  const own = parseTalosVersion(talosVersion);
   const images: Array<[string, unknown]> = [
     ['v1alpha1 config /machine/install/image', getPath(mainDocument(docs), ['machine', 'install', 'image'])],
     ['UnattendedInstallConfig document /installer/image', getPath(docs.find((d) => d['kind'] === 'UnattendedInstallConfig'), ['installer', 'image'])],
   ];
   for (const [where, image] of images) {
-    const tag = typeof image === 'string' && !image.includes('@') ? /:(v(\d+)\.(\d+)\.\d+(?:-[0-9A-Za-z.]+)?)$/.exec(image) : null;
-    if (!tag || !own || tag[1] === talosVersion) continue;
-    const fix = isSupportedTalosVersion(tag[1]!)
-      ? `genesis nodes assign <mac> <role> --talos-version ${tag[1]} (or talos.version) gives the machine that version, and the installer's tag can be left to Genesis`
+    // The tag after the image's last ':' (an image by digest, `@sha256:...`, names no release).
+    const tag = typeof image === 'string' && !image.includes('@') ? /:(v[^:/]+)$/.exec(image)?.[1] : undefined;
+    const theirs = tag === undefined ? undefined : parseTalosVersion(tag);
+    if (!theirs || !own || tag === talosVersion) continue;
+    const fix = isSupportedTalosVersion(tag!)
+      ? `genesis nodes assign <mac> <role> --talos-version ${tag} (or talos.version) gives the machine that version, and the installer's tag can be left to Genesis`
       : `Genesis writes configs for Talos ${SUPPORTED_RANGE}: give the installer this machine's version, or leave the image to Genesis (talos.installer_image, talos.schematic_id)`;
-    const older = Number(tag[2]) * 1000 + Number(tag[3]) < Number(own[1]) * 1000 + Number(own[2]);
-    if (older) problems.push(`${where}: ${image as string} installs Talos ${tag[1]}, older than ${talosVersion}, which this machine boots and its config is written for: that Talos cannot read it; ${fix}`);
-    else warnings.push(`${where} installs Talos ${tag[1]}, not ${talosVersion}, which this machine boots and its config is written for (a newer Talos reads it, as after an upgrade); ${fix}`);
+    const older = theirs.major * 1000 + theirs.minor < own.major * 1000 + own.minor;
+    if (older) problems.push(`${where}: ${image as string} installs Talos ${tag}, older than ${talosVersion}, which this machine boots and its config is written for: that Talos cannot read it; ${fix}`);
+    else warnings.push(`${where} installs Talos ${tag}, not ${talosVersion}, which this machine boots and its config is written for (a newer Talos reads it, as after an upgrade); ${fix}`);
   }
   return { problems, warnings };
 }
