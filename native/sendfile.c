@@ -297,6 +297,13 @@ static napi_value throw_error(napi_env env, const char *message) {
   return NULL;
 }
 
+// "<what>: <the system's reason for err>".
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char message[160];
+  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
+  return throw_error(env, message);
+}
+
 static void stop_thread(sender *s) {
   if (!s->thread_running) return;
   pthread_mutex_lock(&s->lock);
@@ -327,16 +334,18 @@ static void stop_sender(napi_env env, sender *s) {
     stop_thread(s);
     napi_release_threadsafe_function(s->done, napi_tsfn_abort);
   }
-  s->stopping = 1;
+}
+
+static void free_sender(sender *s) {
+  pthread_mutex_destroy(&s->lock);
+  free(s);
 }
 
 // The handle went away unreferenced (its sender was never stopped): stop it now.
 static void finalize(napi_env env, void *data, void *hint) {
   (void)hint;
-  sender *s = data;
-  stop_sender(env, s);
-  pthread_mutex_destroy(&s->lock);
-  free(s);
+  stop_sender(env, data);
+  free_sender(data);
 }
 
 static sender *unwrap(napi_env env, napi_value handle) {
@@ -344,6 +353,17 @@ static sender *unwrap(napi_env env, napi_value handle) {
   napi_valuetype type;
   if (napi_typeof(env, handle, &type) != napi_ok || type != napi_external || napi_get_value_external(env, handle, (void **)&s) != napi_ok) return NULL;
   return s;
+}
+
+// The sender a call names first, and up to `wanted` arguments after it (in argv; *argc says how many came).
+static sender *sender_call(napi_env env, napi_callback_info info, napi_value *argv, size_t wanted, size_t *argc) {
+  napi_value all[8];
+  size_t n = wanted + 1 < 8 ? wanted + 1 : 8;
+  napi_get_cb_info(env, info, &n, all, NULL, NULL);
+  *argc = n > 0 ? n - 1 : 0;
+  if (*argc > wanted) *argc = wanted;
+  for (size_t i = 0; i < *argc; i++) argv[i] = all[i + 1];
+  return n > 0 ? unwrap(env, all[0]) : NULL;
 }
 
 static napi_value js_create(napi_env env, napi_callback_info info) {
@@ -362,8 +382,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   napi_value name, handle;
   napi_create_string_utf8(env, "genesis-sendfile", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, s, call_done, &s->done) != napi_ok) {
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    free_sender(s);
     return throw_error(env, "could not create the completion callback");
   }
   // Nothing in flight: the sender alone keeps no event loop alive.
@@ -376,8 +395,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     if (s->epoll_fd >= 0) close(s->epoll_fd);
     if (s->wake_fd >= 0) close(s->wake_fd);
     napi_release_threadsafe_function(s->done, napi_tsfn_abort);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    free_sender(s);
     return throw_error(env, "could not start the sendfile thread");
   }
   s->thread_running = 1;
@@ -385,22 +403,18 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   s->hooked = 1;
   if (napi_create_external(env, s, finalize, NULL, &handle) != napi_ok) {
     stop_sender(env, s);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    free_sender(s);
     return throw_error(env, "could not create the sender's handle");
   }
   return handle;
 }
 
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value all[6];
-  napi_get_cb_info(env, info, &argc, all, NULL, NULL);
-  sender *s = argc > 0 ? unwrap(env, all[0]) : NULL;
+  size_t argc;
+  napi_value argv[5];
+  sender *s = sender_call(env, info, argv, 5, &argc);
   if (!s) return throw_error(env, "send() takes a sender's handle first");
   if (!s->thread_running) return throw_error(env, "the sender is stopped");
-  napi_value *argv = all + 1;
-  argc = argc > 0 ? argc - 1 : 0;
   int32_t fd;
   double start, length;
   char path[4096];
@@ -414,19 +428,14 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     return throw_error(env, "send(handle, fd, path, head, start, length) takes a number, a string, a Buffer and two numbers");
   if (fd < 0 || start < 0 || length < 0 || path_len >= sizeof path - 1) return throw_error(env, "send(): a negative fd or range, or a path too long");
   int file = open(path, O_RDONLY | O_CLOEXEC);
-  if (file < 0) {
-    char message[160];
-    snprintf(message, sizeof message, "could not open the file: %s", strerror(errno));
-    return throw_error(env, message);
-  }
+  if (file < 0) return throw_errno(env, "could not open the file", errno);
   // Our own reference to the connection: the caller closes its handle once this returns, and the
   // connection stays open until this thread closes its copy.
   int sock = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (sock < 0) {
-    char message[160];
-    snprintf(message, sizeof message, "could not take the connection: %s", strerror(errno));
+    int err = errno;
     close(file);
-    return throw_error(env, message);
+    return throw_errno(env, "could not take the connection", err);
   }
   int flags = fcntl(sock, F_GETFL);
   if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(sock, F_SETFL, flags | O_NONBLOCK);
@@ -460,10 +469,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  sender *s = argc > 0 ? unwrap(env, argv[0]) : NULL;
+  size_t argc;
+  sender *s = sender_call(env, info, NULL, 0, &argc);
   if (!s) return throw_error(env, "stop() takes a sender's handle");
   stop_sender(env, s);
   return NULL;
