@@ -63,7 +63,6 @@ function senderEnv(): NodeJS.ProcessEnv {
 const MAX_QUICK_DEATHS = 3;
 
 export class BulkSender implements DownloadSender {
-  readonly kind = 'process';
   private child: ChildProcess | undefined;
   private startedAt = 0;
   private quickDeaths = 0;

@@ -18,7 +18,6 @@ export type SendReport = { id: number; ok: boolean; bytes: number; error?: strin
  * socket is untouched and the caller serves the response itself.
  */
 export interface DownloadSender {
-  readonly kind: 'sendfile' | 'process';
   handOff(socket: Socket, job: Omit<SendJob, 'id'>): Promise<SendReport> | undefined;
   close(): Promise<void>;
 }

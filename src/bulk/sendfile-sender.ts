@@ -23,7 +23,6 @@ type WithHandle = { _handle?: { fd?: unknown } | null };
 const DEFAULT_MAX_IN_FLIGHT = 4096;
 
 export class SendfileSender implements DownloadSender {
-  readonly kind = 'sendfile';
   private readonly pending = new Map<number, (report: SendReport) => void>();
   private readonly addon: SendfileAddon;
   private readonly handle: SendfileHandle;

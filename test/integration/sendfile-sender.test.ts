@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BulkSender } from '../../src/bulk/bulk-sender.ts';
 import { makeDownloadSender } from '../../src/bulk/download-sender.ts';
 import type { SendReport } from '../../src/bulk/protocol.ts';
 import { loadSendfileAddon, type SendfileAddon } from '../../src/bulk/sendfile-addon.ts';
@@ -275,14 +276,14 @@ describe('choosing the download sender', () => {
   const logger = { warn: () => {} };
   it('is the sendfile thread where the addon loads, the process where it does not or is turned off, none with bulk_process off', async () => {
     const sendfile = makeDownloadSender({ bulkProcess: true, sendfile: true }, logger);
-    expect(sendfile?.kind).toBe('sendfile');
+    expect(sendfile).toBeInstanceOf(SendfileSender);
     await sendfile?.close();
     const missing = makeDownloadSender({ bulkProcess: true, sendfile: true }, logger, () => loadSendfileAddon(path.join(dir, 'none.node')));
-    expect(missing?.kind).toBe('process');
+    expect(missing).toBeInstanceOf(BulkSender);
     expect(loadSendfileAddon(path.join(dir, 'none.node')).reason).toBe(`the sendfile addon is not built (${path.join(dir, 'none.node')}; npm ci builds it with a C compiler: scripts/build-native.sh)`);
     await missing?.close();
     const off = makeDownloadSender({ bulkProcess: true, sendfile: false }, logger);
-    expect(off?.kind).toBe('process');
+    expect(off).toBeInstanceOf(BulkSender);
     await off?.close();
     expect(makeDownloadSender({ bulkProcess: false, sendfile: true }, logger)).toBeUndefined();
   });
