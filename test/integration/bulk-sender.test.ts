@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { sampleValue, samples } from '../../bench/prometheus-text.ts';
 import { OFFLOAD_MIN_BYTES } from '../../src/http/assets.ts';
 import { nodeScriptUrl, startGenesis, type TestGenesis } from '../helpers/genesis-app.ts';
 import { run, sha256, sha256File } from '../helpers/run.ts';
+import { threadsNamed } from '../helpers/threads.ts';
 import { until } from '../helpers/wait.ts';
 
 const kernel = randomBytes(OFFLOAD_MIN_BYTES + 4097);
@@ -65,17 +66,6 @@ function stalledDownload(url: string): Promise<{ status: number; cut: () => void
 beforeAll(() => mkdirSync(out, { recursive: true }));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-/** This process's threads named as the sendfile thread names itself. */
-function sendfileThreads(): number {
-  return readdirSync('/proc/self/task').filter((tid) => {
-    try {
-      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'gen-sendfile';
-    } catch {
-      return false;
-    }
-  }).length;
-}
-
 describe.each([
   { kind: 'the sendfile thread (the default)', env: {} as Record<string, string>, processes: 0 },
   { kind: 'the sender process (http.sendfile off)', env: { GENESIS_HTTP_SENDFILE: 'false' }, processes: 1 },
@@ -97,7 +87,7 @@ describe.each([
     expect(r.stdout).toMatch(/^etag: /im);
     expect(r.stdout).toMatch(/^content-type: application\/octet-stream\r$/im);
     expect(senders()).toHaveLength(processes);
-    expect(sendfileThreads()).toBe(1 - processes);
+    expect(threadsNamed('gen-sendfile').length).toBe(1 - processes);
   });
 
   it('sends a large range from the first byte (206) and records it as the download of that machine', async () => {
@@ -189,11 +179,11 @@ describe('Genesis stopping while a download is sent', () => {
     const dest = path.join(out, 'stopping-sendfile');
     const slow = slowDownload(largeUrl(g), dest);
     await until(() => existsSync(dest) && statSync(dest).size > 0, 'the slow download under way');
-    expect(sendfileThreads()).toBe(1);
+    expect(threadsNamed('gen-sendfile').length).toBe(1);
     await g.close();
     const r = await slow;
     expect(r.code).not.toBe(0);
-    expect(sendfileThreads()).toBe(0);
+    expect(threadsNamed('gen-sendfile').length).toBe(0);
   });
 
   it('stops without waiting for the download, and leaves no sender process behind', async () => {
