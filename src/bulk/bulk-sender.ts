@@ -1,11 +1,13 @@
-// Large asset downloads (Talos kernels and initramfs) leave the main thread: the HTTP route
-// decides what to send and builds the response head, then hands the client's socket to a sender
-// process, which writes the bytes with large reads on the other core and closes the connection.
-// The main thread keeps answering boot scripts, configs and the API while gigabytes go out.
+// Where the sendfile addon is not built (or http.sendfile is off), large asset downloads (Talos
+// kernels and initramfs) leave the main thread this way: the HTTP route decides what to send and
+// builds the response head, then hands the client's socket to a sender process, which writes the
+// bytes with large reads on the other core and closes the connection. The main thread keeps
+// answering boot scripts, configs and the API while gigabytes go out.
 //
-// Why a process and not a worker thread: a connected socket can be passed to a child process
-// (SCM_RIGHTS over the IPC channel), not to a worker thread. Why not the whole HTTP server in
-// several processes: the inventory, the bootstrap lock and the change feed live in this one.
+// Why a process: Node can pass a connected socket to a child process (SCM_RIGHTS over the IPC
+// channel), not to a worker thread; only native code can take its descriptor (sendfile-sender.ts).
+// Why not the whole HTTP server in several processes: the inventory, the bootstrap lock and the
+// change feed live in this one.
 //
 // The sender starts on the first large download and exits after a quiet minute, so an idle
 // Genesis carries no second process. When it cannot start or dies, downloads are served on the

@@ -3,16 +3,17 @@
 // which names may be asked for and how large a read is. A completed download of a Talos asset is
 // recorded on the node that last booted from that address.
 //
-// A large download (OFFLOAD_MIN_BYTES and up: kernels, initramfs) is decided here and sent by the
-// bulk sender process (src/bulk): this route builds the head, hands the socket over, and records
-// the download when the sender reports it complete. Smaller files (iPXE binaries, U-Boot and GRUB
+// A large download (OFFLOAD_MIN_BYTES and up: kernels, initramfs) is decided here and sent off the
+// main thread (src/bulk: the sendfile thread, or the sender process where that addon is not built):
+// this route builds the head, hands the socket over, and records the download when the sender
+// reports it complete. Smaller files (iPXE binaries, U-Boot and GRUB
 // files), HEAD, 304 and anything when the sender is off or unavailable are served here.
 //
 // Why not @fastify/static: its read size cannot be set. Measured with bench/assets.ts (100 MiB to
 // 10 and 50 curl clients, nginx in the same run, 2 cores): on the main thread, 1 MiB reads moved
 // 0.50–0.60× nginx's bytes against 0.40–0.48× with 64 KiB, but GET /boot.ipxe during 50 downloads
-// went from p99 about 45 ms to 620–840 ms. So reads here stay 64 KiB; the sender, off the main
-// thread, reads 256 KiB into one reused buffer per download (src/bulk/protocol.ts).
+// went from p99 about 45 ms to 620–840 ms. So reads here stay 64 KiB; off the main thread the
+// kernel sends the file (sendfile), or the sender process reads it 256 KiB at a time.
 
 import { createReadStream } from 'node:fs';
 import { realpath } from 'node:fs/promises';
@@ -30,7 +31,7 @@ import { responseHead } from './response-head.ts';
 /** Bytes per read from disk for an asset download (and so per write to the socket). */
 export const ASSET_READ_BYTES = 64 * 1024;
 
-/** Responses of at least this many body bytes go to the bulk sender when there is one. */
+/** Responses of at least this many body bytes go off the main thread when a sender is there. */
 export const OFFLOAD_MIN_BYTES = 4 * 1024 * 1024;
 
 export type AssetRouteDeps = {
@@ -153,7 +154,7 @@ export function bodyRange(status: number, headers: Record<string, string | numbe
 }
 
 /**
- * Gives the response to the bulk sender; false when there is none to take it (nothing was touched
+ * Gives the response to the download sender; false when there is none to take it (nothing was touched
  * then, and the caller sends the response itself).
  */
 function handOver(
