@@ -392,7 +392,7 @@ export function checkFleet(f: Facts): CheckResult[] {
 
 /**
  * Large downloads off the main thread: with sendfile (no copy through Genesis's memory), with the
- * sender process (about 100 MB more at a storm's peak, docs/performance.md), or on the main thread.
+ * sender process (about 150 MB more at a storm's peak, docs/performance.md), or on the main thread.
  */
 export function checkDownloads(f: Facts): CheckResult[] {
   const d = f.downloads;
