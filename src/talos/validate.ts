@@ -208,7 +208,11 @@ export function installerVersionCheck(docs: Document[], talosVersion: string): {
       : `Genesis writes configs for Talos ${SUPPORTED_RANGE}: give the installer this machine's version, or leave the image to Genesis (talos.installer_image, talos.schematic_id)`;
     const older = theirs.major * 1000 + theirs.minor < own.major * 1000 + own.minor;
     if (older) problems.push(`${where}: ${image as string} installs Talos ${tag}, older than ${talosVersion}, which this machine boots and its config is written for: that Talos cannot read it; ${fix}`);
-    else warnings.push(`${where} installs Talos ${tag}, not ${talosVersion}, which this machine boots and its config is written for (a newer Talos reads it, as after an upgrade); ${fix}`);
+    else {
+      // Another patch release of the same minor reads the same contract; a newer minor reads an older one.
+      const why = theirs.major === own.major && theirs.minor === own.minor ? `every v${own.major}.${own.minor} release reads it` : 'a newer Talos reads it, as after an upgrade';
+      warnings.push(`${where} installs Talos ${tag}, not ${talosVersion}, which this machine boots and its config is written for (${why}); ${fix}`);
+    }
   }
   return { problems, warnings };
 }

@@ -523,6 +523,10 @@ describe('patches Talos refuses are refused, with the path', () => {
     }
     const newer = render(minor, 'worker', [image('v1.14.9')]);
     expect(newer.warnings).toContainEqual(expect.stringMatching(new RegExp(`^${where} installs Talos v1\\.14\\.9, not ${VERSION[minor]!.replace(/\./g, '\\.')}, which this machine boots`)));
+    expect(newer.warnings.find((w) => w.includes('installs Talos'))).toContain(minor === 14 ? '(every v1.14 release reads it)' : '(a newer Talos reads it, as after an upgrade)');
+    // Another patch release of the machine's own minor (found trying v1.13.4 on a v1.13.9 machine: it said "a newer Talos").
+    const samePatch = render(minor, 'worker', [image(`v1.${minor}.1`)]).warnings.find((w) => w.includes('installs Talos'));
+    expect(samePatch).toContain(`installs Talos v1.${minor}.1, not ${VERSION[minor]}, which this machine boots and its config is written for (every v1.${minor} release reads it)`);
     // A digest, or a tag that is no release, says nothing about the version.
     expect(render(minor, 'worker', ['machine:\n  install:\n    image: registry.lab:5000/installer@sha256:' + 'c'.repeat(64) + '\n']).warnings.join('\n')).not.toContain('installs Talos');
   });
