@@ -198,7 +198,10 @@ export async function nodesCommand(argv: string[], out: (s: string) => void = (s
             throw new CliError(`cannot read ${v.patch}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
           }
         }
-        const node = (await call(client, 'PUT', `/nodes/${m}`, body)) as Node;
+        const node = (await call(client, 'PUT', `/nodes/${m}`, body)) as Node & { warnings?: string[] };
+        // What the API said of the patch (a deprecated or moved field, an installer for another
+        // release): on stderr, so a script reading stdout gets the node alone.
+        for (const w of node.warnings ?? []) process.stderr.write(`genesis nodes assign: warning: ${w}\n`);
         print(node, () => nodeLine(node));
         return 0;
       }
