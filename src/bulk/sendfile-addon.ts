@@ -2,9 +2,7 @@
 // Absent or unloadable, Genesis sends large downloads from its sender process instead; the reason
 // is kept for the log and for `genesis doctor`.
 
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon, type AddonLoad } from '../native/load-addon.ts';
 
 /** A sender made by the addon: its thread and its downloads. Opaque here. */
 export type SendfileHandle = { readonly __sendfileHandle: unique symbol };
@@ -20,19 +18,9 @@ export type SendfileAddon = {
 };
 
 /** Where the install script puts the addon. */
-export const ADDON_PATH = fileURLToPath(new URL('../../build/native/sendfile.node', import.meta.url));
-
-export type AddonLoad = { addon: SendfileAddon; path: string; reason?: undefined } | { addon?: undefined; reason: string };
+export const ADDON_PATH = addonPath('sendfile');
 
 /** The addon, or why not. `path` lets tests point at a missing file. */
-export function loadSendfileAddon(path = ADDON_PATH): AddonLoad {
-  if (process.platform !== 'linux') return { reason: 'sendfile is used on Linux only' };
-  if (!existsSync(path)) return { reason: `the sendfile addon is not built (${path}; npm ci builds it with a C compiler: scripts/build-native.sh)` };
-  try {
-    const addon = createRequire(import.meta.url)(path) as SendfileAddon;
-    if (typeof addon.create !== 'function' || typeof addon.send !== 'function' || typeof addon.stop !== 'function') return { reason: `${path} is not Genesis's sendfile addon` };
-    return { addon, path };
-  } catch (err) {
-    return { reason: `the sendfile addon did not load: ${(err as Error).message.split('\n')[0]}` };
-  }
+export function loadSendfileAddon(path = ADDON_PATH): AddonLoad<SendfileAddon> {
+  return loadAddon<SendfileAddon>(path, 'sendfile', ['create', 'send', 'stop']);
 }
