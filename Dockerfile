@@ -1,12 +1,13 @@
 # Genesis container image. Runs the TypeScript sources directly on Node 24 (type stripping: no build step).
-# The steps mirror .ci/run: production dependencies with `npm ci` (which builds the sendfile addon), iPXE binaries from Debian's ipxe package
+# The steps mirror .ci/run: production dependencies with `npm ci` (which builds the native addons), iPXE binaries from Debian's ipxe package
 # copied with scripts/copy-ipxe.sh; ipmitool for power control of machines with a BMC. It runs as an unprivileged user; the node binary carries
 # CAP_NET_BIND_SERVICE so TFTP (69) and the proxyDHCP (67, 4011) can still bind.
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
-# gcc and libc6-dev build the sendfile addon (native/sendfile.c, by npm ci's install script:
-# scripts/build-native.sh), against the headers the node image ships; the final image has no compiler.
+# gcc and libc6-dev build the native addons (native/sendfile.c and native/tftp-pump.c, by npm ci's
+# install script: scripts/build-native.sh), against the headers the node image ships; the final
+# image has no compiler.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -14,7 +15,8 @@ COPY package.json package-lock.json ./
 COPY native ./native
 COPY scripts/build-native.sh ./scripts/
 RUN npm ci --omit=dev --no-audit --no-fund \
- && test -f build/native/sendfile.node
+ && test -f build/native/sendfile.node \
+ && test -f build/native/tftp-pump.node
 
 FROM node:24-bookworm-slim
 RUN apt-get update \

@@ -61,6 +61,7 @@ import { BUILT_IN_PROFILES, loadProfiles, TALOS_PROFILE, type ProfileSet } from 
 import { CloudInitService } from './provision/cloud-init.ts';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from './tftp/provider.ts';
 import { TftpServer, type TransferSummary } from './tftp/server.ts';
+import { loadTftpPumpAddon } from './tftp/native-pump.ts';
 import { UbootFiles } from './uboot/tftp-files.ts';
 import { GrubFiles } from './grub/tftp-files.ts';
 import { GRUB_NETBOOT_ARM64 } from './ipxe/binaries.ts';
@@ -482,6 +483,8 @@ export class Genesis {
         initialRtoMs: 250,
         maxRetries: c.tftp.max_retries,
         transferWorker: c.tftp.transfer_worker,
+        // Without the addon the preflight (doctor's `tftp-pump` check) has said why, once.
+        pump: c.tftp.native_pump ? loadTftpPumpAddon().addon : undefined,
         logger: this.log.child({ component: 'tftp' }),
       });
       listening.tftp = await this._tftp.start();

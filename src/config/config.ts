@@ -78,6 +78,7 @@ export type Config = {
     max_timeout: number;
     max_retries: number;
     transfer_worker: boolean;
+    native_pump: boolean;
   };
 };
 

@@ -87,6 +87,8 @@ export type Facts = {
    * would not), and the script that builds it (absolute, to paste from any directory).
    */
   downloads?: { bulkProcess: boolean; sendfile: boolean; addonProblem?: string; buildScript: string };
+  /** With TFTP on: tftp.native_pump, why the pump's addon would not load (when it would not), the build script. */
+  tftpPump?: { nativePump: boolean; addonProblem?: string; buildScript: string };
 };
 
 const ok = (id: string, title: string): CheckResult => ({ id, status: 'ok', title });
@@ -411,6 +413,23 @@ export function checkDownloads(f: Facts): CheckResult[] {
   ];
 }
 
+/** TFTP blocks of files in memory: from the native pump's thread, or from JavaScript (docs/tftp.md). */
+export function checkTftpPump(f: Facts): CheckResult[] {
+  const t = f.tftpPump;
+  if (!t) return [];
+  if (!t.nativePump) return [ok('tftp-pump', 'TFTP blocks are sent from JavaScript (tftp.native_pump is off)')];
+  if (!t.addonProblem) return [ok('tftp-pump', 'TFTP blocks of files in memory are sent by the native pump, from a thread of its own')];
+  return [
+    {
+      id: 'tftp-pump',
+      status: 'warn',
+      title: `TFTP blocks are sent from JavaScript: ${t.addonProblem}`,
+      detail: 'a block costs several times the CPU there, so in a boot storm TFTP is slower than tftpd-hpa (docs/performance.md)',
+      fix: f.platform === 'linux' ? `install a C compiler (Debian: apt-get install gcc libc6-dev), run sh ${t.buildScript}, and restart Genesis` : 'nothing to do: the native pump is used on Linux only',
+    },
+  ];
+}
+
 export function runChecks(f: Facts): CheckResult[] {
-  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkDownloads(f), ...checkInventory(f), ...checkFleet(f), ...checkLan(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
+  return [...checkNodeVersion(f), ...checkPorts(f), ...checkRunningGenesisConfig(f), ...checkAdvertise(f), checkDockerDesktop(f), checkClusterEndpoint(f), ...checkAssets(f), ...checkDownloads(f), ...checkTftpPump(f), ...checkInventory(f), ...checkFleet(f), ...checkLan(f), ...checkEnvNames(f), ...checkHeldNodes(f), checkDataDir(f), checkClock(f)];
 }

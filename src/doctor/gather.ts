@@ -22,6 +22,7 @@ import { osCA } from '../talos/secrets.ts';
 import { readSecretsFile } from '../talos/secrets-store.ts';
 import type { Node } from '../domain/node.ts';
 import { loadSendfileAddon } from '../bulk/sendfile-addon.ts';
+import { loadTftpPumpAddon } from '../tftp/native-pump.ts';
 import type { Facts, PortFact } from './checks.ts';
 
 /** This install's copy of scripts/copy-ipxe.sh, for a fix that works from any directory. */
@@ -356,6 +357,7 @@ export async function gatherFacts(c: Config, opts: { advertiseAuto: boolean; por
     nodeVersion: process.versions.node,
     fleet: fleetFact(c.fleet.path),
     downloads: { bulkProcess: c.http.bulk_process, sendfile: c.http.sendfile, addonProblem: c.http.bulk_process && c.http.sendfile ? loadSendfileAddon().reason : undefined, buildScript: BUILD_NATIVE_SCRIPT },
+    ...(c.tftp.enabled ? { tftpPump: { nativePump: c.tftp.native_pump, addonProblem: c.tftp.native_pump ? loadTftpPumpAddon().reason : undefined, buildScript: BUILD_NATIVE_SCRIPT } } : {}),
     heldNodes: nodes
       .filter((n) => (n.waiting || n.conflict) && n.role !== 'unassigned' && n.state !== 'installed')
       .map((n) => ({ mac: n.mac, hostname: n.hostname, reason: n.conflict ? `held: ${n.conflict}; confirm the real machine: genesis nodes confirm ${n.mac} <address>` : n.waiting! })),

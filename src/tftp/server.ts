@@ -1,9 +1,9 @@
 // The TFTP server: the listening socket and every decision about a request (the caps, the path
 // check, which file it gets, its slot and lifetime, its log line and event). Each admitted
-// transfer runs in a TransferEngine (its own socket, timer and reads, around the pure Transfer
-// state machine): here for a large file streamed from disk, and for a file held in memory until
-// this thread carries MAIN_THREAD_TRANSFERS; in the transfer worker beyond that
-// (transfer-worker-host.ts).
+// transfer of a file held in memory runs on the TFTP pump's thread where the native addon is built
+// (native-pump.ts); otherwise, and for a large file streamed from disk, in a TransferEngine (its
+// own socket, timer and reads, around the pure Transfer state machine): here, or in the transfer
+// worker (transfer-worker-host.ts) once this thread carries MAIN_THREAD_TRANSFERS.
 
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -14,7 +14,8 @@ import type { TftpLimits } from './options.ts';
 import { BufferSource, FileUnavailable, normalizeTftpPath, type FileProvider, type OpenResult, type TftpClient } from './provider.ts';
 import type { Outcome } from './transfer.ts';
 import { sameRequest, TransferEngine, type EngineEnd, type EngineEvents, type EngineSettings } from './transfer-engine.ts';
-import { TransferWorker } from './transfer-worker-host.ts';
+import { TransferWorker, type WorkerJobEvents } from './transfer-worker-host.ts';
+import { NativeTftpPump, type TftpPumpAddon } from './native-pump.ts';
 
 export type TftpServerOptions = {
   host: string;
@@ -42,7 +43,21 @@ export type TftpServerOptions = {
    * to the worker (MAIN_THREAD_TRANSFERS by default; 0 sends every one there).
    */
   mainThreadTransfers?: number;
+  /**
+   * The TFTP pump's addon (native-pump.ts): with it, every transfer of a file held in memory is
+   * sent from its thread, and the transfer worker is not used for them.
+   */
+  pump?: TftpPumpAddon;
   logger: Logger;
+};
+
+/** Where a transfer of a file in memory runs when not on this thread: the TFTP pump, or the transfer worker. */
+type Runner = {
+  readonly running: number;
+  start(request: Request, client: TftpClient, data: Buffer, events: WorkerJobEvents, raw: Buffer): number | undefined;
+  repeated(id: number): void;
+  abort(id: number, reason: string, tell: boolean): void;
+  close(): Promise<void>;
 };
 
 /**
@@ -87,6 +102,8 @@ export class TftpServer extends EventEmitter {
   readonly engineSettings: EngineSettings;
   /** @internal */
   readonly worker: TransferWorker | undefined;
+  /** @internal */
+  readonly pump: NativeTftpPump | undefined;
 
   constructor(opts: TftpServerOptions) {
     super();
@@ -102,6 +119,7 @@ export class TftpServer extends EventEmitter {
       maxRetries: opts.maxRetries,
     };
     this.worker = opts.transferWorker ? new TransferWorker({ settings: this.engineSettings, logger: opts.logger }) : undefined;
+    this.pump = opts.pump ? new NativeTftpPump({ addon: opts.pump, settings: this.engineSettings, logger: opts.logger }) : undefined;
   }
 
   get activeTransfers(): number {
@@ -109,10 +127,12 @@ export class TftpServer extends EventEmitter {
   }
 
   /**
-   * @internal The worker, when a transfer of a file in memory opened now goes there: once this
-   * thread carries more than its share (every transfer not in the worker counts, opening or sending).
+   * @internal Where a transfer of a file in memory opened now goes: the pump, always, where it is;
+   * else the worker once this thread carries more than its share (every transfer not in the
+   * worker counts, opening or sending); else nowhere (undefined: here).
    */
-  workerForNextTransfer(): TransferWorker | undefined {
+  runnerForNextTransfer(): Runner | undefined {
+    if (this.pump) return this.pump;
     const worker = this.worker;
     if (!worker) return undefined;
     const here = this.active.size - worker.running;
@@ -164,6 +184,7 @@ export class TftpServer extends EventEmitter {
     } finally {
       for (const timer of silent) clearTimeout(timer);
     }
+    await this.pump?.close();
     await this.worker?.close();
   }
 
@@ -212,7 +233,7 @@ export class TftpServer extends EventEmitter {
     const packet = decode(msg);
     switch (packet.kind) {
       case 'rrq':
-        this.startTransfer(packet, client);
+        this.startTransfer(packet, client, msg);
         return;
       case 'wrq':
         this.refuse(client, ErrorCode.AccessViolation, 'Genesis TFTP is read-only', 'write-request', packet.filename);
@@ -228,7 +249,7 @@ export class TftpServer extends EventEmitter {
     }
   }
 
-  private startTransfer(req: Request, client: TftpClient): void {
+  private startTransfer(req: Request, client: TftpClient, raw: Buffer): void {
     const key = `${client.address}:${client.port}`;
     const existing = this.active.get(key);
     if (existing) {
@@ -272,7 +293,7 @@ export class TftpServer extends EventEmitter {
       this.forget(giveWay.victim);
     }
     this.noteRequest(client.address, normalized.path);
-    const transfer = new ActiveTransfer(this, req, normalized.path, client);
+    const transfer = new ActiveTransfer(this, req, raw, normalized.path, client);
     this.active.set(key, transfer);
     this.awaitingClient.add(transfer);
     if (mine) mine.add(transfer);
@@ -359,11 +380,14 @@ class ActiveTransfer {
   readonly key: string;
   readonly client: TftpClient;
   readonly request: Request;
+  /** The request as it came, for the pump: a client repeats its request byte for byte. */
+  private readonly raw: Buffer;
   private readonly server: TftpServer;
   readonly path: string;
-  /** Where the transfer runs: an engine here, or an id in the transfer worker. */
+  /** Where the transfer runs: an engine here, or an id in the pump or the transfer worker. */
   private engine: TransferEngine | undefined;
-  private workerId: number | undefined;
+  private runner: Runner | undefined;
+  private runnerId: number | undefined;
   private size = 0;
   private lifetime: NodeJS.Timeout | undefined;
   readonly startedAt = performance.now();
@@ -374,9 +398,10 @@ class ActiveTransfer {
   /** It was ended at a cap for a newer request, never having heard from its client. */
   gaveWay = false;
 
-  constructor(server: TftpServer, request: Request, path: string, client: TftpClient) {
+  constructor(server: TftpServer, request: Request, raw: Buffer, path: string, client: TftpClient) {
     this.server = server;
     this.request = request;
+    this.raw = raw;
     this.path = path;
     this.client = client;
     this.key = `${client.address}:${client.port}`;
@@ -393,7 +418,7 @@ class ActiveTransfer {
 
   repeated(): void {
     if (this.engine) this.engine.repeated();
-    else if (this.workerId !== undefined) this.server.worker?.repeated(this.workerId);
+    else if (this.runnerId !== undefined) this.runner?.repeated(this.runnerId);
   }
 
   begin(): void {
@@ -433,14 +458,15 @@ class ActiveTransfer {
       },
       ended: (end) => this.finish(end),
     };
-    // A file already in memory goes to the transfer worker once this thread carries enough; a
-    // large one streamed from disk stays here.
+    // A file already in memory goes to the pump, or to the transfer worker once this thread
+    // carries enough; a large one streamed from disk stays here.
     const inMemory = source instanceof BufferSource ? source.bytes : undefined;
-    const worker = inMemory && this.server.workerForNextTransfer();
-    if (inMemory && worker) {
-      const id = worker.start(this.request, this.client, inMemory, { ...events, failed: (message) => this.failedToStart(new Error(message)) });
+    const runner = inMemory && this.server.runnerForNextTransfer();
+    if (inMemory && runner) {
+      const id = runner.start(this.request, this.client, inMemory, { ...events, failed: (message) => this.failedToStart(new Error(message)) }, this.raw);
       if (id !== undefined) {
-        this.workerId = id;
+        this.runner = runner;
+        this.runnerId = id;
         return;
       }
     }
@@ -455,7 +481,7 @@ class ActiveTransfer {
   abort(reason: string, { tell = true }: { tell?: boolean } = {}): void {
     if (this.ended) return;
     if (this.engine) return this.engine.abort(reason, tell);
-    if (this.workerId !== undefined) return this.server.worker?.abort(this.workerId, reason, tell);
+    if (this.runnerId !== undefined) return this.runner?.abort(this.runnerId, reason, tell);
     // Still opening its file: nothing has been sent, nothing is bound.
     this.finish({ outcome: { result: 'aborted', detail: `aborted by server: ${reason}` }, stats: undefined, neverAcknowledged: false });
   }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { ChainProvider, DirectoryProvider, VirtualProvider } from '../../src/tftp/provider.ts';
 import { TftpServer, type TftpServerOptions, type TransferSummary } from '../../src/tftp/server.ts';
+import { pumpAddon } from './native-transfer.ts';
 
 export type TestTftp = {
   server: TftpServer;
@@ -33,8 +34,9 @@ export async function startTftp(overrides: Partial<TftpServerOptions> = {}): Pro
     minRtoMs: 20,
     initialRtoMs: 250,
     maxRetries: 8,
-    // What Genesis runs with: the worker on, taking files in memory beyond the main thread's
-    // first MAIN_THREAD_TRANSFERS (tftp-worker.test.ts sends every one there).
+    // What Genesis runs with: the native pump sending every file in memory (CI builds it: without
+    // it this throws), the worker on for when it is off (tftp-worker.test.ts turns the pump off).
+    pump: pumpAddon(),
     transferWorker: true,
     logger: pino({ level: 'silent' }),
     ...overrides,

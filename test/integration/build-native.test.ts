@@ -1,5 +1,5 @@
 // scripts/build-native.sh, npm ci's install script, run on a copy of the sources: it builds the
-// sendfile addon with the machine's compiler, and without one (or with one that fails) it says so
+// native addons (sendfile, TFTP pump) with the machine's compiler, and without one (or with one that fails) it says so
 // and exits 0, so installing Genesis never fails for want of the addon.
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSendfileAddon } from '../../src/bulk/sendfile-addon.ts';
+import { loadTftpPumpAddon } from '../../src/tftp/native-pump.ts';
 import { run } from '../helpers/run.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -19,7 +20,7 @@ function checkout(): string {
   mkdirSync(path.join(dir, 'scripts'));
   mkdirSync(path.join(dir, 'native'));
   copyFileSync(path.join(ROOT, 'scripts/build-native.sh'), path.join(dir, 'scripts/build-native.sh'));
-  copyFileSync(path.join(ROOT, 'native/sendfile.c'), path.join(dir, 'native/sendfile.c'));
+  for (const f of ['sendfile.c', 'tftp-pump.c']) copyFileSync(path.join(ROOT, 'native', f), path.join(dir, 'native', f));
   return dir;
 }
 
@@ -28,21 +29,26 @@ afterAll(() => {
 });
 
 describe('scripts/build-native.sh', () => {
-  it('builds an addon that loads, with the warnings an error', async () => {
+  it('builds addons that load, with the warnings an error', async () => {
     const dir = checkout();
     const r = await run('sh', [path.join(dir, 'scripts/build-native.sh')]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toBe('genesis: built build/native/sendfile.node\n');
+    expect(r.stderr).toBe('genesis: built build/native/sendfile.node\ngenesis: built build/native/tftp-pump.node\n');
     const loaded = loadSendfileAddon(path.join(dir, 'build/native/sendfile.node'));
     expect(loaded.reason).toBeUndefined();
     expect(typeof loaded.addon?.create).toBe('function');
+    const pump = loadTftpPumpAddon(path.join(dir, 'build/native/tftp-pump.node'));
+    expect(pump.reason).toBeUndefined();
+    expect(typeof pump.addon?.start).toBe('function');
   });
 
   it('without a compiler, says so and exits 0, building nothing', async () => {
     const dir = checkout();
     const r = await run('sh', [path.join(dir, 'scripts/build-native.sh')], { env: { ...process.env, CC: 'no-such-cc' } });
     expect(r.code).toBe(0);
-    expect(r.stderr).toBe('genesis: sendfile addon not built (no C compiler: install gcc and libc6-dev, then run sh scripts/build-native.sh); large downloads go through the sender process\n');
+    expect(r.stderr).toBe(
+      'genesis: native addons not built (no C compiler: install gcc and libc6-dev, then run sh scripts/build-native.sh); large downloads go through the sender process and TFTP blocks are sent from JavaScript\n',
+    );
     expect(existsSync(path.join(dir, 'build'))).toBe(false);
   });
 
@@ -50,7 +56,8 @@ describe('scripts/build-native.sh', () => {
     const dir = checkout();
     const r = await run('sh', [path.join(dir, 'scripts/build-native.sh')], { env: { ...process.env, CC: 'false' } });
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain('genesis: sendfile addon not built (false failed, above; Debian needs gcc and libc6-dev); large downloads go through the sender process');
+    expect(r.stderr).toContain('genesis: sendfile addon not built (false failed, above; Debian needs gcc and libc6-dev); large downloads go through the sender process\n');
+    expect(r.stderr).toContain('genesis: tftp-pump addon not built (false failed, above; Debian needs gcc and libc6-dev); TFTP blocks are sent from JavaScript\n');
     expect(readdirSync(path.join(dir, 'build/native'))).toEqual([]);
   });
 });

@@ -44,6 +44,13 @@ describe('genesis doctor', () => {
     expect(results.find((x) => x.id === 'downloads')?.title).toBe('large downloads are sent with sendfile, from a thread of their own');
   });
 
+  it('with TFTP on, says the TFTP pump npm ci built sends its blocks', async () => {
+    const s = setup({ assets: true });
+    const r = await doctor({ ...s.env, GENESIS_TFTP_ENABLED: 'true', GENESIS_TFTP_PORT: '0' }, ['--json']);
+    const results = (JSON.parse(r.stdout) as { results: Array<{ id: string; status: string; title: string }> }).results;
+    expect(results.find((x) => x.id === 'tftp-pump')).toEqual({ id: 'tftp-pump', status: 'ok', title: 'TFTP blocks of files in memory are sent by the native pump, from a thread of its own' });
+  });
+
   it('finds a taken HTTP port and the process holding it', async () => {
     const s = setup({ assets: true });
     const srv = net.createServer();

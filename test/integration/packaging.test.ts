@@ -80,7 +80,7 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/apt-get install -y --no-install-recommends ipxe/);
   });
 
-  it('builds the sendfile addon where npm ci runs, with a compiler the final image does not carry', () => {
+  it('builds the native addons where npm ci runs, with a compiler the final image does not carry', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts.install).toBe('sh scripts/build-native.sh');
     const [deps, final] = dockerfile.split(/^FROM node:24-bookworm-slim.*$/m).slice(1);
@@ -89,10 +89,11 @@ describe('Dockerfile', () => {
     expect(deps!.indexOf('COPY native ./native')).toBeLessThan(deps!.indexOf('RUN npm ci'));
     expect(deps!.indexOf('COPY scripts/build-native.sh ./scripts/')).toBeLessThan(deps!.indexOf('RUN npm ci'));
     expect(deps).toContain('test -f build/native/sendfile.node');
+    expect(deps).toContain('test -f build/native/tftp-pump.node');
     expect(final).toMatch(/^COPY --from=deps \/app\/build \.\/build$/m);
     expect(final).not.toMatch(/gcc/);
     expect(ci).toMatch(/^PKGS=\([^)]*\bgcc libc6-dev\b/m);
-    expect(ci).toContain('test -f build/native/sendfile.node ||');
+    expect(ci).toMatch(/^for addon in sendfile tftp-pump; do\n {2}test -f "build\/native\/\$addon\.node" \|\|/m);
   });
 
   it('is multi-stage on Node 24, runs unprivileged with CAP_NET_BIND_SERVICE, checks /healthz, keeps data in a volume', () => {

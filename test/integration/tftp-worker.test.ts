@@ -23,7 +23,7 @@ afterEach(async () => {
 
 /** A server whose files in memory all go to the worker, unless a test sets its own share. */
 async function server(overrides: Parameters<typeof startTftp>[0] = {}): Promise<TestTftp> {
-  const s = await startTftp({ mainThreadTransfers: 0, ...overrides });
+  const s = await startTftp({ pump: undefined, mainThreadTransfers: 0, ...overrides });
   opened.push(s);
   return s;
 }
@@ -110,7 +110,7 @@ describe('the TFTP transfer worker', () => {
   });
 
   it('shutdown tells the client and reports the transfers the worker was running before close() resolves', async () => {
-    const srv = await startTftp({ mainThreadTransfers: 0 });
+    const srv = await startTftp({ pump: undefined, mainThreadTransfers: 0 });
     writeFileSync(path.join(srv.root, 'held.bin'), randomBytes(5000));
     const p = await peer();
     const ends: TransferSummary[] = [];

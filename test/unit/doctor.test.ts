@@ -1,7 +1,7 @@
 // Each misconfiguration `genesis doctor` knows, as the exact facts it is about.
 
 import { describe, expect, it } from 'vitest';
-import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkDownloads, checkFleet, checkHeldNodes, checkNodeVersion, checkPorts, runChecks, type Facts } from '../../src/doctor/checks.ts';
+import { checkAdvertise, checkAssets, checkClock, checkClusterEndpoint, checkDataDir, checkDockerDesktop, checkDownloads, checkFleet, checkHeldNodes, checkNodeVersion, checkPorts, checkTftpPump, runChecks, type Facts } from '../../src/doctor/checks.ts';
 
 const healthy: Facts = {
   ports: [
@@ -232,5 +232,27 @@ describe('who sends large downloads', () => {
       },
     ]);
     expect(checkDownloads({ ...healthy, platform: 'darwin', downloads: { ...missing, addonProblem: 'sendfile is used on Linux only' } })[0]!.fix).toBe('nothing to do: sendfile is used on Linux only');
+  });
+});
+
+describe('the TFTP pump check', () => {
+  const script = '/opt/genesis/scripts/build-native.sh';
+  it('nothing with TFTP off; ok with the pump or with it turned off; a warning with the fix when the addon is missing', () => {
+    expect(checkTftpPump({ ...healthy, tftpPump: undefined })).toEqual([]);
+    expect(checkTftpPump({ ...healthy, tftpPump: { nativePump: true, buildScript: script } })).toEqual([
+      { id: 'tftp-pump', status: 'ok', title: 'TFTP blocks of files in memory are sent by the native pump, from a thread of its own' },
+    ]);
+    expect(checkTftpPump({ ...healthy, tftpPump: { nativePump: false, buildScript: script } })).toEqual([{ id: 'tftp-pump', status: 'ok', title: 'TFTP blocks are sent from JavaScript (tftp.native_pump is off)' }]);
+    const missing = { nativePump: true, addonProblem: 'the TFTP pump addon is not built (x)', buildScript: script };
+    expect(checkTftpPump({ ...healthy, platform: 'linux', tftpPump: missing })).toEqual([
+      {
+        id: 'tftp-pump',
+        status: 'warn',
+        title: 'TFTP blocks are sent from JavaScript: the TFTP pump addon is not built (x)',
+        detail: 'a block costs several times the CPU there, so in a boot storm TFTP is slower than tftpd-hpa (docs/performance.md)',
+        fix: `install a C compiler (Debian: apt-get install gcc libc6-dev), run sh ${script}, and restart Genesis`,
+      },
+    ]);
+    expect(checkTftpPump({ ...healthy, platform: 'darwin', tftpPump: { ...missing, addonProblem: 'the TFTP pump addon is used on Linux only' } })[0]!.fix).toBe('nothing to do: the native pump is used on Linux only');
   });
 });

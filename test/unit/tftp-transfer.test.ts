@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { negotiate } from '../../src/tftp/options.ts';
 import { decode } from '../../src/tftp/packet.ts';
-import { Transfer, type Effect } from '../../src/tftp/transfer.ts';
+import { Transfer, type Effect, type TransferParams } from '../../src/tftp/transfer.ts';
+import { NativeTransfer, type TransferLike } from '../helpers/native-transfer.ts';
 
 const limits = { maxBlksize: 1468, maxWindowsize: 64 };
-
-function machine(size: number, options: Record<string, string> = {}, maxRetries = 3) {
-  return new Transfer({
-    size,
-    negotiated: negotiate(new Map(Object.entries(options)), limits, size),
-    minRtoMs: 20,
-    initialRtoMs: 250,
-    defaultMaxRtoMs: 2000,
-    maxRetries,
-  });
-}
 
 function pattern(size: number): Buffer {
   const b = Buffer.alloc(size);
@@ -22,8 +12,22 @@ function pattern(size: number): Buffer {
   return b;
 }
 
+function params(size: number, options: Record<string, string>, maxRetries: number): TransferParams {
+  return { size, negotiated: negotiate(new Map(Object.entries(options)), limits, size), minRtoMs: 20, initialRtoMs: 250, defaultMaxRtoMs: 2000, maxRetries };
+}
+
+/**
+ * The two implementations of the rules: the TypeScript machine (the fallback engine's, reading its
+ * file in chunks) and the native pump's (native/tftp-pump.c, which holds its file: every file here
+ * is pattern(size)). Every test below runs against both.
+ */
+const machines: Array<[string, { reads: boolean; make: (size: number, options?: Record<string, string>, maxRetries?: number) => TransferLike }]> = [
+  ['TypeScript', { reads: true, make: (size, options = {}, maxRetries = 3) => new Transfer(params(size, options, maxRetries)) }],
+  ['native', { reads: false, make: (size, options = {}, maxRetries = 3) => new NativeTransfer(params(size, options, maxRetries), pattern(size)) }],
+];
+
 /** Carry out read effects at once from `file`; return everything else. */
-function resolveReads(t: Transfer, file: Buffer, effects: Effect[], now: number): Effect[] {
+function resolveReads(t: TransferLike, file: Buffer, effects: Effect[], now: number): Effect[] {
   const out: Effect[] = [];
   const queue = [...effects];
   while (queue.length) {
@@ -42,7 +46,7 @@ const done = (effects: Effect[]) => effects.find((e) => e.type === 'done');
 const timer = (effects: Effect[]) => effects.filter((e) => e.type === 'timer').at(-1) as { ms: number } | undefined;
 
 /** A perfect client: acknowledges every window, reassembles the file. Returns the file and the packet count. */
-function runLossless(size: number, options: Record<string, string>) {
+function runLossless(machine: (size: number, options: Record<string, string>) => TransferLike, size: number, options: Record<string, string>) {
   const file = pattern(size);
   const t = machine(size, options);
   let now = 0;
@@ -70,9 +74,9 @@ function runLossless(size: number, options: Record<string, string>) {
   throw new Error('did not finish');
 }
 
-describe('TFTP transfer state machine', () => {
+describe.each(machines)('TFTP transfer state machine (%s)', (_name, { reads, make: machine }) => {
   it('lock-step transfer without options delivers the file in 512-byte blocks', () => {
-    const r = runLossless(5000, {});
+    const r = runLossless(machine, 5000, {});
     expect(r.fin).toEqual({ type: 'done', outcome: { result: 'ok' } });
     expect(r.data.equals(pattern(5000))).toBe(true);
     expect(r.sent).toBe(10); // 9 full blocks + 1 short
@@ -80,10 +84,10 @@ describe('TFTP transfer state machine', () => {
   });
 
   it('sends a final empty block when the size is a multiple of blksize, and one empty block for an empty file', () => {
-    const r = runLossless(1024, {});
+    const r = runLossless(machine, 1024, {});
     expect(r.data.length).toBe(1024);
     expect(r.sent).toBe(3);
-    const empty = runLossless(0, {});
+    const empty = runLossless(machine, 0, {});
     expect(empty.fin).toEqual({ type: 'done', outcome: { result: 'ok' } });
     expect(empty.sent).toBe(1);
   });
@@ -92,7 +96,7 @@ describe('TFTP transfer state machine', () => {
     const t = machine(3000, { blksize: '1468', tsize: '0' });
     const first = sends(t.start(0));
     expect(first).toEqual([{ kind: 'oack', options: new Map([['blksize', '1468'], ['tsize', '3000']]) }]);
-    const r = runLossless(3000, { blksize: '1468', tsize: '0' });
+    const r = runLossless(machine, 3000, { blksize: '1468', tsize: '0' });
     expect(r.data.equals(pattern(3000))).toBe(true);
     expect(r.sent).toBe(1 + 3);
   });
@@ -100,7 +104,7 @@ describe('TFTP transfer state machine', () => {
   it('rolls block numbers over past 65535 blocks', () => {
     // 70000 blocks of 8 bytes: the wire counter wraps to 0 once.
     const size = 70_000 * 8 + 3;
-    const r = runLossless(size, { blksize: '8' });
+    const r = runLossless(machine, size, { blksize: '8' });
     expect(r.fin).toEqual({ type: 'done', outcome: { result: 'ok' } });
     expect(r.data.equals(pattern(size))).toBe(true);
   });
@@ -114,7 +118,7 @@ describe('TFTP transfer state machine', () => {
     expect(w1.map((p) => p.block)).toEqual([1, 2, 3, 4]);
     const w2 = dataBlocks(resolveReads(t, file, t.packet({ kind: 'ack', block: 4 }, 2), 2));
     expect(w2.map((p) => p.block)).toEqual([5, 6, 7, 8]);
-    const r = runLossless(size, { blksize: '1468', windowsize: '4' });
+    const r = runLossless(machine, size, { blksize: '1468', windowsize: '4' });
     expect(r.data.equals(file)).toBe(true);
   });
 
@@ -313,7 +317,8 @@ describe('TFTP transfer state machine', () => {
     expect(t.timeout(3)).toEqual([]);
   });
 
-  it('a failing disk read ends the transfer with an error to the client', () => {
+  // Only the TypeScript machine reads its file; the native one holds it in memory.
+  it.runIf(reads)('a failing disk read ends the transfer with an error to the client', () => {
     const t = machine(5000);
     const start = t.start(0);
     expect(start.some((e) => e.type === 'read')).toBe(true);
