@@ -20,11 +20,14 @@
 //   create(onReport) -> handle             a pump: its own thread
 //   start(handle, file, oack, request, host, clientAddress, clientPort, numbers) -> id
 //                                          binds the transfer's socket (throws when it cannot) and sends its first packet
-//   repeated(handle, id)                   the client repeated its request on the listening port
+//   repeated(handle, id)                   the client repeated its request on the listening port: answered
+//                                          again unless the transfer has heard from its client or has ended
 //   abort(handle, id, reason, tell)        ends a transfer; `tell`: send the client an ERROR first
 //   stop(handle)                           ends the thread and every transfer it holds, unreported
-//   onReport(id, ended, result, detail, blksize, windowsize, retransmits, bytes, neverAcknowledged)
-//                                          on the creating thread: heard from the client (ended false), then its end, once
+//   onReport(id, kind, result, detail, blksize, windowsize, retransmits, bytes, flag)
+//                                          on the creating thread, in the order they happened: kind 0, heard from
+//                                          the client; kind 1, its end, once (flag: it never got past the OACK);
+//                                          kind 2, the answer to each repeated() (flag: taken as a repeat)
 // and, for the unit tests of the state machine alone (no socket, no thread):
 //   machine(size, numbers) -> m, machineStart(m, now), machinePacket(m, bytes, now), machineTimeout(m, now),
 //   machineRepeated(m, now) -> effects, machineStats(m) -> [blksize, windowsize, retransmits, bytes, oackUnanswered, finished]
@@ -402,10 +405,12 @@ typedef struct command {
 } command;
 enum { CMD_START, CMD_REPEATED, CMD_ABORT };
 
-// What the JavaScript side is told: heard from the client, or the end with its figures.
+// What the JavaScript side is told: heard from the client, the end with its figures, or whether a
+// repeated request was taken as one.
+enum { REPORT_HEARD, REPORT_ENDED, REPORT_REPEAT };
 typedef struct {
   uint32_t id;
-  int ended, result, never_acknowledged;
+  int kind, result, flag;
   uint32_t blksize, windowsize;
   uint64_t retransmits, bytes;
   napi_ref file_ref;
@@ -431,11 +436,13 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
 }
 
-// Tells the JavaScript side its client has answered (an ACK or an ERROR on its port).
-static void tell_heard(pump_t *p, transfer *t) {
+// A report with no figures: heard from the client, or the answer to a repeated().
+static void tell(pump_t *p, uint32_t id, int kind, int flag) {
   report *r = calloc(1, sizeof *r);
   if (!r) return;
-  r->id = t->id;
+  r->id = id;
+  r->kind = kind;
+  r->flag = flag;
   if (napi_call_threadsafe_function(p->reports, r, napi_tsfn_nonblocking) != napi_ok) free(r);
 }
 
@@ -496,13 +503,13 @@ static void end_transfer(pump_t *p, transfer *t, transfer **running, int result,
   report *r = calloc(1, sizeof *r);
   if (r) {
     r->id = t->id;
-    r->ended = 1;
+    r->kind = REPORT_ENDED;
     r->result = result;
     r->blksize = t->m.blksize;
     r->windowsize = t->m.windowsize;
     r->retransmits = t->m.retransmits;
     r->bytes = machine_bytes(&t->m);
-    r->never_acknowledged = t->m.has_oack && !t->m.oack_answered;
+    r->flag = t->m.has_oack && !t->m.oack_answered;
     r->file_ref = t->file_ref;
     snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "");
     if (napi_call_threadsafe_function(p->reports, r, napi_tsfn_nonblocking) != napi_ok) free(r);
@@ -554,7 +561,7 @@ static void receive(pump_t *p, transfer *t, transfer **running, double *next_dea
     }
     if (!t->heard) {
       t->heard = 1;
-      tell_heard(p, t);
+      tell(p, t->id, REPORT_HEARD, 0);
     }
     machine_packet(&t->m, &e, buf, (size_t)n, now);
     if (apply(p, t, running, &e, now, next_deadline)) return;
@@ -640,9 +647,16 @@ static void *run(void *arg) {
       } else {
         // An id no longer here has ended: its report is on its way.
         transfer *t = find(running, c->id);
-        if (t && c->type == CMD_REPEATED) {
-          machine_repeated(&t->m, &e);
-          apply(p, t, &running, &e, now, &next_deadline);
+        if (c->type == CMD_REPEATED) {
+          // Sent when the JavaScript side had not yet been told the client was heard or the
+          // transfer ended; if either happened first, the request is a new one, and the answer
+          // (after those reports) says so, so that it is started as one.
+          int taken = t && !t->heard;
+          tell(p, c->id, REPORT_REPEAT, taken);
+          if (taken) {
+            machine_repeated(&t->m, &e);
+            apply(p, t, &running, &e, now, &next_deadline);
+          }
         } else if (t && c->type == CMD_ABORT) {
           if (c->tell) send_error(t, 0, c->reason);
           char detail[200];
@@ -680,7 +694,7 @@ static void call_report(napi_env env, napi_value on_report, void *context, void 
     napi_value args[9], undefined;
     napi_get_undefined(env, &undefined);
     napi_create_uint32(env, r->id, &args[0]);
-    napi_get_boolean(env, r->ended, &args[1]);
+    napi_create_uint32(env, (uint32_t)r->kind, &args[1]);
     napi_create_string_utf8(env, RESULTS[r->result], NAPI_AUTO_LENGTH, &args[2]);
     if (r->detail[0]) napi_create_string_utf8(env, r->detail, NAPI_AUTO_LENGTH, &args[3]);
     else args[3] = undefined;
@@ -688,8 +702,8 @@ static void call_report(napi_env env, napi_value on_report, void *context, void 
     napi_create_uint32(env, r->windowsize, &args[5]);
     napi_create_double(env, (double)r->retransmits, &args[6]);
     napi_create_double(env, (double)r->bytes, &args[7]);
-    napi_get_boolean(env, r->never_acknowledged, &args[8]);
-    if (r->ended) {
+    napi_get_boolean(env, r->flag, &args[8]);
+    if (r->kind == REPORT_ENDED) {
       if (r->file_ref) napi_delete_reference(env, r->file_ref);
       if (p->in_flight > 0 && --p->in_flight == 0) napi_unref_threadsafe_function(env, p->reports);
     }

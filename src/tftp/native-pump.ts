@@ -23,10 +23,16 @@ export type MachineHandle = { readonly __tftpMachineHandle: unique symbol };
 /** [oack 0|1, from, to, errorCode (-1: none), errorMessage, timerMs (-1: left as is), done, result, detail] */
 export type NativeEffects = [number, number, number, number, string, number, boolean, Outcome['result'], string];
 
+/**
+ * What the thread reports, in the order it happened: 0, heard from the client; 1, the end (flag:
+ * it never got past the OACK); 2, the answer to a repeated() (flag: taken as a repeat).
+ */
+export type ReportKind = 0 | 1 | 2;
+
 /** What native/tftp-pump.c exports. */
 export type TftpPumpAddon = {
   create(
-    onReport: (id: number, ended: boolean, result: Outcome['result'], detail: string | undefined, blksize: number, windowsize: number, retransmits: number, bytes: number, neverAcknowledged: boolean) => void,
+    onReport: (id: number, kind: ReportKind, result: Outcome['result'], detail: string | undefined, blksize: number, windowsize: number, retransmits: number, bytes: number, flag: boolean) => void,
   ): PumpHandle;
   /** Binds the transfer's socket (throws when it cannot) and hands the transfer to the thread. */
   start(handle: PumpHandle, file: Uint8Array, oack: Uint8Array, request: Uint8Array, host: string, clientAddress: string, clientPort: number, numbers: Float64Array): number;
@@ -66,6 +72,8 @@ export class NativeTftpPump {
   private readonly logger: Pick<Logger, 'warn'>;
   private handle: PumpHandle | undefined;
   private readonly jobs = new Map<number, WorkerJobEvents>();
+  /** For each transfer, what to do if a repeated request turns out not to be one, oldest first. */
+  private readonly repeats = new Map<number, Array<() => void>>();
   private warned = false;
 
   constructor(opts: NativePumpOptions) {
@@ -106,8 +114,17 @@ export class NativeTftpPump {
     }
   }
 
-  repeated(id: number): void {
-    if (this.handle && this.jobs.has(id)) this.addon.repeated(this.handle, id);
+  /**
+   * The client repeated its request: answered again on the thread, unless the thread heard from
+   * the client or ended the transfer before this reached it (this thread had not been told yet);
+   * then the request is a new one, and `notTaken` runs once those reports have been handled.
+   */
+  repeated(id: number, notTaken: () => void): void {
+    if (!this.handle || !this.jobs.has(id)) return notTaken();
+    const waiting = this.repeats.get(id);
+    if (waiting) waiting.push(notTaken);
+    else this.repeats.set(id, [notTaken]);
+    this.addon.repeated(this.handle, id);
   }
 
   /** Asks the thread to end a transfer; its end is reported as usual, shortly after. */
@@ -122,13 +139,22 @@ export class NativeTftpPump {
     if (handle) this.addon.stop(handle);
     const lost = [...this.jobs.values()];
     this.jobs.clear();
+    this.repeats.clear();
     for (const events of lost) events.ended({ outcome: { result: 'aborted', detail: 'aborted by server: server shutting down' }, stats: undefined, neverAcknowledged: false });
   }
 
-  private onReport(id: number, ended: boolean, result: Outcome['result'], detail: string | undefined, blksize: number, windowsize: number, retransmits: number, bytes: number, neverAcknowledged: boolean): void {
+  private onReport(id: number, kind: ReportKind, result: Outcome['result'], detail: string | undefined, blksize: number, windowsize: number, retransmits: number, bytes: number, flag: boolean): void {
+    if (kind === 2) {
+      const waiting = this.repeats.get(id);
+      const notTaken = waiting?.shift();
+      if (waiting?.length === 0) this.repeats.delete(id);
+      if (!flag) notTaken?.();
+      return;
+    }
     const events = this.jobs.get(id);
     if (!events) return;
-    if (!ended) return events.heard();
+    if (kind === 0) return events.heard();
+    const neverAcknowledged = flag;
     this.jobs.delete(id);
     const outcome = (result === 'ok' ? { result } : { result, detail: detail ?? '' }) as Outcome;
     const end: EngineEnd = { outcome, stats: { blksize, windowsize, retransmits, bytes }, neverAcknowledged };

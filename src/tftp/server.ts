@@ -55,7 +55,8 @@ export type TftpServerOptions = {
 type Runner = {
   readonly running: number;
   start(request: Request, client: TftpClient, data: Buffer, events: WorkerJobEvents, raw: Buffer): number | undefined;
-  repeated(id: number): void;
+  /** `notTaken`: it was not a repeat after all (the transfer heard from its client or ended meanwhile). */
+  repeated(id: number, notTaken: () => void): void;
   abort(id: number, reason: string, tell: boolean): void;
   close(): Promise<void>;
 };
@@ -254,7 +255,14 @@ export class TftpServer extends EventEmitter {
     const existing = this.active.get(key);
     if (existing) {
       // A client that repeats its request has not heard our answer: answer it again, same transfer.
-      if (existing.isRepeatOf(req)) return existing.repeated();
+      // Where the transfer runs on another thread, that thread may have heard from the client or
+      // ended the transfer before it gets this (its reports are on their way): then this is a new
+      // request, started as one once those reports are in.
+      if (existing.isRepeatOf(req)) {
+        return existing.repeated(() => {
+          if (this.accepting) this.startTransfer(req, client, raw);
+        });
+      }
       // The port now belongs to the new request (the client gave up, or a new process got the
       // same ephemeral port): an ERROR sent there would be taken as the answer to it. End silently.
       existing.abort('the client started a new request from the same port', { tell: false });
@@ -416,9 +424,10 @@ class ActiveTransfer {
     return !this.heard && sameRequest(req, this.request);
   }
 
-  repeated(): void {
+  /** `notTaken` runs when the transfer turns out to have heard from its client or ended first (another thread's). */
+  repeated(notTaken: () => void): void {
     if (this.engine) this.engine.repeated();
-    else if (this.runnerId !== undefined) this.runner?.repeated(this.runnerId);
+    else if (this.runnerId !== undefined) this.runner?.repeated(this.runnerId, notTaken);
   }
 
   begin(): void {

@@ -102,6 +102,11 @@ export class TransferEngine {
     this.apply(this.machine.start(performance.now()));
   }
 
+  /** Whether the client has answered on this transfer's port (from then on the same request is a new one). */
+  get heard(): boolean {
+    return this.heardFromClient;
+  }
+
   /** The client repeated its request on the listening port: it has not heard our first answer. */
   repeated(): void {
     if (this.machine && !this.ended) this.apply(this.machine.repeatedRequest(performance.now()));

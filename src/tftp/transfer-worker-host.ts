@@ -60,6 +60,8 @@ export class TransferWorker {
   private disabled = false;
   private nextId = 1;
   private readonly jobs = new Map<number, { events: WorkerJobEvents; worker: Worker }>();
+  /** For each transfer, what to do if a repeated request turns out not to be one, oldest first. */
+  private readonly repeats = new Map<number, Array<() => void>>();
   private readonly opts: TransferWorkerOptions;
 
   constructor(opts: TransferWorkerOptions) {
@@ -87,9 +89,18 @@ export class TransferWorker {
     return id;
   }
 
-  repeated(id: number): void {
+  /**
+   * The client repeated its request: answered again in the worker, unless the worker heard from
+   * the client or ended the transfer before this reached it; then the request is a new one, and
+   * `notTaken` runs once those reports have been handled.
+   */
+  repeated(id: number, notTaken: () => void): void {
     const job = this.jobs.get(id);
-    if (job) this.post(job.worker, { type: 'repeated', id });
+    if (!job) return notTaken();
+    const waiting = this.repeats.get(id);
+    if (waiting) waiting.push(notTaken);
+    else this.repeats.set(id, [notTaken]);
+    this.post(job.worker, { type: 'repeated', id });
   }
 
   /** Asks the worker to end a transfer; its end is reported as usual, shortly after. */
@@ -140,6 +151,13 @@ export class TransferWorker {
   }
 
   private onMessage(m: FromWorker): void {
+    if (m.type === 'repeat') {
+      const waiting = this.repeats.get(m.id);
+      const notTaken = waiting?.shift();
+      if (waiting?.length === 0) this.repeats.delete(m.id);
+      if (!m.taken) notTaken?.();
+      return;
+    }
     const job = this.jobs.get(m.id);
     if (!job) return;
     switch (m.type) {
@@ -164,6 +182,12 @@ export class TransferWorker {
     for (const [id, job] of lost) {
       this.jobs.delete(id);
       job.events.ended(end(this.disabled ? 'aborted by server: server shutting down' : `the TFTP transfer worker stopped (exit code ${code})`));
+    }
+    // Repeats it never answered were not taken: each is a new request now that its transfer ended.
+    for (const [id] of lost) {
+      const waiting = this.repeats.get(id) ?? [];
+      this.repeats.delete(id);
+      for (const notTaken of waiting) notTaken();
     }
     if (this.disabled) return;
     const quick = performance.now() - this.startedAt < 60_000;

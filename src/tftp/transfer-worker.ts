@@ -21,7 +21,9 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'heard'; id: number }
   | { type: 'ended'; id: number; end: EngineEnd }
-  | { type: 'failed'; id: number; message: string };
+  | { type: 'failed'; id: number; message: string }
+  /** The answer to a 'repeated': whether it was taken as a repeat (not, when the transfer heard from its client or ended first). */
+  | { type: 'repeat'; id: number; taken: boolean };
 
 /** Marks the worker's data, so that importing this module anywhere else starts nothing. */
 export type WorkerData = { genesisTftpWorker: true; settings: EngineSettings };
@@ -47,9 +49,13 @@ export function serveTransfers(port: MessagePort, settings: EngineSettings): voi
         });
         return;
       }
-      case 'repeated':
-        engines.get(m.id)?.repeated();
+      case 'repeated': {
+        const engine = engines.get(m.id);
+        const taken = engine !== undefined && !engine.heard;
+        post({ type: 'repeat', id: m.id, taken });
+        if (taken) engine.repeated();
         return;
+      }
       case 'abort':
         // An id already ended is no longer here: its 'ended' is on its way to the main thread.
         engines.get(m.id)?.abort(m.reason, m.tell);

@@ -230,6 +230,65 @@ describe(`fuzz stage (${COUNT} inputs per protocol)`, () => {
     verdict('TFTP', health);
   });
 
+  it("TFTP transfer ports: ACKs, errors, requests and garbage, mutated, sent to the port each transfer answers from", async () => {
+    // What reaches the pump's thread (native/tftp-pump.c): every input here is parsed in C. Each
+    // batch starts a transfer, sends its mutated packets to the transfer's own port (as its client,
+    // and as a stranger), then ends it with an ERROR so the per-address cap never fills.
+    const r = rng(SEED + 3);
+    const opts = (o: Record<string, string>) => new Map(Object.entries(o));
+    const requests = [encodeRequest('rrq', 'undionly.kpxe', 'octet'), encodeRequest('rrq', 'snponly.efi', 'octet', opts({ tsize: '0', blksize: '1468', windowsize: '4' }))];
+    const seeds = [...requests, encodeAck(0), encodeAck(1), encodeAck(2), encodeAck(65535), encodeError(ErrorCode.NotDefined, 'stop'), encodeError(ErrorCode.OptionNegotiation, 'abort')];
+    const before = await counted(/^genesis_tftp_transfers_total\{[^}]*\} (\d+)$/gm);
+    const client = dgram.createSocket('udp4');
+    const stranger = dgram.createSocket('udp4');
+    stranger.on('message', () => {});
+    await Promise.all([client, stranger].map((s) => new Promise<void>((res) => s.bind(0, '127.0.0.1', res))));
+    /** The port the next packet from Genesis comes from; undefined if none comes (a guard, not a wait for time to pass). */
+    const answerPort = () =>
+      new Promise<number | undefined>((resolve) => {
+        const guard = setTimeout(() => (client.off('message', on), resolve(undefined)), 2000);
+        const on = (_m: Buffer, rinfo: dgram.RemoteInfo) => (clearTimeout(guard), resolve(rinfo.port));
+        client.once('message', on);
+      });
+    const { result, health } = await watchingHealth(`${url}/healthz`, async () => {
+      let sent = 0;
+      let batches = 0;
+      let refused = 0;
+      const started = performance.now();
+      while (sent < COUNT) {
+        const answered = answerPort();
+        client.send(r.pick(requests), ports.tftp, '127.0.0.1');
+        const port = await answered;
+        if (port === undefined) continue;
+        batches++;
+        // Refused (an ERROR from the listening port): its packets go to the listening port instead.
+        if (port === ports.tftp) refused++;
+        const n = Math.min(50, COUNT - sent);
+        await Promise.all(
+          Array.from({ length: n }, () => {
+            const from = r.next() < 0.2 ? stranger : client;
+            const packet = r.next() < 0.1 ? r.bytes(r.int(600)) : mutate(r, r.pick(seeds), seeds);
+            return new Promise<void>((res) => from.send(packet, port, '127.0.0.1', () => res()));
+          }),
+        );
+        sent += n;
+        client.send(encodeError(ErrorCode.NotDefined, 'done'), port, '127.0.0.1');
+        await pace(sent, started, 10_000);
+      }
+      return { sent, batches, refused };
+    });
+    client.removeAllListeners('message');
+    client.close();
+    stranger.close();
+    expect(result.sent).toBe(COUNT);
+    const transfers = (await counted(/^genesis_tftp_transfers_total\{[^}]*\} (\d+)$/gm)) - before;
+    console.log(`fuzz TFTP transfer ports: ${result.sent} datagrams in ${result.batches} batches (${result.refused} requests refused); ${transfers} transfers ended so far`);
+    // Nearly every batch went to a transfer's own port: the inputs reached the pump, not the listening port.
+    expect(result.batches - result.refused).toBeGreaterThan(result.batches * 0.9);
+    expect(transfers).toBeGreaterThan(0);
+    verdict('TFTP transfer ports', health);
+  });
+
   it('HTTP: every route with random methods, paths, queries, headers and bodies; a share of raw malformed requests', async () => {
     const r = rng(SEED + 2);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });

@@ -9,7 +9,9 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NativeTftpPump } from '../../src/tftp/native-pump.ts';
+import { TransferWorker } from '../../src/tftp/transfer-worker-host.ts';
 import { encodeAck, encodeError, encodeRequest, ErrorCode } from '../../src/tftp/packet.ts';
+import type { EngineEnd } from '../../src/tftp/transfer-engine.ts';
 import type { TransferSummary } from '../../src/tftp/server.ts';
 import { pumpAddon } from '../helpers/native-transfer.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
@@ -127,5 +129,47 @@ describe('the TFTP pump', () => {
     expect(pump.running).toBe(0);
     await pump.close();
     expect(warnings).toEqual(['the TFTP pump could not take a transfer; it runs in JavaScript']);
+  });
+});
+
+/** A runner's settings: the server's, as a transfer's engine takes them. */
+const engineSettings = { host: '127.0.0.1', limits: { maxBlksize: 1468, maxWindowsize: 64 }, defaultTimeoutMs: 2000, minRtoMs: 20, initialRtoMs: 250, maxRetries: 3 };
+
+// The same race on both threads Genesis hands transfers to: the server's view of a transfer (heard
+// from, ended) is a report behind the thread's own.
+describe.each([
+  ['the pump', () => new NativeTftpPump({ addon: pumpAddon(), settings: engineSettings, logger: pino({ level: 'silent' }) })],
+  ['the transfer worker', () => new TransferWorker({ settings: engineSettings, logger: pino({ level: 'silent' }) })],
+])('a repeated request sent to %s', (_name, make) => {
+  it('a repeated request is answered again until the client is heard from; after that it is not taken, and the server is told so', async () => {
+    const runner = make();
+    opened.push({ close: () => runner.close() });
+    const p = await peer();
+    const port = p.socket.address().port;
+    let heard!: () => void;
+    const wasHeard = new Promise<void>((resolve) => (heard = resolve));
+    let ended!: (end: EngineEnd) => void;
+    const hasEnded = new Promise<EngineEnd>((resolve) => (ended = resolve));
+    const request = { kind: 'rrq' as const, filename: 'f', mode: 'octet', options: new Map<string, string>() };
+    const id = runner.start(request, { address: '127.0.0.1', port }, randomBytes(2000), { heard, ended, failed: () => {} }, encodeRequest('rrq', 'f', 'octet'))!;
+    const first = await p.next();
+    expect(first.packet).toMatchObject({ kind: 'data', block: 1 });
+    // Not heard from yet: a repeat, answered with block 1 again.
+    const notTaken: string[] = [];
+    runner.repeated(id, () => notTaken.push('before'));
+    expect((await p.next()).packet).toMatchObject({ kind: 'data', block: 1 });
+    p.send(encodeAck(1), first.port);
+    await wasHeard;
+    expect((await p.next()).packet).toMatchObject({ kind: 'data', block: 2 });
+    // Heard from: the same request again is a new one.
+    const answered = new Promise<void>((resolve) => runner.repeated(id, () => (notTaken.push('after'), resolve())));
+    await answered;
+    expect(notTaken).toEqual(['after']);
+    p.send(encodeError(ErrorCode.NotDefined, 'enough'), first.port);
+    expect((await hasEnded).outcome).toEqual({ result: 'client-error', detail: 'client error 0: enough' });
+    // Ended: the server is told at once, without asking the thread.
+    let afterEnd = false;
+    runner.repeated(id, () => (afterEnd = true));
+    expect(afterEnd).toBe(true);
   });
 });
