@@ -18,6 +18,7 @@ const LAYERS: Record<string, number> = {
   logging: 0,
   net: 0,
   auth: 0,
+  native: 0, // loading Genesis's native addons (native/*.c): where each is built, why one would not load
   scheduling: 0, // the time slices boot work runs in (pure scheduling): HTTP's and TFTP's per-machine answers share them
   ipxe: 1, // iPXE script renderers and the boot plan (pure)
   tftp: 1,
