@@ -19,6 +19,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "addon-thread.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -75,17 +77,10 @@ typedef struct {
 } report;
 
 typedef struct {
-  pthread_mutex_t lock;
-  pthread_t thread;
-  int thread_running;
-  int epoll_fd, wake_fd;
-  transfer *incoming;  // handed over by send(), not yet seen by the thread (singly linked)
-  int stopping;
-  napi_threadsafe_function done;
+  addon_thread base;   // its thread; the reports are onDone's calls, in flight from send() to onDone
+  transfer *incoming;  // handed over by send(), not yet seen by the thread (singly linked; under base.lock)
   int64_t stalled_ms;
   uint32_t next_id;
-  uint32_t in_flight;  // main thread only: sends whose onDone has not run
-  int hooked;          // its environment's cleanup hook is registered
 } sender;
 
 static int64_t now_ms(void) {
@@ -170,7 +165,7 @@ static int advance(sender *s, transfer *t) {
   t->file = -1;
   tell(s, t);
   struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = t };
-  if (epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, t->sock, &ev) != 0) return 1;
+  if (epoll_ctl(s->base.epoll_fd, EPOLL_CTL_MOD, t->sock, &ev) != 0) return 1;
   return drain(t);
 }
 
@@ -183,7 +178,7 @@ static void tell(sender *s, transfer *t) {
   r->id = t->id;
   r->sent = t->sent;
   memcpy(r->error, t->error, sizeof r->error);
-  if (napi_call_threadsafe_function(s->done, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+  addon_thread_report(&s->base, r);
 }
 
 // Ends a transfer: its descriptors closed, reported if it was not yet, freed.
@@ -191,7 +186,7 @@ static void finish(sender *s, transfer *t, transfer **running) {
   if (t->prev) t->prev->next = t->next;
   else *running = t->next;
   if (t->next) t->next->prev = t->prev;
-  epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, t->sock, NULL);
+  epoll_ctl(s->base.epoll_fd, EPOLL_CTL_DEL, t->sock, NULL);
   tell(s, t);
   free_transfer(t);
 }
@@ -209,12 +204,12 @@ static void *run(void *arg) {
   if (errno == 0) setpriority(PRIO_PROCESS, (id_t)tid, nice_now + SENDER_NICE > 19 ? 19 : nice_now + SENDER_NICE);
   struct epoll_event events[64];
   for (;;) {
-    int n = epoll_wait(s->epoll_fd, events, 64, 1000);
-    pthread_mutex_lock(&s->lock);
+    int n = epoll_wait(s->base.epoll_fd, events, 64, 1000);
+    pthread_mutex_lock(&s->base.lock);
     transfer *fresh = s->incoming;
     s->incoming = NULL;
-    int stopping = s->stopping;
-    pthread_mutex_unlock(&s->lock);
+    int stopping = s->base.stopping;
+    pthread_mutex_unlock(&s->base.lock);
     if (stopping) {
       // Genesis is going away: every download still held is cut off, reported to nobody.
       for (transfer *t = fresh; t;) {
@@ -232,8 +227,7 @@ static void *run(void *arg) {
     for (int i = 0; i < n; i++) {
       transfer *t = events[i].data.ptr;
       if (t == NULL) {
-        uint64_t count;
-        if (read(s->wake_fd, &count, sizeof count) < 0) { /* drained by an earlier wake */ }
+        addon_thread_drain_wake(&s->base);
         continue;
       }
       if (advance(s, t)) finish(s, t, &running);
@@ -246,7 +240,7 @@ static void *run(void *arg) {
       running = t;
       t->last_progress_ms = now_ms();
       struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = t };
-      if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, t->sock, &ev) != 0) {
+      if (epoll_ctl(s->base.epoll_fd, EPOLL_CTL_ADD, t->sock, &ev) != 0) {
         fail(t, "could not watch the connection", errno);
         finish(s, t, &running);
       } else if (advance(s, t)) {
@@ -286,15 +280,10 @@ static void call_done(napi_env env, napi_value on_done, void *context, void *dat
     napi_create_double(env, (double)r->sent, &args[1]);
     if (r->error[0]) napi_create_string_utf8(env, r->error, NAPI_AUTO_LENGTH, &args[2]);
     else args[2] = undefined;
-    if (s->in_flight > 0 && --s->in_flight == 0) napi_unref_threadsafe_function(env, s->done);
+    addon_thread_release(env, &s->base);
     napi_call_function(env, undefined, on_done, 3, args, NULL);
   }
   free(r);
-}
-
-static napi_value throw_error(napi_env env, const char *message) {
-  napi_throw_error(env, NULL, message);
-  return NULL;
 }
 
 // "<what>: <the system's reason for err>".
@@ -304,56 +293,15 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return throw_error(env, message);
 }
 
-static void stop_thread(sender *s) {
-  if (!s->thread_running) return;
-  pthread_mutex_lock(&s->lock);
-  s->stopping = 1;
-  pthread_mutex_unlock(&s->lock);
-  uint64_t one = 1;
-  if (write(s->wake_fd, &one, sizeof one) < 0) { /* the thread also wakes within a second */ }
-  pthread_join(s->thread, NULL);
-  s->thread_running = 0;
-  close(s->epoll_fd);
-  close(s->wake_fd);
-}
-
-// A world's cleanup (a worker thread or the process ending): the thread must not outlive the
-// environment it reports to.
-static void cleanup(void *arg) {
-  sender *s = arg;
-  s->hooked = 0;
-  stop_thread(s);
-}
-
-static void stop_sender(napi_env env, sender *s) {
-  if (s->hooked) {
-    napi_remove_env_cleanup_hook(env, cleanup, s);
-    s->hooked = 0;
-  }
-  if (s->thread_running) {
-    stop_thread(s);
-    napi_release_threadsafe_function(s->done, napi_tsfn_abort);
-  }
-}
-
-static void free_sender(sender *s) {
-  pthread_mutex_destroy(&s->lock);
-  free(s);
-}
-
 // The handle went away unreferenced (its sender was never stopped): stop it now.
 static void finalize(napi_env env, void *data, void *hint) {
   (void)hint;
-  stop_sender(env, data);
-  free_sender(data);
+  sender *s = data;
+  addon_thread_destroy(env, &s->base);
+  free(s);
 }
 
-static sender *unwrap(napi_env env, napi_value handle) {
-  sender *s = NULL;
-  napi_valuetype type;
-  if (napi_typeof(env, handle, &type) != napi_ok || type != napi_external || napi_get_value_external(env, handle, (void **)&s) != napi_ok) return NULL;
-  return s;
-}
+static sender *unwrap(napi_env env, napi_value handle) { return addon_unwrap(env, handle); }
 
 // The sender a call names first, and up to `wanted` arguments after it (in argv; *argc says how many came).
 static sender *sender_call(napi_env env, napi_callback_info info, napi_value *argv, size_t wanted, size_t *argc) {
@@ -376,34 +324,16 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     return throw_error(env, "create(onDone, stalledMs) takes a function and a positive number");
   sender *s = calloc(1, sizeof *s);
   if (!s) return throw_error(env, "out of memory");
-  pthread_mutex_init(&s->lock, NULL);
-  s->epoll_fd = s->wake_fd = -1;
   s->stalled_ms = (int64_t)stalled;
-  napi_value name, handle;
-  napi_create_string_utf8(env, "genesis-sendfile", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, s, call_done, &s->done) != napi_ok) {
-    free_sender(s);
-    return throw_error(env, "could not create the completion callback");
+  const char *failed = addon_thread_start(env, &s->base, argv[0], "genesis-sendfile", call_done, s, run, s);
+  if (failed) {
+    free(s);
+    return throw_error(env, failed);
   }
-  // Nothing in flight: the sender alone keeps no event loop alive.
-  napi_unref_threadsafe_function(env, s->done);
-  s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-  if (s->epoll_fd < 0 || s->wake_fd < 0 || epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->wake_fd, &ev) != 0 ||
-      pthread_create(&s->thread, NULL, run, s) != 0) {
-    if (s->epoll_fd >= 0) close(s->epoll_fd);
-    if (s->wake_fd >= 0) close(s->wake_fd);
-    napi_release_threadsafe_function(s->done, napi_tsfn_abort);
-    free_sender(s);
-    return throw_error(env, "could not start the sendfile thread");
-  }
-  s->thread_running = 1;
-  napi_add_env_cleanup_hook(env, cleanup, s);
-  s->hooked = 1;
+  napi_value handle;
   if (napi_create_external(env, s, finalize, NULL, &handle) != napi_ok) {
-    stop_sender(env, s);
-    free_sender(s);
+    addon_thread_destroy(env, &s->base);
+    free(s);
     return throw_error(env, "could not create the sender's handle");
   }
   return handle;
@@ -414,7 +344,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   sender *s = sender_call(env, info, argv, 5, &argc);
   if (!s) return throw_error(env, "send() takes a sender's handle first");
-  if (!s->thread_running) return throw_error(env, "the sender is stopped");
+  if (!s->base.running) return throw_error(env, "the sender is stopped");
   int32_t fd;
   double start, length;
   char path[4096];
@@ -456,13 +386,12 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   t->head_len = head_len;
   t->offset = (off_t)start;
   t->remaining = (uint64_t)length;
-  if (s->in_flight++ == 0) napi_ref_threadsafe_function(env, s->done);
-  pthread_mutex_lock(&s->lock);
+  addon_thread_hold(env, &s->base);
+  pthread_mutex_lock(&s->base.lock);
   t->next = s->incoming;
   s->incoming = t;
-  pthread_mutex_unlock(&s->lock);
-  uint64_t one = 1;
-  if (write(s->wake_fd, &one, sizeof one) < 0) { /* already signalled: the counter is full or set */ }
+  pthread_mutex_unlock(&s->base.lock);
+  addon_thread_wake(&s->base);
   napi_value id;
   napi_create_uint32(env, t->id, &id);
   return id;
@@ -472,7 +401,7 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   size_t argc;
   sender *s = sender_call(env, info, NULL, 0, &argc);
   if (!s) return throw_error(env, "stop() takes a sender's handle");
-  stop_sender(env, s);
+  addon_thread_stop(env, &s->base);
   return NULL;
 }
 

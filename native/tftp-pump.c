@@ -38,6 +38,8 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "addon-thread.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -418,16 +420,9 @@ typedef struct {
 } report;
 
 typedef struct {
-  pthread_mutex_t lock;
-  pthread_t thread;
-  int thread_running;
-  int epoll_fd, wake_fd;
-  command *commands, *commands_tail;
-  int stopping;
-  napi_threadsafe_function reports;
+  addon_thread base;  // its thread; in flight: a transfer from start() to its end's report
+  command *commands, *commands_tail;  // under base.lock
   uint32_t next_id;
-  uint32_t in_flight;  // JavaScript thread only: started, end not yet reported
-  int hooked;
 } pump_t;
 
 static double now_ms(void) {
@@ -443,7 +438,7 @@ static void tell(pump_t *p, uint32_t id, int kind, int flag) {
   r->id = id;
   r->kind = kind;
   r->flag = flag;
-  if (napi_call_threadsafe_function(p->reports, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+  addon_thread_report(&p->base, r);
 }
 
 static void send_to_client(transfer *t, const void *a, size_t a_len, const void *b, size_t b_len) {
@@ -512,7 +507,7 @@ static void end_transfer(pump_t *p, transfer *t, transfer **running, int result,
     r->flag = t->m.has_oack && !t->m.oack_answered;
     r->file_ref = t->file_ref;
     snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "");
-    if (napi_call_threadsafe_function(p->reports, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+    addon_thread_report(&p->base, r);
   }
   free(t->oack);
   free(t->request);
@@ -587,12 +582,12 @@ static void *run(void *arg) {
       double left = ceil(next_deadline - now_ms());
       wait = left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
     }
-    int n = epoll_wait(p->epoll_fd, events, 64, wait);
-    pthread_mutex_lock(&p->lock);
+    int n = epoll_wait(p->base.epoll_fd, events, 64, wait);
+    pthread_mutex_lock(&p->base.lock);
     command *commands = p->commands;
     p->commands = p->commands_tail = NULL;
-    int stopping = p->stopping;
-    pthread_mutex_unlock(&p->lock);
+    int stopping = p->base.stopping;
+    pthread_mutex_unlock(&p->base.lock);
     if (stopping) {
       // Genesis is going away: every transfer still held is cut off, reported to nobody.
       while (commands) {
@@ -619,8 +614,7 @@ static void *run(void *arg) {
     for (int i = 0; i < n; i++) {
       transfer *t = events[i].data.ptr;
       if (t == NULL) {
-        uint64_t count;
-        if (read(p->wake_fd, &count, sizeof count) < 0) { /* drained by an earlier wake */ }
+        addon_thread_drain_wake(&p->base);
         continue;
       }
       receive(p, t, &running, &next_deadline);
@@ -636,7 +630,7 @@ static void *run(void *arg) {
         if (running) running->prev = t;
         running = t;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = t };
-        if (epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, t->sock, &ev) != 0) {
+        if (epoll_ctl(p->base.epoll_fd, EPOLL_CTL_ADD, t->sock, &ev) != 0) {
           char detail[120];
           snprintf(detail, sizeof detail, "aborted by server: could not watch the transfer's socket: %s", strerror(errno));
           end_transfer(p, t, &running, END_ABORTED, detail);
@@ -705,61 +699,19 @@ static void call_report(napi_env env, napi_value on_report, void *context, void 
     napi_get_boolean(env, r->flag, &args[8]);
     if (r->kind == REPORT_ENDED) {
       if (r->file_ref) napi_delete_reference(env, r->file_ref);
-      if (p->in_flight > 0 && --p->in_flight == 0) napi_unref_threadsafe_function(env, p->reports);
+      addon_thread_release(env, &p->base);
     }
     napi_call_function(env, undefined, on_report, 9, args, NULL);
   }
   free(r);
 }
 
-static napi_value throw_error(napi_env env, const char *message) {
-  napi_throw_error(env, NULL, message);
-  return NULL;
-}
-
-static void stop_thread(pump_t *p) {
-  if (!p->thread_running) return;
-  pthread_mutex_lock(&p->lock);
-  p->stopping = 1;
-  pthread_mutex_unlock(&p->lock);
-  uint64_t one = 1;
-  if (write(p->wake_fd, &one, sizeof one) < 0) { /* already signalled */ }
-  pthread_join(p->thread, NULL);
-  p->thread_running = 0;
-  close(p->epoll_fd);
-  close(p->wake_fd);
-}
-
-static void cleanup(void *arg) {
-  pump_t *p = arg;
-  p->hooked = 0;
-  stop_thread(p);
-}
-
-static void stop_pump(napi_env env, pump_t *p) {
-  if (p->hooked) {
-    napi_remove_env_cleanup_hook(env, cleanup, p);
-    p->hooked = 0;
-  }
-  if (p->thread_running) {
-    stop_thread(p);
-    napi_release_threadsafe_function(p->reports, napi_tsfn_abort);
-  }
-}
-
+// The handle went away unreferenced (its pump was never stopped): stop it now.
 static void finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   pump_t *p = data;
-  stop_pump(env, p);
-  pthread_mutex_destroy(&p->lock);
+  addon_thread_destroy(env, &p->base);
   free(p);
-}
-
-static void *unwrap(napi_env env, napi_value handle) {
-  void *v = NULL;
-  napi_valuetype type;
-  if (napi_typeof(env, handle, &type) != napi_ok || type != napi_external || napi_get_value_external(env, handle, &v) != napi_ok) return NULL;
-  return v;
 }
 
 static napi_value js_create(napi_env env, napi_callback_info info) {
@@ -770,44 +722,27 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function) return throw_error(env, "create(onReport) takes a function");
   pump_t *p = calloc(1, sizeof *p);
   if (!p) return throw_error(env, "out of memory");
-  pthread_mutex_init(&p->lock, NULL);
-  napi_value name, handle;
-  napi_create_string_utf8(env, "genesis-tftp-pump", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, p, call_report, &p->reports) != napi_ok) {
-    pthread_mutex_destroy(&p->lock);
+  const char *failed = addon_thread_start(env, &p->base, argv[0], "genesis-tftp-pump", call_report, p, run, p);
+  if (failed) {
     free(p);
-    return throw_error(env, "could not create the report callback");
+    return throw_error(env, failed);
   }
-  napi_unref_threadsafe_function(env, p->reports);
-  p->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-  if (p->epoll_fd < 0 || p->wake_fd < 0 || epoll_ctl(p->epoll_fd, EPOLL_CTL_ADD, p->wake_fd, &ev) != 0 || pthread_create(&p->thread, NULL, run, p) != 0) {
-    if (p->epoll_fd >= 0) close(p->epoll_fd);
-    if (p->wake_fd >= 0) close(p->wake_fd);
-    napi_release_threadsafe_function(p->reports, napi_tsfn_abort);
-    pthread_mutex_destroy(&p->lock);
-    free(p);
-    return throw_error(env, "could not start the TFTP pump's thread");
-  }
-  p->thread_running = 1;
-  napi_add_env_cleanup_hook(env, cleanup, p);
-  p->hooked = 1;
+  napi_value handle;
   if (napi_create_external(env, p, finalize, NULL, &handle) != napi_ok) {
-    stop_pump(env, p);
+    addon_thread_destroy(env, &p->base);
+    free(p);
     return throw_error(env, "could not create the pump's handle");
   }
   return handle;
 }
 
 static void enqueue(pump_t *p, command *c) {
-  pthread_mutex_lock(&p->lock);
+  pthread_mutex_lock(&p->base.lock);
   if (p->commands_tail) p->commands_tail->next = c;
   else p->commands = c;
   p->commands_tail = c;
-  pthread_mutex_unlock(&p->lock);
-  uint64_t one = 1;
-  if (write(p->wake_fd, &one, sizeof one) < 0) { /* already signalled */ }
+  pthread_mutex_unlock(&p->base.lock);
+  addon_thread_wake(&p->base);
 }
 
 // The bytes of a Buffer or any Uint8Array (the directory's shared copies are views of shared memory).
@@ -841,9 +776,9 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pump_t *p = argc ? unwrap(env, argv[0]) : NULL;
+  pump_t *p = argc ? addon_unwrap(env, argv[0]) : NULL;
   if (!p) return throw_error(env, "start() takes a pump's handle first");
-  if (!p->thread_running) return throw_error(env, "the pump is stopped");
+  if (!p->base.running) return throw_error(env, "the pump is stopped");
   uint8_t *file, *oack, *request;
   size_t file_len, oack_len, request_len;
   char host[64], client[64];
@@ -902,7 +837,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   c->type = CMD_START;
   c->t = t;
   c->id = t->id;
-  if (p->in_flight++ == 0) napi_ref_threadsafe_function(env, p->reports);
+  addon_thread_hold(env, &p->base);
   napi_value id;
   napi_create_uint32(env, t->id, &id);
   enqueue(p, c);
@@ -913,10 +848,10 @@ static napi_value js_command(napi_env env, napi_callback_info info, int type) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pump_t *p = argc ? unwrap(env, argv[0]) : NULL;
+  pump_t *p = argc ? addon_unwrap(env, argv[0]) : NULL;
   uint32_t id;
   if (!p || argc < 2 || napi_get_value_uint32(env, argv[1], &id) != napi_ok) return throw_error(env, "takes a pump's handle and a transfer's id");
-  if (!p->thread_running) return NULL;
+  if (!p->base.running) return NULL;
   command *c = calloc(1, sizeof *c);
   if (!c) return throw_error(env, "out of memory");
   c->type = type;
@@ -940,9 +875,9 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  pump_t *p = argc ? unwrap(env, argv[0]) : NULL;
+  pump_t *p = argc ? addon_unwrap(env, argv[0]) : NULL;
   if (!p) return throw_error(env, "stop() takes a pump's handle");
-  stop_pump(env, p);
+  addon_thread_stop(env, &p->base);
   return NULL;
 }
 
@@ -956,7 +891,7 @@ static void free_machine(napi_env env, void *data, void *hint) {
 
 static machine *machine_arg(napi_env env, napi_callback_info info, napi_value *argv, size_t *argc) {
   napi_get_cb_info(env, info, argc, argv, NULL, NULL);
-  return *argc ? unwrap(env, argv[0]) : NULL;
+  return *argc ? addon_unwrap(env, argv[0]) : NULL;
 }
 
 static napi_value effects_value(napi_env env, const effects *e) {

@@ -3,6 +3,7 @@
 # the install script, so `npm ci` builds them):
 #   native/sendfile.c  -> build/native/sendfile.node   large downloads sent by the kernel
 #   native/tftp-pump.c -> build/native/tftp-pump.node  TFTP blocks of files in memory
+# (both include native/addon-thread.h, the thread and report plumbing they share)
 # Without Linux or a working C compiler it says so and exits 0: each has a fallback in TypeScript
 # (docs/design.md), and `genesis doctor` says which Genesis uses.
 set -eu

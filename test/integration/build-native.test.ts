@@ -20,7 +20,7 @@ function checkout(): string {
   mkdirSync(path.join(dir, 'scripts'));
   mkdirSync(path.join(dir, 'native'));
   copyFileSync(path.join(ROOT, 'scripts/build-native.sh'), path.join(dir, 'scripts/build-native.sh'));
-  for (const f of ['sendfile.c', 'tftp-pump.c']) copyFileSync(path.join(ROOT, 'native', f), path.join(dir, 'native', f));
+  for (const f of readdirSync(path.join(ROOT, 'native'))) copyFileSync(path.join(ROOT, 'native', f), path.join(dir, 'native', f));
   return dir;
 }
 
