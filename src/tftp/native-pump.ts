@@ -75,6 +75,7 @@ export class NativeTftpPump {
   /** For each transfer, what to do if a repeated request turns out not to be one, oldest first. */
   private readonly repeats = new Map<number, Array<() => void>>();
   private warned = false;
+  private takenCount = 0;
 
   constructor(opts: NativePumpOptions) {
     this.addon = opts.addon;
@@ -85,6 +86,11 @@ export class NativeTftpPump {
   /** Transfers running there now. */
   get running(): number {
     return this.jobs.size;
+  }
+
+  /** Transfers it has taken since it was made. */
+  get taken(): number {
+    return this.takenCount;
   }
 
   /** Whether its thread is running (started by a transfer, not yet stopped). */
@@ -106,6 +112,7 @@ export class NativeTftpPump {
       this.handle ??= this.addon.create((...report) => this.onReport(...report));
       const id = this.addon.start(this.handle, data, oack, raw, s.host, client.address, client.port, numbers);
       this.jobs.set(id, events);
+      this.takenCount++;
       return id;
     } catch (err) {
       if (!this.warned) this.logger.warn({ err: (err as Error).message }, 'the TFTP pump could not take a transfer; it runs in JavaScript');

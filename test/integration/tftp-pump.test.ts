@@ -15,6 +15,7 @@ import type { EngineEnd } from '../../src/tftp/transfer-engine.ts';
 import type { TransferSummary } from '../../src/tftp/server.ts';
 import { pumpAddon } from '../helpers/native-transfer.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
+import { run, sha256, sha256File } from '../helpers/run.ts';
 import { threadsNamed } from '../helpers/threads.ts';
 import { startTftp, type TestTftp } from '../helpers/tftp-server.ts';
 
@@ -116,6 +117,25 @@ describe('the TFTP pump', () => {
     expect(threadsNamed('gen-tftp')).toEqual([]);
   });
 
+  it('serves IPv6 clients, and IPv4 clients of a dual-stack server (their addresses v4-mapped), from its thread', async () => {
+    for (const [host, url] of [
+      ['::1', (port: number) => `tftp://[::1]:${port}/f.bin`],
+      ['::', (port: number) => `tftp://127.0.0.1:${port}/f.bin`],
+    ] as const) {
+      const srv = await server({ host });
+      const data = randomBytes(100_000);
+      writeFileSync(path.join(srv.root, 'f.bin'), data);
+      const dest = path.join(srv.root, `out-${host === '::' ? 'any' : 'v6'}`);
+      const r = await run('curl', ['-sS', '--tftp-blksize', '1468', '-o', dest, url(srv.port)]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(sha256File(dest)).toBe(sha256(data));
+      const [s] = await srv.transfers(1);
+      expect(s).toMatchObject({ file: 'f.bin', outcome: 'ok', bytes: data.length, blksize: 1468 });
+      // Sent by the pump: nothing of it ran on this thread or in the worker.
+      expect([srv.server.pump!.taken, srv.server.worker!.threadRunning]).toEqual([1, false]);
+    }
+  });
+
   it('a transfer the pump cannot take (its socket will not bind there) is left to JavaScript, with one warning', async () => {
     const warnings: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg as string) });
@@ -126,7 +146,7 @@ describe('the TFTP pump', () => {
     // An IPv6 client for an IPv4 host: no socket of the pump's can reach it.
     expect(pump.start(request, { address: '::1', port: 9 }, Buffer.alloc(10), events, encodeRequest('rrq', 'f', 'octet'))).toBeUndefined();
     expect(pump.start(request, { address: 'not-an-address', port: 9 }, Buffer.alloc(10), events, encodeRequest('rrq', 'f', 'octet'))).toBeUndefined();
-    expect(pump.running).toBe(0);
+    expect([pump.running, pump.taken]).toEqual([0, 0]);
     await pump.close();
     expect(warnings).toEqual(['the TFTP pump could not take a transfer; it runs in JavaScript']);
   });
