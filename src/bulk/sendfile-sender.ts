@@ -1,4 +1,4 @@
-// Large downloads sent by the kernel (sendfile) from a thread of the native addon's own: the HTTP
+// Large downloads sent by the kernel (sendfile) from a thread of the sendfile addon's own: the HTTP
 // route decides what to send and builds the response head on the main thread, then hands over the
 // client's connection, a file and a byte range (the same handOff as the sender process,
 // bulk-sender.ts). The addon takes its own copy of the connection, so this side closes its handle
