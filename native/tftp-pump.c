@@ -30,7 +30,8 @@
 //                                          kind 2, the answer to each repeated() (flag: taken as a repeat)
 // and, for the unit tests of the state machine alone (no socket, no thread):
 //   machine(size, numbers) -> m, machineStart(m, now), machinePacket(m, bytes, now), machineTimeout(m, now),
-//   machineRepeated(m, now) -> effects, machineStats(m) -> [blksize, windowsize, retransmits, bytes, oackUnanswered, finished]
+//   machineRepeated(m, now) -> effects, machineStats(m) -> [blksize, windowsize, retransmits, bytes, oackUnanswered, finished],
+//   packetValid(bytes) -> whether the packet decoder takes it (src/tftp/packet.ts decode() does not call it malformed)
 // numbers: Float64Array [blksize, windowsize, timeoutMs (0: none named), minRtoMs, initialRtoMs,
 // defaultMaxRtoMs, maxRetries, hasOack]
 
@@ -258,8 +259,9 @@ static void on_ack(machine *m, effects *e, uint16_t wire, double now) {
   pump(m, e, now);
 }
 
-// Whether decode() in src/tftp/packet.ts would call these bytes malformed: a run of NUL-terminated
-// strings from `start`, an even number of them past `fixed` (the filename and mode), names not empty.
+// Whether decode() in src/tftp/packet.ts would accept these strings: a run of NUL-terminated
+// strings after the opcode; for a `request`, a filename (not empty) and a mode first; then option
+// names and values in pairs, no name empty.
 static int strings_valid(const uint8_t *b, size_t len, int request) {
   size_t count = 0, pos = 2;
   while (pos < len) {
@@ -962,6 +964,17 @@ static napi_value js_machine_timeout(napi_env env, napi_callback_info info) { re
 static napi_value js_machine_repeated(napi_env env, napi_callback_info info) { return js_machine_event(env, info, 2); }
 static napi_value js_machine_packet(napi_env env, napi_callback_info info) { return js_machine_event(env, info, 3); }
 
+static napi_value js_packet_valid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *bytes;
+  size_t len;
+  if (argc < 1 || !bytes_of(env, argv[0], &bytes, &len)) return throw_error(env, "packetValid(bytes) takes a Uint8Array");
+  napi_get_boolean(env, packet_valid(bytes, len), &out);
+  return out;
+}
+
 static napi_value js_machine_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out, v;
@@ -989,6 +1002,7 @@ NAPI_MODULE_INIT() {
     { "machineTimeout", NULL, js_machine_timeout, NULL, NULL, NULL, napi_enumerable, NULL },
     { "machineRepeated", NULL, js_machine_repeated, NULL, NULL, NULL, napi_enumerable, NULL },
     { "machineStats", NULL, js_machine_stats, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "packetValid", NULL, js_packet_valid, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -46,6 +46,8 @@ export type TftpPumpAddon = {
   machineRepeated(m: MachineHandle, now: number): NativeEffects;
   /** [blksize, windowsize, retransmits, bytes, oackUnanswered 0|1, finished 0|1] */
   machineStats(m: MachineHandle): number[];
+  /** Whether the C decoder takes these bytes (decode() in packet.ts would not call them malformed). */
+  packetValid(bytes: Uint8Array): boolean;
 };
 
 export const PUMP_ADDON_PATH = addonPath('tftp-pump');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decode, encodeAck, encodeData, encodeError, encodeOack, encodeRequest, ErrorCode } from '../../src/tftp/packet.ts';
+import { pumpAddon } from '../helpers/native-transfer.ts';
 
 describe('TFTP packet codec', () => {
   it('decodes a read request with options, lower-casing mode and option names', () => {
@@ -69,5 +70,70 @@ describe('TFTP packet codec', () => {
       if (len >= 1) buf[0] = 0;
       expect(() => decode(buf)).not.toThrow();
     }
+  });
+});
+
+describe("the TFTP pump's decoder (native/tftp-pump.c) against this one", () => {
+  // The pump reads packets from the LAN in C: it must take exactly what decode() takes, or a
+  // transfer on its thread would treat input differently from one in TypeScript.
+  it('takes and refuses the same packets: every opcode, edge shapes, and 20,000 seeded mutations', () => {
+    const addon = pumpAddon();
+    const opts = (o: Record<string, string>) => new Map(Object.entries(o));
+    const seeds = [
+      encodeRequest('rrq', 'undionly.kpxe', 'octet'),
+      encodeRequest('rrq', 'snponly.efi', 'octet', opts({ tsize: '0', blksize: '1468', windowsize: '4' })),
+      encodeRequest('wrq', 'x', 'netascii'),
+      encodeAck(0),
+      encodeAck(65535),
+      encodeData(1, Buffer.from('data')),
+      encodeError(ErrorCode.FileNotFound, 'no'),
+      encodeOack(opts({ blksize: '1468' })),
+      Buffer.from([0, 6]),
+    ];
+    const shapes = [
+      Buffer.alloc(0),
+      Buffer.from([0]),
+      Buffer.from([0, 1]),
+      Buffer.from([0, 1, 0]),
+      Buffer.from([0, 1, 0x61, 0, 0x62]),
+      Buffer.from([0, 1, 0x61, 0, 0x62, 0, 0x63, 0]),
+      Buffer.from([0, 1, 0x61, 0, 0x62, 0, 0, 0x63, 0]),
+      Buffer.from([0, 1, 0x61, 0, 0x62, 0, 0x63, 0, 0x64, 0]),
+      Buffer.from([0, 6, 0, 0x61, 0]),
+      Buffer.from([0, 6, 0x61, 0]),
+      Buffer.from([0, 3, 0]),
+      Buffer.from([0, 4, 0, 1, 9, 9]),
+      Buffer.from([0, 5, 0, 1]),
+      Buffer.from([0, 7, 0, 1]),
+      Buffer.from([1, 4, 0, 1]),
+    ];
+    let x = 0x2545f491;
+    const next = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const mutated = Array.from({ length: 20_000 }, () => {
+      const b = Buffer.from(seeds[next(seeds.length)]!);
+      const at = b.length ? next(b.length) : 0;
+      switch (next(4)) {
+        case 0:
+          if (b.length) b[at] = next(256);
+          return b;
+        case 1:
+          return b.subarray(0, at);
+        case 2:
+          return Buffer.concat([b.subarray(0, at), Buffer.from([next(2) ? 0 : next(256)]), b.subarray(at)]);
+        default:
+          return Buffer.concat([b, Buffer.from(Array.from({ length: next(8) }, () => (next(3) ? 0 : next(256))))]);
+      }
+    });
+    const differ = [...seeds, ...shapes, ...mutated].filter((b) => addon.packetValid(b) !== (decode(b).kind !== 'malformed'));
+    expect(differ.map((b) => b.toString('hex'))).toEqual([]);
+    // Both kinds occur in the corpus: the comparison is not one-sided.
+    const taken = mutated.filter((b) => addon.packetValid(b)).length;
+    expect(taken).toBeGreaterThan(1000);
+    expect(taken).toBeLessThan(19_000);
   });
 });
