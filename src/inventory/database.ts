@@ -120,6 +120,8 @@ export class InventoryDatabase<Announcement = unknown> {
   private unsynced: Array<Unsynced<Announcement>> = [];
   /** An fdatasync is on the thread pool. */
   private syncing = false;
+  /** The open shared transaction commits when the running fdatasync is done, not on the next check phase. */
+  private commitAfterSync = false;
 
   private constructor(connection: Database.Database, opts: DatabaseOptions = {}, walMode = false) {
     this.connection = connection;
@@ -340,8 +342,12 @@ export class InventoryDatabase<Announcement = unknown> {
     } finally {
       this.depth--;
     }
-    // After the poll phase has handed every request that arrived with this one to its handler.
-    setImmediate(() => this.commitShared());
+    // After the poll phase has handed every request that arrived with this one to its handler; or,
+    // while an fdatasync runs, once it is done: the requests that arrive meanwhile could not be
+    // answered before the next fdatasync anyway, so they join this commit instead of each turn
+    // committing its own (group commit: fewer commits, fewer WAL frames, the same waits).
+    if (this.syncing) this.commitAfterSync = true;
+    else setImmediate(() => this.commitShared());
   }
 
   /** Commits the shared transaction, if one is open, and settles its members (all, either way). */
@@ -392,14 +398,24 @@ export class InventoryDatabase<Announcement = unknown> {
       () => {
         this.syncing = false;
         this.madeDurable(upTo);
-        this.syncSoon();
+        this.afterSync();
       },
       (err: unknown) => {
         this.syncing = false;
         this.syncFailed(upTo, err);
-        this.syncSoon();
+        this.afterSync();
       },
     );
+  }
+
+  /** An fdatasync is done: commit what gathered meanwhile (which starts the next sync), else sync what is left. */
+  private afterSync(): void {
+    if (this.commitAfterSync) {
+      this.commitAfterSync = false;
+      // commitShared() starts the next fdatasync itself; a write() or read() may have committed it already.
+      if (this.shared) return this.commitShared();
+    }
+    this.syncSoon();
   }
 
   /** For a read or a close: every shared commit made durable now, on this thread. */

@@ -279,19 +279,25 @@ describe('shared commits are synced off the main thread', () => {
     expect(h.announced).toEqual(['script-served']);
   });
 
-  it('commits made while a sync runs wait for the next one, which covers them all', async () => {
+  it('requests that come while a sync runs share one commit, made when it returns, and the next sync covers them', async () => {
     const h = held();
     const first = ask(h, 'script-served');
     await until(() => h.wal.pending === 1, 'the first sync');
     const second = ask(h, 'config-served');
-    await until(() => onDisk().includes('config-served'), 'the second commit');
+    await turn();
     const third = ask(h, 'config-denied');
-    await until(() => onDisk().includes('config-denied'), 'the third commit');
-    // One sync at a time: the second and third commits have not started one of their own.
+    await turn();
+    // They could not be answered before the next sync anyway: they wait in one open transaction,
+    // not a commit each (and no sync of their own starts: one at a time).
+    expect(onDisk()).not.toContain('config-served');
+    expect(onDisk()).not.toContain('config-denied');
     expect(h.wal.files).toHaveLength(1);
     h.wal.finish();
     await first;
     await until(() => h.wal.pending === 1, 'the sync after the first');
+    // Committed together when the first sync returned, with the FULL setting back for other writes.
+    expect(onDisk()).toEqual(expect.arrayContaining(['script-served', 'config-served', 'config-denied']));
+    expect(h.database.connection.pragma('synchronous', { simple: true })).toBe(2);
     await turn();
     expect(h.answered).toEqual(['script-served']);
     h.wal.finish();
@@ -299,6 +305,25 @@ describe('shared commits are synced off the main thread', () => {
     expect(h.wal.files).toHaveLength(2);
     expect(h.answered).toEqual(['script-served', 'config-served', 'config-denied']);
     expect(h.announced).toEqual(['script-served', 'config-served', 'config-denied']);
+  });
+
+  it('a write or a read while a sync runs commits the waiting requests first; the sync after covers them', async () => {
+    const h = held();
+    const first = ask(h, 'script-served');
+    await until(() => h.wal.pending === 1, 'the first sync');
+    const second = ask(h, 'config-served');
+    await turn();
+    expect(onDisk()).not.toContain('config-served');
+    // An operator's change: committed (and synced, FULL) on the spot, the shared one before it.
+    h.inv.record(MAC, 'config-denied', 'boot', {});
+    expect(onDisk()).toEqual(expect.arrayContaining(['config-served', 'config-denied']));
+    await second;
+    h.wal.finish();
+    await first;
+    // Nothing was left open for the returning sync to commit, and no sync is left waiting.
+    await turn();
+    expect(h.wal.pending).toBe(0);
+    expect(h.answered).toEqual(['script-served', 'config-served']);
   });
 
   it('a read makes the shared commits durable on the spot; attributing an observation does not wait', async () => {
