@@ -9,7 +9,7 @@ import { loadConfigWithFleet } from './fleet-config.ts';
 import { localHttpUrl } from '../config/network.ts';
 import { writeServeMarker, type ServeMarker } from '../config/serve-marker.ts';
 import { InventoryError } from '../inventory/errors.ts';
-import { createLogger } from '../logging/logger.ts';
+import { createLogger, flushLog } from '../logging/logger.ts';
 import { optionProblem, parseCommand, unknownCommand } from './args.ts';
 import { bashCompletion, commandTable, zshCompletion } from './completion.ts';
 import { ASSETS_USAGE, assetsCommand } from './assets.ts';
@@ -93,11 +93,13 @@ async function serve(configFile: string | undefined): Promise<number> {
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
+    // The last lines written before exit, but a log reader that stalled does not hold the exit.
+    const exit = (code: number) => void flushLog(log, 2000).then(() => process.exit(code));
     app.close().then(
-      () => process.exit(0),
+      () => exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import grpc from '@grpc/grpc-js';
@@ -13,7 +13,10 @@ import { LATEST_SCHEMA } from '../../src/inventory/migrations.ts';
 import { eventSinkService } from '../../src/talos-events/sink-grpc.ts';
 import { encodeAck, encodeRequest } from '../../src/tftp/packet.ts';
 import { stageTalosPlaceholders } from '../helpers/genesis-app.ts';
+import { SERVE_NODE_FLAGS } from '../../bench/peers.ts';
+import { readServeMarker } from '../../src/config/serve-marker.ts';
 import { BIN, GenesisProcess } from '../helpers/genesis-process.ts';
+import { until } from '../helpers/wait.ts';
 import { RawPeer } from '../helpers/raw-tftp.ts';
 import { talosAny } from '../helpers/talos-reporter.ts';
 import { threadsNamed } from '../helpers/threads.ts';
@@ -252,6 +255,44 @@ registerHooks({ resolve(specifier, context, next) { if (/^(@grpc\\/|protobufjs)/
     expect(await g.exit()).toBe(0);
     expect(g.lines.find((l) => l.msg === 'tftp transfer')).toMatchObject({ outcome: 'ok', bytes: 512 * 5 + 10 });
     peer.close();
+  });
+
+  it('with its log on a full disk (stdout to /dev/full) serves, and stops on SIGTERM with exit 0', async () => {
+    const dir = workdir();
+    const state = path.join(dir, 'state');
+    const full = openSync('/dev/full', 'w');
+    // Readiness from the serve marker (XDG_STATE_HOME): the log, where the ready line goes, takes nothing.
+    const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, BIN, 'serve'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, XDG_STATE_HOME: state, GENESIS_LOG_FORMAT: 'json', GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_HTTP_HOST: '127.0.0.1', GENESIS_HTTP_PORT: '0', GENESIS_TFTP_PORT: '0', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0' },
+      stdio: ['ignore', full, 'pipe'],
+    });
+    closeSync(full);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    try {
+      const marker = await until(() => readServeMarker({ XDG_STATE_HOME: state }), 'the serve marker');
+      expect((await fetch(`${marker.url}/healthz`)).status).toBe(200);
+      // A new machine: log lines, each failing to be written.
+      const script = await fetch(`${marker.url}/ipxe/node?mac=52:54:00:12:34:56&buildarch=x86_64&platform=efi`);
+      expect(script.status).toBe(200);
+      expect((await fetch(`${marker.url}/healthz`)).status).toBe(200);
+      child.kill('SIGTERM');
+      expect((await exited)[0]).toBe(0);
+      expect(stderr).not.toMatch(/Error|\n\s+at /);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('stops on SIGTERM with exit 0 when the reader of its log has gone (a broken pipe)', async () => {
+    const g = genesis(workdir());
+    await g.ready();
+    // Like `genesis serve | tee log` with tee killed: every line from now on meets EPIPE.
+    g.child.stdout!.destroy();
+    g.kill('SIGTERM');
+    expect(await g.exit()).toBe(0);
   });
 
   it('starts with no configuration at all: defaults, HTTP 8080, TFTP 69, ./data', async (ctx) => {
