@@ -1,39 +1,70 @@
-// Where Genesis's JSON log lines go: a file descriptor (stdout), written in order off the main
-// thread, never waited on and never retried for ever.
+// Where Genesis's JSON log lines go: stdout, written in order, never waited on, never retried for
+// ever, and never by a thread that a stalled reader can hold.
 //
 // Why not pino.destination (sonic-boom 4.2): pino runs its synchronous flush at exit, and that
 // retries a failing write in a loop with 100 ms sleeps, for ever (a broken pipe, a full disk, a
 // stalled pipe); and a write error other than a broken pipe is re-emitted as an unhandled 'error'.
 // So with stdout on a full disk `genesis serve` died at its first log line and then never exited,
 // and with the reader of its stdout gone (`genesis serve | tee` with tee killed, a log shipper that
-// died) it never exited on SIGTERM. Here a line that cannot be written is dropped and counted, the
-// next line written says how many were lost and why, and the exit writes what it can once.
+// died) it never exited on SIGTERM. Here a line that cannot be written is dropped and counted, and
+// the next line written says how many were lost and why.
 //
-// Queued lines are bounded (maxQueuedChars): a log reader that stalls costs at most that much
-// memory, and lines beyond it are dropped and counted the same way.
+// A pipe or a socket (a shell pipe, Docker's FIFO, journald's socket) is written through the event
+// loop, never the thread pool: libuv joins its pool's threads at exit, so one blocked in write(2)
+// on a pipe whose reader stopped reading held the exit for ever (a stalled reader, not a gone one).
+// A file or a character device (a disk file, /dev/full, a terminal) is written on the pool: a
+// write there returns. Queued lines are bounded (maxQueuedChars): a log reader that stalls costs
+// at most that much memory, and lines beyond it are dropped and counted the same way. Nothing is
+// written at exit: what is queued then is lost (`genesis serve` waits up to 2 s for it first).
 
-import { write as fsWrite, writeSync as fsWriteSync } from 'node:fs';
+import { fstatSync, write as fsWrite } from 'node:fs';
+import net from 'node:net';
+
+/** Where a chunk goes: `done` once it is all written (or the error). */
+export type LogTarget = { write(chunk: Buffer, done: (err: NodeJS.ErrnoException | null) => void): void };
 
 export type LogSinkOptions = {
-  fd: number;
-  /** Characters of log lines held while the descriptor is not taking them; more are dropped. */
+  target: LogTarget;
+  /** Characters of log lines held while the target is not taking them; more are dropped. */
   maxQueuedChars?: number;
-  /** How long to wait before writing again to a descriptor that said EAGAIN (a full non-blocking pipe). */
-  retryMs?: number;
-  /** For tests: the file system's calls. */
-  fs?: { write: typeof fsWrite; writeSync: typeof fsWriteSync };
 };
 
 const DEFAULT_MAX_QUEUED = 8 * 1024 * 1024;
 
+/**
+ * The target for a descriptor: a pipe or a socket through the event loop (net.Socket), anything
+ * else through the thread pool, a partial write continued and EAGAIN tried again after `retryMs`.
+ */
+export function targetForDescriptor(fd: number, retryMs = 50): LogTarget {
+  let stat;
+  try {
+    stat = fstatSync(fd);
+  } catch {
+    stat = undefined;
+  }
+  if (stat && (stat.isFIFO() || stat.isSocket())) {
+    const socket = new net.Socket({ fd, readable: false, writable: true });
+    // The log is never what keeps the process alive; its errors come to each write's callback too.
+    socket.unref();
+    socket.on('error', () => undefined);
+    return { write: (chunk, done) => void socket.write(chunk, (err) => done((err as NodeJS.ErrnoException | null | undefined) ?? null)) };
+  }
+  const writeFrom = (chunk: Buffer, offset: number, done: (err: NodeJS.ErrnoException | null) => void): void =>
+    fsWrite(fd, chunk, offset, chunk.length - offset, null, (err, n) => {
+      if (err?.code === 'EAGAIN') return void setTimeout(() => writeFrom(chunk, offset, done), retryMs).unref();
+      if (err) return done(err);
+      if (offset + n < chunk.length) return writeFrom(chunk, offset + n, done);
+      done(null);
+    });
+  return { write: (chunk, done) => writeFrom(chunk, 0, done) };
+}
+
 export class LogSink {
-  private readonly fd: number;
+  private readonly target: LogTarget;
   private readonly maxQueued: number;
-  private readonly retryMs: number;
-  private readonly fs: { write: typeof fsWrite; writeSync: typeof fsWriteSync };
   private queue: string[] = [];
   private queuedChars = 0;
-  /** A chunk is with the thread pool (or waiting to be tried again). */
+  /** A chunk is with the target; while it is, the lines that come queue behind it. */
   private writing = false;
   /** Lines dropped since the last one written, and the last reason. */
   private lost = 0;
@@ -41,13 +72,11 @@ export class LogSink {
   private readonly drained: Array<(err?: Error) => void> = [];
 
   constructor(opts: LogSinkOptions) {
-    this.fd = opts.fd;
+    this.target = opts.target;
     this.maxQueued = opts.maxQueuedChars ?? DEFAULT_MAX_QUEUED;
-    this.retryMs = opts.retryMs ?? 50;
-    this.fs = opts.fs ?? { write: fsWrite, writeSync: fsWriteSync };
   }
 
-  /** Lines dropped and not yet reported in the log itself (for tests and the exit). */
+  /** Lines dropped and not yet reported in the log itself (for tests). */
   get lostLines(): number {
     return this.lost;
   }
@@ -74,25 +103,6 @@ export class LogSink {
   }
 
   /**
-   * At exit: the queued lines written with one synchronous attempt; what fails is dropped. A chunk
-   * the thread pool is writing is left to it (the exit does not wait for it).
-   */
-  flushSync(): void {
-    if (!this.queue.length) return;
-    const chunk = Buffer.from(this.takeQueued().text);
-    let offset = 0;
-    try {
-      while (offset < chunk.length) {
-        const n = this.fs.writeSync(this.fd, chunk, offset, chunk.length - offset);
-        if (n <= 0) break;
-        offset += n;
-      }
-    } catch {
-      // Nothing more can be done at exit: not waited on, not retried.
-    }
-  }
-
-  /**
    * The queued lines as one chunk, led by a line saying how many were lost before them; `carried`:
    * that count, lost again (not as one line) if the chunk is.
    */
@@ -116,24 +126,13 @@ export class LogSink {
     }
     this.writing = true;
     const { text, carried } = this.takeQueued();
-    this.writeFrom(Buffer.from(text), 0, carried);
-  }
-
-  private writeFrom(chunk: Buffer, offset: number, carried: number): void {
-    this.fs.write(this.fd, chunk, offset, chunk.length - offset, null, (err, n) => {
+    const chunk = Buffer.from(text);
+    this.target.write(chunk, (err) => {
       if (err) {
-        if (err.code === 'EAGAIN') {
-          // A full non-blocking pipe: the reader may come back; new lines queue (bounded) meanwhile.
-          setTimeout(() => this.writeFrom(chunk, offset, carried), this.retryMs).unref();
-          return;
-        }
-        // Unwritten from the start: the lost-lines line is not a line of the log; its count is.
-        const unwritten = countLines(chunk, offset);
-        this.drop(offset === 0 && carried > 0 ? unwritten - 1 + carried : unwritten, err.code ?? err.message);
-        this.writeNext();
-        return;
+        // Counted whole (a part may have gone out); the lost-lines line is not a line of the log, the count it carried is.
+        const lines = countLines(chunk);
+        this.drop(carried > 0 ? lines - 1 + carried : lines, err.code ?? err.message);
       }
-      if (offset + n < chunk.length) return this.writeFrom(chunk, offset + n, carried);
       this.writeNext();
     });
   }
@@ -144,10 +143,10 @@ export class LogSink {
   }
 }
 
-/** Lines in the unwritten part of a chunk (each ends with a newline; a part of one counts as one). */
-function countLines(chunk: Buffer, offset: number): number {
+/** Lines in a chunk (each ends with a newline). */
+function countLines(chunk: Buffer): number {
   let lines = 0;
-  for (let i = offset; i < chunk.length; i++) if (chunk[i] === 0x0a) lines++;
+  for (let i = 0; i < chunk.length; i++) if (chunk[i] === 0x0a) lines++;
   return Math.max(lines, 1);
 }
 

@@ -3,7 +3,7 @@
 
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import { LogSink } from './log-sink.ts';
+import { LogSink, targetForDescriptor } from './log-sink.ts';
 
 /** pino-pretty and its 30 modules, loaded only for a person at a terminal: a service logging JSON never needs them. */
 const loadPretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
@@ -44,15 +44,13 @@ export function createLogger(opts: LogOptions): Logger {
     return pino(base, loadPretty()({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
   }
   if (opts.destination) return pino(base, opts.destination);
-  const sink = new LogSink({ fd: 1 });
-  // What is still queued at exit gets one synchronous attempt (log-sink.ts says why not pino's own).
-  process.once('exit', () => sink.flushSync());
-  return pino(base, sink);
+  // Not pino.destination: log-sink.ts says why.
+  return pino(base, new LogSink({ target: targetForDescriptor(1) }));
 }
 
 /**
  * Before process.exit: the queued lines written, waiting at most `withinMs` for a log reader that
- * has stalled. Whatever is left then gets the exit's one attempt.
+ * has stalled. Whatever is left then is lost.
  */
 export function flushLog(log: Logger, withinMs: number): Promise<void> {
   return new Promise<void>((resolve) => {

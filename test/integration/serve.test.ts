@@ -295,6 +295,36 @@ registerHooks({ resolve(specifier, context, next) { if (/^(@grpc\\/|protobufjs)/
     expect(await g.exit()).toBe(0);
   });
 
+  it('stops on SIGTERM with exit 0 when the reader of its log has stopped reading (a full pipe)', async () => {
+    const dir = workdir();
+    const state = path.join(dir, 'state');
+    const exitFile = path.join(dir, 'exit-code');
+    // `genesis serve | sleep`: a shell pipe (64 KiB) whose reader never reads; the shell notes Genesis's exit code.
+    const shell = spawn('sh', ['-c', '("$0" "$@"; echo $? > "$EXIT_FILE") | sleep 600', process.execPath, ...SERVE_NODE_FLAGS, BIN, 'serve'], {
+      cwd: dir,
+      detached: true,
+      env: { PATH: process.env.PATH, EXIT_FILE: exitFile, XDG_STATE_HOME: state, GENESIS_LOG_FORMAT: 'json', GENESIS_LOG_LEVEL: 'debug', GENESIS_ADVERTISE_ADDR: '127.0.0.1', GENESIS_HTTP_HOST: '127.0.0.1', GENESIS_HTTP_PORT: '0', GENESIS_TFTP_PORT: '0', GENESIS_EVENTS_SINK_PORT: '0', GENESIS_EVENTS_KERNEL_LOG_PORT: '0' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const marker = await until(() => readServeMarker({ XDG_STATE_HOME: state }), 'the serve marker');
+      // Far more log than the pipe holds (about 250 bytes a request at debug).
+      for (let i = 0; i < 1500; i++) {
+        const mac = `52:54:00:cc:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+        await (await fetch(`${marker.url}/ipxe/node?mac=${mac}&buildarch=x86_64&platform=efi`)).text();
+      }
+      expect((await fetch(`${marker.url}/healthz`)).status).toBe(200);
+      process.kill(marker.pid, 'SIGTERM');
+      expect(await until(() => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim(), 'Genesis to exit')).toBe('0');
+    } finally {
+      try {
+        process.kill(-shell.pid!, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+  });
+
   it('starts with no configuration at all: defaults, HTTP 8080, TFTP 69, ./data', async (ctx) => {
     if (process.getuid?.() !== 0) ctx.skip(); // port 69 needs root or CAP_NET_BIND_SERVICE
     const dir = workdir();
