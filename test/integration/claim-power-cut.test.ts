@@ -29,12 +29,28 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
+/**
+ * A free port below the kernel's ephemeral range, for a Genesis restarted on it. One from the range
+ * (listen on port 0) was free again while Genesis was down, and a listen on port 0 elsewhere (the
+ * other test files run meanwhile) could take it: the restart failed once in CI with EADDRINUSE.
+ * The kernel never hands out a port below the range by itself.
+ */
 async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  const floor = 10_000;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = floor + Math.floor(Math.random() * Math.max(1, low - floor));
+    const s = createServer();
+    const bound = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (bound) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+  }
+  throw new Error(`no free port between ${floor} and ${low}`);
 }
 
 type Answer = { mac: string; decision: 'init' | 'join'; leader: { mac: string; ip: string | null }; epoch: number };
