@@ -120,8 +120,6 @@ export class InventoryDatabase<Announcement = unknown> {
   private unsynced: Array<Unsynced<Announcement>> = [];
   /** An fdatasync is on the thread pool. */
   private syncing = false;
-  /** The open shared transaction commits when the running fdatasync is done, not on the next check phase. */
-  private commitAfterSync = false;
 
   private constructor(connection: Database.Database, opts: DatabaseOptions = {}, walMode = false) {
     this.connection = connection;
@@ -346,8 +344,8 @@ export class InventoryDatabase<Announcement = unknown> {
     // while an fdatasync runs, once it is done: the requests that arrive meanwhile could not be
     // answered before the next fdatasync anyway, so they join this commit instead of each turn
     // committing its own (group commit: fewer commits, fewer WAL frames, the same waits).
-    if (this.syncing) this.commitAfterSync = true;
-    else setImmediate(() => this.commitShared());
+    // (No sync starts while a shared transaction is open, so one open when a sync ends was opened during it.)
+    if (!this.syncing) setImmediate(() => this.commitShared());
   }
 
   /** Commits the shared transaction, if one is open, and settles its members (all, either way). */
@@ -410,11 +408,7 @@ export class InventoryDatabase<Announcement = unknown> {
 
   /** An fdatasync is done: commit what gathered meanwhile (which starts the next sync), else sync what is left. */
   private afterSync(): void {
-    if (this.commitAfterSync) {
-      this.commitAfterSync = false;
-      // commitShared() starts the next fdatasync itself; a write() or read() may have committed it already.
-      if (this.shared) return this.commitShared();
-    }
+    if (this.shared) return this.commitShared();
     this.syncSoon();
   }
 
