@@ -20,6 +20,7 @@ const VITEST = path.join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
 const UBOOT = 'test/e2e/boot-uboot.test.ts';
 
 type Lane = { name: string; args: string[]; prefix?: string; nice?: number };
+type Result = { lane: Lane; code: number; seconds: number };
 
 /** Run one after another; the runs of a stage side by side. A stage that fails stops the rest. */
 const STAGES: Lane[][] = [
@@ -42,7 +43,7 @@ const STAGES: Lane[][] = [
 const running = new Set<import('node:child_process').ChildProcess>();
 
 /** One vitest run to its end: its exit code, and how long it took. */
-function runLane(lane: Lane): Promise<{ lane: Lane; code: number; seconds: number }> {
+function runLane(lane: Lane): Promise<Result> {
   const started = performance.now();
   // nice(1) before vitest starts, so every process it starts inherits the priority.
   const [command, args]: [string, string[]] = lane.nice ? ['nice', ['-n', String(lane.nice), process.execPath, VITEST, ...lane.args]] : [process.execPath, [VITEST, ...lane.args]];
@@ -79,7 +80,7 @@ if (process.argv.length > 2) {
   process.exit(2);
 }
 
-const results: Array<{ lane: Lane; code: number; seconds: number }> = [];
+const results: Result[] = [];
 const notRun: Lane[] = [];
 for (const stage of STAGES) {
   if (results.some((r) => r.code !== 0)) notRun.push(...stage);
@@ -88,4 +89,5 @@ for (const stage of STAGES) {
 console.log('');
 for (const r of results) console.log(`npm test: ${r.lane.name}: ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`} in ${r.seconds.toFixed(0)} s`);
 for (const lane of notRun) console.log(`npm test: ${lane.name}: not run, because a run above failed`);
-process.exit(results.every((r) => r.code === 0) && notRun.length === 0 ? 0 : 1);
+// A failure is in the results: stages after it are not run.
+process.exit(results.every((r) => r.code === 0) ? 0 : 1);
