@@ -15,7 +15,8 @@ GENESIS_HTTP_PORT=8080 GENESIS_TFTP_ENABLED=false GENESIS_API_TOKEN=$TOKEN GENES
 GENESIS_LOG_FORMAT=json GENESIS_CLUSTER_NAME=k3s-lab GENESIS_PROFILES_DIR=$W/profiles GENESIS_PROFILES_DEFAULT=k3s \
   node "$(dirname "$0")/../../bin/genesis.js" serve > "$W/genesis.log" 2>&1 &
 GP=$!
-trap 'kill $GP 2>/dev/null' EXIT
+# The VMs too, through their timeouts (which pass the signal on): an interrupted run would leave them.
+trap 'kill $GP ${PIDS:-} 2>/dev/null' EXIT
 for i in $(seq 100); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
 # The operator registers the three as control planes before they are switched on.
 n=0

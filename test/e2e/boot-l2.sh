@@ -27,6 +27,8 @@ cleanup() {
   # What Genesis counted (TFTP outcomes, DHCP answers), for the test to read as API state.
   $X curl -s -m 5 http://192.0.2.1:8080/metrics > "$W/metrics.txt" 2>/dev/null
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  # The VMs too (an interrupted run leaves them otherwise, under their timeout, for minutes).
+  for p in $(ip netns pids $NS 2>/dev/null); do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   ip netns del $NS 2>/dev/null
 }

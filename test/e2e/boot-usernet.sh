@@ -18,7 +18,8 @@ GENESIS_HTTP_PORT=8080 GENESIS_TFTP_ENABLED=false GENESIS_API_TOKEN=$TOKEN GENES
 GENESIS_LOG_FORMAT=json GENESIS_TALOS_EXTRA_KERNEL_ARGS="console=ttyS0 panic=1" GENESIS_CLUSTER_ENDPOINT=https://192.0.2.10:6443 \
   node "$(dirname "$0")/../../bin/genesis.js" serve > "$W/genesis.log" 2>&1 &
 GP=$!
-trap 'kill $GP 2>/dev/null' EXIT
+# The VM too, through its timeout (which passes the signal on): an interrupted run would leave it.
+trap 'kill $GP ${QP:-} 2>/dev/null' EXIT
 for i in $(seq 100); do curl -sf http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
 FWOPT="-machine pc,graphics=off"
 [ "$FW" = uefi ] && FWOPT="-bios /usr/share/ovmf/OVMF.fd -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n"
