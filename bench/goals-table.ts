@@ -17,6 +17,7 @@ export type Goal = {
 
 const notDone = (f: Figures) => (f.machines !== undefined && f.done !== undefined ? f.machines - f.done : undefined);
 const ms = (v: number | undefined) => (v === undefined ? undefined : `${format(v, 'ms')}`);
+const hourGauge = (f: Figures) => (f.bootipxe_per_s === undefined ? undefined : `\`/boot.ipxe\`, no write, ${format(f.bootipxe_per_s, 'per s')} with the same client`);
 
 export const GOALS: Goal[] = [
   { measure: '200-machine storm: wall time ÷ dnsmasq + nginx (aim 1.2)', bench: 'storm-200', value: (f) => f.wall_ratio, unit: 'ratio', max: 1.5 },
@@ -82,8 +83,10 @@ export const GOALS: Goal[] = [
     max: 5,
     context: (f) => (f.nginx_bootipxe_p99_ms === undefined ? undefined : `nginx ${ms(f.nginx_bootipxe_p99_ms)} in the same run`),
   },
-  { measure: 'install scripts a second (16 at once)', bench: 'install-script-rate', value: (f) => f.scripts_per_s, unit: 'per s', min: 5000 },
-  { measure: 'script-and-config cycles a second', bench: 'install-script-rate', value: (f) => f.cycles_per_s, unit: 'per s', min: 2000 },
+  // Absolute rates, so the hour's speed is said beside them: the same client's rate for
+  // `/boot.ipxe`, which reads and writes nothing (install-script-rate.ts).
+  { measure: 'install scripts a second (16 at once)', bench: 'install-script-rate', value: (f) => f.scripts_per_s, unit: 'per s', min: 5000, context: hourGauge },
+  { measure: 'script-and-config cycles a second', bench: 'install-script-rate', value: (f) => f.cycles_per_s, unit: 'per s', min: 2000, context: hourGauge },
   { measure: 'asset GET rate, 100 machines ÷ 30,000 in the inventory', bench: 'asset-lookup', value: (f) => f.ratio, unit: 'ratio', max: 1.2 },
   { measure: 'TFTP 50 × 1 MiB at once: time ÷ tftpd-hpa', bench: 'tftp', value: (f) => f.ratio_to_tftpd_hpa, unit: 'ratio', max: 1.0 },
   { measure: 'idle RSS, 5 s after start', bench: 'idle-memory', value: (f) => f.idle_mb, unit: 'MB', max: 100 },

@@ -54,6 +54,14 @@ describe('the goals table', () => {
     expect(row(judge(withLoop), '1000-machine storm: `boot.ipxe` p95').figure).toBe("150 ms (nginx 600 ms in the same run; the simulator's loop late by 120 ms p95 (95 ms with nginx))");
   });
 
+  it("says the same client's /boot.ipxe rate beside the two absolute rates, and is judged on the rate alone", () => {
+    const slowHour = meeting.map((r) => (r.bench === 'install-script-rate' ? { ...r, figures: { scripts_per_s: 2400, cycles_per_s: 1100, bootipxe_per_s: 4300 } } : r));
+    const rows = judge(slowHour);
+    expect(row(rows, 'install scripts')).toMatchObject({ figure: '2400/s (`/boot.ipxe`, no write, 4300/s with the same client)', met: false });
+    expect(row(rows, 'script-and-config')).toMatchObject({ figure: '1100/s (`/boot.ipxe`, no write, 4300/s with the same client)', met: false });
+    expect(row(judge(meeting), 'install scripts').figure).toBe('6000/s');
+  });
+
   it('says why a figure is missing: a bench not run, one that failed, a figure it could not take', () => {
     const some = meeting.filter((r) => r.bench !== 'tftp' && r.bench !== 'asset-lookup');
     const noNstat = some.map((r) => (r.bench === 'storm-1000' ? { ...r, figures: { ...r.figures, listen_overflows: undefined } } : r));
