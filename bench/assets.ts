@@ -1,6 +1,8 @@
 // Asset throughput: one 100 MiB file to 1, 10 and 50 concurrent curl clients, from Genesis and from
 // nginx (sendfile) serving the same file in the same run, and the latency of GET /boot.ipxe while
 // 50 downloads run. Prints GB/s per peer and the ratio Genesis/nginx, which is what to read.
+// During Genesis's downloads the same bytes are also asked, turn about, of an idle reference
+// server (peers.ts): its p99 is the machine's floor under that load, which no server beats here.
 //
 //   node bench/assets.ts [--size-mib 100] [--rounds 2] [--repo <another checkout>]
 //
@@ -11,13 +13,14 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startGenesis, startNginx } from './peers.ts';
+import { type Running, startGenesis, startNginx, startReferenceServer } from './peers.ts';
 import { recordFigures } from './results.ts';
 
 const { values } = parseArgs({ options: { 'size-mib': { type: 'string' }, rounds: { type: 'string' }, repo: { type: 'string' } } });
 const SIZE = Number(values['size-mib'] ?? 100) * 1024 * 1024;
 const ROUNDS = Number(values.rounds ?? 2);
 const NGINX_PORT = 18090;
+const REFERENCE_PORT = 18091;
 
 const dir = mkdtempSync(path.join(tmpdir(), 'genesis-bench-assets-'));
 // nginx's workers run as an unprivileged user when started as root: let them read the files.
@@ -48,20 +51,34 @@ async function throughput(port: number, clients: number): Promise<number> {
   return (clients * SIZE) / s / 1e9;
 }
 
-/** p50/p99 of GET `small` (ms), sequential, while 50 downloads from the same server run. */
-async function latencyUnderLoad(port: number, small: string): Promise<{ p50: number; p99: number }> {
+type Latency = { p50: number; p99: number };
+
+/**
+ * p50/p99 of GET `small` (ms), sequential, while 50 downloads from the same server run; with
+ * `alongside`, each request is followed by one to that server, timed apart.
+ */
+async function latencyUnderLoad(port: number, small: string, alongside?: { port: number; path: string }): Promise<{ server: Latency; alongside?: Latency }> {
   const downloads = Promise.all(Array.from({ length: 50 }, () => curl(['-o', '/dev/null', `http://127.0.0.1:${port}${FILE}`])));
   let done = false;
   void downloads.then(() => (done = true));
   const times: number[] = [];
-  while (!done && times.length < 5000) {
+  const other: number[] = [];
+  const timed = async (url: string, into: number[]) => {
     const t0 = performance.now();
-    await (await fetch(`http://127.0.0.1:${port}${small}`)).text();
-    times.push(performance.now() - t0);
+    await (await fetch(url)).text();
+    into.push(performance.now() - t0);
+  };
+  while (!done && times.length < 5000) {
+    await timed(`http://127.0.0.1:${port}${small}`, times);
+    if (alongside) await timed(`http://127.0.0.1:${alongside.port}${alongside.path}`, other);
   }
   await downloads;
-  times.sort((a, b) => a - b);
-  return { p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]! };
+  return { server: percentiles(times), ...(alongside ? { alongside: percentiles(other) } : {}) };
+}
+
+function percentiles(times: number[]): Latency {
+  const sorted = [...times].sort((a, b) => a - b);
+  return { p50: sorted[Math.floor(sorted.length * 0.5)]!, p99: sorted[Math.floor(sorted.length * 0.99)]! };
 }
 
 /** `clients` downloads from nginx, then from Genesis, printed under `label`; Genesis's ratio to nginx. */
@@ -74,6 +91,7 @@ async function compare(label: string, clients: number): Promise<number> {
 
 const genesis = await startGenesis(path.resolve(values.repo ?? path.join(import.meta.dirname, '..')), dir);
 const nginx = await startNginx(dir, NGINX_PORT);
+let reference: Running | undefined;
 try {
   // One download first, printed but not counted: Genesis starts its bulk sender at the first large
   // download (a process start, 0.1–0.2 s; it leaves after a quiet minute), which a storm pays
@@ -92,10 +110,16 @@ try {
   // The same small answer from both: Genesis renders boot.ipxe, nginx serves a copy of it as a
   // file. The clients, curl's 50 processes and this one share the two cores with the server, so
   // nginx's figure is the floor the machine allows.
-  writeFileSync(path.join(dir, 'assets', 'ipxe', 'boot.ipxe'), await (await fetch(`http://127.0.0.1:${genesis.port}/boot.ipxe`)).text());
-  const l = await latencyUnderLoad(genesis.port, '/boot.ipxe');
-  const ln = await latencyUnderLoad(nginx.port, '/assets/ipxe/boot.ipxe');
-  console.log(`GET /boot.ipxe while 50 downloads run: genesis p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms; nginx (the same bytes as a file) p50 ${ln.p50.toFixed(2)} ms, p99 ${ln.p99.toFixed(2)} ms; p99 ratio ${(l.p99 / ln.p99).toFixed(2)}`);
+  const bootIpxe = await (await fetch(`http://127.0.0.1:${genesis.port}/boot.ipxe`)).text();
+  writeFileSync(path.join(dir, 'assets', 'ipxe', 'boot.ipxe'), bootIpxe);
+  reference = await startReferenceServer(REFERENCE_PORT, bootIpxe);
+  const measured = await latencyUnderLoad(genesis.port, '/boot.ipxe', { port: reference.port, path: '/boot.ipxe' });
+  const l = measured.server;
+  const lr = measured.alongside!;
+  const ln = (await latencyUnderLoad(nginx.port, '/assets/ipxe/boot.ipxe')).server;
+  const ms = (x: Latency) => `p50 ${x.p50.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms`;
+  console.log(`GET /boot.ipxe while 50 downloads run: genesis ${ms(l)}; nginx (the same bytes as a file) ${ms(ln)}; p99 ratio ${(l.p99 / ln.p99).toFixed(2)}`);
+  console.log(`the same bytes from the idle reference server, turn about with genesis during its downloads: ${ms(lr)}; genesis's p99 ÷ the reference's ${(l.p99 / lr.p99).toFixed(2)}`);
   recordFigures('assets', {
     ratio_1: worst.get(1),
     ratio_10: worst.get(10),
@@ -103,9 +127,11 @@ try {
     bootipxe_p50_ms: l.p50,
     bootipxe_p99_ms: l.p99,
     nginx_bootipxe_p99_ms: ln.p99,
+    reference_bootipxe_p99_ms: lr.p99,
   });
 } finally {
   await genesis.stop();
   await nginx.stop();
+  await reference?.stop();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -106,6 +106,20 @@ http {
 }
 
 /**
+ * The least a server on this machine can do: a Node process answering every request on
+ * 127.0.0.1:`port` with `body` from memory (no routing, no logging, no database). Beside Genesis
+ * under the same load, its latency is the machine's floor: what the load does to any server's
+ * answers and to the client timing them.
+ */
+export async function startReferenceServer(port: number, body: string): Promise<Running> {
+  const program = `require('node:http').createServer((req, res) => { res.setHeader('content-type', 'text/plain; charset=utf-8'); res.end(${JSON.stringify(body)}); }).listen(${port}, '127.0.0.1', () => console.log('listening'));`;
+  const child = spawn(process.execPath, ['-e', program], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await Promise.race([once(child.stdout!, 'data'), once(child, 'exit').then(() => [undefined])])) as [Buffer | undefined];
+  if (!line?.toString().includes('listening')) throw new Error(`the reference server did not start on port ${port}`);
+  return { port, pid: child.pid!, stop: () => stop(child) };
+}
+
+/**
  * `once` run `n` times, `concurrency` at a time, after `warm` untimed runs one by one: runs a
  * second. The closed loop the request-rate benches share.
  */

@@ -62,6 +62,11 @@ describe('the goals table', () => {
     expect(row(judge(meeting), 'install scripts').figure).toBe('6000/s');
   });
 
+  it("says the idle reference server's p99 under the same load beside Genesis's", () => {
+    const withReference = meeting.map((r) => (r.bench === 'assets' ? { ...r, figures: { ...r.figures, bootipxe_p99_ms: 8.1, reference_bootipxe_p99_ms: 7.9 } } : r));
+    expect(row(judge(withReference), '`GET /boot.ipxe` p99')).toMatchObject({ figure: '8.1 ms (nginx 40 ms in the same run; an idle reference server 7.9 ms in the same load)', met: false });
+  });
+
   it('says why a figure is missing: a bench not run, one that failed, a figure it could not take', () => {
     const some = meeting.filter((r) => r.bench !== 'tftp' && r.bench !== 'asset-lookup');
     const noNstat = some.map((r) => (r.bench === 'storm-1000' ? { ...r, figures: { ...r.figures, listen_overflows: undefined } } : r));
