@@ -17,6 +17,9 @@
 // over (V8 collects an idle heap on its own schedule, the bulk sender leaves after a quiet minute).
 // During each storm, boot-probe.ts asks for boot.ipxe every 20 ms from a process of its own: the
 // latency of a small request as the server gives it, without the simulator's own delay in it.
+// A second prober asks an idle reference server (peers.ts) the same way meanwhile: what any
+// server on this machine would answer in that storm, so the first prober's figure can be read
+// as the server's own wait or as the machine's.
 // After Genesis's storm, its own timing of boot.ipxe and the install script is read from its
 // request-duration histogram (server-latency.ts): routing to last byte, without the accept queue.
 
@@ -26,7 +29,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { BENCH_TOKEN, startGenesis, startNginx } from './peers.ts';
+import { BENCH_TOKEN, startGenesis, startNginx, startReferenceServer } from './peers.ts';
 import { latencyText, serverLatencies, type ServerLatency } from './server-latency.ts';
 import { rssKiB, withChildren } from './proc.ts';
 import { recordFigures } from './results.ts';
@@ -65,7 +68,7 @@ const genesis = await startGenesis(
   node,
 );
 /** What a simulation measured; bootsim.py prints the same fields as storm-machines.ts returns. */
-type SimResult = StormResult & { listen_overflows?: number; probe_bootipxe?: ProbeResult };
+type SimResult = StormResult & { listen_overflows?: number; probe_bootipxe?: ProbeResult; reference_probe_bootipxe?: ProbeResult };
 /** What boot-probe.ts prints. */
 type ProbeResult = { n: number; failed: number; skipped: number; p50_ms: number | null; p95_ms: number | null; p99_ms: number | null; max_ms: number | null };
 type Endpoint = { host: string; port: number };
@@ -81,6 +84,7 @@ function listenOverflows(): number | undefined {
 async function simulate(http: Endpoint, tftp: Endpoint, watch: number[], macPrefix: string): Promise<SimResult> {
   const before = listenOverflows();
   const probe = startProbe(http);
+  const referenceProbe = startProbe({ host: '127.0.0.1', port: REFERENCE_PORT }, '127.0.9.10');
   let result: SimResult;
   try {
     result = sim
@@ -88,8 +92,9 @@ async function simulate(http: Endpoint, tftp: Endpoint, watch: number[], macPref
       : await runStorm({ n: Number(N), http, tftp, kpxe: readFileSync(kpxe), kernelSize: KERNEL, initrdSize: INITRD, watch, macPrefix });
   } finally {
     probe.stop();
+    referenceProbe.stop();
   }
-  result = { ...result, probe_bootipxe: await probe.result };
+  result = { ...result, probe_bootipxe: await probe.result, reference_probe_bootipxe: await referenceProbe.result };
   const after = listenOverflows();
   return before === undefined || after === undefined ? result : { ...result, listen_overflows: after - before };
 }
@@ -98,12 +103,16 @@ async function simulate(http: Endpoint, tftp: Endpoint, watch: number[], macPref
  * boot-probe.ts in its own process for the length of a storm: GET /boot.ipxe every 20 ms, timed
  * by a process that does nothing else, so the simulator's own busy event loop is not in its figures.
  */
-function startProbe(http: Endpoint): { stop(): void; result: Promise<ProbeResult> } {
-  const c = spawn(process.execPath, [path.join(import.meta.dirname, 'boot-probe.ts'), '--host', http.host, '--port', String(http.port), '--every', '20', '--max-seconds', '180', ...(process.env.BENCH_PROBE_DETAIL ? ['--detail'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startProbe(http: Endpoint, src = '127.0.9.9'): { stop(): void; result: Promise<ProbeResult> } {
+  const c = spawn(process.execPath, [path.join(import.meta.dirname, 'boot-probe.ts'), '--host', http.host, '--port', String(http.port), '--src', src, '--every', '20', '--max-seconds', '180', ...(process.env.BENCH_PROBE_DETAIL ? ['--detail'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
   c.stdout.on('data', (d: Buffer) => (text += d.toString()));
   const result = new Promise<ProbeResult>((resolve, reject) => c.on('close', (code) => (code === 0 ? resolve(JSON.parse(text) as ProbeResult) : reject(new Error(`boot-probe exited ${code}: ${text}`)))));
   return { stop: () => c.kill('SIGTERM'), result };
+}
+
+function probeText(p: ProbeResult | undefined): string {
+  return p ? `${p.p50_ms} / ${p.p95_ms} / ${p.p99_ms} ms (${p.n} requests)` : 'no reading';
 }
 
 /** The shared kit's simulator, for comparison: its one JSON line. */
@@ -135,7 +144,10 @@ let genesisResult: SimResult | undefined;
 let peerResult: SimResult | undefined;
 let serverBootIpxe: ServerLatency | undefined;
 const PEER_PORT = 18081;
+const REFERENCE_PORT = 18082;
 const peerPrefix = '52-54-02';
+// Idle through both storms; only the second prober asks it anything.
+const reference = await startReferenceServer(REFERENCE_PORT, '#!ipxe\nchain http://127.0.0.1/ipxe/node?mac=${net0/mac}\n');
 try {
   // One kernel download first: Genesis starts its bulk sender process on the first large download,
   // and bootsim.py watches only the processes (and their children) that exist when it starts
@@ -144,6 +156,7 @@ try {
   await fetch(`http://127.0.0.1:${genesis.port}/assets/talos/v1.14.0/amd64/vmlinuz`).then((r) => r.arrayBuffer());
   genesisResult = await simulate({ host: '127.0.0.1', port: genesis.port }, { host: '127.0.0.1', port: genesis.tftpPort! }, [genesis.pid], '52-54-01');
   console.log(`genesis: ${JSON.stringify(genesisResult)}`);
+  console.log(`boot.ipxe from an idle reference server during genesis's storm, p50 / p95 / p99: ${probeText(genesisResult.reference_probe_bootipxe)}`);
   // Genesis's own timing of the same requests (the machines' and the prober's), routing to last byte.
   const latencies = await serverLatencies(`http://127.0.0.1:${genesis.port}`, ['/boot.ipxe', '/ipxe/node']);
   for (const l of latencies) console.log(`genesis's own timing of ${l.route} (${l.n} requests, its request-duration histogram): ${latencyText(l)}`);
@@ -162,6 +175,7 @@ if (values.peer) {
     // The simulation adds each watched process's children (nginx's workers) itself.
     const peer = await simulate({ host: '127.0.0.1', port: PEER_PORT }, { host: '127.0.0.69', port: 69 }, [nginx.pid, dnsmasq.pid!], peerPrefix);
     console.log(`peer (dnsmasq + nginx): ${JSON.stringify(peer)}`);
+    console.log(`boot.ipxe from an idle reference server during the peer's storm, p50 / p95 / p99: ${probeText(peer.reference_probe_bootipxe)}`);
     peerResult = peer;
     const g = genesisResult!;
     console.log(
@@ -175,6 +189,7 @@ if (values.peer) {
     await nginx.stop();
   }
 }
+await reference.stop();
 rmSync(dir, { recursive: true, force: true });
 if (genesisResult) {
   const g = genesisResult;
@@ -194,6 +209,8 @@ if (genesisResult) {
     probe_bootipxe_p99_ms: g.probe_bootipxe?.p99_ms ?? undefined,
     server_bootipxe_p95_ms: serverBootIpxe?.quantiles.find((b) => b.q === 0.95)?.ms,
     peer_probe_bootipxe_p99_ms: peerResult?.probe_bootipxe?.p99_ms ?? undefined,
+    reference_probe_bootipxe_p95_ms: g.reference_probe_bootipxe?.p95_ms ?? undefined,
+    reference_probe_bootipxe_p99_ms: g.reference_probe_bootipxe?.p99_ms ?? undefined,
     client_loop_delay_p95_ms: g.client_loop_delay_p95_ms,
     peer_client_loop_delay_p95_ms: peerResult?.client_loop_delay_p95_ms,
   });

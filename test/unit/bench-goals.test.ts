@@ -62,6 +62,13 @@ describe('the goals table', () => {
     expect(row(judge(meeting), 'install scripts').figure).toBe('6000/s');
   });
 
+  it("says the idle reference server's reading in the same storm beside the prober's", () => {
+    const withReference = meeting.map((r) => (r.bench === 'storm-1000' ? { ...r, figures: { ...r.figures, reference_probe_bootipxe_p95_ms: 6.4, reference_probe_bootipxe_p99_ms: 11 } } : r));
+    const rows = judge(withReference);
+    expect(row(rows, '1000-machine storm: `boot.ipxe` p95 for a quiet prober').figure).toBe('20 ms (nginx 6.0 ms in the same run; an idle reference server 6.4 ms in the same storm)');
+    expect(row(rows, '1000-machine storm: `boot.ipxe` p99 for a quiet prober').figure).toBe('430 ms (nginx 17 ms in the same run; an idle reference server 11 ms in the same storm)');
+  });
+
   it("says the idle reference server's p99 under the same load beside Genesis's", () => {
     const withReference = meeting.map((r) => (r.bench === 'assets' ? { ...r, figures: { ...r.figures, bootipxe_p99_ms: 8.1, reference_bootipxe_p99_ms: 7.9 } } : r));
     expect(row(judge(withReference), '`GET /boot.ipxe` p99')).toMatchObject({ figure: '8.1 ms (nginx 40 ms in the same run; an idle reference server 7.9 ms in the same load)', met: false });
