@@ -151,7 +151,12 @@ const reference = await startReferenceServer(REFERENCE_PORT, '#!ipxe\nchain http
 // Killed at exit whatever happens: a storm that throws skips the stop at the end.
 let referenceRunning = true;
 process.once('exit', () => {
-  if (referenceRunning) process.kill(reference.pid);
+  if (!referenceRunning) return;
+  try {
+    process.kill(reference.pid);
+  } catch {
+    // It ended on its own.
+  }
 });
 try {
   // One kernel download first: Genesis starts its bulk sender process on the first large download,
