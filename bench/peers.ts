@@ -115,6 +115,9 @@ export async function startReferenceServer(port: number, body: string): Promise<
   const program = `require('node:http').createServer((req, res) => { res.setHeader('content-type', 'text/plain; charset=utf-8'); res.end(${JSON.stringify(body)}); }).listen(${port}, '127.0.0.1', () => console.log('listening'));`;
   const child = spawn(process.execPath, ['-e', program], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await Promise.race([once(child.stdout!, 'data'), once(child, 'exit').then(() => [undefined])])) as [Buffer | undefined];
+  // Never outlives the bench, whatever ends it (a failed storm skips its caller's stop). kill() on a
+  // child already reaped does nothing, so no other process can be hit.
+  process.once('exit', () => child.kill());
   if (!line?.toString().includes('listening')) {
     child.kill();
     throw new Error(`the reference server did not start on port ${port}`);

@@ -148,16 +148,6 @@ const REFERENCE_PORT = 18082;
 const peerPrefix = '52-54-02';
 // Idle through both storms; only the second prober asks it anything.
 const reference = await startReferenceServer(REFERENCE_PORT, '#!ipxe\nchain http://127.0.0.1/ipxe/node?mac=${net0/mac}\n');
-// Killed at exit whatever happens: a storm that throws skips the stop at the end.
-let referenceRunning = true;
-process.once('exit', () => {
-  if (!referenceRunning) return;
-  try {
-    process.kill(reference.pid);
-  } catch {
-    // It ended on its own.
-  }
-});
 try {
   // One kernel download first: Genesis starts its bulk sender process on the first large download,
   // and bootsim.py watches only the processes (and their children) that exist when it starts
@@ -200,7 +190,6 @@ if (values.peer) {
   }
 }
 await reference.stop();
-referenceRunning = false;
 rmSync(dir, { recursive: true, force: true });
 if (genesisResult) {
   const g = genesisResult;
