@@ -17,10 +17,14 @@ export type Goal = {
 
 const notDone = (f: Figures) => (f.machines !== undefined && f.done !== undefined ? f.machines - f.done : undefined);
 const ms = (v: number | undefined) => (v === undefined ? undefined : `${format(v, 'ms')}`);
-/** nginx's reading in its own storm, and an idle reference server's in Genesis's (storm.ts). */
-const proberContext = (nginx: number | undefined, reference: number | undefined) =>
-  [nginx === undefined ? undefined : `nginx ${ms(nginx)} in the same run`, reference === undefined ? undefined : `an idle reference server ${ms(reference)} in the same storm`].filter(Boolean).join('; ') ||
-  undefined;
+/**
+ * nginx's reading in the same run, and the idle reference server's under the same `load` as
+ * Genesis (storm.ts, assets.ts): whichever were taken.
+ */
+const peersContext = (nginx: number | undefined, reference: number | undefined, load: 'storm' | 'load') =>
+  [nginx === undefined ? undefined : `nginx ${ms(nginx)} in the same run`, reference === undefined ? undefined : `an idle reference server ${ms(reference)} in the same ${load}`]
+    .filter(Boolean)
+    .join('; ') || undefined;
 const hourGauge = (f: Figures) => (f.bootipxe_per_s === undefined ? undefined : `\`/boot.ipxe\`, no write, ${format(f.bootipxe_per_s, 'per s')} with the same client`);
 
 export const GOALS: Goal[] = [
@@ -54,14 +58,14 @@ export const GOALS: Goal[] = [
     bench: 'storm-1000',
     value: (f) => f.probe_bootipxe_p95_ms,
     unit: 'ms',
-    context: (f) => proberContext(f.peer_probe_bootipxe_p95_ms, f.reference_probe_bootipxe_p95_ms),
+    context: (f) => peersContext(f.peer_probe_bootipxe_p95_ms, f.reference_probe_bootipxe_p95_ms, 'storm'),
   },
   {
     measure: '1000-machine storm: `boot.ipxe` p99 for a quiet prober',
     bench: 'storm-1000',
     value: (f) => f.probe_bootipxe_p99_ms,
     unit: 'ms',
-    context: (f) => proberContext(f.peer_probe_bootipxe_p99_ms, f.reference_probe_bootipxe_p99_ms),
+    context: (f) => peersContext(f.peer_probe_bootipxe_p99_ms, f.reference_probe_bootipxe_p99_ms, 'storm'),
   },
   // Genesis's own timing of the same requests, from its request-duration histogram: routing to
   // last byte, so the wait before its main thread reads a request is not in it. No goal of its own.
@@ -87,13 +91,7 @@ export const GOALS: Goal[] = [
     max: 5,
     // The idle reference server (assets.ts) asked turn about with Genesis under the same load: the
     // machine's floor for this figure.
-    context: (f) =>
-      [
-        f.nginx_bootipxe_p99_ms === undefined ? undefined : `nginx ${ms(f.nginx_bootipxe_p99_ms)} in the same run`,
-        f.reference_bootipxe_p99_ms === undefined ? undefined : `an idle reference server ${ms(f.reference_bootipxe_p99_ms)} in the same load`,
-      ]
-        .filter(Boolean)
-        .join('; ') || undefined,
+    context: (f) => peersContext(f.nginx_bootipxe_p99_ms, f.reference_bootipxe_p99_ms, 'load'),
   },
   // Absolute rates, so the hour's speed is said beside them: the same client's rate for
   // `/boot.ipxe`, which reads and writes nothing (install-script-rate.ts).

@@ -183,7 +183,7 @@ if (values.peer) {
     );
     const gp = g.probe_bootipxe;
     const pp = peer.probe_bootipxe;
-    if (gp && pp) console.log(`boot.ipxe from a quiet prober during the storm, p50 / p95 / p99: genesis ${gp.p50_ms} / ${gp.p95_ms} / ${gp.p99_ms} ms, peer ${pp.p50_ms} / ${pp.p95_ms} / ${pp.p99_ms} ms (${gp.n} and ${pp.n} requests)`);
+    if (gp && pp) console.log(`boot.ipxe from a quiet prober during the storm, p50 / p95 / p99: genesis ${probeText(gp)}, peer ${probeText(pp)}`);
   } finally {
     dnsmasq.kill('SIGTERM');
     await nginx.stop();
