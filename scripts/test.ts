@@ -33,7 +33,7 @@ const STAGES: Lane[][] = [
     { name: 'firmware boots but U-Boot (test/e2e)', args: ['run', 'test/e2e', '--exclude', UBOOT], prefix: 'e2e │ ' },
   ],
   // Alone: beside the other tests, even at nice 5, U-Boot's 33 MB kernel over TFTP (windowsize 8)
-  // fell from 1.3–3.3 s and 0–93 retransmissions to 220 KB/s and some 3,450 retransmissions, and
+  // went from 1.3–3.3 s and 0–93 retransmissions to about 130 s and 3,450 retransmissions, and
   // then U-Boot's network stopped for good (ARP unanswered): twice in three runs.
   [{ name: 'U-Boot and AAVMF boots (test/e2e/boot-uboot)', args: ['run', UBOOT] }],
   // Alone: its health verdict (no stall of 1 s or more) measures Genesis, not the other tests.
