@@ -456,6 +456,9 @@ const RULES: Rule[] = [
   { path: 'machine.systemDiskEncryption', kind: 'VolumeConfig', name: 'EPHEMERAL', since: 14, when: (d) => d['encryption'] !== undefined },
 ];
 
+/** Each rule's path split once: every render looks up every rule. */
+const RULE_SEGMENTS: ReadonlyMap<Rule, string[]> = new Map(RULES.map((rule) => [rule, rule.path.split('.')]));
+
 export type LegacyResult = { documents: Document[]; notes: string[] };
 
 /**
@@ -470,7 +473,7 @@ export function reconcileLegacyFields(contract: Contract, input: Document[]): Le
   const notes: string[] = [];
   for (const rule of RULES) {
     if (contract.minor < rule.since) continue;
-    const segments = rule.path.split('.');
+    const segments = RULE_SEGMENTS.get(rule)!;
     const value = getPath(main, segments);
     if (value === undefined) continue;
     let doc = findKind(docs, rule.kind, rule.name);

@@ -12,7 +12,7 @@ import type addFormatsType from 'ajv-formats';
 import type standaloneCodeType from 'ajv/dist/standalone/index.js';
 import { closest } from '../text/closest.ts';
 import { SUPPORTED_MINORS, type Contract } from './contract.ts';
-import { cloneTree, documentLabel, isMap, pointerKeys, valueAtPointer, type Document } from './documents.ts';
+import { documentLabel, isMap, pointerKeys, valueAtPointer, type Document } from './documents.ts';
 
 // ajv and ajv-formats are CommonJS modules whose export is `exports.default`.
 const require = createRequire(import.meta.url);
@@ -128,7 +128,21 @@ type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode>; item
  * use a handful of the 88 kinds v1.14 has a schema for (compiling them all cost about 50 MB of RSS
  * at the first render).
  */
-type Minor = { rules: MinorRules; schema: SchemaFile; pointerByKind: Map<string, string>; validatorFor(kind: string): ValidateFunction | undefined; config(): ValidateFunction };
+type Minor = {
+  rules: MinorRules;
+  schema: SchemaFile;
+  pointerByKind: Map<string, string>;
+  validatorFor(kind: string): ValidateFunction | undefined;
+  config(): ValidateFunction;
+  /** A v1alpha1 path as a newer minor's check meets it here (checkDeprecatedSubtree), by its segments joined with '.'. */
+  subtrees: Map<string, Subtree>;
+};
+
+/**
+ * Where an older minor documents a v1alpha1 path (undefined: it does not) and what it leaves out
+ * below it, relative to the path: the same for every render, so worked out once per minor.
+ */
+type Subtree = { pointer: string | undefined; inner: PathPattern[] };
 
 /**
  * One ajv instance holds every minor's schema (each has its own $id), so a field a newer schema
@@ -241,6 +255,7 @@ function loadMinor(minor: number): Minor {
       return pointer === undefined ? undefined : compile(schema, pointer);
     },
     config: () => compile(schema, `${schema.$id}#/$defs/v1alpha1.Config`),
+    subtrees: new Map(),
   };
   minors.set(minor, v);
   return v;
@@ -286,40 +301,77 @@ export function minorRules(minor: number): MinorRules {
   return loadMinor(minor).rules;
 }
 
-/** Every concrete place (keys and list indexes) in `root` that `pattern` names. */
+/**
+ * Every concrete place (keys and list indexes) in `root` that `pattern` names. A render asks this
+ * for each of a minor's accepted-field patterns (51 for v1.14) several times, and most name
+ * nothing: one path grows and shrinks on the way down and is copied only for a match.
+ */
 export function matchPattern(root: unknown, pattern: PathPattern): Array<Array<string | number>> {
   const out: Array<Array<string | number>> = [];
-  const walk = (node: unknown, i: number, at: Array<string | number>) => {
-    if (i === pattern.segments.length) {
-      out.push(at);
-      return;
-    }
-    const seg = pattern.segments[i]!;
-    if (seg === '[]') {
-      if (Array.isArray(node)) node.forEach((item, idx) => walk(item, i + 1, [...at, idx]));
-    } else if (seg === '*') {
-      if (isMap(node)) for (const k of Object.keys(node)) walk(node[k], i + 1, [...at, k]);
-    } else if (isMap(node) && Object.hasOwn(node, seg)) {
-      walk(node[seg], i + 1, [...at, seg]);
-    }
-  };
-  walk(root, 0, []);
+  collectMatches(root, pattern.segments, 0, [], out);
   return out;
 }
 
-function withoutPaths(doc: Document, patterns: PathPattern[]): Document {
-  const copy = cloneTree(doc);
+function collectMatches(node: unknown, segments: string[], i: number, at: Array<string | number>, out: Array<Array<string | number>>): void {
+  if (i === segments.length) {
+    out.push(at.slice());
+    return;
+  }
+  const seg = segments[i]!;
+  if (seg === '[]') {
+    if (!Array.isArray(node)) return;
+    for (let idx = 0; idx < node.length; idx++) {
+      at.push(idx);
+      collectMatches(node[idx], segments, i + 1, at, out);
+      at.pop();
+    }
+  } else if (seg === '*') {
+    if (!isMap(node)) return;
+    for (const k of Object.keys(node)) {
+      at.push(k);
+      collectMatches(node[k], segments, i + 1, at, out);
+      at.pop();
+    }
+  } else if (isMap(node) && Object.hasOwn(node, seg)) {
+    at.push(seg);
+    collectMatches(node[seg], segments, i + 1, at, out);
+    at.pop();
+  }
+}
+
+/**
+ * `doc` without what `patterns` name, for a validator to read (ajv changes nothing it checks with
+ * these options). Only the maps and lists on the way to a removed place are copied; the rest is
+ * `doc`'s own, and `doc` itself comes back when nothing is removed. A whole copy, as before, was a
+ * tenth of a render (docs/performance.md).
+ */
+function withoutPaths<T>(doc: T, patterns: PathPattern[]): T {
+  let root: unknown = doc;
+  /** The containers copied so far: each is copied once, then changed in place. */
+  const copies = new Set<unknown>();
+  const own = (node: unknown): Record<string | number, unknown> => {
+    if (copies.has(node)) return node as Record<string | number, unknown>;
+    const copy = Array.isArray(node) ? node.slice() : { ...(node as Record<string, unknown>) };
+    copies.add(copy);
+    return copy as Record<string | number, unknown>;
+  };
   for (const p of patterns) {
     // Deepest first, so list indexes stay valid while deleting.
-    for (const at of matchPattern(copy, p).reverse()) {
-      let parent: unknown = copy;
-      for (const k of at.slice(0, -1)) parent = (parent as Record<string | number, unknown>)[k];
+    for (const at of matchPattern(root, p).reverse()) {
+      if (!at.length) continue;
+      root = own(root);
+      let parent = root as Record<string | number, unknown>;
+      for (const k of at.slice(0, -1)) {
+        const child = own(parent[k]);
+        parent[k] = child;
+        parent = child;
+      }
       const last = at.at(-1)!;
       if (Array.isArray(parent) && typeof last === 'number') parent.splice(last, 1);
       else if (isMap(parent)) delete parent[last as string];
     }
   }
-  return copy;
+  return root as T;
 }
 
 /**
@@ -416,6 +468,21 @@ function run(fn: ValidateFunction, subject: unknown, prefix: string, against: Ch
 
 const pointerText = (at: Array<string | number>) => at.map((k) => `/${String(k).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
 
+function subtreeIn(minor: Minor, segments: string[]): Subtree {
+  const key = segments.join('.');
+  let subtree = minor.subtrees.get(key);
+  if (subtree) return subtree;
+  subtree = {
+    pointer: pointerFor(minor.schema, segments),
+    // Relative to this subtree: what the older minor itself leaves out below it.
+    inner: minor.rules.v1alpha1
+      .filter((p) => p.segments.length > segments.length && segments.every((s, i) => p.segments[i] === s || p.segments[i] === '[]' || s === '[]'))
+      .map((p) => ({ text: p.text, segments: p.segments.slice(segments.length) })),
+  };
+  minor.subtrees.set(key, subtree);
+  return subtree;
+}
+
 /**
  * A v1alpha1 subtree this minor's schema leaves out (a deprecated field Talos still decodes),
  * checked against the newest older schema that documents it, recursively for what that schema in
@@ -425,12 +492,8 @@ const pointerText = (at: Array<string | number>) => at.map((k) => `/${String(k).
 function checkDeprecatedSubtree(value: unknown, segments: string[], at: Array<string | number>, below: number): Checked {
   for (let m = below - 1; m >= SUPPORTED_MINORS[0]; m--) {
     const older = loadMinor(m);
-    const pointer = pointerFor(older.schema, segments);
+    const { pointer, inner } = subtreeIn(older, segments);
     if (!pointer) continue;
-    // Relative to this subtree: what the older minor itself leaves out below it.
-    const inner = older.rules.v1alpha1
-      .filter((p) => p.segments.length > segments.length && segments.every((s, i) => p.segments[i] === s || p.segments[i] === '[]' || s === '[]'))
-      .map((p) => ({ text: p.text, segments: p.segments.slice(segments.length) }));
     const checked = run(compile(older.schema, pointer), withoutPaths(value as Document, inner), pointerText(at), { schema: older.schema, root: pointer.slice(older.schema.$id.length) });
     for (const p of inner) {
       for (const rel of matchPattern(value, p)) {

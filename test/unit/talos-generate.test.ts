@@ -97,6 +97,22 @@ describe('schema validation', () => {
     expect(schemaProblems(contract, [config!, config!])).toEqual(['v1alpha1 config: appears more than once']);
   });
 
+  it('leaves the documents it checks as they were, the accepted fields it sets aside included', () => {
+    const c11 = contractFor('v1.11.0');
+    const docs = generateDocuments({ contract: c11, secrets, role: 'worker', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.34.0' });
+    // machine.network.interfaces[].cidr and …vlans[].cidr: accepted by 1.11's decoder, not in its schema.
+    const interfaces = [
+      { interface: 'eth0', cidr: '192.0.2.21/24', vlans: [{ vlanId: 10, cidr: '192.0.2.33/28' }, { vlanId: 11, cidr: '192.0.2.49/28' }] },
+      { interface: 'eth1', cidr: '192.0.2.65/26', mtuu: 9000 },
+    ];
+    (docs[0]!['machine'] as Record<string, unknown>)['network'] = { interfaces };
+    const before = structuredClone(docs);
+    // Only the typo next to the set-aside fields is a problem: what is checked is the rest of each interface.
+    expect(schemaProblems(c11, docs)).toEqual(['v1alpha1 config /machine/network/interfaces/1: unknown field "mtuu" (did you mean "mtu"?)']);
+    expect(docs).toEqual(before);
+    expect((docs[0]!['machine'] as Record<string, Record<string, unknown>>)['network']!['interfaces']).toBe(interfaces);
+  });
+
   it('checks 1.11 against its own schema', () => {
     const c11 = contractFor('v1.11.0');
     const docs = generateDocuments({ contract: c11, secrets, role: 'controlplane', clusterName: 'c', endpoint: 'https://c:6443', kubernetesVersion: '1.34.0' });
