@@ -36,6 +36,16 @@ export type ServedConfig = Readonly<Pick<RenderedConfig, 'yaml' | 'sha256' | 'wa
  */
 const SERVED_KEPT = 1024;
 
+/**
+ * Does the config carry this MAC anywhere, in any case, with colons, dashes or no separator at
+ * all? Only a config that does not may be served to another machine with the same other inputs.
+ */
+function writesMac(config: ServedConfig, mac: string): boolean {
+  const text = `${config.yaml}\n${config.warnings.join('\n')}`.toLowerCase();
+  const hex = mac.toLowerCase().split(/[:-]/);
+  return [hex.join(':'), hex.join('-'), hex.join('')].some((form) => text.includes(form));
+}
+
 export class ConfigRenderer {
   private readonly opts: RendererOptions;
   /** Render verdicts by their inputs: the boot path asks on every install-script request. */
@@ -181,6 +191,13 @@ export class ConfigRenderer {
   /**
    * The node's config as served (render()'s text, digest and warnings), rendered once per set of
    * inputs. Throws RenderError like render().
+   *
+   * A config that does not write its machine's MAC (one without a static address or a VIP, which
+   * bind the NIC by it) is the same bytes for every machine with the same other inputs, and is
+   * remembered for all of them: the workers an auto-assigned cold boot brings up without a
+   * hostname of their own are rendered once, not once each. That holds because a MAC enters a
+   * config only as written text (test/unit/talos-render.test.ts renders every per-node setting
+   * for two MACs and checks it), and the written text is looked for in every form it takes.
    */
   renderServed(node: Node): ServedConfig {
     const role = node.role === 'unassigned' ? null : node.role;
@@ -192,14 +209,18 @@ export class ConfigRenderer {
     } catch (err) {
       if (!(err instanceof SecretsError)) throw err;
     }
-    const key = role && secretsStamp !== undefined ? JSON.stringify([this.clusterKey, this.nodeInput(node, role), node.configPatch ?? null, this.patchStamp(), secretsStamp]) : undefined;
-    const hit = key === undefined ? undefined : this.served.get(key);
+    const input = role && secretsStamp !== undefined ? this.nodeInput(node, role) : undefined;
+    const patchStamp = this.patchStamp();
+    const keyFor = (nodeInput: NodeInput) => JSON.stringify([this.clusterKey, nodeInput, node.configPatch ?? null, patchStamp, secretsStamp]);
+    const key = input && keyFor(input);
+    const anyMacKey = input && keyFor({ ...input, mac: '' });
+    const hit = key === undefined ? undefined : (this.served.get(key) ?? this.served.get(anyMacKey!));
     if (hit) return hit;
     const rendered = this.render(node);
     const out: ServedConfig = Object.freeze({ yaml: rendered.yaml, sha256: rendered.sha256, warnings: Object.freeze([...rendered.warnings]) as string[] });
     if (key !== undefined) {
       if (this.served.size >= SERVED_KEPT) this.served.delete(this.served.keys().next().value!);
-      this.served.set(key, out);
+      this.served.set(writesMac(out, node.mac) ? key : anyMacKey!, out);
     }
     return out;
   }

@@ -43,6 +43,42 @@ describe('ConfigRenderer.renderServed', () => {
     expect(served.yaml).toBe(r.render(node).yaml);
   });
 
+  it('machines whose configs do not carry their MAC share one render; a config that carries it is its machine\'s alone', () => {
+    const { r } = renderer();
+    const spy = vi.spyOn(r, 'render');
+    const plain = ['52:54:00:00:1f:01', '52:54:00:00:1f:02', '52:54:00:00:1f:03'].map((mac) => blankNode(mac, { role: 'worker' }));
+    const configs = plain.map((n) => r.renderServed(n));
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(configs[1]).toBe(configs[0]);
+    expect(configs[2]).toBe(configs[0]);
+    // What the third machine's own render gives, byte for byte.
+    expect(configs[2]!.yaml).toBe(r.render(plain[2]!).yaml);
+    spy.mockClear();
+
+    // A static address binds the NIC by MAC: rendered per machine, each with its own MAC.
+    const network = { address: '192.0.2.21/24', gateway: '192.0.2.1' };
+    const bound = ['52:54:00:00:2f:01', '52:54:00:00:2f:02'].map((mac) => blankNode(mac, { role: 'worker', network }));
+    const [first, second] = bound.map((n) => r.renderServed(n));
+    expect(spy).toHaveBeenCalledTimes(2);
+    expect(first!.yaml).toContain('52:54:00:00:2f:01');
+    expect(second!.yaml).toContain('52:54:00:00:2f:02');
+    expect(second!.yaml).not.toContain('52:54:00:00:2f:01');
+    expect(r.renderServed(bound[0]!)).toBe(first);
+  });
+
+  it('a config that carries its MAC in any form (upper case, dashes, bare) is remembered for its machine alone', () => {
+    for (const form of [(m: string) => m.toUpperCase(), (m: string) => m.replaceAll(':', '-'), (m: string) => m.replaceAll(':', '')]) {
+      const { r } = renderer();
+      const spy = vi.spyOn(r, 'render');
+      // The node's own patch names its MAC; a second machine with the same patch text renders its own.
+      const configPatch = `machine:\n  nodeAnnotations:\n    genesis.example/nic: "${form('52:54:00:00:3f:01')}"\n`;
+      const one = r.renderServed(blankNode('52:54:00:00:3f:01', { role: 'worker', configPatch }));
+      const other = r.renderServed(blankNode('52:54:00:00:3f:02', { role: 'worker', configPatch }));
+      expect(spy).toHaveBeenCalledTimes(2);
+      expect(other).not.toBe(one);
+    }
+  });
+
   it('renders again when the node, its patch, a patch file or the secrets change', async () => {
     const { r, dir, patch } = renderer();
     const node = blankNode('52:54:00:00:0f:02', { role: 'worker', hostname: 'w-2' });

@@ -87,6 +87,35 @@ describe('node settings', () => {
   });
 });
 
+describe('the MAC in a config', () => {
+  // ConfigRenderer.renderServed serves a config that does not write its machine's MAC to every
+  // machine with the same other inputs. That is right only while a MAC enters a config as written
+  // text and nothing else: every per-node setting, rendered for two MACs, must differ by that text alone.
+  const A = '52:54:00:aa:bb:01';
+  const B = '52:54:00:cc:dd:02';
+  // Per setting, whether the config writes the MAC: always, never, or on control planes (a VIP).
+  const settings: Array<[Partial<NodeInput>, Partial<ClusterSettings>, boolean | 'controlplane']> = [
+    [{}, {}, false],
+    [{ hostname: 'n1' }, {}, false],
+    [{ network: { address: '192.0.2.21/24', gateway: '192.0.2.1', nameservers: ['192.0.2.1'] } }, {}, true],
+    [{}, { vip: '192.0.2.100' }, 'controlplane'],
+    [{ labels: { zone: 'a' }, diskSelector: { size: '>= 100GB' } }, {}, false],
+    [{ hostname: 'n1', installDisk: '/dev/nvme0n1', labels: { zone: 'a' }, network: { address: '192.0.2.21/24' } }, { vip: '192.0.2.100' }, true],
+  ];
+  for (const talosVersion of ['v1.11.5', 'v1.12.4', 'v1.13.9', 'v1.14.0']) {
+    for (const role of ['worker', 'controlplane'] as const) {
+      it(`${talosVersion} ${role}: the text of the MAC is all that differs`, () => {
+        for (const [n, c, writes] of settings) {
+          const [a, b] = [A, B].map((mac) => render({ mac, role, talosVersion, ...n }, c));
+          expect(a!.yaml.includes(A)).toBe(writes === true || writes === role);
+          expect(a!.yaml.replaceAll(A, B)).toBe(b!.yaml);
+          expect(a!.warnings).toEqual(b!.warnings);
+        }
+      });
+    }
+  }
+});
+
 describe('patches', () => {
   it('apply in order (cluster, role, node): later wins, lists append, subnets replace', () => {
     const r = render({}, {}, [
