@@ -39,14 +39,31 @@ export function quantile(buckets: Array<[number, number]>, q: number): BucketQua
   return undefined;
 }
 
-/** Scrapes a running Genesis once and reads each route's p50, p95 and p99. */
-export async function serverLatencies(baseUrl: string, routes: string[]): Promise<ServerLatency[]> {
-  const all = samples(await (await fetch(`${baseUrl}/metrics`)).text());
+/** One scrape of a running Genesis's metrics. It also restarts the event-loop delay readings (below). */
+export async function scrape(baseUrl: string): Promise<Sample[]> {
+  return samples(await (await fetch(`${baseUrl}/metrics`)).text());
+}
+
+/** Each route's p50, p95 and p99, from one scrape. */
+export function serverLatencies(all: Sample[], routes: string[]): ServerLatency[] {
   return routes.map((route) => {
     const buckets = bucketsOf(all, route);
     const quantiles = [0.5, 0.95, 0.99].map((q) => quantile(buckets, q)).filter((x): x is BucketQuantile => x !== undefined);
     return { route, n: buckets.at(-1)?.[1] ?? 0, quantiles };
   });
+}
+
+/**
+ * How late Genesis's event loop ran since the scrape before this one (prom-client's
+ * monitorEventLoopDelay, 10 ms resolution, restarted at each scrape): its p99 and its longest,
+ * in ms. The longest is the longest the main thread held everything else back, a request that
+ * had arrived included. Undefined where the metrics do not have them.
+ */
+export function eventLoopDelay(all: Sample[]): { p99Ms: number; maxMs: number } | undefined {
+  const value = (name: string) => all.find((s) => s.name === name)?.value;
+  const p99 = value('genesis_process_nodejs_eventloop_lag_p99_seconds');
+  const max = value('genesis_process_nodejs_eventloop_lag_max_seconds');
+  return p99 === undefined || max === undefined ? undefined : { p99Ms: p99 * 1000, maxMs: max * 1000 };
 }
 
 /** "p95 180 ms (100–250)" for each quantile. */

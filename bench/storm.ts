@@ -21,7 +21,9 @@
 // server on this machine would answer in that storm, so the first prober's figure can be read
 // as the server's own wait or as the machine's.
 // After Genesis's storm, its own timing of boot.ipxe and the install script is read from its
-// request-duration histogram (server-latency.ts): routing to last byte, without the accept queue.
+// request-duration histogram (server-latency.ts): routing to last byte, without the accept queue;
+// and how late its event loop ran during the storm, at worst: the longest the main thread held
+// every other request.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +32,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BENCH_TOKEN, startGenesis, startNginx, startReferenceServer } from './peers.ts';
-import { latencyText, serverLatencies, type ServerLatency } from './server-latency.ts';
+import { eventLoopDelay, latencyText, scrape, serverLatencies, type ServerLatency } from './server-latency.ts';
 import { rssKiB, withChildren } from './proc.ts';
 import { recordFigures } from './results.ts';
 import { macOf, runStorm, type StormResult } from './storm-machines.ts';
@@ -154,12 +156,17 @@ try {
   // (storm-machines.ts looks again at each sample): so both count the sender's CPU and memory
   // with Genesis's, and both storms start with the sender running.
   await fetch(`http://127.0.0.1:${genesis.port}/assets/talos/v1.14.0/amd64/vmlinuz`).then((r) => r.arrayBuffer());
+  // A scrape restarts the event-loop delay readings: the one after the storm reads the storm alone.
+  await scrape(`http://127.0.0.1:${genesis.port}`);
   genesisResult = await simulate({ host: '127.0.0.1', port: genesis.port }, { host: '127.0.0.1', port: genesis.tftpPort! }, [genesis.pid], '52-54-01');
   console.log(`genesis: ${JSON.stringify(genesisResult)}`);
   console.log(`boot.ipxe from an idle reference server during genesis's storm, p50 / p95 / p99: ${probeText(genesisResult.reference_probe_bootipxe)}`);
   // Genesis's own timing of the same requests (the machines' and the prober's), routing to last byte.
-  const latencies = await serverLatencies(`http://127.0.0.1:${genesis.port}`, ['/boot.ipxe', '/ipxe/node']);
+  const metrics = await scrape(`http://127.0.0.1:${genesis.port}`);
+  const latencies = serverLatencies(metrics, ['/boot.ipxe', '/ipxe/node']);
   for (const l of latencies) console.log(`genesis's own timing of ${l.route} (${l.n} requests, its request-duration histogram): ${latencyText(l)}`);
+  const delay = eventLoopDelay(metrics);
+  if (delay) console.log(`genesis's event loop during the storm, late by: p99 ${delay.p99Ms.toFixed(0)} ms, longest ${delay.maxMs.toFixed(0)} ms (the longest the main thread held every other request)`);
   serverBootIpxe = latencies[0];
   if (values.after) afterStormMb = await idleAfterStorm(genesis.pid, Number(values.after));
   if (values.peer) await prerender();

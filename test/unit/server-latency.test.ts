@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { samples } from '../../bench/prometheus-text.ts';
-import { bucketsOf, latencyText, quantile } from '../../bench/server-latency.ts';
+import { bucketsOf, eventLoopDelay, latencyText, quantile } from '../../bench/server-latency.ts';
 
 const TEXT = samples([
   '# TYPE genesis_http_request_duration_seconds histogram',
@@ -41,5 +41,13 @@ describe('bench/server-latency.ts', () => {
   it('prints each quantile with its bucket', () => {
     const l = { route: '/ipxe/node', n: 10, quantiles: [quantile(bucketsOf(TEXT, '/ipxe/node'), 0.95)!] };
     expect(latencyText(l)).toBe('p95 4875 ms (2500–5000)');
+  });
+
+  it('reads how late the event loop ran, in ms, from prom-client\'s gauges; nothing without them', () => {
+    const text = samples(['genesis_process_nodejs_eventloop_lag_p99_seconds 0.0381', 'genesis_process_nodejs_eventloop_lag_max_seconds 0.1224'].join('\n'));
+    const delay = eventLoopDelay(text)!;
+    expect(delay.p99Ms).toBeCloseTo(38.1, 6);
+    expect(delay.maxMs).toBeCloseTo(122.4, 6);
+    expect(eventLoopDelay(TEXT)).toBeUndefined();
   });
 });
