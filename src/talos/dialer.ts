@@ -5,11 +5,35 @@
 
 import type { TalosApiClient, TalosApiCredentials } from './api-client.ts';
 
+type ClientModule = typeof import('./api-client.ts');
+
+/** The next turn of the event loop, after its poll phase. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * The client module, loaded a part at a time with a turn of the event loop between the parts:
+ * grpc-js, then proto-loader with protobufjs, then Talos's protos (about 70, 55 and 30 ms of the
+ * main thread on an idle machine). Loaded at once, the first dial held the main thread for
+ * 360–420 ms in a 1000-machine storm, where the first control plane is probed
+ * (docs/performance.md); every request that came meanwhile waited that long.
+ */
+async function loadClientModule(): Promise<ClientModule> {
+  await import('@grpc/grpc-js');
+  await nextTurn();
+  await import('@grpc/proto-loader');
+  await nextTurn();
+  const client = await import('./api-client.ts');
+  await nextTurn();
+  client.machineServiceDefinition();
+  return client;
+}
+
 export class TalosDialer {
   private readonly credentials: () => Promise<TalosApiCredentials>;
   private readonly port: number;
   private readonly timeoutMs: number;
   private readonly clients = new Map<string, { creds: TalosApiCredentials; client: TalosApiClient }>();
+  private clientModule: Promise<ClientModule> | undefined;
 
   constructor(credentials: () => Promise<TalosApiCredentials>, opts: { port: number; timeoutMs: number }) {
     this.credentials = credentials;
@@ -20,7 +44,11 @@ export class TalosDialer {
   async dial(addr: string): Promise<TalosApiClient> {
     const creds = await this.credentials();
     // Before the map is read: from here to set() nothing yields, so two dials cannot both make one.
-    const { TalosApiClient } = await import('./api-client.ts');
+    // A load that failed is tried again at the next dial, not remembered.
+    const { TalosApiClient } = await (this.clientModule ??= loadClientModule().catch((err: unknown) => {
+      this.clientModule = undefined;
+      throw err;
+    }));
     const have = this.clients.get(addr);
     if (have && have.creds === creds) return have.client;
     have?.client.close();
