@@ -13,9 +13,9 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 /**
  * The client module, loaded a part at a time with a turn of the event loop between the parts:
  * grpc-js, then proto-loader with protobufjs, then Talos's protos (about 70, 55 and 30 ms of the
- * main thread on an idle machine). Loaded at once, the first dial held the main thread for
- * 360–420 ms in a 1000-machine storm, where the first control plane is probed
- * (docs/performance.md); every request that came meanwhile waited that long.
+ * main thread on an idle machine). Loaded at once, it held the main thread for 230–320 ms in a
+ * 1000-machine storm, where the first control plane is probed (docs/performance.md): every request
+ * that came meanwhile waited for all of it.
  */
 async function loadClientModule(): Promise<ClientModule> {
   await import('@grpc/grpc-js');
