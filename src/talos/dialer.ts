@@ -3,17 +3,15 @@
 // etcd backups), so each keeps no connection cache of its own. The client (grpc-js with Talos's
 // protos) is loaded on the first dial: a Genesis that has not yet talked to a node does not hold it.
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { TalosApiClient, TalosApiCredentials } from './api-client.ts';
 
 type ClientModule = typeof import('./api-client.ts');
 
-/** The next turn of the event loop, after its poll phase. */
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 /**
  * The client module, loaded a part at a time with a turn of the event loop between the parts:
  * grpc-js, then proto-loader with protobufjs, then Talos's protos (about 70, 55 and 30 ms of the
- * main thread on an idle machine). Loaded at once, it held the main thread for 230–320 ms in a
+ * main thread on an idle machine). Loaded at once, it held the main thread for 227–316 ms in a
  * 1000-machine storm, where the first control plane is probed (docs/performance.md): every request
  * that came meanwhile waited for all of it.
  */
