@@ -456,7 +456,7 @@ const RULES: Rule[] = [
   { path: 'machine.systemDiskEncryption', kind: 'VolumeConfig', name: 'EPHEMERAL', since: 14, when: (d) => d['encryption'] !== undefined },
 ];
 
-/** Each rule's path split once: every render looks up every rule. */
+/** Each rule with its path split once, in RULES' order: every render looks up every rule. */
 const RULE_SEGMENTS: ReadonlyMap<Rule, string[]> = new Map(RULES.map((rule) => [rule, rule.path.split('.')]));
 
 export type LegacyResult = { documents: Document[]; notes: string[] };
@@ -471,9 +471,8 @@ export function reconcileLegacyFields(contract: Contract, input: Document[]): Le
   if (!main) return { documents: docs, notes: [] };
   const ctx: Context = { docs, main, contract };
   const notes: string[] = [];
-  for (const rule of RULES) {
+  for (const [rule, segments] of RULE_SEGMENTS) {
     if (contract.minor < rule.since) continue;
-    const segments = RULE_SEGMENTS.get(rule)!;
     const value = getPath(main, segments);
     if (value === undefined) continue;
     let doc = findKind(docs, rule.kind, rule.name);
