@@ -212,15 +212,15 @@ export class ConfigRenderer {
     const input = role && secretsStamp !== undefined ? this.nodeInput(node, role) : undefined;
     const patchStamp = this.patchStamp();
     const keyFor = (nodeInput: NodeInput) => JSON.stringify([this.clusterKey, nodeInput, node.configPatch ?? null, patchStamp, secretsStamp]);
-    const key = input && keyFor(input);
-    const anyMacKey = input && keyFor({ ...input, mac: '' });
-    const hit = key === undefined ? undefined : (this.served.get(key) ?? this.served.get(anyMacKey!));
+    // Its own key, and the key any machine with the same other inputs shares.
+    const keys = input && { own: keyFor(input), anyMac: keyFor({ ...input, mac: '' }) };
+    const hit = keys && (this.served.get(keys.own) ?? this.served.get(keys.anyMac));
     if (hit) return hit;
     const rendered = this.render(node);
     const out: ServedConfig = Object.freeze({ yaml: rendered.yaml, sha256: rendered.sha256, warnings: Object.freeze([...rendered.warnings]) as string[] });
-    if (key !== undefined) {
+    if (keys) {
       if (this.served.size >= SERVED_KEPT) this.served.delete(this.served.keys().next().value!);
-      this.served.set(writesMac(out, node.mac) ? key : anyMacKey!, out);
+      this.served.set(writesMac(out, node.mac) ? keys.own : keys.anyMac, out);
     }
     return out;
   }
