@@ -50,7 +50,7 @@ async function rendererOf(repo: string): Promise<Renderer> {
   };
 }
 
-/** µs per render in `batches` batches of `n`. */
+/** µs per render over one batch of `n` renders. */
 function batch(render: Renderer, v: string, role: Role, n: number): number {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) render(v, role);
