@@ -224,6 +224,17 @@ export class InventoryDatabase<Announcement = unknown> {
     }
   }
 
+  /**
+   * The statement for `text`, prepared once. A bound value the query planner may read is written
+   * `+?` (`+@name`): a LIMIT or OFFSET, and `x = ?` in a statement with an ORDER BY (the planner
+   * weighs other loops for the order, and reads the value as it does). SQLite marks a statement
+   * whose planning read a bound value to be compiled again when that binding changes, and
+   * better-sqlite3 clears the bindings after every run, so such a statement was parsed and planned
+   * on every call: 2–8 times its cost (bench/inventory-lookups.ts). The unary plus keeps the value
+   * out of the planner's reach and changes neither the value, its affinity nor the index used
+   * (test/unit/inventory-query-plans.test.ts); bench/statement-recompiles.ts lists any statement
+   * still compiled again.
+   */
   sql(text: string): Database.Statement {
     let st = this.statements.get(text);
     if (!st) {
@@ -232,6 +243,12 @@ export class InventoryDatabase<Announcement = unknown> {
     }
     return st;
   }
+
+  /** The text of every statement sql() has prepared, as written (for tests). */
+  preparedStatements(): string[] {
+    return [...this.statements.keys()];
+  }
+
 
   /** A read, with storage errors translated. */
   read<T>(fn: () => T): T {
@@ -520,7 +537,7 @@ export class InventoryDatabase<Announcement = unknown> {
       this.sincePrune.set(key, 0);
     }
     this.sql(
-      `DELETE FROM ${table} WHERE mac = @mac AND ${where} AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = @mac AND ${where} ORDER BY ${order} DESC LIMIT 1 OFFSET @keep)`,
+      `DELETE FROM ${table} WHERE mac = +@mac AND ${where} AND ${order} <= (SELECT ${order} FROM ${table} WHERE mac = +@mac AND ${where} ORDER BY ${order} DESC LIMIT 1 OFFSET +@keep)`,
     ).run({ mac, keep });
   }
 }

@@ -36,9 +36,9 @@ export class EventLog {
   list(mac: string, opts: { limit?: number; before?: number } = {}): NodeEvent[] {
     const rows = this.db
       .sql(
-        `SELECT * FROM node_events WHERE mac = @mac AND id < @before
-           AND (audit = 1 OR id >= COALESCE((SELECT id FROM node_events WHERE mac = @mac AND audit = 0 ORDER BY id DESC LIMIT 1 OFFSET @skip), 0))
-         ORDER BY id DESC LIMIT @limit`,
+        `SELECT * FROM node_events WHERE mac = +@mac AND id < @before
+           AND (audit = 1 OR id >= COALESCE((SELECT id FROM node_events WHERE mac = +@mac AND audit = 0 ORDER BY id DESC LIMIT 1 OFFSET +@skip), 0))
+         ORDER BY id DESC LIMIT +@limit`,
       )
       .all({ mac, before: opts.before ?? Number.MAX_SAFE_INTEGER, skip: this.retention - 1, limit: opts.limit ?? 100 }) as Array<Omit<NodeEvent, 'detail'> & { detail: string }>;
     return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));

@@ -27,8 +27,8 @@ export class KernelLogStore {
     const limit = opts.limit ?? 500;
     const rows = (
       opts.after === undefined
-        ? this.db.sql('SELECT * FROM kernel_logs WHERE mac = ? ORDER BY id DESC LIMIT ?').all(mac, limit).reverse()
-        : this.db.sql('SELECT * FROM kernel_logs WHERE mac = ? AND id > ? ORDER BY id LIMIT ?').all(mac, opts.after, limit)
+        ? this.db.sql('SELECT * FROM kernel_logs WHERE mac = +? ORDER BY id DESC LIMIT +?').all(mac, limit).reverse()
+        : this.db.sql('SELECT * FROM kernel_logs WHERE mac = +? AND id > ? ORDER BY id LIMIT +?').all(mac, opts.after, limit)
     ) as Row[];
     return rows.map((r) => ({
       id: r.id,

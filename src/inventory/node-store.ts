@@ -107,14 +107,14 @@ export class NodeStore {
       args.push(page.after.firstSeen, page.after.mac);
     }
     if (filter.role) {
-      where.push('role = ?');
+      where.push('role = +?');
       args.push(filter.role);
     }
     if (filter.state) {
-      where.push('state = ?');
+      where.push('state = +?');
       args.push(filter.state);
     }
-    const sql = `SELECT * FROM nodes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY first_seen, mac${page ? ' LIMIT ?' : ''}`;
+    const sql = `SELECT * FROM nodes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY first_seen, mac${page ? ' LIMIT +?' : ''}`;
     if (page) args.push(page.limit);
     return (this.db.sql(sql).all(...args) as Row[]).map(toNode);
   }
@@ -129,13 +129,13 @@ export class NodeStore {
   }
 
   byIp(ip: string): Node | undefined {
-    const r = this.db.sql('SELECT * FROM nodes WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1').get(ip) as Row | undefined;
+    const r = this.db.sql('SELECT * FROM nodes WHERE last_ip = +? ORDER BY last_seen DESC LIMIT 1').get(ip) as Row | undefined;
     return r && toNode(r);
   }
 
-  /** The MAC alone of the node that last booted from this address: the index answers it, no row is read. */
+  /** The MAC alone of the node that last booted from this address: no node record is built. */
   macByIp(ip: string): string | undefined {
-    return (this.db.sql('SELECT mac FROM nodes WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1').get(ip) as { mac: string } | undefined)?.mac;
+    return (this.db.sql('SELECT mac FROM nodes WHERE last_ip = +? ORDER BY last_seen DESC LIMIT 1').get(ip) as { mac: string } | undefined)?.mac;
   }
 
   has(mac: string): boolean {
@@ -144,7 +144,7 @@ export class NodeStore {
 
   /** The node whose Talos reported this address among its own. */
   byTalosAddress(ip: string): Node | undefined {
-    const r = this.db.sql('SELECT nodes.* FROM node_addresses JOIN nodes USING (mac) WHERE node_addresses.ip = ? ORDER BY nodes.last_seen DESC LIMIT 1').get(ip) as Row | undefined;
+    const r = this.db.sql('SELECT nodes.* FROM node_addresses JOIN nodes USING (mac) WHERE node_addresses.ip = +? ORDER BY nodes.last_seen DESC LIMIT 1').get(ip) as Row | undefined;
     return r && toNode(r);
   }
 

@@ -55,6 +55,9 @@ beforeAll(() => {
   inv.applyTalosEvent(mac, { id: 'e-2', detail: {}, installed: 'sequence install finished' });
   inv.appendKernelLog(mac, [{ talosTime: null, level: 'info', facility: 'kern', msg: 'hello', fields: {} }], 100);
   inv.events(mac, { limit: 20 });
+  inv.kernelLog(mac, { limit: 20 });
+  inv.kernelLog(mac, { after: 0, limit: 20 });
+  inv.list({ role: 'controlplane', state: 'installed' });
   // The node list, a page at a time (the API, the CLI, the dashboard).
   const first = inv.list({}, { limit: 50 });
   inv.list({}, { limit: 50, after: { firstSeen: first.at(-1)!.firstSeen, mac: first.at(-1)!.mac } });
@@ -82,6 +85,20 @@ describe('the boot path uses indexes', () => {
       }
     }
     expect(scans).toEqual([]);
+  });
+
+  // database.ts's sql(): SQLite compiles a statement again on every run when its plan read a
+  // bound value, as better-sqlite3 runs them (bench/statement-recompiles.ts shows it happening).
+  it('no statement leaves a bound value where the query planner reads it (a LIMIT, an OFFSET, an equality beside an ORDER BY)', () => {
+    const exposed: string[] = [];
+    // As written, not as the trace shows them (with the values in).
+    const written = database.preparedStatements();
+    for (const t of ['LIMIT +?', 'last_ip = +?', 'OFFSET +@keep', 'kernel_logs']) expect(written.join('\n')).toContain(t);
+    for (const sql of written) {
+      const text = sql.replace(/\s+/g, ' ');
+      if (/\b(LIMIT|OFFSET) [?@]/.test(text) || (/\bORDER BY\b/.test(text) && /= [?@]/.test(text))) exposed.push(text.slice(0, 160));
+    }
+    expect(exposed).toEqual([]);
   });
 
   it('bySource finds a node by an address Talos reported, and forgets it when Talos reports others', () => {
