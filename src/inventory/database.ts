@@ -230,7 +230,7 @@ export class InventoryDatabase<Announcement = unknown> {
    * weighs other loops for the order, and reads the value as it does). SQLite marks a statement
    * whose planning read a bound value to be compiled again when that binding changes, and
    * better-sqlite3 clears the bindings after every run, so such a statement was parsed and planned
-   * on every call: 2–8 times its cost (bench/inventory-lookups.ts). The unary plus keeps the value
+   * on every call, at up to 8 times its cost (bench/inventory-lookups.ts). The unary plus keeps the value
    * out of the planner's reach and changes neither the value, its affinity nor the index used
    * (test/unit/inventory-query-plans.test.ts); bench/statement-recompiles.ts lists any statement
    * still compiled again.
@@ -248,7 +248,6 @@ export class InventoryDatabase<Announcement = unknown> {
   preparedStatements(): string[] {
     return [...this.statements.keys()];
   }
-
 
   /** A read, with storage errors translated. */
   read<T>(fn: () => T): T {
