@@ -12,7 +12,12 @@
 #                user-class rule (docs/dhcp.md, way A); Genesis's proxyDHCP is off
 #   MODE=router-plain  a router that names one file per architecture and has no user-class
 #                rule: iPXE loads iPXE forever. The VMs are stopped once Genesis warns about it.
-#   LOSS=N       drop N% of frames each way on every tap (nftables netdev rules)
+#   LOSS=N       drop N% of frames each way on every tap (nftables netdev rules), but the DHCP
+#                servers' replies: a client's own frames are dropped (so Genesis and dnsmasq see
+#                retransmissions), TFTP and HTTP both ways. iPXE's ROM waits one 2 s window for a
+#                proxy offer and boots without one (both of Genesis's offers dropped: "Nothing to
+#                boot"), and the stand-in's udhcpc gave up after two lost ACKs: outcomes of the
+#                clients' retry policies, seen in CI, not of Genesis's.
 #   FOREIGN=1    a second LAN (br1, 192.0.2.129/25, its own dnsmasq) with one BIOS VM: Genesis hears
 #                its DISCOVERs but must never answer onto br1 (nft counts Genesis's replies per tap)
 #   AGAIN=1      afterwards mark the first VM installed; it boots once more and must be sent to
@@ -76,7 +81,7 @@ if [ -n "${LOSS:-}" ]; then
     $X nft -f - <<N || exit 1
 table netdev loss$i {
   chain in  { type filter hook ingress device "tap$i" priority 0; numgen random mod 100 < $LOSS counter drop; }
-  chain out { type filter hook egress  device "tap$i" priority 0; numgen random mod 100 < $LOSS counter drop; }
+  chain out { type filter hook egress  device "tap$i" priority 0; udp sport 67 counter accept; numgen random mod 100 < $LOSS counter drop; }
 }
 N
   done
