@@ -28,42 +28,20 @@ if (values.drive) {
   measure();
 }
 
-/** The boot path, as the query-plan test drives it, 50 times over. */
+/** The boot path the query-plan test drives (test/helpers/boot-path.ts), for 50 machines. */
 async function drive(): Promise<void> {
   const { InventoryDatabase } = await import('../src/inventory/database.ts');
   const { Inventory } = await import('../src/inventory/store.ts');
+  const { bootFleet, driveBootPath } = await import('../test/helpers/boot-path.ts');
   const dir = mkdtempSync(path.join(tmpdir(), 'genesis-recompiles-'));
   const inv = new Inventory(InventoryDatabase.open(path.join(dir, 'genesis.db')));
-  for (let i = 0; i < 200; i++) inv.recordBoot(`52:54:00:01:${String(Math.floor(i / 100)).padStart(2, '0')}:${String(i % 100).padStart(2, '0')}`, { arch: 'amd64', firmware: 'uefi', ip: `192.0.2.${i % 250}` });
-  const H = 'c'.repeat(64);
+  bootFleet(inv, 200);
   for (let k = 0; k < 50; k++) {
     const mac = `52:54:00:02:00:${String(k).padStart(2, '0')}`;
     const ip = `192.0.2.${200 + k}`;
+    // A boot request's shared commit (its two PRAGMAs), then the path; 40 noise events reach the ring's prune.
     await inv.atomicallyShared(() => inv.recordBoot(mac, { arch: 'amd64', firmware: 'uefi', ip }));
-    inv.update(mac, { role: 'worker', hostname: `w-${k}` }, 'api', { create: false });
-    inv.recordBoot(mac, { ip });
-    inv.setWaiting(mac, 'no Talos assets');
-    inv.setWaiting(mac, null);
-    inv.noteBootAddress(mac, ip);
-    inv.issueConfigToken(mac, H, 60_000, 3, ip);
-    inv.checkConfigToken(mac, H, ip);
-    inv.consumeConfigToken(mac, H, { via: 'http' }, ip);
-    for (let j = 0; j < 40; j++) inv.record(mac, 'asset-fetched', 'boot', { path: '/assets/talos/v1.14.0/amd64/vmlinuz' });
-    inv.byIp(ip);
-    inv.observedMac({ ip });
-    inv.observedMac({ mac });
-    inv.bySource(ip);
-    inv.bySource('192.0.2.252');
-    inv.byHostname(`w-${k}`);
-    inv.applyTalosEvent(mac, { id: 'e-1', detail: { stage: 'installing' }, stage: 'installing', addresses: ['192.0.2.252'] });
-    inv.applyTalosEvent(mac, { id: 'e-1', detail: {} });
-    inv.applyTalosEvent(mac, { id: 'e-2', detail: {}, installed: 'sequence install finished' });
-    inv.appendKernelLog(mac, [{ talosTime: null, level: 'info', facility: 'kern', msg: 'hello', fields: {} }], 100);
-    inv.kernelLog(mac, { limit: 50 });
-    inv.kernelLog(mac, { after: 0, limit: 50 });
-    inv.events(mac, { limit: 20 });
-    const first = inv.list({}, { limit: 50 });
-    inv.list({}, { limit: 50, after: { firstSeen: first.at(-1)!.firstSeen, mac: first.at(-1)!.mac } });
+    driveBootPath(inv, { mac, ip, hostname: `w-${k}`, noise: 40 });
     inv.list({ role: 'controlplane' });
   }
   inv.close();

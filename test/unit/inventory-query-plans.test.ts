@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InventoryDatabase } from '../../src/inventory/database.ts';
 import { Inventory } from '../../src/inventory/store.ts';
+import { bootFleet, driveBootPath } from '../helpers/boot-path.ts';
 
 /** Tables whose size follows the fleet or its traffic (small fixed tables may be scanned). */
 const GROWING = ['nodes', 'node_events', 'config_tokens', 'talos_event_ids', 'kernel_logs', 'node_addresses'];
@@ -26,41 +27,10 @@ beforeAll(() => {
   database = InventoryDatabase.open(path.join(dir, 'genesis.db'), { trace: (sql) => capture && statements.add(sql) });
   inv = new Inventory(database);
   // A fleet to plan against: the planner's choice can depend on what it knows of the tables.
-  for (let i = 0; i < 200; i++) inv.recordBoot(`52:54:00:01:${String(Math.floor(i / 100)).padStart(2, '0')}:${String(i % 100).padStart(2, '0')}`, { arch: 'amd64', firmware: 'uefi', ip: `192.0.2.${i % 250}` });
+  bootFleet(inv, 200);
   database.connection.exec('ANALYZE');
   capture = true;
-
-  const mac = '52:54:00:02:00:01';
-  const ip = '192.0.2.251';
-  const H = 'c'.repeat(64);
-  inv.recordBoot(mac, { arch: 'amd64', firmware: 'uefi', ip });
-  inv.update(mac, { role: 'worker', hostname: 'w-1' }, 'api', { create: false });
-  inv.get(mac);
-  inv.recordBoot(mac, { ip });
-  inv.setWaiting(mac, 'no Talos assets');
-  inv.setWaiting(mac, null);
-  inv.noteBootAddress(mac, ip);
-  inv.issueConfigToken(mac, H, 60_000, 3, ip);
-  inv.checkConfigToken(mac, H, ip);
-  inv.consumeConfigToken(mac, H, { via: 'http' }, ip);
-  inv.record(mac, 'asset-fetched', 'boot', { path: '/assets/talos/v1.14.0/amd64/vmlinuz' });
-  inv.byIp(ip);
-  inv.observedMac({ ip });
-  inv.observedMac({ mac });
-  inv.bySource(ip);
-  inv.bySource('192.0.2.252'); // not where it booted: found through the addresses Talos reported
-  inv.byHostname('w-1');
-  inv.applyTalosEvent(mac, { id: 'e-1', detail: { stage: 'installing' }, stage: 'installing', addresses: ['192.0.2.252'] });
-  inv.applyTalosEvent(mac, { id: 'e-1', detail: {} });
-  inv.applyTalosEvent(mac, { id: 'e-2', detail: {}, installed: 'sequence install finished' });
-  inv.appendKernelLog(mac, [{ talosTime: null, level: 'info', facility: 'kern', msg: 'hello', fields: {} }], 100);
-  inv.events(mac, { limit: 20 });
-  inv.kernelLog(mac, { limit: 20 });
-  inv.kernelLog(mac, { after: 0, limit: 20 });
-  inv.list({ role: 'controlplane', state: 'installed' });
-  // The node list, a page at a time (the API, the CLI, the dashboard).
-  const first = inv.list({}, { limit: 50 });
-  inv.list({}, { limit: 50, after: { firstSeen: first.at(-1)!.firstSeen, mac: first.at(-1)!.mac } });
+  driveBootPath(inv, { mac: '52:54:00:02:00:01', ip: '192.0.2.251', hostname: 'w-1' });
   capture = false;
 });
 afterAll(() => {
