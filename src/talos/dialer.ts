@@ -4,22 +4,21 @@
 // protos) is loaded on the first dial: a Genesis that has not yet talked to a node does not hold it.
 
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { loadInPieces } from './load-in-pieces.ts';
 import type { TalosApiClient, TalosApiCredentials } from './api-client.ts';
 
 type ClientModule = typeof import('./api-client.ts');
 
 /**
- * The client module, loaded a part at a time with a turn of the event loop between the parts:
- * grpc-js, then proto-loader with protobufjs, then Talos's protos (about 70, 55 and 30 ms of the
- * main thread on an idle machine). Loaded at once, it held the main thread for 227–316 ms in a
- * 1000-machine storm, where the first control plane is probed (docs/performance.md): every request
- * that came meanwhile waited for all of it.
+ * The client module, loaded a few modules per turn of the event loop (load-in-pieces.ts): grpc-js,
+ * then proto-loader with protobufjs, then Talos's protos, each step its own turn. Loaded at once,
+ * it held the main thread for 227–316 ms in a 1000-machine storm, where the first control plane is
+ * probed (docs/performance.md); in three parts, the grpc-js part alone still held it for 160–190 ms.
  */
 async function loadClientModule(): Promise<ClientModule> {
-  await import('@grpc/grpc-js');
-  await nextTurn();
-  await import('@grpc/proto-loader');
-  await nextTurn();
+  // Should the piecewise load fail, the import below loads what is left at once, and says why if it cannot.
+  await loadInPieces(['@grpc/grpc-js', '@grpc/proto-loader'], fileURLToPath(import.meta.url)).catch(() => undefined);
   const client = await import('./api-client.ts');
   await nextTurn();
   client.machineServiceDefinition();
