@@ -97,7 +97,7 @@ export class EventSinkServer {
       return;
     }
     // grpc-js a few modules per turn (talos/load-in-pieces.ts), so the first node's connection does
-    // not hold every request behind a 100–200 ms load; should that fail, the import loads it at once.
+    // not hold every request behind a load of up to 160 ms; should that fail, the import loads it at once.
     this.loading ??= loadInPieces(['@grpc/grpc-js', '@grpc/proto-loader'], fileURLToPath(import.meta.url))
       .catch(() => undefined)
       .then(() => import('./sink-grpc.ts'))

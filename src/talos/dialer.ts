@@ -14,7 +14,7 @@ type ClientModule = typeof import('./api-client.ts');
  * The client module, loaded a few modules per turn of the event loop (load-in-pieces.ts): grpc-js,
  * then proto-loader with protobufjs, then Talos's protos, each step its own turn. Loaded at once,
  * it held the main thread for 227–316 ms in a 1000-machine storm, where the first control plane is
- * probed (docs/performance.md); in three parts, the grpc-js part alone still held it for 160–190 ms.
+ * probed (docs/performance.md); in three parts, the grpc-js part alone still held it for 53–163 ms.
  */
 async function loadClientModule(): Promise<ClientModule> {
   // Should the piecewise load fail, the import below loads what is left at once, and says why if it cannot.
