@@ -60,6 +60,8 @@ export async function loadInPieces(packages: readonly string[], from: string, op
 async function readGraph(entries: readonly string[], o: Required<LoadInPiecesOptions>): Promise<Map<string, string[]>> {
   const graph = new Map<string, string[]>();
   let frontier = [...new Set(entries)];
+  /** Every module read or about to be. */
+  const seen = new Set(frontier);
   let started = o.now();
   while (frontier.length) {
     const texts = await Promise.all(frontier.map((f) => (isScript(f) ? readFile(f, 'utf8') : Promise.resolve(''))));
@@ -79,7 +81,10 @@ async function readGraph(entries: readonly string[], o: Required<LoadInPiecesOpt
         // Only CommonJS sources and JSON are required here; anything else (an addon) loads as before.
         if (!['.js', '.cjs', '.json'].includes(path.extname(dep))) continue;
         if (!deps.includes(dep)) deps.push(dep);
-        if (!graph.has(dep) && !next.includes(dep) && !frontier.includes(dep)) next.push(dep);
+        if (!seen.has(dep)) {
+          seen.add(dep);
+          next.push(dep);
+        }
       }
       graph.set(file, deps);
       if (o.now() - started >= o.budgetMs) {
