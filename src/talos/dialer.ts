@@ -11,10 +11,11 @@ import type { TalosApiClient, TalosApiCredentials } from './api-client.ts';
 type ClientModule = typeof import('./api-client.ts');
 
 /**
- * The client module, loaded a few modules per turn of the event loop (load-in-pieces.ts): grpc-js,
- * then proto-loader with protobufjs, then Talos's protos, each step its own turn. Loaded at once,
- * it held the main thread for 227–316 ms in a 1000-machine storm, where the first control plane is
- * probed (docs/performance.md); in three parts, the grpc-js part alone still held it for 53–163 ms.
+ * The client module: grpc-js, and proto-loader with protobufjs, a few of their modules per turn of
+ * the event loop (load-in-pieces.ts); then the client's own module; then, after a turn of their
+ * own, Talos's protos (about 13 ms idle, among the longest pieces left). Loaded at once, it held
+ * the main thread for 227–316 ms in a 1000-machine storm, where the first control plane is probed
+ * (docs/performance.md); in three parts, the grpc-js part alone still held it for 53–163 ms.
  */
 async function loadClientModule(): Promise<ClientModule> {
   // Should the piecewise load fail, the import below loads what is left at once, and says why if it cannot.
