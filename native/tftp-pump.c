@@ -62,6 +62,7 @@
 #define FAST_RETRANSMITS 3
 #define MAX_PROBE_WINDOWS 4
 #define DEFAULT_CLIENT_TIMEOUT_MS 5000.0
+#define OACK_SILENT_PERIODS 3
 #define THREAD_NAME "gen-tftp"
 
 enum { OP_RRQ = 1, OP_WRQ = 2, OP_DATA = 3, OP_ACK = 4, OP_ERROR = 5, OP_OACK = 6 };
@@ -364,7 +365,7 @@ static void machine_timeout(machine *m, effects *e, double now) {
   m->backoff = fmin(m->backoff * 2, 65536);
   m->sample_block = -1;
   if (m->phase == PHASE_OACK) {
-    if (m->retries < 2) {
+    if (m->retries < OACK_SILENT_PERIODS) {
       e->timer_ms = oack_timer(m);
       return;
     }

@@ -48,6 +48,13 @@ const MAX_PROBE_WINDOWS = 4;
 /** Retransmissions at the adaptive timer's pace before the server goes quiet for the client. */
 export const FAST_RETRANSMITS = 3;
 const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
+/**
+ * Client timer periods an unanswered OACK waits in silence before it goes again (see timeout()).
+ * An atftp whose ACK 0 is lost repeats it each period and aborts on a second OACK: with two
+ * periods it failed when three ACK 0s in a row were lost (once in CI, at 10% loss each way); with
+ * three it takes four. A client that repeats nothing (curl) waits one period longer for a lost OACK.
+ */
+export const OACK_SILENT_PERIODS = 3;
 
 export type TransferStats = {
   blksize: number;
@@ -192,9 +199,10 @@ export class Transfer {
       // Most clients repeat their request when the OACK is lost (answered at once,
       // repeatedRequest()) and their ACK 0 when that is lost; but an OACK they did not expect
       // makes atftp abort, while curl repeats nothing and waits for the server. So the OACK is
-      // repeated only after two of the client's timer periods have passed in silence: by then an
-      // atftp whose ACK 0 was lost has repeated it twice, and a curl whose OACK was lost gets it.
-      if (this.retries < 2) return [this.oackTimer()];
+      // repeated only after OACK_SILENT_PERIODS of the client's timer periods have passed in
+      // silence: by then an atftp whose ACK 0 was lost has repeated it three times, and a curl
+      // whose OACK was lost gets it.
+      if (this.retries < OACK_SILENT_PERIODS) return [this.oackTimer()];
       this.retransmits++;
       return this.sendOack();
     }

@@ -252,7 +252,7 @@ describe('through a lossy link, 10 percent lost each way, on the TypeScript engi
 describe('a lost first answer', () => {
   // The OACK alone dropped: atftp repeats its request to the server's port on its 1 s timer; the
   // server must answer that repeat at once with the same OACK, not start a second transfer and not
-  // wait out its own longer timer (12.5 s here, past atftp's whole retry budget).
+  // wait out its own longer timer (18.75 s here, past atftp's whole retry budget).
   it.each([
     ['to the listening port', false],
     ['to the transfer port (as a NAT may deliver it)', true],
