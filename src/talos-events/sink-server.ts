@@ -12,11 +12,10 @@
 // them (about 10 MB resident, docs/performance.md).
 
 import type net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { LogThrottle, sample } from '../logging/throttle.ts';
-import { loadInPieces } from '../talos/load-in-pieces.ts';
+import { loadGrpcInPieces } from '../talos/load-in-pieces.ts';
 import type { Node } from '../domain/node.ts';
 import type { TalosReports } from '../inventory/ports.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -97,9 +96,8 @@ export class EventSinkServer {
       return;
     }
     // grpc-js a few modules per turn (talos/load-in-pieces.ts), so the first node's connection does
-    // not hold every request behind a load of up to 160 ms; should that fail, the import loads it at once.
-    this.loading ??= loadInPieces(['@grpc/grpc-js', '@grpc/proto-loader'], fileURLToPath(import.meta.url))
-      .catch(() => undefined)
+    // not hold every request behind a load of up to 160 ms.
+    this.loading ??= loadGrpcInPieces()
       .then(() => import('./sink-grpc.ts'))
       .then((m) => (this.transport = m.grpcSink((call, done) => this.publish(call, done))));
     this.loading.then(

@@ -4,8 +4,7 @@
 // protos) is loaded on the first dial: a Genesis that has not yet talked to a node does not hold it.
 
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { loadInPieces } from './load-in-pieces.ts';
+import { loadGrpcInPieces } from './load-in-pieces.ts';
 import type { TalosApiClient, TalosApiCredentials } from './api-client.ts';
 
 type ClientModule = typeof import('./api-client.ts');
@@ -18,8 +17,7 @@ type ClientModule = typeof import('./api-client.ts');
  * (docs/performance.md); in three parts, the grpc-js part alone still held it for 53–163 ms.
  */
 async function loadClientModule(): Promise<ClientModule> {
-  // Should the piecewise load fail, the import below loads what is left at once, and says why if it cannot.
-  await loadInPieces(['@grpc/grpc-js', '@grpc/proto-loader'], fileURLToPath(import.meta.url)).catch(() => undefined);
+  await loadGrpcInPieces();
   const client = await import('./api-client.ts');
   await nextTurn();
   client.machineServiceDefinition();

@@ -14,10 +14,28 @@ import { readFile } from 'node:fs/promises';
 import { createRequire, isBuiltin } from 'node:module';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { requireOrder } from './require-order.ts';
 
 /** A `require` call with a literal name, as compiled CommonJS writes it. */
 const REQUIRE = /\brequire\(\s*(['"])([^'"\n]+)\1\s*\)/g;
+/** What is required here: CommonJS sources and JSON. Anything else (an addon) loads as before. */
+const REQUIRABLE = new Set(['.js', '.cjs', '.json']);
+
+let grpcLoad: Promise<void> | undefined;
+
+/**
+ * grpc-js and proto-loader (with protobufjs) in pieces, once per process: the Talos API client's
+ * first dial and the event sink's first connection both wait on this, and whichever comes second
+ * finds it done or under way. It never fails: should the piecewise load fail, the caller's own import
+ * loads what is left at once, and says why if it cannot.
+ */
+export function loadGrpcInPieces(): Promise<void> {
+  return (grpcLoad ??= loadInPieces(['@grpc/grpc-js', '@grpc/proto-loader'], fileURLToPath(import.meta.url)).then(
+    () => undefined,
+    () => undefined,
+  ));
+}
 
 export type LoadInPiecesOptions = {
   /** How long one turn may spend requiring before it yields, in ms (at least one module runs per turn). */
@@ -64,7 +82,8 @@ async function readGraph(entries: readonly string[], o: Required<LoadInPiecesOpt
   const seen = new Set(frontier);
   let started = o.now();
   while (frontier.length) {
-    const texts = await Promise.all(frontier.map((f) => (isScript(f) ? readFile(f, 'utf8') : Promise.resolve(''))));
+    // JSON requires nothing.
+    const texts = await Promise.all(frontier.map((f) => (path.extname(f) === '.json' ? Promise.resolve('') : readFile(f, 'utf8'))));
     const next: string[] = [];
     for (const [i, file] of frontier.entries()) {
       const resolve = createRequire(file).resolve;
@@ -78,8 +97,7 @@ async function readGraph(entries: readonly string[], o: Required<LoadInPiecesOpt
         } catch {
           continue; // an optional dependency that is not installed: its own code copes, as before
         }
-        // Only CommonJS sources and JSON are required here; anything else (an addon) loads as before.
-        if (!['.js', '.cjs', '.json'].includes(path.extname(dep))) continue;
+        if (!REQUIRABLE.has(path.extname(dep))) continue;
         if (!deps.includes(dep)) deps.push(dep);
         if (!seen.has(dep)) {
           seen.add(dep);
@@ -95,9 +113,4 @@ async function readGraph(entries: readonly string[], o: Required<LoadInPiecesOpt
     frontier = next;
   }
   return graph;
-}
-
-/** JavaScript a `require` runs (JSON and native addons require nothing). */
-function isScript(file: string): boolean {
-  return ['.js', '.cjs'].includes(path.extname(file));
 }
