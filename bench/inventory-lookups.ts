@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from './results.ts';
 
 const { values } = parseArgs({ options: { old: { type: 'string' }, calls: { type: 'string' } } });
 const MACHINES = 1000;
@@ -78,8 +79,6 @@ function batch(op: Operation, n: number, from: number): number {
   for (let i = 0; i < n; i++) op(from + i);
   return Number(process.hrtime.bigint() - t0) / 1000 / n;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const now = await subjectOf(path.resolve(import.meta.dirname, '..'));
 const old = values.old ? await subjectOf(path.resolve(values.old)) : undefined;

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SERVE_NODE_FLAGS } from './peers.ts';
+import { median } from './results.ts';
 
 const { values } = parseArgs({ options: { old: { type: 'string' }, renders: { type: 'string' }, child: { type: 'boolean' } } });
 const RENDERS = Number(values.renders ?? 2000);
@@ -56,8 +57,6 @@ function batch(render: Renderer, v: string, role: Role, n: number): number {
   for (let i = 0; i < n; i++) render(v, role);
   return Number(process.hrtime.bigint() - t0) / 1000 / n;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 if (!values.child) {
   const args = [...SERVE_NODE_FLAGS, import.meta.filename, '--child', '--renders', String(RENDERS), ...(values.old ? ['--old', values.old] : [])];

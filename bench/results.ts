@@ -9,6 +9,9 @@ export type Figures = Record<string, number | undefined>;
 
 export type BenchResult = { bench: string; figures: Figures };
 
+/** The middle value (the upper one of the two middles for an even count). */
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 export function recordFigures(bench: string, figures: Figures): void {
   const file = process.env.GENESIS_BENCH_RESULTS;
   if (!file) return;

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SERVE_NODE_FLAGS } from './peers.ts';
+import { median } from './results.ts';
 
 const { values } = parseArgs({ options: { old: { type: 'string' }, samples: { type: 'string' }, child: { type: 'string' } } });
 
@@ -54,7 +55,6 @@ function sample(repo: string): Sample {
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Sample;
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const runs: { here: Sample[]; old: Sample[] } = { here: [], old: [] };
 for (let i = 0; i < SAMPLES; i++) {
   if (values.old) runs.old.push(sample(path.resolve(values.old)));
