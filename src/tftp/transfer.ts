@@ -54,7 +54,7 @@ const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
  * periods it failed when three ACK 0s in a row were lost (once in CI, at 10% loss each way); with
  * three it takes four. A client that repeats nothing (curl) waits one period longer for a lost OACK.
  */
-export const OACK_SILENT_PERIODS = 3;
+const OACK_SILENT_PERIODS = 3;
 
 export type TransferStats = {
   blksize: number;
