@@ -1,6 +1,6 @@
 // Loads a CommonJS package (grpc-js, proto-loader with protobufjs) a few modules per turn of the
 // event loop instead of all at once. Required at once, grpc-js alone held the main thread for
-// 53–163 ms in two profiled 1000-machine storms, where the first control plane's probe loads it:
+// 53–163 ms in four profiled 1000-machine storms, where the first control plane's probe loads it:
 // every request that came meanwhile waited for all of it (docs/performance.md). Here no turn runs
 // more than `budgetMs` of requiring (and at least one module), and the rest waits for the next turn.
 //
