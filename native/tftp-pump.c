@@ -63,6 +63,8 @@
 #define MAX_PROBE_WINDOWS 4
 #define DEFAULT_CLIENT_TIMEOUT_MS 5000.0
 #define OACK_SILENT_PERIODS 3
+// After an ACK that advances the transfer the timer is at most this share of the client's own (transfer.ts).
+#define PROGRESS_TIMER_SHARE 8
 #define THREAD_NAME "gen-tftp"
 
 enum { OP_RRQ = 1, OP_WRQ = 2, OP_DATA = 3, OP_ACK = 4, OP_ERROR = 5, OP_OACK = 6 };
@@ -132,10 +134,13 @@ static void machine_init(machine *m, uint64_t size, const double *p) {
   m->sample_block = -1;
 }
 
-static double rto_ms(const machine *m) {
+static double rto_base(const machine *m) {
   double estimate = m->has_srtt ? m->srtt + 4 * m->rttvar : m->rto_initial;
-  double base = fmin(m->rto_max, fmax(m->rto_min, estimate));
-  return js_round(fmin(m->rto_cap, base * m->backoff));
+  return fmin(m->rto_max, fmax(m->rto_min, estimate));
+}
+
+static double rto_ms(const machine *m) {
+  return js_round(fmin(m->rto_cap, rto_base(m) * m->backoff));
 }
 
 static void rto_sample(machine *m, double rtt) {
@@ -151,6 +156,12 @@ static void rto_sample(machine *m, double rtt) {
 }
 
 static double client_timer_ms(const machine *m) { return m->timeout_opt_ms > 0 ? m->timeout_opt_ms : DEFAULT_CLIENT_TIMEOUT_MS; }
+
+// An ACK advanced the transfer: the stall's backoff goes on only as far as keeps the timer within cap_ms (rto.ts progress()).
+static void rto_progress(machine *m, double cap_ms) {
+  double base = rto_base(m);
+  while (m->backoff > 1 && base * m->backoff > cap_ms) m->backoff /= 2;
+}
 
 static double quiet_timer(const machine *m) {
   double assumed = DEFAULT_CLIENT_TIMEOUT_MS;
@@ -248,6 +259,7 @@ static void on_ack(machine *m, effects *e, uint16_t wire, double now) {
   take_sample(m, n, now);
   m->acked = n;
   m->retries = 0;
+  rto_progress(m, client_timer_ms(m) / PROGRESS_TIMER_SHARE);
   if (n == m->last_block) {
     finish(m, e, END_OK);
     return;

@@ -47,6 +47,12 @@ export type TransferParams = {
 const MAX_PROBE_WINDOWS = 4;
 /** Retransmissions at the adaptive timer's pace before the server goes quiet for the client. */
 export const FAST_RETRANSMITS = 3;
+/**
+ * After an ACK that advances the transfer, the timer is at most this share of the client's own
+ * (rto.ts, progress()): a loss is then ours to repair, well before the client's timer fires. U-Boot
+ * allows itself a fixed number of those per file (100 with Genesis's boot script, 10 by default).
+ */
+const PROGRESS_TIMER_SHARE = 8;
 const DEFAULT_CLIENT_TIMEOUT_MS = 5000;
 /**
  * Client timer periods an unanswered OACK waits in silence before it goes again (see timeout()).
@@ -265,6 +271,7 @@ export class Transfer {
     for (let b = this.acked + 1; b <= n; b++) this.blocks.delete(b);
     this.acked = n;
     this.retries = 0;
+    this.rto.progress(this.clientTimerMs() / PROGRESS_TIMER_SHARE);
     if (n === this.lastBlock) return this.finish({ result: 'ok' });
     if (n < this.sent) {
       // RFC 7440: a partial window ACK means the receiver lost block n+1; go on from there.

@@ -111,8 +111,11 @@ describe.skipIf(skip !== undefined)('real U-Boot (qemu_arm64) boots through Gene
     expect(r.events.some((e) => e.type === 'dhcp-offered' && JSON.parse(e.detail).client === 'u-boot' && JSON.parse(e.detail).answered === false)).toBe(true);
   }, 900_000);
 
-  // 5% is the issue's bar; at 10% U-Boot's own budget (10 timeouts per file, 5 s each) is the limit: see docs/router-recipes.md.
-  it.skipIf(noNft).each(['5'])('completes its install with %s percent of frames lost each way', async (loss) => {
+  // 5% is the arm64 issue's bar, and what `npm test` runs. GENESIS_E2E_UBOOT_LOSS=5,10 runs more:
+  // at 10% U-Boot completes too, its timer firing 2–4 times of the 100 the boot script allows
+  // (about 50–80 s a run; before the retransmission timer kept its backoff in bounds, it gave the
+  // kernel up: docs/tftp.md).
+  it.skipIf(noNft).each((process.env.GENESIS_E2E_UBOOT_LOSS ?? '5').split(','))('completes its install with %s percent of frames lost each way', async (loss) => {
     const r = await bootUboot({ LOSS: loss });
     const out = r.serial('uboot');
     expect(out, out.slice(-3000)).toMatch(/STANDIN: machine\.type controlplane/);

@@ -3,6 +3,7 @@ import { negotiate } from '../../src/tftp/options.ts';
 import { decode } from '../../src/tftp/packet.ts';
 import { Transfer, type Effect, type TransferParams } from '../../src/tftp/transfer.ts';
 import { NativeTransfer, type TransferLike } from '../helpers/native-transfer.ts';
+import { ubootThroughLoss } from '../helpers/uboot-tftp-client.ts';
 
 const limits = { maxBlksize: 1468, maxWindowsize: 64 };
 
@@ -183,6 +184,44 @@ describe.each(machines)('TFTP transfer state machine (%s)', (_name, { reads, mak
     resolveReads(t, file, t.packet({ kind: 'ack', block: 20 }, (now += 1)), now);
     const fresh = resolveReads(t, file, t.packet({ kind: 'ack', block: 21 }, (now += 0.5)), now);
     expect(timer(fresh)?.ms).toBe(20);
+  });
+
+  it('progress keeps a stall\'s backoff only up to an eighth of the client\'s timer; a fresh round trip ends it', () => {
+    const t = machine(1468 * 100, { blksize: '1468', timeout: '1', windowsize: '4' }, 10);
+    const file = pattern(1468 * 100);
+    resolveReads(t, file, t.start(0), 0);
+    let now = 0.5;
+    let effects = resolveReads(t, file, t.packet({ kind: 'ack', block: 0 }, now), now);
+    expect(timer(effects)?.ms).toBe(20);
+    // The window's ACK is lost three times over: 40, 80, then the quiet phase (the backoff is 8 by then).
+    for (let i = 0; i < 3; i++) t.timeout((now += 2000));
+    // The ACK comes: the next window goes out with a timer of 80 ms (backoff 4), not 160: at most
+    // 1000 / 8 = 125 ms, so a loss in it is repaired long before U-Boot's 1 s timer fires.
+    effects = resolveReads(t, file, t.packet({ kind: 'ack', block: 8 }, (now += 0.5)), now);
+    expect(dataBlocks(effects).map((p) => p.block)).toEqual([9, 10, 11, 12]);
+    expect(timer(effects)?.ms).toBe(80);
+    // The timeouts had probed up to block 16, so 9-16 are retransmissions (Karn: no round trip
+    // from them); 17-20 are sent once, and their ACK brings the timer back to the floor.
+    effects = resolveReads(t, file, t.packet({ kind: 'ack', block: 12 }, (now += 0.5)), now);
+    expect(timer(effects)?.ms).toBe(80);
+    effects = resolveReads(t, file, t.packet({ kind: 'ack', block: 16 }, (now += 0.5)), now);
+    expect(dataBlocks(effects).map((p) => p.block)).toEqual([17, 18, 19, 20]);
+    effects = resolveReads(t, file, t.packet({ kind: 'ack', block: 20 }, (now += 0.5)), now);
+    expect(timer(effects)?.ms).toBe(20);
+  });
+
+  it('U-Boot (windowsize 8, its 1 s timer, 100 timeouts a file) gets a 30 MB kernel through 10% loss each way, its timer firing a few times', () => {
+    // Before progress capped the backoff, the timer grew over the transfer until it outlasted
+    // U-Boot's, and U-Boot gave the file up in 7 of these 8 seeds (its 101st timeout).
+    const size = 22_500 * 1468 - 100;
+    const file = pattern(size);
+    const runs = [7919, 15838, 23757].map((seed) =>
+      ubootThroughLoss(machine(size, { blksize: '1468', timeout: '1', windowsize: '8' }, 8), file, { loss: 0.1, seed, oneWayMs: 0.5, windowsize: 8, blksize: 1468, timeoutMs: 1000, budget: 100 }),
+    );
+    for (const run of runs) {
+      expect(run).toMatchObject({ ok: true, gaveUp: false });
+      expect(run.clientTimeouts).toBeLessThanOrEqual(10);
+    }
   });
 
   it('without a client timeout, goes quiet for longer than the 5 s most clients use', () => {
