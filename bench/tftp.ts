@@ -216,32 +216,19 @@ async function main() {
         return { s, relay, port: await relay.start() };
       }),
     );
+  /** Each server behind its own relay (in the order of `servers`), and Genesis with windowsize 16. */
+  const behind = (relays: Array<{ port: number }>, options: string[]): Row[] => [
+    { label: 'genesis', host: '127.0.0.1', port: relays[0]!.port, options },
+    { label: 'tftpd-hpa', host: '127.0.0.1', port: relays[1]!.port, options },
+    { label: 'dnsmasq', host: '127.0.0.1', port: relays[2]!.port, options },
+    { label: 'genesis windowsize 16', host: '127.0.0.1', port: relays[0]!.port, options: [...options, 'windowsize 16'] },
+  ];
   const clean = await relaysAt(0);
-  const hop = await sequential(
-    'Through a relay that drops nothing (a round trip per block, as on a LAN)',
-    [
-      { label: 'genesis', host: '127.0.0.1', port: clean[0]!.port, options: lockStep },
-      { label: 'tftpd-hpa', host: '127.0.0.1', port: clean[1]!.port, options: lockStep },
-      { label: 'dnsmasq', host: '127.0.0.1', port: clean[2]!.port, options: lockStep },
-      { label: 'genesis windowsize 16', host: '127.0.0.1', port: clean[0]!.port, options: [...lockStep, 'windowsize 16'] },
-    ],
-    LOSSY_ROUNDS,
-  );
+  const hop = await sequential('Through a relay that drops nothing (a round trip per block, as on a LAN)', behind(clean, lockStep), LOSSY_ROUNDS);
   console.log(`  windowsize 16 speed-up over lock-step (genesis): ${(median(hop.get('genesis')!) / median(hop.get('genesis windowsize 16')!)).toFixed(2)}x`);
   for (const r of clean) r.relay.close();
   const relays = await relaysAt(5);
-  const lossyOpts = ['blksize 1468', 'timeout 1'];
-  await sequential(
-    '5% loss each way, client asks timeout 1',
-    [
-      { label: 'genesis', host: '127.0.0.1', port: relays[0]!.port, options: lossyOpts },
-      { label: 'tftpd-hpa', host: '127.0.0.1', port: relays[1]!.port, options: lossyOpts },
-      { label: 'dnsmasq', host: '127.0.0.1', port: relays[2]!.port, options: lossyOpts },
-      { label: 'genesis windowsize 16', host: '127.0.0.1', port: relays[0]!.port, options: [...lossyOpts, 'windowsize 16'] },
-    ],
-    LOSSY_ROUNDS,
-    'small.bin',
-  );
+  await sequential('5% loss each way, client asks timeout 1', behind(relays, ['blksize 1468', 'timeout 1']), LOSSY_ROUNDS, 'small.bin');
   for (const r of relays) r.relay.close();
 }
 

@@ -18,6 +18,7 @@
 import { decode, encodeAck } from '../../src/tftp/packet.ts';
 import type { Effect } from '../../src/tftp/transfer.ts';
 import type { TransferLike } from './native-transfer.ts';
+import { resolveReads } from './transfer-reads.ts';
 
 export type UbootRun = {
   /** The whole file arrived, byte for byte, and the server ended the transfer as ok. */
@@ -58,13 +59,8 @@ export function ubootThroughLoss(t: TransferLike, file: Buffer, link: UbootLink)
   let serverTimer = 0;
   let serverDone: Effect | undefined;
   const apply = (effects: Effect[], now: number) => {
-    const pending = [...effects];
-    while (pending.length) {
-      const e = pending.shift()!;
-      if (e.type === 'read') {
-        const { offset, length } = t.range(e.first, e.count);
-        pending.push(...t.supply(e.first, file.subarray(offset, offset + length), now));
-      } else if (e.type === 'send') {
+    for (const e of resolveReads(t, file, effects, now)) {
+      if (e.type === 'send') {
         if (!dropped()) at({ at: now + link.oneWayMs, kind: 'toClient', packet: e.packet });
       } else if (e.type === 'timer') {
         at({ at: now + e.ms, kind: 'serverTimer', generation: ++serverTimer });

@@ -3,6 +3,7 @@ import { negotiate } from '../../src/tftp/options.ts';
 import { decode } from '../../src/tftp/packet.ts';
 import { Transfer, type Effect, type TransferParams } from '../../src/tftp/transfer.ts';
 import { NativeTransfer, type TransferLike } from '../helpers/native-transfer.ts';
+import { resolveReads } from '../helpers/transfer-reads.ts';
 import { ubootThroughLoss } from '../helpers/uboot-tftp-client.ts';
 
 const limits = { maxBlksize: 1468, maxWindowsize: 64 };
@@ -27,19 +28,6 @@ const machines: Array<[string, { reads: boolean; make: (size: number, options?: 
   ['native', { reads: false, make: (size, options = {}, maxRetries = 3) => new NativeTransfer(params(size, options, maxRetries), pattern(size)) }],
 ];
 
-/** Carry out read effects at once from `file`; return everything else. */
-function resolveReads(t: TransferLike, file: Buffer, effects: Effect[], now: number): Effect[] {
-  const out: Effect[] = [];
-  const queue = [...effects];
-  while (queue.length) {
-    const e = queue.shift()!;
-    if (e.type === 'read') {
-      const { offset, length } = t.range(e.first, e.count);
-      queue.push(...t.supply(e.first, file.subarray(offset, offset + length), now));
-    } else out.push(e);
-  }
-  return out;
-}
 
 const sends = (effects: Effect[]) => effects.filter((e) => e.type === 'send').map((e) => decode((e as { packet: Buffer }).packet));
 const dataBlocks = (effects: Effect[]) => sends(effects).flatMap((p) => (p.kind === 'data' ? [p] : []));
