@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { LossyRelay } from '../test/helpers/lossy-relay.ts';
 import { run, sha256, sha256File } from '../test/helpers/run.ts';
 import { machineBusySeconds } from './proc.ts';
-import { recordFigures } from './results.ts';
+import { median, recordFigures } from './results.ts';
 
 const { values } = parseArgs({
   options: {
@@ -94,11 +94,6 @@ async function transfer(host: string, port: number, options: string[], out: stri
   return ms;
 }
 const failures = new Map<string, number>();
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 
 type Row = { label: string; host: string; port: number; options: string[]; file?: string };
 
