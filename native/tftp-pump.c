@@ -159,6 +159,7 @@ static double client_timer_ms(const machine *m) { return m->timeout_opt_ms > 0 ?
 
 // An ACK advanced the transfer: the stall's backoff goes on only as far as keeps the timer within cap_ms (rto.ts progress()).
 static void rto_progress(machine *m, double cap_ms) {
+  if (m->backoff == 1) return; // every ACK of a transfer without a loss
   double base = rto_base(m);
   while (m->backoff > 1 && base * m->backoff > cap_ms) m->backoff /= 2;
 }

@@ -50,6 +50,7 @@ export class RtoEstimator {
    * grew past our timer keeps the backoff that lets a clean sample through, up to that cap.
    */
   progress(capMs: number): void {
+    if (this.backoff === 1) return; // every ACK of a transfer without a loss
     const base = this.baseMs();
     while (this.backoff > 1 && base * this.backoff > capMs) this.backoff /= 2;
   }
