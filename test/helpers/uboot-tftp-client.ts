@@ -57,7 +57,7 @@ export function ubootThroughLoss(t: TransferLike, file: Buffer, link: UbootLink)
 
   // The server: its effects carried out, its one timer re-armed by each timer effect.
   let serverTimer = 0;
-  let serverDone: Effect | undefined;
+  let serverDone: Extract<Effect, { type: 'done' }> | undefined;
   const apply = (effects: Effect[], now: number) => {
     for (const e of resolveReads(t, file, effects, now)) {
       if (e.type === 'send') {
@@ -136,9 +136,9 @@ export function ubootThroughLoss(t: TransferLike, file: Buffer, link: UbootLink)
     if (e.kind === 'serverTimer' && e.generation === serverTimer) apply(t.timeout(now), now);
     else if (e.kind === 'toServer') apply(t.packet(decode(e.packet!), now), now);
   }
-  const ended = serverDone as { outcome: { result: string } } | undefined;
+  const result = serverDone?.outcome.result;
   return {
-    ok: complete && received.equals(file) && (ended?.outcome.result === 'ok' || ended?.outcome.result === 'unconfirmed'),
+    ok: complete && received.equals(file) && (result === 'ok' || result === 'unconfirmed'),
     clientTimeouts,
     gaveUp,
     ms: Math.round(now),
